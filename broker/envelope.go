@@ -1,8 +1,16 @@
 package broker
 
 import (
+	"fmt"
+	"maps"
+	"math"
+	"reflect"
+	"slices"
+	"strings"
 	"time"
+	"unicode/utf8"
 
+	"github.com/google/uuid"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
@@ -30,23 +38,48 @@ const (
 	HeaderTracestate       = "tracestate"
 )
 
+// Bounds of the envelope.
+const (
+	// MaxAttempt is the largest attempt number a message may carry; a
+	// larger one is taken for a corrupt header.
+	MaxAttempt = 1_000_000
+	// MaxReplayCount is the largest replay count a message may carry.
+	MaxReplayCount = 1_000_000
+	// MaxErrorHeader is the longest error text written to HeaderError, in
+	// bytes; longer texts are cut at a UTF-8 boundary and end with "…".
+	// Headers travel in one AMQP frame, so they must stay small.
+	MaxErrorHeader = 4096
+
+	maxShortString = 255 // AMQP shortstr: names, ids, types
+	maxHeaderDepth = 16  // nesting of []any and tables in one header value
+
+	// failedAtLayout is RFC 3339 in UTC with milliseconds.
+	failedAtLayout = "2006-01-02T15:04:05.000Z"
+)
+
 // Job is what a producer publishes.
 type Job struct {
 	// ID identifies the job for its whole life: retries and replays keep it,
 	// so handlers can de-duplicate on it. Publish generates one (a UUIDv7)
-	// when it is empty.
+	// when it is empty. At most 255 bytes.
 	ID string
 	// Type names the job; workers dispatch on it and the topology routes it.
+	// Required, at most 255 bytes.
 	Type string
 	// Payload is encoded with MessagePack. Struct fields use their msgpack
 	// tag, else their json tag, else their name.
 	Payload any
 	// Headers are the producer's own headers. Names starting with "warren-"
-	// or "x-" are reserved.
+	// or "x-" (in any case) are reserved. Values are strings, bools,
+	// integers (sent as 64-bit), floats, []byte, time.Time (sent in whole
+	// seconds), []any and map[string]any of those. A "traceparent" or
+	// "tracestate" entry (a string) sets the job's W3C trace context, so an
+	// OpenTelemetry propagator can inject into this map.
 	Headers map[string]any
 	// Priority is used when the queue has a maximum priority.
 	Priority uint8
-	// CorrelationID and ReplyTo are for request-reply.
+	// CorrelationID and ReplyTo are for request-reply. At most 255 bytes
+	// each.
 	CorrelationID string
 	ReplyTo       string
 }
@@ -54,17 +87,24 @@ type Job struct {
 // Envelope is a job as it travels: its metadata, read from AMQP properties
 // and headers, and its MessagePack body, not yet decoded.
 type Envelope struct {
-	ID            string
-	Type          string
+	ID   string
+	Type string
+	// ContentType is the content type as received. Publishing always
+	// writes ContentType (application/msgpack).
 	ContentType   string
 	AppID         string
 	CorrelationID string
 	ReplyTo       string
-	Timestamp     time.Time
-	Priority      uint8
+	// Timestamp is when the job was first published, in whole seconds
+	// (AMQP timestamps have no fraction), in UTC.
+	Timestamp time.Time
+	Priority  uint8
 	// Expiration is the AMQP per-message TTL in milliseconds, as text.
 	Expiration string
-	// Headers are the producer's own headers, without warren's.
+	// Headers are the producer's own headers, without warren's. Read from
+	// a delivery, they hold every header warren does not interpret,
+	// including the broker's own (x-death, …) and warren-* headers of newer
+	// versions, with the Go types amqp091-go gives them.
 	Headers map[string]any
 	// Attempt counts deliveries to a handler: 1 for the first.
 	Attempt int
@@ -97,4 +137,283 @@ type Origin struct {
 	Queue      string
 }
 
-var _ = amqp.Publishing{}
+// NewEnvelope validates job and returns its envelope for a first attempt:
+// the ID generated (a UUIDv7) when empty, the payload encoded with
+// MessagePack, Attempt 1 and Timestamp now in whole seconds.
+//
+// Integer header values of any Go integer type are converted to int64, so
+// they travel as AMQP long-long ints (amqp091-go would send a plain int as
+// 32 bits). An invalid job gives an error wrapping ErrInvalidJob that lists
+// every problem and how to fix it.
+func NewEnvelope(job Job, now time.Time) (*Envelope, error) {
+	var problems []string
+	switch {
+	case job.Type == "":
+		problems = append(problems, "Type is empty; set it to the job type workers dispatch on")
+	case len(job.Type) > maxShortString:
+		problems = append(problems, fmt.Sprintf("Type is %d bytes; AMQP allows at most %d", len(job.Type), maxShortString))
+	}
+	for _, f := range [...]struct{ name, value string }{
+		{"ID", job.ID},
+		{"CorrelationID", job.CorrelationID},
+		{"ReplyTo", job.ReplyTo},
+	} {
+		if len(f.value) > maxShortString {
+			problems = append(problems, fmt.Sprintf("%s is %d bytes; AMQP allows at most %d", f.name, len(f.value), maxShortString))
+		}
+	}
+	e := &Envelope{
+		ID:            job.ID,
+		Type:          job.Type,
+		ContentType:   ContentType,
+		CorrelationID: job.CorrelationID,
+		ReplyTo:       job.ReplyTo,
+		Timestamp:     now.UTC().Truncate(time.Second),
+		Priority:      job.Priority,
+		Attempt:       1,
+	}
+	problems = append(problems, e.setHeaders(job.Headers)...)
+	body, err := encodePayload(job.Payload)
+	if err != nil {
+		problems = append(problems, fmt.Sprintf("Payload of type %T cannot be encoded with MessagePack: %v", job.Payload, err))
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("%w: %s", ErrInvalidJob, strings.Join(problems, "; "))
+	}
+	e.Body = body
+	if e.ID == "" {
+		id, err := uuid.NewV7()
+		if err != nil {
+			return nil, fmt.Errorf("broker: generate a job id: %w", err)
+		}
+		e.ID = id.String()
+	}
+	return e, nil
+}
+
+// setHeaders copies the job's headers into e, converted to AMQP field
+// values, with the trace context taken out. It returns the problems found,
+// sorted.
+func (e *Envelope) setHeaders(h map[string]any) []string {
+	if len(h) == 0 {
+		return nil
+	}
+	var problems []string
+	out := make(map[string]any, len(h))
+	for name, v := range h {
+		if name == HeaderTraceparent || name == HeaderTracestate {
+			s, ok := v.(string)
+			if !ok {
+				problems = append(problems, fmt.Sprintf("header %q: W3C trace context must be a string, not %T", name, v))
+			} else if name == HeaderTraceparent {
+				e.Traceparent = s
+			} else {
+				e.Tracestate = s
+			}
+			continue
+		}
+		if p := checkHeaderName(name); p != "" {
+			problems = append(problems, p)
+			continue
+		}
+		fv, err := fieldValue(v, 0)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("header %q: %v", name, err))
+			continue
+		}
+		out[name] = fv
+	}
+	if len(out) > 0 {
+		e.Headers = out
+	}
+	slices.Sort(problems) // map order is random; messages should not be
+	return problems
+}
+
+func checkHeaderName(name string) string {
+	switch {
+	case name == "":
+		return "a header name is empty"
+	case len(name) > maxShortString:
+		return fmt.Sprintf("header %.40q…: name is %d bytes; AMQP allows at most %d", name, len(name), maxShortString)
+	case hasPrefixFold(name, "warren-"):
+		return fmt.Sprintf("header %q: names starting with \"warren-\" are reserved for warren; rename it", name)
+	case hasPrefixFold(name, "x-"):
+		return fmt.Sprintf("header %q: names starting with \"x-\" are reserved for RabbitMQ; rename it", name)
+	}
+	return ""
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+// fieldValue converts v to a value amqp091-go writes as the AMQP field
+// type a reader in any language expects: every integer as int64, maps as
+// amqp.Table.
+func fieldValue(v any, depth int) (any, error) {
+	switch x := v.(type) {
+	case nil, bool, string, []byte, int64, float32, float64, time.Time, amqp.Decimal:
+		return v, nil
+	case int:
+		return int64(x), nil
+	case int8:
+		return int64(x), nil
+	case int16:
+		return int64(x), nil
+	case int32:
+		return int64(x), nil
+	case uint8:
+		return int64(x), nil
+	case uint16:
+		return int64(x), nil
+	case uint32:
+		return int64(x), nil
+	case uint:
+		return uintValue(uint64(x))
+	case uint64:
+		return uintValue(x)
+	case []string:
+		a := make([]any, len(x))
+		for i, s := range x {
+			a[i] = s
+		}
+		return a, nil
+	case []any:
+		if depth >= maxHeaderDepth {
+			return nil, fmt.Errorf("nested deeper than %d levels", maxHeaderDepth)
+		}
+		a := make([]any, len(x))
+		for i, el := range x {
+			fv, err := fieldValue(el, depth+1)
+			if err != nil {
+				return nil, fmt.Errorf("element %d: %w", i, err)
+			}
+			a[i] = fv
+		}
+		return a, nil
+	case map[string]any:
+		return tableValue(x, depth)
+	case amqp.Table:
+		return tableValue(x, depth)
+	}
+	// Named types (type Level int, …) by their kind.
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Bool:
+		return rv.Bool(), nil
+	case reflect.String:
+		return rv.String(), nil
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return rv.Int(), nil
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return uintValue(rv.Uint())
+	case reflect.Float32, reflect.Float64:
+		return rv.Float(), nil
+	}
+	return nil, fmt.Errorf("a %T cannot travel in AMQP headers; use a string, bool, integer, float64, []byte, time.Time, []any or map[string]any", v)
+}
+
+func uintValue(u uint64) (any, error) {
+	if u > math.MaxInt64 {
+		return nil, fmt.Errorf("%d exceeds the largest AMQP integer (%d); send it as a string", u, int64(math.MaxInt64))
+	}
+	return int64(u), nil
+}
+
+func tableValue(m map[string]any, depth int) (any, error) {
+	if depth >= maxHeaderDepth {
+		return nil, fmt.Errorf("nested deeper than %d levels", maxHeaderDepth)
+	}
+	t := make(amqp.Table, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) { // sorted: the first problem is always the same
+		if k == "" || len(k) > maxShortString {
+			return nil, fmt.Errorf("table key %.40q is %d bytes; AMQP allows 1 to %d", k, len(k), maxShortString)
+		}
+		fv, err := fieldValue(m[k], depth+1)
+		if err != nil {
+			return nil, fmt.Errorf("key %q: %w", k, err)
+		}
+		t[k] = fv
+	}
+	return t, nil
+}
+
+// Publishing returns the AMQP message for e: properties, warren's headers
+// and the producer's, and the body (not copied). content_type is always
+// application/msgpack and delivery_mode 2 (persistent). HeaderAttempt is
+// always written (an Attempt below 1 as 1); HeaderReplayCount when
+// ReplayCount is positive; the failure headers when Failure is set, times
+// in RFC 3339 UTC with milliseconds (omitted when zero) and the error text
+// cut to MaxErrorHeader bytes; traceparent and tracestate when set.
+//
+// It allocates one map (the headers) and the header values.
+func (e *Envelope) Publishing() amqp.Publishing {
+	n := len(e.Headers) + 1
+	if e.ReplayCount > 0 {
+		n++
+	}
+	if e.Failure != nil {
+		n += 8
+	}
+	if e.Traceparent != "" {
+		n++
+	}
+	if e.Tracestate != "" {
+		n++
+	}
+	h := make(amqp.Table, n)
+	maps.Copy(h, e.Headers)
+	h[HeaderAttempt] = int64(max(e.Attempt, 1))
+	if e.ReplayCount > 0 {
+		h[HeaderReplayCount] = int64(e.ReplayCount)
+	}
+	if f := e.Failure; f != nil {
+		h[HeaderError] = truncateUTF8(f.Error, MaxErrorHeader)
+		h[HeaderErrorClass] = f.Class
+		if !f.FirstFailedAt.IsZero() {
+			h[HeaderFirstFailedAt] = f.FirstFailedAt.UTC().Format(failedAtLayout)
+		}
+		if !f.FailedAt.IsZero() {
+			h[HeaderFailedAt] = f.FailedAt.UTC().Format(failedAtLayout)
+		}
+		h[HeaderOriginExchange] = f.Origin.Exchange
+		h[HeaderOriginRoutingKey] = f.Origin.RoutingKey
+		h[HeaderOriginQueue] = f.Origin.Queue
+		h[HeaderWorkerHost] = f.WorkerHost
+	}
+	if e.Traceparent != "" {
+		h[HeaderTraceparent] = e.Traceparent
+	}
+	if e.Tracestate != "" {
+		h[HeaderTracestate] = e.Tracestate
+	}
+	return amqp.Publishing{
+		Headers:       h,
+		ContentType:   ContentType,
+		DeliveryMode:  amqp.Persistent,
+		Priority:      e.Priority,
+		CorrelationId: e.CorrelationID,
+		ReplyTo:       e.ReplyTo,
+		Expiration:    e.Expiration,
+		MessageId:     e.ID,
+		Timestamp:     e.Timestamp,
+		Type:          e.Type,
+		AppId:         e.AppID,
+		Body:          e.Body,
+	}
+}
+
+// truncateUTF8 cuts s to at most n bytes at a rune boundary, ending it
+// with "…" when it cut.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const ellipsis = "…"
+	i := n - len(ellipsis)
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + ellipsis
+}

@@ -1,0 +1,57 @@
+# warren: run `make help` for the targets.
+SHELL := /bin/bash
+GO ?= go
+AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
+export AMQP_URL
+FUZZTIME ?= 20s
+BIN := bin/warren
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+.PHONY: broker
+broker: ## Start (or check) the local RabbitMQ broker, with the management plugin
+	@scripts/rabbitmq.sh
+
+.PHONY: build
+build: ## Build the warren CLI into bin/
+	$(GO) build -o $(BIN) ./cmd/warren
+
+.PHONY: demo
+demo: broker build ## Run the quickstart end to end on the local broker
+	@scripts/demo.sh
+
+.PHONY: test
+test: broker ## Run every test (with -race) against the local broker
+	$(GO) test -race -count=1 ./...
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz test for FUZZTIME (default 20s)
+	@set -e; for target in $$(grep -rhoE '^func Fuzz[A-Za-z0-9_]+' --include='*_test.go' . | sed 's/func //' | sort -u); do \
+		pkg=$$(grep -rlE "^func $$target\(" --include='*_test.go' . | xargs -n1 dirname | sort -u); \
+		echo "fuzz $$target in $$pkg"; \
+		$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
+
+.PHONY: bench
+bench: broker ## Run the Go benchmarks
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+.PHONY: fmt
+fmt: ## Format the code
+	gofmt -w $$(git ls-files '*.go')
+
+.PHONY: lint
+lint: ## gofmt, go vet and go mod tidy checks
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	@cp go.mod /tmp/warren-go.mod.bak && cp go.sum /tmp/warren-go.sum.bak && $(GO) mod tidy && \
+		if ! cmp -s go.mod /tmp/warren-go.mod.bak || ! cmp -s go.sum /tmp/warren-go.sum.bak; then \
+		echo "go mod tidy changed go.mod/go.sum: commit the result"; exit 1; fi
+
+.PHONY: clean
+clean: ## Remove build output
+	rm -rf bin

@@ -1,0 +1,44 @@
+// Package broker is warren's only door to RabbitMQ (AMQP 0-9-1): it dials
+// connections, declares topology, publishes jobs with publisher confirms,
+// and defines the job envelope — the wire format every producer and worker
+// shares.
+//
+// # Connections and publishing
+//
+// Dial connects to the first of a list of broker URLs that answers.
+// A Publisher sends jobs on a connection and returns nil only once the
+// broker has confirmed them; an unroutable job is ErrUnroutable, a refused
+// one ErrNacked, and a job whose outcome is unknown (the channel or
+// connection closed first) ErrClosed: publish it again with the same id.
+// A Declarer declares exchanges, queues and bindings for the topology
+// package.
+//
+// # The envelope
+//
+// A Job is what a producer publishes: an id, a type, a payload and
+// optional headers, priority and request-reply fields. NewEnvelope
+// validates it, gives it an id (a UUIDv7) when it has none, and encodes the
+// payload with MessagePack; Envelope.Publishing turns the Envelope into the
+// AMQP message. On the consuming side, FromDelivery (or FromReturn for a
+// returned message) reads the Envelope back from the properties and
+// headers, and Envelope.Decode decodes the body into the handler's payload
+// type.
+//
+// Metadata travels in AMQP properties (message_id, type, timestamp, …) and
+// in headers named warren-* — never x-*, which RabbitMQ treats as its own —
+// so tools can read a job without decoding its body; the body is the
+// MessagePack payload alone. docs/wire-format.md specifies the format for
+// producers in other languages, and testdata/wire holds conformance
+// vectors that the tests check in both directions.
+//
+// # Hostile bodies
+//
+// The MessagePack decoder trusts the lengths a body declares and recurses
+// without a depth limit: a 5-byte body can make it allocate gigabytes, and
+// deeply nested arrays overflow its stack, which kills the process.
+// CheckBody validates a body in one iterative pass (declared lengths,
+// nesting depth, size) before any decoding, and Decode always calls it.
+// Messages that cannot be read give errors wrapping ErrUnsupportedContentType,
+// ErrMissingType, ErrMalformedEnvelope, ErrBadBody or ErrBodyTooLarge:
+// they can never succeed and belong in a dead-letter queue.
+package broker

@@ -1,0 +1,256 @@
+package broker
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// message is what FromDelivery and FromReturn read: the properties and body
+// that amqp.Delivery and amqp.Return share.
+type message struct {
+	contentType, contentEncoding string
+	messageID, typ, appID        string
+	correlationID, replyTo       string
+	expiration                   string
+	timestamp                    time.Time
+	priority                     uint8
+	headers                      amqp.Table
+	body                         []byte
+}
+
+// FromDelivery reads the envelope of a delivered message. The body is not
+// copied or decoded: call Decode, which checks it first.
+//
+// It accepts the content types application/msgpack, application/x-msgpack
+// and application/vnd.msgpack, in any case and with any parameters;
+// integer headers as any AMQP integer type (or a double with an integral
+// value); string headers as long strings or byte arrays. A missing attempt
+// header means the first attempt. The error wraps ErrUnsupportedContentType,
+// ErrMissingType or ErrMalformedEnvelope (naming the header): such a
+// message cannot be handled and belongs in a dead-letter queue.
+func FromDelivery(d *amqp.Delivery) (*Envelope, error) {
+	if d == nil {
+		return nil, fmt.Errorf("%w: nil delivery", ErrMalformedEnvelope)
+	}
+	return fromMessage(&message{
+		contentType:     d.ContentType,
+		contentEncoding: d.ContentEncoding,
+		messageID:       d.MessageId,
+		typ:             d.Type,
+		appID:           d.AppId,
+		correlationID:   d.CorrelationId,
+		replyTo:         d.ReplyTo,
+		expiration:      d.Expiration,
+		timestamp:       d.Timestamp,
+		priority:        d.Priority,
+		headers:         d.Headers,
+		body:            d.Body,
+	})
+}
+
+// FromReturn reads the envelope of a message the broker returned as
+// unroutable, as FromDelivery does.
+func FromReturn(r *amqp.Return) (*Envelope, error) {
+	if r == nil {
+		return nil, fmt.Errorf("%w: nil return", ErrMalformedEnvelope)
+	}
+	return fromMessage(&message{
+		contentType:     r.ContentType,
+		contentEncoding: r.ContentEncoding,
+		messageID:       r.MessageId,
+		typ:             r.Type,
+		appID:           r.AppId,
+		correlationID:   r.CorrelationId,
+		replyTo:         r.ReplyTo,
+		expiration:      r.Expiration,
+		timestamp:       r.Timestamp,
+		priority:        r.Priority,
+		headers:         r.Headers,
+		body:            r.Body,
+	})
+}
+
+func fromMessage(m *message) (*Envelope, error) {
+	if !isMsgpack(m.contentType) {
+		if m.contentType == "" {
+			return nil, fmt.Errorf("%w: the message has no content type", ErrUnsupportedContentType)
+		}
+		return nil, fmt.Errorf("%w: got %q", ErrUnsupportedContentType, m.contentType)
+	}
+	if enc := m.contentEncoding; enc != "" && !strings.EqualFold(enc, "identity") {
+		return nil, fmt.Errorf("%w: content encoding %q; publish the MessagePack body uncompressed", ErrUnsupportedContentType, enc)
+	}
+	if m.typ == "" {
+		return nil, fmt.Errorf("%w (message id %q)", ErrMissingType, m.messageID)
+	}
+	e := &Envelope{
+		ID:            m.messageID,
+		Type:          m.typ,
+		ContentType:   m.contentType,
+		AppID:         m.appID,
+		CorrelationID: m.correlationID,
+		ReplyTo:       m.replyTo,
+		Timestamp:     m.timestamp.UTC(),
+		Priority:      m.priority,
+		Expiration:    m.expiration,
+		Attempt:       1,
+		Body:          m.body,
+	}
+	var problems []string
+	fail := func(err error) {
+		problems = append(problems, err.Error())
+	}
+	failure := func() *Failure {
+		if e.Failure == nil {
+			e.Failure = &Failure{}
+		}
+		return e.Failure
+	}
+	for name, v := range m.headers {
+		var err error
+		switch name {
+		case HeaderAttempt:
+			e.Attempt, err = headerInt(name, v, 1, MaxAttempt)
+		case HeaderReplayCount:
+			e.ReplayCount, err = headerInt(name, v, 0, MaxReplayCount)
+		case HeaderError:
+			failure().Error, err = headerString(name, v)
+		case HeaderErrorClass:
+			failure().Class, err = headerString(name, v)
+		case HeaderFirstFailedAt:
+			failure().FirstFailedAt, err = headerTime(name, v)
+		case HeaderFailedAt:
+			failure().FailedAt, err = headerTime(name, v)
+		case HeaderOriginExchange:
+			failure().Origin.Exchange, err = headerString(name, v)
+		case HeaderOriginRoutingKey:
+			failure().Origin.RoutingKey, err = headerString(name, v)
+		case HeaderOriginQueue:
+			failure().Origin.Queue, err = headerString(name, v)
+		case HeaderWorkerHost:
+			failure().WorkerHost, err = headerString(name, v)
+		case HeaderTraceparent, HeaderTracestate:
+			// Trace context is advisory (W3C: ignore what cannot be
+			// parsed): a value of another type stays a user header.
+			if s, ok := stringOf(v); ok {
+				if name == HeaderTraceparent {
+					e.Traceparent = s
+				} else {
+					e.Tracestate = s
+				}
+				break
+			}
+			fallthrough
+		default:
+			if e.Headers == nil {
+				e.Headers = make(map[string]any, len(m.headers))
+			}
+			e.Headers[name] = v
+		}
+		if err != nil {
+			fail(err)
+		}
+	}
+	if len(problems) > 0 {
+		slices.Sort(problems) // map order is random; messages should not be
+		return nil, fmt.Errorf("%w (message id %q): %s", ErrMalformedEnvelope, m.messageID, strings.Join(problems, "; "))
+	}
+	return e, nil
+}
+
+// isMsgpack reports whether a content type names MessagePack, ignoring
+// case and parameters ("application/msgpack; charset=binary").
+func isMsgpack(ct string) bool {
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	ct = strings.TrimSpace(ct)
+	return strings.EqualFold(ct, ContentType) || strings.EqualFold(ct, contentTypeX) || strings.EqualFold(ct, contentTypeVnd)
+}
+
+// headerInt reads an integer header sent as any AMQP integer type, or as a
+// double with an integral value (some clients send every number so), and
+// checks it lies in [lo, hi].
+func headerInt(name string, v any, lo, hi int64) (int, error) {
+	var n int64
+	switch x := v.(type) {
+	case int8:
+		n = int64(x)
+	case int16:
+		n = int64(x)
+	case int32:
+		n = int64(x)
+	case int64:
+		n = x
+	case int:
+		n = int64(x)
+	case uint8:
+		n = int64(x)
+	case uint16:
+		n = int64(x)
+	case uint32:
+		n = int64(x)
+	case float64:
+		if x != math.Trunc(x) || x < math.MinInt64 || x >= math.MaxInt64 {
+			return 0, fmt.Errorf("header %q: %v is not an integer", name, x)
+		}
+		n = int64(x)
+	default:
+		return 0, fmt.Errorf("header %q: want an integer, got %s", name, describe(v))
+	}
+	if n < lo || n > hi {
+		return 0, fmt.Errorf("header %q: %d is out of range [%d, %d]", name, n, lo, hi)
+	}
+	return int(n), nil
+}
+
+func stringOf(v any) (string, bool) {
+	switch x := v.(type) {
+	case string:
+		return x, true
+	case []byte:
+		return string(x), true
+	}
+	return "", false
+}
+
+func headerString(name string, v any) (string, error) {
+	s, ok := stringOf(v)
+	if !ok {
+		return "", fmt.Errorf("header %q: want a string, got %s", name, describe(v))
+	}
+	return s, nil
+}
+
+// headerTime reads an RFC 3339 time (any fraction of a second) as UTC.
+func headerTime(name string, v any) (time.Time, error) {
+	s, ok := stringOf(v)
+	if !ok {
+		return time.Time{}, fmt.Errorf("header %q: want an RFC 3339 time string, got %s", name, describe(v))
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("header %q: %.64q is not an RFC 3339 time such as 2026-11-24T10:00:00.123Z", name, s)
+	}
+	// In UTC it must still have four digits, so it can be written back.
+	if t = t.UTC(); t.Year() < 0 || t.Year() > 9999 {
+		return time.Time{}, fmt.Errorf("header %q: %q is outside the years 0000 to 9999 in UTC", name, s)
+	}
+	return t, nil
+}
+
+// describe names a header value in errors without echoing much of it.
+func describe(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "void"
+	case string:
+		return fmt.Sprintf("string %.32q", x)
+	}
+	return fmt.Sprintf("%T", v)
+}

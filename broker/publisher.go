@@ -1,0 +1,384 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/rs/zerolog"
+)
+
+// Router maps a job type to the exchange and routing key it is published
+// with. *topology.Topology is one.
+type Router interface {
+	Route(jobType string) (exchange, routingKey string, ok bool)
+}
+
+// PublisherOption configures NewPublisher.
+type PublisherOption func(*publisherOptions) error
+
+type publisherOptions struct {
+	router Router
+	appID  string
+	log    zerolog.Logger
+	window int
+	now    func() time.Time
+}
+
+// WithRouter routes jobs by type, so callers need not name an exchange.
+func WithRouter(r Router) PublisherOption {
+	return func(o *publisherOptions) error {
+		if r == nil {
+			return errors.New("broker: WithRouter: nil router")
+		}
+		o.router = r
+		return nil
+	}
+}
+
+// WithAppID sets the app_id property of every job (default "warren"); name
+// the producing service so operators can tell where a job came from.
+func WithAppID(id string) PublisherOption {
+	return func(o *publisherOptions) error {
+		o.appID = id
+		return nil
+	}
+}
+
+// WithPublisherLogger sets the publisher's logger (default: the connection's).
+func WithPublisherLogger(l zerolog.Logger) PublisherOption {
+	return func(o *publisherOptions) error {
+		o.log = l
+		return nil
+	}
+}
+
+// WithBatchWindow sets how many jobs of one PublishBatch may await their
+// confirms at once (default 512). Larger windows use more memory and gain
+// little once the broker is the bottleneck.
+func WithBatchWindow(n int) PublisherOption {
+	return func(o *publisherOptions) error {
+		if n < 1 {
+			return fmt.Errorf("broker: batch window %d must be at least 1", n)
+		}
+		o.window = n
+		return nil
+	}
+}
+
+// PublishOption adjusts one Publish call.
+type PublishOption func(*publishTarget)
+
+type publishTarget struct {
+	exchange, key string
+	explicit      bool
+}
+
+// To publishes to exchange with routing key, instead of the job type's route.
+// The empty exchange is RabbitMQ's default exchange, which routes by queue
+// name.
+func To(exchange, routingKey string) PublishOption {
+	return func(t *publishTarget) {
+		t.exchange, t.key, t.explicit = exchange, routingKey, true
+	}
+}
+
+// Publisher publishes jobs with publisher confirms: Publish returns nil only
+// after the broker has taken responsibility for the job. Publishes are
+// mandatory: a job no queue receives is returned by the broker and reported
+// as ErrUnroutable. Confirms are pipelined: any number of goroutines may
+// publish at once on one Publisher, and their jobs share one channel without
+// waiting for each other's confirms.
+//
+// A Publisher is safe for concurrent use. When the broker closes its channel
+// (for instance after a publish to an exchange deleted at run time), the jobs
+// awaiting confirms fail with ErrClosed and the next Publish opens a new
+// channel.
+type Publisher struct {
+	conn *Conn
+	opts publisherOptions
+
+	mu     sync.Mutex // serializes publishes on the channel: delivery tags follow publish order
+	ch     *confirmChannel
+	closed bool
+
+	known sync.Map // exchange name -> struct{}: exchanges seen to exist
+
+	wg sync.WaitGroup // confirm loops
+}
+
+// NewPublisher returns a Publisher on conn. It opens its channel on first
+// use.
+func NewPublisher(conn *Conn, opts ...PublisherOption) (*Publisher, error) {
+	o := publisherOptions{appID: "warren", log: conn.opts.log, window: 512, now: time.Now}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	return &Publisher{conn: conn, opts: o}, nil
+}
+
+// PublishError says which job failed to publish and why. It wraps one of
+// ErrUnroutable, ErrNacked, ErrClosed, ErrNoExchange, ErrNoRoute, ErrInvalidJob
+// or the broker's *amqp.Error.
+type PublishError struct {
+	JobID      string
+	JobType    string
+	Exchange   string
+	RoutingKey string
+	Err        error
+}
+
+func (e *PublishError) Error() string {
+	if errors.Is(e.Err, ErrNoRoute) || errors.Is(e.Err, ErrInvalidJob) {
+		return fmt.Sprintf("broker: publish job %s (type %q): %v", e.JobID, e.JobType, e.Err)
+	}
+	return fmt.Sprintf("broker: publish job %s (type %q) to exchange %q with key %q: %v", e.JobID, e.JobType, e.Exchange, e.RoutingKey, e.Err)
+}
+
+func (e *PublishError) Unwrap() error { return e.Err }
+
+// Publish sends job and waits for the broker's confirm. It returns nil only
+// when the broker confirmed the job; a nack, a return (ErrUnroutable), a lost
+// channel or connection (ErrClosed) or the end of ctx is an error. After an
+// ErrClosed or a ctx error the job may or may not have been stored: publish
+// it again with the same ID (handlers de-duplicate on it).
+//
+// The job's ID is generated when empty; read it back from the job with
+// PublishJob if the caller needs it.
+func (p *Publisher) Publish(ctx context.Context, job Job, opts ...PublishOption) error {
+	_, err := p.PublishJob(ctx, job, opts...)
+	return err
+}
+
+// PublishJob is Publish returning the job's ID, generated when job.ID is
+// empty.
+func (p *Publisher) PublishJob(ctx context.Context, job Job, opts ...PublishOption) (string, error) {
+	f, err := p.start(ctx, job, opts)
+	if err != nil {
+		return job.ID, err
+	}
+	return f.env.ID, f.wait(ctx)
+}
+
+// BatchError reports the jobs of a PublishBatch that were not confirmed.
+// Every job not listed was confirmed.
+type BatchError struct {
+	Failed []BatchFailure
+}
+
+// BatchFailure is one job of a batch that failed.
+type BatchFailure struct {
+	Index int // position in the slice given to PublishBatch
+	JobID string
+	Err   error
+}
+
+func (e *BatchError) Error() string {
+	if len(e.Failed) == 0 {
+		return "broker: batch failed"
+	}
+	return fmt.Sprintf("broker: %d job(s) of the batch were not confirmed; first: %v", len(e.Failed), e.Failed[0].Err)
+}
+
+// Unwrap lets errors.Is find the sentinels of the failures.
+func (e *BatchError) Unwrap() []error {
+	errs := make([]error, len(e.Failed))
+	for i, f := range e.Failed {
+		errs[i] = f.Err
+	}
+	return errs
+}
+
+// PublishBatch publishes jobs with their confirms pipelined (up to the batch
+// window outstanding) and waits for all of them. It returns nil when every
+// job was confirmed, else a *BatchError listing exactly the jobs that were
+// not: republish those. Jobs without an ID get one; the slice is updated in
+// place so the caller can read the IDs.
+func (p *Publisher) PublishBatch(ctx context.Context, jobs []Job, opts ...PublishOption) error {
+	var failed []BatchFailure
+	type sent struct {
+		f     *inflight
+		index int
+	}
+	window := make([]sent, 0, min(len(jobs), p.opts.window))
+	settle := func(s sent) {
+		if err := s.f.wait(ctx); err != nil {
+			failed = append(failed, BatchFailure{Index: s.index, JobID: jobs[s.index].ID, Err: err})
+		}
+	}
+	for i := range jobs {
+		if len(window) == p.opts.window {
+			settle(window[0])
+			window = window[1:]
+		}
+		f, err := p.start(ctx, jobs[i], opts)
+		if err != nil {
+			failed = append(failed, BatchFailure{Index: i, JobID: jobs[i].ID, Err: err})
+			continue
+		}
+		jobs[i].ID = f.env.ID
+		window = append(window, sent{f, i})
+	}
+	for _, s := range window {
+		settle(s)
+	}
+	if len(failed) > 0 {
+		sort.Slice(failed, func(i, j int) bool { return failed[i].Index < failed[j].Index })
+		return &BatchError{Failed: failed}
+	}
+	return nil
+}
+
+// Close waits until every job already sent has its outcome (or ctx ends),
+// then closes the publisher's channel. Publishing afterwards fails with
+// ErrClosed.
+func (p *Publisher) Close(ctx context.Context) error {
+	p.mu.Lock()
+	p.closed = true
+	cc := p.ch
+	p.ch = nil
+	p.mu.Unlock()
+	var err error
+	if cc != nil {
+		err = cc.close(ctx)
+	}
+	p.wg.Wait()
+	return err
+}
+
+// inflight is a job sent and awaiting its outcome.
+type inflight struct {
+	env     *Envelope
+	target  publishTarget
+	pending *pending
+}
+
+func (f *inflight) wait(ctx context.Context) error {
+	select {
+	case err := <-f.pending.result:
+		if err != nil {
+			return f.fail(err)
+		}
+		return nil
+	case <-ctx.Done():
+		return f.fail(fmt.Errorf("gave up waiting for the broker's confirm; the job may or may not be stored, publish it again with the same id: %w", ctx.Err()))
+	}
+}
+
+func (f *inflight) fail(err error) error {
+	return &PublishError{JobID: f.env.ID, JobType: f.env.Type, Exchange: f.target.exchange, RoutingKey: f.target.key, Err: err}
+}
+
+// start validates and sends a job, returning once it is on the wire.
+func (p *Publisher) start(ctx context.Context, job Job, opts []PublishOption) (*inflight, error) {
+	env, err := NewEnvelope(job, p.opts.now())
+	if err != nil {
+		return nil, err
+	}
+	if env.AppID == "" {
+		env.AppID = p.opts.appID
+	}
+	var t publishTarget
+	for _, opt := range opts {
+		opt(&t)
+	}
+	f := &inflight{env: env, target: t}
+	if !t.explicit {
+		if p.opts.router == nil {
+			return nil, f.fail(ErrNoRoute)
+		}
+		ex, key, ok := p.opts.router.Route(env.Type)
+		if !ok {
+			return nil, f.fail(ErrNoRoute)
+		}
+		f.target = publishTarget{exchange: ex, key: key, explicit: true}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, f.fail(err)
+	}
+	if err := p.checkExchange(ctx, f.target.exchange); err != nil {
+		return nil, f.fail(err)
+	}
+	if err := p.conn.waitUnblocked(ctx); err != nil {
+		return nil, f.fail(err)
+	}
+	pd, err := p.send(ctx, f.target, env.Publishing(), env.ID)
+	if err != nil {
+		return nil, f.fail(err)
+	}
+	f.pending = pd
+	return f, nil
+}
+
+// checkExchange makes sure exchange exists before the first publish to it,
+// with a passive declare on a separate channel: a publish to a missing
+// exchange would make the broker close the publishing channel and fail every
+// other job awaiting a confirm on it.
+func (p *Publisher) checkExchange(ctx context.Context, exchange string) error {
+	if _, ok := p.known.Load(exchange); ok {
+		return nil
+	}
+	d := NewDeclarer(p.conn)
+	defer d.Close()
+	ok, err := d.ExchangeExists(ctx, exchange)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%w: no exchange %q", ErrNoExchange, exchange)
+	}
+	p.known.Store(exchange, struct{}{})
+	return nil
+}
+
+func (p *Publisher) send(ctx context.Context, t publishTarget, msg amqp.Publishing, id string) (*pending, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, fmt.Errorf("%w: publisher closed", ErrClosed)
+	}
+	cc, err := p.channelLocked()
+	if err != nil {
+		return nil, err
+	}
+	pd := &pending{id: id, exchange: t.exchange, key: t.key, result: make(chan error, 1)}
+	seq := cc.ch.GetNextPublishSeqNo()
+	cc.add(seq, pd)
+	if _, err := cc.ch.PublishWithDeferredConfirmWithContext(ctx, t.exchange, t.key, true, false, msg); err != nil {
+		cc.remove(seq)
+		if errors.Is(err, amqp.ErrClosed) {
+			return nil, fmt.Errorf("%w: %w", ErrClosed, err)
+		}
+		return nil, err
+	}
+	return pd, nil
+}
+
+// channelLocked returns the current confirm channel, opening a new one when
+// there is none or the broker closed the last. p.mu must be held.
+func (p *Publisher) channelLocked() (*confirmChannel, error) {
+	if p.ch != nil && !p.ch.isClosed() {
+		return p.ch, nil
+	}
+	if err := p.conn.Err(); err != nil {
+		return nil, err
+	}
+	ch, err := p.conn.channel()
+	if err != nil {
+		return nil, err
+	}
+	// When the broker closes the channel, perhaps because an exchange was
+	// deleted, exchanges are checked again before their next use.
+	cc, err := newConfirmChannel(ch, p.opts.log, &p.wg, p.known.Clear)
+	if err != nil {
+		return nil, err
+	}
+	p.ch = cc
+	return cc, nil
+}

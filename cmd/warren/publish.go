@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/warrenmq/warren/broker"
+)
+
+func newPublishCmd(g *globals) *cobra.Command {
+	var (
+		path, jobType, data, id, exchange, key, queue, appID string
+		count                                                int
+		priority                                             uint8
+		headers                                              []string
+	)
+	cmd := &cobra.Command{
+		Use:   "publish --type TYPE [--data JSON] [-f FILE | --exchange E --key K | --queue Q]",
+		Short: "Publish jobs and wait for the broker's confirms",
+		Long: `Publish one job (or --count of them) and wait until the broker confirms each.
+The payload is given as JSON and sent as MessagePack. The job goes where the
+topology file's route for its type says (-f), or to --exchange with --key, or
+straight to --queue through the default exchange.
+
+Exits 0 only when every job was confirmed; a job no queue receives is an
+error (unroutable), not a silent success.`,
+		Example: `  warren publish -f topology.yaml --type email.send --data '{"to":"a@example.com"}'
+  warren publish --exchange jobs --key email.send --type email.send --count 1000`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if jobType == "" {
+				return errors.New("--type is required: the job type workers dispatch on")
+			}
+			if count < 1 {
+				return fmt.Errorf("--count %d: must be at least 1", count)
+			}
+			if id != "" && count > 1 {
+				return errors.New("--id with --count > 1 would publish one id several times; drop one of them")
+			}
+			payload, err := parseJSON(data)
+			if err != nil {
+				return fmt.Errorf("--data: %w", err)
+			}
+			hdrs, err := parseHeaders(headers)
+			if err != nil {
+				return err
+			}
+			var popts []broker.PublisherOption
+			var target []broker.PublishOption
+			switch {
+			case queue != "":
+				if exchange != "" || key != "" {
+					return errors.New("--queue cannot be combined with --exchange/--key")
+				}
+				target = append(target, broker.To("", queue))
+			case cmd.Flags().Changed("exchange"):
+				target = append(target, broker.To(exchange, key))
+			case path != "":
+				t, err := g.loadTopology(path)
+				if err != nil {
+					return err
+				}
+				popts = append(popts, broker.WithRouter(t))
+			default:
+				return errors.New("nowhere to publish: pass -f FILE to use the topology's routes, --exchange E --key K, or --queue Q")
+			}
+			if appID != "" {
+				popts = append(popts, broker.WithAppID(appID))
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
+			defer cancel()
+			conn, err := g.dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			pub, err := broker.NewPublisher(conn, popts...)
+			if err != nil {
+				return err
+			}
+			defer pub.Close(context.WithoutCancel(ctx))
+			jobs := make([]broker.Job, count)
+			for i := range jobs {
+				jobs[i] = broker.Job{ID: id, Type: jobType, Payload: payload, Headers: hdrs, Priority: priority}
+			}
+			pubErr := pub.PublishBatch(ctx, jobs, target...)
+			return reportPublish(g, jobs, pubErr)
+		},
+	}
+	topologyFlag(cmd, &path, false)
+	f := cmd.Flags()
+	f.StringVarP(&jobType, "type", "t", "", "job type (required)")
+	f.StringVarP(&data, "data", "d", "null", "payload as JSON")
+	f.StringVar(&id, "id", "", "job id (default: a new UUIDv7 per job)")
+	f.IntVarP(&count, "count", "n", 1, "how many jobs to publish")
+	f.StringVar(&exchange, "exchange", "", "exchange to publish to (instead of the topology's route)")
+	f.StringVar(&key, "key", "", "routing key, with --exchange")
+	f.StringVar(&queue, "queue", "", "publish straight to this queue through the default exchange")
+	f.Uint8Var(&priority, "priority", 0, "job priority (for queues with max_priority)")
+	f.StringArrayVarP(&headers, "header", "H", nil, "header NAME=VALUE (repeatable; numbers and true/false are typed)")
+	f.StringVar(&appID, "app-id", "warren-cli", "app_id property: who published the job")
+	return cmd
+}
+
+func reportPublish(g *globals, jobs []broker.Job, err error) error {
+	failed := map[int]error{}
+	var be *broker.BatchError
+	if errors.As(err, &be) {
+		for _, f := range be.Failed {
+			failed[f.Index] = f.Err
+		}
+	} else if err != nil {
+		return err
+	}
+	if g.json {
+		type result struct {
+			ID        string `json:"id"`
+			Confirmed bool   `json:"confirmed"`
+			Error     string `json:"error,omitempty"`
+		}
+		out := struct {
+			Version   int      `json:"version"`
+			Published int      `json:"published"`
+			Failed    int      `json:"failed"`
+			Jobs      []result `json:"jobs"`
+		}{Version: 1, Published: len(jobs) - len(failed), Failed: len(failed)}
+		for i, j := range jobs {
+			r := result{ID: j.ID, Confirmed: failed[i] == nil}
+			if failed[i] != nil {
+				r.Error = failed[i].Error()
+			}
+			out.Jobs = append(out.Jobs, r)
+		}
+		if werr := writeJSON(g.stdout, out); werr != nil {
+			return werr
+		}
+		if len(failed) > 0 {
+			return &exitError{code: 1}
+		}
+		return nil
+	}
+	confirmed := len(jobs) - len(failed)
+	if len(jobs) == 1 {
+		if len(failed) == 1 {
+			return failed[0]
+		}
+		fmt.Fprintf(g.stdout, "published job %s (type %s): confirmed by the broker\n", jobs[0].ID, jobs[0].Type)
+		return nil
+	}
+	fmt.Fprintf(g.stdout, "%d of %d job(s) of type %s confirmed by the broker\n", confirmed, len(jobs), jobs[0].Type)
+	if len(failed) == 0 {
+		return nil
+	}
+	const shown = 5
+	for i, f := range be.Failed {
+		if i == shown {
+			fmt.Fprintf(g.stderr, "... and %d more\n", len(be.Failed)-shown)
+			break
+		}
+		fmt.Fprintf(g.stderr, "not confirmed: %v\n", f.Err)
+	}
+	return fmt.Errorf("%d of %d job(s) were not confirmed (reasons above)", len(failed), len(jobs))
+}
+
+// parseHeaders turns NAME=VALUE pairs into typed header values.
+func parseHeaders(pairs []string) (map[string]any, error) {
+	if len(pairs) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]any, len(pairs))
+	for _, p := range pairs {
+		name, value, ok := strings.Cut(p, "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("--header %q: want NAME=VALUE", p)
+		}
+		switch {
+		case value == "true" || value == "false":
+			out[name] = value == "true"
+		default:
+			if n, err := strconv.ParseInt(value, 10, 64); err == nil {
+				out[name] = n
+			} else if f, err := strconv.ParseFloat(value, 64); err == nil && strings.ContainsAny(value, ".eE") {
+				out[name] = f
+			} else {
+				out[name] = value
+			}
+		}
+	}
+	return out, nil
+}

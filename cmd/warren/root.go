@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/topology"
+)
+
+// exitError carries an exit code other than 1 and an optional message;
+// a nil err means the command already printed what it had to say.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
+
+// globals are the flags every command shares.
+type globals struct {
+	urls     []string
+	json     bool
+	name     string
+	timeout  time.Duration
+	logLevel string
+	stdout   io.Writer
+	stderr   io.Writer
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := newRoot(g)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintf(stderr, "warren: %v\n", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintf(stderr, "warren: %v\n", err)
+	return 1
+}
+
+func newRoot(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "warren",
+		Short: "Work dispatch over RabbitMQ: topology, jobs and dead letters",
+		Long: `warren applies a topology file to RabbitMQ, publishes jobs and inspects queues.
+
+Connection flags fall back to environment variables: --url to AMQP_URL
+(several URLs, comma-separated, are tried in turn), -f to WARREN_TOPOLOGY.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	pf := root.PersistentFlags()
+	pf.StringSliceVar(&g.urls, "url", splitURLs(os.Getenv("AMQP_URL")), "broker URL(s), tried in turn (env AMQP_URL; default "+broker.DefaultURL+")")
+	pf.BoolVar(&g.json, "json", false, "print results as JSON (schema in docs/cli.md)")
+	pf.StringVar(&g.name, "connection-name", "warren-cli", "connection name shown by the broker")
+	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "give up after this long")
+	pf.StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	root.AddCommand(newTopologyCmd(g), newPublishCmd(g))
+	return root
+}
+
+func splitURLs(s string) []string {
+	var out []string
+	for _, u := range strings.Split(s, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+func (g *globals) logger() zerolog.Logger {
+	lvl, err := zerolog.ParseLevel(g.logLevel)
+	if err != nil {
+		lvl = zerolog.WarnLevel
+	}
+	return zerolog.New(zerolog.ConsoleWriter{Out: g.stderr, NoColor: noColor(g.stderr)}).Level(lvl).With().Timestamp().Logger()
+}
+
+// dial connects to the first answering URL.
+func (g *globals) dial(ctx context.Context) (*broker.Conn, error) {
+	urls := g.urls
+	if len(urls) == 0 {
+		urls = []string{broker.DefaultURL}
+	}
+	return broker.Dial(ctx, urls, broker.WithName(g.name), broker.WithLogger(g.logger()))
+}
+
+// topologyFlag adds -f/--file with its environment fallback.
+func topologyFlag(cmd *cobra.Command, path *string, required bool) {
+	usage := "topology file (env WARREN_TOPOLOGY)"
+	cmd.Flags().StringVarP(path, "file", "f", os.Getenv("WARREN_TOPOLOGY"), usage)
+	_ = required
+}
+
+// loadTopology loads path, printing every problem on failure.
+func (g *globals) loadTopology(path string) (*topology.Topology, error) {
+	if path == "" {
+		return nil, errors.New("no topology file: pass -f FILE or set WARREN_TOPOLOGY")
+	}
+	t, err := topology.Load(path)
+	if err != nil {
+		var problems topology.Problems
+		if errors.As(err, &problems) {
+			return nil, &exitError{code: 1, err: fmt.Errorf("%s has %d problem(s):\n%v", path, len(problems), problems)}
+		}
+		return nil, err
+	}
+	return t, nil
+}
+
+func noColor(w io.Writer) bool {
+	if os.Getenv("NO_COLOR") != "" {
+		return true
+	}
+	f, ok := w.(*os.File)
+	if !ok {
+		return true
+	}
+	fi, err := f.Stat()
+	return err != nil || fi.Mode()&os.ModeCharDevice == 0
+}

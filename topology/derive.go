@@ -1,0 +1,199 @@
+package topology
+
+import (
+	"maps"
+	"strings"
+)
+
+// derive turns a checked file into a Topology: the file's entities with
+// their AMQP arguments, then what warren derives from them (DESIGN §4):
+// a dead-letter queue per work queue and the delay cascade.
+func derive(f *fileSpec) *Topology {
+	defaults := f.defaults.retry.over(DefaultRetryPolicy())
+	t := &Topology{
+		Routes:       map[string]Route{},
+		DefaultRetry: defaults,
+		overrides:    map[string]retrySpec{},
+	}
+	defaultType := f.defaults.queueType.or(Quorum)
+
+	for _, x := range f.exchanges {
+		var args Table
+		if x.alternate.set {
+			args = Table{"alternate-exchange": x.alternate.v}
+		}
+		t.Exchanges = append(t.Exchanges, Exchange{
+			Name:       x.name,
+			Kind:       x.kind.v,
+			Durable:    x.durable.or(true),
+			AutoDelete: x.autoDelete.v,
+			Internal:   x.internal.v,
+			Args:       args,
+			Pos:        x.pos,
+		})
+	}
+
+	var deadLetterQueues []Queue
+	var deadLetterBindings []Binding
+	anyQuorum := false
+	for _, qs := range f.queues {
+		q := workQueue(qs, qs.typ.or(defaultType), defaults)
+		anyQuorum = anyQuorum || q.Type == Quorum
+		t.Queues = append(t.Queues, q)
+		if q.DeadLetterQueue == "" {
+			continue
+		}
+		deadLetterQueues = append(deadLetterQueues, Queue{
+			Name:    q.DeadLetterQueue,
+			Type:    q.Type,
+			Durable: true,
+			Args:    Table{"x-queue-type": q.Type},
+			Derived: true,
+		})
+		deadLetterBindings = append(deadLetterBindings, Binding{
+			Exchange:   DeadLetterExchange,
+			Queue:      q.DeadLetterQueue,
+			RoutingKey: q.Name,
+			Derived:    true,
+		})
+	}
+	t.Queues = append(t.Queues, deadLetterQueues...)
+
+	for _, b := range f.bindings {
+		for _, k := range b.routingKeys() {
+			t.Bindings = append(t.Bindings, Binding{
+				Exchange:   b.exchange.v,
+				Queue:      b.queue.v,
+				ToExchange: b.toExchange.v,
+				RoutingKey: k.v,
+				Args:       maps.Clone(b.args.v),
+				Pos:        k.at(b.pos),
+			})
+		}
+	}
+
+	if len(deadLetterQueues) > 0 {
+		t.Exchanges = append(t.Exchanges, Exchange{Name: DeadLetterExchange, Kind: KindDirect, Durable: true, Derived: true})
+		t.Bindings = append(t.Bindings, deadLetterBindings...)
+	}
+
+	if len(f.queues) > 0 {
+		delayType := Classic
+		if anyQuorum {
+			delayType = Quorum
+		}
+		deriveDelays(t, f.delayType.or(delayType))
+	}
+
+	for _, r := range f.routes {
+		route := Route{JobType: r.jobType, Exchange: r.exchange.v, RoutingKey: r.key(), Pos: r.pos}
+		if r.retry.set {
+			p := r.retry.over(defaults)
+			route.Retry = &p
+			t.overrides[r.jobType] = r.retry
+		}
+		t.Routes[r.jobType] = route
+	}
+	return t
+}
+
+// workQueue resolves a queue the file declares.
+func workQueue(qs *queueSpec, typ string, defaults RetryPolicy) Queue {
+	retry := qs.retry.over(defaults)
+	q := Queue{
+		Name:       qs.name,
+		Type:       typ,
+		Durable:    typ == Quorum || qs.durable.or(true),
+		AutoDelete: qs.autoDelete.v,
+		Exclusive:  qs.exclusive.v,
+		Args:       Table{"x-queue-type": typ},
+		Retry:      &retry,
+		Pos:        qs.pos,
+	}
+	switch {
+	case qs.dlx.set:
+		q.DeadLetterExchange = qs.dlx.v
+		q.DeadLetterRoutingKey = qs.dlrk.v
+	case qs.deadLetter.or(true):
+		q.DeadLetterExchange = DeadLetterExchange
+		q.DeadLetterRoutingKey = qs.name
+		q.DeadLetterQueue = DeadLetterQueueName(qs.name)
+	}
+	if q.DeadLetterExchange != "" {
+		q.Args["x-dead-letter-exchange"] = q.DeadLetterExchange
+	}
+	if q.DeadLetterRoutingKey != "" {
+		q.Args["x-dead-letter-routing-key"] = q.DeadLetterRoutingKey
+	}
+	// Optional arguments go in only when set, so that a queue declared
+	// without them stays equivalent.
+	setString := func(name string, o opt[string]) {
+		if o.set {
+			q.Args[name] = o.v
+		}
+	}
+	setInt := func(name string, o opt[int64]) {
+		if o.set {
+			q.Args[name] = o.v
+		}
+	}
+	setString("x-dead-letter-strategy", qs.dlStrategy)
+	setInt("x-message-ttl", qs.messageTTL)
+	setInt("x-expires", qs.expires)
+	setInt("x-max-length", qs.maxLength)
+	setInt("x-max-length-bytes", qs.maxLengthBytes)
+	setString("x-overflow", qs.overflow)
+	setInt("x-delivery-limit", qs.deliveryLimit)
+	setInt("x-max-priority", qs.maxPriority)
+	if qs.singleActive.v {
+		q.Args["x-single-active-consumer"] = true
+	}
+	for _, a := range qs.args {
+		q.Args[a.key] = a.value
+	}
+	return q
+}
+
+// deriveDelays adds the delay cascade (see delay.go), its queues of type
+// typ, with a route from DelayDeliverExchange to every work queue.
+func deriveDelays(t *Topology, typ string) {
+	var workQueues []string
+	for _, q := range t.Queues {
+		if !q.Derived {
+			workQueues = append(workQueues, q.Name)
+		}
+	}
+	for level := DelayLevels - 1; level >= 0; level-- {
+		name := DelayExchangeName(level)
+		t.Exchanges = append(t.Exchanges, Exchange{Name: name, Kind: KindTopic, Durable: true, Derived: true})
+		args := Table{
+			"x-queue-type":           typ,
+			"x-message-ttl":          int64(1<<level) * 1000,
+			"x-dead-letter-exchange": delayTarget(level),
+		}
+		if typ == Quorum {
+			// A message expiring from a quorum queue is otherwise
+			// dead-lettered at most once: it could be lost on the way.
+			args["x-dead-letter-strategy"] = "at-least-once"
+			args["x-overflow"] = "reject-publish"
+		}
+		t.Queues = append(t.Queues, Queue{Name: name, Type: typ, Durable: true, Args: args, Derived: true})
+		skip := strings.Repeat("*.", DelayLevels-1-level)
+		t.Bindings = append(t.Bindings,
+			Binding{Exchange: name, Queue: name, RoutingKey: skip + "1.#", Derived: true},
+			Binding{Exchange: name, ToExchange: delayTarget(level), RoutingKey: skip + "0.#", Derived: true},
+		)
+	}
+	t.Exchanges = append(t.Exchanges,
+		Exchange{Name: DelayDeliverExchange, Kind: KindTopic, Durable: true, Derived: true,
+			Args: Table{"alternate-exchange": DelayUnroutable}},
+		Exchange{Name: DelayUnroutable, Kind: KindFanout, Durable: true, Derived: true},
+	)
+	t.Queues = append(t.Queues, Queue{Name: DelayUnroutable, Type: typ, Durable: true,
+		Args: Table{"x-queue-type": typ}, Derived: true})
+	bits := strings.Repeat("*.", DelayLevels)
+	for _, q := range workQueues {
+		t.Bindings = append(t.Bindings, Binding{Exchange: DelayDeliverExchange, Queue: q, RoutingKey: bits + q, Derived: true})
+	}
+	t.Bindings = append(t.Bindings, Binding{Exchange: DelayUnroutable, Queue: DelayUnroutable, Derived: true})
+}
