@@ -207,7 +207,7 @@ func TestDeriveDelays(t *testing.T) {
 		name, file, typ string
 	}{
 		{"quorum work queue", "queues: {a: {type: quorum}, b: {type: classic}}", Quorum},
-		{"classic only", "queues: {a: {type: classic}}", Classic},
+		{"classic only: still quorum, the cascade is shared by the vhost", "queues: {a: {type: classic}}", Quorum},
 		{"explicit", "delay: {queue_type: classic}\nqueues: {a: {type: quorum}}", Classic},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

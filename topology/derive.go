@@ -35,10 +35,8 @@ func derive(f *fileSpec) *Topology {
 
 	var deadLetterQueues []Queue
 	var deadLetterBindings []Binding
-	anyQuorum := false
 	for _, qs := range f.queues {
 		q := workQueue(qs, qs.typ.or(defaultType), defaults)
-		anyQuorum = anyQuorum || q.Type == Quorum
 		t.Queues = append(t.Queues, q)
 		if q.DeadLetterQueue == "" {
 			continue
@@ -78,11 +76,11 @@ func derive(f *fileSpec) *Topology {
 	}
 
 	if len(f.queues) > 0 {
-		delayType := Classic
-		if anyQuorum {
-			delayType = Quorum
-		}
-		deriveDelays(t, f.delayType.or(delayType))
+		// Quorum by default, whatever the work queues are: the cascade is
+		// shared by every topology applied to the vhost, so its type must
+		// not depend on one file's queues, and quorum queues keep delayed
+		// jobs available when a cluster node is lost.
+		deriveDelays(t, f.delayType.or(Quorum))
 	}
 
 	for _, r := range f.routes {

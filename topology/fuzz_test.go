@@ -2,6 +2,7 @@ package topology
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -40,6 +41,11 @@ func FuzzParse(f *testing.F) {
 			if p.Message == "" {
 				t.Errorf("problem without a message: %+v", p)
 			}
+		}
+		// The same input gives the same answer.
+		top2, err2 := Parse("fuzz.yaml", data)
+		if fmt.Sprint(err) != fmt.Sprint(err2) || (err == nil && top.Warnings.Error() != top2.Warnings.Error()) {
+			t.Fatalf("two parses differ:\n%v\n---\n%v", err, err2)
 		}
 		if err == nil {
 			for _, q := range top.WorkQueues() {

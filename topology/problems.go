@@ -134,6 +134,8 @@ func suggest(word string, candidates []string) string {
 // closest returns the candidate that word is probably a misspelling of, or
 // "".
 func closest(word string, candidates []string) string {
+	candidates = slices.Clone(candidates)
+	slices.Sort(candidates) // ties go to the first in order, whatever the caller's order
 	best, bestDist := "", -1
 	for _, c := range candidates {
 		d := editDistance(strings.ToLower(word), strings.ToLower(c))

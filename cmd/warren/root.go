@@ -128,7 +128,7 @@ func (g *globals) loadTopology(path string) (*topology.Topology, error) {
 	if err != nil {
 		var problems topology.Problems
 		if errors.As(err, &problems) {
-			return nil, &exitError{code: 1, err: fmt.Errorf("%s has %d problem(s):\n%v", path, len(problems), problems)}
+			return nil, &exitError{code: 1, err: fmt.Errorf("%s has %d error(s):\n%v", path, len(problems.Errors()), problems)}
 		}
 		return nil, err
 	}

@@ -174,36 +174,29 @@ func printApply(g *globals, r *topology.Report, verbose bool) {
 		return
 	}
 	w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-	var created, existed, bound, derived int
+	counts := map[string]int{}
+	var derived int
 	for _, o := range r.Entries {
-		state := "exists"
-		switch {
-		case o.Kind == "binding":
-			state = "bound"
-			bound++
-		case o.Created:
-			state = "created"
-			created++
-		default:
-			existed++
-		}
-		if o.Derived && o.Kind != "binding" {
+		state := o.Status()
+		counts[state]++
+		if o.Derived && o.Kind != topology.EntityBinding {
 			derived++
 		}
-		if !verbose && (o.Derived || o.Kind == "binding") {
+		if !verbose && state != "failed" && (o.Derived || o.Kind == topology.EntityBinding) {
 			continue
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\n", state, o.Kind, o.Name)
 	}
 	w.Flush()
-	fmt.Fprintf(g.stdout, "%d created, %d already existed, %d binding(s) in place (%d derived entities; -v lists them)\n", created, existed, bound, derived)
+	fmt.Fprintf(g.stdout, "%d created, %d already existed, %d binding(s) in place, %d failed (%d derived entities; -v lists them)\n",
+		counts["created"], counts["existed"], counts["bound"], counts["failed"], derived)
 }
 
 type applyEntryJSON struct {
 	Kind    string `json:"kind"`
 	Name    string `json:"name"`
 	Derived bool   `json:"derived"`
-	State   string `json:"state"` // created, exists, bound
+	State   string `json:"state"` // created, existed, bound, failed
 }
 
 func applyJSON(path, url string, r *topology.Report, err error) any {
@@ -216,14 +209,7 @@ func applyJSON(path, url string, r *topology.Report, err error) any {
 	}{Version: 1, File: path, Broker: url, Entries: []applyEntryJSON{}, Errors: []string{}}
 	if r != nil {
 		for _, o := range r.Entries {
-			state := "exists"
-			switch {
-			case o.Kind == "binding":
-				state = "bound"
-			case o.Created:
-				state = "created"
-			}
-			out.Entries = append(out.Entries, applyEntryJSON{Kind: o.Kind, Name: o.Name, Derived: o.Derived, State: state})
+			out.Entries = append(out.Entries, applyEntryJSON{Kind: o.Kind, Name: o.Name, Derived: o.Derived, State: o.Status()})
 		}
 	}
 	if err != nil {
