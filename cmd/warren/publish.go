@@ -92,7 +92,7 @@ error (unroutable), not a silent success.`,
 			return reportPublish(g, jobs, pubErr)
 		},
 	}
-	topologyFlag(cmd, &path, false)
+	topologyFlag(cmd, &path)
 	f := cmd.Flags()
 	f.StringVarP(&jobType, "type", "t", "", "job type (required)")
 	f.StringVarP(&data, "data", "d", "null", "payload as JSON")

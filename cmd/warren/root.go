@@ -113,10 +113,8 @@ func (g *globals) dial(ctx context.Context) (*broker.Conn, error) {
 }
 
 // topologyFlag adds -f/--file with its environment fallback.
-func topologyFlag(cmd *cobra.Command, path *string, required bool) {
-	usage := "topology file (env WARREN_TOPOLOGY)"
-	cmd.Flags().StringVarP(path, "file", "f", os.Getenv("WARREN_TOPOLOGY"), usage)
-	_ = required
+func topologyFlag(cmd *cobra.Command, path *string) {
+	cmd.Flags().StringVarP(path, "file", "f", os.Getenv("WARREN_TOPOLOGY"), "topology file (env WARREN_TOPOLOGY)")
 }
 
 // loadTopology loads path, printing every problem on failure.

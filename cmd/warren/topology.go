@@ -91,7 +91,7 @@ error (warnings alone exit 0).`,
 			return nil
 		},
 	}
-	topologyFlag(cmd, &path, true)
+	topologyFlag(cmd, &path)
 	return cmd
 }
 
@@ -164,7 +164,7 @@ cannot change it in place.`,
 			return nil
 		},
 	}
-	topologyFlag(cmd, &path, true)
+	topologyFlag(cmd, &path)
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "list derived entities and bindings too")
 	return cmd
 }
