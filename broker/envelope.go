@@ -340,9 +340,10 @@ func tableValue(m map[string]any, depth int) (any, error) {
 }
 
 // Publishing returns the AMQP message for e: properties, warren's headers
-// and the producer's, and the body (not copied). content_type is always
-// application/msgpack and delivery_mode 2 (persistent). HeaderAttempt is
-// always written (an Attempt below 1 as 1); HeaderReplayCount when
+// and the producer's, and the body (not copied). content_type is
+// application/msgpack, unless e.ContentType names something else (a
+// message that is not a job, being dead-lettered as it came), and
+// delivery_mode 2 (persistent). HeaderAttempt is always written (an Attempt below 1 as 1); HeaderReplayCount when
 // ReplayCount is positive; the failure headers when Failure is set, times
 // in RFC 3339 UTC with milliseconds (omitted when zero) and the error text
 // cut to MaxErrorHeader bytes; traceparent and tracestate when set.
@@ -388,9 +389,13 @@ func (e *Envelope) Publishing() amqp.Publishing {
 	if e.Tracestate != "" {
 		h[HeaderTracestate] = e.Tracestate
 	}
+	ct := ContentType
+	if e.ContentType != "" && !isMsgpack(e.ContentType) {
+		ct = e.ContentType // a message that is not a job, kept as it came (dead-lettered)
+	}
 	return amqp.Publishing{
 		Headers:       h,
-		ContentType:   ContentType,
+		ContentType:   ct,
 		DeliveryMode:  amqp.Persistent,
 		Priority:      e.Priority,
 		CorrelationId: e.CorrelationID,

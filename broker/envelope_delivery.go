@@ -76,17 +76,29 @@ func FromReturn(r *amqp.Return) (*Envelope, error) {
 }
 
 func fromMessage(m *message) (*Envelope, error) {
+	e, err := readMessage(m)
+	if err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// readMessage reads m leniently: it returns the envelope as far as it
+// could be read, and an error when m is not a well-formed job. A header
+// that could not be read stays in Headers as it came, so a malformed job
+// can still be dead-lettered without losing anything.
+func readMessage(m *message) (*Envelope, error) {
+	var first error
 	if !isMsgpack(m.contentType) {
 		if m.contentType == "" {
-			return nil, fmt.Errorf("%w: the message has no content type", ErrUnsupportedContentType)
+			first = fmt.Errorf("%w: the message has no content type", ErrUnsupportedContentType)
+		} else {
+			first = fmt.Errorf("%w: got %q", ErrUnsupportedContentType, m.contentType)
 		}
-		return nil, fmt.Errorf("%w: got %q", ErrUnsupportedContentType, m.contentType)
-	}
-	if enc := m.contentEncoding; enc != "" && !strings.EqualFold(enc, "identity") {
-		return nil, fmt.Errorf("%w: content encoding %q; publish the MessagePack body uncompressed", ErrUnsupportedContentType, enc)
-	}
-	if m.typ == "" {
-		return nil, fmt.Errorf("%w (message id %q)", ErrMissingType, m.messageID)
+	} else if enc := m.contentEncoding; enc != "" && !strings.EqualFold(enc, "identity") {
+		first = fmt.Errorf("%w: content encoding %q; publish the MessagePack body uncompressed", ErrUnsupportedContentType, enc)
+	} else if m.typ == "" {
+		first = fmt.Errorf("%w (message id %q)", ErrMissingType, m.messageID)
 	}
 	e := &Envelope{
 		ID:            m.messageID,
@@ -154,11 +166,18 @@ func fromMessage(m *message) (*Envelope, error) {
 		}
 		if err != nil {
 			fail(err)
+			if e.Headers == nil {
+				e.Headers = make(map[string]any, len(m.headers))
+			}
+			e.Headers[name] = v
 		}
+	}
+	if first != nil {
+		return e, first
 	}
 	if len(problems) > 0 {
 		slices.Sort(problems) // map order is random; messages should not be
-		return nil, fmt.Errorf("%w (message id %q): %s", ErrMalformedEnvelope, m.messageID, strings.Join(problems, "; "))
+		return e, fmt.Errorf("%w (message id %q): %s", ErrMalformedEnvelope, m.messageID, strings.Join(problems, "; "))
 	}
 	return e, nil
 }

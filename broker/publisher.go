@@ -281,14 +281,33 @@ func (p *Publisher) start(ctx context.Context, job Job, opts []PublishOption) (*
 	if err != nil {
 		return nil, err
 	}
-	if env.AppID == "" {
-		env.AppID = p.opts.appID
-	}
 	var t publishTarget
 	for _, opt := range opts {
 		opt(&t)
 	}
+	return p.startEnvelope(ctx, env, t)
+}
+
+// PublishEnvelope publishes env as it is, to exchange with routingKey, and
+// waits for the broker's confirm, with the guarantees of Publish. It is how
+// a job is passed on once it exists: retried into the delay path, parked in
+// a dead-letter queue, replayed. Nothing in env is changed or generated, so
+// a message that is not a well-formed job (no id, no type) can be parked
+// as it came; AppID is set to the publisher's when empty.
+func (p *Publisher) PublishEnvelope(ctx context.Context, env *Envelope, exchange, routingKey string) error {
+	f, err := p.startEnvelope(ctx, env, publishTarget{exchange: exchange, key: routingKey, explicit: true})
+	if err != nil {
+		return err
+	}
+	return f.wait(ctx)
+}
+
+// startEnvelope routes env (unless t is explicit) and sends it.
+func (p *Publisher) startEnvelope(ctx context.Context, env *Envelope, t publishTarget) (*inflight, error) {
 	f := &inflight{env: env, target: t}
+	if env.AppID == "" {
+		env.AppID = p.opts.appID
+	}
 	if !t.explicit {
 		if p.opts.router == nil {
 			return nil, f.fail(ErrNoRoute)

@@ -5,6 +5,17 @@ import (
 	"strings"
 )
 
+// DefaultDeliveryLimit is the x-delivery-limit of a quorum work queue whose
+// file sets no delivery_limit: RabbitMQ 4's own default, set explicitly so
+// that queues on RabbitMQ 3.x, which has none, get the same backstop.
+//
+// warren retries a failed job by publishing it again, as a new message, so
+// the broker's count of a message's deliveries grows only when a worker
+// returns it unsettled: the worker crashed, lost its channel, or shut down
+// with the job prefetched. The limit ends crash loops, where a job kills
+// every worker that takes it: past it, the broker dead-letters the job.
+const DefaultDeliveryLimit = 20
+
 // derive turns a checked file into a Topology: the file's entities with
 // their AMQP arguments, then what warren derives from them (DESIGN §4):
 // a dead-letter queue per work queue and the delay cascade.
@@ -141,7 +152,19 @@ func workQueue(qs *queueSpec, typ string, defaults RetryPolicy) Queue {
 	setInt("x-max-length", qs.maxLength)
 	setInt("x-max-length-bytes", qs.maxLengthBytes)
 	setString("x-overflow", qs.overflow)
-	setInt("x-delivery-limit", qs.deliveryLimit)
+	if typ == Quorum {
+		// The backstop against crash loops (DESIGN §4). -1 in the file
+		// means no limit: the argument is left out, as RabbitMQ 3.x would
+		// apply -1 as is and dead-letter every job at its first return.
+		// (RabbitMQ 4 gives such a queue its own default, 20, unless a
+		// policy says -1.)
+		switch {
+		case !qs.deliveryLimit.set:
+			q.Args["x-delivery-limit"] = int64(DefaultDeliveryLimit)
+		case qs.deliveryLimit.v >= 0:
+			q.Args["x-delivery-limit"] = qs.deliveryLimit.v
+		}
+	}
 	setInt("x-max-priority", qs.maxPriority)
 	if qs.singleActive.v {
 		q.Args["x-single-active-consumer"] = true

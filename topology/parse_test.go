@@ -272,6 +272,34 @@ func TestParseWarnings(t *testing.T) {
 			file: "queues: {q: }\n",
 			want: []string{`t.yaml:1:10: warning: queue "q" is not bound to any exchange: no route reaches it`},
 		},
+		{
+			name: "quorum queue with warren's default delivery limit",
+			file: "queues: {q: {type: quorum}}\nbindings: [{exchange: amq.direct, queue: q}]\n",
+		},
+		{
+			name: "delivery limit of 3 is enough",
+			file: "queues: {q: {type: quorum, delivery_limit: 3}}\nbindings: [{exchange: amq.direct, queue: q}]\n",
+		},
+		{
+			name: "no delivery limit",
+			file: "queues: {q: {type: quorum, delivery_limit: -1}}\nbindings: [{exchange: amq.direct, queue: q}]\n",
+			want: []string{`t.yaml:1:44: warning: quorum queue "q" has no delivery limit: a job that crashes its worker is redelivered forever`},
+		},
+		{
+			name: "no delivery limit and no dead-letter target is one warning",
+			file: "queues: {q: {delivery_limit: -1, dead_letter: false}}\nbindings: [{exchange: amq.direct, queue: q}]\n",
+			want: []string{`t.yaml:1:30: warning: quorum queue "q" has no delivery limit: a job that crashes its worker is redelivered forever`},
+		},
+		{
+			name: "delivery limit below 3",
+			file: "queues: {q: {type: quorum, delivery_limit: 2}}\nbindings: [{exchange: amq.direct, queue: q}]\n",
+			want: []string{`t.yaml:1:44: warning: delivery_limit 2 on quorum queue "q" dead-letters jobs that never failed: every graceful worker shutdown returns the jobs it had prefetched, which counts as a delivery`},
+		},
+		{
+			name: "delivery limit 0",
+			file: "queues: {q: {type: quorum, delivery_limit: 0}}\nbindings: [{exchange: amq.direct, queue: q}]\n",
+			want: []string{`t.yaml:1:44: warning: delivery_limit 0 on quorum queue "q" dead-letters jobs that never failed: every graceful worker shutdown returns the jobs it had prefetched, which counts as a delivery`},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -312,6 +340,7 @@ bindings:
 	want := []Queue{
 		{Name: "derived", Type: Quorum, Durable: true, Args: Table{
 			"x-queue-type": Quorum, "x-dead-letter-exchange": DeadLetterExchange, "x-dead-letter-routing-key": "derived",
+			"x-delivery-limit": int64(DefaultDeliveryLimit),
 		}, DeadLetterExchange: DeadLetterExchange, DeadLetterRoutingKey: "derived", DeadLetterQueue: "derived.dlq", Retry: &retry,
 			Pos: Pos{File: "t.yaml", Line: 5, Column: 3}},
 		{Name: "explicit", Type: Classic, Durable: true, Args: Table{
@@ -501,7 +530,7 @@ func TestArgumentTypes(t *testing.T) {
 	q, _ := top.Queue("q")
 	check("extra", q.Args)
 	want := Table{"x-queue-type": Quorum, "x-dead-letter-exchange": DeadLetterExchange, "x-dead-letter-routing-key": "q",
-		"x-a": int64(1), "x-b": 1.5, "x-c": true, "x-d": "s", "x-e": []any{int64(1), []any{2.5, "x"}}, "x-f": int64(16)}
+		"x-delivery-limit": int64(DefaultDeliveryLimit), "x-a": int64(1), "x-b": 1.5, "x-c": true, "x-d": "s", "x-e": []any{int64(1), []any{2.5, "x"}}, "x-f": int64(16)}
 	if diff := cmp.Diff(want, q.Args); diff != "" {
 		t.Errorf("arguments (-want +got):\n%s", diff)
 	}

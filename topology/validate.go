@@ -20,6 +20,10 @@ const (
 	maxWorkQueueNameLen = maxNameLen - 2*DelayLevels
 	// maxPriorityAdvised is the most priorities RabbitMQ advises.
 	maxPriorityAdvised = 10
+	// minDeliveryLimitAdvised is the lowest delivery limit that leaves room
+	// for the deliveries a job spends without failing: each graceful
+	// worker shutdown returns the jobs it had prefetched.
+	minDeliveryLimitAdvised = 3
 )
 
 // builtinExchanges are the exchanges every RabbitMQ virtual host has that a
@@ -272,6 +276,7 @@ func (c *checker) checkQueueType(q *queueSpec) {
 		if q.overflow.v == "reject-publish-dlx" {
 			only(q.overflow.pos, "overflow reject-publish-dlx")
 		}
+		c.checkDeliveryLimit(q)
 		if q.dlStrategy.v == "at-least-once" && q.overflow.v != "reject-publish" {
 			c.p.add(q.dlStrategy.pos, "add overflow: reject-publish to the queue",
 				"dead_letter_strategy at-least-once needs overflow reject-publish, or RabbitMQ falls back to at-most-once")
@@ -287,6 +292,25 @@ func (c *checker) checkQueueType(q *queueSpec) {
 			c.p.warn(q.exclusive.pos, "remove exclusive: workers on other connections cannot consume from it anyway",
 				"exclusive queue %q is deleted as soon as the connection that declared it closes", q.name)
 		}
+	}
+}
+
+// checkDeliveryLimit warns about a quorum queue's delivery limit that does
+// not do its job: end crash loops, and only them. warren's retries publish
+// a new message, so they do not count against it.
+func (c *checker) checkDeliveryLimit(q *queueSpec) {
+	if !q.deliveryLimit.set {
+		return // DefaultDeliveryLimit
+	}
+	switch v := q.deliveryLimit.v; {
+	case v < 0:
+		c.p.warn(q.deliveryLimit.pos,
+			fmt.Sprintf("remove delivery_limit to get warren's default (%d), or set a limit of your own", DefaultDeliveryLimit),
+			"quorum queue %q has no delivery limit: a job that crashes its worker is redelivered forever", q.name)
+	case v < minDeliveryLimitAdvised:
+		c.p.warn(q.deliveryLimit.pos,
+			fmt.Sprintf("set delivery_limit to at least %d (warren's default is %d): it only needs to stop crash loops, as warren's retries do not count against it", minDeliveryLimitAdvised, DefaultDeliveryLimit),
+			"delivery_limit %d on quorum queue %q dead-letters jobs that never failed: every graceful worker shutdown returns the jobs it had prefetched, which counts as a delivery", v, q.name)
 	}
 }
 
@@ -306,7 +330,8 @@ func (c *checker) checkDeadLetter(q *queueSpec) {
 		c.p.add(q.dlStrategy.pos, "remove dead_letter_strategy, or remove dead_letter: false",
 			"dead_letter_strategy has no effect without a dead-letter target")
 	}
-	if off && !q.dlx.present() && c.queueType(q) == Quorum {
+	unlimited := q.deliveryLimit.set && q.deliveryLimit.v < 0 // warned about on its own
+	if off && !q.dlx.present() && c.queueType(q) == Quorum && !unlimited {
 		c.p.warn(q.deadLetter.pos, "remove dead_letter: false, or set dead_letter_exchange",
 			"quorum queue %q has no dead-letter target: jobs over its delivery limit (crash loops) are dropped", q.name)
 	}

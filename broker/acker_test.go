@@ -1,0 +1,192 @@
+package broker
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeBroker keeps the unacked deliveries of one channel as RabbitMQ does,
+// and fails as RabbitMQ would on a tag it does not hold.
+type fakeBroker struct {
+	mu       sync.Mutex
+	unacked  map[uint64]bool
+	acked    map[uint64]int
+	nacked   map[uint64]int
+	frames   int
+	failures []string
+}
+
+func newFakeBroker(n int) *fakeBroker {
+	f := &fakeBroker{unacked: map[uint64]bool{}, acked: map[uint64]int{}, nacked: map[uint64]int{}}
+	for tag := uint64(1); tag <= uint64(n); tag++ {
+		f.unacked[tag] = true
+	}
+	return f
+}
+
+func (f *fakeBroker) Ack(tag uint64, multiple bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.frames++
+	if !f.unacked[tag] {
+		f.failures = append(f.failures, fmt.Sprintf("ack(%d, multiple=%v): unknown delivery tag", tag, multiple))
+		return nil
+	}
+	for t := range f.unacked {
+		if t == tag || (multiple && t < tag) {
+			delete(f.unacked, t)
+			f.acked[t]++
+		}
+	}
+	return nil
+}
+
+func (f *fakeBroker) Nack(tag uint64, multiple, requeue bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.frames++
+	if multiple || !f.unacked[tag] {
+		f.failures = append(f.failures, fmt.Sprintf("nack(%d): unknown delivery tag", tag))
+		return nil
+	}
+	delete(f.unacked, tag)
+	f.nacked[tag]++
+	return nil
+}
+
+// TestAckerSettlesEachTagOnce settles deliveries in random orders, from
+// several goroutines, with acks and nacks mixed, and checks the broker saw
+// each tag settled exactly once, the right way, with no frame it would
+// refuse.
+func TestAckerSettlesEachTagOnce(t *testing.T) {
+	for _, batch := range []int{1, 4, 32} {
+		for seed := range 20 {
+			t.Run(fmt.Sprintf("batch=%d/seed=%d", batch, seed), func(t *testing.T) {
+				t.Parallel()
+				const n = 500
+				rng := rand.New(rand.NewPCG(uint64(seed), uint64(batch)))
+				fb := newFakeBroker(n)
+				a := newAcker(fb, batch, time.Millisecond)
+				stop, done := make(chan struct{}), make(chan struct{})
+				var fl sync.WaitGroup
+				fl.Add(1)
+				go func() { defer fl.Done(); a.flusher(stop, done) }()
+
+				order := rng.Perm(n)
+				nack := make(map[uint64]bool)
+				for tag := uint64(1); tag <= n; tag++ {
+					nack[tag] = rng.IntN(10) == 0
+				}
+				var wg sync.WaitGroup
+				const workers = 4
+				for w := range workers {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for i := w; i < n; i += workers {
+							tag := uint64(order[i] + 1)
+							var err error
+							if nack[tag] {
+								err = a.nack(tag, true)
+							} else {
+								err = a.ack(tag)
+							}
+							if err != nil {
+								t.Errorf("settle %d: %v", tag, err)
+							}
+						}
+					}()
+				}
+				wg.Wait()
+				if err := a.flushAll(); err != nil {
+					t.Fatal(err)
+				}
+				close(stop)
+				fl.Wait()
+
+				fb.mu.Lock()
+				defer fb.mu.Unlock()
+				for _, f := range fb.failures {
+					t.Error(f)
+				}
+				if len(fb.unacked) != 0 {
+					t.Errorf("%d deliveries never settled", len(fb.unacked))
+				}
+				for tag := uint64(1); tag <= n; tag++ {
+					a, k := fb.acked[tag], fb.nacked[tag]
+					switch {
+					case nack[tag] && (k != 1 || a != 0):
+						t.Errorf("tag %d: want one nack, got %d nacks and %d acks", tag, k, a)
+					case !nack[tag] && (a != 1 || k != 0):
+						t.Errorf("tag %d: want one ack, got %d acks and %d nacks", tag, a, k)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestAckerGroupsInOrderAcks checks that in-order completions are settled
+// with far fewer frames than deliveries.
+func TestAckerGroupsInOrderAcks(t *testing.T) {
+	const n = 320
+	fb := newFakeBroker(n)
+	a := newAcker(fb, 32, time.Hour) // no timer flush: only full batches
+	for tag := uint64(1); tag <= n; tag++ {
+		if err := a.ack(tag); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fb.frames != n/32 {
+		t.Errorf("%d acks sent %d frames, want %d", n, fb.frames, n/32)
+	}
+	if len(fb.unacked) != 0 || len(fb.failures) != 0 {
+		t.Errorf("unacked %d, failures %v", len(fb.unacked), fb.failures)
+	}
+}
+
+// TestAckerStragglers checks that deliveries finished behind a slow one are
+// acked after a few delays, not held until the slow one finishes: otherwise
+// they would hold the consumer's prefetch slots.
+func TestAckerStragglers(t *testing.T) {
+	fb := newFakeBroker(10)
+	a := newAcker(fb, 32, time.Millisecond)
+	stop, done := make(chan struct{}), make(chan struct{})
+	var fl sync.WaitGroup
+	fl.Add(1)
+	go func() { defer fl.Done(); a.flusher(stop, done) }()
+	defer func() { close(stop); fl.Wait() }()
+
+	for tag := uint64(2); tag <= 10; tag++ { // tag 1 is the slow one
+		if err := a.ack(tag); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		fb.mu.Lock()
+		left := len(fb.unacked)
+		fb.mu.Unlock()
+		if left == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d deliveries still unacked behind the slow one", left)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := a.ack(1); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.flushAll(); err != nil {
+		t.Fatal(err)
+	}
+	fb.mu.Lock()
+	defer fb.mu.Unlock()
+	if len(fb.unacked) != 0 || len(fb.failures) != 0 {
+		t.Errorf("unacked %v, failures %v", fb.unacked, fb.failures)
+	}
+}

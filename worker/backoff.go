@@ -1,0 +1,44 @@
+package worker
+
+import (
+	"errors"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/warrenmq/warren/topology"
+)
+
+// maxBackoffSteps bounds the steps taken to reach an attempt's interval;
+// by then any policy is at its MaxInterval.
+const maxBackoffSteps = 1000
+
+// retryDelay returns how long the broker holds a job before the attempt
+// after failed attempt n (1 for the first): the policy's exponential
+// backoff with jitter, computed by cenkalti/backoff, capped at the policy's
+// MaxInterval (before jitter) and at topology.MaxDelay, and at least one
+// second, the cascade's resolution. A handler's RetryAfter overrides it.
+func retryDelay(p topology.RetryPolicy, attempt int, err error) time.Duration {
+	var ra *retryAfterError
+	if errors.As(err, &ra) {
+		return clampDelay(ra.d)
+	}
+	b := &backoff.ExponentialBackOff{
+		InitialInterval:     p.InitialInterval,
+		RandomizationFactor: p.Jitter,
+		Multiplier:          p.Multiplier,
+		MaxInterval:         p.MaxInterval,
+		Stop:                backoff.Stop,
+		Clock:               backoff.SystemClock,
+	}
+	b.Reset()
+	d := b.NextBackOff()
+	for i := 1; i < min(attempt, maxBackoffSteps); i++ {
+		d = b.NextBackOff()
+	}
+	return clampDelay(d)
+}
+
+func clampDelay(d time.Duration) time.Duration {
+	return min(max(d, time.Second), topology.MaxDelay)
+}

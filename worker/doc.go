@@ -1,0 +1,28 @@
+// Package worker consumes jobs from the work queues of a topology and hands
+// them to handlers, with manual acknowledgements, bounded concurrency,
+// retries held by the broker and dead-letter queues.
+//
+// A Pool consumes one or more queues. Each delivery is decoded into a Job
+// and dispatched to a Handler, usually a Mux that picks the handler
+// registered for the job's type. What the handler returns decides the
+// job's fate, and the Pool settles every delivery exactly once:
+//
+//   - nil: the job is acked.
+//   - an error: the job is retried. A copy with the same id, the attempt
+//     count incremented and the error in its headers is published, with a
+//     publisher confirm, into the broker's delay cascade, which brings it
+//     back to the queue after the backoff delay; then the original is
+//     acked. A crash in between gives a duplicate, never a loss.
+//   - after the last attempt, or an error wrapping ErrPermanent, an
+//     undecodable or oversized body, an unknown job type or a message that
+//     is not a job: the job is published (confirmed) to the queue's
+//     dead-letter queue with headers saying why, then acked.
+//
+// A panic in a handler is recovered and counts as a failure. On shutdown
+// (the ctx given to Run ends) the Pool stops its consumers, lets the jobs
+// in flight finish within a deadline, returns the jobs it had prefetched
+// to their queue, sends the last acks and closes its channels.
+//
+// docs/retries.md describes retries, dead letters and scheduled jobs in
+// full.
+package worker

@@ -1,0 +1,171 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/warrenmq/warren/broker"
+)
+
+// Job is one delivery of a job to a handler.
+type Job struct {
+	// ID identifies the job for its whole life: retries and replays keep
+	// it. Handlers whose effects must not repeat de-duplicate on it (a job
+	// can be delivered twice, e.g. after a worker crashed before its ack).
+	ID   string
+	Type string
+	// Queue is the queue the job was consumed from.
+	Queue string
+	// Attempt is 1 on the first delivery to a handler, 2 on the first
+	// retry, and so on; MaxAttempts is the retry policy's limit.
+	Attempt     int
+	MaxAttempts int
+	// CorrelationID and ReplyTo are for request-reply.
+	CorrelationID string
+	ReplyTo       string
+	// Headers are the producer's own headers.
+	Headers map[string]any
+	// PublishedAt is when the job was first published (whole seconds).
+	PublishedAt time.Time
+	// Redelivered is set when the broker delivered this message before
+	// without it being settled (a worker crashed, or shut down).
+	Redelivered bool
+	// Envelope is the whole job as it travels: the last failure of a
+	// retried job, the trace context, the raw body.
+	Envelope *broker.Envelope
+
+	limits broker.Limits
+}
+
+// Decode decodes the job's MessagePack payload into v, a non-nil pointer,
+// after checking the body within the pool's limits. An error wraps
+// broker.ErrBadBody or broker.ErrBodyTooLarge; returned by a handler, it
+// dead-letters the job (class "decode").
+func (j *Job) Decode(v any) error { return j.Envelope.DecodeWith(v, j.limits) }
+
+// Handler handles jobs. HandleJob returns nil when the job is done, an error
+// to have it retried, or an error wrapping ErrPermanent to have it
+// dead-lettered at once. It must return when ctx ends (the job's timeout,
+// or the pool's shutdown deadline).
+type Handler interface {
+	HandleJob(ctx context.Context, job *Job) error
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, job *Job) error
+
+// HandleJob calls f.
+func (f HandlerFunc) HandleJob(ctx context.Context, job *Job) error { return f(ctx, job) }
+
+// Middleware wraps a handler, e.g. for logging, metrics or de-duplication.
+type Middleware func(Handler) Handler
+
+// Typed returns a handler that decodes each job's payload into a T and
+// passes it to fn. A payload that does not decode is returned as an error
+// wrapping broker.ErrBadBody, which dead-letters the job.
+func Typed[T any](fn func(ctx context.Context, job *Job, payload T) error) Handler {
+	return HandlerFunc(func(ctx context.Context, job *Job) error {
+		var payload T
+		if err := job.Decode(&payload); err != nil {
+			return err
+		}
+		return fn(ctx, job, payload)
+	})
+}
+
+// Mux dispatches jobs to handlers by job type. Its middleware wraps every
+// handler, in the order given: the first is the outermost. A Mux is a
+// Handler; register every handler before the pool runs.
+type Mux struct {
+	mu       sync.RWMutex
+	handlers map[string]Handler // as registered
+	mw       []Middleware
+	wrapped  map[string]Handler // handlers inside the middleware
+	unknown  Handler            // the refusal of unknown types, inside the middleware
+}
+
+// NewMux returns an empty Mux.
+func NewMux() *Mux {
+	m := &Mux{handlers: make(map[string]Handler)}
+	m.wrapLocked()
+	return m
+}
+
+// wrapLocked rebuilds the handlers wrapped in the middleware, so that a
+// dispatch does not build the chain again.
+func (m *Mux) wrapLocked() {
+	wrap := func(h Handler) Handler {
+		for i := len(m.mw) - 1; i >= 0; i-- {
+			h = m.mw[i](h)
+		}
+		return h
+	}
+	m.wrapped = make(map[string]Handler, len(m.handlers))
+	for t, h := range m.handlers {
+		m.wrapped[t] = wrap(h)
+	}
+	m.unknown = wrap(HandlerFunc(func(_ context.Context, job *Job) error {
+		return fmt.Errorf("%w %q (queue %q); register one, then replay the job from the dead-letter queue", ErrUnknownType, job.Type, job.Queue)
+	}))
+}
+
+// Handle registers h for jobs of type jobType. Like http.ServeMux, it
+// panics when jobType is empty, h is nil or jobType already has a handler:
+// those are programming errors found at start-up.
+func (m *Mux) Handle(jobType string, h Handler) {
+	if jobType == "" {
+		panic("worker: Mux.Handle: empty job type")
+	}
+	if h == nil {
+		panic("worker: Mux.Handle: nil handler for " + jobType)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, dup := m.handlers[jobType]; dup {
+		panic("worker: Mux.Handle: a handler for " + jobType + " is already registered")
+	}
+	m.handlers[jobType] = h
+	m.wrapLocked()
+}
+
+// HandleFunc registers fn for jobs of type jobType.
+func (m *Mux) HandleFunc(jobType string, fn func(ctx context.Context, job *Job) error) {
+	m.Handle(jobType, HandlerFunc(fn))
+}
+
+// Use appends middleware that wraps every handler of the Mux, including
+// the refusal of unknown job types.
+func (m *Mux) Use(mw ...Middleware) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.mw = append(m.mw, mw...)
+	m.wrapLocked()
+}
+
+// Types returns the registered job types, sorted.
+func (m *Mux) Types() []string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	types := make([]string, 0, len(m.handlers))
+	for t := range m.handlers {
+		types = append(types, t)
+	}
+	sort.Strings(types)
+	return types
+}
+
+// HandleJob dispatches job to the handler of its type, through the
+// middleware. A job type without a handler gives an error wrapping
+// ErrUnknownType.
+func (m *Mux) HandleJob(ctx context.Context, job *Job) error {
+	m.mu.RLock()
+	h, ok := m.wrapped[job.Type]
+	if !ok {
+		h = m.unknown
+	}
+	m.mu.RUnlock()
+	return h.HandleJob(ctx, job)
+}

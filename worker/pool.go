@@ -1,0 +1,302 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/topology"
+)
+
+// Pool consumes work queues and runs handlers on their jobs. Build one with
+// NewPool and call Run.
+type Pool struct {
+	conn    *broker.Conn
+	topo    *topology.Topology
+	handler Handler
+	opts    options
+	queues  []*queueRun
+	pub     *broker.Publisher
+	ownPub  bool
+	running atomic.Bool
+}
+
+// queueRun is one consumed queue.
+type queueRun struct {
+	cfg    queueOptions
+	queue  topology.Queue
+	log    zerolog.Logger
+	policy sync.Map // job type -> topology.RetryPolicy
+	topo   *topology.Topology
+}
+
+func (q *queueRun) retryPolicy(jobType string) topology.RetryPolicy {
+	if p, ok := q.policy.Load(jobType); ok {
+		return p.(topology.RetryPolicy)
+	}
+	p := q.topo.RetryPolicy(q.queue.Name, jobType)
+	q.policy.Store(jobType, p)
+	return p
+}
+
+// NewPool returns a pool that consumes, on conn, the work queues of topo
+// named by WithQueue (every work queue of topo without it), and hands
+// their jobs to h, usually a *Mux. The topology must have been applied
+// (warren topology apply) so the queues, their dead-letter queues and the
+// delay cascade exist.
+func NewPool(conn *broker.Conn, topo *topology.Topology, h Handler, opts ...Option) (*Pool, error) {
+	if conn == nil || topo == nil || h == nil {
+		return nil, errors.New("worker: NewPool needs a connection, a topology and a handler")
+	}
+	o := defaultOptions()
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	if len(o.queues) == 0 {
+		for _, q := range topo.WorkQueues() {
+			o.queues = append(o.queues, queueOptions{name: q.Name})
+		}
+		if len(o.queues) == 0 {
+			return nil, errors.New("worker: the topology has no work queue to consume")
+		}
+	}
+	p := &Pool{conn: conn, topo: topo, handler: h, opts: o}
+	var problems []error
+	for _, qo := range o.queues {
+		q, ok := topo.Queue(qo.name)
+		switch {
+		case !ok:
+			problems = append(problems, fmt.Errorf("worker: queue %q is not in the topology; add it to the file or consume one of %v", qo.name, queueNames(topo.WorkQueues())))
+			continue
+		case q.Derived:
+			problems = append(problems, fmt.Errorf("worker: queue %q is derived by warren (dead letters or delays); workers consume work queues only", qo.name))
+			continue
+		}
+		if qo.concurrency == 0 {
+			qo.concurrency = DefaultConcurrency
+		}
+		if qo.prefetch == 0 {
+			qo.prefetch = min(2*qo.concurrency, 65535)
+		}
+		if qo.prefetch < qo.concurrency {
+			problems = append(problems, fmt.Errorf("worker: queue %q: prefetch %d is below the concurrency %d, so %d handlers would always wait; raise the prefetch", qo.name, qo.prefetch, qo.concurrency, qo.concurrency-qo.prefetch))
+		}
+		if qo.handlerTimeout == 0 {
+			qo.handlerTimeout = o.handlerTimeout
+		}
+		p.queues = append(p.queues, &queueRun{
+			cfg:   qo,
+			queue: q,
+			topo:  topo,
+			log:   o.log.With().Str(fieldQueue, q.Name).Logger(),
+		})
+	}
+	if err := errors.Join(problems...); err != nil {
+		return nil, err
+	}
+	p.pub = o.publisher
+	if p.pub == nil {
+		pub, err := broker.NewPublisher(conn, broker.WithPublisherLogger(o.log))
+		if err != nil {
+			return nil, err
+		}
+		p.pub, p.ownPub = pub, true
+	}
+	return p, nil
+}
+
+func queueNames(qs []topology.Queue) []string {
+	names := make([]string, len(qs))
+	for i, q := range qs {
+		names[i] = q.Name
+	}
+	return names
+}
+
+// Log field names.
+const (
+	fieldQueue   = "queue"
+	fieldJobID   = "job_id"
+	fieldJobType = "job_type"
+	fieldAttempt = "attempt"
+	fieldClass   = "error_class"
+)
+
+// Run consumes until ctx ends, then shuts down and returns nil; it returns
+// an error when a consumer cannot start or stops on its own (its queue was
+// deleted, the connection was lost). A pool runs once.
+//
+// Shutdown, in order:
+//  1. the consumers are cancelled: the broker sends nothing more;
+//  2. the handlers in flight finish, for up to the shutdown timeout; then
+//     their ctx is cancelled, and a job whose handler returns an error
+//     goes back to its queue untouched;
+//  3. the deliveries prefetched but not started go back to their queue
+//     (basic.nack with requeue);
+//  4. the grouped acks are sent and the channels closed gracefully, so no
+//     ack is lost; a publisher the pool made is closed.
+//
+// Every delivery is settled exactly once. A handler that ignores its ctx
+// keeps Run waiting up to a further shutdown timeout; then Run closes the
+// channels anyway (the broker requeues the job) and returns an error,
+// leaving that handler's goroutine behind.
+func (p *Pool) Run(ctx context.Context) error {
+	if !p.running.CompareAndSwap(false, true) {
+		return errors.New("worker: Run called twice; build a new pool")
+	}
+	consumers := make([]*broker.Consumer, 0, len(p.queues))
+	closeAll := func() error {
+		var errs []error
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for _, c := range consumers {
+			if err := c.Close(cctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if p.ownPub {
+			if err := p.pub.Close(cctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return errors.Join(errs...)
+	}
+	for _, q := range p.queues {
+		c, err := broker.Consume(ctx, p.conn, q.queue.Name,
+			broker.WithPrefetch(q.cfg.prefetch),
+			broker.WithConsumerLogger(q.log))
+		if err != nil {
+			return errors.Join(fmt.Errorf("worker: %w", err), closeAll())
+		}
+		consumers = append(consumers, c)
+	}
+	p.opts.log.Info().Int("queues", len(p.queues)).Msg("worker: pool running")
+
+	// stopCtx ends when the pool starts shutting down (ctx ended or a
+	// consumer failed); jobCtx ends at the shutdown deadline, to make the
+	// handlers still running give up.
+	stopCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	jobCtx, abandon := context.WithCancel(context.WithoutCancel(ctx))
+	defer abandon()
+
+	var handlers sync.WaitGroup
+	failed := make(chan error, len(consumers)) // one per consumer at most
+	for i, q := range p.queues {
+		c := consumers[i]
+		var workers sync.WaitGroup
+		for range q.cfg.concurrency {
+			workers.Add(1)
+			handlers.Add(1)
+			go func() {
+				defer handlers.Done()
+				defer workers.Done()
+				for {
+					d, ok := c.Next(stopCtx)
+					if !ok {
+						return
+					}
+					p.process(jobCtx, q, d)
+				}
+			}()
+		}
+		// A consumer that ends while the pool is not stopping has failed.
+		handlers.Add(1)
+		go func() {
+			defer handlers.Done()
+			workers.Wait()
+			if stopCtx.Err() == nil {
+				err := c.Err()
+				if err == nil {
+					err = broker.ErrConsumerCancelled
+				}
+				failed <- fmt.Errorf("worker: queue %q stopped: %w", q.queue.Name, err)
+				stop()
+			}
+		}()
+	}
+
+	<-stopCtx.Done()
+	var runErr error
+	select {
+	case runErr = <-failed:
+		p.opts.log.Error().Err(runErr).Msg("worker: a consumer stopped; shutting the pool down")
+	default:
+		p.opts.log.Info().Msg("worker: shutting down: cancelling consumers, finishing jobs in flight")
+	}
+
+	// 1. Stop the deliveries.
+	cancelCtx, cancelDone := context.WithTimeout(context.Background(), 10*time.Second)
+	for _, c := range consumers {
+		if err := c.Cancel(cancelCtx); err != nil {
+			p.opts.log.Warn().Err(err).Msg("worker: cancel consumer")
+		}
+	}
+	cancelDone()
+
+	// 2. Let the handlers finish within the deadline.
+	var shutdownErr error
+	if !waitTimeout(&handlers, p.opts.shutdownTimeout) {
+		p.opts.log.Warn().Dur("timeout", p.opts.shutdownTimeout).Msg("worker: jobs still running at the shutdown deadline; cancelling them")
+		abandon()
+		if !waitTimeout(&handlers, max(p.opts.shutdownTimeout, time.Second)) {
+			shutdownErr = errors.New("worker: handlers still running after their ctx was cancelled; their jobs return to the queue when the channels close, and may run twice")
+		}
+	}
+
+	// 3. Return what was prefetched and not started.
+	for i, c := range consumers {
+		n := p.requeueRest(c)
+		if n > 0 {
+			p.queues[i].log.Debug().Int("jobs", n).Msg("worker: returned prefetched jobs to the queue")
+		}
+	}
+
+	// 4. Last acks, graceful close.
+	err := closeAll()
+	p.opts.log.Info().Msg("worker: pool stopped")
+	return errors.Join(runErr, shutdownErr, err)
+}
+
+// requeueRest returns to the queue the deliveries c received and no
+// handler took. c must be cancelled: Next then returns false once they are
+// drained.
+func (p *Pool) requeueRest(c *broker.Consumer) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	n := 0
+	for {
+		d, ok := c.Next(ctx)
+		if !ok {
+			return n
+		}
+		if err := d.Requeue(); err == nil {
+			n++
+		}
+	}
+}
+
+// waitTimeout waits for wg up to d; it reports whether wg finished.
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
+}

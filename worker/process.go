@@ -1,0 +1,265 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/topology"
+)
+
+// settlePause is how long a worker waits before returning a job to its
+// queue when its retry or dead letter could not be published, so a broker
+// refusing publishes does not turn into a hot redelivery loop.
+const settlePause = time.Second
+
+// process handles one delivery and settles it. ctx is the pool's job
+// context: it ends at the shutdown deadline.
+func (p *Pool) process(ctx context.Context, q *queueRun, d *broker.Delivery) {
+	env := d.Envelope
+	out := Outcome{Queue: q.queue.Name, JobID: env.ID, JobType: env.Type, Attempt: max(env.Attempt, 1)}
+
+	// Messages that cannot be jobs, and bodies over the limit, are parked
+	// before any handler or decoder sees them.
+	if d.Err != nil {
+		p.deadLetter(ctx, q, d, &out, ClassMalformed, d.Err)
+		return
+	}
+	if lim := p.opts.limits; len(env.Body) > maxBytes(lim) {
+		err := fmt.Errorf("%w: %d bytes, the limit is %d", broker.ErrBodyTooLarge, len(env.Body), maxBytes(lim))
+		p.deadLetter(ctx, q, d, &out, ClassTooLarge, err)
+		return
+	}
+
+	policy := q.retryPolicy(env.Type)
+	job := &Job{
+		ID:            env.ID,
+		Type:          env.Type,
+		Queue:         q.queue.Name,
+		Attempt:       out.Attempt,
+		MaxAttempts:   policy.MaxAttempts,
+		CorrelationID: env.CorrelationID,
+		ReplyTo:       env.ReplyTo,
+		Headers:       env.Headers,
+		PublishedAt:   env.Timestamp,
+		Redelivered:   d.Redelivered,
+		Envelope:      env,
+		limits:        p.opts.limits,
+	}
+	if d.DeliveryCount > 0 {
+		q.log.Warn().Str(fieldJobID, env.ID).Str(fieldJobType, env.Type).Int("delivery_count", d.DeliveryCount).
+			Msg("worker: job delivered again without being settled (a worker crashed or shut down while holding it)")
+	}
+
+	hctx, cancel := context.WithTimeout(ctx, q.cfg.handlerTimeout)
+	start := p.opts.now()
+	err := p.call(hctx, job)
+	out.Duration = p.opts.now().Sub(start)
+	timedOut := hctx.Err() == context.DeadlineExceeded
+	cancel()
+
+	if err == nil {
+		if aerr := d.Ack(); aerr != nil {
+			q.log.Warn().Err(aerr).Str(fieldJobID, env.ID).Msg("worker: ack failed; the broker will deliver the job again")
+			out.Status, out.Err = Requeued, aerr
+			p.observe(out)
+			return
+		}
+		out.Status = Succeeded
+		q.log.Debug().Str(fieldJobID, env.ID).Str(fieldJobType, env.Type).Int(fieldAttempt, out.Attempt).Dur("duration", out.Duration).Msg("worker: job done")
+		p.observe(out)
+		return
+	}
+	if ctx.Err() != nil {
+		// The shutdown deadline passed: the job is not at fault.
+		out.Err = err
+		p.requeue(q, d, &out)
+		return
+	}
+	class, final := p.classify(err, timedOut)
+	if final || out.Attempt >= policy.MaxAttempts {
+		p.deadLetter(ctx, q, d, &out, class, err)
+		return
+	}
+	p.retry(ctx, q, d, &out, class, err, retryDelay(policy, out.Attempt, err))
+}
+
+func maxBytes(l broker.Limits) int {
+	if l.MaxBytes <= 0 {
+		return broker.DefaultMaxBytes
+	}
+	return l.MaxBytes
+}
+
+// call runs the handler, turning a panic into a *PanicError.
+func (p *Pool) call(ctx context.Context, job *Job) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &PanicError{Value: r, Stack: debug.Stack()}
+		}
+	}()
+	return p.handler.HandleJob(ctx, job)
+}
+
+// classify returns the class of a handler's error and whether it
+// dead-letters the job at once.
+func (p *Pool) classify(err error, timedOut bool) (class string, final bool) {
+	var pe *PanicError
+	switch {
+	case errors.As(err, &pe):
+		return ClassPanic, p.opts.panics == DeadLetterPanics
+	case errors.Is(err, ErrPermanent):
+		return ClassPermanent, true
+	case errors.Is(err, ErrUnknownType):
+		return ClassUnknownType, true
+	case errors.Is(err, broker.ErrBodyTooLarge):
+		return ClassTooLarge, true
+	case errors.Is(err, broker.ErrBadBody):
+		return ClassDecode, true
+	case timedOut:
+		return ClassTimeout, false
+	}
+	return ClassError, false
+}
+
+// failed returns the envelope of d's job after a failure: same id, the
+// failure recorded, the first failure time and the origin kept from an
+// earlier failure. The attempt is not changed.
+func (p *Pool) failed(d *broker.Delivery, class string, err error) *broker.Envelope {
+	now := p.opts.now().UTC()
+	e := *d.Envelope
+	prev := e.Failure
+	f := &broker.Failure{
+		Error:         errorText(err),
+		Class:         class,
+		FirstFailedAt: now,
+		FailedAt:      now,
+		Origin:        broker.Origin{Exchange: d.Exchange, RoutingKey: d.RoutingKey, Queue: d.Queue},
+		WorkerHost:    p.opts.host,
+	}
+	if prev != nil {
+		if !prev.FirstFailedAt.IsZero() {
+			f.FirstFailedAt = prev.FirstFailedAt
+		}
+		if prev.Origin.Queue != "" {
+			f.Origin = prev.Origin
+		}
+	}
+	e.Failure = f
+	e.Attempt = max(e.Attempt, 1)
+	// A per-message TTL would cut a delay short, and the broker's
+	// x-delivery-count describes the message being settled, not the copy.
+	e.Expiration = ""
+	if _, ok := e.Headers["x-delivery-count"]; ok {
+		h := make(map[string]any, len(e.Headers))
+		for k, v := range e.Headers {
+			if k != "x-delivery-count" {
+				h[k] = v
+			}
+		}
+		e.Headers = h
+	}
+	return &e
+}
+
+// errorText is the text written to a failed job's headers: a panic gets
+// its stack, which is what an operator needs to find the bug.
+func errorText(err error) string {
+	var pe *PanicError
+	if errors.As(err, &pe) {
+		return fmt.Sprintf("%v\n\n%s", err, pe.Stack)
+	}
+	return err.Error()
+}
+
+// retry publishes the job into the delay cascade for its next attempt, then
+// acks the delivery.
+func (p *Pool) retry(ctx context.Context, q *queueRun, d *broker.Delivery, out *Outcome, class string, cause error, delay time.Duration) {
+	e := p.failed(d, class, cause)
+	e.Attempt++
+	out.Class, out.Err, out.RetryIn = class, cause, delay
+	exchange, key, err := topology.DelayRoute(q.queue.Name, delay)
+	if err == nil {
+		err = p.pub.PublishEnvelope(ctx, e, exchange, key)
+	}
+	if err != nil {
+		q.log.Error().Err(err).Str(fieldJobID, e.ID).Str(fieldJobType, e.Type).
+			Msg("worker: could not publish the retry; returning the job to the queue")
+		out.Err = errors.Join(cause, err)
+		p.pauseThenRequeue(ctx, q, d, out)
+		return
+	}
+	if err := d.Ack(); err != nil {
+		// The retry is stored; the original comes back too: a duplicate,
+		// which handlers tolerate, never a loss.
+		q.log.Warn().Err(err).Str(fieldJobID, e.ID).Msg("worker: ack after retry failed; the job may run twice")
+	}
+	out.Status = Retried
+	q.log.Debug().Err(cause).Str(fieldJobID, e.ID).Str(fieldJobType, e.Type).Int(fieldAttempt, out.Attempt).
+		Str(fieldClass, class).Dur("retry_in", delay).Msg("worker: job failed; retrying")
+	p.observe(*out)
+}
+
+// deadLetter publishes the job to its queue's dead-letter target, then acks
+// the delivery.
+func (p *Pool) deadLetter(ctx context.Context, q *queueRun, d *broker.Delivery, out *Outcome, class string, cause error) {
+	out.Class, out.Err = class, cause
+	e := p.failed(d, class, cause)
+	exchange, key := q.queue.DeadLetterExchange, q.queue.DeadLetterRoutingKey
+	if exchange == "" {
+		// The file turned dead-lettering off: the broker decides (it drops
+		// the job, or dead-letters it by a policy).
+		q.log.Error().Err(cause).Str(fieldJobID, e.ID).Str(fieldJobType, e.Type).Str(fieldClass, class).
+			Msg("worker: job failed for good and its queue has no dead-letter target; rejecting it")
+		if err := d.Reject(); err != nil {
+			out.Err = errors.Join(cause, err)
+		}
+		out.Status = Rejected
+		p.observe(*out)
+		return
+	}
+	if key == "" {
+		key = d.RoutingKey // RabbitMQ's rule when x-dead-letter-routing-key is not set
+	}
+	if err := p.pub.PublishEnvelope(ctx, e, exchange, key); err != nil {
+		q.log.Error().Err(err).Str(fieldJobID, e.ID).Str(fieldJobType, e.Type).
+			Msg("worker: could not publish to the dead-letter queue; returning the job to the queue")
+		out.Err = errors.Join(cause, err)
+		p.pauseThenRequeue(ctx, q, d, out)
+		return
+	}
+	if err := d.Ack(); err != nil {
+		q.log.Warn().Err(err).Str(fieldJobID, e.ID).Msg("worker: ack after dead-lettering failed; the job may be parked twice")
+	}
+	out.Status = DeadLettered
+	q.log.Warn().Err(cause).Str(fieldJobID, e.ID).Str(fieldJobType, e.Type).Int(fieldAttempt, out.Attempt).
+		Str(fieldClass, class).Str("dead_letter_exchange", exchange).Msg("worker: job dead-lettered")
+	p.observe(*out)
+}
+
+func (p *Pool) pauseThenRequeue(ctx context.Context, q *queueRun, d *broker.Delivery, out *Outcome) {
+	t := time.NewTimer(settlePause)
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		t.Stop()
+	}
+	p.requeue(q, d, out)
+}
+
+func (p *Pool) requeue(q *queueRun, d *broker.Delivery, out *Outcome) {
+	if err := d.Requeue(); err != nil {
+		q.log.Warn().Err(err).Str(fieldJobID, out.JobID).Msg("worker: requeue failed; the broker returns the job when the channel closes")
+	}
+	out.Status = Requeued
+	p.observe(*out)
+}
+
+func (p *Pool) observe(o Outcome) {
+	if p.opts.observer != nil {
+		p.opts.observer(o)
+	}
+}

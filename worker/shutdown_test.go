@@ -1,0 +1,240 @@
+package worker_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/internal/brokertest"
+	"github.com/warrenmq/warren/topology"
+	"github.com/warrenmq/warren/worker"
+)
+
+// TestGracefulShutdownLosesNothing stops a pool while jobs are in flight
+// and prefetched: the ones in flight finish and are acked, the prefetched
+// ones go back to the queue, and another pool handles exactly those.
+func TestGracefulShutdownLosesNothing(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOpts{})
+	const n = 200
+	ids := f.publish("slow", make([]any, n)...)
+
+	first := newLedger()
+	mux := worker.NewMux()
+	mux.HandleFunc("slow", func(ctx context.Context, job *worker.Job) error {
+		time.Sleep(50 * time.Millisecond)
+		first.add(job.ID)
+		return nil
+	})
+	stop := f.run(mux, worker.WithQueue(f.queue, worker.Concurrency(4), worker.Prefetch(16)))
+	waitFor(t, 30*time.Second, "some jobs handled", func() bool { return first.count() >= 20 })
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	handled := first.count()
+	if handled == n {
+		t.Fatal("every job was handled before the shutdown; the test proves nothing")
+	}
+	if d := brokertest.Depth(t, f.queue); d != n-handled {
+		t.Errorf("after shutdown %d jobs are in the queue, want %d (handled %d of %d): jobs were lost or left unacked", d, n-handled, handled, n)
+	}
+
+	second := newLedger()
+	mux2 := worker.NewMux()
+	mux2.HandleFunc("slow", func(ctx context.Context, job *worker.Job) error {
+		second.add(job.ID)
+		return nil
+	})
+	stop2 := f.run(mux2)
+	waitFor(t, 30*time.Second, "the rest handled", func() bool { return first.count()+second.count() >= n })
+	if err := stop2(); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		a, b := first.handled[id], second.handled[id]
+		if a+b != 1 {
+			t.Errorf("job %s handled %d times before the shutdown and %d after", id, a, b)
+		}
+	}
+}
+
+// TestShutdownDeadlineReturnsJobUntouched: a job still running at the
+// shutdown deadline has its ctx cancelled and goes back to the queue as it
+// was, not retried or dead-lettered.
+func TestShutdownDeadlineReturnsJobUntouched(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOpts{})
+	started := make(chan struct{})
+	var once sync.Once
+	mux := worker.NewMux()
+	mux.HandleFunc("slow", func(ctx context.Context, job *worker.Job) error {
+		once.Do(func() { close(started) })
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	l := newLedger()
+	stop := f.run(mux, worker.WithShutdownTimeout(300*time.Millisecond), worker.WithObserver(l.observe))
+	id := f.publish("slow", 1)[0]
+	<-started
+	begin := time.Now()
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if el := time.Since(begin); el > 10*time.Second {
+		t.Errorf("shutdown took %s with a 300ms deadline", el)
+	}
+	if got := l.status(worker.Requeued); got != 1 {
+		t.Errorf("%d outcomes Requeued, want 1", got)
+	}
+	d := brokertest.Get(t, f.queue, 5*time.Second)
+	if d.MessageId != id || !d.Redelivered {
+		t.Errorf("got %s (redelivered %v), want %s back", d.MessageId, d.Redelivered, id)
+	}
+	if a, ok := d.Headers[broker.HeaderAttempt]; !ok || fmt.Sprint(a) != "1" {
+		t.Errorf("attempt header %v, want 1: the job was changed", a)
+	}
+	if _, ok := d.Headers[broker.HeaderError]; ok {
+		t.Error("the job came back with a failure recorded")
+	}
+	if n := brokertest.Depth(t, topology.DeadLetterQueueName(f.queue)); n != 0 {
+		t.Errorf("%d jobs dead-lettered", n)
+	}
+}
+
+// The child worker process of TestWorkerKilledMidJobLosesNothing: it
+// consumes the queue named in the environment and never finishes a job.
+const (
+	childEnv      = "WARREN_TEST_CHILD_TOPOLOGY"
+	childQueueEnv = "WARREN_TEST_CHILD_QUEUE"
+	childURLEnv   = "WARREN_TEST_CHILD_URL"
+)
+
+func childWorker() int {
+	fail := func(err error) int {
+		fmt.Fprintln(os.Stderr, "child worker:", err)
+		return 1
+	}
+	topo, err := topology.Parse("child.yaml", []byte(os.Getenv(childEnv)))
+	if err != nil {
+		return fail(err)
+	}
+	ctx := context.Background()
+	conn, err := broker.Dial(ctx, []string{os.Getenv(childURLEnv)}, broker.WithName("worker-test-child"))
+	if err != nil {
+		return fail(err)
+	}
+	var mu sync.Mutex
+	h := worker.HandlerFunc(func(ctx context.Context, job *worker.Job) error {
+		mu.Lock()
+		fmt.Printf("started %s\n", job.ID)
+		mu.Unlock()
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	pool, err := worker.NewPool(conn, topo, h, worker.WithQueue(os.Getenv(childQueueEnv), worker.Concurrency(4), worker.Prefetch(8)))
+	if err != nil {
+		return fail(err)
+	}
+	if err := pool.Run(ctx); err != nil {
+		return fail(err)
+	}
+	return 0
+}
+
+// TestWorkerKilledMidJobLosesNothing kills a worker process with SIGKILL
+// while it holds jobs, in its handlers and prefetched; another worker then
+// handles every job.
+func TestWorkerKilledMidJobLosesNothing(t *testing.T) {
+	t.Parallel()
+	for _, qt := range []string{"classic", "quorum"} {
+		t.Run(qt, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, fixtureOpts{queueType: qt})
+			const n = 50
+			ids := f.publish("slow", make([]any, n)...)
+
+			cmd := exec.Command(os.Args[0])
+			cmd.Env = append(os.Environ(), childEnv+"="+f.yaml, childQueueEnv+"="+f.queue, childURLEnv+"="+brokertest.URL(t))
+			cmd.Stderr = os.Stderr
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			started := map[string]bool{}
+			sc := bufio.NewScanner(out)
+			for len(started) < 4 && sc.Scan() {
+				if id, ok := strings.CutPrefix(sc.Text(), "started "); ok {
+					started[id] = true
+				}
+			}
+			if len(started) < 4 {
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatalf("the child worker started %d jobs, want 4", len(started))
+			}
+			if err := cmd.Process.Kill(); err != nil { // SIGKILL: no shutdown, no acks
+				t.Fatal(err)
+			}
+			cmd.Wait()
+
+			l := newLedger()
+			var mu sync.Mutex
+			redelivered := map[string]bool{}
+			mux := worker.NewMux()
+			mux.HandleFunc("slow", func(ctx context.Context, job *worker.Job) error {
+				l.add(job.ID)
+				mu.Lock()
+				redelivered[job.ID] = job.Redelivered
+				mu.Unlock()
+				return nil
+			})
+			stop := f.run(mux)
+			waitFor(t, 60*time.Second, "every job handled", func() bool { return l.count() == n })
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range ids {
+				if l.handled[id] == 0 {
+					t.Errorf("job %s lost", id)
+				}
+			}
+			for id := range started {
+				if !redelivered[id] {
+					t.Errorf("job %s, held by the killed worker, was not flagged as redelivered", id)
+				}
+			}
+		})
+	}
+}
+
+func TestScheduledJobArrivesOnTime(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOpts{})
+	arrived := make(chan time.Time, 1)
+	mux := worker.NewMux()
+	mux.HandleFunc("later", func(ctx context.Context, job *worker.Job) error {
+		arrived <- time.Now()
+		return nil
+	})
+	f.run(mux)
+	begin := time.Now()
+	if _, err := f.pub.PublishIn(brokertest.Context(t, 10*time.Second), broker.Job{Type: "later", Payload: 1}, 3*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case at := <-arrived:
+		checkDelay(t, "scheduled job", at.Sub(begin), 3*time.Second)
+	case <-time.After(15 * time.Second):
+		t.Fatal("the scheduled job never arrived")
+	}
+}
