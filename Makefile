@@ -10,7 +10,7 @@ BIN := bin/warren
 
 .PHONY: help
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
 .PHONY: broker
 broker: ## Start (or check) the local RabbitMQ broker, with the management plugin
@@ -39,6 +39,10 @@ fuzz: ## Run each fuzz test for FUZZTIME (default 20s)
 .PHONY: bench
 bench: broker ## Run the Go benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+.PHONY: bench-e2e
+bench-e2e: build ## warren bench --baseline for classic and quorum queues
+	$(BIN) bench --baseline --queue-type both
 
 .PHONY: fmt
 fmt: ## Format the code

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+// benchReport is the part of `warren bench --json` that scripts rely on.
+type benchReport struct {
+	Schema string    `json:"schema"`
+	Date   time.Time `json:"date"`
+	Config struct {
+		URL        string   `json:"url"`
+		Jobs       int      `json:"jobs"`
+		QueueTypes []string `json:"queue_types"`
+		Rounds     int      `json:"rounds"`
+	} `json:"config"`
+	Results []benchResult `json:"results"`
+	Medians []benchResult `json:"medians"`
+	Ratios  []struct {
+		QueueType    string  `json:"queue_type"`
+		JobsPerSec   float64 `json:"jobs_per_sec"`
+		CPUPerJob    float64 `json:"cpu_per_job"`
+		JobsPerSecOK *bool   `json:"jobs_per_sec_ok"`
+		CPUPerJobOK  *bool   `json:"cpu_per_job_ok"`
+	} `json:"ratios"`
+}
+
+type benchResult struct {
+	Impl             string  `json:"impl"`
+	QueueType        string  `json:"queue_type"`
+	Round            int     `json:"round"`
+	Jobs             int     `json:"jobs"`
+	Seconds          float64 `json:"seconds"`
+	JobsPerSec       float64 `json:"jobs_per_sec"`
+	PublishPerSec    float64 `json:"publish_per_sec"`
+	ConsumePerSec    float64 `json:"consume_per_sec"`
+	CPUSecondsPer10k float64 `json:"cpu_seconds_per_10k"`
+	PeakRSSBytes     int64   `json:"peak_rss_bytes"`
+	P50              int64   `json:"p50_ns"`
+	P99              int64   `json:"p99_ns"`
+}
+
+// runBench runs `warren --json bench args...` and decodes the report.
+func runBench(t *testing.T, args ...string) benchReport {
+	t.Helper()
+	code, out, errOut := warren(t, append([]string{"--json", "bench"}, args...)...)
+	if code != 0 {
+		t.Fatalf("bench: exit %d\n%s%s", code, out, errOut)
+	}
+	if errOut != "" {
+		t.Errorf("stderr is not a terminal, yet bench wrote to it: %q", errOut)
+	}
+	var r benchReport
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("--json output is not JSON: %v\n%s", err, out)
+	}
+	if r.Schema != "warren.bench/v1" || r.Date.IsZero() || r.Medians == nil || r.Ratios == nil {
+		t.Errorf("report header: schema %q, date %v, medians %v, ratios %v", r.Schema, r.Date, r.Medians, r.Ratios)
+	}
+	if strings.Contains(out, "guest:guest@") {
+		t.Error("the report shows the broker's password")
+	}
+	for _, res := range r.Results {
+		if res.Jobs != r.Config.Jobs || res.Round < 1 || res.JobsPerSec <= 0 || res.PublishPerSec <= 0 ||
+			res.ConsumePerSec <= 0 || res.CPUSecondsPer10k <= 0 || res.PeakRSSBytes <= 0 || res.P50 <= 0 || res.P50 > res.P99 {
+			t.Errorf("result not sane: %+v", res)
+		}
+	}
+	return r
+}
+
+func TestBenchBaselineOnly(t *testing.T) {
+	r := runBench(t, "--jobs", "200", "--only-baseline")
+	if r.Config.Jobs != 200 || len(r.Config.QueueTypes) != 1 || r.Config.QueueTypes[0] != "classic" || r.Config.Rounds != 1 {
+		t.Errorf("config = %+v", r.Config)
+	}
+	if len(r.Results) != 1 || r.Results[0].Impl != "amqp091-go" || r.Results[0].QueueType != "classic" {
+		t.Fatalf("results = %+v", r.Results)
+	}
+	if len(r.Medians) != 1 || len(r.Ratios) != 0 {
+		t.Errorf("medians %+v, ratios %+v: want one median and no ratio", r.Medians, r.Ratios)
+	}
+}
+
+func TestBenchWarren(t *testing.T) {
+	r := runBench(t, "--jobs", "200")
+	if len(r.Results) != 1 || r.Results[0].Impl != "warren" || len(r.Ratios) != 0 {
+		t.Fatalf("results %+v, ratios %+v", r.Results, r.Ratios)
+	}
+}
+
+func TestBenchBaselineAlternates(t *testing.T) {
+	r := runBench(t, "--jobs", "200", "--baseline", "--rounds", "2")
+	var order []string
+	for _, res := range r.Results {
+		order = append(order, res.Impl)
+	}
+	if want := "amqp091-go warren warren amqp091-go"; strings.Join(order, " ") != want {
+		t.Errorf("runs in the order %v, want %s", order, want)
+	}
+	if len(r.Medians) != 2 || len(r.Ratios) != 1 || r.Ratios[0].QueueType != "classic" ||
+		r.Ratios[0].JobsPerSec <= 0 || r.Ratios[0].CPUPerJob <= 0 || r.Ratios[0].JobsPerSecOK == nil {
+		t.Errorf("medians %+v, ratios %+v", r.Medians, r.Ratios)
+	}
+}
+
+func TestBenchTable(t *testing.T) {
+	code, out, errOut := warren(t, "bench", "--jobs", "100", "--only-baseline", "--queue-type", "quorum")
+	if code != 0 {
+		t.Fatalf("bench: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{"jobs/s", "CPU s/10k", "p99", "amqp091-go", "quorum"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestBenchFlagErrors(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"queue type", []string{"bench", "--queue-type", "stream"}, "--queue-type"},
+		{"rounds", []string{"bench", "--rounds", "0"}, "--rounds"},
+		{"jobs", []string{"bench", "--jobs", "-5", "--prefetch", "0", "--concurrency", "-1"}, "jobs -5"},
+		{"payload", []string{"bench", "--payload-bytes", "3"}, "payload bytes 3"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, _, errOut := warren(t, c.args...)
+			if code == 0 {
+				t.Fatal("exit 0, want failure")
+			}
+			if !strings.Contains(errOut, c.want) {
+				t.Errorf("stderr %q lacks %q", errOut, c.want)
+			}
+		})
+	}
+}

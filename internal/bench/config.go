@@ -1,0 +1,104 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/warrenmq/warren/broker"
+)
+
+// Queue types a run can use.
+const (
+	Classic = "classic"
+	Quorum  = "quorum"
+)
+
+// Defaults of Config's zero values.
+const (
+	DefaultJobs         = 50_000
+	DefaultPayloadBytes = 200
+	DefaultPrefetch     = 128
+	DefaultConcurrency  = 16
+	DefaultQueueType    = Classic
+	DefaultURL          = broker.DefaultURL
+)
+
+// PublishWindow is how many published jobs may await their confirms at once,
+// in both implementations (warren's default batch window).
+const PublishWindow = 512
+
+// Bounds checked by Validate.
+const (
+	// MaxJobs bounds the latency table (8 bytes per job).
+	MaxJobs = 10_000_000
+	// MaxPayloadBytes keeps a run's messages small enough to stay in memory.
+	MaxPayloadBytes = 1 << 20
+	// MaxPrefetch is AMQP's limit: basic.qos carries a 16-bit count.
+	MaxPrefetch = 65535
+	// MaxConcurrency bounds the handler goroutines.
+	MaxConcurrency = 10_000
+)
+
+// Config describes one run's workload. Every zero value means the default
+// named beside it; negative values are errors.
+type Config struct {
+	// URL is the broker (default DefaultURL).
+	URL string `json:"url"`
+	// Jobs is how many jobs are published and consumed (default 50000).
+	Jobs int `json:"jobs"`
+	// PayloadBytes is the approximate size of each MessagePack payload
+	// (default 200). The payload holds a sequence number and a timestamp,
+	// so it cannot be smaller than MinPayloadBytes.
+	PayloadBytes int `json:"payload_bytes"`
+	// Prefetch is the consumer's prefetch count (default 128).
+	Prefetch int `json:"prefetch"`
+	// Concurrency is the number of handler goroutines (default 16).
+	Concurrency int `json:"concurrency"`
+	// QueueType is Classic (the default) or Quorum.
+	QueueType string `json:"queue_type"`
+}
+
+func (c *Config) setDefaults() {
+	if c.URL == "" {
+		c.URL = DefaultURL
+	}
+	if c.Jobs == 0 {
+		c.Jobs = DefaultJobs
+	}
+	if c.PayloadBytes == 0 {
+		c.PayloadBytes = DefaultPayloadBytes
+	}
+	if c.Prefetch == 0 {
+		c.Prefetch = DefaultPrefetch
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.QueueType == "" {
+		c.QueueType = DefaultQueueType
+	}
+}
+
+// WithDefaults returns c with its zero values replaced by the defaults.
+func (c Config) WithDefaults() Config {
+	c.setDefaults()
+	return c
+}
+
+// Validate reports every problem of c (after defaults) at once.
+func (c Config) Validate() error {
+	c.setDefaults()
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf("bench: "+format, args...))
+		}
+	}
+	check(c.Jobs >= 1 && c.Jobs <= MaxJobs, "jobs %d: want 1 to %d", c.Jobs, MaxJobs)
+	check(c.PayloadBytes >= MinPayloadBytes && c.PayloadBytes <= MaxPayloadBytes,
+		"payload bytes %d: want %d to %d (the payload carries a sequence number and a timestamp)", c.PayloadBytes, MinPayloadBytes, MaxPayloadBytes)
+	check(c.Prefetch >= 1 && c.Prefetch <= MaxPrefetch, "prefetch %d: want 1 to %d", c.Prefetch, MaxPrefetch)
+	check(c.Concurrency >= 1 && c.Concurrency <= MaxConcurrency, "concurrency %d: want 1 to %d", c.Concurrency, MaxConcurrency)
+	check(c.QueueType == Classic || c.QueueType == Quorum, "queue type %q: want %q or %q", c.QueueType, Classic, Quorum)
+	return errors.Join(errs...)
+}

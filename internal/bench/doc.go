@@ -1,0 +1,22 @@
+// Package bench is warren's end-to-end benchmark: the same workload run
+// through warren (broker.Publisher and worker.Pool) and through plain
+// amqp091-go code, measured by one harness so the two can be compared.
+//
+// The workload (DESIGN.md §11): Config.Jobs persistent jobs of about
+// Config.PayloadBytes of MessagePack each, published with pipelined publisher
+// confirms (at most PublishWindow outstanding, mandatory) into a fresh,
+// uniquely named durable queue, and consumed at the same time on a second
+// connection with manual acks, prefetch Config.Prefetch and
+// Config.Concurrency handler goroutines that decode each payload and record
+// its publish-to-handler latency. A run ends when every job was handled and
+// acked.
+//
+// Measure runs one implementation (a Runner) and returns its Result: jobs per
+// second end to end, publish and consume rates, client CPU seconds per 10k
+// jobs, peak RSS, and the median and 99th percentile latency. RunBaseline and
+// RunWarren are the two implementations.
+//
+// A run creates its own queue and exchange, named "bench.<impl>.<type>.<random>",
+// and deletes them at the end; it never deletes the shared entities warren
+// derives (warren.*). It uses the whole machine: run one at a time.
+package bench

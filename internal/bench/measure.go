@@ -1,0 +1,248 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Implementation names, in Result.Impl.
+const (
+	ImplWarren   = "warren"
+	ImplBaseline = "amqp091-go"
+)
+
+// Result is what one run measured.
+type Result struct {
+	// Impl is ImplWarren or ImplBaseline.
+	Impl      string `json:"impl"`
+	QueueType string `json:"queue_type"`
+	// Round numbers the runs of a benchmark from 1; 0 in a median.
+	Round int `json:"round,omitempty"`
+	// Runs is how many runs a median summarizes; 0 in a single run.
+	Runs int `json:"runs,omitempty"`
+	Jobs int `json:"jobs"`
+	// Seconds is the time from the first publish to the last job handled.
+	Seconds float64 `json:"seconds"`
+	// JobsPerSec is Jobs / Seconds: the end-to-end rate.
+	JobsPerSec float64 `json:"jobs_per_sec"`
+	// PublishPerSec is Jobs over the time from the first publish to the
+	// last confirm.
+	PublishPerSec float64 `json:"publish_per_sec"`
+	// ConsumePerSec is Jobs over the time from the first job handled to the
+	// last.
+	ConsumePerSec float64 `json:"consume_per_sec"`
+	// CPUSecondsPer10k is the process's user and system CPU time from the
+	// first publish until consuming stopped, per 10,000 jobs.
+	CPUSecondsPer10k float64 `json:"cpu_seconds_per_10k"`
+	// PeakRSSBytes is the process's peak resident set size during the run,
+	// setup and teardown included.
+	PeakRSSBytes int64 `json:"peak_rss_bytes"`
+	// PeakRSSLifetime is set when the peak could not be reset before the
+	// run (no writable /proc/self/clear_refs): PeakRSSBytes is then the
+	// peak of the process's whole life.
+	PeakRSSLifetime bool `json:"peak_rss_lifetime,omitempty"`
+	// P50 and P99 are percentiles of the time from encoding a job for
+	// publishing to its handler being called.
+	P50 time.Duration `json:"p50_ns"`
+	P99 time.Duration `json:"p99_ns"`
+}
+
+// Runner runs the workload of cfg once with one implementation, reporting
+// to rec. In order, it:
+//
+//  1. connects (a connection to publish, another to consume), declares a
+//     fresh queue and starts consuming from it;
+//  2. calls rec.Start right before the first publish;
+//  3. publishes cfg.Jobs jobs whose payloads are Payloads numbered 0 to
+//     cfg.Jobs-1 (from rec.Filler), at most PublishWindow awaiting their
+//     confirms, and calls rec.Published once every one is confirmed; the
+//     handlers, meanwhile, decode each payload and call rec.Handled;
+//  4. waits with rec.Wait until every job was handled, stops consuming once
+//     every ack was sent, and calls rec.Stop;
+//  5. deletes what it declared and closes its connections.
+//
+// It returns an error if any step fails or ctx ends.
+type Runner func(ctx context.Context, cfg Config, rec *Recorder) error
+
+// Recorder collects one run's measurements. Handled is safe for concurrent
+// use; the other methods are called by the runner's own goroutine.
+type Recorder struct {
+	filler string
+	base   time.Time // monotonic origin of the offsets below
+
+	latency []int64 // nanoseconds, by Seq; each slot written once, by the handler of that job
+	handled atomic.Int64
+	first   atomic.Int64 // offset of the first job handled, +1 (0: none yet)
+	last    int64        // offset of the last job handled; written before done is closed
+	done    chan struct{}
+
+	failOnce sync.Once
+	failed   chan struct{}
+	err      error
+
+	start, published, stop time.Time
+	cpuStart, cpuStop      time.Duration
+	cpuErr                 error
+}
+
+func newRecorder(cfg Config) *Recorder {
+	return &Recorder{
+		filler:  filler(cfg.PayloadBytes, cfg.Jobs),
+		base:    time.Now(),
+		latency: make([]int64, cfg.Jobs),
+		done:    make(chan struct{}),
+		failed:  make(chan struct{}),
+	}
+}
+
+// Filler is the Data of every Payload of the run.
+func (r *Recorder) Filler() string { return r.filler }
+
+// Start marks the first publish: the clock and the CPU count start.
+func (r *Recorder) Start() {
+	r.cpuStart, r.cpuErr = cpuTime()
+	r.start = time.Now()
+}
+
+// Published marks the last confirm.
+func (r *Recorder) Published() { r.published = time.Now() }
+
+// Handled records that the handler got job seq, sent at sentAt (Unix
+// nanoseconds). A sequence number outside the run fails the run.
+func (r *Recorder) Handled(seq int, sentAt int64) {
+	now := time.Now()
+	if seq < 0 || seq >= len(r.latency) {
+		r.Fail(fmt.Errorf("handled a job with sequence number %d, outside 0..%d", seq, len(r.latency)-1))
+		return
+	}
+	// At least 1, so that 0 means "never handled".
+	r.latency[seq] = max(now.UnixNano()-sentAt, 1)
+	off := int64(now.Sub(r.base))
+	if r.first.Load() == 0 {
+		r.first.CompareAndSwap(0, off+1)
+	}
+	if r.handled.Add(1) == int64(len(r.latency)) {
+		r.last = off
+		close(r.done)
+	}
+}
+
+// Fail ends the run with err; the first failure wins.
+func (r *Recorder) Fail(err error) {
+	r.failOnce.Do(func() {
+		r.err = err
+		close(r.failed)
+	})
+}
+
+// failure returns the error the run failed with, if it failed.
+func (r *Recorder) failure() error {
+	select {
+	case <-r.failed:
+		return r.err
+	default:
+		return nil
+	}
+}
+
+// Wait blocks until every job was handled, the run failed or ctx ended.
+func (r *Recorder) Wait(ctx context.Context) error {
+	select {
+	case <-r.done:
+		return nil
+	case <-r.failed:
+		return r.err
+	case <-ctx.Done():
+		return fmt.Errorf("%d of %d jobs handled when the wait ended: %w", r.handled.Load(), len(r.latency), ctx.Err())
+	}
+}
+
+// Stop marks the end of consuming: the CPU count stops.
+func (r *Recorder) Stop() {
+	var err error
+	r.cpuStop, err = cpuTime()
+	r.cpuErr = errors.Join(r.cpuErr, err)
+	r.stop = time.Now()
+}
+
+// Measure runs one implementation of the workload and measures it. It
+// validates cfg (after defaults), forces a garbage collection and returns
+// memory to the OS so that runs start even, resets the process's peak RSS,
+// then calls run. Runs must not overlap: CPU time and memory are the whole
+// process's.
+func Measure(ctx context.Context, impl string, cfg Config, run Runner) (Result, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return Result{}, err
+	}
+	rec := newRecorder(cfg)
+	debug.FreeOSMemory()
+	reset := resetPeakRSS() == nil
+	if err := run(ctx, cfg, rec); err != nil {
+		return Result{}, fmt.Errorf("bench: %s on a %s queue: %w", impl, cfg.QueueType, err)
+	}
+	res, err := rec.result(impl, cfg)
+	if err != nil {
+		return Result{}, fmt.Errorf("bench: %s on a %s queue: %w", impl, cfg.QueueType, err)
+	}
+	res.PeakRSSBytes, res.PeakRSSLifetime = peakRSS(reset)
+	return res, nil
+}
+
+// result computes the run's Result once the runner returned.
+func (r *Recorder) result(impl string, cfg Config) (Result, error) {
+	switch {
+	case r.err != nil:
+		return Result{}, r.err
+	case r.start.IsZero() || r.published.IsZero() || r.stop.IsZero():
+		return Result{}, errors.New("the runner did not call Start, Published and Stop (a bug in the runner)")
+	case r.handled.Load() != int64(cfg.Jobs):
+		return Result{}, fmt.Errorf("%d of %d jobs handled", r.handled.Load(), cfg.Jobs)
+	}
+	if i := slices.Index(r.latency, 0); i >= 0 {
+		return Result{}, fmt.Errorf("job %d was never handled, though %d jobs were: some were handled twice", i, cfg.Jobs)
+	}
+	if r.cpuErr != nil {
+		return Result{}, fmt.Errorf("measure CPU time: %w", r.cpuErr)
+	}
+	startOff := r.start.Sub(r.base)
+	total := time.Duration(r.last) - startOff
+	publish := r.published.Sub(r.start)
+	consume := time.Duration(r.last - (r.first.Load() - 1))
+	slices.Sort(r.latency)
+	n := float64(cfg.Jobs)
+	return Result{
+		Impl:             impl,
+		QueueType:        cfg.QueueType,
+		Jobs:             cfg.Jobs,
+		Seconds:          total.Seconds(),
+		JobsPerSec:       rate(n, total),
+		PublishPerSec:    rate(n, publish),
+		ConsumePerSec:    rate(n, consume),
+		CPUSecondsPer10k: (r.cpuStop - r.cpuStart).Seconds() / n * 10_000,
+		P50:              time.Duration(percentile(r.latency, 0.50)),
+		P99:              time.Duration(percentile(r.latency, 0.99)),
+	}, nil
+}
+
+// rate is n per d, with a floor of one microsecond on d so that a
+// single-job run reports a finite number.
+func rate(n float64, d time.Duration) float64 {
+	return n / max(d, time.Microsecond).Seconds()
+}
+
+// percentile returns the nearest-rank p-th percentile of sorted values.
+func percentile(sorted []int64, p float64) int64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(p*float64(len(sorted)))) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}

@@ -1,0 +1,241 @@
+package bench
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"runtime"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/warrenmq/warren/broker"
+)
+
+// Schema names the JSON form of a Report.
+const Schema = "warren.bench/v1"
+
+// Targets warren is held to against the amqp091-go baseline (DESIGN.md §11).
+const (
+	// TargetJobsPerSec is the least ratio of warren's end-to-end jobs per
+	// second to the baseline's.
+	TargetJobsPerSec = 0.95
+	// TargetCPUPerJob is the greatest ratio of warren's client CPU time per
+	// job to the baseline's.
+	TargetCPUPerJob = 1.15
+)
+
+// Report is a benchmark's runs, their medians per implementation and queue
+// type, and how warren compares with the baseline.
+type Report struct {
+	Schema string       `json:"schema"`
+	Date   time.Time    `json:"date"`
+	Config ReportConfig `json:"config"`
+	// Results lists every run in the order run.
+	Results []Result `json:"results"`
+	// Medians has one entry per implementation and queue type: the median
+	// of each measure over its runs.
+	Medians []Result `json:"medians"`
+	// Ratios has one entry per queue type both implementations ran on.
+	Ratios []Ratio `json:"ratios"`
+}
+
+// ReportConfig is the workload of a Report's runs and where they ran.
+type ReportConfig struct {
+	URL           string   `json:"url"` // password redacted
+	Jobs          int      `json:"jobs"`
+	PayloadBytes  int      `json:"payload_bytes"`
+	Prefetch      int      `json:"prefetch"`
+	Concurrency   int      `json:"concurrency"`
+	QueueTypes    []string `json:"queue_types"`
+	Rounds        int      `json:"rounds"`
+	PublishWindow int      `json:"publish_window"`
+	GoVersion     string   `json:"go_version"`
+	CPUs          int      `json:"cpus"`
+}
+
+// Ratio compares warren's medians with the baseline's on one queue type.
+type Ratio struct {
+	QueueType string `json:"queue_type"`
+	// JobsPerSec is warren's end-to-end jobs per second over the baseline's.
+	JobsPerSec float64 `json:"jobs_per_sec"`
+	// CPUPerJob is warren's client CPU time per job over the baseline's.
+	CPUPerJob float64 `json:"cpu_per_job"`
+	// JobsPerSecOK says whether JobsPerSec >= TargetJobsPerSec.
+	JobsPerSecOK bool `json:"jobs_per_sec_ok"`
+	// CPUPerJobOK says whether CPUPerJob <= TargetCPUPerJob.
+	CPUPerJobOK bool `json:"cpu_per_job_ok"`
+}
+
+// OK says whether both targets hold.
+func (r Ratio) OK() bool { return r.JobsPerSecOK && r.CPUPerJobOK }
+
+// NewReport summarizes results, run with cfg (after defaults) on queueTypes
+// for rounds rounds.
+func NewReport(cfg Config, queueTypes []string, rounds int, results []Result) *Report {
+	cfg.setDefaults()
+	r := &Report{
+		Schema: Schema,
+		Date:   time.Now().UTC().Truncate(time.Second),
+		Config: ReportConfig{
+			URL:           broker.RedactURL(cfg.URL),
+			Jobs:          cfg.Jobs,
+			PayloadBytes:  cfg.PayloadBytes,
+			Prefetch:      cfg.Prefetch,
+			Concurrency:   cfg.Concurrency,
+			QueueTypes:    queueTypes,
+			Rounds:        rounds,
+			PublishWindow: PublishWindow,
+			GoVersion:     runtime.Version(),
+			CPUs:          runtime.NumCPU(),
+		},
+		Results: results,
+		Medians: []Result{},
+		Ratios:  []Ratio{},
+	}
+	type key struct{ impl, queueType string }
+	var order []key
+	groups := map[key][]Result{}
+	for _, res := range results {
+		k := key{res.Impl, res.QueueType}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], res)
+	}
+	medians := map[key]Result{}
+	for _, k := range order {
+		m := median(groups[k])
+		medians[k] = m
+		r.Medians = append(r.Medians, m)
+	}
+	for _, qt := range queueTypes {
+		w, okW := medians[key{ImplWarren, qt}]
+		b, okB := medians[key{ImplBaseline, qt}]
+		if !okW || !okB || b.JobsPerSec == 0 || b.CPUSecondsPer10k == 0 {
+			continue
+		}
+		ratio := Ratio{
+			QueueType:  qt,
+			JobsPerSec: w.JobsPerSec / b.JobsPerSec,
+			CPUPerJob:  w.CPUSecondsPer10k / b.CPUSecondsPer10k,
+		}
+		ratio.JobsPerSecOK = ratio.JobsPerSec >= TargetJobsPerSec
+		ratio.CPUPerJobOK = ratio.CPUPerJob <= TargetCPUPerJob
+		r.Ratios = append(r.Ratios, ratio)
+	}
+	return r
+}
+
+// median returns a Result whose every measure is the median of runs' (the
+// mean of the two middle ones for an even count).
+func median(runs []Result) Result {
+	m := Result{Impl: runs[0].Impl, QueueType: runs[0].QueueType, Jobs: runs[0].Jobs, Runs: len(runs)}
+	f := func(get func(Result) float64) float64 {
+		v := make([]float64, len(runs))
+		for i, r := range runs {
+			v[i] = get(r)
+		}
+		slices.Sort(v)
+		n := len(v)
+		if n%2 == 1 {
+			return v[n/2]
+		}
+		return (v[n/2-1] + v[n/2]) / 2
+	}
+	m.Seconds = f(func(r Result) float64 { return r.Seconds })
+	m.JobsPerSec = f(func(r Result) float64 { return r.JobsPerSec })
+	m.PublishPerSec = f(func(r Result) float64 { return r.PublishPerSec })
+	m.ConsumePerSec = f(func(r Result) float64 { return r.ConsumePerSec })
+	m.CPUSecondsPer10k = f(func(r Result) float64 { return r.CPUSecondsPer10k })
+	m.PeakRSSBytes = int64(f(func(r Result) float64 { return float64(r.PeakRSSBytes) }))
+	m.P50 = time.Duration(f(func(r Result) float64 { return float64(r.P50) }))
+	m.P99 = time.Duration(f(func(r Result) float64 { return float64(r.P99) }))
+	for _, r := range runs {
+		m.PeakRSSLifetime = m.PeakRSSLifetime || r.PeakRSSLifetime
+	}
+	return m
+}
+
+// WriteTable writes the report as a table: one row per run, then, when
+// there were several rounds, one per median, then one per ratio, and a line
+// saying whether the targets hold.
+func (r *Report) WriteTable(w io.Writer) error {
+	var table bytes.Buffer
+	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "impl\tqueue\tround\tjobs\tjobs/s\tpublish/s\tconsume/s\tCPU s/10k\tpeak RSS\tp50\tp99\t\n")
+	lifetime := false
+	row := func(round string, res Result) {
+		rss := formatBytes(res.PeakRSSBytes)
+		if res.PeakRSSLifetime {
+			rss += "*"
+			lifetime = true
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.0f\t%.0f\t%.0f\t%.3f\t%s\t%s\t%s\t\n",
+			res.Impl, res.QueueType, round, res.Jobs, res.JobsPerSec, res.PublishPerSec, res.ConsumePerSec,
+			res.CPUSecondsPer10k, rss, formatDuration(res.P50), formatDuration(res.P99))
+	}
+	for _, res := range r.Results {
+		row(fmt.Sprint(res.Round), res)
+	}
+	if r.Config.Rounds > 1 {
+		for _, m := range r.Medians {
+			row(fmt.Sprintf("median/%d", m.Runs), m)
+		}
+	}
+	verdict := func(ok bool) string {
+		if ok {
+			return "ok"
+		}
+		return "MISS"
+	}
+	for _, ra := range r.Ratios {
+		fmt.Fprintf(tw, "%s/%s\t%s\t%s\t\t%.3fx %s\t\t\t%.3fx %s\t\t\t\t\n",
+			ImplWarren, ImplBaseline, ra.QueueType, "ratio",
+			ra.JobsPerSec, verdict(ra.JobsPerSecOK), ra.CPUPerJob, verdict(ra.CPUPerJobOK))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	// Empty cells of the ratio rows would leave trailing spaces.
+	for _, line := range strings.Split(strings.TrimSuffix(table.String(), "\n"), "\n") {
+		if _, err := fmt.Fprintln(w, strings.TrimRight(line, " ")); err != nil {
+			return err
+		}
+	}
+	if lifetime {
+		if _, err := fmt.Fprintln(w, "* peak RSS of the whole process: /proc/self/clear_refs could not reset it before the run"); err != nil {
+			return err
+		}
+	}
+	if len(r.Ratios) == 0 {
+		return nil
+	}
+	var missed []string
+	for _, ra := range r.Ratios {
+		if !ra.OK() {
+			missed = append(missed, ra.QueueType)
+		}
+	}
+	status := "targets hold"
+	if len(missed) > 0 {
+		status = "targets MISSED on " + strings.Join(missed, ", ")
+	}
+	_, err := fmt.Fprintf(w, "targets: warren >= %.2fx the baseline's jobs/s and <= %.2fx its CPU per job: %s\n",
+		TargetJobsPerSec, TargetCPUPerJob, status)
+	return err
+}
+
+func formatBytes(n int64) string {
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+}
+
+// formatDuration rounds d to three significant digits.
+func formatDuration(d time.Duration) string {
+	unit := time.Duration(1)
+	for d/unit >= 1000 {
+		unit *= 10
+	}
+	return d.Round(unit).String()
+}
