@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"time"
 
@@ -28,6 +29,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 		baseline     bool
 		onlyBaseline bool
 		rounds       int
+		cpuProfile   string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench [--jobs N] [--queue-type classic|quorum|both] [--baseline] [--rounds R]",
@@ -84,6 +86,17 @@ if it is given, else after 2 minutes or 1ms per job, whichever is longer.`,
 				timeout = g.timeout
 			}
 
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
 			progress := io.Discard
 			if isTerminal(g.stderr) {
 				progress = g.stderr
@@ -134,6 +147,7 @@ if it is given, else after 2 minutes or 1ms per job, whichever is longer.`,
 	f.IntVar(&rounds, "rounds", 1, "rounds to run; medians are reported when more than one")
 	f.BoolVar(&onlyBaseline, "only-baseline", false, "run the amqp091-go baseline alone")
 	_ = f.MarkHidden("only-baseline") // MarkHidden fails only for an unknown flag
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the runs to this file (go tool pprof)")
 	return cmd
 }
 
