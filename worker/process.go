@@ -16,6 +16,10 @@ import (
 // refusing publishes does not turn into a hot redelivery loop.
 const settlePause = time.Second
 
+// crashLoopWarning is the count of earlier unsettled deliveries from which
+// a job is logged as a possible crash loop.
+const crashLoopWarning = 3
+
 // process handles one delivery and settles it. ctx is the pool's job
 // context: it ends at the shutdown deadline.
 func (p *Pool) process(ctx context.Context, q *queueRun, d *broker.Delivery) {
@@ -49,9 +53,11 @@ func (p *Pool) process(ctx context.Context, q *queueRun, d *broker.Delivery) {
 		Envelope:      env,
 		limits:        p.opts.limits,
 	}
-	if d.DeliveryCount > 0 {
+	if d.DeliveryCount >= crashLoopWarning {
+		// Shutdowns return prefetched jobs too, so one or two earlier
+		// deliveries are normal; more suggest a job that crashes workers.
 		q.log.Warn().Str(fieldJobID, env.ID).Str(fieldJobType, env.Type).Int("delivery_count", d.DeliveryCount).
-			Msg("worker: job delivered again without being settled (a worker crashed or shut down while holding it)")
+			Msg("worker: job delivered again and again without being settled: does it crash its worker? the queue's delivery limit will dead-letter it")
 	}
 
 	hctx, cancel := context.WithTimeout(ctx, q.cfg.handlerTimeout)
