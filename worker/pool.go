@@ -199,7 +199,7 @@ func (p *Pool) Run(ctx context.Context) error {
 			go func() {
 				defer handlers.Done()
 				defer workers.Done()
-				for {
+				for stopCtx.Err() == nil {
 					d, ok := c.Next(stopCtx)
 					if !ok {
 						return
