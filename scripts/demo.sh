@@ -1,22 +1,90 @@
 #!/usr/bin/env bash
-# The quickstart end to end on the local broker: apply the topology, publish
-# jobs through the topology's routes, and show where they landed.
+# The quickstart end to end on the local broker (make demo): apply the
+# topology, run the quickstart's worker and producer, and show where every
+# job went. It ends by itself: the worker exits once every job is done, and
+# is stopped (and the demo fails) if that takes more than DEMO_TIMEOUT.
+#   JOBS          jobs the producer publishes (default 3000)
+#   DEMO_TIMEOUT  seconds the worker may take (default 120)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-warren=bin/warren
 topo=examples/quickstart/topology.yaml
-[ -x "$warren" ] || go build -o "$warren" ./cmd/warren
+jobs=${JOBS:-3000}
+timeout_s=${DEMO_TIMEOUT:-120}
+url=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/}
 
-echo "== validate $topo"
-"$warren" topology validate -f "$topo"
-echo
-echo "== apply $topo"
-"$warren" topology apply -f "$topo"
-echo
-echo "== publish jobs (each confirmed by the broker)"
-"$warren" publish -f "$topo" --type email.send --data '{"to":"ada@example.com","subject":"Welcome"}' --count 500
-"$warren" publish -f "$topo" --type image.resize --data '{"url":"https://example.com/cat.png","width":128}' --count 200
-"$warren" publish -f "$topo" --type report.render --data '{"report":"monthly","month":"2026-11"}' --count 50
-echo
-echo "== a job type without a route is refused, not lost"
-if "$warren" publish -f "$topo" --type no.such.type 2>&1; then echo "unexpected success"; exit 1; fi
+section() { printf '\n== %s\n' "$*"; }
+
+# purge empties queues through the management API (scripts/rabbitmq.sh
+# enables it), with the credentials and host of AMQP_URL: the CLI cannot
+# purge yet. A failure is reported, not fatal: the counts would then include
+# what earlier runs left.
+purge() {
+  local rest=${url#*://} creds=guest:guest host
+  [[ $rest == *@* ]] && creds=${rest%%@*}
+  host=${rest##*@}
+  host=${host%%/*}
+  host=${host%:*}
+  local api="http://$host:${MANAGEMENT_PORT:-15672}/api/queues/%2F"
+  for q in "$@"; do
+    if curl -fsS -o /dev/null -u "$creds" -X DELETE "$api/$q/contents"; then
+      echo "$q: emptied"
+    else
+      echo "$q: could not empty it (is the management plugin enabled? scripts/rabbitmq.sh enables it)"
+    fi
+  done
+}
+
+section "build bin/warren, bin/quickstart-producer, bin/quickstart-worker"
+go build -o bin/warren ./cmd/warren
+go build -o bin/quickstart-producer ./examples/quickstart/producer
+go build -o bin/quickstart-worker ./examples/quickstart/worker
+echo ok
+
+section "validate $topo"
+bin/warren topology validate -f "$topo"
+
+section "apply $topo"
+bin/warren topology apply -f "$topo"
+
+section "empty the quickstart's queues and dead-letter queues, in case an earlier run left jobs"
+purge default reports default.dlq reports.dlq
+
+section "publish one job with the CLI"
+bin/warren publish -f "$topo" --type email.send --data '{"to":"ada@example.com","subject":"Hello from the CLI"}'
+
+until=$((jobs + 1))
+section "run the worker (until $until jobs are done) and the producer ($jobs jobs)"
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+# The worker consumes while the producer publishes. On a terminal its
+# progress line shows here; both programs' reports are printed once both
+# are done, so that they do not mix.
+timeout -k 10 "$timeout_s" bin/quickstart-worker -f "$topo" --until "$until" >"$out/worker" &
+worker=$!
+producer_status=0
+bin/quickstart-producer -f "$topo" --jobs "$jobs" >"$out/producer" || producer_status=$?
+if [ "$producer_status" != 0 ]; then
+  kill -TERM "$worker" 2>/dev/null || true
+fi
+worker_status=0
+wait "$worker" || worker_status=$?
+
+section "producer"
+cat "$out/producer"
+section "worker"
+cat "$out/worker"
+if [ "$producer_status" != 0 ]; then
+  echo "demo: the producer failed (exit $producer_status)" >&2
+  exit 1
+fi
+if [ "$worker_status" = 124 ]; then
+  echo "demo: the worker did not finish $until jobs within ${timeout_s}s (DEMO_TIMEOUT); it was stopped" >&2
+  exit 1
+fi
+if [ "$worker_status" != 0 ]; then
+  echo "demo: the worker failed (exit $worker_status)" >&2
+  exit 1
+fi
+
+section "a job type without a route is refused, not lost"
+if bin/warren publish -f "$topo" --type no.such.type 2>&1; then echo "unexpected success"; exit 1; fi
