@@ -63,7 +63,7 @@ enable_management() {
 
 ready() {
   say "broker answers at $host:$port"
-  enable_management
+  $check_only || enable_management
   mgmt_answers && say "management API answers at http://$host:$mgmt_port" || true
   exit 0
 }

@@ -254,7 +254,7 @@ func (p *Pool) Run(ctx context.Context) error {
 
 	// 3. Return what was prefetched and not started.
 	for i, c := range consumers {
-		n := p.requeueRest(c)
+		n := p.requeueRest(p.queues[i], c)
 		if n > 0 {
 			p.queues[i].log.Debug().Int("jobs", n).Msg("worker: returned prefetched jobs to the queue")
 		}
@@ -269,7 +269,7 @@ func (p *Pool) Run(ctx context.Context) error {
 // requeueRest returns to the queue the deliveries c received and no
 // handler took. c must be cancelled: Next then returns false once they are
 // drained.
-func (p *Pool) requeueRest(c *broker.Consumer) int {
+func (p *Pool) requeueRest(q *queueRun, c *broker.Consumer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	n := 0
@@ -278,9 +278,9 @@ func (p *Pool) requeueRest(c *broker.Consumer) int {
 		if !ok {
 			return n
 		}
-		if err := d.Requeue(); err == nil {
-			n++
-		}
+		env := d.Envelope
+		p.requeue(q, d, &Outcome{Queue: q.queue.Name, JobID: env.ID, JobType: env.Type, Attempt: max(env.Attempt, 1)})
+		n++
 	}
 }
 

@@ -241,7 +241,7 @@ func (p *Pool) deadLetter(ctx context.Context, q *queueRun, d *broker.Delivery, 
 		q.log.Warn().Err(err).Str(fieldJobID, e.ID).Msg("worker: ack after dead-lettering failed; the job may be parked twice")
 	}
 	out.Status = DeadLettered
-	q.log.Warn().Err(cause).Str(fieldJobID, e.ID).Str(fieldJobType, e.Type).Int(fieldAttempt, out.Attempt).
+	q.log.Debug().Err(cause).Str(fieldJobID, e.ID).Str(fieldJobType, e.Type).Int(fieldAttempt, out.Attempt).
 		Str(fieldClass, class).Str("dead_letter_exchange", exchange).Msg("worker: job dead-lettered")
 	p.observe(*out)
 }

@@ -33,7 +33,7 @@ func TestGracefulShutdownLosesNothing(t *testing.T) {
 		first.add(job.ID)
 		return nil
 	})
-	stop := f.run(mux, worker.WithQueue(f.queue, worker.Concurrency(4), worker.Prefetch(16)))
+	stop := f.run(mux, worker.WithQueue(f.queue, worker.Concurrency(4), worker.Prefetch(16)), worker.WithObserver(first.observe))
 	waitFor(t, 30*time.Second, "some jobs handled", func() bool { return first.count() >= 20 })
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
@@ -41,6 +41,13 @@ func TestGracefulShutdownLosesNothing(t *testing.T) {
 	handled := first.count()
 	if handled == n {
 		t.Fatal("every job was handled before the shutdown; the test proves nothing")
+	}
+	if got := first.status(worker.Succeeded); got != handled {
+		t.Errorf("%d outcomes Succeeded, %d jobs handled", got, handled)
+	}
+	// The prefetched jobs no handler took were returned, and observed.
+	if got := first.status(worker.Requeued); got < 1 || got > 16 {
+		t.Errorf("%d outcomes Requeued, want the prefetched jobs (1 to 16)", got)
 	}
 	if d := brokertest.Depth(t, f.queue); d != n-handled {
 		t.Errorf("after shutdown %d jobs are in the queue, want %d (handled %d of %d): jobs were lost or left unacked", d, n-handled, handled, n)

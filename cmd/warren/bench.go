@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/internal/bench"
 )
 
@@ -66,10 +65,7 @@ if it is given, else after 2 minutes or 1ms per job, whichever is longer.`,
 			if rounds < 1 {
 				return fmt.Errorf("--rounds %d: must be at least 1", rounds)
 			}
-			cfg.URL = broker.DefaultURL
-			if len(g.urls) > 0 {
-				cfg.URL = g.urls[0]
-			}
+			cfg.URL = g.brokerURLs()[0]
 			cfg.QueueType = queueTypes[0]
 			if err := cfg.Validate(); err != nil {
 				return err

@@ -238,3 +238,20 @@ func TestParseJSONKeepsIntegers(t *testing.T) {
 		t.Error("two values accepted")
 	}
 }
+
+// TestHelpHidesPasswordFromEnvironment: --help must not print AMQP_URL,
+// which may hold a password.
+func TestHelpHidesPasswordFromEnvironment(t *testing.T) {
+	t.Setenv("AMQP_URL", "amqp://user:s3cret-pw@broker.invalid:5672/")
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"--help"}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("--help exited %d: %s", code, errb.String())
+	}
+	if strings.Contains(out.String()+errb.String(), "s3cret-pw") {
+		t.Errorf("--help printed the password from AMQP_URL:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "AMQP_URL") {
+		t.Errorf("--help does not mention AMQP_URL:\n%s", out.String())
+	}
+}

@@ -76,7 +76,9 @@ Connection flags fall back to environment variables: --url to AMQP_URL
 		SilenceErrors: true,
 	}
 	pf := root.PersistentFlags()
-	pf.StringSliceVar(&g.urls, "url", splitURLs(os.Getenv("AMQP_URL")), "broker URL(s), tried in turn (env AMQP_URL; default "+broker.DefaultURL+")")
+	// No default value is shown: AMQP_URL may hold a password, and --help
+	// would print it. brokerURLs applies the fallback.
+	pf.StringSliceVar(&g.urls, "url", nil, "broker URL(s), tried in turn (default: env AMQP_URL, else "+broker.RedactURL(broker.DefaultURL)+")")
 	pf.BoolVar(&g.json, "json", false, "print results as JSON (schema in docs/cli.md)")
 	pf.StringVar(&g.name, "connection-name", "warren-cli", "connection name shown by the broker")
 	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "give up after this long")
@@ -103,13 +105,21 @@ func (g *globals) logger() zerolog.Logger {
 	return zerolog.New(zerolog.ConsoleWriter{Out: g.stderr, NoColor: noColor(g.stderr)}).Level(lvl).With().Timestamp().Logger()
 }
 
+// brokerURLs returns the URLs of --url, else of AMQP_URL, else the
+// default.
+func (g *globals) brokerURLs() []string {
+	if len(g.urls) > 0 {
+		return g.urls
+	}
+	if urls := splitURLs(os.Getenv("AMQP_URL")); len(urls) > 0 {
+		return urls
+	}
+	return []string{broker.DefaultURL}
+}
+
 // dial connects to the first answering URL.
 func (g *globals) dial(ctx context.Context) (*broker.Conn, error) {
-	urls := g.urls
-	if len(urls) == 0 {
-		urls = []string{broker.DefaultURL}
-	}
-	return broker.Dial(ctx, urls, broker.WithName(g.name), broker.WithLogger(g.logger()))
+	return broker.Dial(ctx, g.brokerURLs(), broker.WithName(g.name), broker.WithLogger(g.logger()))
 }
 
 // topologyFlag adds -f/--file with its environment fallback.
