@@ -34,6 +34,7 @@ type acker struct {
 	unsent   int               // tags <= base acked locally and not yet on the wire
 	finished map[uint64]uint64 // tags > base: tick when acked locally, or onWire
 	tick     uint64            // flush generation, for acking stragglers one by one
+	armed    bool              // the flusher's timer is running or about to: no need to wake it
 	closed   bool
 
 	kick chan struct{} // buffered 1: wakes the flusher without blocking a handler
@@ -84,9 +85,14 @@ func (a *acker) ack(tag uint64) error {
 	if a.unsent >= a.batch {
 		return a.flushPrefixLocked()
 	}
-	select {
-	case a.kick <- struct{}{}:
-	default:
+	if !a.armed {
+		// Wake the flusher once per delay, not once per ack: a wake-up
+		// costs more than the ack.
+		a.armed = true
+		select {
+		case a.kick <- struct{}{}:
+		default:
+		}
 	}
 	return nil
 }
@@ -146,6 +152,7 @@ func (a *acker) flushPrefixLocked() error {
 func (a *acker) flushTick() (pending bool, err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.armed = false
 	if a.closed {
 		return false, nil
 	}
@@ -166,6 +173,7 @@ func (a *acker) flushTick() (pending bool, err error) {
 		pending = true
 	}
 	a.tick++
+	a.armed = pending
 	return pending, nil
 }
 
@@ -217,6 +225,8 @@ func (a *acker) flusher(stop, done <-chan struct{}) {
 				timer.Reset(a.delay)
 				armed = true
 			}
+			// acker.armed stays set until the timer fires: acks in
+			// between do not wake this goroutine.
 		case <-timer.C:
 			armed = false
 			pending, err := a.flushTick()

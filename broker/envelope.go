@@ -343,14 +343,20 @@ func tableValue(m map[string]any, depth int) (any, error) {
 // and the producer's, and the body (not copied). content_type is
 // application/msgpack, unless e.ContentType names something else (a
 // message that is not a job, being dead-lettered as it came), and
-// delivery_mode 2 (persistent). HeaderAttempt is always written (an Attempt below 1 as 1); HeaderReplayCount when
-// ReplayCount is positive; the failure headers when Failure is set, times
-// in RFC 3339 UTC with milliseconds (omitted when zero) and the error text
-// cut to MaxErrorHeader bytes; traceparent and tracestate when set.
+// delivery_mode 2 (persistent). HeaderAttempt is written when Attempt is
+// above 1 (its absence means the first attempt, which keeps a new job's
+// frame free of any header table); HeaderReplayCount when ReplayCount is
+// positive; the failure headers when Failure is set, times in RFC 3339 UTC
+// with milliseconds (omitted when zero) and the error text cut to
+// MaxErrorHeader bytes; traceparent and tracestate when set.
 //
-// It allocates one map (the headers) and the header values.
+// It allocates one map (the headers, none when there is no header) and the
+// header values.
 func (e *Envelope) Publishing() amqp.Publishing {
-	n := len(e.Headers) + 1
+	n := len(e.Headers)
+	if e.Attempt > 1 {
+		n++
+	}
 	if e.ReplayCount > 0 {
 		n++
 	}
@@ -363,9 +369,14 @@ func (e *Envelope) Publishing() amqp.Publishing {
 	if e.Tracestate != "" {
 		n++
 	}
-	h := make(amqp.Table, n)
-	maps.Copy(h, e.Headers)
-	h[HeaderAttempt] = int64(max(e.Attempt, 1))
+	var h amqp.Table // nil when there is no header: the frame is smaller, and cheaper to read
+	if n > 0 {
+		h = make(amqp.Table, n)
+		maps.Copy(h, e.Headers)
+	}
+	if e.Attempt > 1 {
+		h[HeaderAttempt] = int64(e.Attempt)
+	}
 	if e.ReplayCount > 0 {
 		h[HeaderReplayCount] = int64(e.ReplayCount)
 	}

@@ -187,7 +187,7 @@ func TestEnvelopePublishing(t *testing.T) {
 	t.Run("minimal", func(t *testing.T) {
 		got := (&Envelope{ID: "id", Type: "t", Failure: &Failure{}}).Publishing()
 		want := amqp.Table{
-			HeaderAttempt: int64(1), HeaderError: "", HeaderErrorClass: "", HeaderOriginExchange: "",
+			HeaderError: "", HeaderErrorClass: "", HeaderOriginExchange: "",
 			HeaderOriginRoutingKey: "", HeaderOriginQueue: "", HeaderWorkerHost: "",
 		}
 		if diff := cmp.Diff(want, got.Headers); diff != "" {

@@ -185,6 +185,9 @@ func (f typedField) value() (any, error) {
 }
 
 func fieldTable(fields []typedField) (amqp.Table, error) {
+	if len(fields) == 0 {
+		return nil, nil // no header table at all
+	}
 	t := amqp.Table{}
 	for _, f := range fields {
 		if _, dup := t[f.Name]; dup {

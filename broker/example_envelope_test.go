@@ -32,9 +32,11 @@ func ExampleNewEnvelope() {
 	fmt.Println("type:         ", msg.Type)
 	fmt.Println("timestamp:    ", msg.Timestamp.Unix())
 	fmt.Println("delivery_mode:", msg.DeliveryMode)
-	for _, name := range []string{broker.HeaderAttempt, "retries_allowed", "tenant"} {
+	for _, name := range []string{"retries_allowed", "tenant"} {
 		fmt.Printf("header %s: %T %v\n", name, msg.Headers[name], msg.Headers[name])
 	}
+	_, written := msg.Headers[broker.HeaderAttempt]
+	fmt.Println("warren-attempt written:", written, "(absent means the first attempt)")
 	fmt.Printf("body: % x\n", msg.Body)
 	// Output:
 	// content_type:  application/msgpack
@@ -42,9 +44,9 @@ func ExampleNewEnvelope() {
 	// type:          email.send
 	// timestamp:     1795514400
 	// delivery_mode: 2
-	// header warren-attempt: int64 1
 	// header retries_allowed: int64 5
 	// header tenant: string acme
+	// warren-attempt written: false (absent means the first attempt)
 	// body: 81 a2 74 6f af 61 64 61 40 65 78 61 6d 70 6c 65 2e 63 6f 6d
 }
 

@@ -29,6 +29,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 		onlyBaseline bool
 		rounds       int
 		cpuProfile   string
+		memProfile   string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench [--jobs N] [--queue-type classic|quorum|both] [--baseline] [--rounds R]",
@@ -93,6 +94,14 @@ if it is given, else after 2 minutes or 1ms per job, whichever is longer.`,
 				}
 				defer pprof.StopCPUProfile()
 			}
+			if memProfile != "" {
+				defer func() {
+					if f, err := os.Create(memProfile); err == nil {
+						_ = pprof.Lookup("allocs").WriteTo(f, 0)
+						f.Close()
+					}
+				}()
+			}
 			progress := io.Discard
 			if isTerminal(g.stderr) {
 				progress = g.stderr
@@ -144,6 +153,7 @@ if it is given, else after 2 minutes or 1ms per job, whichever is longer.`,
 	f.BoolVar(&onlyBaseline, "only-baseline", false, "run the amqp091-go baseline alone")
 	_ = f.MarkHidden("only-baseline") // MarkHidden fails only for an unknown flag
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the runs to this file (go tool pprof)")
+	f.StringVar(&memProfile, "memprofile", "", "write an allocation profile of the runs to this file (go tool pprof)")
 	return cmd
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"sync"
@@ -41,6 +42,11 @@ type Result struct {
 	// CPUSecondsPer10k is the process's user and system CPU time from the
 	// first publish until consuming stopped, per 10,000 jobs.
 	CPUSecondsPer10k float64 `json:"cpu_seconds_per_10k"`
+	// AllocsPerJob and BytesPerJob are the Go heap allocations of the whole
+	// process over the same span, per job: what the garbage collector has
+	// to pay for.
+	AllocsPerJob float64 `json:"allocs_per_job"`
+	BytesPerJob  float64 `json:"bytes_per_job"`
 	// PeakRSSBytes is the process's peak resident set size during the run,
 	// setup and teardown included.
 	PeakRSSBytes int64 `json:"peak_rss_bytes"`
@@ -89,6 +95,7 @@ type Recorder struct {
 
 	start, published, stop time.Time
 	cpuStart, cpuStop      time.Duration
+	memStart, memStop      runtime.MemStats
 	cpuErr                 error
 }
 
@@ -107,6 +114,7 @@ func (r *Recorder) Filler() string { return r.filler }
 
 // Start marks the first publish: the clock and the CPU count start.
 func (r *Recorder) Start() {
+	runtime.ReadMemStats(&r.memStart)
 	r.cpuStart, r.cpuErr = cpuTime()
 	r.start = time.Now()
 }
@@ -170,6 +178,7 @@ func (r *Recorder) Stop() {
 	r.cpuStop, err = cpuTime()
 	r.cpuErr = errors.Join(r.cpuErr, err)
 	r.stop = time.Now()
+	runtime.ReadMemStats(&r.memStop)
 }
 
 // Measure runs one implementation of the workload and measures it. It
@@ -227,6 +236,8 @@ func (r *Recorder) result(impl string, cfg Config) (Result, error) {
 		PublishPerSec:    rate(n, publish),
 		ConsumePerSec:    rate(n, consume),
 		CPUSecondsPer10k: (r.cpuStop - r.cpuStart).Seconds() / n * 10_000,
+		AllocsPerJob:     float64(r.memStop.Mallocs-r.memStart.Mallocs) / n,
+		BytesPerJob:      float64(r.memStop.TotalAlloc-r.memStart.TotalAlloc) / n,
 		P50:              time.Duration(percentile(r.latency, 0.50)),
 		P99:              time.Duration(percentile(r.latency, 0.99)),
 	}, nil

@@ -149,6 +149,8 @@ func median(runs []Result) Result {
 	m.PublishPerSec = f(func(r Result) float64 { return r.PublishPerSec })
 	m.ConsumePerSec = f(func(r Result) float64 { return r.ConsumePerSec })
 	m.CPUSecondsPer10k = f(func(r Result) float64 { return r.CPUSecondsPer10k })
+	m.AllocsPerJob = f(func(r Result) float64 { return r.AllocsPerJob })
+	m.BytesPerJob = f(func(r Result) float64 { return r.BytesPerJob })
 	m.PeakRSSBytes = int64(f(func(r Result) float64 { return float64(r.PeakRSSBytes) }))
 	m.P50 = time.Duration(f(func(r Result) float64 { return float64(r.P50) }))
 	m.P99 = time.Duration(f(func(r Result) float64 { return float64(r.P99) }))
@@ -164,7 +166,7 @@ func median(runs []Result) Result {
 func (r *Report) WriteTable(w io.Writer) error {
 	var table bytes.Buffer
 	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "impl\tqueue\tround\tjobs\tjobs/s\tpublish/s\tconsume/s\tCPU s/10k\tpeak RSS\tp50\tp99\t\n")
+	fmt.Fprintf(tw, "impl\tqueue\tround\tjobs\tjobs/s\tpublish/s\tconsume/s\tCPU s/10k\tallocs/job\tpeak RSS\tp50\tp99\t\n")
 	lifetime := false
 	row := func(round string, res Result) {
 		rss := formatBytes(res.PeakRSSBytes)
@@ -172,9 +174,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 			rss += "*"
 			lifetime = true
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.0f\t%.0f\t%.0f\t%.3f\t%s\t%s\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.0f\t%.0f\t%.0f\t%.3f\t%.1f\t%s\t%s\t%s\t\n",
 			res.Impl, res.QueueType, round, res.Jobs, res.JobsPerSec, res.PublishPerSec, res.ConsumePerSec,
-			res.CPUSecondsPer10k, rss, formatDuration(res.P50), formatDuration(res.P99))
+			res.CPUSecondsPer10k, res.AllocsPerJob, rss, formatDuration(res.P50), formatDuration(res.P99))
 	}
 	for _, res := range r.Results {
 		row(fmt.Sprint(res.Round), res)
