@@ -400,3 +400,29 @@ func BenchmarkCheckBody(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCheckBodyBombs measures the refusal of hostile bodies: each is
+// rejected in time and memory that do not depend on what it declares.
+func BenchmarkCheckBodyBombs(b *testing.B) {
+	nested := bytes.Repeat([]byte{0x91}, 1_000_000) // a million nested arrays
+	nested = append(nested, 0xc0)
+	for _, bc := range []struct {
+		name string
+		body []byte
+	}{
+		{"array32-of-4G", []byte{0xdd, 0xff, 0xff, 0xff, 0xff}},
+		{"str32-of-4G", []byte{0xdb, 0xff, 0xff, 0xff, 0xff}},
+		{"map32-of-4G", []byte{0xdf, 0xff, 0xff, 0xff, 0xff}},
+		{"nested-1M", nested},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				var v any
+				if err := decodeBody(bc.body, Limits{MaxBytes: 2 << 20}, &v); err == nil {
+					b.Fatal("accepted")
+				}
+			}
+		})
+	}
+}
