@@ -173,7 +173,12 @@ func Consume(ctx context.Context, conn *Conn, queue string, opts ...ConsumeOptio
 	// channel, at most; a buffer of one never blocks its reader.
 	closes := ch.NotifyClose(make(chan *amqp.Error, 1))
 	cancels := ch.NotifyCancel(make(chan string, 1))
-	in, err := ch.ConsumeWithContext(ctx, queue, c.tag, false, false, false, false, nil)
+	// Not ConsumeWithContext: it cancels the consumer by itself when ctx
+	// ends, racing Cancel, and the second basic.cancel-ok then arrives as
+	// the answer to a later call (the channel's close fails with 503
+	// "unexpected command received"). The consumer's life is Cancel's and
+	// Close's to end.
+	in, err := ch.Consume(queue, c.tag, false, false, false, false, nil)
 	if err != nil {
 		return fail("start consumer", err)
 	}

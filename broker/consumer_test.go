@@ -264,3 +264,33 @@ func TestSettleAfterChannelClosed(t *testing.T) {
 		t.Errorf("depth %d, want the unsettled job back in the queue", n)
 	}
 }
+
+// TestConsumeCtxDoesNotCancelConsumer: the ctx given to Consume bounds the
+// start only. Ending it must not cancel the consumer behind the caller's
+// back (amqp091-go's ConsumeWithContext does), which would stop deliveries
+// and race Cancel, making Close fail.
+func TestConsumeCtxDoesNotCancelConsumer(t *testing.T) {
+	conn := dial(t)
+	exchange, queue := setup(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	c, err := broker.Consume(ctx, conn, queue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	time.Sleep(100 * time.Millisecond)
+	publishN(t, newPublisher(t, conn), exchange, 1)
+	d, ok := c.Next(brokertest.Context(t, 5*time.Second))
+	if !ok {
+		t.Fatalf("no delivery after the start ctx ended: %v", c.Err())
+	}
+	if err := d.Ack(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Cancel(context.Background()); err != nil {
+		t.Fatalf("Cancel: %v", err)
+	}
+	if err := c.Close(context.Background()); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+}
