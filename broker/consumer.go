@@ -255,20 +255,7 @@ func (c *Consumer) Next(ctx context.Context) (*Delivery, bool) {
 
 // wrap makes a Delivery of an amqp091-go delivery.
 func (c *Consumer) wrap(d *amqp.Delivery) *Delivery {
-	m := message{
-		contentType:     d.ContentType,
-		contentEncoding: d.ContentEncoding,
-		messageID:       d.MessageId,
-		typ:             d.Type,
-		appID:           d.AppId,
-		correlationID:   d.CorrelationId,
-		replyTo:         d.ReplyTo,
-		expiration:      d.Expiration,
-		timestamp:       d.Timestamp,
-		priority:        d.Priority,
-		headers:         d.Headers,
-		body:            d.Body,
-	}
+	m := messageOf(d)
 	env, err := readMessage(&m)
 	out := &Delivery{
 		Envelope:    env,

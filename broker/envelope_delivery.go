@@ -37,7 +37,13 @@ func FromDelivery(d *amqp.Delivery) (*Envelope, error) {
 	if d == nil {
 		return nil, fmt.Errorf("%w: nil delivery", ErrMalformedEnvelope)
 	}
-	return fromMessage(&message{
+	m := messageOf(d)
+	return fromMessage(&m)
+}
+
+// messageOf takes what FromDelivery reads from a delivery.
+func messageOf(d *amqp.Delivery) message {
+	return message{
 		contentType:     d.ContentType,
 		contentEncoding: d.ContentEncoding,
 		messageID:       d.MessageId,
@@ -50,7 +56,7 @@ func FromDelivery(d *amqp.Delivery) (*Envelope, error) {
 		priority:        d.Priority,
 		headers:         d.Headers,
 		body:            d.Body,
-	})
+	}
 }
 
 // FromReturn reads the envelope of a message the broker returned as
