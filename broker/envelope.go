@@ -34,6 +34,8 @@ const (
 	HeaderOriginQueue      = "warren-origin-queue"       // string
 	HeaderReplayCount      = "warren-replay-count"       // long
 	HeaderWorkerHost       = "warren-worker-host"        // string
+	HeaderDeadline         = "warren-deadline"           // string, RFC 3339 UTC: a request's caller waits no longer
+	HeaderReplyStatus      = "warren-reply-status"       // string: "ok" or "error", on replies
 	HeaderTraceparent      = "traceparent"               // W3C trace context
 	HeaderTracestate       = "tracestate"
 )
@@ -116,6 +118,12 @@ type Envelope struct {
 	// Trace context (W3C).
 	Traceparent string
 	Tracestate  string
+	// Deadline is when the caller of a request stops waiting for its
+	// reply; a worker does not start the job after it. Zero: none.
+	Deadline time.Time
+	// ReplyStatus is set on replies: ReplyOK, or ReplyError with the
+	// failure in Failure.
+	ReplyStatus string
 	// Body is the MessagePack-encoded payload.
 	Body []byte
 }
@@ -369,6 +377,12 @@ func (e *Envelope) Publishing() amqp.Publishing {
 	if e.Tracestate != "" {
 		n++
 	}
+	if !e.Deadline.IsZero() {
+		n++
+	}
+	if e.ReplyStatus != "" {
+		n++
+	}
 	var h amqp.Table // nil when there is no header: the frame is smaller, and cheaper to read
 	if n > 0 {
 		h = make(amqp.Table, n)
@@ -399,6 +413,12 @@ func (e *Envelope) Publishing() amqp.Publishing {
 	}
 	if e.Tracestate != "" {
 		h[HeaderTracestate] = e.Tracestate
+	}
+	if !e.Deadline.IsZero() {
+		h[HeaderDeadline] = e.Deadline.UTC().Format(failedAtLayout)
+	}
+	if e.ReplyStatus != "" {
+		h[HeaderReplyStatus] = e.ReplyStatus
 	}
 	ct := ContentType
 	if e.ContentType != "" && !isMsgpack(e.ContentType) {

@@ -152,6 +152,10 @@ func readMessage(m *message) (*Envelope, error) {
 			failure().Origin.Queue, err = headerString(name, v)
 		case HeaderWorkerHost:
 			failure().WorkerHost, err = headerString(name, v)
+		case HeaderDeadline:
+			e.Deadline, err = headerTime(name, v)
+		case HeaderReplyStatus:
+			e.ReplyStatus, err = headerString(name, v)
 		case HeaderTraceparent, HeaderTracestate:
 			// Trace context is advisory (W3C: ignore what cannot be
 			// parsed): a value of another type stays a user header.

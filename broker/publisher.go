@@ -340,10 +340,16 @@ func (p *Publisher) startEnvelope(ctx context.Context, env *Envelope, t publishT
 // exchange would make the broker close the publishing channel and fail every
 // other job awaiting a confirm on it.
 func (p *Publisher) checkExchange(ctx context.Context, exchange string) error {
-	if _, ok := p.known.Load(exchange); ok {
+	return checkExchange(ctx, p.conn, &p.known, exchange)
+}
+
+// checkExchange checks that exchange exists, unless known (exchange name ->
+// struct{}) says it was seen before, and records it there.
+func checkExchange(ctx context.Context, conn *Conn, known *sync.Map, exchange string) error {
+	if _, ok := known.Load(exchange); ok {
 		return nil
 	}
-	d := NewDeclarer(p.conn)
+	d := NewDeclarer(conn)
 	defer d.Close()
 	ok, err := d.ExchangeExists(ctx, exchange)
 	if err != nil {
@@ -352,7 +358,7 @@ func (p *Publisher) checkExchange(ctx context.Context, exchange string) error {
 	if !ok {
 		return fmt.Errorf("%w: no exchange %q", ErrNoExchange, exchange)
 	}
-	p.known.Store(exchange, struct{}{})
+	known.Store(exchange, struct{}{})
 	return nil
 }
 

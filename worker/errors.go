@@ -86,4 +86,8 @@ const (
 	// type property, unreadable warren headers). Dead-lettered at once, as
 	// it came.
 	ClassMalformed = "malformed"
+	// ClassReply: the job succeeded, but its result could not be
+	// delivered: its reply_to names a queue that does not exist.
+	// Dead-lettered, to be replayed once the reply queue exists.
+	ClassReply = "reply"
 )

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,7 +38,17 @@ type Job struct {
 	// retried job, the trace context, the raw body.
 	Envelope *broker.Envelope
 
-	limits broker.Limits
+	limits    broker.Limits
+	result    any
+	hasResult bool
+}
+
+// SetResult sets the result the pool sends back to the job's caller when
+// the job has a reply_to (request-reply), encoded with MessagePack. A
+// handler calls it before returning nil; without it the reply's body is
+// nil. TypedResult calls it for you.
+func (j *Job) SetResult(v any) {
+	j.result, j.hasResult = v, true
 }
 
 // Decode decodes the job's MessagePack payload into v, a non-nil pointer,
@@ -73,6 +84,68 @@ func Typed[T any](fn func(ctx context.Context, job *Job, payload T) error) Handl
 			return err
 		}
 		return fn(ctx, job, payload)
+	})
+}
+
+// TypedResult returns a handler that decodes each job's payload into a T,
+// passes it to fn, and sends fn's result back to the job's caller when the
+// job is a request (it has a reply_to). An error from fn is handled as any
+// handler's: retried, then dead-lettered, and the caller gets the failure.
+func TypedResult[T, R any](fn func(ctx context.Context, job *Job, payload T) (R, error)) Handler {
+	return HandlerFunc(func(ctx context.Context, job *Job) error {
+		var payload T
+		if err := job.Decode(&payload); err != nil {
+			return err
+		}
+		r, err := fn(ctx, job, payload)
+		if err != nil {
+			return err
+		}
+		job.SetResult(r)
+		return nil
+	})
+}
+
+// Reply is a reply consumed from a durable reply queue: the answer to a
+// request this service published earlier with broker.Job.ReplyTo naming
+// that queue.
+type Reply[T any] struct {
+	// CorrelationID is the request's correlation id, its id unless it set
+	// one: match it against what the service sent.
+	CorrelationID string
+	// RequestType is the request's job type.
+	RequestType string
+	// Result is the worker's result; the zero T when Err is set.
+	Result T
+	// Err is the request's failure when it failed for good in its worker.
+	Err *broker.RemoteError
+	// Job is the reply itself, as delivered.
+	Job *Job
+}
+
+// HandleReply returns a handler for the replies arriving in a durable
+// reply queue: it decodes each into a Reply[T] and passes it to fn.
+// Register it on a Mux under the reply's type, "<request type>.reply".
+// Replies are at least once, like any job: their id is the request's id
+// plus ".reply", the same for every copy, to de-duplicate on.
+func HandleReply[T any](fn func(ctx context.Context, r Reply[T]) error) Handler {
+	return HandlerFunc(func(ctx context.Context, job *Job) error {
+		env := job.Envelope
+		if env.ReplyStatus == "" {
+			return Permanent(fmt.Errorf("job %s (type %q) is not a reply: it has no %s header", job.ID, job.Type, broker.HeaderReplyStatus))
+		}
+		r := Reply[T]{
+			CorrelationID: env.CorrelationID,
+			RequestType:   strings.TrimSuffix(job.Type, broker.ReplyTypeSuffix),
+			Err:           env.RemoteErr(),
+			Job:           job,
+		}
+		if r.Err == nil {
+			if err := job.Decode(&r.Result); err != nil {
+				return err
+			}
+		}
+		return fn(ctx, r)
 	})
 }
 

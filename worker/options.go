@@ -240,6 +240,9 @@ const (
 	// Rejected: the job failed for good and its queue has no dead-letter
 	// target; the broker dropped it, or dead-lettered it by policy.
 	Rejected
+	// Expired: the job is a request whose caller stopped waiting
+	// (warren-deadline passed) before it started; it was acked unhandled.
+	Expired
 )
 
 func (s Status) String() string {
@@ -254,6 +257,8 @@ func (s Status) String() string {
 		return "requeued"
 	case Rejected:
 		return "rejected"
+	case Expired:
+		return "expired"
 	}
 	return fmt.Sprintf("Status(%d)", int(s))
 }
@@ -272,4 +277,6 @@ type Outcome struct {
 	Duration time.Duration
 	// RetryIn is the delay before the next attempt, when Retried.
 	RetryIn time.Duration
+	// Replied is set when a reply was sent to the job's reply_to.
+	Replied bool
 }

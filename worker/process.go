@@ -38,6 +38,19 @@ func (p *Pool) process(ctx context.Context, q *queueRun, d *broker.Delivery) {
 		return
 	}
 
+	if !env.Deadline.IsZero() && p.opts.now().After(env.Deadline) {
+		// The caller stopped waiting: the result would be thrown away.
+		if err := d.Ack(); err != nil {
+			out.Status, out.Err = Requeued, err
+		} else {
+			out.Status = Expired
+		}
+		q.log.Debug().Str(fieldJobID, env.ID).Str(fieldJobType, env.Type).Time("deadline", env.Deadline).
+			Msg("worker: request expired before it started; its caller gave up")
+		p.observe(out)
+		return
+	}
+
 	policy := q.retryPolicy(env.Type)
 	job := &Job{
 		ID:            env.ID,
@@ -67,6 +80,24 @@ func (p *Pool) process(ctx context.Context, q *queueRun, d *broker.Delivery) {
 	timedOut := hctx.Err() == context.DeadlineExceeded
 	cancel()
 
+	if err == nil && env.ReplyTo != "" {
+		replied, rerr := p.sendReply(ctx, q, env, job.result, nil)
+		out.Replied = replied
+		switch {
+		case errors.Is(rerr, broker.ErrInvalidJob):
+			// The handler's result cannot be encoded: a bug that retrying
+			// will not fix.
+			err = Permanent(rerr)
+		case errors.Is(rerr, broker.ErrUnroutable):
+			p.deadLetter(ctx, q, d, &out, ClassReply, fmt.Errorf("worker: the result could not be delivered to reply_to %q (no such queue?): %w", env.ReplyTo, rerr))
+			return
+		case rerr != nil:
+			q.log.Error().Err(rerr).Str(fieldJobID, env.ID).Msg("worker: could not publish the reply; returning the job to the queue")
+			out.Err = rerr
+			p.pauseThenRequeue(ctx, q, d, &out)
+			return
+		}
+	}
 	if err == nil {
 		if aerr := d.Ack(); aerr != nil {
 			q.log.Warn().Err(aerr).Str(fieldJobID, env.ID).Msg("worker: ack failed; the broker will deliver the job again")
@@ -230,6 +261,14 @@ func (p *Pool) deadLetter(ctx context.Context, q *queueRun, d *broker.Delivery, 
 	if key == "" {
 		key = d.RoutingKey // RabbitMQ's rule when x-dead-letter-routing-key is not set
 	}
+	if d.Envelope.ReplyTo != "" && class != ClassReply {
+		// Tell a waiting caller now, rather than let it time out.
+		replied, err := p.sendReply(ctx, q, d.Envelope, nil, e.Failure)
+		if err != nil {
+			q.log.Warn().Err(err).Str(fieldJobID, e.ID).Msg("worker: could not send the failure to the job's caller")
+		}
+		out.Replied = replied
+	}
 	if err := p.pub.PublishEnvelope(ctx, e, exchange, key); err != nil {
 		q.log.Error().Err(err).Str(fieldJobID, e.ID).Str(fieldJobType, e.Type).
 			Msg("worker: could not publish to the dead-letter queue; returning the job to the queue")
@@ -268,4 +307,22 @@ func (p *Pool) observe(o Outcome) {
 	if p.opts.observer != nil {
 		p.opts.observer(o)
 	}
+}
+
+// sendReply publishes the reply to a request, confirmed, and reports
+// whether it was sent. A caller waiting on direct reply-to that is gone
+// (the reply is returned unroutable) is no error: nobody waits for the
+// reply any more. The error wraps broker.ErrInvalidJob when the result
+// cannot be encoded, broker.ErrUnroutable when a reply queue is missing.
+func (p *Pool) sendReply(ctx context.Context, q *queueRun, request *broker.Envelope, result any, failure *broker.Failure) (bool, error) {
+	r, err := broker.NewReply(request, result, failure, p.opts.now())
+	if err != nil {
+		return false, err
+	}
+	err = p.pub.PublishEnvelope(ctx, r, "", request.ReplyTo)
+	if err != nil && errors.Is(err, broker.ErrUnroutable) && broker.IsDirectReplyTo(request.ReplyTo) {
+		q.log.Debug().Str(fieldJobID, request.ID).Msg("worker: the caller is gone; reply dropped")
+		return false, nil
+	}
+	return err == nil, err
 }

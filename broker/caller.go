@@ -1,0 +1,378 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/rs/zerolog"
+)
+
+// ErrReplyTimeout: no reply came before the call's deadline. Either no
+// worker consumes the job's queue, or the job took longer. The request
+// carries the deadline, so a worker does not start it afterwards; a job
+// already running finishes, and its late reply is discarded.
+var ErrReplyTimeout = errors.New("broker: no reply before the call's deadline; check that a worker consumes the job's queue, or allow more time")
+
+// CallerOption configures NewCaller.
+type CallerOption func(*callerOptions) error
+
+type callerOptions struct {
+	router  Router
+	appID   string
+	log     zerolog.Logger
+	timeout time.Duration
+	now     func() time.Time
+}
+
+// WithCallRouter routes requests by job type, as WithRouter does for a
+// Publisher.
+func WithCallRouter(r Router) CallerOption {
+	return func(o *callerOptions) error {
+		if r == nil {
+			return errors.New("broker: WithCallRouter: nil router")
+		}
+		o.router = r
+		return nil
+	}
+}
+
+// WithCallAppID sets the app_id of requests (default "warren").
+func WithCallAppID(id string) CallerOption {
+	return func(o *callerOptions) error {
+		o.appID = id
+		return nil
+	}
+}
+
+// WithCallLogger sets the caller's logger (default: the connection's).
+func WithCallLogger(l zerolog.Logger) CallerOption {
+	return func(o *callerOptions) error {
+		o.log = l
+		return nil
+	}
+}
+
+// DefaultCallTimeout bounds a Call whose ctx has no deadline.
+const DefaultCallTimeout = 30 * time.Second
+
+// WithCallTimeout sets how long a Call whose ctx has no deadline waits
+// (default DefaultCallTimeout).
+func WithCallTimeout(d time.Duration) CallerOption {
+	return func(o *callerOptions) error {
+		if d <= 0 {
+			return fmt.Errorf("broker: call timeout %s must be positive", d)
+		}
+		o.timeout = d
+		return nil
+	}
+}
+
+// Caller sends requests and awaits their replies over RabbitMQ's direct
+// reply-to: no reply queue is declared; the replies come back on the
+// caller's own channel, matched to their callers by correlation id. Any
+// number of goroutines may call at once on one Caller.
+//
+// Requests are published mandatory, not confirmed: the reply is the proof
+// that the broker had the request, and a request no queue receives fails
+// at once with ErrUnroutable. A reply that comes after its caller gave up,
+// or that matches no call, is discarded and counted (Discarded).
+type Caller struct {
+	conn  *Conn
+	opts  callerOptions
+	known sync.Map // exchanges seen to exist
+
+	mu     sync.Mutex // serializes publishes and guards ch and closed
+	ch     *callChannel
+	closed bool
+
+	discarded atomic.Uint64
+	wg        sync.WaitGroup // reply loops
+}
+
+// NewCaller returns a Caller on conn. It opens its channel on first use.
+func NewCaller(conn *Conn, opts ...CallerOption) (*Caller, error) {
+	o := callerOptions{appID: "warren", log: conn.opts.log, timeout: DefaultCallTimeout, now: time.Now}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	return &Caller{conn: conn, opts: o}, nil
+}
+
+// callResult is what a call waits for: a reply, or why none will come.
+type callResult struct {
+	env *Envelope
+	err error
+}
+
+// callChannel is a channel consuming DirectReplyTo, with the calls
+// awaiting their replies on it.
+type callChannel struct {
+	ch *amqp.Channel
+
+	mu      sync.Mutex
+	pending map[string]chan callResult // by correlation id; buffered 1
+	closed  bool
+}
+
+// Call publishes job as a request and waits for its reply, until ctx ends
+// (or DefaultCallTimeout, when ctx has no deadline). The request carries
+// the deadline (warren-deadline), so no worker starts it after the caller
+// gave up.
+//
+// It returns the reply, whose body is the handler's result (decode it with
+// Decode); a *RemoteError when the job failed for good in its worker (it is
+// in a dead-letter queue); an error wrapping ErrReplyTimeout (and
+// context.DeadlineExceeded) when no reply came in time; a *PublishError
+// (ErrUnroutable, ErrNoRoute, ErrClosed, …) when the request could not be
+// sent or its channel was lost while waiting.
+//
+// The job is routed by its type (WithCallRouter) unless To names the
+// exchange. Its reply_to is set to the direct reply-to; its correlation id,
+// when empty, is its id.
+func (c *Caller) Call(ctx context.Context, job Job, opts ...PublishOption) (*Envelope, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.opts.timeout)
+		defer cancel()
+	}
+	deadline, _ := ctx.Deadline()
+	job.ReplyTo = DirectReplyTo
+	env, err := NewEnvelope(job, c.opts.now())
+	if err != nil {
+		return nil, err
+	}
+	if env.AppID == "" {
+		env.AppID = c.opts.appID
+	}
+	if env.CorrelationID == "" {
+		env.CorrelationID = env.ID
+	}
+	env.Deadline = deadline
+	var t publishTarget
+	for _, opt := range opts {
+		opt(&t)
+	}
+	fail := func(err error) error {
+		return &PublishError{JobID: env.ID, JobType: env.Type, Exchange: t.exchange, RoutingKey: t.key, Err: err}
+	}
+	if !t.explicit {
+		ex, key, ok := routeOf(c.opts.router, env.Type)
+		if !ok {
+			return nil, fail(ErrNoRoute)
+		}
+		t = publishTarget{exchange: ex, key: key, explicit: true}
+	}
+	if err := checkExchange(ctx, c.conn, &c.known, t.exchange); err != nil {
+		return nil, fail(err)
+	}
+	if err := c.conn.waitUnblocked(ctx); err != nil {
+		return nil, fail(err)
+	}
+
+	result := make(chan callResult, 1) // buffered: the reply loop never waits for a caller
+	cc, err := c.send(ctx, env, t, result)
+	if err != nil {
+		return nil, fail(err)
+	}
+	defer cc.forget(env.CorrelationID)
+
+	select {
+	case r := <-result:
+		if r.err != nil {
+			return nil, fail(r.err)
+		}
+		if re := r.env.RemoteErr(); re != nil {
+			return r.env, re
+		}
+		return r.env, nil
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, fmt.Errorf("%w (job %s, type %q, after %s): %w", ErrReplyTimeout, env.ID, env.Type,
+				deadline.Sub(env.Timestamp).Round(time.Millisecond), ctx.Err())
+		}
+		return nil, fmt.Errorf("broker: call of job %s (type %q) given up: %w", env.ID, env.Type, ctx.Err())
+	}
+}
+
+// routeOf asks r, which may be nil, for jobType's route.
+func routeOf(r Router, jobType string) (exchange, key string, ok bool) {
+	if r == nil {
+		return "", "", false
+	}
+	return r.Route(jobType)
+}
+
+// send registers the call and publishes its request.
+func (c *Caller) send(ctx context.Context, env *Envelope, t publishTarget, result chan callResult) (*callChannel, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, fmt.Errorf("%w: caller closed", ErrClosed)
+	}
+	cc, err := c.channelLocked()
+	if err != nil {
+		return nil, err
+	}
+	if err := cc.await(env.CorrelationID, result); err != nil {
+		return nil, err
+	}
+	if err := cc.ch.PublishWithContext(ctx, t.exchange, t.key, true, false, env.Publishing()); err != nil {
+		cc.forget(env.CorrelationID)
+		if errors.Is(err, amqp.ErrClosed) {
+			return nil, fmt.Errorf("%w: %w", ErrClosed, err)
+		}
+		return nil, err
+	}
+	return cc, nil
+}
+
+// channelLocked returns the current reply channel, opening one when there
+// is none or the last was closed. c.mu must be held.
+func (c *Caller) channelLocked() (*callChannel, error) {
+	if c.ch != nil && !c.ch.isClosed() {
+		return c.ch, nil
+	}
+	if err := c.conn.Err(); err != nil {
+		return nil, err
+	}
+	ch, err := c.conn.channel()
+	if err != nil {
+		return nil, err
+	}
+	// Buffers: amqp091-go abandons a notification after blocking 5s; the
+	// loop is always ready, and the buffers absorb bursts of returns (one
+	// per request no queue took) while it works. One close error at most.
+	returns := ch.NotifyReturn(make(chan amqp.Return, 64))
+	closes := ch.NotifyClose(make(chan *amqp.Error, 1))
+	// Direct reply-to is consumed without acks (RabbitMQ requires it):
+	// the replies are not stored anywhere to be acked.
+	replies, err := ch.Consume(DirectReplyTo, "", true, false, false, false, nil)
+	if err != nil {
+		ch.Close()
+		return nil, fmt.Errorf("broker: consume direct reply-to: %w", err)
+	}
+	cc := &callChannel{ch: ch, pending: make(map[string]chan callResult)}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.loop(cc, replies, returns, closes)
+	}()
+	c.ch = cc
+	return cc, nil
+}
+
+// loop hands each reply to its caller. It ends when amqp091-go closes the
+// replies, which it does when the channel closes; then every call still
+// waiting fails with ErrClosed.
+func (c *Caller) loop(cc *callChannel, replies <-chan amqp.Delivery, returns <-chan amqp.Return, closes <-chan *amqp.Error) {
+	for {
+		select {
+		case r, ok := <-returns:
+			if !ok {
+				returns = nil
+				continue
+			}
+			cc.deliver(r.CorrelationId, callResult{err: fmt.Errorf("%w (%s)", ErrUnroutable, r.ReplyText)})
+		case d, ok := <-replies:
+			if !ok {
+				var reason error = ErrClosed
+				if err, ok := <-closes; ok && err != nil {
+					reason = fmt.Errorf("%w: %w", ErrClosed, &redactedError{msg: "broker: reply channel closed", err: err, secret: c.conn.secret})
+				}
+				cc.shutdown(reason)
+				for range returns {
+				}
+				return
+			}
+			env, err := FromDelivery(&d)
+			if err != nil {
+				c.discarded.Add(1)
+				c.opts.log.Warn().Err(err).Str("correlation_id", d.CorrelationId).Msg("broker: discarded a malformed reply")
+				continue
+			}
+			if !cc.deliver(d.CorrelationId, callResult{env: env}) {
+				c.discarded.Add(1)
+				c.opts.log.Debug().Str("correlation_id", d.CorrelationId).Msg("broker: discarded a reply nobody waits for (late, or unknown)")
+			}
+		}
+	}
+}
+
+// await registers a call.
+func (cc *callChannel) await(corr string, result chan callResult) error {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.closed {
+		return fmt.Errorf("%w: reply channel closed", ErrClosed)
+	}
+	if _, dup := cc.pending[corr]; dup {
+		return fmt.Errorf("%w: a call with correlation id %q is already waiting; give each call its own", ErrInvalidJob, corr)
+	}
+	cc.pending[corr] = result
+	return nil
+}
+
+// forget drops a call, answered or given up.
+func (cc *callChannel) forget(corr string) {
+	cc.mu.Lock()
+	delete(cc.pending, corr)
+	cc.mu.Unlock()
+}
+
+// deliver hands r to the call waiting for corr, and reports whether there
+// was one.
+func (cc *callChannel) deliver(corr string, r callResult) bool {
+	cc.mu.Lock()
+	ch, ok := cc.pending[corr]
+	delete(cc.pending, corr)
+	cc.mu.Unlock()
+	if ok {
+		ch <- r // buffered 1, and each call is delivered once
+	}
+	return ok
+}
+
+func (cc *callChannel) shutdown(reason error) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	cc.closed = true
+	for corr, ch := range cc.pending {
+		ch <- callResult{err: reason}
+		delete(cc.pending, corr)
+	}
+}
+
+func (cc *callChannel) isClosed() bool {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.closed
+}
+
+// Discarded is the number of replies that came after their caller gave up
+// or matched no call.
+func (c *Caller) Discarded() uint64 { return c.discarded.Load() }
+
+// Close closes the caller's channel; calls still waiting fail with
+// ErrClosed.
+func (c *Caller) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	cc := c.ch
+	c.ch = nil
+	c.mu.Unlock()
+	var err error
+	if cc != nil {
+		if cerr := cc.ch.Close(); cerr != nil && !errors.Is(cerr, amqp.ErrClosed) {
+			err = fmt.Errorf("broker: close caller channel: %w", cerr)
+		}
+	}
+	c.wg.Wait()
+	return err
+}
