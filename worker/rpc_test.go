@@ -363,3 +363,50 @@ routes:
 		t.Errorf("%d refused requests dead-lettered, want 4", n)
 	}
 }
+
+// TestReplyToGoneCallerIsDropped: the caller closed before the reply; the
+// broker returns the reply as unroutable, the pool drops it and goes on.
+func TestReplyToGoneCallerIsDropped(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOpts{})
+	started := make(chan struct{}, 1)
+	release := make(chan struct{})
+	mux := worker.NewMux()
+	mux.HandleFunc("slow", func(ctx context.Context, job *worker.Job) error {
+		started <- struct{}{}
+		<-release
+		job.SetResult("too late")
+		return nil
+	})
+	mux.HandleFunc("ok", func(ctx context.Context, job *worker.Job) error { return nil })
+	var mu sync.Mutex
+	var outcomes []worker.Outcome
+	f.run(mux, worker.WithObserver(func(o worker.Outcome) { mu.Lock(); outcomes = append(outcomes, o); mu.Unlock() }))
+
+	c, err := broker.NewCaller(dial(t, "worker-test-gone-caller"), broker.WithCallRouter(f.topo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := c.Call(ctx, broker.Job{Type: "slow"})
+		errc <- err
+	}()
+	<-started
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; !errors.Is(err, broker.ErrClosed) {
+		t.Errorf("Call on a closed caller: %v, want ErrClosed", err)
+	}
+	close(release)
+	f.publish("ok", 1)
+	waitFor(t, 10*time.Second, "both jobs settled", func() bool { mu.Lock(); defer mu.Unlock(); return len(outcomes) == 2 })
+	for _, o := range outcomes {
+		if o.Status != worker.Succeeded || o.Replied {
+			t.Errorf("%s: %v (replied %v, err %v), want succeeded without a reply", o.JobType, o.Status, o.Replied, o.Err)
+		}
+	}
+}
