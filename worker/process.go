@@ -245,6 +245,14 @@ func (p *Pool) retry(ctx context.Context, q *queueRun, d *broker.Delivery, out *
 func (p *Pool) deadLetter(ctx context.Context, q *queueRun, d *broker.Delivery, out *Outcome, class string, cause error) {
 	out.Class, out.Err = class, cause
 	e := p.failed(d, class, cause)
+	if d.Envelope.ReplyTo != "" && class != ClassReply {
+		// Tell a waiting caller now, rather than let it time out.
+		replied, err := p.sendReply(ctx, q, d.Envelope, nil, e.Failure)
+		if err != nil {
+			q.log.Warn().Err(err).Str(fieldJobID, e.ID).Msg("worker: could not send the failure to the job's caller")
+		}
+		out.Replied = replied
+	}
 	exchange, key := q.queue.DeadLetterExchange, q.queue.DeadLetterRoutingKey
 	if exchange == "" {
 		// The file turned dead-lettering off: the broker decides (it drops
@@ -260,14 +268,6 @@ func (p *Pool) deadLetter(ctx context.Context, q *queueRun, d *broker.Delivery, 
 	}
 	if key == "" {
 		key = d.RoutingKey // RabbitMQ's rule when x-dead-letter-routing-key is not set
-	}
-	if d.Envelope.ReplyTo != "" && class != ClassReply {
-		// Tell a waiting caller now, rather than let it time out.
-		replied, err := p.sendReply(ctx, q, d.Envelope, nil, e.Failure)
-		if err != nil {
-			q.log.Warn().Err(err).Str(fieldJobID, e.ID).Msg("worker: could not send the failure to the job's caller")
-		}
-		out.Replied = replied
 	}
 	if err := p.pub.PublishEnvelope(ctx, e, exchange, key); err != nil {
 		q.log.Error().Err(err).Str(fieldJobID, e.ID).Str(fieldJobType, e.Type).
