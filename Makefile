@@ -24,6 +24,11 @@ build: ## Build the warren CLI into bin/
 demo: broker build ## Run the quickstart end to end on the local broker
 	@scripts/demo.sh
 
+.PHONY: taxi
+taxi: broker build ## Run the taxi-booking request-reply example
+	$(BIN) topology validate -f examples/taxi/topology.yaml
+	$(GO) run ./examples/taxi
+
 .PHONY: test
 test: broker ## Run every test (with -race) against the local broker
 	$(GO) test -race -count=1 ./...
