@@ -137,6 +137,7 @@ type callChannel struct {
 // exchange. Its reply_to is set to the direct reply-to; its correlation id,
 // when empty, is its id.
 func (c *Caller) Call(ctx context.Context, job Job, opts ...PublishOption) (*Envelope, error) {
+	start := time.Now()
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.opts.timeout)
@@ -195,7 +196,7 @@ func (c *Caller) Call(ctx context.Context, job Job, opts ...PublishOption) (*Env
 	case <-ctx.Done():
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return nil, fmt.Errorf("%w (job %s, type %q, after %s): %w", ErrReplyTimeout, env.ID, env.Type,
-				deadline.Sub(env.Timestamp).Round(time.Millisecond), ctx.Err())
+				time.Since(start).Round(time.Millisecond), ctx.Err())
 		}
 		return nil, fmt.Errorf("broker: call of job %s (type %q) given up: %w", env.ID, env.Type, ctx.Err())
 	}

@@ -145,6 +145,18 @@ type Origin struct {
 	Queue      string
 }
 
+// NewJobID returns a new job id, a UUIDv7 (time-ordered), as Publish
+// generates for a job without one. Choose the id before publishing when it
+// must be recorded first: a reply to a request can arrive before Publish
+// returns.
+func NewJobID() (string, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return "", fmt.Errorf("broker: generate a job id: %w", err)
+	}
+	return id.String(), nil
+}
+
 // NewEnvelope validates job and returns its envelope for a first attempt:
 // the ID generated (a UUIDv7) when empty, the payload encoded with
 // MessagePack, Attempt 1 and Timestamp now in whole seconds.
@@ -190,11 +202,11 @@ func NewEnvelope(job Job, now time.Time) (*Envelope, error) {
 	}
 	e.Body = body
 	if e.ID == "" {
-		id, err := uuid.NewV7()
+		id, err := NewJobID()
 		if err != nil {
-			return nil, fmt.Errorf("broker: generate a job id: %w", err)
+			return nil, err
 		}
-		e.ID = id.String()
+		e.ID = id
 	}
 	return e, nil
 }

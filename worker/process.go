@@ -245,20 +245,13 @@ func (p *Pool) retry(ctx context.Context, q *queueRun, d *broker.Delivery, out *
 func (p *Pool) deadLetter(ctx context.Context, q *queueRun, d *broker.Delivery, out *Outcome, class string, cause error) {
 	out.Class, out.Err = class, cause
 	e := p.failed(d, class, cause)
-	if d.Envelope.ReplyTo != "" && class != ClassReply {
-		// Tell a waiting caller now, rather than let it time out.
-		replied, err := p.sendReply(ctx, q, d.Envelope, nil, e.Failure)
-		if err != nil {
-			q.log.Warn().Err(err).Str(fieldJobID, e.ID).Msg("worker: could not send the failure to the job's caller")
-		}
-		out.Replied = replied
-	}
 	exchange, key := q.queue.DeadLetterExchange, q.queue.DeadLetterRoutingKey
 	if exchange == "" {
 		// The file turned dead-lettering off: the broker decides (it drops
 		// the job, or dead-letters it by a policy).
 		q.log.Error().Err(cause).Str(fieldJobID, e.ID).Str(fieldJobType, e.Type).Str(fieldClass, class).
 			Msg("worker: job failed for good and its queue has no dead-letter target; rejecting it")
+		p.replyFailure(ctx, q, d, e, out, class)
 		if err := d.Reject(); err != nil {
 			out.Err = errors.Join(cause, err)
 		}
@@ -276,6 +269,9 @@ func (p *Pool) deadLetter(ctx context.Context, q *queueRun, d *broker.Delivery, 
 		p.pauseThenRequeue(ctx, q, d, out)
 		return
 	}
+	// The caller learns of the failure once the job is parked, so what it
+	// is told ("in a dead-letter queue") is true.
+	p.replyFailure(ctx, q, d, e, out, class)
 	if err := d.Ack(); err != nil {
 		q.log.Warn().Err(err).Str(fieldJobID, e.ID).Msg("worker: ack after dead-lettering failed; the job may be parked twice")
 	}
@@ -325,4 +321,17 @@ func (p *Pool) sendReply(ctx context.Context, q *queueRun, request *broker.Envel
 		return false, nil
 	}
 	return err == nil, err
+}
+
+// replyFailure tells a request's caller that the job failed for good,
+// rather than let it time out. Best effort: the job is parked either way.
+func (p *Pool) replyFailure(ctx context.Context, q *queueRun, d *broker.Delivery, e *broker.Envelope, out *Outcome, class string) {
+	if d.Envelope.ReplyTo == "" || class == ClassReply {
+		return
+	}
+	replied, err := p.sendReply(ctx, q, d.Envelope, nil, e.Failure)
+	if err != nil {
+		q.log.Warn().Err(err).Str(fieldJobID, e.ID).Msg("worker: could not send the failure to the job's caller")
+	}
+	out.Replied = replied
 }
