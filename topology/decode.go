@@ -126,6 +126,7 @@ func decodeQueue(d *decoder, name string, k, v *yaml.Node) *queueSpec {
 			"durable":                 func(_, v *yaml.Node) { q.durable = d.boolean("durable", v) },
 			"auto_delete":             func(_, v *yaml.Node) { q.autoDelete = d.boolean("auto_delete", v) },
 			"exclusive":               func(_, v *yaml.Node) { q.exclusive = d.boolean("exclusive", v) },
+			"reply_queue":             func(_, v *yaml.Node) { q.replyQueue = d.boolean("reply_queue", v) },
 			"dead_letter":             func(_, v *yaml.Node) { q.deadLetter = d.boolean("dead_letter", v) },
 			"dead_letter_exchange":    func(_, v *yaml.Node) { q.dlx = d.str("dead_letter_exchange", v) },
 			"dead_letter_routing_key": func(_, v *yaml.Node) { q.dlrk = d.str("dead_letter_routing_key", v) },

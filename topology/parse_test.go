@@ -585,3 +585,24 @@ func TestDocExamples(t *testing.T) {
 		}
 	}
 }
+
+func TestReplyQueueNeedsNoBinding(t *testing.T) {
+	for _, tc := range []struct {
+		name, queue string
+		warned      bool
+	}{
+		{"unbound", "replies: {type: quorum}", true},
+		{"reply queue", "replies: {type: quorum, reply_queue: true}", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			topo, err := Parse("f.yaml", []byte("version: 1\nqueues:\n  "+tc.queue+"\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			warned := strings.Contains(topo.Warnings.Error(), "not bound to any exchange")
+			if warned != tc.warned {
+				t.Errorf("warned %v, want %v: %v", warned, tc.warned, topo.Warnings)
+			}
+		})
+	}
+}

@@ -142,6 +142,7 @@ type queueSpec struct {
 	deliveryLimit  opt[int64]
 	maxPriority    opt[int64]
 	singleActive   opt[bool]
+	replyQueue     opt[bool] // receives replies through the default exchange: no binding needed
 	retry          retrySpec
 	args           []argSpec
 }

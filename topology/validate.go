@@ -505,8 +505,8 @@ func (c *checker) checkReached() {
 		bound[b.queue.v] = true // reported already if it does not resolve
 	}
 	for _, q := range c.f.queues {
-		if !bound[q.name] && !q.suspect {
-			c.p.warn(q.pos, "bind it to an exchange under bindings:, or remove it",
+		if !bound[q.name] && !q.suspect && !q.replyQueue.v {
+			c.p.warn(q.pos, "bind it to an exchange under bindings:, or remove it; a queue that receives replies (named in jobs' reply_to) needs no binding: mark it reply_queue: true",
 				"queue %q is not bound to any exchange: no route reaches it", q.name)
 		}
 	}
