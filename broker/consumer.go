@@ -116,6 +116,8 @@ type Consumer struct {
 	acks    *acker
 	log     zerolog.Logger
 
+	lastTag atomic.Uint64 // the highest delivery tag received
+
 	cancelOnce sync.Once
 	cancelErr  error
 
@@ -256,6 +258,7 @@ func (c *Consumer) Next(ctx context.Context) (*Delivery, bool) {
 // wrap makes a Delivery of an amqp091-go delivery.
 func (c *Consumer) wrap(d *amqp.Delivery) *Delivery {
 	m := messageOf(d)
+	c.lastTag.Store(max(c.lastTag.Load(), d.DeliveryTag)) // Next's callers may race; tags only grow
 	env, err := readMessage(&m)
 	out := &Delivery{
 		Envelope:    env,
@@ -291,6 +294,42 @@ func (c *Consumer) Cancel(ctx context.Context) error {
 		}
 	})
 	return c.cancelErr
+}
+
+// ReturnAll puts back in the queue every delivery received and not
+// settled, with one basic.nack (multiple, requeue), and returns once the
+// queue has them back, so that a reader that comes next sees them. It is
+// for consumers that browse a queue: after it, settling a delivery fails.
+func (c *Consumer) ReturnAll(ctx context.Context) error {
+	c.acks.mu.Lock()
+	defer c.acks.mu.Unlock()
+	if c.acks.closed {
+		return c.acks.closedErr()
+	}
+	c.acks.closed = true // nothing may be settled after this
+	last := c.lastTag.Load()
+	if last == 0 {
+		return nil
+	}
+	if err := c.ch.Nack(last, true, true); err != nil {
+		return fmt.Errorf("%w: return deliveries to queue %q: %w", ErrClosed, c.queue, err)
+	}
+	// A call on the same channel is answered after the queue has handled
+	// the nack: the broker keeps the order of one channel's messages.
+	errc := make(chan error, 1) // buffered: the call may outlive ctx
+	go func() {
+		_, err := c.ch.QueueDeclarePassive(c.queue, false, false, false, false, nil)
+		errc <- err
+	}()
+	select {
+	case err := <-errc:
+		if err != nil {
+			return fmt.Errorf("broker: return deliveries to queue %q: %w", c.queue, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("broker: return deliveries to queue %q: %w", c.queue, ctx.Err())
+	}
 }
 
 // Done is closed when the consumer's channel is gone.

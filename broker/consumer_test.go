@@ -294,3 +294,40 @@ func TestConsumeCtxDoesNotCancelConsumer(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 }
+
+// TestReturnAllIsVisibleAtOnce: a browsing consumer returns what it read,
+// and the queue counts it as soon as ReturnAll returns.
+func TestReturnAllIsVisibleAtOnce(t *testing.T) {
+	conn := dial(t)
+	exchange, queue := setup(t, nil)
+	publishN(t, newPublisher(t, conn), exchange, 5)
+	for range 5 { // repeatedly: a race would show
+		c, err := broker.Consume(brokertest.Context(t, 10*time.Second), conn, queue, broker.WithPrefetch(10))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var last *broker.Delivery
+		for range 5 {
+			d, ok := c.Next(brokertest.Context(t, 10*time.Second))
+			if !ok {
+				t.Fatal("no delivery")
+			}
+			last = d
+		}
+		if err := c.Cancel(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.ReturnAll(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if n := brokertest.Depth(t, queue); n != 5 {
+			t.Fatalf("depth %d right after ReturnAll, want 5", n)
+		}
+		if err := last.Ack(); err == nil {
+			t.Error("a delivery was settled after ReturnAll")
+		}
+		if err := c.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

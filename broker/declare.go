@@ -165,3 +165,48 @@ func inequivalentArg(reason string) string {
 	}
 	return rest[:j]
 }
+
+// QueueInfo is what a passive declare tells of a queue.
+type QueueInfo struct {
+	Name      string
+	Messages  int // ready, not counting those delivered and unacked
+	Consumers int
+}
+
+// QueueInfo returns the queue's ready message and consumer counts, by
+// passive declaration. A missing queue is an error wrapping ErrNoQueue.
+func (d *Declarer) QueueInfo(ctx context.Context, name string) (QueueInfo, error) {
+	var q amqp.Queue
+	err := d.do(ctx, func(ch *amqp.Channel) error {
+		var err error
+		q, err = ch.QueueDeclarePassive(name, false, false, false, false, nil)
+		return err
+	})
+	if err != nil {
+		return QueueInfo{}, queueErr("inspect", name, err)
+	}
+	return QueueInfo{Name: q.Name, Messages: q.Messages, Consumers: q.Consumers}, nil
+}
+
+// Purge removes every ready message of the queue (queue.purge) and returns
+// how many it removed. Messages delivered and not yet acked stay.
+func (d *Declarer) Purge(ctx context.Context, name string) (int, error) {
+	var n int
+	err := d.do(ctx, func(ch *amqp.Channel) error {
+		var err error
+		n, err = ch.QueuePurge(name, false)
+		return err
+	})
+	if err != nil {
+		return 0, queueErr("purge", name, err)
+	}
+	return n, nil
+}
+
+func queueErr(what, name string, err error) error {
+	var ae *amqp.Error
+	if errors.As(err, &ae) && ae.Code == amqp.NotFound {
+		return fmt.Errorf("broker: %s queue %q: %w", what, name, ErrNoQueue)
+	}
+	return fmt.Errorf("broker: %s queue %q: %w", what, name, err)
+}

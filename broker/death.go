@@ -1,0 +1,62 @@
+package broker
+
+import (
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// Death is one entry of the x-death header RabbitMQ adds when it
+// dead-letters a message itself (not when warren parks a job: warren's
+// reasons are in Failure). The newest comes first.
+type Death struct {
+	// Reason is RabbitMQ's: "rejected" (nacked without requeue),
+	// "expired" (message or queue TTL), "maxlen" (queue length limit),
+	// "delivery_limit" (a quorum queue's delivery limit: the job crashed
+	// or was returned too often).
+	Reason      string
+	Queue       string // the queue it was dead-lettered from
+	Exchange    string // the exchange it had been published to
+	RoutingKeys []string
+	Count       int64 // how many times it was dead-lettered from Queue for Reason
+	Time        time.Time
+}
+
+// Deaths reads the x-death header of a message's headers (Envelope.Headers
+// keeps it), newest first. Entries it cannot read are skipped.
+func Deaths(headers map[string]any) []Death {
+	raw, ok := headers["x-death"].([]any)
+	if !ok {
+		return nil
+	}
+	var out []Death
+	for _, el := range raw {
+		t, ok := el.(amqp.Table)
+		if !ok {
+			m, isMap := el.(map[string]any)
+			if !isMap {
+				continue
+			}
+			t = m
+		}
+		d := Death{}
+		d.Reason, _ = stringOf(t["reason"])
+		d.Queue, _ = stringOf(t["queue"])
+		d.Exchange, _ = stringOf(t["exchange"])
+		if keys, ok := t["routing-keys"].([]any); ok {
+			for _, k := range keys {
+				if s, ok := stringOf(k); ok {
+					d.RoutingKeys = append(d.RoutingKeys, s)
+				}
+			}
+		}
+		if n, err := headerInt("count", t["count"], 0, 1<<62); err == nil {
+			d.Count = int64(n)
+		}
+		if ts, ok := t["time"].(time.Time); ok {
+			d.Time = ts.UTC()
+		}
+		out = append(out, d)
+	}
+	return out
+}

@@ -1,0 +1,356 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/deadletter"
+)
+
+func newDLQCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "dlq",
+		Short: "Inspect dead-letter queues",
+		Long: `Inspect the jobs parked in a dead-letter queue (a work queue's is <queue>.dlq):
+what failed, why, and where it came from. Reading removes nothing: the jobs
+are read without acks and go back to the queue.`,
+	}
+	cmd.AddCommand(newDLQListCmd(g), newDLQShowCmd(g))
+	return cmd
+}
+
+// dlqFilterFlags are the filters every dlq command shares.
+type dlqFilterFlags struct {
+	types, classes, ids  []string
+	errPattern           string
+	olderThan, newerThan time.Duration
+}
+
+func (f *dlqFilterFlags) add(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringSliceVar(&f.types, "type", nil, "only jobs of these types (repeatable, comma-separated)")
+	fl.StringSliceVar(&f.classes, "class", nil, `only these error classes, e.g. permanent, or rabbitmq:expired for the broker's own (repeatable)`)
+	fl.StringSliceVar(&f.ids, "id", nil, "only these job ids (repeatable)")
+	fl.StringVar(&f.errPattern, "error", "", "only jobs whose error matches this regular expression (or substring)")
+	fl.DurationVar(&f.olderThan, "older-than", 0, "only jobs that last failed at least this long ago")
+	fl.DurationVar(&f.newerThan, "newer-than", 0, "only jobs that last failed at most this long ago")
+}
+
+func (f *dlqFilterFlags) filter() (deadletter.Filter, error) {
+	re, err := deadletter.ErrorPattern(f.errPattern)
+	if err != nil {
+		return deadletter.Filter{}, fmt.Errorf("--error: %w", err)
+	}
+	if f.olderThan < 0 || f.newerThan < 0 {
+		return deadletter.Filter{}, errors.New("--older-than and --newer-than must be positive durations, e.g. 2h")
+	}
+	return deadletter.Filter{Types: f.types, Classes: f.classes, IDs: f.ids, Error: re, OlderThan: f.olderThan, NewerThan: f.newerThan}, nil
+}
+
+// dlqJob is one job in dlq's --json output.
+type dlqJob struct {
+	ID             string         `json:"id"`
+	Type           string         `json:"type"`
+	Attempts       int            `json:"attempts"`
+	DeadLetteredBy string         `json:"dead_lettered_by,omitempty"`
+	Class          string         `json:"class,omitempty"`
+	Error          string         `json:"error,omitempty"`
+	FirstFailedAt  *time.Time     `json:"first_failed_at,omitempty"`
+	LastFailedAt   *time.Time     `json:"last_failed_at,omitempty"`
+	Origin         broker.Origin  `json:"origin"`
+	PublishedAt    *time.Time     `json:"published_at,omitempty"`
+	ReplayCount    int            `json:"replay_count,omitempty"`
+	Payload        any            `json:"payload"`
+	Deaths         []broker.Death `json:"x_death,omitempty"`
+}
+
+func jobJSON(e deadletter.Entry) dlqJob {
+	env := e.Envelope
+	t := func(v time.Time) *time.Time {
+		if v.IsZero() {
+			return nil
+		}
+		return &v
+	}
+	return dlqJob{
+		ID: env.ID, Type: env.Type, Attempts: e.Attempts, DeadLetteredBy: e.By, Class: e.Class, Error: e.Error,
+		FirstFailedAt: t(e.FirstFailed), LastFailedAt: t(e.LastFailed), Origin: e.Origin,
+		PublishedAt: t(env.Timestamp), ReplayCount: env.ReplayCount, Payload: payloadValue(env), Deaths: e.Deaths,
+	}
+}
+
+// payloadValue is the job's payload as a JSON-ready value: decoded from
+// MessagePack, or {"hex": …} when it is not MessagePack.
+func payloadValue(env *broker.Envelope) any {
+	var v any
+	if err := env.Decode(&v); err != nil {
+		return map[string]string{"hex": hex.EncodeToString(env.Body), "error": err.Error()}
+	}
+	return jsonSafe(v)
+}
+
+// jsonSafe turns what MessagePack decodes into values encoding/json writes:
+// maps with non-string keys get string keys.
+func jsonSafe(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, el := range x {
+			x[k] = jsonSafe(el)
+		}
+		return x
+	case map[any]any:
+		m := make(map[string]any, len(x))
+		for k, el := range x {
+			m[fmt.Sprint(k)] = jsonSafe(el)
+		}
+		return m
+	case []any:
+		for i, el := range x {
+			x[i] = jsonSafe(el)
+		}
+		return x
+	}
+	return v
+}
+
+// shorten shortens s to n runes, on one line.
+func shorten(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+func newDLQListCmd(g *globals) *cobra.Command {
+	var (
+		ff      dlqFilterFlags
+		limit   int
+		groupBy string
+	)
+	cmd := &cobra.Command{
+		Use:   "list QUEUE",
+		Short: "List the jobs in a dead-letter queue, or count them by error, type or class",
+		Long: `List the jobs in a dead-letter queue: id, type, attempts, error class and text,
+when it last failed, where it came from, and its payload, shortened. Jobs
+dead-lettered by warren's workers carry warren's headers; jobs RabbitMQ
+dead-lettered itself (rejected, expired, maxlen, delivery_limit) are read from
+x-death, with classes rabbitmq:<reason>.
+
+Filters narrow the list; --group-by error|type|class counts the matching jobs
+per group instead, for the "what failed and why" question. Reading removes
+nothing.`,
+		Example: `  warren dlq list default.dlq --group-by error
+  warren dlq list default.dlq --class permanent --type email.send --limit 20
+  warren dlq list default.dlq --error 'timeout|reset' --newer-than 1h --json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			queue := args[0]
+			filter, err := ff.filter()
+			if err != nil {
+				return err
+			}
+			var grouper *deadletter.Grouper
+			if groupBy != "" {
+				if grouper, err = deadletter.NewGrouper(deadletter.GroupBy(groupBy)); err != nil {
+					return fmt.Errorf("--group-by: %w", err)
+				}
+			}
+			if limit < 0 {
+				return fmt.Errorf("--limit %d: must be 0 (no limit) or more", limit)
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
+			defer cancel()
+			conn, err := g.dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			now := time.Now()
+			var matched []deadletter.Entry
+			count := 0
+			scanned, err := deadletter.Browse(ctx, conn, queue, func(e deadletter.Entry) bool {
+				if !filter.Match(e, now) {
+					return true
+				}
+				count++
+				if grouper != nil {
+					grouper.Add(e)
+				} else if limit == 0 || len(matched) < limit {
+					matched = append(matched, e)
+				}
+				return true
+			})
+			if err != nil {
+				return err
+			}
+			if grouper != nil {
+				return printGroups(g, queue, groupBy, scanned, count, grouper.Groups())
+			}
+			return printEntries(g, queue, scanned, count, matched, now)
+		},
+	}
+	ff.add(cmd)
+	cmd.Flags().IntVar(&limit, "limit", 100, "list at most this many jobs (0: all); counts cover every job")
+	cmd.Flags().StringVar(&groupBy, "group-by", "", "count jobs per error, type or class instead of listing them")
+	return cmd
+}
+
+func printGroups(g *globals, queue, by string, scanned, matched int, groups []deadletter.Group) error {
+	if g.json {
+		return writeJSON(g.stdout, struct {
+			Version int                `json:"version"`
+			Queue   string             `json:"queue"`
+			Scanned int                `json:"scanned"`
+			Matched int                `json:"matched"`
+			GroupBy string             `json:"group_by"`
+			Groups  []deadletter.Group `json:"groups"`
+		}{1, queue, scanned, matched, by, groups})
+	}
+	fmt.Fprintf(g.stdout, "%s: %d job(s), %d matching, by %s\n", queue, scanned, matched, by)
+	if len(groups) == 0 {
+		return nil
+	}
+	tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "COUNT\t%s\tJOB TYPES\n", strings.ToUpper(by))
+	for _, gr := range groups {
+		fmt.Fprintf(tw, "%d\t%s\t%s\n", gr.Count, shorten(gr.Key, 80), strings.Join(gr.Types, ","))
+	}
+	return tw.Flush()
+}
+
+func printEntries(g *globals, queue string, scanned, matched int, entries []deadletter.Entry, now time.Time) error {
+	if g.json {
+		jobs := make([]dlqJob, len(entries))
+		for i, e := range entries {
+			jobs[i] = jobJSON(e)
+		}
+		return writeJSON(g.stdout, struct {
+			Version int      `json:"version"`
+			Queue   string   `json:"queue"`
+			Scanned int      `json:"scanned"`
+			Matched int      `json:"matched"`
+			Jobs    []dlqJob `json:"jobs"`
+		}{1, queue, scanned, matched, jobs})
+	}
+	fmt.Fprintf(g.stdout, "%s: %d job(s), %d matching", queue, scanned, matched)
+	if len(entries) < matched {
+		fmt.Fprintf(g.stdout, ", %d shown (--limit)", len(entries))
+	}
+	fmt.Fprintln(g.stdout)
+	if len(entries) == 0 {
+		return nil
+	}
+	tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tTYPE\tATT\tCLASS\tERROR\tFAILED\tORIGIN\tPAYLOAD")
+	for _, e := range entries {
+		failed := "-"
+		if !e.LastFailed.IsZero() {
+			failed = now.Sub(e.LastFailed).Round(time.Second).String() + " ago"
+		}
+		payload, _ := json.Marshal(payloadValue(e.Envelope))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", e.Envelope.ID, e.Envelope.Type, e.Attempts, e.Class,
+			shorten(e.FirstLine(), 50), failed, e.Origin.Queue, shorten(string(payload), 40))
+	}
+	return tw.Flush()
+}
+
+func newDLQShowCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "show QUEUE ID",
+		Short: "Show one job of a dead-letter queue in full: properties, headers, payload",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			queue, id := args[0], args[1]
+			ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
+			defer cancel()
+			conn, err := g.dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			var found *deadletter.Entry
+			if _, err := deadletter.Browse(ctx, conn, queue, func(e deadletter.Entry) bool {
+				if e.Envelope.ID == id {
+					found = &e
+					return false
+				}
+				return true
+			}); err != nil {
+				return err
+			}
+			if found == nil {
+				return fmt.Errorf("no job %s in %s; list its jobs with: warren dlq list %s", id, queue, queue)
+			}
+			return printEntry(g, *found)
+		},
+	}
+}
+
+func printEntry(g *globals, e deadletter.Entry) error {
+	env := e.Envelope
+	headers := map[string]any{}
+	for k, v := range env.Publishing().Headers {
+		headers[k] = jsonSafe(v)
+	}
+	if g.json {
+		return writeJSON(g.stdout, struct {
+			Version int `json:"version"`
+			dlqJob
+			Properties map[string]any `json:"properties"`
+			Headers    map[string]any `json:"headers"`
+		}{1, jobJSON(e), properties(env), headers})
+	}
+	fmt.Fprintf(g.stdout, "job %s (type %s)\n", env.ID, env.Type)
+	if e.Class != "" {
+		fmt.Fprintf(g.stdout, "failed: %s, attempt %d, by %s\n", e.Class, e.Attempts, e.By)
+	}
+	fmt.Fprintln(g.stdout, "\nproperties:")
+	props := properties(env)
+	keys := make([]string, 0, len(props))
+	for k := range props {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(g.stdout, "  %s: %v\n", k, props[k])
+	}
+	fmt.Fprintln(g.stdout, "\nheaders:")
+	keys = keys[:0]
+	for k := range headers {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(g.stdout, "  %s: %v\n", k, headers[k])
+	}
+	fmt.Fprintln(g.stdout, "\npayload:")
+	return writeJSON(g.stdout, payloadValue(env))
+}
+
+func properties(env *broker.Envelope) map[string]any {
+	p := map[string]any{"message_id": env.ID, "type": env.Type, "content_type": env.ContentType}
+	for k, v := range map[string]string{"app_id": env.AppID, "correlation_id": env.CorrelationID, "reply_to": env.ReplyTo, "expiration": env.Expiration} {
+		if v != "" {
+			p[k] = v
+		}
+	}
+	if !env.Timestamp.IsZero() {
+		p["timestamp"] = env.Timestamp.Format(time.RFC3339)
+	}
+	if env.Priority > 0 {
+		p["priority"] = env.Priority
+	}
+	return p
+}
