@@ -178,7 +178,7 @@ func (c *Caller) Call(ctx context.Context, job Job, opts ...PublishOption) (*Env
 	}
 
 	result := make(chan callResult, 1) // buffered: the reply loop never waits for a caller
-	cc, err := c.send(ctx, env, t, result)
+	cc, err := c.send(ctx, env.CorrelationID, env.Publishing(), t, result)
 	if err != nil {
 		return nil, fail(err)
 	}
@@ -211,7 +211,7 @@ func routeOf(r Router, jobType string) (exchange, key string, ok bool) {
 }
 
 // send registers the call and publishes its request.
-func (c *Caller) send(ctx context.Context, env *Envelope, t publishTarget, result chan callResult) (*callChannel, error) {
+func (c *Caller) send(ctx context.Context, corr string, msg amqp.Publishing, t publishTarget, result chan callResult) (*callChannel, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -221,11 +221,11 @@ func (c *Caller) send(ctx context.Context, env *Envelope, t publishTarget, resul
 	if err != nil {
 		return nil, err
 	}
-	if err := cc.await(env.CorrelationID, result); err != nil {
+	if err := cc.await(corr, result); err != nil {
 		return nil, err
 	}
-	if err := cc.ch.PublishWithContext(ctx, t.exchange, t.key, true, false, env.Publishing()); err != nil {
-		cc.forget(env.CorrelationID)
+	if err := cc.ch.PublishWithContext(ctx, t.exchange, t.key, true, false, msg); err != nil {
+		cc.forget(corr)
 		if errors.Is(err, amqp.ErrClosed) {
 			return nil, fmt.Errorf("%w: %w", ErrClosed, err)
 		}

@@ -375,7 +375,11 @@ func (p *Publisher) send(ctx context.Context, t publishTarget, msg amqp.Publishi
 	pd := &pending{id: id, exchange: t.exchange, key: t.key, result: make(chan error, 1)}
 	seq := cc.ch.GetNextPublishSeqNo()
 	cc.add(seq, pd)
-	if _, err := cc.ch.PublishWithDeferredConfirmWithContext(ctx, t.exchange, t.key, true, false, msg); err != nil {
+	// Mandatory, except to a direct reply-to address: RabbitMQ 3.x returns
+	// every mandatory publish to one as unroutable even when it delivers
+	// it, so mandatory would only bounce each reply back.
+	mandatory := !(t.exchange == "" && IsDirectReplyTo(t.key))
+	if _, err := cc.ch.PublishWithDeferredConfirmWithContext(ctx, t.exchange, t.key, mandatory, false, msg); err != nil {
 		cc.remove(seq)
 		if errors.Is(err, amqp.ErrClosed) {
 			return nil, fmt.Errorf("%w: %w", ErrClosed, err)

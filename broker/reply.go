@@ -11,11 +11,13 @@ import (
 // reply-to pseudo-queue for a caller waiting in Call. The worker publishes
 // the reply through the default exchange with reply_to as the routing key:
 // a job of type "<request type>.reply", id "<request id>.reply",
-// correlation_id the request's correlation_id (else its id), and
-// warren-reply-status "ok" (the body is the handler's result) or "error"
-// (warren-error and warren-error-class say why; the body is nil).
+// correlation_id the request's correlation_id (else its id). A successful
+// reply has no header (the body is the handler's result: a reply is as
+// cheap as the request); a failed one has warren-reply-status "error", and
+// warren-error and warren-error-class say why (the body is nil).
 
-// Reply statuses (HeaderReplyStatus).
+// Reply statuses (HeaderReplyStatus). warren writes only ReplyError: a
+// reply without the header succeeded. Readers accept ReplyOK too.
 const (
 	ReplyOK    = "ok"
 	ReplyError = "error"
@@ -53,7 +55,6 @@ func NewReply(request *Envelope, result any, failure *Failure, now time.Time) (*
 		CorrelationID: corr,
 		Timestamp:     now.UTC().Truncate(time.Second),
 		Attempt:       1,
-		ReplyStatus:   ReplyOK,
 		Traceparent:   request.Traceparent,
 		Tracestate:    request.Tracestate,
 	}

@@ -131,8 +131,8 @@ type Reply[T any] struct {
 func HandleReply[T any](fn func(ctx context.Context, r Reply[T]) error) Handler {
 	return HandlerFunc(func(ctx context.Context, job *Job) error {
 		env := job.Envelope
-		if env.ReplyStatus == "" {
-			return Permanent(fmt.Errorf("job %s (type %q) is not a reply: it has no %s header", job.ID, job.Type, broker.HeaderReplyStatus))
+		if !strings.HasSuffix(job.Type, broker.ReplyTypeSuffix) || env.CorrelationID == "" {
+			return Permanent(fmt.Errorf("job %s (type %q) is not a reply: a reply's type ends in %q and it has a correlation id", job.ID, job.Type, broker.ReplyTypeSuffix))
 		}
 		r := Reply[T]{
 			CorrelationID: env.CorrelationID,

@@ -165,6 +165,7 @@ type ledger struct {
 	mu       sync.Mutex
 	handled  map[string]int
 	outcomes map[worker.Status]int
+	replies  int
 }
 
 func newLedger() *ledger {
@@ -180,7 +181,16 @@ func (l *ledger) add(id string) {
 func (l *ledger) observe(o worker.Outcome) {
 	l.mu.Lock()
 	l.outcomes[o.Status]++
+	if o.Replied {
+		l.replies++
+	}
 	l.mu.Unlock()
+}
+
+func (l *ledger) replied() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.replies
 }
 
 func (l *ledger) count() int {

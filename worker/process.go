@@ -306,21 +306,21 @@ func (p *Pool) observe(o Outcome) {
 }
 
 // sendReply publishes the reply to a request, confirmed, and reports
-// whether it was sent. A caller waiting on direct reply-to that is gone
-// (the reply is returned unroutable) is no error: nobody waits for the
-// reply any more. The error wraps broker.ErrInvalidJob when the result
-// cannot be encoded, broker.ErrUnroutable when a reply queue is missing.
+// whether it was sent. A reply to a direct reply-to address is not
+// mandatory (RabbitMQ would return each one): when its caller is gone, the
+// broker drops it, which is no loss, since nobody waits for it. The error
+// wraps broker.ErrInvalidJob when the result cannot be encoded,
+// broker.ErrUnroutable when a reply queue is missing.
 func (p *Pool) sendReply(ctx context.Context, q *queueRun, request *broker.Envelope, result any, failure *broker.Failure) (bool, error) {
 	r, err := broker.NewReply(request, result, failure, p.opts.now())
 	if err != nil {
 		return false, err
 	}
-	err = p.pub.PublishEnvelope(ctx, r, "", request.ReplyTo)
-	if err != nil && errors.Is(err, broker.ErrUnroutable) && broker.IsDirectReplyTo(request.ReplyTo) {
-		q.log.Debug().Str(fieldJobID, request.ID).Msg("worker: the caller is gone; reply dropped")
-		return false, nil
+	if err := p.pub.PublishEnvelope(ctx, r, "", request.ReplyTo); err != nil {
+		return false, err
 	}
-	return err == nil, err
+	q.log.Debug().Str(fieldJobID, request.ID).Str("reply_to", request.ReplyTo).Msg("worker: reply sent")
+	return true, nil
 }
 
 // replyFailure tells a request's caller that the job failed for good,

@@ -25,6 +25,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 	var (
 		cfg          bench.Config
 		queueType    string
+		callers      []int
 		baseline     bool
 		onlyBaseline bool
 		rounds       int
@@ -32,26 +33,37 @@ func newBenchCmd(g *globals) *cobra.Command {
 		memProfile   string
 	)
 	cmd := &cobra.Command{
-		Use:   "bench [--jobs N] [--queue-type classic|quorum|both] [--baseline] [--rounds R]",
+		Use:   "bench [--mode jobs|rpc] [--jobs N | --calls N --callers K,...] [--queue-type classic|quorum|both] [--baseline] [--rounds R]",
 		Short: "Measure end-to-end throughput, CPU, memory and latency against a broker",
-		Long: `Publish --jobs persistent jobs of about --payload-bytes of MessagePack with
-pipelined publisher confirms into a fresh durable queue, and consume them at
-the same time on a second connection (manual acks, --prefetch, --concurrency
-handlers that decode each job). A run ends when every job is handled and
-acked; it reports jobs/s end to end, publish and consume rates, client CPU
-seconds per 10k jobs, peak RSS and the p50/p99 publish-to-handler latency.
+		Long: `--mode jobs (the default): publish --jobs persistent jobs of about
+--payload-bytes of MessagePack with pipelined publisher confirms into a fresh
+durable queue, and consume them at the same time on a second connection
+(manual acks, --prefetch, --concurrency handlers that decode each job). A run
+ends when every job is handled and acked; it reports jobs/s end to end,
+publish and consume rates, client CPU seconds per 10k jobs, peak RSS and the
+p50/p99 publish-to-handler latency.
+
+--mode rpc: make --calls request-reply calls over direct reply-to, each
+waiting for its reply, from K concurrent callers on one connection, for each
+K of --callers (1: one call after another). A server on two more connections
+consumes a fresh queue (manual acks, --prefetch, --concurrency handlers),
+decodes each request of about --payload-bytes and replies with a small
+result. A run reports calls/s, client CPU seconds per 10k calls, allocations
+per call, peak RSS and the p50/p99 latency of a call.
 
 --baseline also runs the same workload written with plain amqp091-go, in the
-same process, and compares: warren should reach at least 0.95x the baseline's
-jobs/s with at most 1.15x its CPU per job. Each round runs both, in turns
+same process, and compares. jobs: warren should reach at least 0.95x the
+baseline's jobs/s with at most 1.15x its CPU per job; rpc: at least 0.95x
+its calls/s with each number of callers. Each round runs both, in turns
 (baseline first on odd rounds, warren first on even ones), and with several
 --rounds the medians are compared.
 
 Each run creates and deletes its own queue and exchange (bench.*). The broker
 and this process should be otherwise idle; the first --url is used. Each run gives up after --timeout
-if it is given, else after 2 minutes or 1ms per job, whichever is longer.`,
+if it is given, else after 2 minutes or 1ms per job or call, whichever is longer.`,
 		Example: `  warren bench --baseline
-  warren bench --baseline --queue-type both --rounds 3 --json`,
+  warren bench --baseline --queue-type both --rounds 3 --json
+  warren bench --mode rpc --baseline --rounds 3`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var queueTypes []string
@@ -66,8 +78,35 @@ if it is given, else after 2 minutes or 1ms per job, whichever is longer.`,
 			if rounds < 1 {
 				return fmt.Errorf("--rounds %d: must be at least 1", rounds)
 			}
+			flags := cmd.Flags()
+			var perRun []int // callers of each run of a round and queue type; 0: not rpc
+			switch cfg.Mode {
+			case bench.ModeJobs:
+				for _, name := range []string{"calls", "callers"} {
+					if flags.Changed(name) {
+						return fmt.Errorf("--%s applies to --mode %s only", name, bench.ModeRPC)
+					}
+				}
+				perRun = []int{0}
+			case bench.ModeRPC:
+				if flags.Changed("jobs") {
+					return fmt.Errorf("--jobs applies to --mode %s only; --mode %s makes --calls calls", bench.ModeJobs, bench.ModeRPC)
+				}
+				if len(callers) == 0 {
+					return errors.New("--callers: give at least one number of concurrent callers, e.g. 1,16")
+				}
+				for _, k := range callers {
+					if k < 1 {
+						return fmt.Errorf("--callers %d: each number of callers must be at least 1", k)
+					}
+				}
+				perRun = callers
+			default:
+				return fmt.Errorf("--mode %q: want %s or %s", cfg.Mode, bench.ModeJobs, bench.ModeRPC)
+			}
 			cfg.URL = g.brokerURLs()[0]
 			cfg.QueueType = queueTypes[0]
+			cfg.Callers = slices.Max(perRun) // the one Validate may find too many
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
@@ -78,8 +117,12 @@ if it is given, else after 2 minutes or 1ms per job, whichever is longer.`,
 			case baseline:
 				impls = []benchImpl{{bench.ImplBaseline, bench.RunBaseline}, {bench.ImplWarren, bench.RunWarren}}
 			}
-			timeout := max(2*time.Minute, time.Duration(cfg.Jobs)*time.Millisecond)
-			if cmd.Flags().Changed("timeout") {
+			work, unit := cfg.Jobs, "jobs"
+			if cfg.Mode == bench.ModeRPC {
+				work, unit = cfg.Calls, "calls"
+			}
+			timeout := max(2*time.Minute, time.Duration(work)*time.Millisecond)
+			if flags.Changed("timeout") {
 				timeout = g.timeout
 			}
 
@@ -107,31 +150,42 @@ if it is given, else after 2 minutes or 1ms per job, whichever is longer.`,
 				progress = g.stderr
 			}
 			var results []bench.Result
-			total, n := rounds*len(queueTypes)*len(impls), 0
+			total, n := rounds*len(queueTypes)*len(perRun)*len(impls), 0
 			for round := 1; round <= rounds; round++ {
 				for _, qt := range queueTypes {
-					order := slices.Clone(impls)
-					if round%2 == 0 {
-						slices.Reverse(order) // cancels drift between the two
-					}
-					for _, impl := range order {
-						n++
-						c := cfg
-						c.QueueType = qt
-						fmt.Fprintf(progress, "[%d/%d] round %d: %s, %s queue, %d jobs ... ", n, total, round, impl.name, qt, c.Jobs)
-						ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
-						res, err := impl.run(ctx, c)
-						cancel()
-						if err != nil {
-							fmt.Fprintln(progress, "failed")
-							if errors.Is(err, context.DeadlineExceeded) && cmd.Context().Err() == nil {
-								return fmt.Errorf("%w\nthe run took longer than its timeout of %v: pass a longer --timeout or fewer --jobs", err, timeout)
-							}
-							return err
+					for _, k := range perRun {
+						order := slices.Clone(impls)
+						if round%2 == 0 {
+							slices.Reverse(order) // cancels drift between the two
 						}
-						fmt.Fprintf(progress, "%.0f jobs/s\n", res.JobsPerSec)
-						res.Round = round
-						results = append(results, res)
+						for _, impl := range order {
+							n++
+							c := cfg
+							c.QueueType = qt
+							what := fmt.Sprintf("%s, %s queue, %d %s", impl.name, qt, work, unit)
+							if cfg.Mode == bench.ModeRPC {
+								c.Callers = k
+								what += fmt.Sprintf(", %d caller(s)", k)
+							}
+							fmt.Fprintf(progress, "[%d/%d] round %d: %s ... ", n, total, round, what)
+							ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+							res, err := impl.run(ctx, c)
+							cancel()
+							if err != nil {
+								fmt.Fprintln(progress, "failed")
+								if errors.Is(err, context.DeadlineExceeded) && cmd.Context().Err() == nil {
+									return fmt.Errorf("%w\nthe run took longer than its timeout of %v: pass a longer --timeout or fewer --%s", err, timeout, unit)
+								}
+								return err
+							}
+							rate := res.JobsPerSec
+							if cfg.Mode == bench.ModeRPC {
+								rate = res.CallsPerSec
+							}
+							fmt.Fprintf(progress, "%.0f %s/s\n", rate, unit)
+							res.Round = round
+							results = append(results, res)
+						}
 					}
 				}
 			}
@@ -143,8 +197,11 @@ if it is given, else after 2 minutes or 1ms per job, whichever is longer.`,
 		},
 	}
 	f := cmd.Flags()
-	f.IntVar(&cfg.Jobs, "jobs", bench.DefaultJobs, "jobs per run")
-	f.IntVar(&cfg.PayloadBytes, "payload-bytes", bench.DefaultPayloadBytes, "approximate size of each job's MessagePack payload")
+	f.StringVar(&cfg.Mode, "mode", bench.DefaultMode, "workload: jobs (publish and consume) or rpc (request-reply calls)")
+	f.IntVar(&cfg.Jobs, "jobs", bench.DefaultJobs, "jobs per run (--mode jobs)")
+	f.IntVar(&cfg.Calls, "calls", bench.DefaultCalls, "calls per run (--mode rpc)")
+	f.IntSliceVar(&callers, "callers", []int{1, 16}, "concurrent callers on one connection; one run for each number (--mode rpc)")
+	f.IntVar(&cfg.PayloadBytes, "payload-bytes", bench.DefaultPayloadBytes, "approximate size of each job's or request's MessagePack payload")
 	f.IntVar(&cfg.Prefetch, "prefetch", bench.DefaultPrefetch, "consumer prefetch count")
 	f.IntVar(&cfg.Concurrency, "concurrency", bench.DefaultConcurrency, "concurrent handlers")
 	f.StringVar(&queueType, "queue-type", bench.Classic, "queue type: classic, quorum or both")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -13,31 +14,43 @@ type benchReport struct {
 	Date   time.Time `json:"date"`
 	Config struct {
 		URL        string   `json:"url"`
+		Mode       string   `json:"mode"`
 		Jobs       int      `json:"jobs"`
+		Calls      int      `json:"calls"`
+		Callers    []int    `json:"callers"`
 		QueueTypes []string `json:"queue_types"`
 		Rounds     int      `json:"rounds"`
 	} `json:"config"`
 	Results []benchResult `json:"results"`
 	Medians []benchResult `json:"medians"`
 	Ratios  []struct {
-		QueueType    string  `json:"queue_type"`
-		JobsPerSec   float64 `json:"jobs_per_sec"`
-		CPUPerJob    float64 `json:"cpu_per_job"`
-		JobsPerSecOK *bool   `json:"jobs_per_sec_ok"`
-		CPUPerJobOK  *bool   `json:"cpu_per_job_ok"`
+		Mode          string  `json:"mode"`
+		QueueType     string  `json:"queue_type"`
+		Callers       int     `json:"callers"`
+		JobsPerSec    float64 `json:"jobs_per_sec"`
+		CallsPerSec   float64 `json:"calls_per_sec"`
+		CPUPerJob     float64 `json:"cpu_per_job"`
+		JobsPerSecOK  *bool   `json:"jobs_per_sec_ok"`
+		CPUPerJobOK   *bool   `json:"cpu_per_job_ok"`
+		CallsPerSecOK *bool   `json:"calls_per_sec_ok"`
 	} `json:"ratios"`
 }
 
 type benchResult struct {
 	Impl             string  `json:"impl"`
+	Mode             string  `json:"mode"`
 	QueueType        string  `json:"queue_type"`
+	Callers          int     `json:"callers"`
 	Round            int     `json:"round"`
 	Jobs             int     `json:"jobs"`
+	Calls            int     `json:"calls"`
 	Seconds          float64 `json:"seconds"`
 	JobsPerSec       float64 `json:"jobs_per_sec"`
 	PublishPerSec    float64 `json:"publish_per_sec"`
 	ConsumePerSec    float64 `json:"consume_per_sec"`
+	CallsPerSec      float64 `json:"calls_per_sec"`
 	CPUSecondsPer10k float64 `json:"cpu_seconds_per_10k"`
+	AllocsPerJob     float64 `json:"allocs_per_job"`
 	PeakRSSBytes     int64   `json:"peak_rss_bytes"`
 	P50              int64   `json:"p50_ns"`
 	P99              int64   `json:"p99_ns"`
@@ -64,12 +77,59 @@ func runBench(t *testing.T, args ...string) benchReport {
 		t.Error("the report shows the broker's password")
 	}
 	for _, res := range r.Results {
-		if res.Jobs != r.Config.Jobs || res.Round < 1 || res.JobsPerSec <= 0 || res.PublishPerSec <= 0 ||
-			res.ConsumePerSec <= 0 || res.CPUSecondsPer10k <= 0 || res.PeakRSSBytes <= 0 || res.P50 <= 0 || res.P50 > res.P99 {
+		if res.Mode != r.Config.Mode || res.Round < 1 || res.Seconds <= 0 || res.CPUSecondsPer10k <= 0 ||
+			res.AllocsPerJob <= 0 || res.PeakRSSBytes <= 0 || res.P50 <= 0 || res.P50 > res.P99 {
 			t.Errorf("result not sane: %+v", res)
+		}
+		switch res.Mode {
+		case "jobs":
+			if res.Jobs != r.Config.Jobs || res.JobsPerSec <= 0 || res.PublishPerSec <= 0 || res.ConsumePerSec <= 0 {
+				t.Errorf("jobs result not sane: %+v", res)
+			}
+		case "rpc":
+			if res.Calls != r.Config.Calls || res.CallsPerSec <= 0 || res.Callers < 1 || res.Jobs != 0 || res.JobsPerSec != 0 {
+				t.Errorf("rpc result not sane: %+v", res)
+			}
+		default:
+			t.Errorf("result of mode %q", res.Mode)
 		}
 	}
 	return r
+}
+
+func TestBenchRPC(t *testing.T) {
+	r := runBench(t, "--mode", "rpc", "--calls", "100", "--baseline")
+	if r.Config.Mode != "rpc" || r.Config.Calls != 100 || r.Config.Jobs != 0 || fmt.Sprint(r.Config.Callers) != "[1 16]" || r.Config.Rounds != 1 {
+		t.Errorf("config = %+v", r.Config)
+	}
+	var runs []string
+	for _, res := range r.Results {
+		runs = append(runs, fmt.Sprintf("%s/%d", res.Impl, res.Callers))
+	}
+	if want := "amqp091-go/1 warren/1 amqp091-go/16 warren/16"; strings.Join(runs, " ") != want {
+		t.Errorf("runs %v, want %s", runs, want)
+	}
+	if len(r.Medians) != 4 || len(r.Ratios) != 2 {
+		t.Fatalf("medians %+v, ratios %+v: want 4 and 2", r.Medians, r.Ratios)
+	}
+	for i, ra := range r.Ratios {
+		if ra.Mode != "rpc" || ra.QueueType != "classic" || ra.Callers != []int{1, 16}[i] || ra.CallsPerSec <= 0 ||
+			ra.CPUPerJob <= 0 || ra.CallsPerSecOK == nil || ra.JobsPerSecOK != nil || ra.CPUPerJobOK != nil {
+			t.Errorf("ratio %d: %+v", i, ra)
+		}
+	}
+}
+
+func TestBenchRPCTable(t *testing.T) {
+	code, out, errOut := warren(t, "bench", "--mode", "rpc", "--calls", "50", "--callers", "3", "--only-baseline")
+	if code != 0 {
+		t.Fatalf("bench: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{"calls/s", "allocs/call", "callers", "amqp091-go", "p99"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
 }
 
 func TestBenchBaselineOnly(t *testing.T) {
@@ -129,6 +189,13 @@ func TestBenchFlagErrors(t *testing.T) {
 		{"rounds", []string{"bench", "--rounds", "0"}, "--rounds"},
 		{"jobs", []string{"bench", "--jobs", "-5", "--prefetch", "0", "--concurrency", "-1"}, "jobs -5"},
 		{"payload", []string{"bench", "--payload-bytes", "3"}, "payload bytes 3"},
+		{"mode", []string{"bench", "--mode", "stream"}, "--mode"},
+		{"jobs in rpc mode", []string{"bench", "--mode", "rpc", "--jobs", "10"}, "--jobs applies to --mode jobs"},
+		{"calls in jobs mode", []string{"bench", "--calls", "10"}, "--calls applies to --mode rpc"},
+		{"callers in jobs mode", []string{"bench", "--callers", "2"}, "--callers applies to --mode rpc"},
+		{"no callers", []string{"bench", "--mode", "rpc", "--callers", "0"}, "--callers 0"},
+		{"calls", []string{"bench", "--mode", "rpc", "--calls", "-1"}, "calls -1"},
+		{"too many callers", []string{"bench", "--mode", "rpc", "--callers", "1,20000"}, "callers 20000"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

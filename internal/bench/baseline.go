@@ -1,10 +1,10 @@
 package bench
 
-// This file is the one place outside broker/ that imports amqp091-go
-// (STYLE.md: broker/ is the only package that does). The benchmark needs a
-// baseline written without warren, as a competent amqp091-go user would
-// write it, to measure what warren's layers cost; and the cleanup of a
-// warren run deletes entities, which broker/ has no API for.
+// This file and baseline_rpc.go are the one place outside broker/ that
+// imports amqp091-go (STYLE.md: broker/ is the only package that does). The
+// benchmark needs a baseline written without warren, as a competent
+// amqp091-go user would write it, to measure what warren's layers cost; and
+// the cleanup of a warren run deletes entities, which broker/ has no API for.
 
 import (
 	"context"
@@ -28,8 +28,12 @@ import (
 // implementations, the routing key they are published with.
 const JobType = "bench.job"
 
-// RunBaseline runs the workload with plain amqp091-go code and measures it.
+// RunBaseline runs the workload of cfg.Mode with plain amqp091-go code and
+// measures it.
 func RunBaseline(ctx context.Context, cfg Config) (Result, error) {
+	if cfg.Mode == ModeRPC {
+		return MeasureCalls(ctx, ImplBaseline, cfg, baselineRPC)
+	}
 	return Measure(ctx, ImplBaseline, cfg, baseline)
 }
 

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -67,6 +70,55 @@ func TestRunWarren(t *testing.T) {
 	}
 }
 
+// checkSaneCalls checks what any successful rpc run of n calls must
+// satisfy, with no timing thresholds.
+func checkSaneCalls(t *testing.T, res Result, impl string, callers, n int) {
+	t.Helper()
+	if res.Impl != impl || res.Mode != ModeRPC || res.QueueType != Classic || res.Callers != callers || res.Calls != n {
+		t.Errorf("result is for %s %s on %s with %d callers and %d calls, want %s rpc on classic with %d and %d",
+			res.Impl, res.Mode, res.QueueType, res.Callers, res.Calls, impl, callers, n)
+	}
+	if res.Jobs != 0 || res.JobsPerSec != 0 || res.PublishPerSec != 0 || res.ConsumePerSec != 0 {
+		t.Errorf("an rpc result has jobs measures: %+v", res)
+	}
+	if res.Seconds <= 0 || res.CallsPerSec <= 0 {
+		t.Errorf("non-positive time or rate: %+v", res)
+	}
+	if res.CPUSecondsPer10k <= 0 || res.AllocsPerJob <= 0 || res.BytesPerJob <= 0 {
+		t.Errorf("CPU per 10k calls %v, allocs per call %v, bytes per call %v: want all > 0", res.CPUSecondsPer10k, res.AllocsPerJob, res.BytesPerJob)
+	}
+	if res.PeakRSSBytes <= 0 {
+		t.Errorf("peak RSS = %d, want > 0", res.PeakRSSBytes)
+	}
+	if res.P50 <= 0 || res.P50 > res.P99 || res.P99 > time.Duration(res.Seconds*float64(time.Second)) {
+		t.Errorf("p50 %v, p99 %v, run %vs: want 0 < p50 <= p99 <= the run", res.P50, res.P99, res.Seconds)
+	}
+}
+
+func TestRunsRPC(t *testing.T) {
+	impls := []struct {
+		name string
+		run  func(context.Context, Config) (Result, error)
+	}{
+		{ImplBaseline, RunBaseline},
+		{ImplWarren, RunWarren},
+	}
+	for _, impl := range impls {
+		for _, callers := range []int{1, 4} {
+			t.Run(fmt.Sprintf("%s/%d", impl.name, callers), func(t *testing.T) {
+				const n = 200
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				res, err := impl.run(ctx, Config{URL: brokertest.URL(t), Mode: ModeRPC, Calls: n, Callers: callers, Concurrency: 4, Prefetch: 8})
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkSaneCalls(t, res, impl.name, callers, n)
+			})
+		}
+	}
+}
+
 func TestDeleteEntitiesSparesSharedOnes(t *testing.T) {
 	for _, name := range []string{"warren.dead-letter", "amq.direct", ""} {
 		if err := deleteEntities(brokertest.URL(t), nil, []string{name}); err == nil || !strings.Contains(err.Error(), "refusing") {
@@ -77,25 +129,118 @@ func TestDeleteEntitiesSparesSharedOnes(t *testing.T) {
 
 func TestRunsGiveUpWithCtx(t *testing.T) {
 	cases := []struct {
-		impl string
-		run  func(context.Context, Config) (Result, error)
+		impl, mode string
+		run        func(context.Context, Config) (Result, error)
 	}{
-		{ImplBaseline, RunBaseline},
-		{ImplWarren, RunWarren},
+		{ImplBaseline, ModeJobs, RunBaseline},
+		{ImplWarren, ModeJobs, RunWarren},
+		{ImplBaseline, ModeRPC, RunBaseline},
+		{ImplWarren, ModeRPC, RunWarren},
 	}
 	for _, c := range cases {
-		t.Run(c.impl, func(t *testing.T) {
+		t.Run(c.impl+"/"+c.mode, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 			defer cancel()
-			_, err := c.run(ctx, Config{URL: brokertest.URL(t), Jobs: 5_000_000})
+			_, err := c.run(ctx, Config{URL: brokertest.URL(t), Mode: c.mode, Jobs: 5_000_000, Calls: 5_000_000, Callers: 4})
 			if err == nil {
-				t.Fatal("a run of 5M jobs finished within 300ms")
+				t.Fatal("a run of 5M jobs or calls finished within 300ms")
 			}
 			if !strings.Contains(err.Error(), c.impl+" on a classic queue") {
 				t.Errorf("error %q does not say which run failed", err)
 			}
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("error %q does not wrap context.DeadlineExceeded", err)
+			}
 		})
 	}
+}
+
+func TestMeasureChecksTheMode(t *testing.T) {
+	never := func(context.Context, Config, *Recorder) error { panic("ran") }
+	if _, err := Measure(context.Background(), ImplWarren, Config{Mode: ModeRPC}, never); err == nil || !strings.Contains(err.Error(), "MeasureCalls") {
+		t.Errorf("Measure of the rpc workload: %v, want a pointer to MeasureCalls", err)
+	}
+	neverCalls := func(context.Context, Config, *CallRecorder) error { panic("ran") }
+	if _, err := MeasureCalls(context.Background(), ImplWarren, Config{}, neverCalls); err == nil || !strings.Contains(err.Error(), "use Measure") {
+		t.Errorf("MeasureCalls of the jobs workload: %v, want a pointer to Measure", err)
+	}
+}
+
+// TestCallRecorder drives the rpc harness with fake calls, no broker.
+func TestCallRecorder(t *testing.T) {
+	echo := func(_ context.Context, p Payload) (Answer, error) { return Answer{Seq: p.Seq}, nil }
+	cases := []struct {
+		name    string
+		callers int
+		call    CallFunc
+		want    string // substring of the error; empty: success
+	}{
+		{"sequential", 1, echo, ""},
+		{"concurrent", 8, echo, ""},
+		{"wrong answer", 4, func(_ context.Context, p Payload) (Answer, error) {
+			if p.Seq == 17 {
+				return Answer{Seq: 18}, nil
+			}
+			return Answer{Seq: p.Seq}, nil
+		}, "call 17 got the answer to call 18"},
+		{"failed call", 4, func(_ context.Context, p Payload) (Answer, error) {
+			if p.Seq == 30 {
+				return Answer{}, errors.New("boom")
+			}
+			return Answer{Seq: p.Seq}, nil
+		}, "call 30: boom"},
+		{"failed warm-up", 1, func(_ context.Context, p Payload) (Answer, error) {
+			if p.Seq < 0 {
+				return Answer{}, errors.New("no channel")
+			}
+			return Answer{Seq: p.Seq}, nil
+		}, "the warm-up call -1: no channel"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			const n = 100
+			var mu sync.Mutex
+			seen := map[int]int{}
+			run := func(ctx context.Context, cfg Config, rec *CallRecorder) error {
+				return rec.Calls(ctx, func(ctx context.Context, p Payload) (Answer, error) {
+					if len(p.Data) == 0 || p.SentAt == 0 {
+						t.Errorf("payload %d has no filler or no timestamp", p.Seq)
+					}
+					mu.Lock()
+					seen[p.Seq]++
+					mu.Unlock()
+					return c.call(ctx, p)
+				})
+			}
+			res, err := MeasureCalls(context.Background(), ImplWarren, Config{Mode: ModeRPC, Calls: n, Callers: c.callers}, run)
+			if c.want != "" {
+				if err == nil || !strings.Contains(err.Error(), c.want) {
+					t.Fatalf("MeasureCalls: %v, want an error with %q", err, c.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(seen) != n+1 || seen[-1] != 1 {
+				t.Errorf("%d distinct calls, warm-up made %d times; want %d and once", len(seen), seen[-1], n+1)
+			}
+			for seq, k := range seen {
+				if k != 1 {
+					t.Errorf("call %d made %d times", seq, k)
+				}
+			}
+			if res.Mode != ModeRPC || res.Calls != n || res.Callers != c.callers || res.CallsPerSec <= 0 || res.P50 <= 0 || res.P50 > res.P99 {
+				t.Errorf("result %+v", res)
+			}
+		})
+	}
+	t.Run("no calls", func(t *testing.T) {
+		lazy := func(context.Context, Config, *CallRecorder) error { return nil }
+		if _, err := MeasureCalls(context.Background(), ImplWarren, Config{Mode: ModeRPC}, lazy); err == nil || !strings.Contains(err.Error(), "did not call Calls") {
+			t.Errorf("a runner that made no calls: %v", err)
+		}
+	})
 }
 
 func TestConfigValidate(t *testing.T) {
@@ -106,8 +251,10 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"defaults", Config{}, nil},
 		{"quorum", Config{QueueType: Quorum, Jobs: 1, Prefetch: MaxPrefetch}, nil},
-		{"everything wrong", Config{Jobs: -1, PayloadBytes: 10, Prefetch: 70000, Concurrency: -2, QueueType: "stream"},
-			[]string{"jobs -1", "payload bytes 10", "prefetch 70000", "concurrency -2", `queue type "stream"`}},
+		{"rpc", Config{Mode: ModeRPC, Calls: 1, Callers: MaxConcurrency}, nil},
+		{"everything wrong", Config{Mode: "stream", Jobs: -1, Calls: -3, Callers: -4, PayloadBytes: 10, Prefetch: 70000, Concurrency: -2, QueueType: "stream"},
+			[]string{`mode "stream"`, "jobs -1", "calls -3", "callers -4", "payload bytes 10", "prefetch 70000", "concurrency -2", `queue type "stream"`}},
+		{"too many calls", Config{Mode: ModeRPC, Calls: MaxJobs + 1, Callers: MaxConcurrency + 1}, []string{"calls", "callers"}},
 		{"too many jobs", Config{Jobs: MaxJobs + 1}, []string{"jobs"}},
 	}
 	for _, c := range cases {
@@ -130,6 +277,9 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 	d := Config{}.WithDefaults()
+	if d.Mode != ModeJobs || d.Calls != DefaultCalls || d.Callers != DefaultCallers {
+		t.Errorf("WithDefaults() = %+v", d)
+	}
 	if d.Jobs != DefaultJobs || d.PayloadBytes != DefaultPayloadBytes || d.Prefetch != DefaultPrefetch ||
 		d.Concurrency != DefaultConcurrency || d.QueueType != Classic || d.URL != DefaultURL {
 		t.Errorf("WithDefaults() = %+v", d)
@@ -251,6 +401,111 @@ func TestReport(t *testing.T) {
 	for _, k := range []string{"schema", "date", "config", "results", "medians", "ratios"} {
 		if _, ok := back[k]; !ok {
 			t.Errorf("JSON lacks %q", k)
+		}
+	}
+	ratio := back["ratios"].([]any)[0].(map[string]any)
+	for _, k := range []string{"mode", "queue_type", "jobs_per_sec", "cpu_per_job", "jobs_per_sec_ok", "cpu_per_job_ok"} {
+		if _, ok := ratio[k]; !ok {
+			t.Errorf("a jobs ratio lacks %q: %v", k, ratio)
+		}
+	}
+	for _, k := range []string{"callers", "calls_per_sec", "calls_per_sec_ok"} {
+		if _, ok := ratio[k]; ok {
+			t.Errorf("a jobs ratio has %q: %v", k, ratio)
+		}
+	}
+	if cfg := back["config"].(map[string]any); cfg["mode"] != ModeJobs || cfg["jobs"] != 1000.0 || cfg["calls"] != nil {
+		t.Errorf("config %v", cfg)
+	}
+}
+
+func TestReportRPC(t *testing.T) {
+	run := func(impl string, callers, round int, cps, cpu float64) Result {
+		return Result{Impl: impl, Mode: ModeRPC, QueueType: Classic, Callers: callers, Round: round, Calls: 500,
+			Seconds: 500 / cps, CallsPerSec: cps, CPUSecondsPer10k: cpu, AllocsPerJob: 150, PeakRSSBytes: 16 << 20,
+			P50: 400 * time.Microsecond, P99: 1500 * time.Microsecond}
+	}
+	results := []Result{
+		run(ImplBaseline, 1, 1, 2000, 2.0), run(ImplWarren, 1, 1, 1960, 2.2),
+		run(ImplBaseline, 16, 1, 9000, 0.8), run(ImplWarren, 16, 1, 8000, 1.0),
+		run(ImplWarren, 1, 2, 1900, 2.3), run(ImplBaseline, 1, 2, 2000, 2.0),
+		run(ImplWarren, 16, 2, 8200, 1.0), run(ImplBaseline, 16, 2, 9000, 0.8),
+	}
+	r := NewReport(Config{Mode: ModeRPC, Calls: 500}, []string{Classic}, 2, results)
+	if len(r.Medians) != 4 {
+		t.Fatalf("%d medians, want 4 (2 implementations x 2 numbers of callers)", len(r.Medians))
+	}
+	if m := r.Medians[1]; m.Impl != ImplWarren || m.Callers != 1 || m.Runs != 2 || m.CallsPerSec != 1930 || m.Mode != ModeRPC {
+		t.Errorf("median = %+v", m)
+	}
+	if len(r.Ratios) != 2 {
+		t.Fatalf("ratios = %+v", r.Ratios)
+	}
+	seq, conc := r.Ratios[0], r.Ratios[1]
+	if seq.Callers != 1 || seq.CallsPerSec != 0.965 || !seq.CallsPerSecOK || !seq.OK() {
+		t.Errorf("sequential ratio = %+v", seq)
+	}
+	if conc.Callers != 16 || conc.CallsPerSecOK || conc.OK() || conc.CPUPerJob != 1.25 {
+		t.Errorf("concurrent ratio = %+v", conc)
+	}
+	if r.Config.Mode != ModeRPC || r.Config.Calls != 500 || fmt.Sprint(r.Config.Callers) != "[1 16]" || r.Config.Jobs != 0 {
+		t.Errorf("config = %+v", r.Config)
+	}
+
+	var table bytes.Buffer
+	if err := r.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"calls/s", "allocs/call", "callers", "median/2", "0.965x ok", "0.900x MISS", "1.250x",
+		"targets MISSED on classic with 16 callers"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, table.String())
+		}
+	}
+	if strings.Contains(table.String(), "jobs/s") {
+		t.Errorf("the rpc table shows jobs/s:\n%s", table.String())
+	}
+
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back struct {
+		Config  map[string]any   `json:"config"`
+		Results []map[string]any `json:"results"`
+		Ratios  []map[string]any `json:"ratios"`
+	}
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"mode", "calls", "callers"} {
+		if _, ok := back.Config[k]; !ok {
+			t.Errorf("config lacks %q: %v", k, back.Config)
+		}
+	}
+	for _, k := range []string{"jobs", "publish_window"} {
+		if _, ok := back.Config[k]; ok {
+			t.Errorf("rpc config has %q: %v", k, back.Config)
+		}
+	}
+	res := back.Results[0]
+	for _, k := range []string{"mode", "callers", "calls", "calls_per_sec", "cpu_seconds_per_10k", "allocs_per_job", "p50_ns", "p99_ns"} {
+		if _, ok := res[k]; !ok {
+			t.Errorf("rpc result lacks %q: %v", k, res)
+		}
+	}
+	for _, k := range []string{"jobs", "jobs_per_sec", "publish_per_sec", "consume_per_sec"} {
+		if _, ok := res[k]; ok {
+			t.Errorf("rpc result has %q: %v", k, res)
+		}
+	}
+	ratio := back.Ratios[1]
+	if ratio["mode"] != ModeRPC || ratio["callers"] != 16.0 || ratio["calls_per_sec_ok"] != false || ratio["cpu_per_job"] != 1.25 {
+		t.Errorf("rpc ratio %v", ratio)
+	}
+	for _, k := range []string{"jobs_per_sec", "jobs_per_sec_ok", "cpu_per_job_ok"} {
+		if _, ok := ratio[k]; ok {
+			t.Errorf("rpc ratio has %q: %v", k, ratio)
 		}
 	}
 }

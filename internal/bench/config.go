@@ -7,6 +7,15 @@ import (
 	"github.com/warrenmq/warren/broker"
 )
 
+// Workloads a run can measure (Config.Mode).
+const (
+	// ModeJobs: jobs published with confirms and consumed at the same
+	// time, end to end.
+	ModeJobs = "jobs"
+	// ModeRPC: request-reply calls, each waiting for its reply.
+	ModeRPC = "rpc"
+)
+
 // Queue types a run can use.
 const (
 	Classic = "classic"
@@ -15,7 +24,10 @@ const (
 
 // Defaults of Config's zero values.
 const (
+	DefaultMode         = ModeJobs
 	DefaultJobs         = 50_000
+	DefaultCalls        = 20_000
+	DefaultCallers      = 1
 	DefaultPayloadBytes = 200
 	DefaultPrefetch     = 128
 	DefaultConcurrency  = 16
@@ -29,13 +41,15 @@ const PublishWindow = 512
 
 // Bounds checked by Validate.
 const (
-	// MaxJobs bounds the latency table (8 bytes per job).
+	// MaxJobs bounds the latency table (8 bytes per job), and so the
+	// calls of an rpc run too.
 	MaxJobs = 10_000_000
 	// MaxPayloadBytes keeps a run's messages small enough to stay in memory.
 	MaxPayloadBytes = 1 << 20
 	// MaxPrefetch is AMQP's limit: basic.qos carries a 16-bit count.
 	MaxPrefetch = 65535
-	// MaxConcurrency bounds the handler goroutines.
+	// MaxConcurrency bounds the handler goroutines, and the callers of an
+	// rpc run.
 	MaxConcurrency = 10_000
 )
 
@@ -44,11 +58,20 @@ const (
 type Config struct {
 	// URL is the broker (default DefaultURL).
 	URL string `json:"url"`
+	// Mode is the workload: ModeJobs (the default) or ModeRPC.
+	Mode string `json:"mode"`
 	// Jobs is how many jobs are published and consumed (default 50000).
+	// ModeJobs only.
 	Jobs int `json:"jobs"`
-	// PayloadBytes is the approximate size of each MessagePack payload
-	// (default 200). The payload holds a sequence number and a timestamp,
-	// so it cannot be smaller than MinPayloadBytes.
+	// Calls is how many calls an rpc run makes (default 20000). ModeRPC
+	// only.
+	Calls int `json:"calls"`
+	// Callers is how many goroutines of an rpc run call at once, on one
+	// connection (default 1: one call after another). ModeRPC only.
+	Callers int `json:"callers"`
+	// PayloadBytes is the approximate size of each MessagePack payload,
+	// a job or a request (default 200). The payload holds a sequence
+	// number and a timestamp, so it cannot be smaller than MinPayloadBytes.
 	PayloadBytes int `json:"payload_bytes"`
 	// Prefetch is the consumer's prefetch count (default 128).
 	Prefetch int `json:"prefetch"`
@@ -62,8 +85,17 @@ func (c *Config) setDefaults() {
 	if c.URL == "" {
 		c.URL = DefaultURL
 	}
+	if c.Mode == "" {
+		c.Mode = DefaultMode
+	}
 	if c.Jobs == 0 {
 		c.Jobs = DefaultJobs
+	}
+	if c.Calls == 0 {
+		c.Calls = DefaultCalls
+	}
+	if c.Callers == 0 {
+		c.Callers = DefaultCallers
 	}
 	if c.PayloadBytes == 0 {
 		c.PayloadBytes = DefaultPayloadBytes
@@ -94,7 +126,10 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("bench: "+format, args...))
 		}
 	}
+	check(c.Mode == ModeJobs || c.Mode == ModeRPC, "mode %q: want %q or %q", c.Mode, ModeJobs, ModeRPC)
 	check(c.Jobs >= 1 && c.Jobs <= MaxJobs, "jobs %d: want 1 to %d", c.Jobs, MaxJobs)
+	check(c.Calls >= 1 && c.Calls <= MaxJobs, "calls %d: want 1 to %d", c.Calls, MaxJobs)
+	check(c.Callers >= 1 && c.Callers <= MaxConcurrency, "callers %d: want 1 to %d", c.Callers, MaxConcurrency)
 	check(c.PayloadBytes >= MinPayloadBytes && c.PayloadBytes <= MaxPayloadBytes,
 		"payload bytes %d: want %d to %d (the payload carries a sequence number and a timestamp)", c.PayloadBytes, MinPayloadBytes, MaxPayloadBytes)
 	check(c.Prefetch >= 1 && c.Prefetch <= MaxPrefetch, "prefetch %d: want 1 to %d", c.Prefetch, MaxPrefetch)

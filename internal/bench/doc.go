@@ -16,6 +16,16 @@
 // jobs, peak RSS, and the median and 99th percentile latency. RunBaseline and
 // RunWarren are the two implementations.
 //
+// With Config.Mode set to ModeRPC, the workload is request-reply over direct
+// reply-to instead: a server consuming a fresh queue (manual acks, prefetch
+// Config.Prefetch, Config.Concurrency handlers) answers Config.Calls calls of
+// about Config.PayloadBytes each, made by Config.Callers goroutines on one
+// connection, each waiting for its reply. MeasureCalls runs one
+// implementation (a CallRunner); its CallRecorder makes and times the calls,
+// the same way for both, and the Result has calls per second, client CPU
+// seconds per 10k calls, allocations per call, peak RSS and the p50/p99
+// latency of a call. RunBaseline and RunWarren pick the workload by mode.
+//
 // A run creates its own queue and exchange, named "bench.<impl>.<type>.<random>",
 // and deletes them at the end; it never deletes the shared entities warren
 // derives (warren.*). It uses the whole machine: run one at a time.

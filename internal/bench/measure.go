@@ -19,28 +19,41 @@ const (
 	ImplBaseline = "amqp091-go"
 )
 
-// Result is what one run measured.
+// Result is what one run measured. In ModeRPC the jobs are the requests,
+// one per call: CPUSecondsPer10k, AllocsPerJob and BytesPerJob are per call,
+// and the fields of ModeJobs alone (Jobs, JobsPerSec, PublishPerSec,
+// ConsumePerSec) are zero, and left out of the JSON.
 type Result struct {
 	// Impl is ImplWarren or ImplBaseline.
-	Impl      string `json:"impl"`
+	Impl string `json:"impl"`
+	// Mode is the workload: ModeJobs or ModeRPC.
+	Mode      string `json:"mode"`
 	QueueType string `json:"queue_type"`
+	// Callers is how many goroutines called at once (ModeRPC).
+	Callers int `json:"callers,omitempty"`
 	// Round numbers the runs of a benchmark from 1; 0 in a median.
 	Round int `json:"round,omitempty"`
 	// Runs is how many runs a median summarizes; 0 in a single run.
 	Runs int `json:"runs,omitempty"`
-	Jobs int `json:"jobs"`
-	// Seconds is the time from the first publish to the last job handled.
+	Jobs int `json:"jobs,omitempty"`
+	// Calls is how many calls were measured (ModeRPC).
+	Calls int `json:"calls,omitempty"`
+	// Seconds is the time from the first publish to the last job handled;
+	// in ModeRPC, from the start of the first call to the end of the last.
 	Seconds float64 `json:"seconds"`
 	// JobsPerSec is Jobs / Seconds: the end-to-end rate.
-	JobsPerSec float64 `json:"jobs_per_sec"`
+	JobsPerSec float64 `json:"jobs_per_sec,omitempty"`
 	// PublishPerSec is Jobs over the time from the first publish to the
 	// last confirm.
-	PublishPerSec float64 `json:"publish_per_sec"`
+	PublishPerSec float64 `json:"publish_per_sec,omitempty"`
 	// ConsumePerSec is Jobs over the time from the first job handled to the
 	// last.
-	ConsumePerSec float64 `json:"consume_per_sec"`
+	ConsumePerSec float64 `json:"consume_per_sec,omitempty"`
+	// CallsPerSec is Calls / Seconds (ModeRPC).
+	CallsPerSec float64 `json:"calls_per_sec,omitempty"`
 	// CPUSecondsPer10k is the process's user and system CPU time from the
-	// first publish until consuming stopped, per 10,000 jobs.
+	// first publish until consuming stopped (ModeRPC: over Seconds), per
+	// 10,000 jobs.
 	CPUSecondsPer10k float64 `json:"cpu_seconds_per_10k"`
 	// AllocsPerJob and BytesPerJob are the Go heap allocations of the whole
 	// process over the same span, per job: what the garbage collector has
@@ -55,7 +68,8 @@ type Result struct {
 	// peak of the process's whole life.
 	PeakRSSLifetime bool `json:"peak_rss_lifetime,omitempty"`
 	// P50 and P99 are percentiles of the time from encoding a job for
-	// publishing to its handler being called.
+	// publishing to its handler being called; in ModeRPC, of the time
+	// each call took, as its caller saw it.
 	P50 time.Duration `json:"p50_ns"`
 	P99 time.Duration `json:"p99_ns"`
 }
@@ -181,8 +195,8 @@ func (r *Recorder) Stop() {
 	runtime.ReadMemStats(&r.memStop)
 }
 
-// Measure runs one implementation of the workload and measures it. It
-// validates cfg (after defaults), forces a garbage collection and returns
+// Measure runs one implementation of the ModeJobs workload and measures
+// it. It validates cfg (after defaults), forces a garbage collection and returns
 // memory to the OS so that runs start even, resets the process's peak RSS,
 // then calls run. Runs must not overlap: CPU time and memory are the whole
 // process's.
@@ -191,9 +205,11 @@ func Measure(ctx context.Context, impl string, cfg Config, run Runner) (Result, 
 	if err := cfg.Validate(); err != nil {
 		return Result{}, err
 	}
+	if cfg.Mode != ModeJobs {
+		return Result{}, fmt.Errorf("bench: Measure runs the %s workload, not %s: use MeasureCalls", ModeJobs, cfg.Mode)
+	}
 	rec := newRecorder(cfg)
-	debug.FreeOSMemory()
-	reset := resetPeakRSS() == nil
+	reset := settle()
 	if err := run(ctx, cfg, rec); err != nil {
 		return Result{}, fmt.Errorf("bench: %s on a %s queue: %w", impl, cfg.QueueType, err)
 	}
@@ -203,6 +219,14 @@ func Measure(ctx context.Context, impl string, cfg Config, run Runner) (Result, 
 	}
 	res.PeakRSSBytes, res.PeakRSSLifetime = peakRSS(reset)
 	return res, nil
+}
+
+// settle readies the process for a run: it forces a garbage collection and
+// returns memory to the OS so that runs start even, and resets the peak RSS,
+// reporting whether it could.
+func settle() (peakReset bool) {
+	debug.FreeOSMemory()
+	return resetPeakRSS() == nil
 }
 
 // result computes the run's Result once the runner returned.
@@ -229,6 +253,7 @@ func (r *Recorder) result(impl string, cfg Config) (Result, error) {
 	n := float64(cfg.Jobs)
 	return Result{
 		Impl:             impl,
+		Mode:             ModeJobs,
 		QueueType:        cfg.QueueType,
 		Jobs:             cfg.Jobs,
 		Seconds:          total.Seconds(),

@@ -20,9 +20,13 @@ import (
 // and quorum, a few runs each), so the simplest use is the one measured.
 const warrenBatch = PublishWindow
 
-// RunWarren runs the workload through warren's API (broker.Publisher and
-// worker.Pool) and measures it.
+// RunWarren runs the workload of cfg.Mode through warren's API and
+// measures it: broker.Publisher and worker.Pool for ModeJobs,
+// broker.Caller and worker.Pool for ModeRPC.
 func RunWarren(ctx context.Context, cfg Config) (Result, error) {
+	if cfg.Mode == ModeRPC {
+		return MeasureCalls(ctx, ImplWarren, cfg, warrenRPC)
+	}
 	return Measure(ctx, ImplWarren, cfg, runWarren)
 }
 

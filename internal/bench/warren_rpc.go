@@ -1,0 +1,134 @@
+package bench
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/topology"
+	"github.com/warrenmq/warren/worker"
+)
+
+// warrenRPC is the rpc workload through warren's API, as production code
+// would set it up: the topology applied, a worker.Pool answering with
+// worker.TypedResult on its own connection, replying through a Publisher on
+// a second one (worker.WithPublisher), and a broker.Caller on a third.
+func warrenRPC(ctx context.Context, cfg Config, rec *CallRecorder) (err error) {
+	name := uniqueName(ImplWarren+".rpc", cfg.QueueType)
+	queue, exchange := name, name
+	topo, err := topology.Parse("bench.yaml", fmt.Appendf(nil, benchTopology, name, cfg.QueueType, CallType))
+	if err != nil {
+		return fmt.Errorf("the generated topology: %w", err)
+	}
+	replyConn, err := broker.Dial(ctx, []string{cfg.URL}, broker.WithName("warren-bench-rpc-replies"))
+	if err != nil {
+		return err
+	}
+	defer replyConn.Close()
+	// The queue, its dead-letter queue and the exchange are the run's own;
+	// the warren.* entities derived with them are shared and stay. Deferred
+	// after the close, so it runs before.
+	defer func() {
+		err = errors.Join(err, deleteEntities(cfg.URL, []string{queue, topology.DeadLetterQueueName(queue)}, []string{exchange}))
+	}()
+	serverConn, err := broker.Dial(ctx, []string{cfg.URL}, broker.WithName("warren-bench-rpc-server"))
+	if err != nil {
+		return err
+	}
+	defer serverConn.Close()
+	callConn, err := broker.Dial(ctx, []string{cfg.URL}, broker.WithName("warren-bench-rpc-caller"))
+	if err != nil {
+		return err
+	}
+	defer callConn.Close()
+
+	decl := broker.NewDeclarer(replyConn)
+	_, err = topology.Declare(ctx, decl, topo)
+	err = errors.Join(err, decl.Close())
+	if err != nil {
+		return err
+	}
+
+	pub, err := broker.NewPublisher(replyConn)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// Every reply is confirmed by now, unless the run failed: then give
+		// the stragglers a moment, not forever.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		err = errors.Join(err, pub.Close(cctx))
+	}()
+
+	handler := worker.TypedResult(func(_ context.Context, _ *worker.Job, p Payload) (Answer, error) {
+		return Answer{Seq: p.Seq}, nil
+	})
+	pool, err := worker.NewPool(serverConn, topo, handler,
+		worker.WithQueue(queue, worker.Concurrency(cfg.Concurrency), worker.Prefetch(cfg.Prefetch)),
+		worker.WithPublisher(pub))
+	if err != nil {
+		return err
+	}
+	// Shutdown order: the caller closes, then the pool stops (it drains
+	// and acks what it handled), then the publisher and the connections
+	// close (deferred above). A pool that stops on its own fails the run.
+	poolCtx, stopPool := context.WithCancel(ctx)
+	poolDone := make(chan error, 1)
+	go func() {
+		err := pool.Run(poolCtx)
+		if poolCtx.Err() == nil {
+			rec.Fail(fmt.Errorf("the pool stopped before every call was answered: %w", cmp.Or(err, errors.New("Run returned nil"))))
+		}
+		poolDone <- err
+	}()
+	defer func() {
+		if stopPool != nil {
+			stopPool()
+			<-poolDone
+		}
+	}()
+
+	caller, err := broker.NewCaller(callConn, broker.WithCallRouter(topo))
+	if err != nil {
+		return err
+	}
+	callerOpen := true
+	defer func() {
+		if callerOpen {
+			_ = caller.Close()
+		}
+	}()
+	err = rec.Calls(ctx, func(ctx context.Context, p Payload) (Answer, error) {
+		reply, err := caller.Call(ctx, broker.Job{Type: CallType, Payload: p})
+		if err != nil {
+			return Answer{}, err
+		}
+		var a Answer
+		if err := reply.Decode(&a); err != nil {
+			return Answer{}, fmt.Errorf("decode the reply: %w", err)
+		}
+		return a, nil
+	})
+	if err != nil {
+		return err
+	}
+
+	callerOpen = false
+	if err := caller.Close(); err != nil {
+		return err
+	}
+	if d := caller.Discarded(); d != 0 {
+		return fmt.Errorf("the caller discarded %d replies, though every call was answered", d)
+	}
+	stop := stopPool
+	stopPool = nil
+	stop()
+	if err := <-poolDone; err != nil {
+		return fmt.Errorf("pool: %w", err)
+	}
+	return nil
+}
