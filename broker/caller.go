@@ -189,6 +189,12 @@ func (c *Caller) Call(ctx context.Context, job Job, opts ...PublishOption) (*Env
 		if r.err != nil {
 			return nil, fail(r.err)
 		}
+		if r.env.ID == "" { // a direct reply carries only what Call cannot know
+			r.env.ID = fitShort(env.ID+ReplyTypeSuffix, env.ID)
+		}
+		if r.env.Type == "" {
+			r.env.Type = fitShort(env.Type+ReplyTypeSuffix, env.Type)
+		}
 		if re := r.env.RemoteErr(); re != nil {
 			return r.env, re
 		}
@@ -292,8 +298,11 @@ func (c *Caller) loop(cc *callChannel, replies <-chan amqp.Delivery, returns <-c
 				}
 				return
 			}
-			env, err := FromDelivery(&d)
-			if err != nil {
+			// A direct reply has no type (see SendDirectReply): Call
+			// fills it in.
+			m := messageOf(&d)
+			env, err := readMessage(&m)
+			if err != nil && !errors.Is(err, ErrMissingType) {
 				c.discarded.Add(1)
 				c.opts.log.Warn().Err(err).Str("correlation_id", d.CorrelationId).Msg("broker: discarded a malformed reply")
 				continue

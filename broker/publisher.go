@@ -108,7 +108,56 @@ type Publisher struct {
 
 	known sync.Map // exchange name -> struct{}: exchanges seen to exist
 
+	directMu sync.Mutex    // serializes replies to direct reply-to
+	direct   *amqp.Channel // not in confirm mode: see SendDirectReply
+
 	wg sync.WaitGroup // confirm loops
+}
+
+// SendDirectReply sends a reply to a caller waiting on RabbitMQ's direct
+// reply-to (replyTo is its amq.rabbitmq.reply-to.* address), on a channel
+// without confirms, and returns once it is written. Such a reply is
+// transient by nature: it exists only while its caller's channel does, the
+// broker cannot be asked to keep it, and a confirm would only cost a round
+// of work on both sides. If it is lost, its caller times out, as it would
+// if the worker had died. Only the correlation id, the content type, the
+// headers (on a failure) and the body are sent: Call fills in the reply's
+// id and type from its request.
+func (p *Publisher) SendDirectReply(ctx context.Context, env *Envelope, replyTo string) error {
+	if !IsDirectReplyTo(replyTo) {
+		return fmt.Errorf("%w: %q is not a direct reply-to address; publish the reply with PublishEnvelope", ErrInvalidJob, replyTo)
+	}
+	// Only what the caller reads: it knows the rest (id, type) from its
+	// request, and a reply nobody can store need not be persistent.
+	full := env.Publishing()
+	msg := amqp.Publishing{
+		ContentType:   full.ContentType,
+		CorrelationId: full.CorrelationId,
+		DeliveryMode:  amqp.Transient,
+		Body:          full.Body,
+	}
+	if len(full.Headers) > 0 {
+		msg.Headers = full.Headers
+	}
+	p.directMu.Lock()
+	defer p.directMu.Unlock()
+	if p.closed {
+		return fmt.Errorf("%w: publisher closed", ErrClosed)
+	}
+	if p.direct == nil || p.direct.IsClosed() {
+		ch, err := p.conn.channel()
+		if err != nil {
+			return err
+		}
+		p.direct = ch
+	}
+	if err := p.direct.PublishWithContext(ctx, "", replyTo, false, false, msg); err != nil {
+		if errors.Is(err, amqp.ErrClosed) {
+			return fmt.Errorf("%w: %w", ErrClosed, err)
+		}
+		return err
+	}
+	return nil
 }
 
 // NewPublisher returns a Publisher on conn. It opens its channel on first
@@ -244,9 +293,16 @@ func (p *Publisher) Close(ctx context.Context) error {
 	cc := p.ch
 	p.ch = nil
 	p.mu.Unlock()
+	p.directMu.Lock()
+	direct := p.direct
+	p.direct = nil
+	p.directMu.Unlock()
 	var err error
 	if cc != nil {
 		err = cc.close(ctx)
+	}
+	if direct != nil {
+		direct.Close()
 	}
 	p.wg.Wait()
 	return err

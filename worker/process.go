@@ -305,10 +305,11 @@ func (p *Pool) observe(o Outcome) {
 	}
 }
 
-// sendReply publishes the reply to a request, confirmed, and reports
-// whether it was sent. A reply to a direct reply-to address is not
-// mandatory (RabbitMQ would return each one): when its caller is gone, the
-// broker drops it, which is no loss, since nobody waits for it. The error
+// sendReply publishes the reply to a request and reports whether it was
+// sent: confirmed to a durable reply queue; written, without confirm or
+// mandatory flag, to a direct reply-to address (see
+// broker.Publisher.SendDirectReply): when its caller is gone, the broker
+// drops it, which is no loss, since nobody waits for it. The error
 // wraps broker.ErrInvalidJob when the result cannot be encoded,
 // broker.ErrUnroutable when a reply queue is missing.
 func (p *Pool) sendReply(ctx context.Context, q *queueRun, request *broker.Envelope, result any, failure *broker.Failure) (bool, error) {
@@ -316,7 +317,12 @@ func (p *Pool) sendReply(ctx context.Context, q *queueRun, request *broker.Envel
 	if err != nil {
 		return false, err
 	}
-	if err := p.pub.PublishEnvelope(ctx, r, "", request.ReplyTo); err != nil {
+	if broker.IsDirectReplyTo(request.ReplyTo) {
+		err = p.pub.SendDirectReply(ctx, r, request.ReplyTo)
+	} else {
+		err = p.pub.PublishEnvelope(ctx, r, "", request.ReplyTo)
+	}
+	if err != nil {
 		return false, err
 	}
 	q.log.Debug().Str(fieldJobID, request.ID).Str("reply_to", request.ReplyTo).Msg("worker: reply sent")
