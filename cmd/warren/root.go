@@ -83,7 +83,7 @@ Connection flags fall back to environment variables: --url to AMQP_URL
 	pf.StringVar(&g.name, "connection-name", "warren-cli", "connection name shown by the broker")
 	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "give up after this long")
 	pf.StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
-	root.AddCommand(newTopologyCmd(g), newPublishCmd(g), newCallCmd(g), newDLQCmd(g), newBenchCmd(g))
+	root.AddCommand(newTopologyCmd(g), newPublishCmd(g), newCallCmd(g), newDLQCmd(g), newBenchCmd(g), newStatsCmd(g))
 	return root
 }
 

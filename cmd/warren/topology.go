@@ -18,7 +18,7 @@ func newTopologyCmd(g *globals) *cobra.Command {
 		Use:   "topology",
 		Short: "Validate and apply a topology file",
 	}
-	cmd.AddCommand(newTopologyValidateCmd(g), newTopologyApplyCmd(g))
+	cmd.AddCommand(newTopologyValidateCmd(g), newTopologyApplyCmd(g), newTopologyPlanCmd(g), newTopologyExportCmd(g))
 	return cmd
 }
 

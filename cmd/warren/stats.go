@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/spf13/cobra"
+
+	"github.com/warrenmq/warren/internal/mgmt"
+	"github.com/warrenmq/warren/topology"
+)
+
+func newStatsCmd(g *globals) *cobra.Command {
+	var path, mgmtURL string
+	cmd := &cobra.Command{
+		Use:   "stats [-f FILE]",
+		Short: "Show queue depths, consumers and rates",
+		Long: `Show, per queue, the jobs ready and unacknowledged, the jobs dead-lettered
+(the depth of the queue's .dlq), the consumers, and the publish, deliver and
+ack rates per second, from the management HTTP API.
+
+With -f, the topology's work queues and their dead-letter queues, in file
+order; a queue the broker does not have is listed as missing. Without -f,
+every queue of the virtual host except warren's own (warren.*).
+
+The management API refreshes its counts every few seconds (5 by default),
+so they lag the queues a little. Deliver counts deliveries of every kind
+(to consumers with or without acks, and basic.get).`,
+		Example: `  warren stats -f topology.yaml
+  warren stats --json | jq '.queues[] | select(.dead_lettered > 0)'`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var t *topology.Topology
+			if path != "" {
+				var err error
+				if t, err = g.loadTopology(path); err != nil {
+					return err
+				}
+			}
+			c, err := g.mgmtClient(mgmtURL)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
+			defer cancel()
+			queues, err := c.Queues(ctx)
+			if err != nil {
+				return err
+			}
+			rows := statsRows(t, queues)
+			if g.json {
+				return writeJSON(g.stdout, struct {
+					Version    int        `json:"version"`
+					Management string     `json:"management"`
+					Vhost      string     `json:"vhost"`
+					File       string     `json:"file,omitempty"`
+					Queues     []statsRow `json:"queues"`
+				}{1, c.URL(), c.Vhost(), path, rows})
+			}
+			printStats(g.stdout, rows, !noColor(g.stdout))
+			if len(rows) == 0 {
+				fmt.Fprintf(g.stdout, "no queues on vhost %s\n", c.Vhost())
+			}
+			return nil
+		},
+	}
+	topologyFlag(cmd, &path)
+	managementFlag(cmd, &mgmtURL)
+	return cmd
+}
+
+// statsRow is one queue's line, and its --json entry.
+type statsRow struct {
+	Name    string `json:"name"`
+	Type    string `json:"type,omitempty"`
+	Exists  bool   `json:"exists"`
+	Ready   int64  `json:"ready"`
+	Unacked int64  `json:"unacked"`
+	// DeadLetterQueue is the queue's .dlq; DeadLettered its depth, nil
+	// when the queue has no .dlq (it is one, or dead-letters elsewhere, or
+	// the .dlq is missing).
+	DeadLetterQueue string     `json:"dead_letter_queue,omitempty"`
+	DeadLettered    *int64     `json:"dead_lettered"`
+	Consumers       int64      `json:"consumers"`
+	Rates           *statsRate `json:"rates"` // nil until the queue has seen a message
+}
+
+type statsRate struct {
+	Publish float64 `json:"publish"`
+	Deliver float64 `json:"deliver"`
+	Ack     float64 `json:"ack"`
+}
+
+// statsRows picks the queues to show: t's work queues and dead-letter
+// queues, or without t every queue but warren's.
+func statsRows(t *topology.Topology, queues []mgmt.Queue) []statsRow {
+	byName := make(map[string]mgmt.Queue, len(queues))
+	for _, q := range queues {
+		byName[q.Name] = q
+	}
+	row := func(name, dlq string) statsRow {
+		q, ok := byName[name]
+		r := statsRow{Name: name, Exists: ok, DeadLetterQueue: dlq}
+		if !ok {
+			return r
+		}
+		r.Type, r.Ready, r.Unacked, r.Consumers = q.Type, q.MessagesReady, q.MessagesUnacknowledged, q.Consumers
+		if s := q.MessageStats; s != nil {
+			r.Rates = &statsRate{Publish: rateOf(s.PublishDetails), Deliver: rateOf(s.DeliverGetDetails), Ack: rateOf(s.AckDetails)}
+		}
+		if d, ok := byName[dlq]; ok && dlq != "" {
+			n := d.Messages
+			r.DeadLettered = &n
+		}
+		return r
+	}
+	rows := []statsRow{}
+	if t != nil {
+		for _, q := range t.Queues {
+			if !strings.HasPrefix(q.Name, topology.ReservedPrefix) {
+				rows = append(rows, row(q.Name, q.DeadLetterQueue))
+			}
+		}
+		return rows
+	}
+	for _, q := range queues {
+		if strings.HasPrefix(q.Name, topology.ReservedPrefix) {
+			continue
+		}
+		dlq := topology.DeadLetterQueueName(q.Name)
+		if _, ok := byName[dlq]; !ok || strings.HasSuffix(q.Name, ".dlq") {
+			dlq = ""
+		}
+		rows = append(rows, row(q.Name, dlq))
+	}
+	return rows
+}
+
+func rateOf(r *mgmt.Rate) float64 {
+	if r == nil {
+		return 0
+	}
+	return r.Rate
+}
+
+// ANSI styles for the table.
+const (
+	styleBold   = "\x1b[1m"
+	styleRed    = "\x1b[31m"
+	styleYellow = "\x1b[33m"
+	styleReset  = "\x1b[0m"
+)
+
+type statsCell struct {
+	text  string
+	style string
+	right bool // numbers are right-aligned
+}
+
+func printStats(w io.Writer, rows []statsRow, color bool) {
+	header := []string{"QUEUE", "TYPE", "READY", "UNACKED", "DEAD-LETTERED", "CONSUMERS", "PUBLISH/S", "DELIVER/S", "ACK/S"}
+	table := [][]statsCell{}
+	hdr := make([]statsCell, len(header))
+	for i, h := range header {
+		hdr[i] = statsCell{text: h, style: styleBold, right: i >= 2}
+	}
+	table = append(table, hdr)
+	num := func(n int64) statsCell { return statsCell{text: strconv.FormatInt(n, 10), right: true} }
+	dash := statsCell{text: "-", right: true}
+	for _, r := range rows {
+		if !r.Exists {
+			table = append(table, []statsCell{{text: r.Name}, {text: "missing: run warren topology apply", style: styleYellow}})
+			continue
+		}
+		dead := dash
+		if r.DeadLettered != nil {
+			dead = num(*r.DeadLettered)
+			if *r.DeadLettered > 0 {
+				dead.style = styleRed
+			}
+		}
+		rates := []statsCell{dash, dash, dash}
+		if r.Rates != nil {
+			for i, v := range []float64{r.Rates.Publish, r.Rates.Deliver, r.Rates.Ack} {
+				rates[i] = statsCell{text: strconv.FormatFloat(v, 'f', 1, 64), right: true}
+			}
+		}
+		line := []statsCell{{text: r.Name}, {text: r.Type}, num(r.Ready), num(r.Unacked), dead, num(r.Consumers)}
+		table = append(table, append(line, rates...))
+	}
+	widths := make([]int, len(header))
+	for _, line := range table {
+		for i, c := range line {
+			// A missing queue's note spans the columns after the name.
+			if len(line) == len(header) || i == 0 {
+				widths[i] = max(widths[i], utf8.RuneCountInString(c.text))
+			}
+		}
+	}
+	for _, line := range table {
+		var b strings.Builder
+		for i, c := range line {
+			if i > 0 {
+				b.WriteString("  ")
+			}
+			// A missing queue's note is not padded: it spans the columns
+			// after the name.
+			var pad string
+			if len(line) == len(header) || i == 0 {
+				pad = strings.Repeat(" ", widths[i]-utf8.RuneCountInString(c.text))
+			}
+			text := c.text
+			if color && c.style != "" {
+				text = c.style + text + styleReset
+			}
+			if c.right {
+				b.WriteString(pad + text)
+			} else {
+				b.WriteString(text + pad)
+			}
+		}
+		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
+	}
+}

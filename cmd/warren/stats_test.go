@@ -1,0 +1,154 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/warrenmq/warren/internal/brokertest"
+)
+
+type statsOutput struct {
+	Version int
+	Vhost   string
+	Queues  []struct {
+		Name            string
+		Exists          bool
+		Ready, Unacked  int64
+		DeadLetterQueue string `json:"dead_letter_queue"`
+		DeadLettered    *int64 `json:"dead_lettered"`
+		Consumers       int64
+	}
+}
+
+func TestStatsCountsPublishedJobs(t *testing.T) {
+	path, n := writeTopology(t)
+	if code, out, errOut := warren(t, "topology", "apply", "-f", path); code != 0 {
+		t.Fatalf("apply: exit %d\n%s%s", code, out, errOut)
+	}
+	for typ, count := range map[string]string{"email.send": "3", "report.render": "2"} {
+		if code, out, errOut := warren(t, "publish", "-f", path, "--type", typ, "--count", count); code != 0 {
+			t.Fatalf("publish: exit %d\n%s%s", code, out, errOut)
+		}
+	}
+
+	// The management API refreshes its counts every 5 seconds by default.
+	mgmtURL := brokertest.ManagementURL(t)
+	var res statsOutput
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, out, errOut := warren(t, "--json", "stats", "-f", path, "--management-url", mgmtURL)
+		if code != 0 {
+			t.Fatalf("stats: exit %d\n%s%s", code, out, errOut)
+		}
+		res = statsOutput{}
+		if err := json.Unmarshal([]byte(out), &res); err != nil {
+			t.Fatalf("stats --json is not JSON: %v\n%s", err, out)
+		}
+		if len(res.Queues) == 4 && res.Queues[0].Ready == 3 && res.Queues[1].Ready == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stats never showed the published jobs: %+v", res)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if res.Version != 1 || res.Vhost != "/" {
+		t.Errorf("version %d vhost %q", res.Version, res.Vhost)
+	}
+	wantNames := []string{n.Queue, n.Other, n.Queue + ".dlq", n.Other + ".dlq"}
+	for i, q := range res.Queues {
+		if q.Name != wantNames[i] || !q.Exists || q.Unacked != 0 || q.Consumers != 0 {
+			t.Errorf("row %d: %+v, want queue %s", i, q, wantNames[i])
+		}
+	}
+	for _, q := range res.Queues[:2] {
+		if q.DeadLetterQueue != q.Name+".dlq" || q.DeadLettered == nil || *q.DeadLettered != 0 {
+			t.Errorf("work queue %s: dead-letter queue %q, dead-lettered %v", q.Name, q.DeadLetterQueue, q.DeadLettered)
+		}
+	}
+	for _, q := range res.Queues[2:] {
+		if q.DeadLettered != nil {
+			t.Errorf("dead-letter queue %s has a dead-lettered count", q.Name)
+		}
+	}
+
+	code, out, _ := warren(t, "stats", "-f", path, "--management-url", mgmtURL)
+	if code != 0 {
+		t.Fatalf("stats: exit %d", code)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 5 || !strings.HasPrefix(lines[0], "QUEUE") || !strings.Contains(lines[0], "DEAD-LETTERED") {
+		t.Fatalf("stats table:\n%s", out)
+	}
+	if f := strings.Fields(lines[1]); f[0] != n.Queue || f[1] != "quorum" || f[2] != "3" || f[3] != "0" || f[4] != "0" {
+		t.Errorf("row of %s: %q", n.Queue, lines[1])
+	}
+	if strings.Contains(out, "\x1b[") {
+		t.Errorf("colour codes in output that is not a terminal:\n%q", out)
+	}
+
+	// Without -f: every queue but warren's.
+	code, out, _ = warren(t, "--json", "stats", "--management-url", mgmtURL)
+	res = statsOutput{}
+	if err := json.Unmarshal([]byte(out), &res); code != 0 || err != nil {
+		t.Fatalf("stats without -f: exit %d, %v", code, err)
+	}
+	var found bool
+	for _, q := range res.Queues {
+		if strings.HasPrefix(q.Name, "warren.") {
+			t.Errorf("warren's own queue %s listed", q.Name)
+		}
+		if q.Name == n.Queue {
+			found = q.DeadLetterQueue == n.Queue+".dlq" && q.DeadLettered != nil
+		}
+	}
+	if !found {
+		t.Errorf("queue %s missing, or without its dead-letter queue, in %+v", n.Queue, res.Queues)
+	}
+}
+
+func TestStatsMissingQueue(t *testing.T) {
+	path, n := writeTopology(t) // not applied
+	code, out, errOut := warren(t, "stats", "-f", path, "--management-url", brokertest.ManagementURL(t))
+	if code != 0 {
+		t.Fatalf("stats: exit %d\n%s%s", code, out, errOut)
+	}
+	lines := strings.Split(out, "\n")
+	if len(lines) < 2 || !strings.HasPrefix(lines[1], n.Queue+" ") || !strings.HasSuffix(lines[1], " missing: run warren topology apply") {
+		t.Errorf("missing queue not reported:\n%s", out)
+	}
+}
+
+func TestPrintStatsColour(t *testing.T) {
+	five, zero := int64(5), int64(0)
+	rows := []statsRow{
+		{Name: "emails", Type: "quorum", Exists: true, Ready: 12, DeadLetterQueue: "emails.dlq", DeadLettered: &five, Rates: &statsRate{Publish: 2.5}},
+		{Name: "reports", Type: "classic", Exists: true, DeadLetterQueue: "reports.dlq", DeadLettered: &zero},
+		{Name: "a-rather-long-queue-name", Exists: false},
+	}
+	var plain, colour strings.Builder
+	printStats(&plain, rows, false)
+	printStats(&colour, rows, true)
+	if strings.Contains(plain.String(), "\x1b") {
+		t.Errorf("colour without colour:\n%s", plain.String())
+	}
+	for _, want := range []string{styleRed + "5" + styleReset, styleBold + "QUEUE", styleYellow + "missing"} {
+		if !strings.Contains(colour.String(), want) {
+			t.Errorf("coloured table lacks %q:\n%q", want, colour.String())
+		}
+	}
+	stripped := strings.NewReplacer(styleRed, "", styleBold, "", styleYellow, "", styleReset, "").Replace(colour.String())
+	if stripped != plain.String() {
+		t.Errorf("colour changes the layout:\n%s\nvs\n%s", stripped, plain.String())
+	}
+	want := `QUEUE                     TYPE     READY  UNACKED  DEAD-LETTERED  CONSUMERS  PUBLISH/S  DELIVER/S  ACK/S
+emails                    quorum      12        0              5          0        2.5        0.0    0.0
+reports                   classic      0        0              0          0          -          -      -
+a-rather-long-queue-name  missing: run warren topology apply
+`
+	if plain.String() != want {
+		t.Errorf("table:\n%s\nwant:\n%s", plain.String(), want)
+	}
+}

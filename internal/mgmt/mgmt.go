@@ -1,0 +1,317 @@
+package mgmt
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// ErrUnreachable is returned, wrapped, when nothing answers at the
+// management API's URL.
+var ErrUnreachable = errors.New("mgmt: the management API does not answer")
+
+// StatusError is an answer of the management API other than 200 OK.
+type StatusError struct {
+	Method string
+	Path   string // e.g. "/api/queues/%2F"
+	Status int    // e.g. 401
+	// Reason is the API's own explanation ("reason" in its JSON answer),
+	// or the start of the body.
+	Reason string
+	// Hint says what to do; may be empty.
+	Hint string
+}
+
+func (e *StatusError) Error() string {
+	msg := fmt.Sprintf("mgmt: %s %s: %d %s", e.Method, e.Path, e.Status, http.StatusText(e.Status))
+	if e.Reason != "" {
+		msg += ": " + e.Reason
+	}
+	if e.Hint != "" {
+		msg += "; " + e.Hint
+	}
+	return msg
+}
+
+// Client reads one virtual host through the management HTTP API. Its
+// methods are safe for concurrent use; Close it when done.
+type Client struct {
+	base     string // scheme://host:port[/prefix], without credentials or trailing slash
+	shown    string // the URL with the password masked, for messages
+	user     string
+	password string
+	vhost    string
+	http     *http.Client
+	own      bool // http is the client's own, closed by Close
+}
+
+// Option configures a Client.
+type Option func(*Client) error
+
+// WithHTTPClient sets the HTTP client, which Close leaves open. By
+// default the Client has its own, with http.DefaultTransport's settings.
+// Bound each call with its context rather than the client's Timeout.
+func WithHTTPClient(h *http.Client) Option {
+	return func(c *Client) error {
+		if h == nil {
+			return errors.New("mgmt: WithHTTPClient: nil client")
+		}
+		c.http, c.own = h, false
+		return nil
+	}
+}
+
+// WithCredentials sets the user and password used when the URL gives none;
+// default guest/guest, as for AMQP.
+func WithCredentials(user, password string) Option {
+	return func(c *Client) error {
+		if user == "" {
+			return errors.New("mgmt: WithCredentials: empty user")
+		}
+		if c.user == "" {
+			c.user, c.password = user, password
+		}
+		return nil
+	}
+}
+
+// New returns a client of the management API at baseURL, e.g.
+// "http://guest:guest@127.0.0.1:15672" (a path, for an API behind a
+// proxy, is kept as a prefix), for the virtual host vhost ("/" when empty).
+func New(baseURL, vhost string, opts ...Option) (*Client, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		return nil, fmt.Errorf("mgmt: invalid management URL: %w", parseError(err))
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("mgmt: management URL %s: want http:// or https://", u.Redacted())
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("mgmt: management URL %s has no host", u.Redacted())
+	}
+	if vhost == "" {
+		vhost = "/"
+	}
+	c := &Client{vhost: vhost}
+	if u.User != nil {
+		c.user = u.User.Username()
+		c.password, _ = u.User.Password()
+	}
+	for _, o := range opts {
+		if err := o(c); err != nil {
+			return nil, err
+		}
+	}
+	if c.user == "" {
+		c.user, c.password = "guest", "guest"
+	}
+	if c.http == nil {
+		c.http = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+		c.own = true
+	}
+	shown := *u
+	shown.User = url.UserPassword(c.user, c.password)
+	c.shown = strings.TrimSuffix(shown.Redacted(), "/")
+	u.User = nil
+	u.RawQuery, u.Fragment = "", ""
+	c.base = strings.TrimSuffix(u.String(), "/")
+	return c, nil
+}
+
+// Close closes the idle connections of the client's own HTTP client, and
+// with them their goroutines. It does not interrupt calls in progress.
+func (c *Client) Close() {
+	if c.own {
+		c.http.CloseIdleConnections()
+	}
+}
+
+// URL returns the API's base URL with the password masked
+// ("http://guest:xxxxx@127.0.0.1:15672"), for messages.
+func (c *Client) URL() string { return c.shown }
+
+// Vhost returns the virtual host the client reads.
+func (c *Client) Vhost() string { return c.vhost }
+
+// get fetches path (e.g. "/api/queues/%2F") and decodes the JSON answer
+// into v, numbers in interface values as json.Number.
+func (c *Client) get(ctx context.Context, path string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	if err != nil {
+		return fmt.Errorf("mgmt: GET %s: %w", path, err)
+	}
+	req.SetBasicAuth(c.user, c.password)
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("mgmt: GET %s at %s: %w", path, c.shown, ctx.Err())
+		}
+		var op *net.OpError
+		if errors.As(err, &op) {
+			return fmt.Errorf("%w at %s (%v): enable it with `rabbitmq-plugins enable rabbitmq_management`, "+
+				"or give its URL with --management-url (env WARREN_MANAGEMENT_URL)", ErrUnreachable, c.shown, op)
+		}
+		return fmt.Errorf("mgmt: GET %s at %s: %w", path, c.shown, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return c.statusError(path, resp)
+	}
+	dec := json.NewDecoder(resp.Body)
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("mgmt: GET %s at %s: the answer is not the management API's JSON (is this the management API's URL?): %w", path, c.shown, err)
+	}
+	return nil
+}
+
+func (c *Client) statusError(path string, resp *http.Response) error {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	e := &StatusError{Method: http.MethodGet, Path: path, Status: resp.StatusCode}
+	var answer struct {
+		Error  string `json:"error"`
+		Reason string `json:"reason"`
+	}
+	if json.Unmarshal(body, &answer) == nil && (answer.Reason != "" || answer.Error != "") {
+		e.Reason = answer.Reason
+		if e.Reason == "" {
+			e.Reason = answer.Error
+		}
+	} else {
+		e.Reason = strings.TrimSpace(string(body))
+		if len(e.Reason) > 200 {
+			e.Reason = e.Reason[:200] + "…"
+		}
+	}
+	switch resp.StatusCode {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		e.Hint = fmt.Sprintf("check the user and password in the broker URL or --management-url (%s), and that user %q has the management tag", c.shown, c.user)
+	case http.StatusNotFound:
+		e.Hint = fmt.Sprintf("check that virtual host %q exists (it is the broker URL's path) and that %s is the management API", c.vhost, c.shown)
+	}
+	return e
+}
+
+// parseError returns a url.Parse error without the URL, which may hold a
+// password.
+func parseError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+func (c *Client) vhostPath(collection string) string {
+	return "/api/" + collection + "/" + url.PathEscape(c.vhost)
+}
+
+// Exchange is an exchange as the management API describes it.
+type Exchange struct {
+	Name       string         `json:"name"`
+	Vhost      string         `json:"vhost"`
+	Type       string         `json:"type"`
+	Durable    bool           `json:"durable"`
+	AutoDelete bool           `json:"auto_delete"`
+	Internal   bool           `json:"internal"`
+	Arguments  map[string]any `json:"arguments"`
+}
+
+// Queue is a queue as the management API describes it, with the counts
+// and rates warren shows. The counts lag the queue by up to the broker's
+// statistics interval (5 seconds by default).
+type Queue struct {
+	Name       string         `json:"name"`
+	Vhost      string         `json:"vhost"`
+	Type       string         `json:"type"` // "classic", "quorum", "stream"
+	Durable    bool           `json:"durable"`
+	AutoDelete bool           `json:"auto_delete"`
+	Exclusive  bool           `json:"exclusive"`
+	Arguments  map[string]any `json:"arguments"`
+	// Policy is the name of the policy that applies, if any.
+	Policy string `json:"policy"`
+	State  string `json:"state"`
+	// Messages is MessagesReady + MessagesUnacknowledged.
+	Messages               int64 `json:"messages"`
+	MessagesReady          int64 `json:"messages_ready"`
+	MessagesUnacknowledged int64 `json:"messages_unacknowledged"`
+	Consumers              int64 `json:"consumers"`
+	// MessageStats is nil until the queue has seen a message.
+	MessageStats *MessageStats `json:"message_stats"`
+}
+
+// MessageStats are a queue's message counters since it started, each with
+// its rate over the last sampling period.
+type MessageStats struct {
+	Publish        int64 `json:"publish"`
+	PublishDetails *Rate `json:"publish_details"`
+	// DeliverGet counts every delivery: to consumers, with or without
+	// acks, and basic.get.
+	DeliverGet        int64 `json:"deliver_get"`
+	DeliverGetDetails *Rate `json:"deliver_get_details"`
+	Ack               int64 `json:"ack"`
+	AckDetails        *Rate `json:"ack_details"`
+	Redeliver         int64 `json:"redeliver"`
+	RedeliverDetails  *Rate `json:"redeliver_details"`
+}
+
+// Rate is a counter's rate per second.
+type Rate struct {
+	Rate float64 `json:"rate"`
+}
+
+// Binding is a binding as the management API describes it. Source "" is
+// the default exchange, whose implicit bindings the API lists too.
+type Binding struct {
+	Source          string         `json:"source"`
+	Vhost           string         `json:"vhost"`
+	Destination     string         `json:"destination"`
+	DestinationType string         `json:"destination_type"` // "queue" or "exchange"
+	RoutingKey      string         `json:"routing_key"`
+	Arguments       map[string]any `json:"arguments"`
+}
+
+// Exchanges lists the virtual host's exchanges (GET /api/exchanges/{vhost}),
+// RabbitMQ's own included.
+func (c *Client) Exchanges(ctx context.Context) ([]Exchange, error) {
+	var out []Exchange
+	if err := c.get(ctx, c.vhostPath("exchanges"), &out); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		out[i].Arguments = normalizeTable(out[i].Arguments)
+	}
+	return out, nil
+}
+
+// Queues lists the virtual host's queues (GET /api/queues/{vhost}).
+func (c *Client) Queues(ctx context.Context) ([]Queue, error) {
+	var out []Queue
+	if err := c.get(ctx, c.vhostPath("queues"), &out); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		out[i].Arguments = normalizeTable(out[i].Arguments)
+	}
+	return out, nil
+}
+
+// Bindings lists the virtual host's bindings (GET /api/bindings/{vhost}),
+// the default exchange's included.
+func (c *Client) Bindings(ctx context.Context) ([]Binding, error) {
+	var out []Binding
+	if err := c.get(ctx, c.vhostPath("bindings"), &out); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		out[i].Arguments = normalizeTable(out[i].Arguments)
+	}
+	return out, nil
+}
