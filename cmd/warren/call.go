@@ -41,23 +41,12 @@ not be sent; 2 when no reply came before --timeout.`,
 				return fmt.Errorf("--data: %w", err)
 			}
 			var copts []broker.CallerOption
-			var target []broker.PublishOption
-			switch {
-			case queue != "":
-				if exchange != "" || key != "" {
-					return errors.New("--queue cannot be combined with --exchange/--key")
-				}
-				target = append(target, broker.To("", queue))
-			case cmd.Flags().Changed("exchange"):
-				target = append(target, broker.To(exchange, key))
-			case path != "":
-				t, err := g.loadTopology(path)
-				if err != nil {
-					return err
-				}
-				copts = append(copts, broker.WithCallRouter(t))
-			default:
-				return errors.New("nowhere to send the request: pass -f FILE to use the topology's routes, --exchange E --key K, or --queue Q")
+			router, target, err := g.destination(cmd, path, exchange, key, queue, "send the request")
+			if err != nil {
+				return err
+			}
+			if router != nil {
+				copts = append(copts, broker.WithCallRouter(router))
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
 			defer cancel()

@@ -51,23 +51,12 @@ error (unroutable), not a silent success.`,
 				return err
 			}
 			var popts []broker.PublisherOption
-			var target []broker.PublishOption
-			switch {
-			case queue != "":
-				if exchange != "" || key != "" {
-					return errors.New("--queue cannot be combined with --exchange/--key")
-				}
-				target = append(target, broker.To("", queue))
-			case cmd.Flags().Changed("exchange"):
-				target = append(target, broker.To(exchange, key))
-			case path != "":
-				t, err := g.loadTopology(path)
-				if err != nil {
-					return err
-				}
-				popts = append(popts, broker.WithRouter(t))
-			default:
-				return errors.New("nowhere to publish: pass -f FILE to use the topology's routes, --exchange E --key K, or --queue Q")
+			router, target, err := g.destination(cmd, path, exchange, key, queue, "publish")
+			if err != nil {
+				return err
+			}
+			if router != nil {
+				popts = append(popts, broker.WithRouter(router))
 			}
 			if appID != "" {
 				popts = append(popts, broker.WithAppID(appID))
@@ -192,4 +181,25 @@ func parseHeaders(pairs []string) (map[string]any, error) {
 		}
 	}
 	return out, nil
+}
+
+// destination reads where a job goes from -f, --exchange/--key and
+// --queue: a router (the topology's routes) or an explicit target.
+func (g *globals) destination(cmd *cobra.Command, path, exchange, key, queue, verb string) (broker.Router, []broker.PublishOption, error) {
+	switch {
+	case queue != "":
+		if exchange != "" || key != "" {
+			return nil, nil, errors.New("--queue cannot be combined with --exchange/--key")
+		}
+		return nil, []broker.PublishOption{broker.To("", queue)}, nil
+	case cmd.Flags().Changed("exchange"):
+		return nil, []broker.PublishOption{broker.To(exchange, key)}, nil
+	case path != "":
+		t, err := g.loadTopology(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		return t, nil, nil
+	}
+	return nil, nil, fmt.Errorf("nowhere to %s: pass -f FILE to use the topology's routes, --exchange E --key K, or --queue Q", verb)
 }
