@@ -31,7 +31,7 @@ taxi: broker build ## Run the taxi-booking request-reply example
 
 .PHONY: test
 test: broker ## Run every test (with -race) against the local broker
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 5m ./...
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz test for FUZZTIME (default 20s)

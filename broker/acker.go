@@ -184,6 +184,10 @@ func (a *acker) flushAll() error {
 	if a.closed {
 		return nil
 	}
+	return a.flushAllLocked()
+}
+
+func (a *acker) flushAllLocked() error {
 	if err := a.flushPrefixLocked(); err != nil {
 		return err
 	}

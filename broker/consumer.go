@@ -299,17 +299,31 @@ func (c *Consumer) Cancel(ctx context.Context) error {
 // ReturnAll puts back in the queue every delivery received and not
 // settled, with one basic.nack (multiple, requeue), and returns once the
 // queue has them back, so that a reader that comes next sees them. It is
-// for consumers that browse a queue: after it, settling a delivery fails.
+// for consumers that browse a queue: Cancel first (or the broker delivers
+// them again at once), and after it, settling a delivery fails. Acks still
+// grouped are sent first.
 func (c *Consumer) ReturnAll(ctx context.Context) error {
 	c.acks.mu.Lock()
 	defer c.acks.mu.Unlock()
 	if c.acks.closed {
 		return c.acks.closedErr()
 	}
+	// Acks still grouped go first: those jobs are done with.
+	if err := c.acks.flushAllLocked(); err != nil {
+		return err
+	}
 	c.acks.closed = true // nothing may be settled after this
+	// The highest tag not settled: a multiple nack must name a tag the
+	// broker still holds, and covers the unsettled ones below it.
 	last := c.lastTag.Load()
-	if last == 0 {
-		return nil
+	for last > c.acks.base {
+		if _, settled := c.acks.finished[last]; !settled {
+			break
+		}
+		last--
+	}
+	if last <= c.acks.base {
+		return nil // everything received was settled
 	}
 	if err := c.ch.Nack(last, true, true); err != nil {
 		return fmt.Errorf("%w: return deliveries to queue %q: %w", ErrClosed, c.queue, err)

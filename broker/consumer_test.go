@@ -331,3 +331,44 @@ func TestReturnAllIsVisibleAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestReturnAllAfterSomeAcks: the deliveries acked stay acked (grouped acks
+// are sent first), the others return, even when the newest was acked (a
+// multiple nack must not name a settled tag).
+func TestReturnAllAfterSomeAcks(t *testing.T) {
+	conn := dial(t)
+	exchange, queue := setup(t, nil)
+	publishN(t, newPublisher(t, conn), exchange, 5)
+	c, err := broker.Consume(brokertest.Context(t, 10*time.Second), conn, queue, broker.WithPrefetch(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ds []*broker.Delivery
+	for range 5 {
+		d, ok := c.Next(brokertest.Context(t, 10*time.Second))
+		if !ok {
+			t.Fatal("no delivery")
+		}
+		ds = append(ds, d)
+	}
+	for _, i := range []int{0, 4} {
+		if err := ds[i].Ack(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Cancel(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ReturnAll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := brokertest.Depth(t, queue); n != 3 {
+		t.Errorf("depth %d after ReturnAll, want the 3 unacked", n)
+	}
+	if err := c.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Err(); err != nil && !errors.Is(err, broker.ErrClosed) {
+		t.Errorf("consumer ended with %v", err)
+	}
+}

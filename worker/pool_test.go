@@ -160,6 +160,27 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
+// recv waits for a value from ch, failing the test after timeout instead
+// of hanging the suite.
+func recv[T any](t *testing.T, ch <-chan T, timeout time.Duration, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(timeout):
+		t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		panic("unreachable")
+	}
+}
+
+// waitDone waits for wg like recv.
+func waitDone(t *testing.T, wg *sync.WaitGroup, timeout time.Duration, what string) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	recv(t, done, timeout, what)
+}
+
 // ledger records what handlers saw.
 type ledger struct {
 	mu       sync.Mutex
@@ -524,5 +545,5 @@ func TestBadJobsDeadLetteredWithClass(t *testing.T) {
 	}
 	// The worker survived the bombs.
 	f.publish("ok", 1)
-	okDone.Wait()
+	waitDone(t, &okDone, 20*time.Second, "the ok job after the bombs")
 }

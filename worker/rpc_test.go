@@ -251,7 +251,7 @@ func TestCallerSurvivesWorkerKilledMidCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd.Wait()
-	if err := <-errc; !errors.Is(err, broker.ErrReplyTimeout) {
+	if err := recv(t, errc, 20*time.Second, "the call"); !errors.Is(err, broker.ErrReplyTimeout) {
 		t.Fatalf("Call: %v, want ErrReplyTimeout", err)
 	}
 	// Another worker gets the request back, past its deadline: not run.
@@ -325,7 +325,7 @@ routes:
 	go func() { done <- pool.Run(ctx) }()
 	waitFor(t, 20*time.Second, "every reply in the reply queue", func() bool { return brokertest.Depth(t, replies) == len(sent) })
 	cancel()
-	if err := <-done; err != nil {
+	if err := recv(t, done, 60*time.Second, "the pool to stop"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -348,7 +348,7 @@ routes:
 	go func() { rdone <- rpool.Run(rctx) }()
 	waitFor(t, 20*time.Second, "every reply handled", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == len(sent) })
 	rcancel()
-	if err := <-rdone; err != nil {
+	if err := recv(t, rdone, 60*time.Second, "the reply pool to stop"); err != nil {
 		t.Fatal(err)
 	}
 	for id, amount := range sent {
@@ -397,11 +397,11 @@ func TestReplyToGoneCallerIsDropped(t *testing.T) {
 		_, err := c.Call(ctx, broker.Job{Type: "slow"})
 		errc <- err
 	}()
-	<-started
+	recv(t, started, 20*time.Second, "the handler to start")
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-errc; !errors.Is(err, broker.ErrClosed) {
+	if err := recv(t, errc, 20*time.Second, "the call"); !errors.Is(err, broker.ErrClosed) {
 		t.Errorf("Call on a closed caller: %v, want ErrClosed", err)
 	}
 	close(release)

@@ -89,7 +89,7 @@ func TestShutdownDeadlineReturnsJobUntouched(t *testing.T) {
 	l := newLedger()
 	stop := f.run(mux, worker.WithShutdownTimeout(300*time.Millisecond), worker.WithObserver(l.observe))
 	id := f.publish("slow", 1)[0]
-	<-started
+	recv(t, (<-chan struct{})(started), 20*time.Second, "the handler to start")
 	begin := time.Now()
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)

@@ -25,7 +25,7 @@ func newDLQCmd(g *globals) *cobra.Command {
 what failed, why, and where it came from. Reading removes nothing: the jobs
 are read without acks and go back to the queue.`,
 	}
-	cmd.AddCommand(newDLQListCmd(g), newDLQShowCmd(g))
+	cmd.AddCommand(newDLQListCmd(g), newDLQShowCmd(g), newDLQReplayCmd(g))
 	return cmd
 }
 
@@ -353,4 +353,131 @@ func properties(env *broker.Envelope) map[string]any {
 		p["priority"] = env.Priority
 	}
 	return p
+}
+
+func newDLQReplayCmd(g *globals) *cobra.Command {
+	var (
+		ff                dlqFilterFlags
+		to, exchange, key string
+		dryRun            bool
+		limit             int
+		rate              float64
+	)
+	cmd := &cobra.Command{
+		Use:   "replay QUEUE",
+		Short: "Move matching jobs of a dead-letter queue back to their origin, to run again",
+		Long: `Move the jobs of a dead-letter queue that match the filters back to the
+exchange and routing key they failed from (or --to a queue, or --exchange with
+--key), with their attempt count reset, their replay count plus one, and
+their id and failure history kept.
+
+Each job is published with a confirm, as mandatory, before it is removed from
+the dead-letter queue: interrupted (Ctrl-C, kill -9), a replay loses nothing;
+at worst a job is both replayed and still in the dead-letter queue. The run
+reads no more than the jobs the queue held when it started, so a job that
+fails again meanwhile is not replayed twice. Jobs that do not match stay, in
+their order as far as RabbitMQ allows. --dry-run says what would move.`,
+		Example: `  warren dlq replay default.dlq --class error --error 'connection reset' --dry-run
+  warren dlq replay default.dlq --type email.send --rate 50
+  warren dlq replay default.dlq --id 0193… --to default`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			queue := args[0]
+			filter, err := ff.filter()
+			if err != nil {
+				return err
+			}
+			opts := deadletter.ReplayOptions{Filter: filter, DryRun: dryRun, Limit: limit, Rate: rate}
+			switch {
+			case to != "" && cmd.Flags().Changed("exchange"):
+				return errors.New("--to cannot be combined with --exchange/--key")
+			case to != "":
+				opts.To = deadletter.ToQueue(to)
+			case cmd.Flags().Changed("exchange"):
+				opts.To = deadletter.Target{Exchange: exchange, RoutingKey: key, Set: true}
+			}
+			if limit < 0 || rate < 0 {
+				return errors.New("--limit and --rate must not be negative")
+			}
+			ctx := cmd.Context()
+			conn, err := g.dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			pub, err := broker.NewPublisher(conn, broker.WithAppID("warren-cli"))
+			if err != nil {
+				return err
+			}
+			defer pub.Close(context.WithoutCancel(ctx))
+			if !g.json && isTerminal(g.stderr) {
+				bar := newProgress(g.stderr, "replaying "+queue)
+				opts.Progress = bar.update
+				defer bar.finish()
+			}
+			s, err := deadletter.Replay(ctx, conn, pub, queue, opts)
+			if perr := printReplay(g, queue, dryRun, s); perr != nil && err == nil {
+				err = perr
+			}
+			if err != nil {
+				return err
+			}
+			if len(s.Failed) > 0 {
+				return &exitError{code: 1}
+			}
+			return nil
+		},
+	}
+	ff.add(cmd)
+	f := cmd.Flags()
+	f.StringVar(&to, "to", "", "replay to this queue (through the default exchange) instead of each job's origin")
+	f.StringVar(&exchange, "exchange", "", "replay to this exchange instead of each job's origin")
+	f.StringVar(&key, "key", "", "routing key, with --exchange")
+	f.BoolVar(&dryRun, "dry-run", false, "say what would move; move nothing")
+	f.IntVar(&limit, "limit", 0, "move at most this many jobs (0: all that match)")
+	f.Float64Var(&rate, "rate", 0, "move at most this many jobs per second (0: no limit)")
+	return cmd
+}
+
+func printReplay(g *globals, queue string, dryRun bool, s deadletter.Summary) error {
+	if g.json {
+		type moved struct {
+			ID         string `json:"id"`
+			Type       string `json:"type"`
+			Exchange   string `json:"exchange"`
+			RoutingKey string `json:"routing_key"`
+		}
+		type failed struct {
+			ID    string `json:"id"`
+			Error string `json:"error"`
+		}
+		out := struct {
+			Version int      `json:"version"`
+			Queue   string   `json:"queue"`
+			DryRun  bool     `json:"dry_run"`
+			Total   int      `json:"total"`
+			Moved   []moved  `json:"moved"`
+			Skipped int      `json:"skipped"`
+			Failed  []failed `json:"failed"`
+		}{Version: 1, Queue: queue, DryRun: dryRun, Total: s.Total, Skipped: s.Skipped, Moved: []moved{}, Failed: []failed{}}
+		for _, m := range s.Moved {
+			out.Moved = append(out.Moved, moved{m.Entry.Envelope.ID, m.Entry.Envelope.Type, m.Exchange, m.RoutingKey})
+		}
+		for _, f := range s.Failed {
+			out.Failed = append(out.Failed, failed{f.Entry.Envelope.ID, f.Err.Error()})
+		}
+		return writeJSON(g.stdout, out)
+	}
+	verb := "moved"
+	if dryRun {
+		verb = "would move"
+		for _, m := range s.Moved {
+			fmt.Fprintf(g.stdout, "would move %s (%s) to exchange %q with key %q\n", m.Entry.Envelope.ID, m.Entry.Envelope.Type, m.Exchange, m.RoutingKey)
+		}
+	}
+	for _, f := range s.Failed {
+		fmt.Fprintf(g.stderr, "not moved: %s (%s): %v\n", f.Entry.Envelope.ID, f.Entry.Envelope.Type, f.Err)
+	}
+	fmt.Fprintf(g.stdout, "%s: %d job(s) at the start; %s %d, skipped %d, failed %d\n", queue, s.Total, verb, len(s.Moved), s.Skipped, len(s.Failed))
+	return nil
 }

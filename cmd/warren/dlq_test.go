@@ -164,3 +164,76 @@ func TestDLQListAndShow(t *testing.T) {
 		}
 	})
 }
+
+func TestDLQReplay(t *testing.T) {
+	dlq, _, n := fillDLQ(t)
+
+	// A dry run moves nothing.
+	code, out, errOut := warren(t, "dlq", "replay", dlq, "--class", "permanent", "--dry-run")
+	if code != 0 || !strings.Contains(out, "would move 2") {
+		t.Fatalf("dry run: exit %d\n%s%s", code, out, errOut)
+	}
+	if d := brokertest.Depth(t, dlq); d != 4 {
+		t.Fatalf("a dry run moved jobs: %d left of 4", d)
+	}
+
+	// The permanent failures go to the other queue, nobody consumes it.
+	code, out, errOut = warren(t, "--json", "dlq", "replay", dlq, "--class", "permanent", "--to", n.Other)
+	var res struct {
+		Total, Skipped int
+		Moved          []struct {
+			ID, Exchange string
+			RoutingKey   string `json:"routing_key"`
+		}
+		Failed []struct{ ID, Error string }
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &res) != nil {
+		t.Fatalf("replay: exit %d\n%s%s", code, out, errOut)
+	}
+	if res.Total != 4 || len(res.Moved) != 2 || res.Skipped != 2 || len(res.Failed) != 0 {
+		t.Errorf("summary %+v", res)
+	}
+	if d := brokertest.Depth(t, dlq); d != 2 {
+		t.Errorf("%d jobs left in the dead-letter queue, want 2", d)
+	}
+	got := map[string]bool{}
+	for range 2 {
+		d := brokertest.Get(t, n.Other, 5*time.Second)
+		got[d.MessageId] = true
+		if _, ok := d.Headers[broker.HeaderAttempt]; ok {
+			t.Errorf("%s: attempt header %v, want it reset (absent)", d.MessageId, d.Headers[broker.HeaderAttempt])
+		}
+		if d.Headers[broker.HeaderReplayCount] != int64(1) || d.Headers[broker.HeaderErrorClass] != worker.ClassPermanent {
+			t.Errorf("%s: replay count %v, class %v; want 1 and the history kept", d.MessageId, d.Headers[broker.HeaderReplayCount], d.Headers[broker.HeaderErrorClass])
+		}
+	}
+	if !got["perm-1"] || !got["perm-2"] {
+		t.Errorf("replayed %v, want perm-1 and perm-2", got)
+	}
+
+	// What stayed is still listed, in order, and the rest replays to its
+	// origin: the worker handles the rejected one, the unknown type fails
+	// again and comes back to the dead-letter queue, but only after this
+	// run, which stops at the count it took at its start.
+	code, out, errOut = warren(t, "--json", "dlq", "replay", dlq)
+	if code != 0 || json.Unmarshal([]byte(out), &res) != nil || len(res.Moved) != 2 {
+		t.Fatalf("replay to origin: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, m := range res.Moved {
+		if m.Exchange != "" || m.RoutingKey != n.Queue {
+			t.Errorf("%s replayed to %q/%q, want its origin, the default exchange and %s", m.ID, m.Exchange, m.RoutingKey, n.Queue)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for brokertest.Depth(t, dlq) != 1 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	code, out, _ = warren(t, "--json", "dlq", "list", dlq)
+	var list struct{ Jobs []dlqJob }
+	if code != 0 || json.Unmarshal([]byte(out), &list) != nil || len(list.Jobs) != 1 || list.Jobs[0].ID != "unknown-1" {
+		t.Fatalf("after replay: %s", out)
+	}
+	if list.Jobs[0].ReplayCount != 1 {
+		t.Errorf("the job that failed again has replay count %d, want 1", list.Jobs[0].ReplayCount)
+	}
+}
