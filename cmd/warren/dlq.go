@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -25,7 +26,7 @@ func newDLQCmd(g *globals) *cobra.Command {
 what failed, why, and where it came from. Reading removes nothing: the jobs
 are read without acks and go back to the queue.`,
 	}
-	cmd.AddCommand(newDLQListCmd(g), newDLQShowCmd(g), newDLQReplayCmd(g))
+	cmd.AddCommand(newDLQListCmd(g), newDLQShowCmd(g), newDLQReplayCmd(g), newDLQPurgeCmd(g))
 	return cmd
 }
 
@@ -480,4 +481,73 @@ func printReplay(g *globals, queue string, dryRun bool, s deadletter.Summary) er
 	}
 	fmt.Fprintf(g.stdout, "%s: %d job(s) at the start; %s %d, skipped %d, failed %d\n", queue, s.Total, verb, len(s.Moved), s.Skipped, len(s.Failed))
 	return nil
+}
+
+func newDLQPurgeCmd(g *globals) *cobra.Command {
+	var (
+		ff  dlqFilterFlags
+		yes bool
+	)
+	cmd := &cobra.Command{
+		Use:   "purge QUEUE",
+		Short: "Delete the jobs of a dead-letter queue that match the filters, for good",
+		Long: `Delete jobs from a dead-letter queue for good: those matching the filters (the
+same as dlq list's), or every job. On a terminal it shows how many jobs
+match and asks first; elsewhere pass --yes. List them first with
+warren dlq list and the same filters.`,
+		Example: `  warren dlq purge default.dlq --class decode --older-than 168h
+  warren dlq purge default.dlq --type legacy.job --yes`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			queue := args[0]
+			filter, err := ff.filter()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			conn, err := g.dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			if !yes {
+				in, ok := cmd.InOrStdin().(*os.File)
+				if !ok || !isTerminal(in) || !isTerminal(g.stderr) {
+					return errors.New("purge deletes jobs for good: pass --yes to confirm (no terminal to ask on)")
+				}
+				now, matching := time.Now(), 0
+				if _, err := deadletter.Browse(ctx, conn, queue, func(e deadletter.Entry) bool {
+					if filter.Match(e, now) {
+						matching++
+					}
+					return true
+				}); err != nil {
+					return err
+				}
+				fmt.Fprintf(g.stderr, "delete %d job(s) from %s for good? type yes: ", matching, queue)
+				var answer string
+				fmt.Fscanln(in, &answer)
+				if answer != "yes" {
+					return &exitError{code: 1, err: errors.New("nothing deleted")}
+				}
+			}
+			deleted, kept, err := deadletter.Purge(ctx, conn, queue, filter, nil)
+			if g.json {
+				if werr := writeJSON(g.stdout, struct {
+					Version int    `json:"version"`
+					Queue   string `json:"queue"`
+					Deleted int    `json:"deleted"`
+					Kept    int    `json:"kept"`
+				}{1, queue, deleted, kept}); werr != nil && err == nil {
+					err = werr
+				}
+			} else {
+				fmt.Fprintf(g.stdout, "%s: deleted %d job(s), kept %d\n", queue, deleted, kept)
+			}
+			return err
+		},
+	}
+	ff.add(cmd)
+	cmd.Flags().BoolVar(&yes, "yes", false, "delete without asking")
+	return cmd
 }

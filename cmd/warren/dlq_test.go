@@ -237,3 +237,32 @@ func TestDLQReplay(t *testing.T) {
 		t.Errorf("the job that failed again has replay count %d, want 1", list.Jobs[0].ReplayCount)
 	}
 }
+
+func TestDLQPurge(t *testing.T) {
+	dlq, _, _ := fillDLQ(t)
+
+	// Without a terminal and without --yes, nothing is deleted.
+	code, _, errOut := warren(t, "dlq", "purge", dlq, "--class", "permanent")
+	if code != 1 || !strings.Contains(errOut, "--yes") {
+		t.Fatalf("purge without --yes: exit %d, %s", code, errOut)
+	}
+	if d := brokertest.Depth(t, dlq); d != 4 {
+		t.Fatalf("%d jobs left, want 4", d)
+	}
+
+	code, out, errOut := warren(t, "--json", "dlq", "purge", dlq, "--class", "permanent", "--yes")
+	var res struct{ Deleted, Kept int }
+	if code != 0 || json.Unmarshal([]byte(out), &res) != nil || res.Deleted != 2 || res.Kept != 2 {
+		t.Fatalf("purge: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = warren(t, "--json", "dlq", "list", dlq)
+	var list struct{ Jobs []dlqJob }
+	if code != 0 || json.Unmarshal([]byte(out), &list) != nil || len(list.Jobs) != 2 {
+		t.Fatalf("after purge: %s", out)
+	}
+	for _, j := range list.Jobs {
+		if j.Class == worker.ClassPermanent {
+			t.Errorf("a permanent failure survived the purge: %s", j.ID)
+		}
+	}
+}
