@@ -9,65 +9,101 @@ import (
 	"github.com/warrenmq/warren/broker"
 )
 
-// maxBrowse is the most messages one Browse holds: the largest prefetch
+// maxBrowse is the most messages one read holds: the largest prefetch
 // AMQP can express.
 const maxBrowse = 65535
 
-// Browse reads the messages of queue without removing any: it consumes up
-// to the number of messages the queue held when it started (so it ends,
-// and sees no message twice), handing each to fn, which returns false to
-// stop early. It never acks: when it returns, its channel closes and the
-// broker puts every message back, in its order on a classic queue.
-//
-// It returns the number of messages seen. It reads at most 65,535 messages
-// in one call. Note that on a quorum queue each read counts as a delivery
-// of the message (x-delivery-count).
-func Browse(ctx context.Context, conn *broker.Conn, queue string, fn func(Entry) bool) (seen int, retErr error) {
+// held reads a queue holding what it reads: up to the count the queue had
+// at its start (so it ends, and sees no message twice), nothing settled
+// unless the caller settles it, and everything else returned with one
+// nack, in order, by release. Browse, Replay and Purge share it.
+type held struct {
+	c     *broker.Consumer // nil when the queue was empty
+	total int
+	read  int
+}
+
+func hold(ctx context.Context, conn *broker.Conn, queue string, opts ...broker.ConsumeOption) (*held, error) {
 	d := broker.NewDeclarer(conn)
 	info, err := d.QueueInfo(ctx, queue)
 	d.Close()
 	if err != nil {
 		if errors.Is(err, broker.ErrNoQueue) {
-			return 0, fmt.Errorf("deadletter: %w; a work queue's dead letters are in <queue>.dlq", err)
+			return nil, fmt.Errorf("deadletter: %w; a work queue's dead letters are in <queue>.dlq", err)
 		}
-		return 0, fmt.Errorf("deadletter: %w", err)
+		return nil, fmt.Errorf("deadletter: %w", err)
 	}
-	want := min(info.Messages, maxBrowse)
-	if want == 0 {
-		return 0, nil
+	h := &held{total: min(info.Messages, maxBrowse)}
+	if h.total == 0 {
+		return h, nil
 	}
-	c, err := broker.Consume(ctx, conn, queue, broker.WithPrefetch(want))
+	if h.c, err = broker.Consume(ctx, conn, queue, append([]broker.ConsumeOption{broker.WithPrefetch(h.total)}, opts...)...); err != nil {
+		return nil, fmt.Errorf("deadletter: %w", err)
+	}
+	return h, nil
+}
+
+// next returns the next message, or nil when the count taken at the start
+// is reached or no more comes (a message may be held by another consumer:
+// it does not wait forever for it).
+func (h *held) next(ctx context.Context) (*broker.Delivery, error) {
+	if h.c == nil || h.read >= h.total {
+		return nil, nil
+	}
+	nctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	dl, ok := h.c.Next(nctx)
+	cancel()
+	if !ok {
+		return nil, ctx.Err()
+	}
+	h.read++
+	return dl, nil
+}
+
+// release returns what was not settled, and is back in the queue when it
+// returns, for the next reader (closing the channel would return it too,
+// but some time later), then closes the consumer.
+func (h *held) release(ctx context.Context) error {
+	if h.c == nil {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	h.c.Cancel(cctx)
+	err := h.c.ReturnAll(cctx)
+	h.c.Close(cctx)
 	if err != nil {
-		return 0, fmt.Errorf("deadletter: %w", err)
+		return fmt.Errorf("deadletter: %w", err)
+	}
+	return nil
+}
+
+// Browse reads the messages of queue without removing any: it consumes up
+// to the number of messages the queue held when it started (so it ends,
+// and sees no message twice), handing each to fn, which returns false to
+// stop early. It never acks: when it returns, every message is back in the
+// queue, in its order on a classic queue.
+//
+// It returns the number of messages seen. It reads at most 65,535 messages
+// in one call. Note that on a quorum queue each read counts as a delivery
+// of the message (x-delivery-count).
+func Browse(ctx context.Context, conn *broker.Conn, queue string, fn func(Entry) bool) (seen int, retErr error) {
+	h, err := hold(ctx, conn, queue)
+	if err != nil {
+		return 0, err
 	}
 	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		c.Cancel(cctx)
-		// No ack was sent: everything goes back, and is back in the queue
-		// when Browse returns, for the next reader. Closing the channel
-		// would return them too, but some time after it returns.
-		if err := c.ReturnAll(cctx); err != nil && retErr == nil {
-			retErr = fmt.Errorf("deadletter: %w", err)
+		if err := h.release(ctx); err != nil && retErr == nil {
+			retErr = err
 		}
-		c.Close(cctx)
 	}()
-	for seen < want {
-		// A message may be held by another consumer; do not wait forever
-		// for the count taken at the start.
-		nctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		dl, ok := c.Next(nctx)
-		cancel()
-		if !ok {
-			if err := ctx.Err(); err != nil {
-				return seen, err
-			}
-			return seen, nil
+	for {
+		dl, err := h.next(ctx)
+		if err != nil || dl == nil {
+			return h.read, err
 		}
-		seen++
 		if !fn(NewEntry(dl)) {
-			break
+			return h.read, nil
 		}
 	}
-	return seen, nil
 }

@@ -2,7 +2,6 @@ package deadletter
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -15,39 +14,20 @@ import (
 // what it keeps with one nack, in order. It reads at most 65,535 messages
 // in one call.
 func Purge(ctx context.Context, conn *broker.Conn, queue string, f Filter, seen func(Entry) error) (deleted, kept int, retErr error) {
-	d := broker.NewDeclarer(conn)
-	info, err := d.QueueInfo(ctx, queue)
-	d.Close()
+	h, err := hold(ctx, conn, queue)
 	if err != nil {
-		if errors.Is(err, broker.ErrNoQueue) {
-			return 0, 0, fmt.Errorf("deadletter: %w; a work queue's dead letters are in <queue>.dlq", err)
-		}
-		return 0, 0, fmt.Errorf("deadletter: %w", err)
-	}
-	total := min(info.Messages, maxBrowse)
-	if total == 0 {
-		return 0, 0, nil
-	}
-	c, err := broker.Consume(ctx, conn, queue, broker.WithPrefetch(total))
-	if err != nil {
-		return 0, 0, fmt.Errorf("deadletter: %w", err)
+		return 0, 0, err
 	}
 	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		c.Cancel(cctx)
-		if err := c.ReturnAll(cctx); err != nil && retErr == nil {
-			retErr = fmt.Errorf("deadletter: %w", err)
+		if err := h.release(ctx); err != nil && retErr == nil {
+			retErr = err
 		}
-		c.Close(cctx)
 	}()
 	now := time.Now()
-	for read := 0; read < total; read++ {
-		nctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		dl, ok := c.Next(nctx)
-		cancel()
-		if !ok {
-			return deleted, kept, ctx.Err()
+	for {
+		dl, err := h.next(ctx)
+		if err != nil || dl == nil {
+			return deleted, kept, err
 		}
 		e := NewEntry(dl)
 		if !f.Match(e, now) {
@@ -64,5 +44,4 @@ func Purge(ctx context.Context, conn *broker.Conn, queue string, f Filter, seen 
 		}
 		deleted++
 	}
-	return deleted, kept, nil
 }

@@ -81,48 +81,28 @@ func Replay(ctx context.Context, conn *broker.Conn, pub *broker.Publisher, queue
 	if now == nil {
 		now = time.Now
 	}
-	d := broker.NewDeclarer(conn)
-	info, err := d.QueueInfo(ctx, queue)
-	d.Close()
+	h, err := hold(ctx, conn, queue, broker.WithAckBatch(1, time.Millisecond))
 	if err != nil {
-		if errors.Is(err, broker.ErrNoQueue) {
-			return s, fmt.Errorf("deadletter: %w; a work queue's dead letters are in <queue>.dlq", err)
-		}
-		return s, fmt.Errorf("deadletter: %w", err)
+		return s, err
 	}
-	s.Total = min(info.Messages, maxBrowse)
-	if s.Total == 0 {
-		return s, nil
-	}
-	// Every message not moved is held until the end, then returned at once:
-	// requeued one by one, it would come straight back to this consumer.
-	c, err := broker.Consume(ctx, conn, queue, broker.WithPrefetch(s.Total), broker.WithAckBatch(1, time.Millisecond))
-	if err != nil {
-		return s, fmt.Errorf("deadletter: %w", err)
-	}
+	s.Total = h.total
 	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		c.Cancel(cctx)
-		if err := c.ReturnAll(cctx); err != nil && retErr == nil {
-			retErr = fmt.Errorf("deadletter: %w", err)
+		if err := h.release(ctx); err != nil && retErr == nil {
+			retErr = err
 		}
-		c.Close(cctx)
 	}()
 	var pace *time.Ticker
 	if opts.Rate > 0 && !opts.DryRun {
 		pace = time.NewTicker(time.Duration(float64(time.Second) / opts.Rate))
 		defer pace.Stop()
 	}
-	for s.Read < s.Total {
-		nctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		dl, ok := c.Next(nctx)
-		cancel()
-		if !ok {
-			if err := ctx.Err(); err != nil {
-				return s, err
-			}
-			break // the rest is held elsewhere, or gone
+	for {
+		dl, err := h.next(ctx)
+		if err != nil {
+			return s, err
+		}
+		if dl == nil {
+			return s, nil
 		}
 		s.Read++
 		e := NewEntry(dl)
@@ -135,7 +115,6 @@ func Replay(ctx context.Context, conn *broker.Conn, pub *broker.Publisher, queue
 			opts.Progress(s.Read, s.Total)
 		}
 	}
-	return s, retErr
 }
 
 // moveOne republishes one job and acks it.
