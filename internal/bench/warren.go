@@ -49,36 +49,55 @@ routes:
     exchange: %[1]s
 `
 
-func runWarren(ctx context.Context, cfg Config, rec *Recorder) (err error) {
-	name := uniqueName(ImplWarren, cfg.QueueType)
-	queue, exchange := name, name
-	topo, err := topology.Parse("bench.yaml", fmt.Appendf(nil, benchTopology, name, cfg.QueueType, JobType))
+// benchQueue is a run's own queue: its topology, applied, and how to
+// delete what it declared (the queue, its dead-letter queue, the
+// exchange; the warren.* entities derived with them are shared and stay).
+type benchQueue struct {
+	name string
+	topo *topology.Topology
+}
+
+// applyBenchQueue parses and declares the one-queue topology of a run.
+func applyBenchQueue(ctx context.Context, cfg Config, conn *broker.Conn, impl, jobType string) (*benchQueue, error) {
+	name := uniqueName(impl, cfg.QueueType)
+	topo, err := topology.Parse("bench.yaml", fmt.Appendf(nil, benchTopology, name, cfg.QueueType, jobType))
 	if err != nil {
-		return fmt.Errorf("the generated topology: %w", err)
+		return nil, fmt.Errorf("the generated topology: %w", err)
 	}
+	bq := &benchQueue{name: name, topo: topo}
+	decl := broker.NewDeclarer(conn)
+	_, err = topology.Declare(ctx, decl, topo)
+	if err = errors.Join(err, decl.Close()); err != nil {
+		return bq, err
+	}
+	return bq, nil
+}
+
+// delete removes what the run declared.
+func (bq *benchQueue) delete(url string) error {
+	return deleteEntities(url, []string{bq.name, topology.DeadLetterQueueName(bq.name)}, []string{bq.name})
+}
+
+func runWarren(ctx context.Context, cfg Config, rec *Recorder) (err error) {
 	pubConn, err := broker.Dial(ctx, []string{cfg.URL}, broker.WithName("warren-bench-publisher"))
 	if err != nil {
 		return err
 	}
 	defer pubConn.Close()
-	// The queue, its dead-letter queue and the exchange are the run's own;
-	// the warren.* entities derived with them are shared and stay. Deferred
-	// after the close, so it runs before.
-	defer func() {
-		err = errors.Join(err, deleteEntities(cfg.URL, []string{queue, topology.DeadLetterQueueName(queue)}, []string{exchange}))
-	}()
+	bq, err := applyBenchQueue(ctx, cfg, pubConn, ImplWarren, JobType)
+	if bq != nil {
+		// Deferred after the close, so it runs before.
+		defer func() { err = errors.Join(err, bq.delete(cfg.URL)) }()
+	}
+	if err != nil {
+		return err
+	}
+	queue, topo := bq.name, bq.topo
 	conConn, err := broker.Dial(ctx, []string{cfg.URL}, broker.WithName("warren-bench-consumer"))
 	if err != nil {
 		return err
 	}
 	defer conConn.Close()
-
-	decl := broker.NewDeclarer(pubConn)
-	_, err = topology.Declare(ctx, decl, topo)
-	err = errors.Join(err, decl.Close())
-	if err != nil {
-		return err
-	}
 
 	pub, err := broker.NewPublisher(pubConn, broker.WithRouter(topo), broker.WithBatchWindow(PublishWindow))
 	if err != nil {

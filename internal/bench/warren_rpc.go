@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/warrenmq/warren/broker"
-	"github.com/warrenmq/warren/topology"
 	"github.com/warrenmq/warren/worker"
 )
 
@@ -17,23 +16,20 @@ import (
 // worker.TypedResult on its own connection, replying through a Publisher on
 // a second one (worker.WithPublisher), and a broker.Caller on a third.
 func warrenRPC(ctx context.Context, cfg Config, rec *CallRecorder) (err error) {
-	name := uniqueName(ImplWarren+".rpc", cfg.QueueType)
-	queue, exchange := name, name
-	topo, err := topology.Parse("bench.yaml", fmt.Appendf(nil, benchTopology, name, cfg.QueueType, CallType))
-	if err != nil {
-		return fmt.Errorf("the generated topology: %w", err)
-	}
 	replyConn, err := broker.Dial(ctx, []string{cfg.URL}, broker.WithName("warren-bench-rpc-replies"))
 	if err != nil {
 		return err
 	}
 	defer replyConn.Close()
-	// The queue, its dead-letter queue and the exchange are the run's own;
-	// the warren.* entities derived with them are shared and stay. Deferred
-	// after the close, so it runs before.
-	defer func() {
-		err = errors.Join(err, deleteEntities(cfg.URL, []string{queue, topology.DeadLetterQueueName(queue)}, []string{exchange}))
-	}()
+	bq, err := applyBenchQueue(ctx, cfg, replyConn, ImplWarren+".rpc", CallType)
+	if bq != nil {
+		// Deferred after the close, so it runs before.
+		defer func() { err = errors.Join(err, bq.delete(cfg.URL)) }()
+	}
+	if err != nil {
+		return err
+	}
+	queue, topo := bq.name, bq.topo
 	serverConn, err := broker.Dial(ctx, []string{cfg.URL}, broker.WithName("warren-bench-rpc-server"))
 	if err != nil {
 		return err
@@ -44,13 +40,6 @@ func warrenRPC(ctx context.Context, cfg Config, rec *CallRecorder) (err error) {
 		return err
 	}
 	defer callConn.Close()
-
-	decl := broker.NewDeclarer(replyConn)
-	_, err = topology.Declare(ctx, decl, topo)
-	err = errors.Join(err, decl.Close())
-	if err != nil {
-		return err
-	}
 
 	pub, err := broker.NewPublisher(replyConn)
 	if err != nil {
