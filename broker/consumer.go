@@ -258,7 +258,12 @@ func (c *Consumer) Next(ctx context.Context) (*Delivery, bool) {
 // wrap makes a Delivery of an amqp091-go delivery.
 func (c *Consumer) wrap(d *amqp.Delivery) *Delivery {
 	m := messageOf(d)
-	c.lastTag.Store(max(c.lastTag.Load(), d.DeliveryTag)) // Next's callers may race; tags only grow
+	for last := c.lastTag.Load(); d.DeliveryTag > last; last = c.lastTag.Load() {
+		// Next's callers race: keep the highest tag, whoever stores last.
+		if c.lastTag.CompareAndSwap(last, d.DeliveryTag) {
+			break
+		}
+	}
 	env, err := readMessage(&m)
 	out := &Delivery{
 		Envelope:    env,

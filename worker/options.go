@@ -110,7 +110,8 @@ func HandlerTimeout(d time.Duration) QueueOption {
 	}
 }
 
-// WithPublisher sets the publisher retries and dead letters go through.
+// WithPublisher sets the publisher retries, dead letters and replies go
+// through.
 // Give it a connection of its own: a broker under a resource alarm blocks
 // publishing connections, and the consumers' acks must not wait for it.
 // Default: a publisher on the pool's connection, closed with the pool.
