@@ -374,6 +374,15 @@ const maxPooledBuffer = 64 << 10
 // tag, else their json tag; integers in their smallest format.
 func encodePayload(v any) ([]byte, error) {
 	buf := encodeBuffers.Get().(*bytes.Buffer)
+	defer putEncodeBuffer(buf)
+	if err := encodeInto(buf, v); err != nil {
+		return nil, err
+	}
+	return bytes.Clone(buf.Bytes()), nil
+}
+
+// encodeInto encodes v into buf, after resetting it.
+func encodeInto(buf *bytes.Buffer, v any) error {
 	buf.Reset()
 	enc := msgpack.GetEncoder()
 	enc.Reset(buf) // also clears options a previous user of the pool set
@@ -381,12 +390,12 @@ func encodePayload(v any) ([]byte, error) {
 	enc.UseCompactInts(true)
 	err := enc.Encode(v)
 	msgpack.PutEncoder(enc)
-	var body []byte
-	if err == nil {
-		body = bytes.Clone(buf.Bytes())
-	}
+	return err
+}
+
+// putEncodeBuffer returns buf to encodeBuffers, unless it grew too large.
+func putEncodeBuffer(buf *bytes.Buffer) {
 	if buf.Cap() <= maxPooledBuffer {
 		encodeBuffers.Put(buf)
 	}
-	return body, err
 }

@@ -138,12 +138,16 @@ type callChannel struct {
 // when empty, is its id.
 func (c *Caller) Call(ctx context.Context, job Job, opts ...PublishOption) (*Envelope, error) {
 	start := time.Now()
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.opts.timeout)
-		defer cancel()
+	deadline, ok := ctx.Deadline()
+	var expired <-chan time.Time // the default timeout's, when ctx has no deadline
+	if !ok {
+		// A timer, not context.WithTimeout: the wait is the only thing
+		// to bound, and a timer is a third of the cost.
+		deadline = start.Add(c.opts.timeout)
+		t := time.NewTimer(c.opts.timeout)
+		defer t.Stop()
+		expired = t.C
 	}
-	deadline, _ := ctx.Deadline()
 	job.ReplyTo = DirectReplyTo
 	env, err := NewEnvelope(job, c.opts.now())
 	if err != nil {
@@ -157,8 +161,8 @@ func (c *Caller) Call(ctx context.Context, job Job, opts ...PublishOption) (*Env
 	}
 	env.Deadline = deadline
 	var t publishTarget
-	for _, opt := range opts {
-		opt(&t)
+	if len(opts) > 0 {
+		t = targetOf(opts)
 	}
 	fail := func(err error) error {
 		return &PublishError{JobID: env.ID, JobType: env.Type, Exchange: t.exchange, RoutingKey: t.key, Err: err}
@@ -177,14 +181,30 @@ func (c *Caller) Call(ctx context.Context, job Job, opts ...PublishOption) (*Env
 		return nil, fail(err)
 	}
 
-	result := make(chan callResult, 1) // buffered: the reply loop never waits for a caller
+	result := resultChans.Get().(chan callResult)
 	cc, err := c.send(ctx, env.CorrelationID, env.Publishing(), t, result)
 	if err != nil {
+		resultChans.Put(result)
 		return nil, fail(err)
 	}
-	defer cc.forget(env.CorrelationID)
+	defer func() {
+		// Once forgotten, nothing sends to result any more (deliver and
+		// shutdown send under cc.mu): empty, it can serve another call.
+		cc.forget(env.CorrelationID)
+		select {
+		case <-result:
+		default:
+		}
+		resultChans.Put(result)
+	}()
 
+	timedOut := func() (*Envelope, error) {
+		return nil, fmt.Errorf("%w (job %s, type %q, after %s): %w", ErrReplyTimeout, env.ID, env.Type,
+			time.Since(start).Round(time.Millisecond), context.DeadlineExceeded)
+	}
 	select {
+	case <-expired:
+		return timedOut()
 	case r := <-result:
 		if r.err != nil {
 			return nil, fail(r.err)
@@ -201,11 +221,23 @@ func (c *Caller) Call(ctx context.Context, job Job, opts ...PublishOption) (*Env
 		return r.env, nil
 	case <-ctx.Done():
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, fmt.Errorf("%w (job %s, type %q, after %s): %w", ErrReplyTimeout, env.ID, env.Type,
-				time.Since(start).Round(time.Millisecond), ctx.Err())
+			return timedOut()
 		}
 		return nil, fmt.Errorf("broker: call of job %s (type %q) given up: %w", env.ID, env.Type, ctx.Err())
 	}
+}
+
+// resultChans holds the channels calls wait on, buffered 1 so the reply
+// loop never waits for a caller.
+var resultChans = sync.Pool{New: func() any { return make(chan callResult, 1) }}
+
+// targetOf applies opts.
+func targetOf(opts []PublishOption) publishTarget {
+	var t publishTarget
+	for _, opt := range opts {
+		opt(&t)
+	}
+	return t
 }
 
 // routeOf asks r, which may be nil, for jobType's route.
@@ -301,8 +333,9 @@ func (c *Caller) loop(cc *callChannel, replies <-chan amqp.Delivery, returns <-c
 			// A direct reply has no type (see SendDirectReply): Call
 			// fills it in.
 			m := messageOf(&d)
+			m.typeOptional = true
 			env, err := readMessage(&m)
-			if err != nil && !errors.Is(err, ErrMissingType) {
+			if err != nil {
 				c.discarded.Add(1)
 				c.opts.log.Warn().Err(err).Str("correlation_id", d.CorrelationId).Msg("broker: discarded a malformed reply")
 				continue
@@ -340,11 +373,11 @@ func (cc *callChannel) forget(corr string) {
 // was one.
 func (cc *callChannel) deliver(corr string, r callResult) bool {
 	cc.mu.Lock()
+	defer cc.mu.Unlock()
 	ch, ok := cc.pending[corr]
-	delete(cc.pending, corr)
-	cc.mu.Unlock()
 	if ok {
-		ch <- r // buffered 1, and each call is delivered once
+		delete(cc.pending, corr)
+		ch <- r // buffered 1, and each call is delivered once; under cc.mu, so never after forget
 	}
 	return ok
 }

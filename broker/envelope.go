@@ -34,7 +34,7 @@ const (
 	HeaderOriginQueue      = "warren-origin-queue"       // string
 	HeaderReplayCount      = "warren-replay-count"       // long
 	HeaderWorkerHost       = "warren-worker-host"        // string
-	HeaderDeadline         = "warren-deadline"           // string, RFC 3339 UTC: a request's caller waits no longer
+	HeaderDeadline         = "warren-deadline"           // long-long int, Unix milliseconds (RFC 3339 strings are read too): a request's caller waits no longer
 	HeaderReplyStatus      = "warren-reply-status"       // string: "ok" or "error", on replies
 	HeaderTraceparent      = "traceparent"               // W3C trace context
 	HeaderTracestate       = "tracestate"
@@ -427,7 +427,7 @@ func (e *Envelope) Publishing() amqp.Publishing {
 		h[HeaderTracestate] = e.Tracestate
 	}
 	if !e.Deadline.IsZero() {
-		h[HeaderDeadline] = e.Deadline.UTC().Format(failedAtLayout)
+		h[HeaderDeadline] = e.Deadline.UnixMilli()
 	}
 	if e.ReplyStatus != "" {
 		h[HeaderReplyStatus] = e.ReplyStatus

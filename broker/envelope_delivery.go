@@ -21,6 +21,9 @@ type message struct {
 	priority                     uint8
 	headers                      amqp.Table
 	body                         []byte
+	// typeOptional is set for direct replies, which carry no type (the
+	// caller knows it): no error is made for its absence.
+	typeOptional bool
 }
 
 // FromDelivery reads the envelope of a delivered message. The body is not
@@ -103,7 +106,7 @@ func readMessage(m *message) (*Envelope, error) {
 		}
 	} else if enc := m.contentEncoding; enc != "" && !strings.EqualFold(enc, "identity") {
 		first = fmt.Errorf("%w: content encoding %q; publish the MessagePack body uncompressed", ErrUnsupportedContentType, enc)
-	} else if m.typ == "" {
+	} else if m.typ == "" && !m.typeOptional {
 		first = fmt.Errorf("%w (message id %q)", ErrMissingType, m.messageID)
 	}
 	e := &Envelope{
@@ -153,7 +156,7 @@ func readMessage(m *message) (*Envelope, error) {
 		case HeaderWorkerHost:
 			failure().WorkerHost, err = headerString(name, v)
 		case HeaderDeadline:
-			e.Deadline, err = headerTime(name, v)
+			e.Deadline, err = headerDeadline(name, v)
 		case HeaderReplyStatus:
 			e.ReplyStatus, err = headerString(name, v)
 		case HeaderTraceparent, HeaderTracestate:
@@ -206,6 +209,12 @@ func isMsgpack(ct string) bool {
 // double with an integral value (some clients send every number so), and
 // checks it lies in [lo, hi].
 func headerInt(name string, v any, lo, hi int64) (int, error) {
+	n, err := headerInt64(name, v, lo, hi)
+	return int(n), err
+}
+
+// headerInt64 is headerInt for ranges wider than an int may hold.
+func headerInt64(name string, v any, lo, hi int64) (int64, error) {
 	var n int64
 	switch x := v.(type) {
 	case int8:
@@ -235,7 +244,7 @@ func headerInt(name string, v any, lo, hi int64) (int, error) {
 	if n < lo || n > hi {
 		return 0, fmt.Errorf("header %q: %d is out of range [%d, %d]", name, n, lo, hi)
 	}
-	return int(n), nil
+	return n, nil
 }
 
 func stringOf(v any) (string, bool) {
@@ -271,6 +280,22 @@ func headerTime(name string, v any) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("header %q: %q is outside the years 0000 to 9999 in UTC", name, s)
 	}
 	return t, nil
+}
+
+// headerDeadline reads warren-deadline: Unix milliseconds as any AMQP
+// integer (what warren writes: no text to format and parse on every
+// request), or an RFC 3339 time string.
+func headerDeadline(name string, v any) (time.Time, error) {
+	if _, ok := stringOf(v); ok {
+		return headerTime(name, v)
+	}
+	// Years 0000 to 9999, as for the times written as text.
+	const lo, hi = -62167219200000, 253402300799999
+	ms, err := headerInt64(name, v, lo, hi)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%w (Unix milliseconds, or an RFC 3339 time string)", err)
+	}
+	return time.UnixMilli(ms).UTC(), nil
 }
 
 // describe names a header value in errors without echoing much of it.

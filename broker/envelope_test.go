@@ -327,6 +327,22 @@ func TestEnvelopeFromDeliveryAccepts(t *testing.T) {
 			}
 		})
 	}
+	t.Run("deadline in any form", func(t *testing.T) {
+		want := time.Date(2026, 11, 24, 10, 0, 0, 123e6, time.UTC)
+		for _, v := range []any{want.UnixMilli(), float64(want.UnixMilli()), "2026-11-24T10:00:00.123Z", "2026-11-24T11:00:00.123+01:00"} {
+			env, err := FromDelivery(delivery(amqp.Table{HeaderDeadline: v}))
+			if err != nil {
+				t.Fatalf("%T %v: %v", v, v, err)
+			}
+			if !env.Deadline.Equal(want) || env.Deadline.Location() != time.UTC {
+				t.Errorf("%T %v: Deadline = %v, want %v", v, v, env.Deadline, want)
+			}
+		}
+		env := &Envelope{Type: "t", Deadline: want}
+		if got := env.Publishing().Headers[HeaderDeadline]; got != want.UnixMilli() {
+			t.Errorf("written as %T %v, want int64 %d", got, got, want.UnixMilli())
+		}
+	})
 	t.Run("trace context of another type stays a user header", func(t *testing.T) {
 		env, err := FromDelivery(delivery(amqp.Table{HeaderTraceparent: int64(1)}))
 		if err != nil {
@@ -366,6 +382,8 @@ func TestEnvelopeFromDeliveryRejects(t *testing.T) {
 		{"failed-at before year 0 in UTC", delivery(amqp.Table{HeaderFailedAt: "0000-01-01T00:30:00+01:00"}), ErrMalformedEnvelope, "outside the years 0000 to 9999 in UTC"},
 		{"failed-at after year 9999 in UTC", delivery(amqp.Table{HeaderFirstFailedAt: "9999-12-31T23:30:00-01:00"}), ErrMalformedEnvelope, "outside the years"},
 		{"failed-at timestamp type", delivery(amqp.Table{HeaderFirstFailedAt: time.Unix(0, 0)}), ErrMalformedEnvelope, "want an RFC 3339 time string, got time.Time"},
+		{"deadline not a time", delivery(amqp.Table{HeaderDeadline: true}), ErrMalformedEnvelope, `header "warren-deadline": want an integer, got bool`},
+		{"deadline past year 9999", delivery(amqp.Table{HeaderDeadline: int64(math.MaxInt64)}), ErrMalformedEnvelope, "out of range"},
 		{"every problem", delivery(amqp.Table{HeaderAttempt: "x", HeaderError: int64(1)}), ErrMalformedEnvelope,
 			`(message id "id"): header "warren-attempt": want an integer, got string "x"; header "warren-error": want a string, got int64`},
 	}

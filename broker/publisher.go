@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -139,6 +140,52 @@ func (p *Publisher) SendDirectReply(ctx context.Context, env *Envelope, replyTo 
 	if len(full.Headers) > 0 {
 		msg.Headers = full.Headers
 	}
+	return p.sendDirect(ctx, replyTo, msg)
+}
+
+// Reply sends the reply to request (whose ReplyTo must be set): its
+// result, encoded with MessagePack, or its failure when failure is not nil
+// (see NewReply). To a caller waiting on direct reply-to it is written as
+// SendDirectReply writes it; to a reply queue it is published with a
+// confirm and as mandatory (PublishEnvelope). It is what a worker pool does
+// when a request ends.
+func (p *Publisher) Reply(ctx context.Context, request *Envelope, result any, failure *Failure, now time.Time) error {
+	if request.ReplyTo == "" {
+		return fmt.Errorf("%w: job %s has no reply_to: nobody waits for its reply", ErrInvalidJob, request.ID)
+	}
+	if !IsDirectReplyTo(request.ReplyTo) || failure != nil || request.Traceparent != "" {
+		r, err := NewReply(request, result, failure, now)
+		if err != nil {
+			return err
+		}
+		if IsDirectReplyTo(request.ReplyTo) {
+			return p.SendDirectReply(ctx, r, request.ReplyTo)
+		}
+		return p.PublishEnvelope(ctx, r, "", request.ReplyTo)
+	}
+	// The common case, a result for a waiting caller, needs no envelope,
+	// and its body can be encoded in a pooled buffer: amqp091-go has
+	// written it by the time the publish returns.
+	buf := encodeBuffers.Get().(*bytes.Buffer)
+	defer putEncodeBuffer(buf)
+	if err := encodeInto(buf, result); err != nil {
+		return fmt.Errorf("%w: the result of job %s, a %T, cannot be encoded with MessagePack: %v", ErrInvalidJob, request.ID, result, err)
+	}
+	corr := request.CorrelationID
+	if corr == "" {
+		corr = request.ID
+	}
+	return p.sendDirect(ctx, request.ReplyTo, amqp.Publishing{
+		ContentType:   ContentType,
+		CorrelationId: corr,
+		DeliveryMode:  amqp.Transient,
+		Body:          buf.Bytes(),
+	})
+}
+
+// sendDirect writes msg to a direct reply-to address on the publisher's
+// channel without confirms.
+func (p *Publisher) sendDirect(ctx context.Context, replyTo string, msg amqp.Publishing) error {
 	p.directMu.Lock()
 	defer p.directMu.Unlock()
 	if p.closed {

@@ -313,16 +313,7 @@ func (p *Pool) observe(o Outcome) {
 // wraps broker.ErrInvalidJob when the result cannot be encoded,
 // broker.ErrUnroutable when a reply queue is missing.
 func (p *Pool) sendReply(ctx context.Context, q *queueRun, request *broker.Envelope, result any, failure *broker.Failure) (bool, error) {
-	r, err := broker.NewReply(request, result, failure, p.opts.now())
-	if err != nil {
-		return false, err
-	}
-	if broker.IsDirectReplyTo(request.ReplyTo) {
-		err = p.pub.SendDirectReply(ctx, r, request.ReplyTo)
-	} else {
-		err = p.pub.PublishEnvelope(ctx, r, "", request.ReplyTo)
-	}
-	if err != nil {
+	if err := p.pub.Reply(ctx, request, result, failure, p.opts.now()); err != nil {
 		return false, err
 	}
 	q.log.Debug().Str(fieldJobID, request.ID).Str("reply_to", request.ReplyTo).Msg("worker: reply sent")
