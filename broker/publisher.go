@@ -405,6 +405,32 @@ func (p *Publisher) PublishEnvelope(ctx context.Context, env *Envelope, exchange
 	return f.wait(ctx)
 }
 
+// Confirmation is a publish on the wire, awaiting the broker's outcome.
+type Confirmation struct {
+	f *inflight
+}
+
+// Wait returns the outcome of the publish, as PublishEnvelope would: nil
+// once the broker has the job, else a *PublishError. Giving up (ctx ends)
+// leaves the outcome unknown. Call it once.
+func (c *Confirmation) Wait(ctx context.Context) error { return c.f.wait(ctx) }
+
+// Ready reports whether the outcome has come, so that Wait returns at
+// once. Before Wait only.
+func (c *Confirmation) Ready() bool { return len(c.f.pending.result) > 0 }
+
+// SendEnvelope is PublishEnvelope without the wait: it returns once env is
+// on the wire, and the Confirmation says when the broker has it. Sending
+// many and then waiting for each, in order, pipelines the confirms (as
+// PublishBatch does); keep a bounded number outstanding.
+func (p *Publisher) SendEnvelope(ctx context.Context, env *Envelope, exchange, routingKey string) (*Confirmation, error) {
+	f, err := p.startEnvelope(ctx, env, publishTarget{exchange: exchange, key: routingKey, explicit: true})
+	if err != nil {
+		return nil, err
+	}
+	return &Confirmation{f: f}, nil
+}
+
 // startEnvelope routes env (unless t is explicit) and sends it.
 func (p *Publisher) startEnvelope(ctx context.Context, env *Envelope, t publishTarget) (*inflight, error) {
 	f := &inflight{env: env, target: t}

@@ -67,10 +67,11 @@ type Summary struct {
 // history) kept. A request's deadline and direct reply-to address are
 // dropped: its caller is long gone.
 //
-// Each job is published with a confirm and as mandatory before its
-// delivery is acked (the move protocol of RabbitMQ's shovel, ack-mode
-// on-confirm): if the process dies, a job is at worst both replayed and
-// still in the dead-letter queue, never neither. Replay reads no more than
+// Each job is published with a confirm and as mandatory, and its delivery
+// is acked only once the copy is confirmed (the move protocol of
+// RabbitMQ's shovel, ack-mode on-confirm; up to 256 confirms are awaited
+// at once): if the process dies, a job is at worst both replayed and still
+// in the dead-letter queue, never neither. Replay reads no more than
 // the messages the queue held when it started, so a job that fails again
 // during the replay is not replayed twice. The jobs it leaves (not
 // matching, past the limit, failed to publish) are returned with one nack
@@ -81,7 +82,9 @@ func Replay(ctx context.Context, conn *broker.Conn, pub *broker.Publisher, queue
 	if now == nil {
 		now = time.Now
 	}
-	h, err := hold(ctx, conn, queue, broker.WithAckBatch(1, time.Millisecond))
+	// Acks grouped: a job acked late is at worst replayed and still in
+	// the dead-letter queue, which release settles before it returns.
+	h, err := hold(ctx, conn, queue, broker.WithAckBatch(replayWindow/4, 5*time.Millisecond))
 	if err != nil {
 		return s, err
 	}
@@ -96,6 +99,19 @@ func Replay(ctx context.Context, conn *broker.Conn, pub *broker.Publisher, queue
 		pace = time.NewTicker(time.Duration(float64(time.Second) / opts.Rate))
 		defer pace.Stop()
 	}
+	// Publishes in flight, oldest first: each delivery is acked once its
+	// copy is confirmed, and not before.
+	var window []sent
+	defer func() {
+		// On the way out (done, or interrupted), wait a little for what
+		// is in flight, so what the broker has is acked, not left to be
+		// replayed twice.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		for _, m := range window {
+			m.settle(wctx, &s)
+		}
+	}()
 	for {
 		dl, err := h.next(ctx)
 		if err != nil {
@@ -106,10 +122,21 @@ func Replay(ctx context.Context, conn *broker.Conn, pub *broker.Publisher, queue
 		}
 		s.Read++
 		e := NewEntry(dl)
-		if !opts.Filter.Match(e, now()) || (opts.Limit > 0 && len(s.Moved) >= opts.Limit) {
+		if !opts.Filter.Match(e, now()) || (opts.Limit > 0 && len(s.Moved)+len(window) >= opts.Limit) {
 			s.Skipped++
-		} else if err := moveOne(ctx, pub, dl, e, opts, pace, &s); err != nil {
+		} else if m, err := send(ctx, pub, dl, e, opts, pace); err != nil {
 			s.Failed = append(s.Failed, Failed{Entry: e, Err: err})
+		} else if m.conf == nil { // a dry run
+			s.Moved = append(s.Moved, m.moved)
+		} else {
+			window = append(window, m)
+			// Ack what is confirmed as soon as it is (a kill then leaves
+			// few jobs both replayed and parked); wait only when the
+			// window is full.
+			for len(window) > 0 && (len(window) >= replayWindow || window[0].conf.Ready()) {
+				window[0].settle(ctx, &s)
+				window = window[1:]
+			}
 		}
 		if opts.Progress != nil {
 			opts.Progress(s.Read, s.Total)
@@ -117,31 +144,58 @@ func Replay(ctx context.Context, conn *broker.Conn, pub *broker.Publisher, queue
 	}
 }
 
-// moveOne republishes one job and acks it.
-func moveOne(ctx context.Context, pub *broker.Publisher, dl *broker.Delivery, e Entry, opts ReplayOptions, pace *time.Ticker, s *Summary) error {
+// replayWindow is how many replayed jobs may await their confirms at once.
+const replayWindow = 256
+
+// sent is one replayed job awaiting its confirm.
+type sent struct {
+	dl    *broker.Delivery
+	moved Moved
+	conf  *broker.Confirmation // nil in a dry run
+}
+
+// settle waits for m's confirm and then acks its delivery; a job that was
+// not confirmed stays in the dead-letter queue.
+func (m sent) settle(ctx context.Context, s *Summary) {
+	if err := m.conf.Wait(ctx); err != nil {
+		s.Failed = append(s.Failed, Failed{Entry: m.moved.Entry, Err: err})
+		return
+	}
+	if err := m.dl.Ack(); err != nil {
+		// Published but still in the dead-letter queue: replayed twice at
+		// worst if it is replayed again.
+		s.Failed = append(s.Failed, Failed{Entry: m.moved.Entry,
+			Err: fmt.Errorf("replayed, but could not be removed from the dead-letter queue (it may run twice): %w", err)})
+		return
+	}
+	s.Moved = append(s.Moved, m.moved)
+}
+
+// send republishes one job, without waiting for its confirm.
+func send(ctx context.Context, pub *broker.Publisher, dl *broker.Delivery, e Entry, opts ReplayOptions, pace *time.Ticker) (sent, error) {
 	exchange, key := opts.To.Exchange, opts.To.RoutingKey
 	if !opts.To.Set {
 		if e.Origin.Queue == "" && e.Origin.Exchange == "" && e.Origin.RoutingKey == "" {
-			return errors.New("the job's origin is unknown (no warren headers, no x-death); replay it with --to")
+			return sent{}, errors.New("the job's origin is unknown (no warren headers, no x-death); replay it with --to")
 		}
 		exchange, key = e.Origin.Exchange, e.Origin.RoutingKey
 		if exchange == "" && key == "" {
 			key = e.Origin.Queue // published to the queue through the default exchange
 		}
 	}
+	m := sent{dl: dl, moved: Moved{Entry: e, Exchange: exchange, RoutingKey: key}}
 	if opts.DryRun {
-		s.Moved = append(s.Moved, Moved{Entry: e, Exchange: exchange, RoutingKey: key})
-		return nil
+		return m, nil
 	}
 	if pace != nil {
 		select {
 		case <-pace.C:
 		case <-ctx.Done():
-			return ctx.Err()
+			return sent{}, ctx.Err()
 		}
 	}
 	if e.Malformed != nil {
-		return fmt.Errorf("the message is not a job (%v); inspect it with warren dlq show, fix the producer, and replay with --to only if a worker can take it as it is", e.Malformed)
+		return sent{}, fmt.Errorf("the message is not a job (%v); inspect it with warren dlq show, fix the producer, and replay with --to only if a worker can take it as it is", e.Malformed)
 	}
 	r := *e.Envelope
 	r.Attempt = 1
@@ -160,14 +214,10 @@ func moveOne(ctx context.Context, pub *broker.Publisher, dl *broker.Delivery, e 
 	if broker.IsDirectReplyTo(r.ReplyTo) {
 		r.ReplyTo = "" // the caller that waited is gone
 	}
-	if err := pub.PublishEnvelope(ctx, &r, exchange, key); err != nil {
-		return err
+	conf, err := pub.SendEnvelope(ctx, &r, exchange, key)
+	if err != nil {
+		return sent{}, err
 	}
-	if err := dl.Ack(); err != nil {
-		// Published but still in the dead-letter queue: replayed twice at
-		// worst if it is replayed again.
-		return fmt.Errorf("replayed, but could not be removed from the dead-letter queue (it may run twice): %w", err)
-	}
-	s.Moved = append(s.Moved, Moved{Entry: e, Exchange: exchange, RoutingKey: key})
-	return nil
+	m.conf = conf
+	return m, nil
 }

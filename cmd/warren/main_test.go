@@ -17,7 +17,12 @@ import (
 	"github.com/warrenmq/warren/internal/brokertest"
 )
 
-func TestMain(m *testing.M) { os.Exit(brokertest.MainWithLeakCheck(m)) }
+func TestMain(m *testing.M) {
+	if code, ok := runChild(); ok {
+		os.Exit(code)
+	}
+	os.Exit(brokertest.MainWithLeakCheck(m))
+}
 
 // warren runs the CLI in-process and returns its exit code and output.
 func warren(t *testing.T, args ...string) (code int, stdout, stderr string) {
