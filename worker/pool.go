@@ -25,6 +25,31 @@ type Pool struct {
 	pub     *broker.Publisher
 	ownPub  bool
 	running atomic.Bool
+
+	consuming atomic.Int32 // queues with a live consumer
+	stopping  atomic.Bool  // shutting down (draining) or stopped
+}
+
+// ErrNotReady is wrapped by Ready's errors.
+var ErrNotReady = errors.New("worker: pool not ready")
+
+// Ready returns nil while the pool consumes every one of its queues and is
+// not shutting down: what a readiness probe asks. Otherwise the error says
+// why (not started, a queue without its consumer, draining).
+func (p *Pool) Ready() error {
+	switch {
+	case !p.running.Load():
+		return fmt.Errorf("%w: not running", ErrNotReady)
+	case p.stopping.Load():
+		return fmt.Errorf("%w: shutting down", ErrNotReady)
+	}
+	if n, want := int(p.consuming.Load()), len(p.queues); n < want {
+		return fmt.Errorf("%w: consuming %d of %d queues", ErrNotReady, n, want)
+	}
+	if err := p.conn.Err(); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotReady, err)
+	}
+	return nil
 }
 
 // queueRun is one consumed queue.
@@ -177,7 +202,9 @@ func (p *Pool) Run(ctx context.Context) error {
 			return errors.Join(fmt.Errorf("worker: %w", err), closeAll())
 		}
 		consumers = append(consumers, c)
+		p.consuming.Add(1)
 	}
+	defer p.stopping.Store(true)
 	p.opts.log.Info().Int("queues", len(p.queues)).Msg("worker: pool running")
 
 	// stopCtx ends when the pool starts shutting down (ctx ended or a
@@ -218,6 +245,7 @@ func (p *Pool) Run(ctx context.Context) error {
 				if err == nil {
 					err = broker.ErrConsumerCancelled
 				}
+				p.consuming.Add(-1)
 				failed <- fmt.Errorf("worker: queue %q stopped: %w", q.queue.Name, err)
 				stop()
 			}
@@ -225,6 +253,7 @@ func (p *Pool) Run(ctx context.Context) error {
 	}
 
 	<-stopCtx.Done()
+	p.stopping.Store(true)
 	var runErr error
 	select {
 	case runErr = <-failed:

@@ -3,6 +3,7 @@ package worker_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -243,5 +244,68 @@ func TestScheduledJobArrivesOnTime(t *testing.T) {
 		checkDelay(t, "scheduled job", at.Sub(begin), 3*time.Second)
 	case <-time.After(15 * time.Second):
 		t.Fatal("the scheduled job never arrived")
+	}
+}
+
+// TestReadyFollowsTheConsumers: a pool is ready only while it consumes
+// every queue and is not shutting down.
+func TestReadyFollowsTheConsumers(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	h := worker.HandlerFunc(func(ctx context.Context, job *worker.Job) error {
+		started <- struct{}{}
+		<-release
+		return nil
+	})
+	pool, err := worker.NewPool(f.conn, f.topo, h, worker.WithPublisher(f.pub), worker.WithShutdownTimeout(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.Ready(); !errors.Is(err, worker.ErrNotReady) {
+		t.Fatalf("before Run: Ready = %v, want ErrNotReady", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- pool.Run(ctx) }()
+	waitFor(t, 10*time.Second, "the pool to be ready", func() bool { return pool.Ready() == nil })
+
+	// Draining: not ready while the job in flight finishes.
+	f.publish(jobTypes[0], 1)
+	recv(t, started, 10*time.Second, "the job to start")
+	cancel()
+	waitFor(t, 10*time.Second, "the pool to report draining", func() bool {
+		err := pool.Ready()
+		return err != nil && strings.Contains(err.Error(), "shutting down")
+	})
+	close(release)
+	if err := recv(t, errc, 20*time.Second, "Run to return"); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if err := pool.Ready(); !errors.Is(err, worker.ErrNotReady) {
+		t.Errorf("after Run: Ready = %v, want ErrNotReady", err)
+	}
+}
+
+// TestNotReadyWhenItsQueueIsDeleted: a pool whose queue disappears says
+// so, rather than idle looking ready.
+func TestNotReadyWhenItsQueueIsDeleted(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	pool, err := worker.NewPool(f.conn, f.topo, worker.HandlerFunc(func(context.Context, *worker.Job) error { return nil }), worker.WithPublisher(f.pub))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- pool.Run(context.Background()) }()
+	waitFor(t, 10*time.Second, "the pool to be ready", func() bool { return pool.Ready() == nil })
+	if _, err := brokertest.Channel(t).QueueDelete(f.queue, false, false, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := recv(t, errc, 20*time.Second, "Run to return"); !errors.Is(err, broker.ErrConsumerCancelled) {
+		t.Errorf("Run = %v, want ErrConsumerCancelled", err)
+	}
+	if err := pool.Ready(); !errors.Is(err, worker.ErrNotReady) {
+		t.Errorf("Ready = %v, want ErrNotReady", err)
 	}
 }
