@@ -26,7 +26,7 @@ func newDLQCmd(g *globals) *cobra.Command {
 what failed, why, and where it came from. Reading removes nothing: the jobs
 are read without acks and go back to the queue.`,
 	}
-	cmd.AddCommand(newDLQListCmd(g), newDLQShowCmd(g), newDLQReplayCmd(g), newDLQPurgeCmd(g))
+	cmd.AddCommand(newDLQListCmd(g), newDLQShowCmd(g), newDLQReplayCmd(g), newDLQPurgeCmd(g), newDLQExportCmd(g), newDLQImportCmd(g))
 	return cmd
 }
 
@@ -485,8 +485,9 @@ func printReplay(g *globals, queue string, dryRun bool, s deadletter.Summary) er
 
 func newDLQPurgeCmd(g *globals) *cobra.Command {
 	var (
-		ff  dlqFilterFlags
-		yes bool
+		ff     dlqFilterFlags
+		yes    bool
+		export string
 	)
 	cmd := &cobra.Command{
 		Use:   "purge QUEUE",
@@ -494,15 +495,25 @@ func newDLQPurgeCmd(g *globals) *cobra.Command {
 		Long: `Delete jobs from a dead-letter queue for good: those matching the filters (the
 same as dlq list's), or every job. On a terminal it shows how many jobs
 match and asks first; elsewhere pass --yes. List them first with
-warren dlq list and the same filters.`,
+warren dlq list and the same filters.
+
+--export FILE keeps the evidence: each job is written to FILE (a new file, in
+the format of warren dlq export) and synced to disk before it is deleted; a
+job that cannot be written is not deleted. warren dlq import FILE puts them
+back.`,
 		Example: `  warren dlq purge default.dlq --class decode --older-than 168h
-  warren dlq purge default.dlq --type legacy.job --yes`,
+  warren dlq purge default.dlq --type legacy.job --yes --export legacy-jobs.ndjson`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			queue := args[0]
 			filter, err := ff.filter()
 			if err != nil {
 				return err
+			}
+			if export != "" {
+				if err := checkExport(export); err != nil {
+					return err
+				}
 			}
 			ctx := cmd.Context()
 			conn, err := g.dial(ctx)
@@ -531,16 +542,38 @@ warren dlq list and the same filters.`,
 					return &exitError{code: 1, err: errors.New("nothing deleted")}
 				}
 			}
-			deleted, kept, err := deadletter.Purge(ctx, conn, queue, filter, nil)
+			var deleted, kept int
+			if export == "" {
+				deleted, kept, err = deadletter.Purge(ctx, conn, queue, filter, nil)
+			} else {
+				f, ferr := createExport(export)
+				if ferr != nil {
+					return ferr
+				}
+				deleted, kept, err = deadletter.PurgeRecords(ctx, conn, queue, filter, purgeExporter(f))
+				if cerr := f.Close(); cerr != nil && err == nil {
+					err = fmt.Errorf("close %s: %w", export, cerr)
+				}
+				switch {
+				case err != nil && deleted == 0:
+					os.Remove(export) // it holds nothing
+					err = fmt.Errorf("%w; nothing deleted", err)
+				case err != nil:
+					err = fmt.Errorf("%w (the %d job(s) deleted are in %s)", err, deleted, export)
+				}
+			}
 			if g.json {
 				if werr := writeJSON(g.stdout, struct {
 					Version int    `json:"version"`
 					Queue   string `json:"queue"`
 					Deleted int    `json:"deleted"`
 					Kept    int    `json:"kept"`
-				}{1, queue, deleted, kept}); werr != nil && err == nil {
+					Export  string `json:"export,omitempty"`
+				}{1, queue, deleted, kept, export}); werr != nil && err == nil {
 					err = werr
 				}
+			} else if export != "" {
+				fmt.Fprintf(g.stdout, "%s: deleted %d job(s), kept %d; the deleted jobs are in %s\n", queue, deleted, kept, export)
 			} else {
 				fmt.Fprintf(g.stdout, "%s: deleted %d job(s), kept %d\n", queue, deleted, kept)
 			}
@@ -549,5 +582,6 @@ warren dlq list and the same filters.`,
 	}
 	ff.add(cmd)
 	cmd.Flags().BoolVar(&yes, "yes", false, "delete without asking")
+	cmd.Flags().StringVar(&export, "export", "", "write each job to this new file (dlq export's format), synced, before deleting it")
 	return cmd
 }
