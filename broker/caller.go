@@ -27,6 +27,7 @@ type callerOptions struct {
 	log     zerolog.Logger
 	timeout time.Duration
 	now     func() time.Time
+	hooks   []CallHook
 }
 
 // WithCallRouter routes requests by job type, as WithRouter does for a
@@ -84,6 +85,7 @@ func WithCallTimeout(d time.Duration) CallerOption {
 type Caller struct {
 	conn  *Conn
 	opts  callerOptions
+	hook  CallHook // opts.hooks chained; nil when there are none
 	known sync.Map // exchanges seen to exist
 
 	mu     sync.Mutex // serializes publishes and guards ch and closed
@@ -102,7 +104,7 @@ func NewCaller(conn *Conn, opts ...CallerOption) (*Caller, error) {
 			return nil, err
 		}
 	}
-	return &Caller{conn: conn, opts: o}, nil
+	return &Caller{conn: conn, opts: o, hook: chainHooks(o.hooks)}, nil
 }
 
 // callResult is what a call waits for: a reply, or why none will come.
@@ -136,7 +138,7 @@ type callChannel struct {
 // The job is routed by its type (WithCallRouter) unless To names the
 // exchange. Its reply_to is set to the direct reply-to; its correlation id,
 // when empty, is its id.
-func (c *Caller) Call(ctx context.Context, job Job, opts ...PublishOption) (*Envelope, error) {
+func (c *Caller) Call(ctx context.Context, job Job, opts ...PublishOption) (reply *Envelope, err error) {
 	start := time.Now()
 	deadline, ok := ctx.Deadline()
 	var expired <-chan time.Time // the default timeout's, when ctx has no deadline
@@ -173,6 +175,11 @@ func (c *Caller) Call(ctx context.Context, job Job, opts ...PublishOption) (*Env
 			return nil, fail(ErrNoRoute)
 		}
 		t = publishTarget{exchange: ex, key: key, explicit: true}
+	}
+	if c.hook != nil {
+		if _, done := c.hook(ctx, PublishInfo{Kind: KindRequest, Exchange: t.exchange, RoutingKey: t.key}, env); done != nil {
+			defer func() { done(err) }()
+		}
 	}
 	if err := checkExchange(ctx, c.conn, &c.known, t.exchange); err != nil {
 		return nil, fail(err)
@@ -323,10 +330,12 @@ func (c *Caller) loop(cc *callChannel, replies <-chan amqp.Delivery, returns <-c
 			if !ok {
 				var reason error = ErrClosed
 				if err, ok := <-closes; ok && err != nil {
-					reason = fmt.Errorf("%w: %w", ErrClosed, &redactedError{msg: "broker: reply channel closed", err: err, secret: c.conn.secret})
+					reason = fmt.Errorf("%w: %w", ErrClosed, &redactedError{msg: "broker: reply channel closed", err: err, secret: c.conn.secretOf()})
 				}
 				cc.shutdown(reason)
-				for range returns {
+				if returns != nil { // nil once closed: ranging over it would block for ever
+					for range returns {
+					}
 				}
 				return
 			}

@@ -141,7 +141,7 @@ func Consume(ctx context.Context, conn *Conn, queue string, opts ...ConsumeOptio
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	ch, err := conn.channel()
+	ch, err := conn.channelWait(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -55,7 +55,7 @@ func (d *Declarer) do(ctx context.Context, fn func(ch *amqp.Channel) error) erro
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.ch == nil || d.ch.IsClosed() {
-		ch, err := d.conn.channel()
+		ch, err := d.conn.channelWait(ctx)
 		if err != nil {
 			return err
 		}

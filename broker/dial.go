@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/rs/zerolog"
 )
@@ -23,18 +26,60 @@ const DefaultURL = "amqp://guest:guest@127.0.0.1:5672/"
 type Option func(*options) error
 
 type options struct {
-	name        string
-	heartbeat   time.Duration
-	tls         *tls.Config
-	log         zerolog.Logger
-	dialTimeout time.Duration
+	name         string
+	heartbeat    time.Duration
+	tls          *tls.Config
+	log          zerolog.Logger
+	dialTimeout  time.Duration
+	reconnect    bool
+	reconnectMin time.Duration
+	reconnectMax time.Duration
+	stateHooks   []func(StateChange)
 }
 
 func defaultOptions() options {
 	return options{
-		heartbeat:   10 * time.Second,
-		log:         zerolog.Nop(),
-		dialTimeout: 15 * time.Second,
+		heartbeat:    10 * time.Second,
+		log:          zerolog.Nop(),
+		dialTimeout:  15 * time.Second,
+		reconnect:    true,
+		reconnectMin: 200 * time.Millisecond,
+		reconnectMax: 15 * time.Second,
+	}
+}
+
+// WithReconnectBackoff sets the wait between reconnection rounds: from min,
+// doubling (with jitter) up to max (defaults 200ms and 15s).
+func WithReconnectBackoff(min, max time.Duration) Option {
+	return func(o *options) error {
+		if min <= 0 || max < min {
+			return fmt.Errorf("broker: reconnect backoff %v..%v: want 0 < min <= max", min, max)
+		}
+		o.reconnectMin, o.reconnectMax = min, max
+		return nil
+	}
+}
+
+// WithoutReconnect makes a lost connection final: the Conn closes (Done,
+// Err) and what uses it fails with ErrClosed. For tools that run once.
+func WithoutReconnect() Option {
+	return func(o *options) error {
+		o.reconnect = false
+		return nil
+	}
+}
+
+// WithStateHook calls fn on each change of the Conn's state: Disconnected
+// when its connection is lost, Connected when another is open, Closed at
+// the end. fn runs on the Conn's supervising goroutine (or Close's): keep
+// it short, and do not call Close from it. It may be given several times.
+func WithStateHook(fn func(StateChange)) Option {
+	return func(o *options) error {
+		if fn == nil {
+			return errors.New("broker: WithStateHook: nil func")
+		}
+		o.stateHooks = append(o.stateHooks, fn)
+		return nil
 	}
 }
 
@@ -92,23 +137,82 @@ func WithDialTimeout(d time.Duration) Option {
 	}
 }
 
-// Conn is a connection to one broker node. It is safe for concurrent use.
+// Conn is a supervised connection to a broker: to the first node of its
+// URLs that answers, and, when that connection is lost (the node stopped,
+// the network failed, the broker closed it), to the next that answers,
+// again and again with a capped exponential backoff, until Close. It is
+// safe for concurrent use.
+//
+// What was open on a lost connection is gone with it: channels, consumers
+// and their unsettled deliveries (the broker requeues those), confirms not
+// yet received. Publishers, callers and pools open what they need again on
+// the new connection, and a delivery of the old one is never settled on the
+// new one (its ack fails with ErrClosed). Watch the connection's state
+// with WithStateHook, State and Reconnects.
 type Conn struct {
+	urls []string // as given, passwords included
+	opts options
+
+	mu      sync.Mutex
+	sess    *session      // nil while disconnected
+	up      chan struct{} // closed when sess is set; replaced when it is lost
+	lastErr error         // why the last session ended
+	closing bool
+
+	done       chan struct{} // closed when the Conn is closed for good
+	closeErr   error
+	stop       chan struct{} // closed by Close: ends the supervisor
+	reconnects atomic.Uint64
+	wg         sync.WaitGroup
+}
+
+// session is one AMQP connection of a Conn.
+type session struct {
 	amqp   *amqp.Connection
 	url    string // redacted
 	secret string
-	opts   options
+	index  int // in Conn.urls
 
 	blockedMu sync.Mutex
 	blocked   chan struct{} // non-nil and open while the broker blocks publishing
-	done      chan struct{} // closed when the connection is gone
-	closeErr  error
-	wg        sync.WaitGroup
+	done      chan struct{} // closed when this connection is gone
+	err       error         // why, when the broker or the network ended it
 }
 
-// Dial connects to the first of urls that answers, trying them in order.
-// The error, when every URL fails, lists each attempt with passwords
-// redacted.
+// State is a Conn's state.
+type State int
+
+// States of a Conn.
+const (
+	Connected    State = iota + 1 // a connection is open
+	Disconnected                  // the connection was lost; reconnecting
+	Closed                        // closed for good (Close, or reconnection disabled)
+)
+
+func (s State) String() string {
+	switch s {
+	case Connected:
+		return "connected"
+	case Disconnected:
+		return "disconnected"
+	case Closed:
+		return "closed"
+	}
+	return "unknown"
+}
+
+// StateChange is what a state hook is told.
+type StateChange struct {
+	State State
+	URL   string // the node (password redacted): connected to, or lost
+	Err   error  // why the connection was lost (Disconnected, Closed)
+	// Reconnects counts the connections made after the first.
+	Reconnects uint64
+}
+
+// Dial connects to the first of urls that answers, trying them in order,
+// and keeps the connection up from then on (see Conn). The error, when
+// every URL fails, lists each attempt with passwords redacted.
 func Dial(ctx context.Context, urls []string, opts ...Option) (*Conn, error) {
 	o := defaultOptions()
 	for _, opt := range opts {
@@ -119,22 +223,33 @@ func Dial(ctx context.Context, urls []string, opts ...Option) (*Conn, error) {
 	if len(urls) == 0 {
 		return nil, errors.New("broker: no broker URL given; pass one, e.g. " + DefaultURL)
 	}
+	c := &Conn{urls: slices.Clone(urls), opts: o, up: make(chan struct{}), done: make(chan struct{}), stop: make(chan struct{})}
 	var errs []error
-	for _, u := range urls {
-		c, err := dialOne(ctx, u, o)
+	for i, u := range urls {
+		sess, err := dialOne(ctx, u, o)
 		if err == nil {
+			sess.index = i
+			c.setSession(sess)
+			c.wg.Add(1)
+			go func() {
+				defer c.wg.Done()
+				c.supervise()
+			}()
 			return c, nil
 		}
 		errs = append(errs, err)
 		o.log.Warn().Str("url", RedactURL(u)).Err(err).Msg("broker: connection attempt failed")
 		if ctx.Err() != nil {
+			// The handshake's deadline is ctx's: say so, whatever the
+			// socket reported.
+			errs = append(errs, ctx.Err())
 			break
 		}
 	}
 	return nil, fmt.Errorf("broker: could not connect to any of %d broker URL(s); check that RabbitMQ is running (scripts/rabbitmq.sh starts one locally) and the URL, user and password are right: %w", len(urls), errors.Join(errs...))
 }
 
-func dialOne(ctx context.Context, rawURL string, o options) (*Conn, error) {
+func dialOne(ctx context.Context, rawURL string, o options) (*session, error) {
 	uri, err := amqp.ParseURI(rawURL)
 	if err != nil {
 		return nil, &redactedError{msg: fmt.Sprintf("broker: invalid URL %s", RedactURL(rawURL)), err: err, secret: passwordOf(rawURL)}
@@ -179,29 +294,21 @@ func dialOne(ctx context.Context, rawURL string, o options) (*Conn, error) {
 	if err != nil {
 		return nil, &redactedError{msg: "broker: dial " + RedactURL(rawURL), err: err, secret: secret}
 	}
-	c := &Conn{
-		amqp:   ac,
-		url:    RedactURL(rawURL),
-		secret: secret,
-		opts:   o,
-		done:   make(chan struct{}),
-	}
-	c.watch()
-	o.log.Info().Str("url", c.url).Str("connection", name).Msg("broker: connected")
-	return c, nil
+	s := &session{amqp: ac, url: RedactURL(rawURL), secret: secret, done: make(chan struct{})}
+	s.watch(o.log)
+	o.log.Info().Str("url", s.url).Str("connection", name).Msg("broker: connected")
+	return s, nil
 }
 
 // watch follows the connection's close and blocked notifications. Its
 // goroutine ends when amqp091-go closes the notification channels, which it
-// does when the connection shuts down for any reason.
-func (c *Conn) watch() {
+// does when the connection shuts down for any reason; s.done is closed then.
+func (s *session) watch(log zerolog.Logger) {
 	// Buffer 1: amqp091-go sends at most one close error, then closes.
-	closed := c.amqp.NotifyClose(make(chan *amqp.Error, 1))
+	closed := s.amqp.NotifyClose(make(chan *amqp.Error, 1))
 	// Buffer 4: blocked/unblocked arrive rarely; the loop drains them at once.
-	blocking := c.amqp.NotifyBlocked(make(chan amqp.Blocking, 4))
-	c.wg.Add(1)
+	blocking := s.amqp.NotifyBlocked(make(chan amqp.Blocking, 4))
 	go func() {
-		defer c.wg.Done()
 		for {
 			select {
 			case b, ok := <-blocking:
@@ -209,14 +316,13 @@ func (c *Conn) watch() {
 					blocking = nil
 					continue
 				}
-				c.setBlocked(b)
+				s.setBlocked(b, log)
 			case err, ok := <-closed:
 				if ok && err != nil {
-					c.closeErr = &redactedError{msg: "broker: connection to " + c.url + " closed", err: err, secret: c.secret}
-					c.opts.log.Warn().Str("url", c.url).Err(c.closeErr).Msg("broker: connection lost")
+					s.err = &redactedError{msg: "broker: connection to " + s.url + " closed", err: err, secret: s.secret}
 				}
-				c.setBlocked(amqp.Blocking{Active: false})
-				close(c.done)
+				s.setBlocked(amqp.Blocking{Active: false}, log)
+				close(s.done)
 				// Drain what amqp091-go may still deliver, so its reader never waits on us.
 				for range blocking {
 				}
@@ -226,49 +332,239 @@ func (c *Conn) watch() {
 	}()
 }
 
-func (c *Conn) setBlocked(b amqp.Blocking) {
-	c.blockedMu.Lock()
-	defer c.blockedMu.Unlock()
+func (s *session) setBlocked(b amqp.Blocking, log zerolog.Logger) {
+	s.blockedMu.Lock()
+	defer s.blockedMu.Unlock()
 	switch {
-	case b.Active && c.blocked == nil:
-		c.blocked = make(chan struct{})
-		c.opts.log.Warn().Str("url", c.url).Str("reason", b.Reason).Msg("broker: publishing blocked by the broker (resource alarm)")
-	case !b.Active && c.blocked != nil:
-		close(c.blocked)
-		c.blocked = nil
-		c.opts.log.Info().Str("url", c.url).Msg("broker: publishing unblocked")
+	case b.Active && s.blocked == nil:
+		s.blocked = make(chan struct{})
+		log.Warn().Str("url", s.url).Str("reason", b.Reason).Msg("broker: publishing blocked by the broker (resource alarm)")
+	case !b.Active && s.blocked != nil:
+		close(s.blocked)
+		s.blocked = nil
+		log.Info().Str("url", s.url).Msg("broker: publishing unblocked")
+	}
+}
+
+// setSession makes s the current session.
+func (c *Conn) setSession(s *session) {
+	c.mu.Lock()
+	c.sess = s
+	close(c.up)
+	c.mu.Unlock()
+}
+
+// supervise waits for the current session to end and dials again, until
+// Close (or at once, closing the Conn for good, without reconnection).
+func (c *Conn) supervise() {
+	for {
+		c.mu.Lock()
+		s := c.sess
+		c.mu.Unlock()
+		select {
+		case <-c.stop:
+			return
+		case <-s.done:
+		}
+		lost := s.err
+		if lost == nil {
+			lost = errors.New("broker: connection to " + s.url + " closed")
+		}
+		c.mu.Lock()
+		if c.closing {
+			c.mu.Unlock()
+			return
+		}
+		c.sess, c.up, c.lastErr = nil, make(chan struct{}), lost
+		c.mu.Unlock()
+		if !c.opts.reconnect {
+			c.opts.log.Warn().Str("url", s.url).Err(lost).Msg("broker: connection lost; reconnection is disabled")
+			c.finish(lost)
+			c.notify(StateChange{State: Closed, URL: s.url, Err: lost, Reconnects: c.reconnects.Load()})
+			return
+		}
+		c.opts.log.Warn().Str("url", s.url).Err(lost).Msg("broker: connection lost; reconnecting")
+		c.notify(StateChange{State: Disconnected, URL: s.url, Err: lost, Reconnects: c.reconnects.Load()})
+		next, ok := c.redial(s.index)
+		if !ok {
+			return // closed meanwhile
+		}
+		n := c.reconnects.Add(1)
+		c.setSession(next)
+		c.opts.log.Info().Str("url", next.url).Uint64("reconnects", n).Msg("broker: reconnected")
+		c.notify(StateChange{State: Connected, URL: next.url, Reconnects: n})
+	}
+}
+
+// redial tries the URLs in turn, starting after the one lost, with a
+// capped exponential backoff between rounds, until one answers or Close.
+func (c *Conn) redial(lost int) (*session, bool) {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = c.opts.reconnectMin
+	b.MaxInterval = c.opts.reconnectMax
+	b.MaxElapsedTime = 0 // until Close
+	b.Reset()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-c.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	for attempt := 1; ; attempt++ {
+		// One URL after another, the lost one last: another node of the
+		// cluster is likelier to answer.
+		i := (lost + attempt) % len(c.urls)
+		s, err := dialOne(ctx, c.urls[i], c.opts)
+		if err == nil {
+			s.index = i
+			c.mu.Lock()
+			closing := c.closing
+			c.mu.Unlock()
+			if closing {
+				s.amqp.Close()
+				return nil, false
+			}
+			return s, true
+		}
+		wait := b.NextBackOff()
+		c.opts.log.Warn().Str("url", RedactURL(c.urls[i])).Err(err).Int("attempt", attempt).Dur("retry_in", wait).Msg("broker: reconnection attempt failed")
+		select {
+		case <-ctx.Done():
+			return nil, false
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (c *Conn) notify(ch StateChange) {
+	for _, h := range c.opts.stateHooks {
+		h(ch)
+	}
+}
+
+// finish closes the Conn for good.
+func (c *Conn) finish(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	c.closeErr = err
+	c.closing = true
+	close(c.done)
+}
+
+// session returns the current session, or why there is none.
+func (c *Conn) session() (*session, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sess != nil {
+		return c.sess, nil
+	}
+	return nil, c.errLocked()
+}
+
+// connected returns the current session, waiting for one while
+// reconnecting, until ctx ends or the Conn is closed for good.
+func (c *Conn) connected(ctx context.Context) (*session, error) {
+	for {
+		c.mu.Lock()
+		s, up := c.sess, c.up
+		err := c.errLocked()
+		c.mu.Unlock()
+		if s != nil {
+			return s, nil
+		}
+		select {
+		case <-c.done:
+			return nil, err
+		default:
+		}
+		select {
+		case <-up:
+		case <-c.done:
+			return nil, c.Err()
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (gave up waiting: %w)", err, ctx.Err())
+		}
 	}
 }
 
 // waitUnblocked returns at once unless the broker has blocked publishing
-// (a memory or disk alarm); then it waits until the block lifts, the
-// connection closes or ctx ends.
+// (a memory or disk alarm) or the connection is being re-established; then
+// it waits until it may publish, the Conn closes or ctx ends.
 func (c *Conn) waitUnblocked(ctx context.Context) error {
-	c.blockedMu.Lock()
-	ch := c.blocked
-	c.blockedMu.Unlock()
-	if ch == nil {
-		return nil
-	}
-	select {
-	case <-ch:
-		return nil
-	case <-c.done:
-		return c.Err()
-	case <-ctx.Done():
-		return fmt.Errorf("broker: the broker blocks publishing (memory or disk alarm) and the wait ended: %w", ctx.Err())
+	for {
+		s, err := c.connected(ctx)
+		if err != nil {
+			return err
+		}
+		s.blockedMu.Lock()
+		ch := s.blocked
+		s.blockedMu.Unlock()
+		if ch == nil {
+			return nil
+		}
+		select {
+		case <-ch:
+			return nil
+		case <-s.done:
+			// Lost while blocked: wait for the next connection.
+		case <-ctx.Done():
+			return fmt.Errorf("broker: the broker blocks publishing (memory or disk alarm) and the wait ended: %w", ctx.Err())
+		}
 	}
 }
 
-// URL is the URL of the node this connection reached, password redacted.
-func (c *Conn) URL() string { return c.url }
+// URL is the URL of the node this connection reached last, password
+// redacted.
+func (c *Conn) URL() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sess != nil {
+		return c.sess.url
+	}
+	return RedactURL(c.urls[0])
+}
 
-// Done is closed when the connection is gone.
+// State says whether the Conn is connected, reconnecting or closed.
+func (c *Conn) State() State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.closing:
+		return Closed
+	case c.sess == nil:
+		return Disconnected
+	}
+	return Connected
+}
+
+// Reconnects is the number of connections made after the first.
+func (c *Conn) Reconnects() uint64 { return c.reconnects.Load() }
+
+// Done is closed when the Conn is closed for good: by Close, or when its
+// connection was lost and reconnection is disabled (WithoutReconnect).
 func (c *Conn) Done() <-chan struct{} { return c.done }
 
-// Err says why the connection is gone: ErrClosed after Close, the broker's
-// reason after a failure, nil while it is open.
+// Err is nil while connected. While reconnecting it wraps ErrDisconnected
+// and why the connection was lost; once closed for good it wraps ErrClosed
+// (and the broker's reason, after a failure).
 func (c *Conn) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sess != nil && !c.closing {
+		return nil
+	}
+	return c.errLocked()
+}
+
+func (c *Conn) errLocked() error {
 	select {
 	case <-c.done:
 		if c.closeErr != nil {
@@ -276,32 +572,89 @@ func (c *Conn) Err() error {
 		}
 		return ErrClosed
 	default:
-		return nil
 	}
+	if c.closing {
+		return ErrClosed
+	}
+	if c.lastErr != nil {
+		return fmt.Errorf("%w: %w", ErrDisconnected, c.lastErr)
+	}
+	return ErrDisconnected
 }
 
 // Close closes the connection gracefully (connection.close, waiting for
-// close-ok) and waits for its goroutines to end. Close what uses the
-// connection (publishers, pools) first.
+// close-ok), stops reconnecting, and waits for its goroutines to end.
+// Close what uses the connection (publishers, pools) first.
 func (c *Conn) Close() error {
-	err := c.amqp.Close()
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		c.wg.Wait()
+		return nil
+	}
+	c.closing = true
+	s := c.sess
+	close(c.stop)
+	c.mu.Unlock()
+	var err error
+	if s != nil {
+		err = s.amqp.Close()
+		<-s.done
+	}
 	c.wg.Wait()
+	c.mu.Lock()
+	select {
+	case <-c.done:
+	default:
+		close(c.done)
+	}
+	c.mu.Unlock()
+	c.notify(StateChange{State: Closed, Reconnects: c.reconnects.Load()})
 	if err != nil && !errors.Is(err, amqp.ErrClosed) {
-		return &redactedError{msg: "broker: close " + c.url, err: err, secret: c.secret}
+		return &redactedError{msg: "broker: close " + s.url, err: err, secret: s.secret}
 	}
 	return nil
 }
 
-// channel opens a channel, wrapping the error with what to do next.
+// channel opens a channel on the current connection, at once: while
+// reconnecting it fails with ErrDisconnected.
 func (c *Conn) channel() (*amqp.Channel, error) {
-	ch, err := c.amqp.Channel()
+	s, err := c.session()
 	if err != nil {
-		if c.amqp.IsClosed() {
-			return nil, fmt.Errorf("broker: open channel on %s: %w: %w", c.url, ErrClosed, err)
+		return nil, fmt.Errorf("broker: open channel: %w", err)
+	}
+	return s.channel()
+}
+
+// channelWait opens a channel, waiting for a connection while
+// reconnecting, until ctx ends.
+func (c *Conn) channelWait(ctx context.Context) (*amqp.Channel, error) {
+	s, err := c.connected(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("broker: open channel: %w", err)
+	}
+	return s.channel()
+}
+
+func (s *session) channel() (*amqp.Channel, error) {
+	ch, err := s.amqp.Channel()
+	if err != nil {
+		if s.amqp.IsClosed() {
+			return nil, fmt.Errorf("broker: open channel on %s: %w: %w", s.url, ErrClosed, err)
 		}
-		return nil, fmt.Errorf("broker: open channel on %s: %w", c.url, err)
+		return nil, fmt.Errorf("broker: open channel on %s: %w", s.url, err)
 	}
 	return ch, nil
+}
+
+// secretOf is the password of the current connection's URL, for redaction.
+func (c *Conn) secretOf() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sess != nil {
+		return c.sess.secret
+	}
+	return passwordOf(c.urls[0])
 }
 
 // RedactURL returns u with its password replaced by "xxxxx". Unparsable

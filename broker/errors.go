@@ -18,6 +18,9 @@ var (
 	// the job was awaiting its confirm; the job may or may not have been
 	// stored, so publish it again with the same id.
 	ErrClosed = errors.New("broker: connection or channel closed")
+	// ErrDisconnected: the connection was lost and is being re-established
+	// (see Conn); retry once it is back, or give up when ctx ends.
+	ErrDisconnected = errors.New("broker: disconnected from the broker, reconnecting")
 	// ErrNoExchange: the exchange does not exist. Apply the topology first
 	// (warren topology apply -f FILE).
 	ErrNoExchange = errors.New("broker: exchange does not exist; apply the topology first (warren topology apply -f FILE)")

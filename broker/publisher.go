@@ -28,6 +28,7 @@ type publisherOptions struct {
 	log    zerolog.Logger
 	window int
 	now    func() time.Time
+	hooks  []PublishHook
 }
 
 // WithRouter routes jobs by type, so callers need not name an exchange.
@@ -102,6 +103,7 @@ func To(exchange, routingKey string) PublishOption {
 type Publisher struct {
 	conn *Conn
 	opts publisherOptions
+	hook PublishHook // opts.hooks chained; nil when there are none
 
 	mu     sync.Mutex // serializes publishes on the channel: delivery tags follow publish order
 	ch     *confirmChannel
@@ -130,6 +132,10 @@ func (p *Publisher) SendDirectReply(ctx context.Context, env *Envelope, replyTo 
 	}
 	// Only what the caller reads: it knows the rest (id, type) from its
 	// request, and a reply nobody can store need not be persistent.
+	var done func(error)
+	if p.hook != nil {
+		done = p.startHook(ctx, KindReply, publishTarget{key: replyTo}, false, env)
+	}
 	full := env.Publishing()
 	msg := amqp.Publishing{
 		ContentType:   full.ContentType,
@@ -140,7 +146,11 @@ func (p *Publisher) SendDirectReply(ctx context.Context, env *Envelope, replyTo 
 	if len(full.Headers) > 0 {
 		msg.Headers = full.Headers
 	}
-	return p.sendDirect(ctx, replyTo, msg)
+	err := p.sendDirect(ctx, replyTo, msg)
+	if done != nil {
+		done(err)
+	}
+	return err
 }
 
 // Reply sends the reply to request (whose ReplyTo must be set): its
@@ -153,10 +163,13 @@ func (p *Publisher) Reply(ctx context.Context, request *Envelope, result any, fa
 	if request.ReplyTo == "" {
 		return fmt.Errorf("%w: job %s has no reply_to: nobody waits for its reply", ErrInvalidJob, request.ID)
 	}
-	if !IsDirectReplyTo(request.ReplyTo) || failure != nil || request.Traceparent != "" {
+	if !IsDirectReplyTo(request.ReplyTo) || failure != nil || request.Traceparent != "" || p.hook != nil {
 		r, err := NewReply(request, result, failure, now)
 		if err != nil {
 			return err
+		}
+		if p.hook != nil {
+			ctx = ContextWithKind(ctx, KindReply)
 		}
 		if IsDirectReplyTo(request.ReplyTo) {
 			return p.SendDirectReply(ctx, r, request.ReplyTo)
@@ -216,7 +229,7 @@ func NewPublisher(conn *Conn, opts ...PublisherOption) (*Publisher, error) {
 			return nil, err
 		}
 	}
-	return &Publisher{conn: conn, opts: o}, nil
+	return &Publisher{conn: conn, opts: o, hook: chainHooks(o.hooks)}, nil
 }
 
 // PublishError says which job failed to publish and why. It wraps one of
@@ -255,11 +268,55 @@ func (p *Publisher) Publish(ctx context.Context, job Job, opts ...PublishOption)
 // PublishJob is Publish returning the job's ID, generated when job.ID is
 // empty.
 func (p *Publisher) PublishJob(ctx context.Context, job Job, opts ...PublishOption) (string, error) {
-	f, err := p.start(ctx, job, opts)
+	env, err := NewEnvelope(job, p.opts.now())
 	if err != nil {
 		return job.ID, err
 	}
-	return f.env.ID, f.wait(ctx)
+	return env.ID, p.publishConfirmed(ctx, env, targetOf(opts))
+}
+
+// publishConfirmed sends env and waits for its confirm. When the
+// connection is lost before the confirm, it sends env again, with the same
+// id, once reconnected (until ctx ends): the broker may then hold it twice,
+// never not at all while this returns nil.
+func (p *Publisher) publishConfirmed(ctx context.Context, env *Envelope, t publishTarget) error {
+	for {
+		s, _ := p.conn.session()
+		f, err := p.startEnvelope(ctx, env, t)
+		if err == nil {
+			if err = f.wait(ctx); err == nil {
+				return nil
+			}
+		}
+		if !p.lostConnection(ctx, s, err) {
+			return err
+		}
+		p.opts.log.Warn().Str("job_id", env.ID).Str("job_type", env.Type).Err(err).
+			Msg("broker: connection lost before the confirm; publishing the job again once reconnected")
+	}
+}
+
+// lostConnection reports whether err came from losing the connection s
+// (or from having none): worth sending again after reconnection.
+func (p *Publisher) lostConnection(ctx context.Context, s *session, err error) bool {
+	if err == nil || ctx.Err() != nil || !errors.Is(err, ErrClosed) && !errors.Is(err, ErrDisconnected) {
+		return false
+	}
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed || p.conn.State() == Closed {
+		return false
+	}
+	if errors.Is(err, ErrDisconnected) || s == nil {
+		return true
+	}
+	select {
+	case <-s.done:
+		return true // the connection went, not just the channel
+	default:
+		return false
+	}
 }
 
 // BatchError reports the jobs of a PublishBatch that were not confirmed.
@@ -360,6 +417,7 @@ type inflight struct {
 	env     *Envelope
 	target  publishTarget
 	pending *pending
+	done    func(error) // the hooks', called once with the outcome
 }
 
 func (f *inflight) wait(ctx context.Context) error {
@@ -368,14 +426,14 @@ func (f *inflight) wait(ctx context.Context) error {
 		if err != nil {
 			return f.fail(err)
 		}
-		return nil
+		return f.end(nil)
 	case <-ctx.Done():
 		return f.fail(fmt.Errorf("gave up waiting for the broker's confirm; the job may or may not be stored, publish it again with the same id: %w", ctx.Err()))
 	}
 }
 
 func (f *inflight) fail(err error) error {
-	return &PublishError{JobID: f.env.ID, JobType: f.env.Type, Exchange: f.target.exchange, RoutingKey: f.target.key, Err: err}
+	return f.end(&PublishError{JobID: f.env.ID, JobType: f.env.Type, Exchange: f.target.exchange, RoutingKey: f.target.key, Err: err})
 }
 
 // start validates and sends a job, returning once it is on the wire.
@@ -398,11 +456,7 @@ func (p *Publisher) start(ctx context.Context, job Job, opts []PublishOption) (*
 // a message that is not a well-formed job (no id, no type) can be parked
 // as it came; AppID is set to the publisher's when empty.
 func (p *Publisher) PublishEnvelope(ctx context.Context, env *Envelope, exchange, routingKey string) error {
-	f, err := p.startEnvelope(ctx, env, publishTarget{exchange: exchange, key: routingKey, explicit: true})
-	if err != nil {
-		return err
-	}
-	return f.wait(ctx)
+	return p.publishConfirmed(ctx, env, publishTarget{exchange: exchange, key: routingKey, explicit: true})
 }
 
 // Confirmation is a publish on the wire, awaiting the broker's outcome.
@@ -447,13 +501,17 @@ func (p *Publisher) startEnvelope(ctx context.Context, env *Envelope, t publishT
 		}
 		f.target = publishTarget{exchange: ex, key: key, explicit: true}
 	}
+	if p.hook != nil {
+		f.done = p.startHook(ctx, KindFromContext(ctx), f.target, true, env)
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, f.fail(err)
 	}
-	if err := p.checkExchange(ctx, f.target.exchange); err != nil {
+	// Connected and not blocked first: the exchange check needs a channel.
+	if err := p.conn.waitUnblocked(ctx); err != nil {
 		return nil, f.fail(err)
 	}
-	if err := p.conn.waitUnblocked(ctx); err != nil {
+	if err := p.checkExchange(ctx, f.target.exchange); err != nil {
 		return nil, f.fail(err)
 	}
 	pd, err := p.send(ctx, f.target, env.Publishing(), env.ID)

@@ -18,9 +18,13 @@ const maxBrowse = 65535
 // unless the caller settles it, and everything else returned with one
 // nack, in order, by release. Browse, Replay and Purge share it.
 type held struct {
+	conn  *broker.Conn
+	queue string
 	c     *broker.Consumer // nil when the queue was empty
+	start int              // messages in the queue at the start
 	total int
 	read  int
+	got   []*broker.Delivery // every delivery read, to count those removed
 }
 
 func hold(ctx context.Context, conn *broker.Conn, queue string, opts ...broker.ConsumeOption) (*held, error) {
@@ -33,7 +37,7 @@ func hold(ctx context.Context, conn *broker.Conn, queue string, opts ...broker.C
 		}
 		return nil, fmt.Errorf("deadletter: %w", err)
 	}
-	h := &held{total: min(info.Messages, maxBrowse)}
+	h := &held{conn: conn, queue: queue, start: info.Messages, total: min(info.Messages, maxBrowse)}
 	if h.total == 0 {
 		return h, nil
 	}
@@ -57,6 +61,7 @@ func (h *held) next(ctx context.Context) (*broker.Delivery, error) {
 		return nil, ctx.Err()
 	}
 	h.read++
+	h.got = append(h.got, dl)
 	return dl, nil
 }
 
@@ -75,7 +80,41 @@ func (h *held) release(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("deadletter: %w", err)
 	}
+	h.settle(cctx)
 	return nil
+}
+
+// settle waits, briefly, until the queue counts again what was returned
+// to it: a quorum queue applies a requeue through its log, after the
+// channel has answered, and the next reader would take its count too early
+// and miss jobs. Others' consumers or arrivals only make the wait end
+// sooner or later; it gives up after three seconds.
+func (h *held) settle(ctx context.Context) {
+	removed := 0
+	for _, dl := range h.got {
+		if dl.Settled() {
+			removed++
+		}
+	}
+	want := h.start - removed
+	if removed == len(h.got) {
+		return // nothing returned
+	}
+	d := broker.NewDeclarer(h.conn)
+	defer d.Close()
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	for {
+		info, err := d.QueueInfo(ctx, h.queue)
+		if err != nil || info.Messages >= want {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // Browse reads the messages of queue without removing any: it consumes up

@@ -25,6 +25,7 @@ func (h *held) nextRaw(ctx context.Context) (*broker.Delivery, amqp.Publishing, 
 		return nil, amqp.Publishing{}, ctx.Err()
 	}
 	h.read++
+	h.got = append(h.got, dl)
 	return dl, msg, nil
 }
 

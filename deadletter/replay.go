@@ -214,7 +214,7 @@ func send(ctx context.Context, pub *broker.Publisher, dl *broker.Delivery, e Ent
 	if broker.IsDirectReplyTo(r.ReplyTo) {
 		r.ReplyTo = "" // the caller that waited is gone
 	}
-	conf, err := pub.SendEnvelope(ctx, &r, exchange, key)
+	conf, err := pub.SendEnvelope(broker.ContextWithKind(ctx, broker.KindReplay), &r, exchange, key)
 	if err != nil {
 		return sent{}, err
 	}

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/rs/zerolog"
 
 	"github.com/warrenmq/warren/broker"
@@ -59,6 +61,21 @@ type queueRun struct {
 	log    zerolog.Logger
 	policy sync.Map // job type -> topology.RetryPolicy
 	topo   *topology.Topology
+
+	mu       sync.Mutex
+	consumer *broker.Consumer // the current one, nil between two
+}
+
+func (q *queueRun) current() *broker.Consumer {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.consumer
+}
+
+func (q *queueRun) setCurrent(c *broker.Consumer) {
+	q.mu.Lock()
+	q.consumer = c
+	q.mu.Unlock()
 }
 
 func (q *queueRun) retryPolicy(jobType string) topology.RetryPolicy {
@@ -155,9 +172,16 @@ const (
 	fieldClass   = "error_class"
 )
 
-// Run consumes until ctx ends, then shuts down and returns nil; it returns
-// an error when a consumer cannot start or stops on its own (its queue was
-// deleted, the connection was lost). A pool runs once.
+// Run consumes until ctx ends, then shuts down and returns nil. It returns
+// an error when a consumer cannot start (its queue is missing: apply the
+// topology), when the broker cancels one (its queue was deleted), or when
+// the connection is closed for good. A pool runs once.
+//
+// A consumer whose channel or connection is lost is started again, on the
+// connection the Conn re-establishes: the jobs it had delivered and not
+// settled are requeued by the broker and delivered again (their handlers,
+// if still running, finish, but their acks fail: a delivery is never
+// settled on another channel than its own). Ready reports false meanwhile.
 //
 // Shutdown, in order:
 //  1. the consumers are cancelled: the broker sends nothing more;
@@ -177,76 +201,37 @@ func (p *Pool) Run(ctx context.Context) error {
 	if !p.running.CompareAndSwap(false, true) {
 		return errors.New("worker: Run called twice; build a new pool")
 	}
-	consumers := make([]*broker.Consumer, 0, len(p.queues))
-	closeAll := func() error {
-		var errs []error
-		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		for _, c := range consumers {
-			if err := c.Close(cctx); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		if p.ownPub {
-			if err := p.pub.Close(cctx); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		return errors.Join(errs...)
-	}
-	for _, q := range p.queues {
-		c, err := broker.Consume(ctx, p.conn, q.queue.Name,
-			broker.WithPrefetch(q.cfg.prefetch),
-			broker.WithConsumerLogger(q.log))
-		if err != nil {
-			return errors.Join(fmt.Errorf("worker: %w", err), closeAll())
-		}
-		consumers = append(consumers, c)
-		p.consuming.Add(1)
-	}
 	defer p.stopping.Store(true)
+	// The first consumers start here, so a missing queue fails Run at once.
+	first := make([]*broker.Consumer, len(p.queues))
+	for i, q := range p.queues {
+		c, err := p.consume(ctx, q)
+		if err != nil {
+			for _, c := range first[:i] {
+				p.closeConsumer(c)
+			}
+			return errors.Join(fmt.Errorf("worker: %w", err), p.closePublisher())
+		}
+		first[i] = c
+	}
 	p.opts.log.Info().Int("queues", len(p.queues)).Msg("worker: pool running")
 
 	// stopCtx ends when the pool starts shutting down (ctx ended or a
-	// consumer failed); jobCtx ends at the shutdown deadline, to make the
-	// handlers still running give up.
+	// consumer failed for good); jobCtx ends at the shutdown deadline, to
+	// make the handlers still running give up.
 	stopCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	jobCtx, abandon := context.WithCancel(context.WithoutCancel(ctx))
 	defer abandon()
 
-	var handlers sync.WaitGroup
-	failed := make(chan error, len(consumers)) // one per consumer at most
+	var handlers, loops sync.WaitGroup
+	failed := make(chan error, len(p.queues)) // one per queue at most
 	for i, q := range p.queues {
-		c := consumers[i]
-		var workers sync.WaitGroup
-		for range q.cfg.concurrency {
-			workers.Add(1)
-			handlers.Add(1)
-			go func() {
-				defer handlers.Done()
-				defer workers.Done()
-				for stopCtx.Err() == nil {
-					d, ok := c.Next(stopCtx)
-					if !ok {
-						return
-					}
-					p.process(jobCtx, q, d)
-				}
-			}()
-		}
-		// A consumer that ends while the pool is not stopping has failed.
-		handlers.Add(1)
+		loops.Add(1)
 		go func() {
-			defer handlers.Done()
-			workers.Wait()
-			if stopCtx.Err() == nil {
-				err := c.Err()
-				if err == nil {
-					err = broker.ErrConsumerCancelled
-				}
-				p.consuming.Add(-1)
-				failed <- fmt.Errorf("worker: queue %q stopped: %w", q.queue.Name, err)
+			defer loops.Done()
+			if err := p.serve(stopCtx, jobCtx, q, first[i], &handlers); err != nil {
+				failed <- err
 				stop()
 			}
 		}()
@@ -263,13 +248,7 @@ func (p *Pool) Run(ctx context.Context) error {
 	}
 
 	// 1. Stop the deliveries.
-	cancelCtx, cancelDone := context.WithTimeout(context.Background(), 10*time.Second)
-	for _, c := range consumers {
-		if err := c.Cancel(cancelCtx); err != nil {
-			p.opts.log.Warn().Err(err).Msg("worker: cancel consumer")
-		}
-	}
-	cancelDone()
+	p.cancelConsumers()
 
 	// 2. Let the handlers finish within the deadline.
 	var shutdownErr error
@@ -280,19 +259,134 @@ func (p *Pool) Run(ctx context.Context) error {
 			shutdownErr = errors.New("worker: handlers still running after their ctx was cancelled; their jobs return to the queue when the channels close, and may run twice")
 		}
 	}
+	loops.Wait()
+	// A consumer started again just as the pool stopped is cancelled too.
+	p.cancelConsumers()
 
 	// 3. Return what was prefetched and not started.
-	for i, c := range consumers {
-		n := p.requeueRest(p.queues[i], c)
-		if n > 0 {
-			p.queues[i].log.Debug().Int("jobs", n).Msg("worker: returned prefetched jobs to the queue")
+	for _, q := range p.queues {
+		if c := q.current(); c != nil {
+			if n := p.requeueRest(q, c); n > 0 {
+				q.log.Debug().Int("jobs", n).Msg("worker: returned prefetched jobs to the queue")
+			}
 		}
 	}
 
 	// 4. Last acks, graceful close.
-	err := closeAll()
+	var errs []error
+	for _, q := range p.queues {
+		if c := q.current(); c != nil {
+			if err := p.closeConsumer(c); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	errs = append(errs, p.closePublisher())
 	p.opts.log.Info().Msg("worker: pool stopped")
-	return errors.Join(runErr, shutdownErr, err)
+	return errors.Join(runErr, shutdownErr, errors.Join(errs...))
+}
+
+// serve runs q's handlers on c's deliveries, and on those of the
+// consumers that replace it when its channel or connection is lost, until
+// stopCtx ends (nil) or the queue cannot be consumed any more (the error).
+func (p *Pool) serve(stopCtx, jobCtx context.Context, q *queueRun, c *broker.Consumer, handlers *sync.WaitGroup) error {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 100*time.Millisecond, 10*time.Second, 0
+	for {
+		q.setCurrent(c)
+		p.consuming.Add(1)
+		var workers sync.WaitGroup
+		for range q.cfg.concurrency {
+			workers.Add(1)
+			handlers.Add(1)
+			go func() {
+				defer handlers.Done()
+				defer workers.Done()
+				for stopCtx.Err() == nil {
+					d, ok := c.Next(stopCtx)
+					if !ok {
+						return
+					}
+					p.process(jobCtx, q, d)
+				}
+			}()
+		}
+		workers.Wait()
+		p.consuming.Add(-1)
+		if stopCtx.Err() != nil {
+			return nil // Run's shutdown settles and closes c
+		}
+		err := c.Err()
+		switch {
+		case err == nil || errors.Is(err, broker.ErrConsumerCancelled):
+			// Cancelled by the broker: the queue was deleted.
+			return fmt.Errorf("worker: queue %q stopped: %w", q.queue.Name, cmp.Or(err, broker.ErrConsumerCancelled))
+		case p.conn.State() == broker.Closed:
+			return fmt.Errorf("worker: queue %q stopped: %w", q.queue.Name, p.conn.Err())
+		}
+		// The channel or the connection was lost: its deliveries are back
+		// in the queue. Consume again, once the Conn is back.
+		q.log.Warn().Err(err).Msg("worker: consumer lost; consuming again")
+		p.closeConsumer(c)
+		q.setCurrent(nil)
+		for {
+			wait := b.NextBackOff()
+			select {
+			case <-stopCtx.Done():
+				return nil
+			case <-time.After(wait):
+			}
+			next, err := p.consume(stopCtx, q)
+			if err == nil {
+				c = next
+				q.log.Info().Msg("worker: consuming again")
+				break
+			}
+			if stopCtx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, broker.ErrNoQueue) || p.conn.State() == broker.Closed {
+				return fmt.Errorf("worker: queue %q: %w", q.queue.Name, err)
+			}
+			q.log.Warn().Err(err).Dur("retry_in", wait).Msg("worker: could not consume again; retrying")
+		}
+		b.Reset()
+	}
+}
+
+// consume starts a consumer of q.
+func (p *Pool) consume(ctx context.Context, q *queueRun) (*broker.Consumer, error) {
+	return broker.Consume(ctx, p.conn, q.queue.Name,
+		broker.WithPrefetch(q.cfg.prefetch),
+		broker.WithConsumerLogger(q.log))
+}
+
+// cancelConsumers stops the deliveries of the current consumers.
+func (p *Pool) cancelConsumers() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, q := range p.queues {
+		if c := q.current(); c != nil {
+			if err := c.Cancel(ctx); err != nil {
+				q.log.Warn().Err(err).Msg("worker: cancel consumer")
+			}
+		}
+	}
+}
+
+func (p *Pool) closeConsumer(c *broker.Consumer) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return c.Close(ctx)
+}
+
+func (p *Pool) closePublisher() error {
+	if !p.ownPub {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return p.pub.Close(ctx)
 }
 
 // requeueRest returns to the queue the deliveries c received and no

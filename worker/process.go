@@ -7,6 +7,8 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/topology"
 )
@@ -25,6 +27,37 @@ const crashLoopWarning = 3
 func (p *Pool) process(ctx context.Context, q *queueRun, d *broker.Delivery) {
 	env := d.Envelope
 	out := Outcome{Queue: q.queue.Name, JobID: env.ID, JobType: env.Type, Attempt: max(env.Attempt, 1)}
+	var policy topology.RetryPolicy
+	if d.Err == nil {
+		// Not for a malformed message: its type may be anything.
+		policy = q.retryPolicy(env.Type)
+	}
+	job := &Job{
+		ID:            env.ID,
+		Type:          env.Type,
+		Queue:         q.queue.Name,
+		Attempt:       out.Attempt,
+		MaxAttempts:   policy.MaxAttempts,
+		CorrelationID: env.CorrelationID,
+		ReplyTo:       env.ReplyTo,
+		Headers:       env.Headers,
+		PublishedAt:   env.Timestamp,
+		Redelivered:   d.Redelivered,
+		Envelope:      env,
+		limits:        p.opts.limits,
+	}
+	if p.opts.jobHook != nil {
+		// The hook's ctx (a span's) is the parent of everything the
+		// delivery leads to: the handler, and the publishes of its retry,
+		// dead letter or reply.
+		jctx, done := p.opts.jobHook(ctx, job, Source{Exchange: d.Exchange, RoutingKey: d.RoutingKey})
+		if jctx != nil {
+			ctx = jctx
+		}
+		if done != nil {
+			defer func() { done(out) }()
+		}
+	}
 
 	// Messages that cannot be jobs, and bodies over the limit, are parked
 	// before any handler or decoder sees them.
@@ -45,31 +78,16 @@ func (p *Pool) process(ctx context.Context, q *queueRun, d *broker.Delivery) {
 		} else {
 			out.Status = Expired
 		}
-		q.log.Debug().Str(fieldJobID, env.ID).Str(fieldJobType, env.Type).Time("deadline", env.Deadline).
+		jobFields(q.log.Debug(), env, out.Attempt).Time("deadline", env.Deadline).
 			Msg("worker: request expired before it started; its caller gave up")
 		p.observe(out)
 		return
 	}
 
-	policy := q.retryPolicy(env.Type)
-	job := &Job{
-		ID:            env.ID,
-		Type:          env.Type,
-		Queue:         q.queue.Name,
-		Attempt:       out.Attempt,
-		MaxAttempts:   policy.MaxAttempts,
-		CorrelationID: env.CorrelationID,
-		ReplyTo:       env.ReplyTo,
-		Headers:       env.Headers,
-		PublishedAt:   env.Timestamp,
-		Redelivered:   d.Redelivered,
-		Envelope:      env,
-		limits:        p.opts.limits,
-	}
 	if d.DeliveryCount >= crashLoopWarning {
 		// Shutdowns return prefetched jobs too, so one or two earlier
 		// deliveries are normal; more suggest a job that crashes workers.
-		q.log.Warn().Str(fieldJobID, env.ID).Str(fieldJobType, env.Type).Int("delivery_count", d.DeliveryCount).
+		jobFields(q.log.Warn(), env, out.Attempt).Int("delivery_count", d.DeliveryCount).
 			Msg("worker: job delivered again and again without being settled: does it crash its worker? the queue's delivery limit will dead-letter it")
 	}
 
@@ -92,7 +110,7 @@ func (p *Pool) process(ctx context.Context, q *queueRun, d *broker.Delivery) {
 			p.deadLetter(ctx, q, d, &out, ClassReply, fmt.Errorf("worker: the result could not be delivered to reply_to %q (no such queue?): %w", env.ReplyTo, rerr))
 			return
 		case rerr != nil:
-			q.log.Error().Err(rerr).Str(fieldJobID, env.ID).Msg("worker: could not publish the reply; returning the job to the queue")
+			jobFields(q.log.Error().Err(rerr), env, out.Attempt).Msg("worker: could not publish the reply; returning the job to the queue")
 			out.Err = rerr
 			p.pauseThenRequeue(ctx, q, d, &out)
 			return
@@ -100,13 +118,13 @@ func (p *Pool) process(ctx context.Context, q *queueRun, d *broker.Delivery) {
 	}
 	if err == nil {
 		if aerr := d.Ack(); aerr != nil {
-			q.log.Warn().Err(aerr).Str(fieldJobID, env.ID).Msg("worker: ack failed; the broker will deliver the job again")
+			jobFields(q.log.Warn().Err(aerr), env, out.Attempt).Msg("worker: ack failed; the broker will deliver the job again")
 			out.Status, out.Err = Requeued, aerr
 			p.observe(out)
 			return
 		}
 		out.Status = Succeeded
-		q.log.Debug().Str(fieldJobID, env.ID).Str(fieldJobType, env.Type).Int(fieldAttempt, out.Attempt).Dur("duration", out.Duration).Msg("worker: job done")
+		jobFields(q.log.Debug(), env, out.Attempt).Dur("duration", out.Duration).Msg("worker: job done")
 		p.observe(out)
 		return
 	}
@@ -220,10 +238,10 @@ func (p *Pool) retry(ctx context.Context, q *queueRun, d *broker.Delivery, out *
 	out.Class, out.Err, out.RetryIn = class, cause, delay
 	exchange, key, err := topology.DelayRoute(q.queue.Name, delay)
 	if err == nil {
-		err = p.pub.PublishEnvelope(ctx, e, exchange, key)
+		err = p.pub.PublishEnvelope(broker.ContextWithKind(ctx, broker.KindRetry), e, exchange, key)
 	}
 	if err != nil {
-		q.log.Error().Err(err).Str(fieldJobID, e.ID).Str(fieldJobType, e.Type).
+		jobFields(q.log.Error().Err(err), d.Envelope, out.Attempt).
 			Msg("worker: could not publish the retry; returning the job to the queue")
 		out.Err = errors.Join(cause, err)
 		p.pauseThenRequeue(ctx, q, d, out)
@@ -232,10 +250,10 @@ func (p *Pool) retry(ctx context.Context, q *queueRun, d *broker.Delivery, out *
 	if err := d.Ack(); err != nil {
 		// The retry is stored; the original comes back too: a duplicate,
 		// which handlers tolerate, never a loss.
-		q.log.Warn().Err(err).Str(fieldJobID, e.ID).Msg("worker: ack after retry failed; the job may run twice")
+		jobFields(q.log.Warn().Err(err), d.Envelope, out.Attempt).Msg("worker: ack after retry failed; the job may run twice")
 	}
 	out.Status = Retried
-	q.log.Debug().Err(cause).Str(fieldJobID, e.ID).Str(fieldJobType, e.Type).Int(fieldAttempt, out.Attempt).
+	jobFields(q.log.Debug().Err(cause), d.Envelope, out.Attempt).
 		Str(fieldClass, class).Dur("retry_in", delay).Msg("worker: job failed; retrying")
 	p.observe(*out)
 }
@@ -249,7 +267,7 @@ func (p *Pool) deadLetter(ctx context.Context, q *queueRun, d *broker.Delivery, 
 	if exchange == "" {
 		// The file turned dead-lettering off: the broker decides (it drops
 		// the job, or dead-letters it by a policy).
-		q.log.Error().Err(cause).Str(fieldJobID, e.ID).Str(fieldJobType, e.Type).Str(fieldClass, class).
+		jobFields(q.log.Error().Err(cause), d.Envelope, out.Attempt).Str(fieldClass, class).
 			Msg("worker: job failed for good and its queue has no dead-letter target; rejecting it")
 		p.replyFailure(ctx, q, d, e, out, class)
 		if err := d.Reject(); err != nil {
@@ -262,8 +280,8 @@ func (p *Pool) deadLetter(ctx context.Context, q *queueRun, d *broker.Delivery, 
 	if key == "" {
 		key = d.RoutingKey // RabbitMQ's rule when x-dead-letter-routing-key is not set
 	}
-	if err := p.pub.PublishEnvelope(ctx, e, exchange, key); err != nil {
-		q.log.Error().Err(err).Str(fieldJobID, e.ID).Str(fieldJobType, e.Type).
+	if err := p.pub.PublishEnvelope(broker.ContextWithKind(ctx, broker.KindDeadLetter), e, exchange, key); err != nil {
+		jobFields(q.log.Error().Err(err), d.Envelope, out.Attempt).
 			Msg("worker: could not publish to the dead-letter queue; returning the job to the queue")
 		out.Err = errors.Join(cause, err)
 		p.pauseThenRequeue(ctx, q, d, out)
@@ -273,10 +291,10 @@ func (p *Pool) deadLetter(ctx context.Context, q *queueRun, d *broker.Delivery, 
 	// is told ("in a dead-letter queue") is true.
 	p.replyFailure(ctx, q, d, e, out, class)
 	if err := d.Ack(); err != nil {
-		q.log.Warn().Err(err).Str(fieldJobID, e.ID).Msg("worker: ack after dead-lettering failed; the job may be parked twice")
+		jobFields(q.log.Warn().Err(err), d.Envelope, out.Attempt).Msg("worker: ack after dead-lettering failed; the job may be parked twice")
 	}
 	out.Status = DeadLettered
-	q.log.Debug().Err(cause).Str(fieldJobID, e.ID).Str(fieldJobType, e.Type).Int(fieldAttempt, out.Attempt).
+	jobFields(q.log.Debug().Err(cause), d.Envelope, out.Attempt).
 		Str(fieldClass, class).Str("dead_letter_exchange", exchange).Msg("worker: job dead-lettered")
 	p.observe(*out)
 }
@@ -293,15 +311,17 @@ func (p *Pool) pauseThenRequeue(ctx context.Context, q *queueRun, d *broker.Deli
 
 func (p *Pool) requeue(q *queueRun, d *broker.Delivery, out *Outcome) {
 	if err := d.Requeue(); err != nil {
-		q.log.Warn().Err(err).Str(fieldJobID, out.JobID).Msg("worker: requeue failed; the broker returns the job when the channel closes")
+		jobFields(q.log.Warn().Err(err), d.Envelope, out.Attempt).Msg("worker: requeue failed; the broker returns the job when the channel closes")
+	} else {
+		jobFields(q.log.Debug(), d.Envelope, out.Attempt).Msg("worker: job returned to its queue")
 	}
 	out.Status = Requeued
 	p.observe(*out)
 }
 
 func (p *Pool) observe(o Outcome) {
-	if p.opts.observer != nil {
-		p.opts.observer(o)
+	for _, fn := range p.opts.observers {
+		fn(o)
 	}
 }
 
@@ -316,7 +336,7 @@ func (p *Pool) sendReply(ctx context.Context, q *queueRun, request *broker.Envel
 	if err := p.pub.Reply(ctx, request, result, failure, p.opts.now()); err != nil {
 		return false, err
 	}
-	q.log.Debug().Str(fieldJobID, request.ID).Str("reply_to", request.ReplyTo).Msg("worker: reply sent")
+	jobFields(q.log.Debug(), request, max(request.Attempt, 1)).Str("reply_to", request.ReplyTo).Msg("worker: reply sent")
 	return true, nil
 }
 
@@ -328,7 +348,60 @@ func (p *Pool) replyFailure(ctx context.Context, q *queueRun, d *broker.Delivery
 	}
 	replied, err := p.sendReply(ctx, q, d.Envelope, nil, e.Failure)
 	if err != nil {
-		q.log.Warn().Err(err).Str(fieldJobID, e.ID).Msg("worker: could not send the failure to the job's caller")
+		jobFields(q.log.Warn().Err(err), d.Envelope, out.Attempt).Msg("worker: could not send the failure to the job's caller")
 	}
 	out.Replied = replied
+}
+
+// Log fields of a job, with those of pool.go (fieldJobID, …).
+const (
+	fieldCorrelationID = "correlation_id"
+	fieldTraceID       = "trace_id"
+)
+
+// jobFields adds to e the fields every line about a job carries: job_id,
+// job_type, attempt, correlation_id when set, trace_id when the job has a
+// trace context (the queue is on the queue's logger already). Nothing is
+// done, and nothing allocated, when e's level is disabled.
+func jobFields(e *zerolog.Event, env *broker.Envelope, attempt int) *zerolog.Event {
+	if !e.Enabled() {
+		return e
+	}
+	e = e.Str(fieldJobID, env.ID).Str(fieldJobType, env.Type).Int(fieldAttempt, attempt)
+	if env.CorrelationID != "" {
+		e = e.Str(fieldCorrelationID, env.CorrelationID)
+	}
+	if id := traceID(env.Traceparent); id != "" {
+		e = e.Str(fieldTraceID, id)
+	}
+	return e
+}
+
+// traceID returns the trace id of a W3C traceparent
+// ("00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>"), "" when it
+// has none that is valid.
+func traceID(traceparent string) string {
+	const idEnd = 3 + 32
+	if len(traceparent) < 55 || traceparent[2] != '-' || traceparent[idEnd] != '-' || traceparent[:2] == "ff" {
+		return ""
+	}
+	if len(traceparent) > 55 && (traceparent[:2] == "00" || traceparent[55] != '-') {
+		return "" // version 00 has exactly four fields; later ones may add more
+	}
+	id := traceparent[3:idEnd]
+	zero := true
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case c == '0':
+		case '1' <= c && c <= '9', 'a' <= c && c <= 'f':
+			zero = false
+		default:
+			return ""
+		}
+	}
+	if zero {
+		return ""
+	}
+	return id
 }

@@ -119,7 +119,9 @@ func (g *globals) brokerURLs() []string {
 
 // dial connects to the first answering URL.
 func (g *globals) dial(ctx context.Context) (*broker.Conn, error) {
-	return broker.Dial(ctx, g.brokerURLs(), broker.WithName(g.name), broker.WithLogger(g.logger()))
+	// A command runs once: a lost connection ends it with a clear error
+	// (what it moved so far is reported) rather than a wait.
+	return broker.Dial(ctx, g.brokerURLs(), broker.WithName(g.name), broker.WithLogger(g.logger()), broker.WithoutReconnect())
 }
 
 // topologyFlag adds -f/--file with its environment fallback.

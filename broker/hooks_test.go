@@ -1,0 +1,359 @@
+package broker_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/internal/brokertest"
+)
+
+// hookLog records what hooks see, as lines such as
+// "a start job x.1/k confirmed=true email.send" and "a done <nil>".
+type hookLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *hookLog) add(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, fmt.Sprintf(format, args...))
+}
+
+// take returns the lines recorded since the last take.
+func (l *hookLog) take() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lines := l.lines
+	l.lines = nil
+	return lines
+}
+
+type ctxMark struct{}
+
+// hook returns a publish hook named name. It marks the ctx it returns with
+// its name, and records the mark it was given, so the chaining shows.
+func (l *hookLog) hook(name, exchange string) broker.PublishHook {
+	return func(ctx context.Context, info broker.PublishInfo, env *broker.Envelope) (context.Context, func(error)) {
+		from, _ := ctx.Value(ctxMark{}).(string)
+		dest := strings.Replace(info.Exchange, exchange, "X", 1) + "/" + info.RoutingKey
+		l.add("%s start %s %s confirmed=%t %s from=%q", name, info.Kind, dest, info.Confirmed, env.Type, from)
+		return context.WithValue(ctx, ctxMark{}, name), func(err error) { l.add("%s done %s", name, outcome(err)) }
+	}
+}
+
+func outcome(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, broker.ErrUnroutable):
+		return "unroutable"
+	case errors.Is(err, broker.ErrReplyTimeout):
+		return "timeout"
+	case errors.Is(err, broker.ErrNoExchange):
+		return "no-exchange"
+	}
+	var re *broker.RemoteError
+	if errors.As(err, &re) {
+		return "remote"
+	}
+	return "error: " + err.Error()
+}
+
+// TestPublishHooks checks that every kind of publish calls the hooks once
+// before it is built and once with its outcome, in the documented order.
+func TestPublishHooks(t *testing.T) {
+	conn := dial(t)
+	exchange, queue := setup(t, nil)
+	var log hookLog
+	p := newPublisher(t, conn, broker.WithPublishHook(log.hook("a", exchange)), broker.WithPublishHook(log.hook("b", exchange)))
+	ctx := brokertest.Context(t, 30*time.Second)
+	to := broker.To(exchange, "k")
+
+	tests := []struct {
+		name    string
+		publish func(t *testing.T) error
+		want    []string
+	}{
+		{
+			name:    "Publish",
+			publish: func(t *testing.T) error { return p.Publish(ctx, broker.Job{Type: "email.send"}, to) },
+			want: []string{
+				`a start job X/k confirmed=true email.send from=""`,
+				`b start job X/k confirmed=true email.send from="a"`,
+				"b done ok",
+				"a done ok",
+			},
+		},
+		{
+			name: "PublishBatch",
+			publish: func(t *testing.T) error {
+				return p.PublishBatch(ctx, []broker.Job{{Type: "one"}, {Type: "two"}}, to)
+			},
+			want: []string{
+				`a start job X/k confirmed=true one from=""`,
+				`b start job X/k confirmed=true one from="a"`,
+				`a start job X/k confirmed=true two from=""`,
+				`b start job X/k confirmed=true two from="a"`,
+				"b done ok", "a done ok",
+				"b done ok", "a done ok",
+			},
+		},
+		{
+			name: "PublishEnvelope marked as a retry",
+			publish: func(t *testing.T) error {
+				env, err := broker.NewEnvelope(broker.Job{Type: "email.send"}, time.Now())
+				if err != nil {
+					t.Fatal(err)
+				}
+				return p.PublishEnvelope(broker.ContextWithKind(ctx, broker.KindRetry), env, exchange, "k")
+			},
+			want: []string{
+				`a start retry X/k confirmed=true email.send from=""`,
+				`b start retry X/k confirmed=true email.send from="a"`,
+				"b done ok", "a done ok",
+			},
+		},
+		{
+			name: "SendEnvelope reports at Wait",
+			publish: func(t *testing.T) error {
+				env, err := broker.NewEnvelope(broker.Job{Type: "email.send"}, time.Now())
+				if err != nil {
+					t.Fatal(err)
+				}
+				c, err := p.SendEnvelope(broker.ContextWithKind(ctx, broker.KindReplay), env, exchange, "k")
+				if err != nil {
+					return err
+				}
+				if got := log.take(); len(got) != 2 {
+					t.Errorf("before Wait, the hooks saw %q; want the two starts only", got)
+				}
+				return c.Wait(ctx)
+			},
+			want: []string{"b done ok", "a done ok"},
+		},
+		{
+			name: "unroutable",
+			publish: func(t *testing.T) error {
+				if err := p.Publish(ctx, broker.Job{Type: "lost"}, broker.To(exchange, "nobody")); !errors.Is(err, broker.ErrUnroutable) {
+					t.Errorf("Publish: %v, want ErrUnroutable", err)
+				}
+				return nil
+			},
+			want: []string{
+				`a start job X/nobody confirmed=true lost from=""`,
+				`b start job X/nobody confirmed=true lost from="a"`,
+				"b done unroutable", "a done unroutable",
+			},
+		},
+		{
+			name: "missing exchange",
+			publish: func(t *testing.T) error {
+				if err := p.Publish(ctx, broker.Job{Type: "lost"}, broker.To(exchange+".missing", "k")); !errors.Is(err, broker.ErrNoExchange) {
+					t.Errorf("Publish: %v, want ErrNoExchange", err)
+				}
+				return nil
+			},
+			want: []string{
+				`a start job X.missing/k confirmed=true lost from=""`,
+				`b start job X.missing/k confirmed=true lost from="a"`,
+				"b done no-exchange", "a done no-exchange",
+			},
+		},
+		{
+			name: "no route: no hook",
+			publish: func(t *testing.T) error {
+				if err := p.Publish(ctx, broker.Job{Type: "unrouted"}); !errors.Is(err, broker.ErrNoRoute) {
+					t.Errorf("Publish: %v, want ErrNoRoute", err)
+				}
+				return nil
+			},
+			want: nil,
+		},
+		{
+			name: "Reply to a queue",
+			publish: func(t *testing.T) error {
+				request := &broker.Envelope{ID: "req-1", Type: "quote", ReplyTo: queue}
+				return p.Reply(ctx, request, 42, nil, time.Now())
+			},
+			want: []string{
+				fmt.Sprintf(`a start reply /%s confirmed=true quote.reply from=""`, queue),
+				fmt.Sprintf(`b start reply /%s confirmed=true quote.reply from="a"`, queue),
+				"b done ok", "a done ok",
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			log.take()
+			if err := tt.publish(t); err != nil {
+				t.Fatalf("publish: %v", err)
+			}
+			if diff := cmp.Diff(tt.want, log.take()); diff != "" {
+				t.Errorf("hook calls (-want +got):\n%s", diff)
+			}
+		})
+	}
+	if n := brokertest.Depth(t, queue); n != 6 {
+		t.Errorf("queue holds %d messages, want 6 (the hooks must not change what is published)", n)
+	}
+}
+
+// TestPublishHookWritesTraceContext checks that what a hook writes into
+// the envelope is on the wire: the hook runs before the message is built.
+func TestPublishHookWritesTraceContext(t *testing.T) {
+	conn := dial(t)
+	exchange, queue := setup(t, nil)
+	const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	p := newPublisher(t, conn, broker.WithPublishHook(func(ctx context.Context, _ broker.PublishInfo, env *broker.Envelope) (context.Context, func(error)) {
+		env.Traceparent, env.Tracestate = traceparent, "vendor=1"
+		return nil, nil // both may be nil
+	}))
+	if err := p.Publish(brokertest.Context(t, 10*time.Second), broker.Job{Type: "traced"}, broker.To(exchange, "k")); err != nil {
+		t.Fatal(err)
+	}
+	d := brokertest.Get(t, queue, 5*time.Second)
+	if d.Headers["traceparent"] != traceparent || d.Headers["tracestate"] != "vendor=1" {
+		t.Errorf("headers %v: want the hook's trace context", d.Headers)
+	}
+}
+
+// TestCallAndReplyHooks checks the call hook around Call (a result, a
+// remote error, a timeout) and the publish hook on the replies, written to
+// direct reply-to without a confirm.
+func TestCallAndReplyHooks(t *testing.T) {
+	conn := dial(t)
+	exchange, queue := setup(t, nil)
+	var calls, replies hookLog
+	pub := newPublisher(t, conn, broker.WithPublishHook(replies.hook("pub", exchange)))
+	caller, err := broker.NewCaller(dial(t), broker.WithCallHook(broker.CallHook(calls.hook("call", exchange))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { caller.Close() })
+	ctx := brokertest.Context(t, 30*time.Second)
+
+	// A responder: "fail" jobs get an error reply, others a result.
+	c := consume(t, conn, queue)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			d, ok := c.Next(ctx)
+			if !ok {
+				return
+			}
+			var failure *broker.Failure
+			if d.Envelope.Type == "fail" {
+				failure = &broker.Failure{Error: "no", Class: "permanent"}
+			}
+			if err := pub.Reply(ctx, d.Envelope, "pong", failure, time.Now()); err != nil {
+				t.Errorf("Reply: %v", err)
+			}
+			if err := d.Ack(); err != nil {
+				t.Errorf("Ack: %v", err)
+			}
+		}
+	}()
+	t.Cleanup(wg.Wait)
+	t.Cleanup(func() { _ = c.Cancel(context.Background()) })
+
+	if _, err := caller.Call(ctx, broker.Job{Type: "ping"}, broker.To(exchange, "k")); err != nil {
+		t.Fatalf("Call: %v", err)
+	}
+	var re *broker.RemoteError
+	if _, err := caller.Call(ctx, broker.Job{Type: "fail"}, broker.To(exchange, "k")); !errors.As(err, &re) {
+		t.Fatalf("Call: %v, want a *RemoteError", err)
+	}
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if _, err := caller.Call(short, broker.Job{Type: "nobody"}, broker.To(exchange, "unconsumed")); !errors.Is(err, broker.ErrUnroutable) {
+		t.Fatalf("Call to no queue: %v, want ErrUnroutable", err)
+	}
+	wantCalls := []string{
+		`call start request X/k confirmed=false ping from=""`, "call done ok",
+		`call start request X/k confirmed=false fail from=""`, "call done remote",
+		`call start request X/unconsumed confirmed=false nobody from=""`, "call done unroutable",
+	}
+	if diff := cmp.Diff(wantCalls, calls.take()); diff != "" {
+		t.Errorf("call hook (-want +got):\n%s", diff)
+	}
+	got := replies.take()
+	for i := range got {
+		// The direct reply-to address names the caller's channel.
+		if f := strings.Fields(got[i]); len(f) > 3 && strings.HasPrefix(f[3], "/"+broker.DirectReplyTo+".") {
+			f[3] = "/direct"
+			got[i] = strings.Join(f, " ")
+		}
+	}
+	wantReplies := []string{
+		`pub start reply /direct confirmed=false ping.reply from=""`, "pub done ok",
+		`pub start reply /direct confirmed=false fail.reply from=""`, "pub done ok",
+	}
+	if diff := cmp.Diff(wantReplies, got); diff != "" {
+		t.Errorf("publish hook on replies (-want +got):\n%s", diff)
+	}
+}
+
+// TestCallHookTimeout checks that a call nobody answers reports its
+// timeout to the hook.
+func TestCallHookTimeout(t *testing.T) {
+	exchange, _ := setup(t, nil)
+	var calls hookLog
+	caller, err := broker.NewCaller(dial(t), broker.WithCallHook(broker.CallHook(calls.hook("call", exchange))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { caller.Close() })
+	ctx, cancel := context.WithTimeout(brokertest.Context(t, 10*time.Second), 500*time.Millisecond)
+	defer cancel()
+	if _, err := caller.Call(ctx, broker.Job{Type: "slow"}, broker.To(exchange, "k")); !errors.Is(err, broker.ErrReplyTimeout) {
+		t.Fatalf("Call: %v, want ErrReplyTimeout", err)
+	}
+	want := []string{`call start request X/k confirmed=false slow from=""`, "call done timeout"}
+	if diff := cmp.Diff(want, calls.take()); diff != "" {
+		t.Errorf("call hook (-want +got):\n%s", diff)
+	}
+}
+
+func TestHookOptionsRefuseNil(t *testing.T) {
+	conn := dial(t)
+	if _, err := broker.NewPublisher(conn, broker.WithPublishHook(nil)); err == nil {
+		t.Error("NewPublisher accepted a nil hook")
+	}
+	if _, err := broker.NewCaller(conn, broker.WithCallHook(nil)); err == nil {
+		t.Error("NewCaller accepted a nil hook")
+	}
+}
+
+func TestPublishKind(t *testing.T) {
+	tests := []struct {
+		ctx  context.Context
+		want broker.PublishKind
+		name string
+	}{
+		{context.Background(), broker.KindJob, "job"},
+		{broker.ContextWithKind(context.Background(), broker.KindRetry), broker.KindRetry, "retry"},
+		{broker.ContextWithKind(context.Background(), broker.KindDeadLetter), broker.KindDeadLetter, "dead_letter"},
+		{broker.ContextWithKind(context.Background(), broker.KindReply), broker.KindReply, "reply"},
+		{broker.ContextWithKind(context.Background(), broker.KindReplay), broker.KindReplay, "replay"},
+		{broker.ContextWithKind(context.Background(), broker.KindRequest), broker.KindRequest, "request"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := broker.KindFromContext(tt.ctx)
+			if got != tt.want || got.String() != tt.name {
+				t.Errorf("KindFromContext = %v (%s), want %v (%s)", int(got), got, int(tt.want), tt.name)
+			}
+		})
+	}
+}

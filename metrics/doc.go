@@ -1,0 +1,26 @@
+// Package metrics exports Prometheus metrics of warren's own work:
+// publishes and their confirms, jobs processed by outcome, handler
+// durations, jobs in flight, replies, calls and reconnections.
+//
+// Nothing is registered globally: New registers its collectors on the
+// prometheus.Registerer it is given, under the namespace "warren", and
+// the Metrics it returns is wired in by hand:
+//
+//	m, err := metrics.New(reg, metrics.WithJobTypes(topo.JobTypes()...))
+//	pub, err := broker.NewPublisher(conn, broker.WithPublishHook(m.PublishHook()))
+//	caller, err := broker.NewCaller(conn, broker.WithCallHook(m.CallHook()))
+//	mux.Use(m.Middleware())
+//	pool, err := worker.NewPool(conn, topo, mux, worker.WithPublisher(pub), worker.WithObserver(m.Observe))
+//
+// The pool's retries, dead letters and replies are counted through the
+// hook of its publisher: give the pool one (worker.WithPublisher).
+//
+// Job types label several metrics. They come from the topology, whose
+// routes bound them, but a producer can publish any type: give the
+// topology's types with WithJobTypes, and any other type is labelled
+// "other". Without it, the first WithMaxJobTypes types seen (100 by
+// default) label themselves and the rest "other".
+//
+// Queue depths are not here: RabbitMQ's own Prometheus exporter has them
+// (see docs/observability.md).
+package metrics

@@ -1,0 +1,292 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/worker"
+)
+
+// Namespace prefixes every metric name.
+const Namespace = "warren"
+
+// Label values.
+const (
+	// OtherType labels the job types beyond those WithJobTypes names, or
+	// beyond WithMaxJobTypes.
+	OtherType = "other"
+	// NoType labels a message without a job type (a malformed one).
+	NoType = "none"
+
+	// Outcomes of a publish (warren_jobs_published_total,
+	// warren_replies_sent_total).
+	OutcomeOK    = "ok"
+	OutcomeError = "error"
+
+	// Outcomes of a call (warren_calls_total).
+	CallOK          = "ok"           // a reply came and the job succeeded
+	CallRemoteError = "remote_error" // the job failed for good in its worker
+	CallTimeout     = "timeout"      // no reply before the deadline
+	CallError       = "error"        // the request could not be sent, or the call was given up
+)
+
+// Metrics holds warren's collectors, registered by New. Its methods are
+// safe for concurrent use.
+type Metrics struct {
+	types *typeSet
+
+	published    *prometheus.CounterVec   // type, kind, outcome
+	confirm      *prometheus.HistogramVec // kind
+	processed    *prometheus.CounterVec   // queue, type, outcome
+	handler      *prometheus.HistogramVec // queue, type
+	inFlight     *prometheus.GaugeVec     // queue
+	replies      *prometheus.CounterVec   // outcome
+	calls        *prometheus.CounterVec   // type, outcome
+	callDuration *prometheus.HistogramVec // type
+	reconnects   *prometheus.CounterVec   // role
+}
+
+// New returns warren's metrics, registered on reg. Register them once per
+// registry: a second New on the same registry fails, as the names are
+// taken. To tell several instances apart, wrap reg with
+// prometheus.WrapRegistererWith and a constant label.
+func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
+	if reg == nil {
+		return nil, errors.New("metrics: New needs a registerer, e.g. prometheus.NewRegistry() (or prometheus.DefaultRegisterer for the global one)")
+	}
+	o := defaultOptions()
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	m := &Metrics{
+		types: newTypeSet(o),
+		published: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "jobs_published_total",
+			Help: "Messages published from envelopes, replies excepted, by job type, kind (job, retry, dead_letter, replay) and outcome (ok: confirmed; error).",
+		}, []string{"type", "kind", "outcome"}),
+		confirm: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "publish_confirm_duration_seconds",
+			Help:    "Time from the start of a publish to the broker's confirm, for confirmed publishes, by kind.",
+			Buckets: o.confirmBuckets,
+		}, []string{"kind"}),
+		processed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "jobs_processed_total",
+			Help: "Deliveries settled by worker pools, by queue, job type and outcome (succeeded, retried, dead_lettered, requeued, rejected, expired).",
+		}, []string{"queue", "type", "outcome"}),
+		handler: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "handler_duration_seconds",
+			Help:    "Run time of handlers, by queue and job type.",
+			Buckets: o.durationBuckets,
+		}, []string{"queue", "type"}),
+		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "jobs_in_flight",
+			Help: "Handlers running, by queue.",
+		}, []string{"queue"}),
+		replies: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "replies_sent_total",
+			Help: "Replies to requests sent, by outcome (ok: written to direct reply-to or confirmed; error).",
+		}, []string{"outcome"}),
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "calls_total",
+			Help: "Calls (request-reply) ended, by job type and outcome (ok, remote_error, timeout, error).",
+		}, []string{"type", "outcome"}),
+		callDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "call_duration_seconds",
+			Help:    "Time from a call's start to its reply, for calls that got one (ok or remote_error), by job type.",
+			Buckets: o.durationBuckets,
+		}, []string{"type"}),
+		reconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "reconnects_total",
+			Help: "Connections re-established after a loss, by role.",
+		}, []string{"role"}),
+	}
+	collectors := []prometheus.Collector{m.published, m.confirm, m.processed, m.handler, m.inFlight,
+		m.replies, m.calls, m.callDuration, m.reconnects}
+	for i, c := range collectors {
+		if err := reg.Register(c); err != nil {
+			for _, done := range collectors[:i] {
+				reg.Unregister(done)
+			}
+			return nil, fmt.Errorf("metrics: register on the registry (New called twice on it?): %w", err)
+		}
+	}
+	return m, nil
+}
+
+// PublishHook returns the hook that counts a Publisher's publishes
+// (warren_jobs_published_total, or warren_replies_sent_total for replies)
+// and times their confirms. Give it to broker.WithPublishHook, for the
+// producers' publishers and the pools' alike.
+func (m *Metrics) PublishHook() broker.PublishHook {
+	return func(ctx context.Context, info broker.PublishInfo, env *broker.Envelope) (context.Context, func(error)) {
+		start := time.Now()
+		jobType := env.Type
+		return ctx, func(err error) {
+			outcome := OutcomeOK
+			if err != nil {
+				outcome = OutcomeError
+			}
+			kind := info.Kind.String()
+			if info.Kind == broker.KindReply {
+				m.replies.WithLabelValues(outcome).Inc()
+			} else {
+				m.published.WithLabelValues(m.types.label(jobType), kind, outcome).Inc()
+			}
+			if err == nil && info.Confirmed {
+				m.confirm.WithLabelValues(kind).Observe(time.Since(start).Seconds())
+			}
+		}
+	}
+}
+
+// CallHook returns the hook that counts a Caller's calls by outcome
+// (warren_calls_total) and times those that got a reply. Give it to
+// broker.WithCallHook.
+func (m *Metrics) CallHook() broker.CallHook {
+	return func(ctx context.Context, _ broker.PublishInfo, env *broker.Envelope) (context.Context, func(error)) {
+		start := time.Now()
+		jobType := m.types.label(env.Type)
+		return ctx, func(err error) {
+			outcome := CallOutcome(err)
+			m.calls.WithLabelValues(jobType, outcome).Inc()
+			if outcome == CallOK || outcome == CallRemoteError {
+				m.callDuration.WithLabelValues(jobType).Observe(time.Since(start).Seconds())
+			}
+		}
+	}
+}
+
+// CallOutcome returns the outcome label of a call that returned err.
+func CallOutcome(err error) string {
+	var re *broker.RemoteError
+	switch {
+	case err == nil:
+		return CallOK
+	case errors.As(err, &re):
+		return CallRemoteError
+	case errors.Is(err, broker.ErrReplyTimeout):
+		return CallTimeout
+	}
+	return CallError
+}
+
+// Observe counts a pool's settled delivery (warren_jobs_processed_total)
+// and its handler's run time. Give it to worker.WithObserver.
+func (m *Metrics) Observe(o worker.Outcome) {
+	jobType := m.types.label(o.JobType)
+	m.processed.WithLabelValues(o.Queue, jobType, StatusLabel(o.Status)).Inc()
+	if o.Duration > 0 { // a handler ran
+		m.handler.WithLabelValues(o.Queue, jobType).Observe(o.Duration.Seconds())
+	}
+}
+
+// StatusLabel returns the outcome label of a worker.Status:
+// "succeeded", "retried", "dead_lettered", "requeued", "rejected",
+// "expired".
+func StatusLabel(s worker.Status) string {
+	switch s {
+	case worker.Succeeded:
+		return "succeeded"
+	case worker.Retried:
+		return "retried"
+	case worker.DeadLettered:
+		return "dead_lettered"
+	case worker.Requeued:
+		return "requeued"
+	case worker.Rejected:
+		return "rejected"
+	case worker.Expired:
+		return "expired"
+	}
+	return "unknown"
+}
+
+// Middleware returns the middleware that keeps warren_jobs_in_flight, the
+// handlers running by queue. Give it to Mux.Use, first, so that it spans
+// the other middleware.
+func (m *Metrics) Middleware() worker.Middleware {
+	return func(next worker.Handler) worker.Handler {
+		return worker.HandlerFunc(func(ctx context.Context, job *worker.Job) error {
+			g := m.inFlight.WithLabelValues(job.Queue)
+			g.Inc()
+			defer g.Dec()
+			return next.HandleJob(ctx, job)
+		})
+	}
+}
+
+// Reconnected counts one re-established connection
+// (warren_reconnects_total) for role, which names what the connection is
+// for: "publisher", "consumer", "caller", or a name of the application's.
+// The roles must be a small fixed set, as each is a time series. StateHook
+// calls it for a broker.Conn.
+func (m *Metrics) Reconnected(role string) {
+	m.reconnects.WithLabelValues(role).Inc()
+}
+
+// StateHook returns a broker.WithStateHook func counting the
+// reconnections of one connection under role:
+//
+//	conn, err := broker.Dial(ctx, urls, broker.WithStateHook(m.StateHook("consumer")))
+func (m *Metrics) StateHook(role string) func(broker.StateChange) {
+	return func(c broker.StateChange) {
+		if c.State == broker.Connected && c.Reconnects > 0 {
+			m.Reconnected(role)
+		}
+	}
+}
+
+// typeSet bounds the job types used as label values.
+type typeSet struct {
+	fixed bool // only the known types; else up to max, first come
+	max   int
+
+	mu    sync.RWMutex
+	known map[string]struct{}
+}
+
+func newTypeSet(o options) *typeSet {
+	s := &typeSet{fixed: o.fixedTypes, max: o.maxJobTypes, known: make(map[string]struct{})}
+	for _, t := range o.jobTypes {
+		s.known[t] = struct{}{}
+		if !strings.HasSuffix(t, broker.ReplyTypeSuffix) {
+			s.known[t+broker.ReplyTypeSuffix] = struct{}{}
+		}
+	}
+	return s
+}
+
+// label returns the label value for jobType.
+func (s *typeSet) label(jobType string) string {
+	if jobType == "" {
+		return NoType
+	}
+	s.mu.RLock()
+	_, ok := s.known[jobType]
+	full := s.fixed || len(s.known) >= s.max
+	s.mu.RUnlock()
+	switch {
+	case ok:
+		return jobType
+	case full:
+		return OtherType
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.known[jobType]; !ok {
+		if len(s.known) >= s.max {
+			return OtherType
+		}
+		s.known[jobType] = struct{}{}
+	}
+	return jobType
+}

@@ -1,0 +1,27 @@
+// Package tracing traces jobs with OpenTelemetry, end to end: the trace
+// context travels in each job's W3C traceparent and tracestate headers
+// (broker.Envelope.Traceparent and Tracestate), and the spans follow the
+// OpenTelemetry messaging semantic conventions for RabbitMQ (semconv
+// v1.34.0).
+//
+// A Tracing gives hooks for each side:
+//
+//   - PublishHook, for broker.WithPublishHook: a producer span ("publish
+//     <exchange>", kind Producer) per message, its context injected into
+//     the message, ended at the broker's confirm;
+//   - CallHook, for broker.WithCallHook: a client span ("call <exchange>",
+//     kind Client) around Caller.Call, its context injected into the
+//     request;
+//   - JobHook, for worker.WithJobHook: a consumer span ("process
+//     <queue>", kind Consumer) per delivery, a child of the context the
+//     job carries, spanning the handler and the job's settlement. The
+//     retry, dead letter and reply the pool publishes are its children
+//     when the pool's publisher has the PublishHook, so one trace follows
+//     a job through all its attempts to its reply.
+//
+// Without a configured tracer provider (otel.SetTracerProvider), the
+// spans are no-ops and a job's trace context passes through unchanged;
+// jobs without trace context are handled as any other.
+//
+// See docs/observability.md for the spans and their attributes.
+package tracing

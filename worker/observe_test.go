@@ -1,0 +1,226 @@
+package worker_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/rs/zerolog"
+
+	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/internal/brokertest"
+	"github.com/warrenmq/warren/worker"
+)
+
+type hookMark string
+
+// TestJobHooksAndObservers checks the order of a delivery's hooks and
+// observers, and that the hooks' ctx reaches the handler and the
+// publishes of the job's retry.
+func TestJobHooksAndObservers(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOpts{})
+	var mu sync.Mutex
+	var events []string
+	record := func(format string, args ...any) {
+		mu.Lock()
+		events = append(events, fmt.Sprintf(format, args...))
+		mu.Unlock()
+	}
+	hook := func(name string) worker.JobHook {
+		return func(ctx context.Context, job *worker.Job, from worker.Source) (context.Context, func(worker.Outcome)) {
+			source := "the delay cascade" // retries come back through it
+			if from.Exchange == f.exchange {
+				source = from.Exchange + "/" + from.RoutingKey
+			}
+			record("%s start %s#%d from %s", name, job.Type, job.Attempt, source)
+			return context.WithValue(ctx, hookMark(name), true), func(o worker.Outcome) { record("%s done %s", name, o.Status) }
+		}
+	}
+	marks := func(ctx context.Context) string {
+		return fmt.Sprintf("marks a=%t b=%t", ctx.Value(hookMark("a")) != nil, ctx.Value(hookMark("b")) != nil)
+	}
+	pub, err := broker.NewPublisher(dial(t, "worker-test-hook-publish"), broker.WithPublishHook(
+		func(ctx context.Context, info broker.PublishInfo, env *broker.Envelope) (context.Context, func(error)) {
+			record("publish %s %s", info.Kind, marks(ctx))
+			return ctx, nil
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pub.Close(context.Background()) })
+
+	mux := worker.NewMux()
+	mux.HandleFunc("flaky", func(ctx context.Context, job *worker.Job) error {
+		record("handler #%d %s", job.Attempt, marks(ctx))
+		if job.Attempt == 1 {
+			return errors.New("once")
+		}
+		return nil
+	})
+	var settled sync.WaitGroup
+	settled.Add(2)
+	f.run(mux, worker.WithPublisher(pub), worker.WithQueue(f.queue, worker.Concurrency(1), worker.Prefetch(1)),
+		worker.WithJobHook(hook("a")), worker.WithJobHook(hook("b")),
+		worker.WithObserver(func(o worker.Outcome) { record("observer 1 %s", o.Status) }),
+		worker.WithObserver(func(o worker.Outcome) { record("observer 2 %s", o.Status); settled.Done() }))
+	f.publish("flaky", nil)
+	waitDone(t, &settled, 30*time.Second, "two attempts")
+	waitFor(t, 10*time.Second, "the hooks' ends", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(events) == 15
+	})
+
+	want := []string{
+		"a start flaky#1 from " + f.exchange + "/flaky",
+		"b start flaky#1 from " + f.exchange + "/flaky",
+		"handler #1 marks a=true b=true",
+		"publish retry marks a=true b=true",
+		"observer 1 retried",
+		"observer 2 retried",
+		"b done retried",
+		"a done retried",
+		"a start flaky#2 from the delay cascade",
+		"b start flaky#2 from the delay cascade",
+		"handler #2 marks a=true b=true",
+		"observer 1 succeeded",
+		"observer 2 succeeded",
+		"b done succeeded",
+		"a done succeeded",
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if diff := cmp.Diff(want, events); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+}
+
+func TestOptionsRefuseNilHooks(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOpts{})
+	for name, opt := range map[string]worker.Option{
+		"observer": worker.WithObserver(nil),
+		"job hook": worker.WithJobHook(nil),
+	} {
+		if _, err := worker.NewPool(f.conn, f.topo, worker.NewMux(), opt); err == nil {
+			t.Errorf("NewPool accepted a nil %s", name)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the pool's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// lines returns the JSON log lines written so far.
+func (s *syncBuffer) lines(t *testing.T) []map[string]any {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(s.b.String()), "\n") {
+		if l == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// TestJobLogFields checks that each line about a job carries the job's
+// fields, the correlation and trace ids when it has them, at debug level,
+// and the lifecycle at info.
+func TestJobLogFields(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOpts{})
+	var buf syncBuffer
+	log := zerolog.New(&buf).Level(zerolog.DebugLevel)
+	var settled sync.WaitGroup
+	settled.Add(3) // ok, flaky twice
+	mux := worker.NewMux()
+	mux.HandleFunc("ok", func(context.Context, *worker.Job) error { return nil })
+	mux.HandleFunc("flaky", func(_ context.Context, job *worker.Job) error {
+		if job.Attempt == 1 {
+			return errors.New("once")
+		}
+		return nil
+	})
+	stop := f.run(mux, worker.WithLogger(log), worker.WithObserver(func(worker.Outcome) { settled.Done() }))
+
+	const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	ctx := brokertest.Context(t, 30*time.Second)
+	traced, err := f.pub.PublishJob(ctx, broker.Job{Type: "ok", CorrelationID: "corr-1", Headers: map[string]any{"traceparent": traceparent}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := f.pub.PublishJob(ctx, broker.Job{Type: "flaky"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitDone(t, &settled, 30*time.Second, "three deliveries")
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	type line struct {
+		Level, Message, Queue, JobID, JobType string
+		Attempt                               float64
+		CorrelationID, TraceID                string
+	}
+	var got []line
+	var lifecycle []string
+	for _, m := range buf.lines(t) {
+		str := func(k string) string { s, _ := m[k].(string); return s }
+		if _, ok := m["job_id"]; !ok {
+			if str("level") == "info" {
+				lifecycle = append(lifecycle, str("message"))
+			}
+			continue
+		}
+		attempt, _ := m["attempt"].(float64)
+		got = append(got, line{str("level"), str("message"), str("queue"), str("job_id"), str("job_type"), attempt, str("correlation_id"), str("trace_id")})
+	}
+	// The jobs ran concurrently: order their lines by job, then attempt.
+	sort.SliceStable(got, func(i, j int) bool {
+		if got[i].JobType != got[j].JobType {
+			return got[i].JobType < got[j].JobType
+		}
+		return got[i].Attempt < got[j].Attempt
+	})
+	q := f.queue
+	want := []line{
+		{"debug", "worker: job failed; retrying", q, plain, "flaky", 1, "", ""},
+		{"debug", "worker: job done", q, plain, "flaky", 2, "", ""},
+		{"debug", "worker: job done", q, traced, "ok", 1, "corr-1", "4bf92f3577b34da6a3ce929d0e0e4736"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("job log lines (-want +got):\n%s", diff)
+	}
+	for _, msg := range []string{"worker: pool running", "worker: pool stopped"} {
+		if !slices.Contains(lifecycle, msg) {
+			t.Errorf("no %q at info among %q", msg, lifecycle)
+		}
+	}
+}
