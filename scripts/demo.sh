@@ -5,6 +5,9 @@
 # is stopped (and the demo fails) if that takes more than DEMO_TIMEOUT.
 #   JOBS          jobs the producer publishes (default 3000)
 #   DEMO_TIMEOUT  seconds the worker may take (default 120)
+#   DEMO_HTTP_ADDR  where the worker serves /livez, /readyz and /metrics
+#                 (default 127.0.0.1:0, a free port, so that nothing else on
+#                 :8080 gets in the way)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 topo=examples/quickstart/topology.yaml
@@ -59,7 +62,7 @@ trap 'rm -rf "$out"' EXIT
 # The worker consumes while the producer publishes. On a terminal its
 # progress line shows here; both programs' reports are printed once both
 # are done, so that they do not mix.
-timeout -k 10 "$timeout_s" bin/quickstart-worker -f "$topo" --until "$until" >"$out/worker" &
+timeout -k 10 "$timeout_s" bin/quickstart-worker -f "$topo" --until "$until" --http-addr "${DEMO_HTTP_ADDR:-127.0.0.1:0}" >"$out/worker" &
 worker=$!
 producer_status=0
 bin/quickstart-producer -f "$topo" --jobs "$jobs" >"$out/producer" || producer_status=$?

@@ -1,8 +1,10 @@
 // Command worker is the quickstart's worker daemon. It consumes the work
 // queues of the topology and handles email.send, image.resize and
 // report.render jobs, some of which are designed to fail (see
-// ../README.md). SIGINT or SIGTERM shuts it down gracefully: the jobs in
-// flight finish, the prefetched ones go back to their queue.
+// ../README.md). It runs its pool with package daemon: /livez, /readyz and
+// /metrics on :8080, and a graceful shutdown on SIGINT or SIGTERM (not
+// ready, then the jobs in flight finish and the prefetched ones go back to
+// their queue); a second signal exits at once.
 //
 //	go run ./examples/quickstart/worker                # until Ctrl-C
 //	go run ./examples/quickstart/worker --until 3000   # until 3000 jobs are done
@@ -13,16 +15,16 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
 
 	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/daemon"
 	"github.com/warrenmq/warren/examples/quickstart/internal/config"
 	"github.com/warrenmq/warren/examples/quickstart/internal/jobs"
 	"github.com/warrenmq/warren/topology"
@@ -30,40 +32,49 @@ import (
 )
 
 type options struct {
+	topology    string
 	concurrency int
 	prefetch    int
 	until       int64
-	logLevel    string
 }
 
 func main() {
-	conf := config.Register(flag.CommandLine)
+	// The environment first, then the flags over it.
+	cfg, envErr := daemon.FromEnv()
+	cfg.RegisterFlags(flag.CommandLine)
+	// --url, as the producer and the warren CLI name it.
+	flag.Var(flag.Lookup("amqp-url").Value, "url", "broker `URLs`: same as --amqp-url")
 	var o options
+	config.RegisterTopology(flag.CommandLine, &o.topology)
 	flag.IntVar(&o.concurrency, "concurrency", 16, "handlers running at once, per queue")
 	flag.IntVar(&o.prefetch, "prefetch", 64, "jobs the broker sends ahead of the handlers, per queue")
 	flag.Int64Var(&o.until, "until", 0, "exit once this many jobs succeeded or were dead-lettered (0: run until SIGINT or SIGTERM)")
-	flag.StringVar(&o.logLevel, "log-level", "", `debug, info, warn or error (default "info", "error" with --until)`)
 	flag.Parse()
 
-	if err := run(conf, o); err != nil {
+	// With --until, the progress line and the summary tell the story:
+	// log errors only, unless a level is asked for.
+	if o.until > 0 && !isSet(flag.CommandLine, "log-level") && os.Getenv(daemon.EnvLogLevel) == "" {
+		cfg.LogLevel = zerolog.LevelErrorValue
+	}
+	err := envErr
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err == nil {
+		err = run(cfg, o)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "worker:", err)
 		os.Exit(1)
 	}
 }
 
-func run(conf *config.Flags, o options) error {
-	// The first SIGINT or SIGTERM ends ctx, which shuts the pool down
-	// gracefully; a second one kills the process.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	context.AfterFunc(ctx, stop)
-
-	terminal := isTerminal(os.Stderr)
-	log, err := newLogger(o.logLevel, o.until > 0, terminal)
+func run(cfg daemon.Config, o options) error {
+	log, err := cfg.Logger(os.Stderr)
 	if err != nil {
 		return err
 	}
-	topo, err := topology.Load(conf.Topology)
+	topo, err := topology.Load(o.topology)
 	if err != nil {
 		return err
 	}
@@ -71,12 +82,13 @@ func run(conf *config.Flags, o options) error {
 	// One connection consumes, another publishes the retries and dead
 	// letters: a broker short of memory or disk blocks the connections
 	// that publish, and the consumers' acks must not wait behind them.
-	conn, err := broker.Dial(ctx, conf.URLs(), broker.WithName("quickstart-worker"), broker.WithLogger(log))
+	ctx := context.Background()
+	conn, err := broker.Dial(ctx, cfg.AMQPURLs, broker.WithName("quickstart-worker"), broker.WithLogger(log))
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	pubConn, err := broker.Dial(ctx, conf.URLs(), broker.WithName("quickstart-worker-publisher"), broker.WithLogger(log))
+	pubConn, err := broker.Dial(ctx, cfg.AMQPURLs, broker.WithName("quickstart-worker-publisher"), broker.WithLogger(log))
 	if err != nil {
 		return err
 	}
@@ -92,17 +104,34 @@ func run(conf *config.Flags, o options) error {
 	mux.Handle(jobs.ImageResize, worker.Typed(resizeImage))
 	mux.Handle(jobs.ReportRender, worker.Typed(renderReport))
 
-	// The observer counts every outcome; with --until, the pool stops once
-	// enough jobs are done.
+	// /metrics: the Go runtime, the process, and the outcomes.
+	registry := prometheus.NewRegistry()
+	outcomes := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "quickstart_jobs_total",
+		Help: "Deliveries the quickstart worker settled, by outcome.",
+	}, []string{"status"})
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), outcomes)
+	for s := worker.Succeeded; s <= worker.Expired; s++ {
+		outcomes.WithLabelValues(s.String()) // every series from the start, at 0
+	}
+
+	// The observer counts every outcome; with --until, the daemon stops
+	// once enough jobs are done.
 	runCtx, finish := context.WithCancel(ctx)
 	defer finish()
 	var tally counts
 	observe := func(out worker.Outcome) {
+		outcomes.WithLabelValues(out.Status.String()).Inc()
 		if done := tally.add(out); o.until > 0 && done >= o.until {
 			finish()
 		}
 	}
-	opts := []worker.Option{worker.WithPublisher(pub), worker.WithLogger(log), worker.WithObserver(observe)}
+	opts := []worker.Option{
+		worker.WithPublisher(pub),
+		worker.WithLogger(log),
+		worker.WithObserver(observe),
+		worker.WithShutdownTimeout(cfg.ShutdownTimeout), // the daemon's deadline too
+	}
 	for _, q := range topo.WorkQueues() {
 		opts = append(opts, worker.WithQueue(q.Name, worker.Concurrency(o.concurrency), worker.Prefetch(o.prefetch)))
 	}
@@ -110,12 +139,17 @@ func run(conf *config.Flags, o options) error {
 	if err != nil {
 		return err
 	}
+	d, err := daemon.New(daemon.WithConfig(cfg), daemon.WithLogger(log), daemon.WithGatherer(registry))
+	if err != nil {
+		return err
+	}
 
 	stopProgress := func() {}
-	if terminal {
+	if isTerminal(os.Stderr) {
 		stopProgress = tally.showProgress(os.Stderr, o.until)
 	}
-	runErr := pool.Run(runCtx)
+	// Until --until jobs are done, or SIGINT or SIGTERM.
+	runErr := d.Run(runCtx, pool)
 	stopProgress()
 
 	tally.print(os.Stdout)
@@ -128,6 +162,13 @@ func run(conf *config.Flags, o options) error {
 		runErr = fmt.Errorf("stopped after %d of %d jobs", tally.done(), o.until)
 	}
 	return errors.Join(runErr, dlqErr)
+}
+
+// isSet reports whether the flag name was given on the command line.
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // sendEmail stands in for an SMTP call: it always succeeds.
@@ -171,27 +212,6 @@ func work(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// newLogger logs for people on a terminal, in JSON for log collectors
-// otherwise. The default level is info, or error with --until, where the
-// progress line and the summary tell the story.
-func newLogger(level string, demo, terminal bool) (zerolog.Logger, error) {
-	if level == "" {
-		level = "info"
-		if demo {
-			level = "error"
-		}
-	}
-	lvl, err := zerolog.ParseLevel(level)
-	if err != nil || lvl == zerolog.NoLevel {
-		return zerolog.Nop(), fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
-	}
-	var out io.Writer = os.Stderr
-	if terminal {
-		out = zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly}
-	}
-	return zerolog.New(out).Level(lvl).With().Timestamp().Logger(), nil
 }
 
 // isTerminal reports whether f is a terminal (a character device).

@@ -1,5 +1,6 @@
 // Package config holds the flags the quickstart's producer and worker
 // share, each with an environment fallback, as the warren CLI has them.
+// The worker takes its connection flags from package daemon.
 package config
 
 import (
@@ -26,13 +27,20 @@ func Register(fs *flag.FlagSet) *Flags {
 	f := &Flags{}
 	// No default is shown for --url: AMQP_URL may hold a password.
 	fs.StringVar(&f.url, "url", "", "broker URL(s), comma-separated, tried in turn (default: env AMQP_URL, else "+broker.RedactURL(broker.DefaultURL)+")")
+	RegisterTopology(fs, &f.Topology)
+	return f
+}
+
+// RegisterTopology adds -f/--file to fs, writing into path: the topology
+// file, by default WARREN_TOPOLOGY, else DefaultTopology. The worker,
+// whose connection flags come from package daemon, registers only this.
+func RegisterTopology(fs *flag.FlagSet, path *string) {
 	topo := os.Getenv("WARREN_TOPOLOGY")
 	if topo == "" {
 		topo = DefaultTopology
 	}
-	fs.StringVar(&f.Topology, "file", topo, "topology file (env WARREN_TOPOLOGY)")
-	fs.StringVar(&f.Topology, "f", topo, "shorthand for --file")
-	return f
+	fs.StringVar(path, "file", topo, "topology file (env WARREN_TOPOLOGY)")
+	fs.StringVar(path, "f", topo, "shorthand for --file")
 }
 
 // URLs returns the broker URLs: those of --url, else of AMQP_URL, else
