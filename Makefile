@@ -16,6 +16,14 @@ help: ## List the targets
 broker: ## Start (or check) the local RabbitMQ broker, with the management plugin
 	@scripts/rabbitmq.sh
 
+.PHONY: cluster
+cluster: ## Start a private 3-node RabbitMQ cluster on ports 5701-5703 and print its URLs
+	@scripts/cluster.sh start
+
+.PHONY: cluster-stop
+cluster-stop: ## Stop the private cluster and delete its data
+	@scripts/cluster.sh stop
+
 .PHONY: build
 build: ## Build the warren CLI into bin/
 	$(GO) build -o $(BIN) ./cmd/warren
@@ -32,6 +40,10 @@ taxi: broker build ## Run the taxi-booking request-reply example
 .PHONY: test
 test: broker ## Run every test (with -race) against the local broker
 	$(GO) test -race -count=1 -timeout 5m ./...
+
+.PHONY: test-faults
+test-faults: broker ## Run the fault suite: private RabbitMQ nodes killed, stopped, alarmed, clustered; prints each ledger
+	$(GO) test -tags faults -race -count=1 -timeout 15m -v -run . ./internal/faults/ 2>&1 | grep -E '^(=== RUN|\s*---|ok|FAIL|panic)|ledger:|first publish|_test.go'; exit $${PIPESTATUS[0]}
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz test for FUZZTIME (default 20s)
@@ -57,6 +69,7 @@ fmt: ## Format the code
 lint: ## gofmt, go vet and go mod tidy checks
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags faults ./internal/faults/
 	@cp go.mod /tmp/warren-go.mod.bak && cp go.sum /tmp/warren-go.sum.bak && $(GO) mod tidy && \
 		if ! cmp -s go.mod /tmp/warren-go.mod.bak || ! cmp -s go.sum /tmp/warren-go.sum.bak; then \
 		echo "go mod tidy changed go.mod/go.sum: commit the result"; exit 1; fi

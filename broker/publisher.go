@@ -311,12 +311,33 @@ func (p *Publisher) lostConnection(ctx context.Context, s *session, err error) b
 	if errors.Is(err, ErrDisconnected) || s == nil {
 		return true
 	}
+	var ae *amqp.Error
+	if errors.As(err, &ae) && channelLevel(ae.Code) {
+		return false // the broker closed the channel for this publish
+	}
+	// The channel's confirms fail as soon as its close arrives; the
+	// connection's end is noticed a moment later.
+	t := time.NewTimer(2 * time.Second)
+	defer t.Stop()
 	select {
 	case <-s.done:
 		return true // the connection went, not just the channel
-	default:
+	case <-t.C:
+		return false
+	case <-ctx.Done():
 		return false
 	}
+}
+
+// channelLevel tells the AMQP reply codes that close a channel, not a
+// connection: the broker refused something on it.
+func channelLevel(code int) bool {
+	switch code {
+	case amqp.ContentTooLarge, amqp.NoRoute, amqp.NoConsumers, amqp.AccessRefused,
+		amqp.NotFound, amqp.ResourceLocked, amqp.PreconditionFailed:
+		return true
+	}
+	return false
 }
 
 // BatchError reports the jobs of a PublishBatch that were not confirmed.
