@@ -475,11 +475,12 @@ func (c *Conn) connected(ctx context.Context) (*session, error) {
 	for {
 		c.mu.Lock()
 		s, up := c.sess, c.up
-		err := c.errLocked()
-		c.mu.Unlock()
 		if s != nil {
+			c.mu.Unlock()
 			return s, nil
 		}
+		err := c.errLocked()
+		c.mu.Unlock()
 		select {
 		case <-c.done:
 			return nil, err
