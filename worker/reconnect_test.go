@@ -70,3 +70,34 @@ func TestPoolConsumesAgainAfterItsConnectionIsClosed(t *testing.T) {
 		t.Errorf("Run: %v", err)
 	}
 }
+
+// TestNotReadyWhileDisconnected: between a lost connection and the next,
+// the pool says it is not ready, then ready again.
+func TestNotReadyWhileDisconnected(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	name := brokertest.ConnName(t, "ready")
+	// After the loss the Conn tries the dead URL first, then waits a
+	// second before the live one: a window to see.
+	conn, err := broker.Dial(brokertest.Context(t, 30*time.Second),
+		[]string{"amqp://guest:guest@127.0.0.1:1/", brokertest.URL(t)},
+		broker.WithName(name), broker.WithReconnectBackoff(time.Second, time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	pool, err := worker.NewPool(conn, f.topo, worker.HandlerFunc(func(context.Context, *worker.Job) error { return nil }), worker.WithPublisher(f.pub))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- pool.Run(ctx) }()
+	waitFor(t, 10*time.Second, "the pool to be ready", func() bool { return pool.Ready() == nil })
+	brokertest.CloseConnections(t, name)
+	waitFor(t, 10*time.Second, "the pool to report the lost connection", func() bool { return pool.Ready() != nil })
+	waitFor(t, 20*time.Second, "the pool to be ready again", func() bool { return pool.Ready() == nil })
+	cancel()
+	if err := recv(t, errc, 20*time.Second, "Run to return"); err != nil {
+		t.Errorf("Run: %v", err)
+	}
+}

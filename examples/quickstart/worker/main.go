@@ -27,6 +27,7 @@ import (
 	"github.com/warrenmq/warren/daemon"
 	"github.com/warrenmq/warren/examples/quickstart/internal/config"
 	"github.com/warrenmq/warren/examples/quickstart/internal/jobs"
+	"github.com/warrenmq/warren/metrics"
 	"github.com/warrenmq/warren/topology"
 	"github.com/warrenmq/warren/worker"
 )
@@ -79,21 +80,33 @@ func run(cfg daemon.Config, o options) error {
 		return err
 	}
 
+	// /metrics: the Go runtime, the process, and warren's metrics (jobs
+	// processed by outcome, handler durations, jobs in flight, publishes,
+	// reconnections: docs/observability.md).
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m, err := metrics.New(registry, metrics.WithJobTypes(topo.JobTypes()...))
+	if err != nil {
+		return err
+	}
+
 	// One connection consumes, another publishes the retries and dead
 	// letters: a broker short of memory or disk blocks the connections
 	// that publish, and the consumers' acks must not wait behind them.
 	ctx := context.Background()
-	conn, err := broker.Dial(ctx, cfg.AMQPURLs, broker.WithName("quickstart-worker"), broker.WithLogger(log))
+	conn, err := broker.Dial(ctx, cfg.AMQPURLs, broker.WithName("quickstart-worker"), broker.WithLogger(log),
+		broker.WithStateHook(m.StateHook("consumer")))
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	pubConn, err := broker.Dial(ctx, cfg.AMQPURLs, broker.WithName("quickstart-worker-publisher"), broker.WithLogger(log))
+	pubConn, err := broker.Dial(ctx, cfg.AMQPURLs, broker.WithName("quickstart-worker-publisher"), broker.WithLogger(log),
+		broker.WithStateHook(m.StateHook("publisher")))
 	if err != nil {
 		return err
 	}
 	defer pubConn.Close()
-	pub, err := broker.NewPublisher(pubConn, broker.WithAppID("quickstart-worker"))
+	pub, err := broker.NewPublisher(pubConn, broker.WithAppID("quickstart-worker"), broker.WithPublishHook(m.PublishHook()))
 	if err != nil {
 		return err
 	}
@@ -103,17 +116,7 @@ func run(cfg daemon.Config, o options) error {
 	mux.Handle(jobs.EmailSend, worker.Typed(sendEmail))
 	mux.Handle(jobs.ImageResize, worker.Typed(resizeImage))
 	mux.Handle(jobs.ReportRender, worker.Typed(renderReport))
-
-	// /metrics: the Go runtime, the process, and the outcomes.
-	registry := prometheus.NewRegistry()
-	outcomes := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "quickstart_jobs_total",
-		Help: "Deliveries the quickstart worker settled, by outcome.",
-	}, []string{"status"})
-	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), outcomes)
-	for s := worker.Succeeded; s <= worker.Expired; s++ {
-		outcomes.WithLabelValues(s.String()) // every series from the start, at 0
-	}
+	mux.Use(m.Middleware()) // jobs in flight
 
 	// The observer counts every outcome; with --until, the daemon stops
 	// once enough jobs are done.
@@ -121,7 +124,6 @@ func run(cfg daemon.Config, o options) error {
 	defer finish()
 	var tally counts
 	observe := func(out worker.Outcome) {
-		outcomes.WithLabelValues(out.Status.String()).Inc()
 		if done := tally.add(out); o.until > 0 && done >= o.until {
 			finish()
 		}
@@ -130,6 +132,7 @@ func run(cfg daemon.Config, o options) error {
 		worker.WithPublisher(pub),
 		worker.WithLogger(log),
 		worker.WithObserver(observe),
+		worker.WithObserver(m.Observe),
 		worker.WithShutdownTimeout(cfg.ShutdownTimeout), // the daemon's deadline too
 	}
 	for _, q := range topo.WorkQueues() {
