@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/warrenmq/warren/broker"
 )
 
@@ -47,22 +48,29 @@ func hold(ctx context.Context, conn *broker.Conn, queue string, opts ...broker.C
 	return h, nil
 }
 
-// next returns the next message, or nil when the count taken at the start
-// is reached or no more comes (a message may be held by another consumer:
-// it does not wait forever for it).
-func (h *held) next(ctx context.Context) (*broker.Delivery, error) {
+// nextRaw returns the next message, also as it was delivered (every
+// property, the headers as amqp091-go read them), or nil when the count
+// taken at the start is reached or no more comes (a message may be held by
+// another consumer: it does not wait forever for it).
+func (h *held) nextRaw(ctx context.Context) (*broker.Delivery, amqp.Publishing, error) {
 	if h.c == nil || h.read >= h.total {
-		return nil, nil
+		return nil, amqp.Publishing{}, nil
 	}
 	nctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	dl, ok := h.c.Next(nctx)
+	dl, msg, ok := h.c.NextRaw(nctx)
 	cancel()
 	if !ok {
-		return nil, ctx.Err()
+		return nil, amqp.Publishing{}, ctx.Err()
 	}
 	h.read++
 	h.got = append(h.got, dl)
-	return dl, nil
+	return dl, msg, nil
+}
+
+// next is nextRaw without the message as delivered.
+func (h *held) next(ctx context.Context) (*broker.Delivery, error) {
+	dl, _, err := h.nextRaw(ctx)
+	return dl, err
 }
 
 // release returns what was not settled, and is back in the queue when it

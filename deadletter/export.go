@@ -13,22 +13,6 @@ import (
 	"github.com/warrenmq/warren/broker"
 )
 
-// nextRaw is held.next, also returning the message as it was delivered.
-func (h *held) nextRaw(ctx context.Context) (*broker.Delivery, amqp.Publishing, error) {
-	if h.c == nil || h.read >= h.total {
-		return nil, amqp.Publishing{}, nil
-	}
-	nctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	dl, msg, ok := h.c.NextRaw(nctx)
-	cancel()
-	if !ok {
-		return nil, amqp.Publishing{}, ctx.Err()
-	}
-	h.read++
-	h.got = append(h.got, dl)
-	return dl, msg, nil
-}
-
 // ExportOptions configure Export.
 type ExportOptions struct {
 	Filter Filter
@@ -106,38 +90,15 @@ func Export(ctx context.Context, conn *broker.Conn, queue string, w io.Writer, o
 // as evidence. A job seen refuses (returns an error for) is not deleted,
 // and the purge stops there.
 func PurgeRecords(ctx context.Context, conn *broker.Conn, queue string, f Filter, seen func(Record) error) (deleted, kept int, retErr error) {
-	h, err := hold(ctx, conn, queue)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer func() {
-		if err := h.release(ctx); err != nil && retErr == nil {
-			retErr = err
-		}
-	}()
-	now := time.Now()
-	for {
-		dl, msg, err := h.nextRaw(ctx)
-		if err != nil || dl == nil {
-			return deleted, kept, err
-		}
-		e := NewEntry(dl)
-		if !f.Match(e, now) {
-			kept++
-			continue
-		}
-		if seen != nil {
+	var fn func(Entry, amqp.Publishing) error
+	if seen != nil {
+		fn = func(e Entry, msg amqp.Publishing) error {
 			r := newRecord(queue, msg, e)
 			r.ExportedAt = time.Now()
-			if err := seen(r); err != nil {
-				return deleted, kept, fmt.Errorf("deadletter: job %s not deleted: %w", e.Envelope.ID, err)
-			}
+			return seen(r)
 		}
-		if err := dl.Ack(); err != nil {
-			return deleted, kept, fmt.Errorf("deadletter: delete job %s: %w", e.Envelope.ID, err)
-		}
-		deleted++
 	}
+	return purge(ctx, conn, queue, f, fn)
 }
 
 // Importing.

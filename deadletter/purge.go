@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/warrenmq/warren/broker"
 )
 
@@ -14,6 +15,15 @@ import (
 // what it keeps with one nack, in order. It reads at most 65,535 messages
 // in one call.
 func Purge(ctx context.Context, conn *broker.Conn, queue string, f Filter, seen func(Entry) error) (deleted, kept int, retErr error) {
+	var fn func(Entry, amqp.Publishing) error
+	if seen != nil {
+		fn = func(e Entry, _ amqp.Publishing) error { return seen(e) }
+	}
+	return purge(ctx, conn, queue, f, fn)
+}
+
+// purge is Purge, handing seen the message as it was delivered too.
+func purge(ctx context.Context, conn *broker.Conn, queue string, f Filter, seen func(Entry, amqp.Publishing) error) (deleted, kept int, retErr error) {
 	h, err := hold(ctx, conn, queue)
 	if err != nil {
 		return 0, 0, err
@@ -25,7 +35,7 @@ func Purge(ctx context.Context, conn *broker.Conn, queue string, f Filter, seen 
 	}()
 	now := time.Now()
 	for {
-		dl, err := h.next(ctx)
+		dl, msg, err := h.nextRaw(ctx)
 		if err != nil || dl == nil {
 			return deleted, kept, err
 		}
@@ -35,7 +45,7 @@ func Purge(ctx context.Context, conn *broker.Conn, queue string, f Filter, seen 
 			continue
 		}
 		if seen != nil {
-			if err := seen(e); err != nil {
+			if err := seen(e, msg); err != nil {
 				return deleted, kept, fmt.Errorf("deadletter: job %s not deleted: %w", e.Envelope.ID, err)
 			}
 		}
