@@ -149,7 +149,7 @@ func Consume(ctx context.Context, conn *Conn, queue string, opts ...ConsumeOptio
 		ch.Close()
 		var ae *amqp.Error
 		if errors.As(err, &ae) && ae.Code == amqp.NotFound {
-			return nil, fmt.Errorf("broker: consume queue %q: it does not exist; apply the topology first (warren topology apply -f FILE): %w", queue, err)
+			return nil, fmt.Errorf("broker: consume queue %q: %w: %w", queue, ErrNoQueue, err)
 		}
 		return nil, fmt.Errorf("broker: consume queue %q: %s: %w", queue, what, err)
 	}

@@ -319,8 +319,12 @@ func (p *Pool) serve(stopCtx, jobCtx context.Context, q *queueRun, c *broker.Con
 		err := c.Err()
 		switch {
 		case err == nil || errors.Is(err, broker.ErrConsumerCancelled):
-			// Cancelled by the broker: the queue was deleted.
-			return fmt.Errorf("worker: queue %q stopped: %w", q.queue.Name, cmp.Or(err, broker.ErrConsumerCancelled))
+			// Cancelled by the broker: the queue was deleted, or (in a
+			// cluster) moved; only the first stops the pool.
+			err = cmp.Or(err, broker.ErrConsumerCancelled)
+			if p.queueGone(stopCtx, q) {
+				return fmt.Errorf("worker: queue %q stopped: %w", q.queue.Name, err)
+			}
 		case p.conn.State() == broker.Closed:
 			return fmt.Errorf("worker: queue %q stopped: %w", q.queue.Name, p.conn.Err())
 		}
@@ -352,6 +356,17 @@ func (p *Pool) serve(stopCtx, jobCtx context.Context, q *queueRun, c *broker.Con
 		}
 		b.Reset()
 	}
+}
+
+// queueGone reports whether q no longer exists (a failed check says it
+// does: consuming again will tell).
+func (p *Pool) queueGone(ctx context.Context, q *queueRun) bool {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	d := broker.NewDeclarer(p.conn)
+	defer d.Close()
+	_, err := d.QueueInfo(ctx, q.queue.Name)
+	return errors.Is(err, broker.ErrNoQueue)
 }
 
 // consume starts a consumer of q.
