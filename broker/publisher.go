@@ -299,9 +299,16 @@ func (p *Publisher) publishConfirmed(ctx context.Context, env *Envelope, t publi
 // lostConnection reports whether err came from losing the connection s
 // (or from having none): worth sending again after reconnection.
 func (p *Publisher) lostConnection(ctx context.Context, s *session, err error) bool {
-	if err == nil || ctx.Err() != nil || !errors.Is(err, ErrClosed) && !errors.Is(err, ErrDisconnected) {
+	if err == nil || ctx.Err() != nil {
 		return false
 	}
+	for _, final := range []error{ErrNacked, ErrUnroutable, ErrNoExchange, ErrNoRoute, ErrInvalidJob, ErrBodyTooLarge} {
+		if errors.Is(err, final) {
+			return false // the broker answered, or the job cannot be sent
+		}
+	}
+	// Else ErrClosed, ErrDisconnected, or the socket's own error (a reset
+	// while writing): worth sending again if the connection went.
 	p.mu.Lock()
 	closed := p.closed
 	p.mu.Unlock()
