@@ -148,12 +148,11 @@ func TestPublishWaitsForReconnection(t *testing.T) {
 	t.Logf("%d confirmed, %d in the queue, %d sent twice around the reconnection", publishers*each, len(got), dups)
 }
 
-// TestPublishGivesUpWithCtxWhileDisconnected: with no broker to reconnect
-// to, Publish returns when its ctx ends, with an error that says so.
-func TestPublishGivesUpWithCtxWhileDisconnected(t *testing.T) {
+// TestPublishWithEndedCtxAndSeveralURLs: a Conn given several URLs is on
+// the first that answers (URL says which), and a Publish whose ctx has
+// ended returns the ctx's error rather than wait.
+func TestPublishWithEndedCtxAndSeveralURLs(t *testing.T) {
 	name := brokertest.ConnName(t, "pubgiveup")
-	// The second URL never answers: after the first is closed the Conn
-	// tries it, then the first again, and so on.
 	conn, err := broker.Dial(brokertest.Context(t, 30*time.Second), []string{brokertest.URL(t), "amqp://guest:guest@127.0.0.1:1/"},
 		broker.WithName(name), broker.WithReconnectBackoff(20*time.Millisecond, 100*time.Millisecond))
 	if err != nil {
