@@ -4,6 +4,7 @@ GO ?= go
 AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 export AMQP_URL
 FUZZTIME ?= 20s
+SOAK_MINUTES ?= 10
 BIN := bin/warren
 
 .DEFAULT_GOAL := help
@@ -43,7 +44,13 @@ test: broker ## Run every test (with -race) against the local broker
 
 .PHONY: test-faults
 test-faults: broker ## Run the fault suite: private RabbitMQ nodes killed, stopped, alarmed, clustered; prints each ledger
-	$(GO) test -tags faults -race -count=1 -timeout 15m -v -run . ./internal/faults/ 2>&1 | grep -E '^(=== RUN|\s*---|ok|FAIL|panic)|ledger:|first publish|_test.go'; exit $${PIPESTATUS[0]}
+	@mkdir -p bin; $(GO) test -tags faults -race -count=1 -timeout 15m -v -run . ./internal/faults/ 2>&1 | tee bin/test-faults.log | \
+		grep -E '^(=== RUN|\s*---|ok|FAIL|panic)|ledger:|first publish|_test.go|goleak|DATA RACE|race detected'; \
+		rc=$${PIPESTATUS[0]}; if [ $$rc -ne 0 ]; then echo "test-faults failed (exit $$rc); the last lines of bin/test-faults.log:"; tail -n 80 bin/test-faults.log; fi; exit $$rc
+
+.PHONY: soak
+soak: ## Soak run (not in CI): SOAK_MINUTES (default 10) of mixed load and random faults on a private node; prints the ledger and memory every 30s
+	SOAK_MINUTES=$(SOAK_MINUTES) $(GO) test -tags faults,soak -count=1 -timeout 0 -v -run TestSoak ./internal/faults/
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz test for FUZZTIME (default 20s)
@@ -66,10 +73,13 @@ fmt: ## Format the code
 	gofmt -w $$(git ls-files '*.go')
 
 .PHONY: lint
-lint: ## gofmt, go vet and go mod tidy checks
+lint: ## gofmt, go vet, go mod tidy and InsecureSkipVerify checks
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	@out=$$(git ls-files --cached --others --exclude-standard '*.go' | grep -v '_test\.go$$' | xargs -r grep -sn 'InsecureSkipVerify'); \
+		if [ -n "$$out" ]; then echo "InsecureSkipVerify outside tests: warren must verify the broker's certificate (give WithTLS a tls.Config with RootCAs instead; see docs/security.md):"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags faults ./internal/faults/
+	$(GO) vet -tags faults,soak ./internal/faults/
 	@cp go.mod /tmp/warren-go.mod.bak && cp go.sum /tmp/warren-go.sum.bak && $(GO) mod tidy && \
 		if ! cmp -s go.mod /tmp/warren-go.mod.bak || ! cmp -s go.sum /tmp/warren-go.sum.bak; then \
 		echo "go mod tidy changed go.mod/go.sum: commit the result"; exit 1; fi

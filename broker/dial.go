@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -105,16 +106,47 @@ func WithHeartbeat(d time.Duration) Option {
 	}
 }
 
-// WithTLS sets the TLS configuration used for amqps:// URLs. Without it, the
-// system roots are used and the server name is taken from the URL.
+// MinTLSVersion is the oldest TLS version warren connects with.
+const MinTLSVersion = tls.VersionTLS12
+
+// WithTLS sets the TLS configuration used for amqps:// URLs: typically
+// RootCAs (the CA that signed the broker's certificate), and Certificates
+// for a broker that verifies its clients (mutual TLS). Without it, the
+// system roots are used. When cfg.ServerName is empty, each connection
+// checks the certificate against the host of its own URL.
+//
+// cfg is copied, and the copy is never changed: each connection uses a
+// copy of its own. A MinVersion below MinTLSVersion (zero included) is
+// raised to it, TLS 1.2; a MaxVersion below it is refused, as no
+// connection could then be made.
 func WithTLS(cfg *tls.Config) Option {
 	return func(o *options) error {
 		if cfg == nil {
 			return errors.New("broker: WithTLS: nil *tls.Config")
 		}
-		o.tls = cfg
+		if cfg.MaxVersion != 0 && cfg.MaxVersion < MinTLSVersion {
+			return fmt.Errorf("broker: WithTLS: MaxVersion is %s, below TLS 1.2, the oldest version warren connects with; leave MaxVersion zero or set it to tls.VersionTLS12 or later",
+				tls.VersionName(cfg.MaxVersion))
+		}
+		o.tls = clientTLS(cfg)
 		return nil
 	}
+}
+
+// clientTLS returns a copy of cfg for one connection, with MinVersion at
+// least MinTLSVersion; for a nil cfg, the default: system roots, server
+// name from the URL. A copy per connection, because amqp091-go writes the
+// URL's host into an empty ServerName: with a shared configuration, the
+// host of the first URL dialled would be checked on every later one.
+func clientTLS(cfg *tls.Config) *tls.Config {
+	if cfg == nil {
+		return &tls.Config{MinVersion: MinTLSVersion}
+	}
+	c := cfg.Clone()
+	if c.MinVersion < MinTLSVersion {
+		c.MinVersion = MinTLSVersion
+	}
+	return c
 }
 
 // WithLogger sets the logger (default: none).
@@ -163,6 +195,7 @@ type Conn struct {
 	closeErr   error
 	stop       chan struct{} // closed by Close: ends the supervisor
 	reconnects atomic.Uint64
+	frameMax   atomic.Int64 // negotiated by the last session; 0 before the first
 	wg         sync.WaitGroup
 }
 
@@ -251,8 +284,13 @@ func Dial(ctx context.Context, urls []string, opts ...Option) (*Conn, error) {
 
 func dialOne(ctx context.Context, rawURL string, o options) (*session, error) {
 	uri, err := amqp.ParseURI(rawURL)
+	if err == nil {
+		if _, ok := parseUserinfo(rawURL); !ok {
+			err = errCutShort
+		}
+	}
 	if err != nil {
-		return nil, &redactedError{msg: fmt.Sprintf("broker: invalid URL %s", RedactURL(rawURL)), err: err, secret: passwordOf(rawURL)}
+		return nil, invalidURL(rawURL, err)
 	}
 	secret := uri.Password
 	name := o.name
@@ -285,19 +323,33 @@ func dialOne(ctx context.Context, rawURL string, o options) (*session, error) {
 		},
 	}
 	if uri.Scheme == "amqps" {
-		cfg.TLSClientConfig = o.tls
-		if cfg.TLSClientConfig == nil {
-			cfg.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-		}
+		cfg.TLSClientConfig = clientTLS(o.tls)
 	}
 	ac, err := amqp.DialConfig(rawURL, cfg)
 	if err != nil {
-		return nil, &redactedError{msg: "broker: dial " + RedactURL(rawURL), err: err, secret: secret}
+		return nil, &redactedError{msg: "broker: dial " + RedactURL(rawURL) + tlsHint(err), err: err, secret: secret}
 	}
 	s := &session{amqp: ac, url: RedactURL(rawURL), secret: secret, done: make(chan struct{})}
 	s.watch(o.log)
 	o.log.Info().Str("url", s.url).Str("connection", name).Msg("broker: connected")
 	return s, nil
+}
+
+// tlsHint says, for a failed TLS handshake, what is wrong and what to do;
+// for any other error, nothing.
+func tlsHint(err error) string {
+	var unknown x509.UnknownAuthorityError
+	var name x509.HostnameError
+	switch {
+	case errors.As(err, &unknown):
+		return " (the broker's certificate is not trusted: no CA the client trusts signed it; give WithTLS a tls.Config whose RootCAs hold the CA that did, or add that CA to the system's roots, e.g. with SSL_CERT_FILE on Linux)"
+	case errors.As(err, &name):
+		return fmt.Sprintf(" (the broker's certificate is not valid for %q: connect with a host name it lists, or set ServerName in the tls.Config given to WithTLS to one)", name.Host)
+	case strings.Contains(err.Error(), "tls: protocol version not supported"):
+		// The broker's protocol_version alert; crypto/tls has no type for it.
+		return " (the broker accepts no TLS version warren offers: enable TLS 1.2 or 1.3 on it, ssl_options.versions)"
+	}
+	return ""
 }
 
 // watch follows the connection's close and blocked notifications. Its
@@ -350,6 +402,7 @@ func (s *session) setBlocked(b amqp.Blocking, log zerolog.Logger) {
 func (c *Conn) setSession(s *session) {
 	c.mu.Lock()
 	c.sess = s
+	c.frameMax.Store(int64(s.amqp.Config.FrameSize))
 	close(c.up)
 	c.mu.Unlock()
 }
@@ -658,16 +711,20 @@ func (c *Conn) secretOf() string {
 	return passwordOf(c.urls[0])
 }
 
-// RedactURL returns u with its password replaced by "xxxxx". Unparsable
-// input is redacted as a whole, since it may hold a password anyway.
+// RedactURL returns u with its password replaced by "xxxxx". A URL that
+// does not parse with its user information where it belongs (a password
+// holding a reserved character such as "#" or "/" that is not
+// percent-encoded, say) is redacted from its scheme to its last "@", since
+// it may hold a password anyway.
 func RedactURL(u string) string {
-	parsed, err := url.Parse(u)
-	if err != nil {
-		if i := strings.Index(u, "@"); i >= 0 {
-			if j := strings.Index(u, "://"); j >= 0 && j < i {
-				return u[:j+3] + "xxxxx" + u[i:]
-			}
-			return "xxxxx" + u[i:]
+	parsed, ok := parseUserinfo(u)
+	if !ok {
+		rest, scheme := u, ""
+		if i := strings.Index(u, "://"); i >= 0 {
+			rest, scheme = u[i+3:], u[:i+3]
+		}
+		if at := strings.LastIndex(rest, "@"); at >= 0 {
+			return scheme + "xxxxx" + rest[at:]
 		}
 		return u
 	}
@@ -680,9 +737,29 @@ func RedactURL(u string) string {
 	return parsed.String()
 }
 
-// passwordOf finds the password in a URL, even one url.Parse refuses.
+// parseUserinfo parses u, reporting false when it does not parse, or when
+// an "@" after the scheme did not end up ending its user information: then
+// a reserved character of the password cut the URL short (a "#" starts the
+// fragment, a "/" the path), and the password sits in another part.
+func parseUserinfo(u string) (*url.URL, bool) {
+	parsed, err := url.Parse(u)
+	if err != nil {
+		return nil, false
+	}
+	rest := u
+	if i := strings.Index(u, "://"); i >= 0 {
+		rest = u[i+3:]
+	}
+	if parsed.User == nil && strings.Contains(rest, "@") {
+		return nil, false
+	}
+	return parsed, true
+}
+
+// passwordOf finds the password in a URL, even one url.Parse refuses or
+// splits in the wrong place.
 func passwordOf(u string) string {
-	if parsed, err := url.Parse(u); err == nil {
+	if parsed, ok := parseUserinfo(u); ok {
 		if parsed.User == nil {
 			return ""
 		}
@@ -703,8 +780,32 @@ func passwordOf(u string) string {
 	return ""
 }
 
+// errCutShort: an "@" of the URL is not the end of its user information,
+// which is then likely cut short by a reserved character of the password.
+var errCutShort = errors.New(`its last "@" does not end its user information: a reserved character of the password cut it short`)
+
+// invalidURL is the error for a URL amqp091-go refuses. It does not wrap
+// the parser's error, whose text quotes the URL, password included; the
+// parser's own words are kept, redacted, as they can quote pieces of the
+// password too (net/url names what it took for the port, which is the
+// start of a password holding a "#" or a "/").
+func invalidURL(raw string, err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	secret := passwordOf(raw)
+	msg := "broker: invalid URL " + RedactURL(raw) + ": " + redact(err.Error(), secret)
+	if strings.Contains(raw, "@") && (ue != nil || strings.ContainsAny(raw, " \t") || errors.Is(err, errCutShort)) {
+		msg += "; percent-encode any reserved character (: / ? # @ % or a space) in the user name and password, as net/url.UserPassword does"
+	}
+	return errors.New(msg)
+}
+
 // redactedError keeps the wrapped error reachable by errors.Is/As while its
-// text never shows the password.
+// text never shows the password. msg must hold none (URLs in it redacted
+// with RedactURL): only err's text is redacted, so that a user name equal
+// to the password stays readable in msg.
 type redactedError struct {
 	msg    string
 	err    error
@@ -712,7 +813,7 @@ type redactedError struct {
 }
 
 func (e *redactedError) Error() string {
-	return redact(e.msg+": "+e.err.Error(), e.secret)
+	return e.msg + ": " + redact(e.err.Error(), e.secret)
 }
 
 func (e *redactedError) Unwrap() error { return e.err }

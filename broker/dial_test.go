@@ -78,6 +78,10 @@ func TestRedactURL(t *testing.T) {
 		"amqp://127.0.0.1/":                     "amqp://127.0.0.1/",
 		"amqp://user@host/":                     "amqp://user@host/",
 		"amqp://u:secret@bad host:notaport/x%z": "amqp://xxxxx@bad host:notaport/x%z",
+		"amqp://u:p@ss@host/":                   "amqp://u:xxxxx@host/", // Go takes an "@" in a password
+		"amqp://u:pass#word@host:5672/":         "amqp://xxxxx@host:5672/",
+		"amqp://u:5672#word@host/":              "amqp://xxxxx@host/", // parses, with the password in the fragment
+		"amqp://u:12/word@host/":                "amqp://xxxxx@host/", // parses, with the password in the path
 	} {
 		if got := broker.RedactURL(in); got != want {
 			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)

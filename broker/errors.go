@@ -43,16 +43,29 @@ var (
 	// ErrBodyTooLarge: a body exceeds Limits.MaxBytes. Raise the limit, or
 	// keep large data elsewhere and send a reference to it.
 	ErrBodyTooLarge = errors.New("broker: message body too large (raise Limits.MaxBytes, or store large data elsewhere and send a reference)")
+	// ErrHeadersTooLarge: a job's properties and headers do not fit in one
+	// AMQP frame of the connection (frame_max, 128 KiB by default), or one
+	// cannot be encoded; RabbitMQ would close the whole connection. The
+	// error also wraps ErrInvalidJob. Keep large data in the body.
+	ErrHeadersTooLarge = errors.New("broker: properties and headers too large for one AMQP frame")
 	// ErrBadBody: a body is not one well-formed MessagePack value within
 	// the limits, or does not decode into the target; the error says where.
 	ErrBadBody = errors.New("broker: bad message body")
 )
 
 // redact removes secret from s. amqp091-go and net errors may echo a URL
-// with its password.
+// with its password, and URL parsers pieces of it: each piece of secret
+// between reserved characters of URLs, of three bytes or more, is removed
+// too.
 func redact(s, secret string) string {
 	if secret == "" {
 		return s
 	}
-	return strings.ReplaceAll(s, secret, "xxxxx")
+	s = strings.ReplaceAll(s, secret, "xxxxx")
+	for _, piece := range strings.FieldsFunc(secret, func(r rune) bool { return strings.ContainsRune(":/?#[]@% \t", r) }) {
+		if len(piece) >= 3 {
+			s = strings.ReplaceAll(s, piece, "xxxxx")
+		}
+	}
+	return s
 }

@@ -62,6 +62,12 @@ type queueRun struct {
 	policy sync.Map // job type -> topology.RetryPolicy
 	topo   *topology.Topology
 
+	// slots holds a token per handler running, of the current consumer
+	// and of those it replaced: after a lost channel, the next consumer
+	// starts at once while the last one's handlers finish, and the two
+	// together never run more than the queue's concurrency.
+	slots chan struct{}
+
 	mu       sync.Mutex
 	consumer *broker.Consumer // the current one, nil between two
 }
@@ -139,6 +145,7 @@ func NewPool(conn *broker.Conn, topo *topology.Topology, h Handler, opts ...Opti
 			queue: q,
 			topo:  topo,
 			log:   o.log.With().Str(fieldQueue, q.Name).Logger(),
+			slots: make(chan struct{}, qo.concurrency),
 		})
 	}
 	if err := errors.Join(problems...); err != nil {
@@ -296,22 +303,50 @@ func (p *Pool) serve(stopCtx, jobCtx context.Context, q *queueRun, c *broker.Con
 		q.setCurrent(c)
 		p.consuming.Add(1)
 		var workers sync.WaitGroup
+		ended := make(chan struct{}) // closed once c delivers no more
+		var endOnce sync.Once
+		cur := c // c changes when this one is replaced; its workers keep it
 		for range q.cfg.concurrency {
 			workers.Add(1)
 			handlers.Add(1)
 			go func() {
 				defer handlers.Done()
 				defer workers.Done()
+				defer endOnce.Do(func() { close(ended) })
 				for stopCtx.Err() == nil {
-					d, ok := c.Next(stopCtx)
+					select {
+					case q.slots <- struct{}{}:
+					case <-stopCtx.Done():
+						return
+					case <-cur.Done():
+						return
+					}
+					d, ok := cur.Next(stopCtx)
 					if !ok {
+						<-q.slots
 						return
 					}
 					p.process(jobCtx, q, d)
+					<-q.slots
 				}
 			}()
 		}
-		workers.Wait()
+		workersDone := make(chan struct{})
+		go func() {
+			workers.Wait()
+			close(workersDone)
+		}()
+		<-ended
+		if stopCtx.Err() == nil {
+			// A consumer the broker cancelled keeps its channel, and its
+			// handlers' acks count: wait for them. A lost channel took its
+			// deliveries back to the queue (their acks fail): consume again
+			// at once, while its handlers finish in the slots they hold.
+			select {
+			case <-workersDone:
+			case <-c.Done():
+			}
+		}
 		p.consuming.Add(-1)
 		if stopCtx.Err() != nil {
 			return nil // Run's shutdown settles and closes c

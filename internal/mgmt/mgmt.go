@@ -85,9 +85,9 @@ func WithCredentials(user, password string) Option {
 // "http://guest:guest@127.0.0.1:15672" (a path, for an API behind a
 // proxy, is kept as a prefix), for the virtual host vhost ("/" when empty).
 func New(baseURL, vhost string, opts ...Option) (*Client, error) {
-	u, err := url.Parse(baseURL)
+	u, err := parseURL(baseURL)
 	if err != nil {
-		return nil, fmt.Errorf("mgmt: invalid management URL: %w", parseError(err))
+		return nil, fmt.Errorf("mgmt: invalid management URL: %w", err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return nil, fmt.Errorf("mgmt: management URL %s: want http:// or https://", u.Redacted())
@@ -199,14 +199,26 @@ func (c *Client) statusError(path string, resp *http.Response) error {
 	return e
 }
 
-// parseError returns a url.Parse error without the URL, which may hold a
-// password.
-func parseError(err error) error {
+// parseURL parses raw. Its errors never show the URL, which may hold a
+// password; when raw has user information, nor the parser's words, which
+// can quote a piece of the password (what url.Parse took for a port, when
+// a "#" or a "/" in the password, not percent-encoded, cut the URL short).
+// A URL whose "@" does not end its user information, cut short in the same
+// way but parsed, is refused too: its password would be in the path or
+// fragment, shown in messages.
+func parseURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err == nil && (u.User != nil || !strings.Contains(raw, "@")) {
+		return u, nil
+	}
+	if strings.Contains(raw, "@") {
+		return nil, errors.New("it does not parse as a URL with a user and password; percent-encode any reserved character (: / ? # @ % or a space) in them, as net/url.UserPassword does")
+	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		return ue.Err
+		return nil, ue.Err
 	}
-	return err
+	return nil, err
 }
 
 func (c *Client) vhostPath(collection string) string {

@@ -17,9 +17,9 @@ const (
 // port 15672 over http, or 15671 over https for amqps. The result holds the
 // password: mask it (url.URL.Redacted) before showing it.
 func URLFromAMQP(amqpURL string) (string, error) {
-	u, err := url.Parse(amqpURL)
+	u, err := parseURL(amqpURL)
 	if err != nil {
-		return "", fmt.Errorf("mgmt: invalid broker URL: %w", parseError(err))
+		return "", fmt.Errorf("mgmt: invalid broker URL: %w", err)
 	}
 	scheme, port := "http", Port
 	switch u.Scheme {
@@ -44,9 +44,9 @@ func URLFromAMQP(amqpURL string) (string, error) {
 // reads it: the path without its leading slash, unescaped ("/prod" is
 // "prod", "/%2F" is "/"), and "/" for an empty path or "/".
 func VhostFromAMQP(amqpURL string) (string, error) {
-	u, err := url.Parse(amqpURL)
+	u, err := parseURL(amqpURL)
 	if err != nil {
-		return "", fmt.Errorf("mgmt: invalid broker URL: %w", parseError(err))
+		return "", fmt.Errorf("mgmt: invalid broker URL: %w", err)
 	}
 	switch {
 	case u.Path == "" || u.Path == "/":
