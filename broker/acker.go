@@ -34,10 +34,9 @@ type acker struct {
 	unsent   int               // tags <= base acked locally and not yet on the wire
 	finished map[uint64]uint64 // tags > base: tick when acked locally, or onWire
 	tick     uint64            // flush generation, for acking stragglers one by one
-	armed    bool              // the flusher's timer is running or about to: no need to wake it
+	armed    bool              // timer is running: the acks made meanwhile ride on its flush
 	closed   bool
-
-	kick chan struct{} // buffered 1: wakes the flusher without blocking a handler
+	timer    *time.Timer // runs fire; nil when batch is 1
 }
 
 // settler is the part of *amqp.Channel the acker uses.
@@ -50,19 +49,32 @@ type settler interface {
 const onWire = 0
 
 func newAcker(ch settler, batch int, delay time.Duration) *acker {
-	return &acker{
+	a := &acker{
 		ch:       ch,
 		batch:    batch,
 		delay:    delay,
 		finished: make(map[uint64]uint64),
 		tick:     1,
-		kick:     make(chan struct{}, 1),
 	}
+	if batch > 1 {
+		// A timer's function, not a goroutine waiting on a channel:
+		// arming it costs no wake-up, so at a few jobs per delay (a
+		// sequential caller's) grouping acks costs one wake-up per flush
+		// instead of two.
+		a.timer = time.AfterFunc(time.Hour, a.fire)
+		a.timer.Stop()
+	}
+	return a
 }
 
+// markClosed stops the acker: nothing is sent after it returns. A flush
+// running at the time finishes first (it holds mu).
 func (a *acker) markClosed() {
 	a.mu.Lock()
 	a.closed = true
+	if a.timer != nil {
+		a.timer.Stop()
+	}
 	a.mu.Unlock()
 }
 
@@ -71,7 +83,19 @@ func (a *acker) closedErr() error {
 }
 
 // ack settles tag as handled.
-func (a *acker) ack(tag uint64) error {
+func (a *acker) ack(tag uint64) error { return a.settle(tag, 0, false) }
+
+// ackAlone settles tag as handled, at once when no other delivery of the
+// channel is outstanding (tag is the last one received and every earlier
+// one is settled): no ack would come to group it with, so the broker gets
+// it now, in one multiple ack with the grouped ones before it. Otherwise
+// it is grouped like any other. received is the highest tag handed out.
+func (a *acker) ackAlone(tag, received uint64) error { return a.settle(tag, received, true) }
+
+// settle records tag as finished and sends the acks that are due: the
+// grouped prefix once it is a batch long, or at once when alone and
+// nothing after tag was received.
+func (a *acker) settle(tag, received uint64, alone bool) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed {
@@ -82,19 +106,20 @@ func (a *acker) ack(tag uint64) error {
 	}
 	a.finished[tag] = a.tick
 	a.advanceLocked()
-	if a.unsent >= a.batch {
+	if alone && a.base == received || a.unsent >= a.batch {
 		return a.flushPrefixLocked()
 	}
-	if !a.armed {
-		// Wake the flusher once per delay, not once per ack: a wake-up
-		// costs more than the ack.
-		a.armed = true
-		select {
-		case a.kick <- struct{}{}:
-		default:
-		}
-	}
+	a.armLocked()
 	return nil
+}
+
+// armLocked starts the timer that flushes the grouped acks, unless it
+// runs.
+func (a *acker) armLocked() {
+	if !a.armed {
+		a.armed = true
+		a.timer.Reset(a.delay)
+	}
 }
 
 // nack settles tag with basic.nack, at once.
@@ -174,6 +199,9 @@ func (a *acker) flushTick() (pending bool, err error) {
 	}
 	a.tick++
 	a.armed = pending
+	if pending {
+		a.timer.Reset(a.delay)
+	}
 	return pending, nil
 }
 
@@ -207,42 +235,10 @@ func (a *acker) wireErr(err error) error {
 	return fmt.Errorf("%w: settle delivery: %w", ErrClosed, err)
 }
 
-// flusher sends grouped acks at most delay after they were made, until
-// stop or done is closed. It is the consumer's; Close stops it.
-func (a *acker) flusher(stop, done <-chan struct{}) {
-	if a.batch == 1 {
-		return
-	}
-	timer := time.NewTimer(a.delay)
-	timer.Stop()
-	armed := false
-	for {
-		select {
-		case <-stop:
-			timer.Stop()
-			return
-		case <-done:
-			timer.Stop()
-			return
-		case <-a.kick:
-			if !armed {
-				timer.Reset(a.delay)
-				armed = true
-			}
-			// acker.armed stays set until the timer fires: acks in
-			// between do not wake this goroutine.
-		case <-timer.C:
-			armed = false
-			pending, err := a.flushTick()
-			if err != nil {
-				// The channel is failing; the watcher reports why, and the
-				// broker returns what was not acked.
-				continue
-			}
-			if pending {
-				timer.Reset(a.delay)
-				armed = true
-			}
-		}
-	}
+// fire sends the acks grouped since the timer was armed (flushTick
+// re-arms it while stragglers wait). A failing channel is left to its
+// consumer's watcher, which reports why; the broker returns what was not
+// acked.
+func (a *acker) fire() {
+	_, _ = a.flushTick()
 }

@@ -70,10 +70,6 @@ func TestAckerSettlesEachTagOnce(t *testing.T) {
 				rng := rand.New(rand.NewPCG(uint64(seed), uint64(batch)))
 				fb := newFakeBroker(n)
 				a := newAcker(fb, batch, time.Millisecond)
-				stop, done := make(chan struct{}), make(chan struct{})
-				var fl sync.WaitGroup
-				fl.Add(1)
-				go func() { defer fl.Done(); a.flusher(stop, done) }()
 
 				order := rng.Perm(n)
 				nack := make(map[uint64]bool)
@@ -89,9 +85,12 @@ func TestAckerSettlesEachTagOnce(t *testing.T) {
 						for i := w; i < n; i += workers {
 							tag := uint64(order[i] + 1)
 							var err error
-							if nack[tag] {
+							switch {
+							case nack[tag]:
 								err = a.nack(tag, true)
-							} else {
+							case tag%3 == 0: // a request's ack; the tag is the last received, or not
+								err = a.ackAlone(tag, tag+tag%2)
+							default:
 								err = a.ack(tag)
 							}
 							if err != nil {
@@ -104,8 +103,7 @@ func TestAckerSettlesEachTagOnce(t *testing.T) {
 				if err := a.flushAll(); err != nil {
 					t.Fatal(err)
 				}
-				close(stop)
-				fl.Wait()
+				a.markClosed()
 
 				fb.mu.Lock()
 				defer fb.mu.Unlock()
@@ -148,17 +146,42 @@ func TestAckerGroupsInOrderAcks(t *testing.T) {
 	}
 }
 
+// TestAckerAcksALoneRequestAtOnce: a request's ack goes out at once, with
+// the grouped acks before it, when nothing else of the channel is
+// outstanding, and is grouped like any other when something is.
+func TestAckerAcksALoneRequestAtOnce(t *testing.T) {
+	fb := newFakeBroker(10)
+	a := newAcker(fb, 32, time.Hour) // no timer flush
+	defer a.markClosed()
+	for tag := uint64(1); tag <= 2; tag++ {
+		if err := a.ack(tag); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Tag 4 was received: 3 is not alone.
+	if err := a.ackAlone(3, 4); err != nil {
+		t.Fatal(err)
+	}
+	if fb.frames != 0 {
+		t.Fatalf("%d frames sent while tag 4 is outstanding, want the acks grouped", fb.frames)
+	}
+	if err := a.ackAlone(4, 4); err != nil {
+		t.Fatal(err)
+	}
+	fb.mu.Lock()
+	defer fb.mu.Unlock()
+	if fb.frames != 1 || fb.acked[1] != 1 || fb.acked[4] != 1 || len(fb.failures) != 0 {
+		t.Errorf("frames %d, acked %v, failures %v: want one multiple ack of 1-4", fb.frames, fb.acked, fb.failures)
+	}
+}
+
 // TestAckerStragglers checks that deliveries finished behind a slow one are
 // acked after a few delays, not held until the slow one finishes: otherwise
 // they would hold the consumer's prefetch slots.
 func TestAckerStragglers(t *testing.T) {
 	fb := newFakeBroker(10)
 	a := newAcker(fb, 32, time.Millisecond)
-	stop, done := make(chan struct{}), make(chan struct{})
-	var fl sync.WaitGroup
-	fl.Add(1)
-	go func() { defer fl.Done(); a.flusher(stop, done) }()
-	defer func() { close(stop); fl.Wait() }()
+	defer a.markClosed()
 
 	for tag := uint64(2); tag <= 10; tag++ { // tag 1 is the slow one
 		if err := a.ack(tag); err != nil {

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -22,12 +23,13 @@ var ErrReplyTimeout = errors.New("broker: no reply before the call's deadline; c
 type CallerOption func(*callerOptions) error
 
 type callerOptions struct {
-	router  Router
-	appID   string
-	log     zerolog.Logger
-	timeout time.Duration
-	now     func() time.Time
-	hooks   []CallHook
+	replyQueue bool
+	router     Router
+	appID      string
+	log        zerolog.Logger
+	timeout    time.Duration
+	now        func() time.Time
+	hooks      []CallHook
 }
 
 // WithCallRouter routes requests by job type, as WithRouter does for a
@@ -58,6 +60,21 @@ func WithCallLogger(l zerolog.Logger) CallerOption {
 	}
 }
 
+// WithCallReplyQueue makes the Caller receive its replies in a queue of
+// its own instead of through RabbitMQ's direct reply-to: an exclusive,
+// server-named queue (amq.gen-…) that its channel declares and consumes
+// without acks, declared again on each new channel. With many concurrent
+// callers it gives a few percent more throughput, at the cost of a queue
+// per Caller on the broker. Workers answer it as they answer direct reply-to:
+// unconfirmed, and dropped by the broker once the Caller is gone (see
+// IsCallerReplyTo).
+func WithCallReplyQueue() CallerOption {
+	return func(o *callerOptions) error {
+		o.replyQueue = true
+		return nil
+	}
+}
+
 // DefaultCallTimeout bounds a Call whose ctx has no deadline.
 const DefaultCallTimeout = 30 * time.Second
 
@@ -76,7 +93,8 @@ func WithCallTimeout(d time.Duration) CallerOption {
 // Caller sends requests and awaits their replies over RabbitMQ's direct
 // reply-to: no reply queue is declared; the replies come back on the
 // caller's own channel, matched to their callers by correlation id. Any
-// number of goroutines may call at once on one Caller.
+// number of goroutines may call at once on one Caller. WithCallReplyQueue
+// uses a reply queue of the Caller's own instead.
 //
 // Requests are published mandatory, not confirmed: the reply is the proof
 // that the broker had the request, and a request no queue receives fails
@@ -116,7 +134,8 @@ type callResult struct {
 // callChannel is a channel consuming DirectReplyTo, with the calls
 // awaiting their replies on it.
 type callChannel struct {
-	ch *amqp.Channel
+	ch      *amqp.Channel
+	replyTo string // the requests' reply_to: DirectReplyTo, or the reply queue
 
 	mu      sync.Mutex
 	pending map[string]chan callResult // by correlation id; buffered 1
@@ -136,8 +155,9 @@ type callChannel struct {
 // sent or its channel was lost while waiting.
 //
 // The job is routed by its type (WithCallRouter) unless To names the
-// exchange. Its reply_to is set to the direct reply-to; its correlation id,
-// when empty, is its id.
+// exchange. Its reply_to is set to the direct reply-to. A job without a
+// correlation id is sent without one, and its reply matched by its id (the
+// reply's correlation id is the request's, else its id).
 func (c *Caller) Call(ctx context.Context, job Job, opts ...PublishOption) (reply *Envelope, err error) {
 	start := time.Now()
 	deadline, ok := ctx.Deadline()
@@ -150,7 +170,7 @@ func (c *Caller) Call(ctx context.Context, job Job, opts ...PublishOption) (repl
 		defer t.Stop()
 		expired = t.C
 	}
-	job.ReplyTo = DirectReplyTo
+	job.ReplyTo = DirectReplyTo // or, once sent, the reply queue's name (WithCallReplyQueue)
 	env, err := NewEnvelope(job, c.opts.now())
 	if err != nil {
 		return nil, err
@@ -158,8 +178,12 @@ func (c *Caller) Call(ctx context.Context, job Job, opts ...PublishOption) (repl
 	if env.AppID == "" {
 		env.AppID = c.opts.appID
 	}
-	if env.CorrelationID == "" {
-		env.CorrelationID = env.ID
+	// A worker replies with the request's correlation id, else its id: a
+	// request needs none of its own (36 bytes less for the broker to
+	// parse and store, for each call).
+	corr := env.CorrelationID
+	if corr == "" {
+		corr = env.ID
 	}
 	env.Deadline = deadline
 	var t publishTarget
@@ -189,7 +213,7 @@ func (c *Caller) Call(ctx context.Context, job Job, opts ...PublishOption) (repl
 	}
 
 	result := resultChans.Get().(chan callResult)
-	cc, err := c.send(ctx, env.CorrelationID, env.Publishing(), t, result)
+	cc, err := c.send(ctx, corr, env.Publishing(), t, result)
 	if err != nil {
 		resultChans.Put(result)
 		return nil, fail(err)
@@ -197,7 +221,7 @@ func (c *Caller) Call(ctx context.Context, job Job, opts ...PublishOption) (repl
 	defer func() {
 		// Once forgotten, nothing sends to result any more (deliver and
 		// shutdown send under cc.mu): empty, it can serve another call.
-		cc.forget(env.CorrelationID)
+		cc.forget(corr)
 		select {
 		case <-result:
 		default:
@@ -257,6 +281,9 @@ func routeOf(r Router, jobType string) (exchange, key string, ok bool) {
 
 // send registers the call and publishes its request.
 func (c *Caller) send(ctx context.Context, corr string, msg amqp.Publishing, t publishTarget, result chan callResult) (*callChannel, error) {
+	if err := checkFrame(&msg, int(c.conn.frameMax.Load()), msg.MessageId); err != nil {
+		return nil, err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -269,6 +296,7 @@ func (c *Caller) send(ctx context.Context, corr string, msg amqp.Publishing, t p
 	if err := cc.await(corr, result); err != nil {
 		return nil, err
 	}
+	msg.ReplyTo = cc.replyTo
 	if err := cc.ch.PublishWithContext(ctx, t.exchange, t.key, true, false, msg); err != nil {
 		cc.forget(corr)
 		if errors.Is(err, amqp.ErrClosed) {
@@ -298,13 +326,24 @@ func (c *Caller) channelLocked() (*callChannel, error) {
 	returns := ch.NotifyReturn(make(chan amqp.Return, 64))
 	closes := ch.NotifyClose(make(chan *amqp.Error, 1))
 	// Direct reply-to is consumed without acks (RabbitMQ requires it):
-	// the replies are not stored anywhere to be acked.
-	replies, err := ch.Consume(DirectReplyTo, "", true, false, false, false, nil)
+	// the replies are not stored anywhere to be acked. A reply queue is
+	// too: its replies are for this channel's calls alone, and a reply
+	// lost with the connection times its call out either way.
+	replyTo := DirectReplyTo
+	if c.opts.replyQueue {
+		q, err := ch.QueueDeclare("", false, true, true, false, nil)
+		if err != nil {
+			ch.Close()
+			return nil, fmt.Errorf("broker: declare the caller's reply queue: %w", err)
+		}
+		replyTo = q.Name
+	}
+	replies, err := ch.Consume(replyTo, "", true, false, false, false, nil)
 	if err != nil {
 		ch.Close()
-		return nil, fmt.Errorf("broker: consume direct reply-to: %w", err)
+		return nil, fmt.Errorf("broker: consume replies from %s: %w", replyTo, err)
 	}
-	cc := &callChannel{ch: ch, pending: make(map[string]chan callResult)}
+	cc := &callChannel{ch: ch, replyTo: replyTo, pending: make(map[string]chan callResult)}
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
@@ -325,7 +364,8 @@ func (c *Caller) loop(cc *callChannel, replies <-chan amqp.Delivery, returns <-c
 				returns = nil
 				continue
 			}
-			cc.deliver(r.CorrelationId, callResult{err: fmt.Errorf("%w (%s)", ErrUnroutable, r.ReplyText)})
+			// A request without a correlation id of its own awaits its id.
+			cc.deliver(cmp.Or(r.CorrelationId, r.MessageId), callResult{err: fmt.Errorf("%w (%s)", ErrUnroutable, r.ReplyText)})
 		case d, ok := <-replies:
 			if !ok {
 				var reason error = ErrClosed

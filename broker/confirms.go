@@ -159,7 +159,7 @@ func (cc *confirmChannel) shutdown(closes <-chan *amqp.Error, returns <-chan amq
 	defer cc.mu.Unlock()
 	cc.closed = true
 	for tag, p := range cc.pending {
-		p.result <- fmt.Errorf("%w before the broker confirmed the job (%v); it may or may not be stored, publish it again with the same id", ErrClosed, reason)
+		p.result <- fmt.Errorf("%w before the broker confirmed the job (%w); it may or may not be stored, publish it again with the same id", ErrClosed, reason)
 		delete(cc.pending, tag)
 	}
 }

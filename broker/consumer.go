@@ -125,8 +125,7 @@ type Consumer struct {
 	mu       sync.Mutex
 	closeErr error // why the channel is gone; set before done is closed
 
-	stop chan struct{} // closed by Close: ends the flusher
-	wg   sync.WaitGroup
+	wg sync.WaitGroup
 }
 
 // Consume starts consuming queue with manual acknowledgements. The queue
@@ -162,7 +161,6 @@ func Consume(ctx context.Context, conn *Conn, queue string, opts ...ConsumeOptio
 		ch:    ch,
 		log:   o.log,
 		done:  make(chan struct{}),
-		stop:  make(chan struct{}),
 	}
 	if c.tag == "" {
 		c.tag = "warren-" + queue + "-" + strconv.FormatUint(consumerSeq.Add(1), 10)
@@ -187,14 +185,10 @@ func Consume(ctx context.Context, conn *Conn, queue string, opts ...ConsumeOptio
 	c.in, c.cancels = in, cancels
 	batch := min(o.ackBatch, max(1, o.prefetch/4))
 	c.acks = newAcker(ch, batch, o.ackDelay)
-	c.wg.Add(2)
+	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
 		c.watch(closes)
-	}()
-	go func() {
-		defer c.wg.Done()
-		c.acks.flusher(c.stop, c.done)
 	}()
 	return c, nil
 }
@@ -274,6 +268,7 @@ func (c *Consumer) wrap(d *amqp.Delivery) *Delivery {
 		Redelivered: d.Redelivered,
 		tag:         d.DeliveryTag,
 		acks:        c.acks,
+		received:    &c.lastTag,
 	}
 	if n, ok := d.Headers["x-delivery-count"]; ok {
 		out.DeliveryCount, _ = headerInt("x-delivery-count", n, 0, 1<<31-1)
@@ -386,11 +381,7 @@ func (c *Consumer) Close(ctx context.Context) error {
 			err = fmt.Errorf("broker: close consumer channel of queue %q: %w", c.queue, ctx.Err())
 		}
 	}
-	select {
-	case <-c.stop:
-	default:
-		close(c.stop)
-	}
+	c.acks.markClosed()
 	// The watcher ends when the channel is gone; if the close above timed
 	// out, the connection's own close ends it.
 	c.wg.Wait()
@@ -419,17 +410,27 @@ type Delivery struct {
 	// of the message (quorum queues' x-delivery-count), 0 elsewhere.
 	DeliveryCount int
 
-	tag     uint64
-	acks    *acker
-	settled atomic.Bool
+	tag      uint64
+	acks     *acker
+	received *atomic.Uint64 // the consumer's highest tag received
+	settled  atomic.Bool
 }
 
 // Ack tells the broker the delivery is done with; the broker deletes it.
 // Acks are grouped (see WithAckBatch): the ack is on the wire within the
 // batch delay, and the consumer's Close sends what is still grouped.
+//
+// A request's ack (reply_to set) is sent at once when no other delivery
+// of the consumer is outstanding: request-reply is bound by latency, and a
+// broker that gets the ack a batch delay after the reply has gone idle
+// when the caller's next request comes, and takes longer to route it.
+// Under load, requests' acks are grouped like any other.
 func (d *Delivery) Ack() error {
 	if !d.settled.CompareAndSwap(false, true) {
 		return ErrAlreadySettled
+	}
+	if d.Envelope != nil && d.Envelope.ReplyTo != "" {
+		return d.acks.ackAlone(d.tag, d.received.Load())
 	}
 	return d.acks.ack(d.tag)
 }

@@ -97,3 +97,36 @@ routes:
 	// ada: approved true
 	// mallory: refused (permanent): rider is blocked
 }
+
+// Many concurrent callers in one process: replies come to an exclusive
+// queue of the Caller's own rather than through direct reply-to.
+func ExampleWithCallReplyQueue() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := broker.Dial(ctx, []string{exampleURL()}, broker.WithName("example-reply-queue"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer conn.Close()
+	caller, err := broker.NewCaller(conn, broker.WithCallReplyQueue())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer caller.Close()
+	// Each Call is sent with reply_to naming the Caller's queue (amq.gen-…);
+	// workers answer it as they answer direct reply-to.
+	reply, err := caller.Call(ctx, broker.Job{Type: "passenger.authorise", Payload: map[string]string{"rider": "ada"}},
+		broker.To("passengers", "passenger.authorise"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	var answer map[string]any
+	if err := reply.Decode(&answer); err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(answer)
+}

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -118,8 +119,9 @@ type Publisher struct {
 }
 
 // SendDirectReply sends a reply to a caller waiting on RabbitMQ's direct
-// reply-to (replyTo is its amq.rabbitmq.reply-to.* address), on a channel
-// without confirms, and returns once it is written. Such a reply is
+// reply-to (replyTo is its amq.rabbitmq.reply-to.* address) or on a reply
+// queue of its own (amq.gen-*, see IsCallerReplyTo), on a channel without
+// confirms, and returns once it is written. Such a reply is
 // transient by nature: it exists only while its caller's channel does, the
 // broker cannot be asked to keep it, and a confirm would only cost a round
 // of work on both sides. If it is lost, its caller times out, as it would
@@ -127,8 +129,8 @@ type Publisher struct {
 // headers (on a failure) and the body are sent: Call fills in the reply's
 // id and type from its request.
 func (p *Publisher) SendDirectReply(ctx context.Context, env *Envelope, replyTo string) error {
-	if !IsDirectReplyTo(replyTo) {
-		return fmt.Errorf("%w: %q is not a direct reply-to address; publish the reply with PublishEnvelope", ErrInvalidJob, replyTo)
+	if !IsCallerReplyTo(replyTo) {
+		return fmt.Errorf("%w: %q is neither a direct reply-to address nor a caller's own reply queue; publish the reply with PublishEnvelope", ErrInvalidJob, replyTo)
 	}
 	// Only what the caller reads: it knows the rest (id, type) from its
 	// request, and a reply nobody can store need not be persistent.
@@ -155,15 +157,16 @@ func (p *Publisher) SendDirectReply(ctx context.Context, env *Envelope, replyTo 
 
 // Reply sends the reply to request (whose ReplyTo must be set): its
 // result, encoded with MessagePack, or its failure when failure is not nil
-// (see NewReply). To a caller waiting on direct reply-to it is written as
-// SendDirectReply writes it; to a reply queue it is published with a
-// confirm and as mandatory (PublishEnvelope). It is what a worker pool does
+// (see NewReply). To a caller waiting on direct reply-to or its own reply
+// queue (IsCallerReplyTo) it is written as SendDirectReply writes it; to a
+// durable reply queue it is published with a confirm and as mandatory
+// (PublishEnvelope). It is what a worker pool does
 // when a request ends.
 func (p *Publisher) Reply(ctx context.Context, request *Envelope, result any, failure *Failure, now time.Time) error {
 	if request.ReplyTo == "" {
 		return fmt.Errorf("%w: job %s has no reply_to: nobody waits for its reply", ErrInvalidJob, request.ID)
 	}
-	if !IsDirectReplyTo(request.ReplyTo) || failure != nil || request.Traceparent != "" || p.hook != nil {
+	if !IsCallerReplyTo(request.ReplyTo) || failure != nil || request.Traceparent != "" || p.hook != nil {
 		r, err := NewReply(request, result, failure, now)
 		if err != nil {
 			return err
@@ -171,7 +174,7 @@ func (p *Publisher) Reply(ctx context.Context, request *Envelope, result any, fa
 		if p.hook != nil {
 			ctx = ContextWithKind(ctx, KindReply)
 		}
-		if IsDirectReplyTo(request.ReplyTo) {
+		if IsCallerReplyTo(request.ReplyTo) {
 			return p.SendDirectReply(ctx, r, request.ReplyTo)
 		}
 		return p.PublishEnvelope(ctx, r, "", request.ReplyTo)
@@ -199,6 +202,9 @@ func (p *Publisher) Reply(ctx context.Context, request *Envelope, result any, fa
 // sendDirect writes msg to a direct reply-to address on the publisher's
 // channel without confirms.
 func (p *Publisher) sendDirect(ctx context.Context, replyTo string, msg amqp.Publishing) error {
+	if err := checkFrame(&msg, int(p.conn.frameMax.Load()), cmp.Or(msg.MessageId, msg.CorrelationId)); err != nil {
+		return err
+	}
 	p.directMu.Lock()
 	defer p.directMu.Unlock()
 	if p.closed {
@@ -578,6 +584,9 @@ func checkExchange(ctx context.Context, conn *Conn, known *sync.Map, exchange st
 }
 
 func (p *Publisher) send(ctx context.Context, t publishTarget, msg amqp.Publishing, id string) (*pending, error) {
+	if err := checkFrame(&msg, int(p.conn.frameMax.Load()), id); err != nil {
+		return nil, err
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -590,10 +599,11 @@ func (p *Publisher) send(ctx context.Context, t publishTarget, msg amqp.Publishi
 	pd := &pending{id: id, exchange: t.exchange, key: t.key, result: make(chan error, 1)}
 	seq := cc.ch.GetNextPublishSeqNo()
 	cc.add(seq, pd)
-	// Mandatory, except to a direct reply-to address: RabbitMQ 3.x returns
-	// every mandatory publish to one as unroutable even when it delivers
-	// it, so mandatory would only bounce each reply back.
-	mandatory := !(t.exchange == "" && IsDirectReplyTo(t.key))
+	// Mandatory, except to a caller's reply address: RabbitMQ 3.x returns
+	// every mandatory publish to direct reply-to as unroutable even when it
+	// delivers it, and a caller's own reply queue that is gone means only
+	// that nobody waits any more.
+	mandatory := !(t.exchange == "" && IsCallerReplyTo(t.key))
 	if _, err := cc.ch.PublishWithDeferredConfirmWithContext(ctx, t.exchange, t.key, mandatory, false, msg); err != nil {
 		cc.remove(seq)
 		if errors.Is(err, amqp.ErrClosed) {

@@ -36,6 +36,22 @@ func IsDirectReplyTo(replyTo string) bool {
 	return replyTo == DirectReplyTo || strings.HasPrefix(replyTo, DirectReplyTo+".")
 }
 
+// ServerNamedPrefix begins the name of every queue the broker names itself
+// (a queue.declare with an empty name): a Caller's reply queue
+// (WithCallReplyQueue), exclusive to its connection.
+const ServerNamedPrefix = "amq.gen-"
+
+// IsCallerReplyTo reports whether replyTo names a caller waiting for its
+// reply on a channel or connection of its own: RabbitMQ's direct reply-to,
+// or a server-named queue (ServerNamedPrefix), which lives only as long as
+// the connection that declared it. A reply to such an address is written
+// as SendDirectReply writes it, and dropped by the broker if the caller is
+// gone: nobody waits for it any more. Any other reply_to is a durable
+// reply queue.
+func IsCallerReplyTo(replyTo string) bool {
+	return IsDirectReplyTo(replyTo) || strings.HasPrefix(replyTo, ServerNamedPrefix)
+}
+
 // ReplyTypeSuffix ends the job type of a reply.
 const ReplyTypeSuffix = ".reply"
 

@@ -211,7 +211,7 @@ func send(ctx context.Context, pub *broker.Publisher, dl *broker.Delivery, e Ent
 		}
 		r.Headers = h
 	}
-	if broker.IsDirectReplyTo(r.ReplyTo) {
+	if broker.IsCallerReplyTo(r.ReplyTo) {
 		r.ReplyTo = "" // the caller that waited is gone
 	}
 	conf, err := pub.SendEnvelope(broker.ContextWithKind(ctx, broker.KindReplay), &r, exchange, key)

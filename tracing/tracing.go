@@ -1,6 +1,7 @@
 package tracing
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"maps"
@@ -230,8 +231,10 @@ func messageAttributes(attrs []attribute.KeyValue, exchange, routingKey string, 
 	if env.ID != "" {
 		attrs = append(attrs, semconv.MessagingMessageID(env.ID))
 	}
-	if env.CorrelationID != "" {
-		attrs = append(attrs, semconv.MessagingMessageConversationID(env.CorrelationID))
+	// A request without a correlation id of its own is answered under its
+	// id (as warren's Caller sends them).
+	if conv := env.CorrelationID; conv != "" || env.ReplyTo != "" {
+		attrs = append(attrs, semconv.MessagingMessageConversationID(cmp.Or(conv, env.ID)))
 	}
 	return attrs
 }

@@ -24,7 +24,8 @@ type Job struct {
 	// retry, and so on; MaxAttempts is the retry policy's limit.
 	Attempt     int
 	MaxAttempts int
-	// CorrelationID and ReplyTo are for request-reply.
+	// CorrelationID and ReplyTo are for request-reply. CorrelationID is
+	// the one the job's reply carries: the request's own, else its id.
 	CorrelationID string
 	ReplyTo       string
 	// Headers are the producer's own headers.

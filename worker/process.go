@@ -22,6 +22,15 @@ const settlePause = time.Second
 // a job is logged as a possible crash loop.
 const crashLoopWarning = 3
 
+// correlationID is the correlation id env's reply carries: its own, else,
+// for a request, its id.
+func correlationID(env *broker.Envelope) string {
+	if env.CorrelationID == "" && env.ReplyTo != "" {
+		return env.ID
+	}
+	return env.CorrelationID
+}
+
 // process handles one delivery and settles it. ctx is the pool's job
 // context: it ends at the shutdown deadline.
 func (p *Pool) process(ctx context.Context, q *queueRun, d *broker.Delivery) {
@@ -38,7 +47,7 @@ func (p *Pool) process(ctx context.Context, q *queueRun, d *broker.Delivery) {
 		Queue:         q.queue.Name,
 		Attempt:       out.Attempt,
 		MaxAttempts:   policy.MaxAttempts,
-		CorrelationID: env.CorrelationID,
+		CorrelationID: correlationID(env),
 		ReplyTo:       env.ReplyTo,
 		Headers:       env.Headers,
 		PublishedAt:   env.Timestamp,
@@ -368,8 +377,8 @@ func jobFields(e *zerolog.Event, env *broker.Envelope, attempt int) *zerolog.Eve
 		return e
 	}
 	e = e.Str(fieldJobID, env.ID).Str(fieldJobType, env.Type).Int(fieldAttempt, attempt)
-	if env.CorrelationID != "" {
-		e = e.Str(fieldCorrelationID, env.CorrelationID)
+	if corr := correlationID(env); corr != "" {
+		e = e.Str(fieldCorrelationID, corr)
 	}
 	if id := traceID(env.Traceparent); id != "" {
 		e = e.Str(fieldTraceID, id)

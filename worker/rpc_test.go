@@ -32,9 +32,9 @@ type authorisation struct {
 
 // caller returns a Caller on a connection of its own, routed by the
 // fixture's topology.
-func (f *fixture) caller() *broker.Caller {
+func (f *fixture) caller(opts ...broker.CallerOption) *broker.Caller {
 	f.t.Helper()
-	c, err := broker.NewCaller(dial(f.t, "worker-test-caller"), broker.WithCallRouter(f.topo))
+	c, err := broker.NewCaller(dial(f.t, "worker-test-caller"), append([]broker.CallerOption{broker.WithCallRouter(f.topo)}, opts...)...)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -80,6 +80,114 @@ func TestCallRoundTrip(t *testing.T) {
 	if l.replied() != 1 {
 		t.Errorf("%d outcomes with a reply sent, want 1", l.replied())
 	}
+}
+
+// TestCallCorrelatesByIDOrOwnCorrelationID: a call without a correlation
+// id sends none (the worker answers under the job's id, and the handler
+// sees that id as the job's correlation id); one with its own gets it back.
+func TestCallCorrelatesByIDOrOwnCorrelationID(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOpts{})
+	type seen struct{ id, sent, handlerSaw string }
+	seenc := make(chan seen, 2)
+	mux := worker.NewMux()
+	mux.Handle("ok", worker.TypedResult(func(ctx context.Context, job *worker.Job, a authorise) (authorisation, error) {
+		seenc <- seen{id: job.ID, sent: job.Envelope.CorrelationID, handlerSaw: job.CorrelationID}
+		return authorisation{Rider: a.Rider, Approved: true, Seq: a.Amount}, nil
+	}))
+	f.run(mux)
+	c := f.caller()
+	ctx := brokertest.Context(t, 10*time.Second)
+
+	reply, err := c.Call(ctx, broker.Job{Type: "ok", Payload: authorise{Rider: "ada", Amount: 1}})
+	if err != nil {
+		t.Fatalf("Call: %v", err)
+	}
+	s := <-seenc
+	if s.sent != "" || s.handlerSaw != s.id || reply.CorrelationID != s.id {
+		t.Errorf("without a correlation id: sent %q, handler saw %q, reply has %q; want none sent, then the id %q", s.sent, s.handlerSaw, reply.CorrelationID, s.id)
+	}
+
+	reply, err = c.Call(ctx, broker.Job{Type: "ok", CorrelationID: "order-7", Payload: authorise{Rider: "bob", Amount: 2}})
+	if err != nil {
+		t.Fatalf("Call: %v", err)
+	}
+	s = <-seenc
+	if s.sent != "order-7" || s.handlerSaw != "order-7" || reply.CorrelationID != "order-7" {
+		t.Errorf("with correlation id order-7: sent %q, handler saw %q, reply has %q", s.sent, s.handlerSaw, reply.CorrelationID)
+	}
+	var got authorisation
+	if err := reply.Decode(&got); err != nil || got.Rider != "bob" {
+		t.Errorf("reply %+v (%v), want bob's", got, err)
+	}
+}
+
+// TestCallsOverAReplyQueue: a Caller with its own reply queue sends it as
+// reply_to (a server-named queue); concurrent calls pair with their
+// replies, a remote failure surfaces with its class, and the worker sends
+// its replies without confirm or mandatory flag, as to direct reply-to.
+func TestCallsOverAReplyQueue(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOpts{})
+	var mu sync.Mutex
+	replyTos := map[string]bool{}
+	inner := authoriser()
+	l := newLedger()
+	f.run(worker.HandlerFunc(func(ctx context.Context, job *worker.Job) error {
+		mu.Lock()
+		replyTos[job.ReplyTo] = true
+		mu.Unlock()
+		return inner.HandleJob(ctx, job)
+	}), worker.WithQueue(f.queue, worker.Concurrency(16), worker.Prefetch(64)), worker.WithObserver(l.observe))
+	c := f.caller(broker.WithCallReplyQueue())
+	ctx := brokertest.Context(t, 60*time.Second)
+
+	const n = 300
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := 1; i <= n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			reply, err := c.Call(ctx, broker.Job{Type: "ok", Payload: authorise{Rider: fmt.Sprint("r", i), Amount: i}})
+			if err != nil {
+				errs <- fmt.Errorf("call %d: %w", i, err)
+				return
+			}
+			var got authorisation
+			if err := reply.Decode(&got); err != nil {
+				errs <- err
+				return
+			}
+			if got.Seq != i || got.Rider != fmt.Sprint("r", i) {
+				errs <- fmt.Errorf("call %d got the reply of call %d (%s)", i, got.Seq, got.Rider)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	_, err := c.Call(ctx, broker.Job{Type: "ok", Payload: authorise{Rider: "zoe", Amount: 0}})
+	var re *broker.RemoteError
+	if !errors.As(err, &re) || re.Class != worker.ClassPermanent {
+		t.Errorf("Call of a failing job: %v, want a RemoteError of class %q", err, worker.ClassPermanent)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(replyTos) != 1 {
+		t.Fatalf("reply_to of the requests: %v, want one queue", replyTos)
+	}
+	for r := range replyTos {
+		if !strings.HasPrefix(r, broker.ServerNamedPrefix) || !broker.IsCallerReplyTo(r) {
+			t.Errorf("reply_to %q, want a server-named queue", r)
+		}
+	}
+	if d := c.Discarded(); d != 0 {
+		t.Errorf("%d replies discarded", d)
+	}
+	waitFor(t, 10*time.Second, "every outcome", func() bool { return l.replied() == n+1 })
 }
 
 func TestThousandConcurrentCallsPairCorrectly(t *testing.T) {
@@ -371,6 +479,15 @@ routes:
 // pool sends it all the same (the broker drops it) and goes on.
 func TestReplyToGoneCallerIsDropped(t *testing.T) {
 	t.Parallel()
+	for name, opts := range map[string][]broker.CallerOption{"direct reply-to": nil, "reply queue": {broker.WithCallReplyQueue()}} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testReplyToGoneCaller(t, opts)
+		})
+	}
+}
+
+func testReplyToGoneCaller(t *testing.T, opts []broker.CallerOption) {
 	f := newFixture(t, fixtureOpts{})
 	started := make(chan struct{}, 1)
 	release := make(chan struct{})
@@ -386,7 +503,7 @@ func TestReplyToGoneCallerIsDropped(t *testing.T) {
 	var outcomes []worker.Outcome
 	f.run(mux, worker.WithObserver(func(o worker.Outcome) { mu.Lock(); outcomes = append(outcomes, o); mu.Unlock() }))
 
-	c, err := broker.NewCaller(dial(t, "worker-test-gone-caller"), broker.WithCallRouter(f.topo))
+	c, err := broker.NewCaller(dial(t, "worker-test-gone-caller"), append([]broker.CallerOption{broker.WithCallRouter(f.topo)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -411,5 +528,45 @@ func TestReplyToGoneCallerIsDropped(t *testing.T) {
 		if o.Status != worker.Succeeded || o.Replied != (o.JobType == "slow") {
 			t.Errorf("%s: %v (replied %v, err %v), want succeeded, the request replied to (the broker drops the reply)", o.JobType, o.Status, o.Replied, o.Err)
 		}
+	}
+}
+
+// TestReplyQueueIsDeclaredAgainAfterReconnection: the broker closes the
+// caller's connection, and with it its exclusive reply queue; the next
+// call declares a new one and gets its reply there.
+func TestReplyQueueIsDeclaredAgainAfterReconnection(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOpts{})
+	replyTos := make(chan string, 2)
+	mux := worker.NewMux()
+	mux.Handle("ok", worker.TypedResult(func(ctx context.Context, job *worker.Job, a authorise) (authorisation, error) {
+		replyTos <- job.ReplyTo
+		return authorisation{Rider: a.Rider, Seq: a.Amount}, nil
+	}))
+	f.run(mux)
+	name := brokertest.ConnName(t, "reply-queue-caller")
+	conn := dialReconnecting(t, name)
+	c, err := broker.NewCaller(conn, broker.WithCallRouter(f.topo), broker.WithCallReplyQueue())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ctx := brokertest.Context(t, 30*time.Second)
+	for i := 1; i <= 2; i++ {
+		if i == 2 {
+			closeLiveConnection(t, conn, name)
+		}
+		reply, err := c.Call(ctx, broker.Job{Type: "ok", Payload: authorise{Rider: "ada", Amount: i}})
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		var got authorisation
+		if err := reply.Decode(&got); err != nil || got.Seq != i {
+			t.Fatalf("call %d: reply %+v (%v)", i, got, err)
+		}
+	}
+	first, second := <-replyTos, <-replyTos
+	if first == second || !strings.HasPrefix(second, broker.ServerNamedPrefix) {
+		t.Errorf("reply queues %q then %q: want a new server-named one after the reconnection", first, second)
 	}
 }

@@ -272,3 +272,55 @@ func runChild() (code int, ok bool) {
 	ctx := context.Background()
 	return run(ctx, os.Args[1:], os.Stdout, os.Stderr), true
 }
+
+// TestDLQReplayForgetsCallersGone: a replayed request whose caller waited
+// on direct reply-to or on a reply queue of its own (amq.gen-…) is replayed
+// without reply_to, since that caller is gone; one naming a durable reply
+// queue keeps it, and so gets its reply there.
+func TestDLQReplayForgetsCallersGone(t *testing.T) {
+	origin := brokertest.Name(t, "work")
+	dlq := origin + ".dlq"
+	declareQueues(t, origin, dlq)
+	ctx := brokertest.Context(t, time.Minute)
+	conn, err := broker.Dial(ctx, []string{brokertest.URL(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	pub, err := broker.NewPublisher(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close(ctx)
+	want := map[string]string{} // job id -> reply_to after the replay
+	now := time.Now()
+	for replyTo, kept := range map[string]string{
+		broker.DirectReplyTo + ".g1h2AA5yZXBseUAxNjE0NDQ2MAAAAAQAAAAAY5GHNA==": "",
+		broker.ServerNamedPrefix + "Xk2vJ3pQ9nL1aT8cR4sW7w":                    "",
+		"trip.replies": "trip.replies",
+	} {
+		env, err := broker.NewEnvelope(broker.Job{Type: "authorise", ReplyTo: replyTo}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env.Failure = &broker.Failure{Error: "down", Class: "error", FirstFailedAt: now, FailedAt: now,
+			Origin: broker.Origin{RoutingKey: origin, Queue: origin}}
+		if err := pub.PublishEnvelope(ctx, env, "", dlq); err != nil {
+			t.Fatal(err)
+		}
+		want[env.ID] = kept
+	}
+	if code, stdout, stderr := warren(t, "dlq", "replay", dlq); code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
+	}
+	ch := brokertest.Channel(t)
+	for range want {
+		d, ok, err := ch.Get(origin, true)
+		if err != nil || !ok {
+			t.Fatalf("get a replayed job: ok %v, %v", ok, err)
+		}
+		if w, found := want[d.MessageId]; !found || d.ReplyTo != w {
+			t.Errorf("job %s replayed with reply_to %q, want %q", d.MessageId, d.ReplyTo, w)
+		}
+	}
+}

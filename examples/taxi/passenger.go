@@ -54,7 +54,7 @@ func passengerMux() *worker.Mux {
 
 func authorise(ctx context.Context, job *worker.Job, a Authorise) (Authorisation, error) {
 	what := fmt.Sprintf("authorise %s %s", a.Rider, money(a.Amount))
-	if job.ReplyTo != "" && !broker.IsDirectReplyTo(job.ReplyTo) {
+	if job.ReplyTo != "" && !broker.IsCallerReplyTo(job.ReplyTo) {
 		what += ", reply to " + job.ReplyTo // a durable reply queue
 	}
 	if denied[a.Rider] {
