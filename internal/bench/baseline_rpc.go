@@ -4,12 +4,14 @@ package bench
 // rpc workload written without warren.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/vmihailenco/msgpack/v5"
@@ -99,7 +101,7 @@ func baselineRPC(ctx context.Context, cfg Config, rec *CallRecorder) (err error)
 		}
 	}()
 
-	c, err := newRPCClient(clientConn)
+	c, err := newRPCClient(clientConn, cfg.BaselineWire == WireWarren)
 	if err != nil {
 		return err
 	}
@@ -162,7 +164,7 @@ func serve(ctx context.Context, rch *amqp.Channel, d amqp.Delivery, rec *CallRec
 	}
 	err = rch.PublishWithContext(ctx, "", d.ReplyTo, false, false, amqp.Publishing{
 		ContentType:   broker.ContentType,
-		CorrelationId: d.CorrelationId,
+		CorrelationId: cmp.Or(d.CorrelationId, d.MessageId), // as a warren worker answers
 		Body:          body,
 	})
 	if err != nil {
@@ -179,15 +181,16 @@ func serve(ctx context.Context, rch *amqp.Channel, d amqp.Delivery, rec *CallRec
 // requests and consumes the replies, and one goroutine hands each reply to
 // the call waiting for its correlation id.
 type rpcClient struct {
-	ch       *amqp.Channel
-	loopDone chan struct{} // closed when the reply loop ended: no reply will come
-	corr     atomic.Uint64 // the last correlation id
+	ch         *amqp.Channel
+	warrenWire bool          // send warren's request properties (WireWarren)
+	loopDone   chan struct{} // closed when the reply loop ended: no reply will come
+	corr       atomic.Uint64 // the last correlation id
 
 	mu      sync.Mutex
 	pending map[string]chan []byte // by correlation id; buffered 1
 }
 
-func newRPCClient(conn *amqp.Connection) (*rpcClient, error) {
+func newRPCClient(conn *amqp.Connection, warrenWire bool) (*rpcClient, error) {
 	ch, err := conn.Channel()
 	if err != nil {
 		return nil, fmt.Errorf("open client channel: %w", err)
@@ -198,7 +201,7 @@ func newRPCClient(conn *amqp.Connection) (*rpcClient, error) {
 		_ = ch.Close()
 		return nil, fmt.Errorf("consume %s: %w", directReplyTo, err)
 	}
-	c := &rpcClient{ch: ch, loopDone: make(chan struct{}), pending: make(map[string]chan []byte)}
+	c := &rpcClient{ch: ch, warrenWire: warrenWire, loopDone: make(chan struct{}), pending: make(map[string]chan []byte)}
 	// The loop ends when amqp091-go closes replies, on the channel's close.
 	go func() {
 		defer close(c.loopDone)
@@ -222,6 +225,11 @@ func (c *rpcClient) call(ctx context.Context, exchange string, p Payload) (Answe
 		return Answer{}, fmt.Errorf("encode: %w", err)
 	}
 	corr := strconv.FormatUint(c.corr.Add(1), 10)
+	if c.warrenWire {
+		if corr, err = broker.NewJobID(); err != nil {
+			return Answer{}, err
+		}
+	}
 	reply := make(chan []byte, 1)
 	c.mu.Lock()
 	c.pending[corr] = reply
@@ -231,13 +239,25 @@ func (c *rpcClient) call(ctx context.Context, exchange string, p Payload) (Answe
 		delete(c.pending, corr)
 		c.mu.Unlock()
 	}()
-	err = c.ch.PublishWithContext(ctx, exchange, CallType, false, false, amqp.Publishing{
+	msg := amqp.Publishing{
 		ContentType:   broker.ContentType,
 		DeliveryMode:  amqp.Persistent,
 		CorrelationId: corr,
 		ReplyTo:       directReplyTo,
 		Body:          body,
-	})
+	}
+	if c.warrenWire {
+		// What warren's Caller sends: its job id instead of a correlation
+		// id (the server answers with the message id), and its metadata.
+		msg.CorrelationId, msg.MessageId = "", corr
+		msg.Type, msg.AppId, msg.Timestamp = CallType, "warren", time.Now()
+		deadline, ok := ctx.Deadline()
+		if !ok {
+			deadline = time.Now().Add(broker.DefaultCallTimeout)
+		}
+		msg.Headers = amqp.Table{broker.HeaderDeadline: deadline.UnixMilli()}
+	}
+	err = c.ch.PublishWithContext(ctx, exchange, CallType, c.warrenWire, false, msg)
 	if err != nil {
 		return Answer{}, fmt.Errorf("publish: %w", err)
 	}

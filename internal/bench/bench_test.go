@@ -96,26 +96,40 @@ func checkSaneCalls(t *testing.T, res Result, impl string, callers, n int) {
 }
 
 func TestRunsRPC(t *testing.T) {
-	impls := []struct {
+	type impl struct {
 		name string
 		run  func(context.Context, Config) (Result, error)
-	}{
-		{ImplBaseline, RunBaseline},
-		{ImplWarren, RunWarren},
 	}
-	for _, impl := range impls {
-		for _, callers := range []int{1, 4} {
-			t.Run(fmt.Sprintf("%s/%d", impl.name, callers), func(t *testing.T) {
-				const n = 200
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				defer cancel()
-				res, err := impl.run(ctx, Config{URL: brokertest.URL(t), Mode: ModeRPC, Calls: n, Callers: callers, Concurrency: 4, Prefetch: 8})
-				if err != nil {
-					t.Fatal(err)
-				}
-				checkSaneCalls(t, res, impl.name, callers, n)
-			})
-		}
+	baseline, warren := impl{ImplBaseline, RunBaseline}, impl{ImplWarren, RunWarren}
+	const n = 200
+	cases := []struct {
+		name string
+		impl impl
+		cfg  Config
+	}{
+		{"baseline/1", baseline, Config{Callers: 1}},
+		{"baseline/4", baseline, Config{Callers: 4}},
+		{"warren/1", warren, Config{Callers: 1}},
+		{"warren/4", warren, Config{Callers: 4}},
+		// Both with reply queues of their own.
+		{"baseline/reply-queue", baseline, Config{Callers: 4, ReplyQueue: true}},
+		{"warren/reply-queue", warren, Config{Callers: 4, ReplyQueue: true}},
+		// The baseline sending warren's request properties: answered by
+		// the message id, every call paired with its own reply.
+		{"baseline/warren-wire", baseline, Config{Callers: 4, BaselineWire: WireWarren}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			cfg := c.cfg
+			cfg.URL, cfg.Mode, cfg.Calls, cfg.Concurrency, cfg.Prefetch = brokertest.URL(t), ModeRPC, n, 4, 8
+			res, err := c.impl.run(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkSaneCalls(t, res, c.impl.name, cfg.Callers, n)
+		})
 	}
 }
 
@@ -256,6 +270,11 @@ func TestConfigValidate(t *testing.T) {
 			[]string{`mode "stream"`, "jobs -1", "calls -3", "callers -4", "payload bytes 10", "prefetch 70000", "concurrency -2", `queue type "stream"`}},
 		{"too many calls", Config{Mode: ModeRPC, Calls: MaxJobs + 1, Callers: MaxConcurrency + 1}, []string{"calls", "callers"}},
 		{"too many jobs", Config{Jobs: MaxJobs + 1}, []string{"jobs"}},
+		{"warren's wire", Config{Mode: ModeRPC, BaselineWire: WireWarren}, nil},
+		{"wire of jobs", Config{BaselineWire: WireWarren}, []string{`baseline wire "warren"`}},
+		{"unknown wire", Config{Mode: ModeRPC, BaselineWire: "amqp"}, []string{`baseline wire "amqp"`}},
+		{"reply queue", Config{Mode: ModeRPC, ReplyQueue: true}, nil},
+		{"reply queue of jobs", Config{ReplyQueue: true}, []string{"reply queue"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -16,6 +16,17 @@ const (
 	ModeRPC = "rpc"
 )
 
+// What the rpc baseline's requests carry (Config.BaselineWire).
+const (
+	// WireMinimal: a correlation id, reply_to, content type and delivery
+	// mode, as a hand-written client sends them.
+	WireMinimal = "minimal"
+	// WireWarren: what warren's Caller sends besides (a job id as
+	// message_id, type, app_id, timestamp, the warren-deadline header,
+	// mandatory), so that a comparison measures warren's code alone.
+	WireWarren = "warren"
+)
+
 // Queue types a run can use.
 const (
 	Classic = "classic"
@@ -79,6 +90,13 @@ type Config struct {
 	Concurrency int `json:"concurrency"`
 	// QueueType is Classic (the default) or Quorum.
 	QueueType string `json:"queue_type"`
+	// BaselineWire is what the rpc baseline's requests carry: WireMinimal
+	// (the default) or WireWarren. ModeRPC only.
+	BaselineWire string `json:"baseline_wire,omitempty"`
+	// ReplyQueue makes both implementations' callers receive their replies
+	// in an exclusive queue of their own instead of through direct
+	// reply-to (broker.WithCallReplyQueue). ModeRPC only.
+	ReplyQueue bool `json:"reply_queue,omitempty"`
 }
 
 func (c *Config) setDefaults() {
@@ -109,6 +127,9 @@ func (c *Config) setDefaults() {
 	if c.QueueType == "" {
 		c.QueueType = DefaultQueueType
 	}
+	if c.BaselineWire == "" && c.Mode == ModeRPC {
+		c.BaselineWire = WireMinimal
+	}
 }
 
 // WithDefaults returns c with its zero values replaced by the defaults.
@@ -135,5 +156,8 @@ func (c Config) Validate() error {
 	check(c.Prefetch >= 1 && c.Prefetch <= MaxPrefetch, "prefetch %d: want 1 to %d", c.Prefetch, MaxPrefetch)
 	check(c.Concurrency >= 1 && c.Concurrency <= MaxConcurrency, "concurrency %d: want 1 to %d", c.Concurrency, MaxConcurrency)
 	check(c.QueueType == Classic || c.QueueType == Quorum, "queue type %q: want %q or %q", c.QueueType, Classic, Quorum)
+	check(!c.ReplyQueue || c.Mode == ModeRPC, "reply queue: only with mode %q", ModeRPC)
+	check(c.BaselineWire == "" || c.Mode == ModeRPC && (c.BaselineWire == WireMinimal || c.BaselineWire == WireWarren),
+		"baseline wire %q: want %q or %q, with mode %q", c.BaselineWire, WireMinimal, WireWarren, ModeRPC)
 	return errors.Join(errs...)
 }

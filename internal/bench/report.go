@@ -62,8 +62,12 @@ type ReportConfig struct {
 	QueueTypes    []string `json:"queue_types"`
 	Rounds        int      `json:"rounds"`
 	PublishWindow int      `json:"publish_window,omitempty"` // ModeJobs
-	GoVersion     string   `json:"go_version"`
-	CPUs          int      `json:"cpus"`
+	// BaselineWire is what the rpc baseline's requests carried, and
+	// ReplyQueue whether the callers had reply queues (ModeRPC).
+	BaselineWire string `json:"baseline_wire,omitempty"`
+	ReplyQueue   bool   `json:"reply_queue,omitempty"`
+	GoVersion    string `json:"go_version"`
+	CPUs         int    `json:"cpus"`
 }
 
 // Ratio compares warren's medians with the baseline's on one queue type
@@ -164,7 +168,7 @@ func NewReport(cfg Config, queueTypes []string, rounds int, results []Result) *R
 		}
 	}
 	if cfg.Mode == ModeRPC {
-		r.Config.Calls, r.Config.Callers = cfg.Calls, callers
+		r.Config.Calls, r.Config.Callers, r.Config.BaselineWire, r.Config.ReplyQueue = cfg.Calls, callers, cfg.BaselineWire, cfg.ReplyQueue
 	} else {
 		r.Config.Jobs, r.Config.PublishWindow = cfg.Jobs, PublishWindow
 		callers = []int{0}
@@ -321,10 +325,18 @@ func (r *Report) WriteTable(w io.Writer) error {
 		status = "targets MISSED on " + strings.Join(missed, ", ")
 	}
 	var err error
-	if rpc {
+	switch {
+	case rpc && r.Config.ReplyQueue:
+		_, err = fmt.Fprintf(w, "with reply queues on both sides (--reply-queue), warren >= %.2fx the baseline's calls/s: %s; "+
+			"the targets are judged with direct reply-to, the default\n", TargetCallsPerSec, status)
+	case rpc && r.Config.BaselineWire == WireWarren:
+		_, err = fmt.Fprintf(w, "the baseline sent warren's request properties (--baseline-wire %s), so these ratios compare the code alone "+
+			"(at %.2fx: %s); the target is judged against the minimal baseline (--baseline-wire %s)\n",
+			WireWarren, TargetCallsPerSec, status, WireMinimal)
+	case rpc:
 		_, err = fmt.Fprintf(w, "targets: warren >= %.2fx the baseline's calls/s with each number of callers: %s\n",
 			TargetCallsPerSec, status)
-	} else {
+	default:
 		_, err = fmt.Fprintf(w, "targets: warren >= %.2fx the baseline's jobs/s and <= %.2fx its CPU per job: %s\n",
 			TargetJobsPerSec, TargetCPUPerJob, status)
 	}
