@@ -207,7 +207,7 @@ if it is given, else after 2 minutes or 1ms per job or call, whichever is longer
 	f.StringVar(&queueType, "queue-type", bench.Classic, "queue type: classic, quorum or both")
 	f.BoolVar(&baseline, "baseline", false, "also run the plain amqp091-go baseline and compare")
 	f.BoolVar(&cfg.ReplyQueue, "reply-queue", false, "callers (warren's and the baseline's) receive replies in an exclusive queue of their own instead of direct reply-to (--mode rpc)")
-	f.StringVar(&cfg.BaselineWire, "baseline-wire", "", "what the rpc baseline's requests carry: minimal (a correlation id; the default) or warren (warren's request properties, to measure warren's code alone) (--mode rpc)")
+	f.StringVar(&cfg.BaselineWire, "baseline-wire", "", "what the rpc baseline's requests carry, each adding to the one before: minimal (a correlation id; the default), props (a job id, type, app id, timestamp), deadline (and the warren-deadline header) or warren (and mandatory: all of warren's request, to measure warren's code alone) (--mode rpc)")
 	f.IntVar(&rounds, "rounds", 1, "rounds to run; medians are reported when more than one")
 	f.BoolVar(&onlyBaseline, "only-baseline", false, "run the amqp091-go baseline alone")
 	_ = f.MarkHidden("only-baseline") // MarkHidden fails only for an unknown flag

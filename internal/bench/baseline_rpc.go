@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -101,7 +102,7 @@ func baselineRPC(ctx context.Context, cfg Config, rec *CallRecorder) (err error)
 		}
 	}()
 
-	c, err := newRPCClient(clientConn, cfg.BaselineWire == WireWarren)
+	c, err := newRPCClient(clientConn, slices.Index(wires, cfg.BaselineWire))
 	if err != nil {
 		return err
 	}
@@ -181,16 +182,16 @@ func serve(ctx context.Context, rch *amqp.Channel, d amqp.Delivery, rec *CallRec
 // requests and consumes the replies, and one goroutine hands each reply to
 // the call waiting for its correlation id.
 type rpcClient struct {
-	ch         *amqp.Channel
-	warrenWire bool          // send warren's request properties (WireWarren)
-	loopDone   chan struct{} // closed when the reply loop ended: no reply will come
-	corr       atomic.Uint64 // the last correlation id
+	ch       *amqp.Channel
+	wire     int           // what requests carry: an index in wires
+	loopDone chan struct{} // closed when the reply loop ended: no reply will come
+	corr     atomic.Uint64 // the last correlation id
 
 	mu      sync.Mutex
 	pending map[string]chan []byte // by correlation id; buffered 1
 }
 
-func newRPCClient(conn *amqp.Connection, warrenWire bool) (*rpcClient, error) {
+func newRPCClient(conn *amqp.Connection, wire int) (*rpcClient, error) {
 	ch, err := conn.Channel()
 	if err != nil {
 		return nil, fmt.Errorf("open client channel: %w", err)
@@ -201,7 +202,7 @@ func newRPCClient(conn *amqp.Connection, warrenWire bool) (*rpcClient, error) {
 		_ = ch.Close()
 		return nil, fmt.Errorf("consume %s: %w", directReplyTo, err)
 	}
-	c := &rpcClient{ch: ch, warrenWire: warrenWire, loopDone: make(chan struct{}), pending: make(map[string]chan []byte)}
+	c := &rpcClient{ch: ch, wire: max(wire, 0), loopDone: make(chan struct{}), pending: make(map[string]chan []byte)}
 	// The loop ends when amqp091-go closes replies, on the channel's close.
 	go func() {
 		defer close(c.loopDone)
@@ -224,8 +225,9 @@ func (c *rpcClient) call(ctx context.Context, exchange string, p Payload) (Answe
 	if err != nil {
 		return Answer{}, fmt.Errorf("encode: %w", err)
 	}
+	props := c.wire >= slices.Index(wires, WireProps)
 	corr := strconv.FormatUint(c.corr.Add(1), 10)
-	if c.warrenWire {
+	if props {
 		if corr, err = broker.NewJobID(); err != nil {
 			return Answer{}, err
 		}
@@ -246,18 +248,21 @@ func (c *rpcClient) call(ctx context.Context, exchange string, p Payload) (Answe
 		ReplyTo:       directReplyTo,
 		Body:          body,
 	}
-	if c.warrenWire {
+	if props {
 		// What warren's Caller sends: its job id instead of a correlation
 		// id (the server answers with the message id), and its metadata.
 		msg.CorrelationId, msg.MessageId = "", corr
 		msg.Type, msg.AppId, msg.Timestamp = CallType, "warren", time.Now()
+	}
+	if c.wire >= slices.Index(wires, WireDeadline) {
 		deadline, ok := ctx.Deadline()
 		if !ok {
 			deadline = time.Now().Add(broker.DefaultCallTimeout)
 		}
 		msg.Headers = amqp.Table{broker.HeaderDeadline: deadline.UnixMilli()}
 	}
-	err = c.ch.PublishWithContext(ctx, exchange, CallType, c.warrenWire, false, msg)
+	mandatory := c.wire >= slices.Index(wires, WireWarren)
+	err = c.ch.PublishWithContext(ctx, exchange, CallType, mandatory, false, msg)
 	if err != nil {
 		return Answer{}, fmt.Errorf("publish: %w", err)
 	}

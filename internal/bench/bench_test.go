@@ -117,6 +117,8 @@ func TestRunsRPC(t *testing.T) {
 		// The baseline sending warren's request properties: answered by
 		// the message id, every call paired with its own reply.
 		{"baseline/warren-wire", baseline, Config{Callers: 4, BaselineWire: WireWarren}},
+		{"baseline/props-wire", baseline, Config{Callers: 4, BaselineWire: WireProps}},
+		{"baseline/deadline-wire", baseline, Config{Callers: 4, BaselineWire: WireDeadline}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -271,6 +273,7 @@ func TestConfigValidate(t *testing.T) {
 		{"too many calls", Config{Mode: ModeRPC, Calls: MaxJobs + 1, Callers: MaxConcurrency + 1}, []string{"calls", "callers"}},
 		{"too many jobs", Config{Jobs: MaxJobs + 1}, []string{"jobs"}},
 		{"warren's wire", Config{Mode: ModeRPC, BaselineWire: WireWarren}, nil},
+		{"part of warren's wire", Config{Mode: ModeRPC, BaselineWire: WireDeadline}, nil},
 		{"wire of jobs", Config{BaselineWire: WireWarren}, []string{`baseline wire "warren"`}},
 		{"unknown wire", Config{Mode: ModeRPC, BaselineWire: "amqp"}, []string{`baseline wire "amqp"`}},
 		{"reply queue", Config{Mode: ModeRPC, ReplyQueue: true}, nil},

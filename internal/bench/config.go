@@ -3,6 +3,8 @@ package bench
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/warrenmq/warren/broker"
 )
@@ -21,11 +23,20 @@ const (
 	// WireMinimal: a correlation id, reply_to, content type and delivery
 	// mode, as a hand-written client sends them.
 	WireMinimal = "minimal"
-	// WireWarren: what warren's Caller sends besides (a job id as
-	// message_id, type, app_id, timestamp, the warren-deadline header,
+	// WireProps: a job id as message_id (no correlation id), type, app_id
+	// and timestamp, as warren's Caller sends them.
+	WireProps = "props"
+	// WireDeadline: WireProps and the warren-deadline header.
+	WireDeadline = "deadline"
+	// WireWarren: all that warren's Caller sends (WireDeadline, published
 	// mandatory), so that a comparison measures warren's code alone.
 	WireWarren = "warren"
 )
+
+// wires lists the baseline's wires, each adding to the one before: what
+// one part of warren's request contract costs is the difference between
+// two runs.
+var wires = []string{WireMinimal, WireProps, WireDeadline, WireWarren}
 
 // Queue types a run can use.
 const (
@@ -91,7 +102,7 @@ type Config struct {
 	// QueueType is Classic (the default) or Quorum.
 	QueueType string `json:"queue_type"`
 	// BaselineWire is what the rpc baseline's requests carry: WireMinimal
-	// (the default) or WireWarren. ModeRPC only.
+	// (the default), WireProps, WireDeadline or WireWarren. ModeRPC only.
 	BaselineWire string `json:"baseline_wire,omitempty"`
 	// ReplyQueue makes both implementations' callers receive their replies
 	// in an exclusive queue of their own instead of through direct
@@ -157,7 +168,7 @@ func (c Config) Validate() error {
 	check(c.Concurrency >= 1 && c.Concurrency <= MaxConcurrency, "concurrency %d: want 1 to %d", c.Concurrency, MaxConcurrency)
 	check(c.QueueType == Classic || c.QueueType == Quorum, "queue type %q: want %q or %q", c.QueueType, Classic, Quorum)
 	check(!c.ReplyQueue || c.Mode == ModeRPC, "reply queue: only with mode %q", ModeRPC)
-	check(c.BaselineWire == "" || c.Mode == ModeRPC && (c.BaselineWire == WireMinimal || c.BaselineWire == WireWarren),
-		"baseline wire %q: want %q or %q, with mode %q", c.BaselineWire, WireMinimal, WireWarren, ModeRPC)
+	check(c.BaselineWire == "" || c.Mode == ModeRPC && slices.Contains(wires, c.BaselineWire),
+		"baseline wire %q: want one of %s, with mode %q", c.BaselineWire, strings.Join(wires, ", "), ModeRPC)
 	return errors.Join(errs...)
 }
