@@ -102,7 +102,7 @@ func baselineRPC(ctx context.Context, cfg Config, rec *CallRecorder) (err error)
 		}
 	}()
 
-	c, err := newRPCClient(clientConn, slices.Index(wires, cfg.BaselineWire))
+	c, err := newRPCClient(clientConn, cfg.BaselineWire, cfg.ReplyQueue)
 	if err != nil {
 		return err
 	}
@@ -178,31 +178,56 @@ func serve(ctx context.Context, rch *amqp.Channel, d amqp.Delivery, rec *CallRec
 	}
 }
 
-// rpcClient makes calls over direct reply-to: one channel publishes the
-// requests and consumes the replies, and one goroutine hands each reply to
-// the call waiting for its correlation id.
+// rpcClient makes calls over direct reply-to, or an exclusive reply queue
+// of its own: one channel publishes the requests and consumes the replies,
+// and one goroutine hands each reply to the call waiting for its
+// correlation id.
 type rpcClient struct {
 	ch       *amqp.Channel
-	wire     int           // what requests carry: an index in wires
+	replyTo  string        // directReplyTo, or the reply queue
 	loopDone chan struct{} // closed when the reply loop ended: no reply will come
 	corr     atomic.Uint64 // the last correlation id
+
+	// What requests carry besides the minimal wire (Config.BaselineWire):
+	// warren's properties, its deadline header, the mandatory flag.
+	props, deadline, mandatory bool
 
 	mu      sync.Mutex
 	pending map[string]chan []byte // by correlation id; buffered 1
 }
 
-func newRPCClient(conn *amqp.Connection, wire int) (*rpcClient, error) {
+func newRPCClient(conn *amqp.Connection, wire string, replyQueue bool) (*rpcClient, error) {
+	level := slices.Index(wires, wire) // each wire adds to the one before
 	ch, err := conn.Channel()
 	if err != nil {
 		return nil, fmt.Errorf("open client channel: %w", err)
 	}
-	// Direct reply-to must be consumed with auto-ack, before publishing.
-	replies, err := ch.Consume(directReplyTo, "", true, false, false, false, nil)
+	// Direct reply-to must be consumed with auto-ack, before publishing. A
+	// reply queue, as RabbitMQ's tutorial 6 declares it: exclusive and
+	// server-named, consumed with auto-ack too.
+	replyTo := directReplyTo
+	if replyQueue {
+		q, err := ch.QueueDeclare("", false, true, true, false, nil)
+		if err != nil {
+			_ = ch.Close()
+			return nil, fmt.Errorf("declare a reply queue: %w", err)
+		}
+		replyTo = q.Name
+	}
+	replies, err := ch.Consume(replyTo, "", true, false, false, false, nil)
 	if err != nil {
 		_ = ch.Close()
-		return nil, fmt.Errorf("consume %s: %w", directReplyTo, err)
+		return nil, fmt.Errorf("consume %s: %w", replyTo, err)
 	}
-	c := &rpcClient{ch: ch, wire: max(wire, 0), loopDone: make(chan struct{}), pending: make(map[string]chan []byte)}
+	c := &rpcClient{
+		ch:        ch,
+		replyTo:   replyTo,
+		props:     level >= slices.Index(wires, WireProps),
+		deadline:  level >= slices.Index(wires, WireDeadline),
+		mandatory: level >= slices.Index(wires, WireWarren),
+		loopDone:  make(chan struct{}),
+		pending:   make(map[string]chan []byte),
+	}
 	// The loop ends when amqp091-go closes replies, on the channel's close.
 	go func() {
 		defer close(c.loopDone)
@@ -225,9 +250,8 @@ func (c *rpcClient) call(ctx context.Context, exchange string, p Payload) (Answe
 	if err != nil {
 		return Answer{}, fmt.Errorf("encode: %w", err)
 	}
-	props := c.wire >= slices.Index(wires, WireProps)
 	corr := strconv.FormatUint(c.corr.Add(1), 10)
-	if props {
+	if c.props {
 		if corr, err = broker.NewJobID(); err != nil {
 			return Answer{}, err
 		}
@@ -245,24 +269,23 @@ func (c *rpcClient) call(ctx context.Context, exchange string, p Payload) (Answe
 		ContentType:   broker.ContentType,
 		DeliveryMode:  amqp.Persistent,
 		CorrelationId: corr,
-		ReplyTo:       directReplyTo,
+		ReplyTo:       c.replyTo,
 		Body:          body,
 	}
-	if props {
+	if c.props {
 		// What warren's Caller sends: its job id instead of a correlation
 		// id (the server answers with the message id), and its metadata.
 		msg.CorrelationId, msg.MessageId = "", corr
 		msg.Type, msg.AppId, msg.Timestamp = CallType, "warren", time.Now()
 	}
-	if c.wire >= slices.Index(wires, WireDeadline) {
+	if c.deadline {
 		deadline, ok := ctx.Deadline()
 		if !ok {
 			deadline = time.Now().Add(broker.DefaultCallTimeout)
 		}
 		msg.Headers = amqp.Table{broker.HeaderDeadline: deadline.UnixMilli()}
 	}
-	mandatory := c.wire >= slices.Index(wires, WireWarren)
-	err = c.ch.PublishWithContext(ctx, exchange, CallType, mandatory, false, msg)
+	err = c.ch.PublishWithContext(ctx, exchange, CallType, c.mandatory, false, msg)
 	if err != nil {
 		return Answer{}, fmt.Errorf("publish: %w", err)
 	}

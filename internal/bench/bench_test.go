@@ -14,6 +14,7 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/internal/brokertest"
 )
 
@@ -528,6 +529,39 @@ func TestReportRPC(t *testing.T) {
 	for _, k := range []string{"jobs_per_sec", "jobs_per_sec_ok", "cpu_per_job_ok"} {
 		if _, ok := ratio[k]; ok {
 			t.Errorf("rpc ratio has %q: %v", k, ratio)
+		}
+	}
+}
+
+// TestRPCClientFollowsTheConfig: the baseline client's requests go where
+// and as the configuration says: reply_to its own exclusive queue with
+// ReplyQueue, and each wire adding to the one before.
+func TestRPCClientFollowsTheConfig(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		wire                       string
+		replyQueue                 bool
+		props, deadline, mandatory bool
+	}{
+		{WireMinimal, false, false, false, false},
+		{WireProps, true, true, false, false},
+		{WireDeadline, false, true, true, false},
+		{WireWarren, true, true, true, true},
+	} {
+		conn := brokertest.Conn(t)
+		rc, err := newRPCClient(conn, c.wire, c.replyQueue)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.HasPrefix(rc.replyTo, broker.ServerNamedPrefix); got != c.replyQueue || !c.replyQueue && rc.replyTo != directReplyTo {
+			t.Errorf("wire %s, reply queue %v: reply_to %q", c.wire, c.replyQueue, rc.replyTo)
+		}
+		if rc.props != c.props || rc.deadline != c.deadline || rc.mandatory != c.mandatory {
+			t.Errorf("wire %s: props, deadline, mandatory = %v, %v, %v; want %v, %v, %v",
+				c.wire, rc.props, rc.deadline, rc.mandatory, c.props, c.deadline, c.mandatory)
+		}
+		if err := rc.close(); err != nil {
+			t.Error(err)
 		}
 	}
 }

@@ -81,7 +81,11 @@ func warrenRPC(ctx context.Context, cfg Config, rec *CallRecorder) (err error) {
 		}
 	}()
 
-	caller, err := broker.NewCaller(callConn, broker.WithCallRouter(topo))
+	callerOpts := []broker.CallerOption{broker.WithCallRouter(topo)}
+	if cfg.ReplyQueue {
+		callerOpts = append(callerOpts, broker.WithCallReplyQueue())
+	}
+	caller, err := broker.NewCaller(callConn, callerOpts...)
 	if err != nil {
 		return err
 	}
