@@ -131,8 +131,8 @@ type callResult struct {
 	err error
 }
 
-// callChannel is a channel consuming DirectReplyTo, with the calls
-// awaiting their replies on it.
+// callChannel is a channel consuming the Caller's replies (DirectReplyTo,
+// or its reply queue), with the calls awaiting their replies on it.
 type callChannel struct {
 	ch      *amqp.Channel
 	replyTo string // the requests' reply_to: DirectReplyTo, or the reply queue
@@ -155,7 +155,8 @@ type callChannel struct {
 // sent or its channel was lost while waiting.
 //
 // The job is routed by its type (WithCallRouter) unless To names the
-// exchange. Its reply_to is set to the direct reply-to. A job without a
+// exchange. Its reply_to is set to the direct reply-to (or the Caller's
+// reply queue, WithCallReplyQueue). A job without a
 // correlation id is sent without one, and its reply matched by its id (the
 // reply's correlation id is the request's, else its id).
 func (c *Caller) Call(ctx context.Context, job Job, opts ...PublishOption) (reply *Envelope, err error) {

@@ -143,32 +143,7 @@ func TestCallsOverAReplyQueue(t *testing.T) {
 	ctx := brokertest.Context(t, 60*time.Second)
 
 	const n = 300
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for i := 1; i <= n; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			reply, err := c.Call(ctx, broker.Job{Type: "ok", Payload: authorise{Rider: fmt.Sprint("r", i), Amount: i}})
-			if err != nil {
-				errs <- fmt.Errorf("call %d: %w", i, err)
-				return
-			}
-			var got authorisation
-			if err := reply.Decode(&got); err != nil {
-				errs <- err
-				return
-			}
-			if got.Seq != i || got.Rider != fmt.Sprint("r", i) {
-				errs <- fmt.Errorf("call %d got the reply of call %d (%s)", i, got.Seq, got.Rider)
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+	callConcurrently(t, ctx, c, n)
 	_, err := c.Call(ctx, broker.Job{Type: "ok", Payload: authorise{Rider: "zoe", Amount: 0}})
 	var re *broker.RemoteError
 	if !errors.As(err, &re) || re.Class != worker.ClassPermanent {
@@ -197,7 +172,16 @@ func TestThousandConcurrentCallsPairCorrectly(t *testing.T) {
 	c := f.caller()
 	ctx := brokertest.Context(t, 60*time.Second)
 
-	const n = 1000
+	callConcurrently(t, ctx, c, 1000)
+	if d := c.Discarded(); d != 0 {
+		t.Errorf("%d replies discarded", d)
+	}
+}
+
+// callConcurrently makes n calls at once on c, each with its own rider and
+// amount, and reports every call that failed or got another's reply.
+func callConcurrently(t *testing.T, ctx context.Context, c *broker.Caller, n int) {
+	t.Helper()
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for i := 1; i <= n; i++ {
@@ -224,9 +208,6 @@ func TestThousandConcurrentCallsPairCorrectly(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
-	}
-	if d := c.Discarded(); d != 0 {
-		t.Errorf("%d replies discarded", d)
 	}
 }
 

@@ -39,21 +39,32 @@ func warrenProcess(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer) {
 	return cmd, &out
 }
 
+// dialPublisher returns a Publisher on a connection of its own to the
+// test broker, and the function that closes both.
+func dialPublisher(t *testing.T, ctx context.Context) (*broker.Publisher, func()) {
+	t.Helper()
+	conn, err := broker.Dial(ctx, []string{brokertest.URL(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := broker.NewPublisher(conn)
+	if err != nil {
+		conn.Close()
+		t.Fatal(err)
+	}
+	return pub, func() {
+		pub.Close(ctx)
+		conn.Close()
+	}
+}
+
 // parkJobs puts n jobs in queue dlq as a worker parks them, failed in
 // origin (a queue, through the default exchange), and returns their ids.
 func parkJobs(t *testing.T, dlq, origin string, n int) []string {
 	t.Helper()
 	ctx := brokertest.Context(t, time.Minute)
-	conn, err := broker.Dial(ctx, []string{brokertest.URL(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	pub, err := broker.NewPublisher(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close(ctx)
+	pub, closePub := dialPublisher(t, ctx)
+	defer closePub()
 	now := time.Now()
 	ids := make([]string, n)
 	confs := make([]*broker.Confirmation, 0, n)
@@ -282,16 +293,8 @@ func TestDLQReplayForgetsCallersGone(t *testing.T) {
 	dlq := origin + ".dlq"
 	declareQueues(t, origin, dlq)
 	ctx := brokertest.Context(t, time.Minute)
-	conn, err := broker.Dial(ctx, []string{brokertest.URL(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	pub, err := broker.NewPublisher(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close(ctx)
+	pub, closePub := dialPublisher(t, ctx)
+	defer closePub()
 	want := map[string]string{} // job id -> reply_to after the replay
 	now := time.Now()
 	for replyTo, kept := range map[string]string{

@@ -329,14 +329,14 @@ func (r *Report) WriteTable(w io.Writer) error {
 	case rpc && r.Config.ReplyQueue:
 		_, err = fmt.Fprintf(w, "with reply queues on both sides (--reply-queue), warren >= %.2fx the baseline's calls/s: %s; "+
 			"the targets are judged with direct reply-to, the default\n", TargetCallsPerSec, status)
-	case rpc && r.Config.BaselineWire == WireWarren:
-		_, err = fmt.Fprintf(w, "the baseline sent warren's request properties (--baseline-wire %s), so these ratios compare the code alone "+
-			"(at %.2fx: %s); the target is judged against the minimal baseline (--baseline-wire %s)\n",
-			WireWarren, TargetCallsPerSec, status, WireMinimal)
 	case rpc && r.Config.BaselineWire != "" && r.Config.BaselineWire != WireMinimal:
-		_, err = fmt.Fprintf(w, "the baseline sent part of warren's request properties (--baseline-wire %s) "+
-			"(at %.2fx: %s); the target is judged against the minimal baseline (--baseline-wire %s)\n",
-			r.Config.BaselineWire, TargetCallsPerSec, status, WireMinimal)
+		what := "part of warren's request properties"
+		if r.Config.BaselineWire == WireWarren {
+			what = "warren's request properties, so these ratios compare the code alone"
+		}
+		_, err = fmt.Fprintf(w, "the baseline sent %s (--baseline-wire %s) (at %.2fx: %s); "+
+			"the target is judged against the minimal baseline (--baseline-wire %s)\n",
+			what, r.Config.BaselineWire, TargetCallsPerSec, status, WireMinimal)
 	case rpc:
 		_, err = fmt.Fprintf(w, "targets: warren >= %.2fx the baseline's calls/s with each number of callers: %s\n",
 			TargetCallsPerSec, status)
