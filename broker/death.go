@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"strings"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -57,6 +58,52 @@ func Deaths(headers map[string]any) []Death {
 			d.Time = ts.UTC()
 		}
 		out = append(out, d)
+	}
+	return out
+}
+
+// BrokerHeader reports whether a header is one the broker writes on a
+// message it delivers, which a client must not send back when it
+// publishes the message again. Publishing never writes them:
+//
+//   - x-death, x-first-death-*, x-last-death-*: RabbitMQ's dead-letter
+//     history. RabbitMQ 3.x honours one a client sends, so a job delayed
+//     again through a cascade level it expired from before is taken for a
+//     dead-letter cycle and dropped (or, in a quorum queue, kept for ever);
+//     RabbitMQ 4.x ignores it. warren keeps its own history in warren-*
+//     headers.
+//   - x-delivery-count: a quorum queue's count of the delivery being
+//     settled, not of the copy.
+//   - x-received-from: federation's and the shovel's loop detection.
+//   - CC, BCC: sender-selected routing keys, which would route copies of
+//     the job to other queues again (RabbitMQ strips BCC, not CC).
+//
+// Names are matched exactly, as RabbitMQ writes them.
+func BrokerHeader(name string) bool {
+	switch name {
+	case "x-death", "x-delivery-count", "x-received-from", "CC", "BCC":
+		return true
+	}
+	return strings.HasPrefix(name, "x-first-death-") || strings.HasPrefix(name, "x-last-death-")
+}
+
+// withoutBrokerHeaders returns h without the headers BrokerHeader names,
+// h itself when it has none.
+func withoutBrokerHeaders(h amqp.Table) amqp.Table {
+	n := 0
+	for k := range h {
+		if BrokerHeader(k) {
+			n++
+		}
+	}
+	if n == 0 {
+		return h
+	}
+	out := make(amqp.Table, len(h)-n)
+	for k, v := range h {
+		if !BrokerHeader(k) {
+			out[k] = v
+		}
 	}
 	return out
 }

@@ -368,7 +368,9 @@ func tableValue(m map[string]any, depth int) (any, error) {
 // frame free of any header table); HeaderReplayCount when ReplayCount is
 // positive; the failure headers when Failure is set, times in RFC 3339 UTC
 // with milliseconds (omitted when zero) and the error text cut to
-// MaxErrorHeader bytes; traceparent and tracestate when set.
+// MaxErrorHeader bytes; traceparent and tracestate when set. Headers the
+// broker wrote on a delivery (see BrokerHeader) are left out, so a job
+// passed along (retried, dead-lettered, replayed) never carries them.
 //
 // It allocates one map (the headers, none when there is no header) and the
 // header values.
@@ -398,7 +400,11 @@ func (e *Envelope) Publishing() amqp.Publishing {
 	var h amqp.Table // nil when there is no header: the frame is smaller, and cheaper to read
 	if n > 0 {
 		h = make(amqp.Table, n)
-		maps.Copy(h, e.Headers)
+		for k, v := range e.Headers {
+			if !BrokerHeader(k) { // a delivered job's: never sent back
+				h[k] = v
+			}
+		}
 	}
 	if e.Attempt > 1 {
 		h[HeaderAttempt] = int64(e.Attempt)

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"maps"
 	"math"
 	"strings"
 	"testing"
@@ -479,4 +480,62 @@ func BenchmarkEnvelope(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestPublishingLeavesOutBrokerHeaders: a delivered job passed along
+// (retried, dead-lettered, replayed, imported) carries none of the headers
+// the broker wrote on it, and keeps every other.
+func TestPublishingLeavesOutBrokerHeaders(t *testing.T) {
+	brokers := amqp.Table{
+		"x-death":                []any{amqp.Table{"queue": "warren.delay.00", "reason": "expired", "count": int64(1)}},
+		"x-first-death-queue":    "warren.delay.00",
+		"x-first-death-reason":   "expired",
+		"x-first-death-exchange": "warren.delay",
+		"x-last-death-queue":     "warren.delay.01",
+		"x-last-death-reason":    "expired",
+		"x-last-death-exchange":  "warren.delay",
+		"x-delivery-count":       int64(3),
+		"x-received-from":        []any{amqp.Table{"uri": "amqp://upstream"}},
+		"CC":                     []any{"audit"},
+		"BCC":                    []any{"hidden"},
+	}
+	kept := amqp.Table{"tenant": "acme", "x-custom": "mine", "cc": "lower case is the user's"}
+	d := amqp.Delivery{ContentType: ContentType, MessageId: "j1", Type: "email.send", Headers: amqp.Table{}}
+	maps.Copy(d.Headers, brokers)
+	maps.Copy(d.Headers, kept)
+	env, err := FromDelivery(&d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := env.Headers["x-death"]; !ok {
+		t.Fatal("Envelope.Headers should keep x-death for readers (Deaths)")
+	}
+	env.Attempt = 2
+	got := env.Publishing().Headers
+	for name := range brokers {
+		if !BrokerHeader(name) {
+			t.Errorf("BrokerHeader(%q) = false", name)
+		}
+		if _, ok := got[name]; ok {
+			t.Errorf("Publishing wrote the broker's header %q", name)
+		}
+	}
+	for name, v := range kept {
+		if BrokerHeader(name) {
+			t.Errorf("BrokerHeader(%q) = true", name)
+		}
+		if got[name] != v {
+			t.Errorf("header %q = %v, want %v", name, got[name], v)
+		}
+	}
+	if got[HeaderAttempt] != int64(2) {
+		t.Errorf("attempt header %v", got[HeaderAttempt])
+	}
+	raw := withoutBrokerHeaders(d.Headers)
+	if len(raw) != len(kept) {
+		t.Errorf("withoutBrokerHeaders kept %v", raw)
+	}
+	if _, ok := d.Headers["x-death"]; !ok {
+		t.Error("withoutBrokerHeaders changed its argument")
+	}
 }

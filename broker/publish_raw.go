@@ -70,6 +70,7 @@ func (p *Publisher) PublishRaw(ctx context.Context, exchange, routingKey string,
 	if err := p.conn.waitUnblocked(ctx); err != nil {
 		return f.fail(err)
 	}
+	msg.Headers = withoutBrokerHeaders(msg.Headers)
 	pd, err := p.send(ctx, t, msg, msg.MessageId)
 	if err != nil {
 		return f.fail(err)

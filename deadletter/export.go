@@ -131,10 +131,13 @@ type ImportSummary struct {
 	Failed []ImportFailure
 }
 
-// Import publishes the message of every record r holds, exactly as
-// exported (Record.Publishing), each mandatory and confirmed before the
-// next (so they keep their order), to opts.To or the queue each record
-// names. A message the broker does not take (no such queue, a nack) is an
+// Import publishes the message of every record r holds, as exported
+// (Record.Publishing), each mandatory and confirmed before the next (so
+// they keep their order), to opts.To or the queue each record names. The
+// broker's own headers are not published again (broker.BrokerHeader): a
+// job RabbitMQ dead-lettered itself has its x-death history written as
+// warren's failure headers instead, so its class, error, times and origin
+// stay what they were. A message the broker does not take (no such queue, a nack) is an
 // ImportFailure, and the import goes on. A line that is not a record stops
 // it: the error is a *LineError naming the line, and the summary says
 // what was imported before it. Nothing after that line is read.
@@ -168,7 +171,9 @@ func Import(ctx context.Context, pub *broker.Publisher, r io.Reader, opts Import
 			s.Imported++
 			continue
 		}
-		if err := pub.PublishRaw(ctx, exchange, key, rec.Publishing()); err != nil {
+		msg := rec.Publishing()
+		msg.Headers = withWarrenHistory(msg.Headers)
+		if err := pub.PublishRaw(ctx, exchange, key, msg); err != nil {
 			switch u := rec.Properties.UserID; {
 			case errors.Is(err, broker.ErrUnroutable) && exchange == "":
 				err = fmt.Errorf("there is no queue %q on this broker; declare it (warren topology apply -f FILE) or import with --to QUEUE: %w", key, err)

@@ -201,16 +201,6 @@ func send(ctx context.Context, pub *broker.Publisher, dl *broker.Delivery, e Ent
 	r.Attempt = 1
 	r.ReplayCount = min(r.ReplayCount+1, broker.MaxReplayCount)
 	r.Deadline = time.Time{}
-	if _, ok := r.Headers["x-delivery-count"]; ok {
-		// The dead-letter queue's count of this message, not the job's.
-		h := make(map[string]any, len(r.Headers))
-		for k, v := range r.Headers {
-			if k != "x-delivery-count" {
-				h[k] = v
-			}
-		}
-		r.Headers = h
-	}
 	if broker.IsCallerReplyTo(r.ReplyTo) {
 		r.ReplyTo = "" // the caller that waited is gone
 	}

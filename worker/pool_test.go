@@ -43,7 +43,7 @@ type fixture struct {
 
 type fixtureOpts struct {
 	queueType  string            // default classic
-	retry      string            // the queue's retry block; default fast, no jitter
+	retry      string            // the queue's retry block; default fast, no jitter; "default": none (warren's default policy)
 	routeRetry map[string]string // job type -> the route's retry block
 }
 
@@ -57,8 +57,11 @@ func newFixture(t *testing.T, fo fixtureOpts) *fixture {
 	}
 	f := &fixture{t: t, exchange: brokertest.Name(t, "x"), queue: brokertest.Name(t, "q")}
 	var b strings.Builder
-	fmt.Fprintf(&b, "version: 1\nexchanges:\n  %s: {type: direct}\nqueues:\n  %s:\n    type: %s\n    retry: %s\n",
-		f.exchange, f.queue, fo.queueType, fo.retry)
+	fmt.Fprintf(&b, "version: 1\nexchanges:\n  %s: {type: direct}\nqueues:\n  %s:\n    type: %s\n",
+		f.exchange, f.queue, fo.queueType)
+	if fo.retry != "default" {
+		fmt.Fprintf(&b, "    retry: %s\n", fo.retry)
+	}
 	fmt.Fprintf(&b, "bindings:\n  - exchange: %s\n    queue: %s\n    routing_keys: [%s]\nroutes:\n", f.exchange, f.queue, strings.Join(jobTypes, ", "))
 	for _, jt := range jobTypes {
 		if r, ok := fo.routeRetry[jt]; ok {

@@ -214,18 +214,10 @@ func (p *Pool) failed(d *broker.Delivery, class string, err error) *broker.Envel
 	}
 	e.Failure = f
 	e.Attempt = max(e.Attempt, 1)
-	// A per-message TTL would cut a delay short, and the broker's
-	// x-delivery-count describes the message being settled, not the copy.
+	// A per-message TTL would cut a delay short. (The broker's own headers,
+	// x-death and x-delivery-count among them, are never published again:
+	// see broker.BrokerHeader.)
 	e.Expiration = ""
-	if _, ok := e.Headers["x-delivery-count"]; ok {
-		h := make(map[string]any, len(e.Headers))
-		for k, v := range e.Headers {
-			if k != "x-delivery-count" {
-				h[k] = v
-			}
-		}
-		e.Headers = h
-	}
 	return &e
 }
 

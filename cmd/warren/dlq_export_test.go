@@ -173,8 +173,13 @@ func TestDLQExportPurgeImportRoundTrip(t *testing.T) {
 		t.Fatalf("second export: exit %d\n%s%s", code, out, errOut)
 	}
 	after := readRecords(t, again)
-	if diff := cmp.Diff(publishings(before), publishings(after)); diff != "" {
+	if diff := cmp.Diff(publishings(before[:2]), publishings(after[:2])); diff != "" {
 		t.Errorf("imported messages differ from the exported ones (-exported +imported):\n%s", diff)
+	}
+	// The broker's x-death is not sent back; warren's headers say the same.
+	if r := after[2]; r.ID != "rejected-1" || r.Class != before[2].Class || r.Error != before[2].Error || r.Headers["x-death"] != nil {
+		t.Errorf("the broker's dead letter came back as id %q class %q error %q x-death %v; exported as class %q error %q",
+			r.ID, r.Class, r.Error, r.Headers["x-death"], before[2].Class, before[2].Error)
 	}
 }
 
