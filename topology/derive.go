@@ -16,6 +16,16 @@ import (
 // every worker that takes it: past it, the broker dead-letters the job.
 const DefaultDeliveryLimit = 20
 
+// DeadLetterDeliveryLimit is the x-delivery-limit of a quorum dead-letter
+// queue: no practical limit. Operators read a dead-letter queue by taking
+// its jobs and returning them (warren dlq list, show, export), and
+// RabbitMQ 4.0 to 4.2 count each return as a delivery; without an explicit
+// limit a quorum queue gets RabbitMQ 4's default of 20 and, having no
+// dead-letter target of its own, drops a job read 20 times. (-1, which
+// RabbitMQ 4 takes for "no limit", would make RabbitMQ 3.x drop a job at
+// its first return.)
+const DeadLetterDeliveryLimit = 1<<31 - 1
+
 // derive turns a checked file into a Topology: the file's entities with
 // their AMQP arguments, then what warren derives from them (DESIGN §4):
 // a dead-letter queue per work queue and the delay cascade.
@@ -52,11 +62,15 @@ func derive(f *fileSpec) *Topology {
 		if q.DeadLetterQueue == "" {
 			continue
 		}
+		dlqArgs := Table{"x-queue-type": q.Type}
+		if q.Type == Quorum {
+			dlqArgs["x-delivery-limit"] = int64(DeadLetterDeliveryLimit)
+		}
 		deadLetterQueues = append(deadLetterQueues, Queue{
 			Name:    q.DeadLetterQueue,
 			Type:    q.Type,
 			Durable: true,
-			Args:    Table{"x-queue-type": q.Type},
+			Args:    dlqArgs,
 			Derived: true,
 		})
 		deadLetterBindings = append(deadLetterBindings, Binding{

@@ -356,7 +356,7 @@ bindings:
 		t.Errorf("work queues (-want +got):\n%s", diff)
 	}
 	dlq, ok := top.Queue("derived.dlq")
-	wantDLQ := Queue{Name: "derived.dlq", Type: Quorum, Durable: true, Args: Table{"x-queue-type": Quorum}, Derived: true}
+	wantDLQ := Queue{Name: "derived.dlq", Type: Quorum, Durable: true, Args: Table{"x-queue-type": Quorum, "x-delivery-limit": int64(DeadLetterDeliveryLimit)}, Derived: true}
 	if diff := cmp.Diff(wantDLQ, dlq); !ok || diff != "" {
 		t.Errorf("derived.dlq (-want +got):\n%s", diff)
 	}
