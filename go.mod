@@ -21,6 +21,7 @@ require (
 require (
 	github.com/gorilla/mux v1.8.1 // indirect
 	github.com/rs/xid v1.6.0 // indirect
+	golang.org/x/sync v0.16.0 // indirect
 	gopkg.in/tomb.v1 v1.0.0-20141024135613-dd632973f1e7 // indirect
 )
 

@@ -251,24 +251,31 @@ func (c *Consumer) Next(ctx context.Context) (*Delivery, bool) {
 
 // wrap makes a Delivery of an amqp091-go delivery.
 func (c *Consumer) wrap(d *amqp.Delivery) *Delivery {
-	m := messageOf(d)
 	for last := c.lastTag.Load(); d.DeliveryTag > last; last = c.lastTag.Load() {
 		// Next's callers race: keep the highest tag, whoever stores last.
 		if c.lastTag.CompareAndSwap(last, d.DeliveryTag) {
 			break
 		}
 	}
+	return newDelivery(d, c.queue, c.acks, &c.lastTag)
+}
+
+// newDelivery makes a Delivery of an amqp091-go delivery from queue,
+// settled through acks; received is the highest tag of the channel handed
+// out.
+func newDelivery(d *amqp.Delivery, queue string, acks *acker, received *atomic.Uint64) *Delivery {
+	m := messageOf(d)
 	env, err := readMessage(&m)
 	out := &Delivery{
 		Envelope:    env,
 		Err:         err,
-		Queue:       c.queue,
+		Queue:       queue,
 		Exchange:    d.Exchange,
 		RoutingKey:  d.RoutingKey,
 		Redelivered: d.Redelivered,
 		tag:         d.DeliveryTag,
-		acks:        c.acks,
-		received:    &c.lastTag,
+		acks:        acks,
+		received:    received,
 	}
 	if n, ok := d.Headers["x-delivery-count"]; ok {
 		out.DeliveryCount, _ = headerInt("x-delivery-count", n, 0, 1<<31-1)

@@ -36,6 +36,7 @@ const (
 	HeaderWorkerHost       = "warren-worker-host"        // string
 	HeaderDeadline         = "warren-deadline"           // long-long int, Unix milliseconds (RFC 3339 strings are read too): a request's caller waits no longer
 	HeaderReplyStatus      = "warren-reply-status"       // string: "ok" or "error", on replies
+	HeaderCrashes          = "warren-crashes"            // long: times the job's worker died while running it alone
 	HeaderTraceparent      = "traceparent"               // W3C trace context
 	HeaderTracestate       = "tracestate"
 )
@@ -113,6 +114,10 @@ type Envelope struct {
 	// ReplayCount counts how often an operator replayed the job from a
 	// dead-letter queue.
 	ReplayCount int
+	// Crashes counts the times the job's worker process died while running
+	// it alone, in quarantine (see package worker): the job may be what
+	// kills them.
+	Crashes int
 	// Failure is set once the job has failed at least once.
 	Failure *Failure
 	// Trace context (W3C).
@@ -382,6 +387,9 @@ func (e *Envelope) Publishing() amqp.Publishing {
 	if e.ReplayCount > 0 {
 		n++
 	}
+	if e.Crashes > 0 {
+		n++
+	}
 	if e.Failure != nil {
 		n += 8
 	}
@@ -411,6 +419,9 @@ func (e *Envelope) Publishing() amqp.Publishing {
 	}
 	if e.ReplayCount > 0 {
 		h[HeaderReplayCount] = int64(e.ReplayCount)
+	}
+	if e.Crashes > 0 {
+		h[HeaderCrashes] = int64(e.Crashes)
 	}
 	if f := e.Failure; f != nil {
 		h[HeaderError] = truncateUTF8(f.Error, MaxErrorHeader)

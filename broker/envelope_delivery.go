@@ -139,6 +139,8 @@ func readMessage(m *message) (*Envelope, error) {
 			e.Attempt, err = headerInt(name, v, 1, MaxAttempt)
 		case HeaderReplayCount:
 			e.ReplayCount, err = headerInt(name, v, 0, MaxReplayCount)
+		case HeaderCrashes:
+			e.Crashes, err = headerInt(name, v, 0, MaxAttempt)
 		case HeaderError:
 			failure().Error, err = headerString(name, v)
 		case HeaderErrorClass:

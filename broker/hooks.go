@@ -41,10 +41,14 @@ const (
 	KindReplay
 	// KindRequest is a Caller's request; only call hooks see it.
 	KindRequest
+	// KindQuarantine is a job moved to its queue's quarantine (a worker
+	// pool marks its ctx so): it came back from a worker that died
+	// holding it, and runs alone until its crashes are counted.
+	KindQuarantine
 )
 
 // String returns the kind's name as metrics label it: "job", "retry",
-// "dead_letter", "reply", "replay", "request".
+// "dead_letter", "reply", "replay", "request", "quarantine".
 func (k PublishKind) String() string {
 	switch k {
 	case KindJob:
@@ -59,6 +63,8 @@ func (k PublishKind) String() string {
 		return "replay"
 	case KindRequest:
 		return "request"
+	case KindQuarantine:
+		return "quarantine"
 	}
 	return fmt.Sprintf("PublishKind(%d)", int(k))
 }

@@ -191,7 +191,7 @@ func (m *Metrics) Observe(o worker.Outcome) {
 
 // StatusLabel returns the outcome label of a worker.Status:
 // "succeeded", "retried", "dead_lettered", "requeued", "rejected",
-// "expired".
+// "expired", "quarantined".
 func StatusLabel(s worker.Status) string {
 	switch s {
 	case worker.Succeeded:
@@ -206,6 +206,8 @@ func StatusLabel(s worker.Status) string {
 		return "rejected"
 	case worker.Expired:
 		return "expired"
+	case worker.Quarantined:
+		return "quarantined"
 	}
 	return "unknown"
 }

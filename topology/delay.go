@@ -56,6 +56,10 @@ var ErrDelayTooLong = errors.New("topology: delay is longer than MaxDelay (2^28-
 // derives for a work queue.
 func DeadLetterQueueName(queue string) string { return queue + ".dlq" }
 
+// QuarantineQueueName returns the name of the quarantine queue warren
+// derives for a work queue.
+func QuarantineQueueName(queue string) string { return queue + ".quarantine" }
+
 // DelayExchangeName returns the name of the delay cascade's exchange for a
 // level from 0 to DelayLevels-1, e.g. "warren.delay.05". Each level's queue
 // has the same name.

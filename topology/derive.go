@@ -54,11 +54,13 @@ func derive(f *fileSpec) *Topology {
 		})
 	}
 
-	var deadLetterQueues []Queue
+	var deadLetterQueues, quarantineQueues []Queue
 	var deadLetterBindings []Binding
 	for _, qs := range f.queues {
 		q := workQueue(qs, qs.typ.or(defaultType), defaults)
+		q.QuarantineQueue = QuarantineQueueName(q.Name)
 		t.Queues = append(t.Queues, q)
+		quarantineQueues = append(quarantineQueues, quarantineQueue(q))
 		if q.DeadLetterQueue == "" {
 			continue
 		}
@@ -81,6 +83,7 @@ func derive(f *fileSpec) *Topology {
 		})
 	}
 	t.Queues = append(t.Queues, deadLetterQueues...)
+	t.Queues = append(t.Queues, quarantineQueues...)
 
 	for _, b := range f.bindings {
 		for _, k := range b.routingKeys() {
@@ -118,6 +121,20 @@ func derive(f *fileSpec) *Topology {
 		t.Routes[r.jobType] = route
 	}
 	return t
+}
+
+// quarantineQueue derives the quarantine queue of work queue q, of q's
+// type and durability. Workers count the crashes of the jobs in it and
+// park them themselves; when quorum, it has no practical delivery limit
+// (as a dead-letter queue), so the broker neither drops a job there nor
+// needs a dead-letter target of q's, which would tie the quarantine's
+// arguments to q's.
+func quarantineQueue(q Queue) Queue {
+	args := Table{"x-queue-type": q.Type}
+	if q.Type == Quorum {
+		args["x-delivery-limit"] = int64(DeadLetterDeliveryLimit)
+	}
+	return Queue{Name: q.QuarantineQueue, Type: q.Type, Durable: q.Durable, Args: args, Derived: true}
 }
 
 // workQueue resolves a queue the file declares.

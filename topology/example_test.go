@@ -110,6 +110,6 @@ bindings: [{exchange: jobs, queue: emails, routing_key: email.send}]
 	fmt.Println(report)
 	// Output:
 	// exchanges: 32 created, 0 existed
-	// queues:    31 created, 0 existed
+	// queues:    32 created, 0 existed
 	// bindings:  60 bound
 }

@@ -67,6 +67,12 @@ type Queue struct {
 	// letters ("<name>.dlq"); empty when the file names its own target or
 	// turns dead-lettering off.
 	DeadLetterQueue string
+	// QuarantineQueue is the queue warren derived to hold this queue's
+	// suspect jobs ("<name>.quarantine"): jobs the broker delivered again
+	// after a worker died holding them, which workers run one at a time,
+	// alone, until the one that kills them is known (see package worker).
+	// Empty for derived queues.
+	QuarantineQueue string
 	// Retry is the queue's retry policy; nil for derived queues.
 	Retry *RetryPolicy
 	Pos   Pos

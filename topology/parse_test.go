@@ -341,15 +341,15 @@ bindings:
 		{Name: "derived", Type: Quorum, Durable: true, Args: Table{
 			"x-queue-type": Quorum, "x-dead-letter-exchange": DeadLetterExchange, "x-dead-letter-routing-key": "derived",
 			"x-delivery-limit": int64(DefaultDeliveryLimit),
-		}, DeadLetterExchange: DeadLetterExchange, DeadLetterRoutingKey: "derived", DeadLetterQueue: "derived.dlq", Retry: &retry,
+		}, DeadLetterExchange: DeadLetterExchange, DeadLetterRoutingKey: "derived", DeadLetterQueue: "derived.dlq", QuarantineQueue: "derived.quarantine", Retry: &retry,
 			Pos: Pos{File: "t.yaml", Line: 5, Column: 3}},
 		{Name: "explicit", Type: Classic, Durable: true, Args: Table{
 			"x-queue-type": Classic, "x-dead-letter-exchange": "parking", "x-dead-letter-routing-key": "later",
-		}, DeadLetterExchange: "parking", DeadLetterRoutingKey: "later", Retry: &retry, Pos: Pos{File: "t.yaml", Line: 6, Column: 3}},
+		}, DeadLetterExchange: "parking", DeadLetterRoutingKey: "later", QuarantineQueue: "explicit.quarantine", Retry: &retry, Pos: Pos{File: "t.yaml", Line: 6, Column: 3}},
 		{Name: "keyless", Type: Classic, Durable: true, Args: Table{
 			"x-queue-type": Classic, "x-dead-letter-exchange": "parking",
-		}, DeadLetterExchange: "parking", Retry: &retry, Pos: Pos{File: "t.yaml", Line: 7, Column: 3}},
-		{Name: "none", Type: Classic, Durable: true, Args: Table{"x-queue-type": Classic}, Retry: &retry,
+		}, DeadLetterExchange: "parking", QuarantineQueue: "keyless.quarantine", Retry: &retry, Pos: Pos{File: "t.yaml", Line: 7, Column: 3}},
+		{Name: "none", Type: Classic, Durable: true, Args: Table{"x-queue-type": Classic}, QuarantineQueue: "none.quarantine", Retry: &retry,
 			Pos: Pos{File: "t.yaml", Line: 8, Column: 3}},
 	}
 	if diff := cmp.Diff(want, top.WorkQueues()); diff != "" {

@@ -218,6 +218,10 @@ func (c *checker) checkQueues() {
 					"queue %q has the name warren derives for the dead letters of queue %q", other.name, q.name)
 			}
 		}
+		if other, ok := c.queues[QuarantineQueueName(q.name)]; ok {
+			c.p.add(other.pos, "rename it: warren derives a quarantine queue of that name",
+				"queue %q has the name warren derives for the quarantine of queue %q", other.name, q.name)
+		}
 		c.checkQueueType(q)
 		c.checkDeadLetter(q)
 		c.checkArguments(q)

@@ -90,4 +90,8 @@ const (
 	// delivered: its reply_to names a queue that does not exist.
 	// Dead-lettered, to be replayed once the reply queue exists.
 	ClassReply = "reply"
+	// ClassCrash: the job's worker process died while running it alone,
+	// the crash limit's number of times (see WithCrashLimit): the job
+	// kills its workers. Dead-lettered.
+	ClassCrash = "crash"
 )

@@ -17,6 +17,10 @@ const (
 	// DefaultConcurrency is the number of handlers a queue runs at once
 	// when Concurrency is not given.
 	DefaultConcurrency = 8
+	// DefaultCrashLimit is the number of times a job may kill the worker
+	// process running it alone before it is dead-lettered, when
+	// WithCrashLimit is not given.
+	DefaultCrashLimit = 3
 	// DefaultHandlerTimeout bounds one handler call when no timeout is
 	// given. It must stay below RabbitMQ's consumer_timeout (30 minutes by
 	// default), after which the broker closes the channel of a consumer
@@ -39,6 +43,7 @@ type options struct {
 	limits          broker.Limits
 	host            string
 	panics          PanicPolicy
+	crashLimit      int
 	observers       []func(Outcome)
 	jobHook         JobHook // the JobHooks chained; nil when there are none
 	now             func() time.Time
@@ -205,6 +210,21 @@ func WithPanicPolicy(p PanicPolicy) Option {
 	}
 }
 
+// WithCrashLimit sets how many times a job may kill the worker process
+// running it alone, in its queue's quarantine, before it is dead-lettered
+// with class crash (default DefaultCrashLimit, at least 1). A kill from
+// outside, or a lost connection, while a quarantined job runs counts too:
+// a limit of 1 parks a job at the first such accident. See quarantine.go.
+func WithCrashLimit(n int) Option {
+	return func(o *options) error {
+		if n < 1 {
+			return fmt.Errorf("worker: crash limit %d must be at least 1", n)
+		}
+		o.crashLimit = n
+		return nil
+	}
+}
+
 // WithObserver calls fn with the outcome of every delivery, once it is
 // settled, from the goroutine that handled it: keep it quick. For
 // metrics, progress and tests. It may be given several times: every
@@ -284,6 +304,7 @@ func defaultOptions() options {
 		handlerTimeout:  DefaultHandlerTimeout,
 		shutdownTimeout: DefaultShutdownTimeout,
 		host:            host,
+		crashLimit:      DefaultCrashLimit,
 		now:             time.Now,
 	}
 }
@@ -308,6 +329,11 @@ const (
 	// Expired: the job is a request whose caller stopped waiting
 	// (warren-deadline passed) before it started; it was acked unhandled.
 	Expired
+	// Quarantined: the job was moved to its queue's quarantine, to run
+	// alone, then acked: the broker delivered it again after a worker
+	// stopped holding it unsettled (a crash, a lost connection), or its
+	// worker died while running it alone (a crash was counted).
+	Quarantined
 )
 
 func (s Status) String() string {
@@ -324,6 +350,8 @@ func (s Status) String() string {
 		return "rejected"
 	case Expired:
 		return "expired"
+	case Quarantined:
+		return "quarantined"
 	}
 	return fmt.Sprintf("Status(%d)", int(s))
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/topology"
@@ -30,6 +31,11 @@ type Pool struct {
 
 	consuming atomic.Int32 // queues with a live consumer
 	stopping  atomic.Bool  // shutting down (draining) or stopped
+
+	// gate lets jobs run side by side, each holding a weight of 1, or one
+	// quarantined job alone, holding all of it (see quarantine.go). A
+	// waiting isolation holds back the jobs that come after it.
+	gate *semaphore.Weighted
 }
 
 // ErrNotReady is wrapped by Ready's errors.
@@ -70,6 +76,10 @@ type queueRun struct {
 
 	mu       sync.Mutex
 	consumer *broker.Consumer // the current one, nil between two
+
+	// kick wakes the queue's quarantine runner when a job was moved there
+	// (buffer 1: one pending wake-up is enough, more are dropped).
+	kick chan struct{}
 }
 
 func (q *queueRun) current() *broker.Consumer {
@@ -116,7 +126,7 @@ func NewPool(conn *broker.Conn, topo *topology.Topology, h Handler, opts ...Opti
 			return nil, errors.New("worker: the topology has no work queue to consume")
 		}
 	}
-	p := &Pool{conn: conn, topo: topo, handler: h, opts: o}
+	p := &Pool{conn: conn, topo: topo, handler: h, opts: o, gate: semaphore.NewWeighted(isolated)}
 	var problems []error
 	for _, qo := range o.queues {
 		q, ok := topo.Queue(qo.name)
@@ -125,7 +135,10 @@ func NewPool(conn *broker.Conn, topo *topology.Topology, h Handler, opts ...Opti
 			problems = append(problems, fmt.Errorf("worker: queue %q is not in the topology; add it to the file or consume one of %v", qo.name, queueNames(topo.WorkQueues())))
 			continue
 		case q.Derived:
-			problems = append(problems, fmt.Errorf("worker: queue %q is derived by warren (dead letters or delays); workers consume work queues only", qo.name))
+			problems = append(problems, fmt.Errorf("worker: queue %q is derived by warren (dead letters, quarantine or delays); workers consume work queues only", qo.name))
+			continue
+		case q.QuarantineQueue == "":
+			problems = append(problems, fmt.Errorf("worker: queue %q has no quarantine queue in the topology", qo.name))
 			continue
 		}
 		if qo.concurrency == 0 {
@@ -146,6 +159,7 @@ func NewPool(conn *broker.Conn, topo *topology.Topology, h Handler, opts ...Opti
 			topo:  topo,
 			log:   o.log.With().Str(fieldQueue, q.Name).Logger(),
 			slots: make(chan struct{}, qo.concurrency),
+			kick:  make(chan struct{}, 1),
 		})
 	}
 	if err := errors.Join(problems...); err != nil {
@@ -209,6 +223,9 @@ func (p *Pool) Run(ctx context.Context) error {
 		return errors.New("worker: Run called twice; build a new pool")
 	}
 	defer p.stopping.Store(true)
+	if err := p.checkQuarantines(ctx); err != nil {
+		return errors.Join(err, p.closePublisher())
+	}
 	// The first consumers start here, so a missing queue fails Run at once.
 	first := make([]*broker.Consumer, len(p.queues))
 	for i, q := range p.queues {
@@ -233,6 +250,14 @@ func (p *Pool) Run(ctx context.Context) error {
 
 	var handlers, loops sync.WaitGroup
 	failed := make(chan error, len(p.queues)) // one per queue at most
+	for _, q := range p.queues {
+		// A handler: it runs quarantined jobs, which shutdown waits for.
+		handlers.Add(1)
+		go func() {
+			defer handlers.Done()
+			p.runQuarantine(stopCtx, jobCtx, q)
+		}()
+	}
 	for i, q := range p.queues {
 		loops.Add(1)
 		go func() {
@@ -326,7 +351,17 @@ func (p *Pool) serve(stopCtx, jobCtx context.Context, q *queueRun, c *broker.Con
 						<-q.slots
 						return
 					}
+					// Waits while a quarantined job runs alone; jobCtx
+					// ends only at the shutdown deadline, after which
+					// the job goes back untouched.
+					if err := p.gate.Acquire(jobCtx, 1); err != nil {
+						env := d.Envelope
+						p.requeue(q, d, &Outcome{Queue: q.queue.Name, JobID: env.ID, JobType: env.Type, Attempt: max(env.Attempt, 1)})
+						<-q.slots
+						return
+					}
 					p.process(jobCtx, q, d)
+					p.gate.Release(1)
 					<-q.slots
 				}
 			}()
@@ -391,6 +426,25 @@ func (p *Pool) serve(stopCtx, jobCtx context.Context, q *queueRun, c *broker.Con
 		}
 		b.Reset()
 	}
+}
+
+// checkQuarantines checks that the quarantine queue of every queue of the
+// pool exists: without it, a job that kills its workers could not be
+// isolated.
+func (p *Pool) checkQuarantines(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	d := broker.NewDeclarer(p.conn)
+	defer d.Close()
+	for _, q := range p.queues {
+		if _, err := d.QueueInfo(ctx, q.queue.QuarantineQueue); err != nil {
+			if errors.Is(err, broker.ErrNoQueue) {
+				return fmt.Errorf("worker: queue %q has no quarantine queue %q on the broker (it holds jobs that may crash workers, to run them alone): apply the topology again: %w", q.queue.Name, q.queue.QuarantineQueue, err)
+			}
+			return fmt.Errorf("worker: %w", err)
+		}
+	}
+	return nil
 }
 
 // queueGone reports whether q no longer exists (a failed check says it

@@ -23,6 +23,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) != "" {
 		os.Exit(childWorker())
 	}
+	if os.Getenv(crashChildEnv) != "" {
+		os.Exit(crashChild())
+	}
 	os.Exit(brokertest.MainWithLeakCheck(m))
 }
 
@@ -45,6 +48,7 @@ type fixtureOpts struct {
 	queueType  string            // default classic
 	retry      string            // the queue's retry block; default fast, no jitter; "default": none (warren's default policy)
 	routeRetry map[string]string // job type -> the route's retry block
+	types      []string          // job types routed to the queue; default jobTypes
 }
 
 func newFixture(t *testing.T, fo fixtureOpts) *fixture {
@@ -62,8 +66,12 @@ func newFixture(t *testing.T, fo fixtureOpts) *fixture {
 	if fo.retry != "default" {
 		fmt.Fprintf(&b, "    retry: %s\n", fo.retry)
 	}
-	fmt.Fprintf(&b, "bindings:\n  - exchange: %s\n    queue: %s\n    routing_keys: [%s]\nroutes:\n", f.exchange, f.queue, strings.Join(jobTypes, ", "))
-	for _, jt := range jobTypes {
+	types := jobTypes
+	if fo.types != nil {
+		types = fo.types
+	}
+	fmt.Fprintf(&b, "bindings:\n  - exchange: %s\n    queue: %s\n    routing_keys: [%s]\nroutes:\n", f.exchange, f.queue, strings.Join(types, ", "))
+	for _, jt := range types {
 		if r, ok := fo.routeRetry[jt]; ok {
 			fmt.Fprintf(&b, "  %s: {exchange: %s, retry: %s}\n", jt, f.exchange, r)
 			continue

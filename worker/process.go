@@ -18,10 +18,6 @@ import (
 // refusing publishes does not turn into a hot redelivery loop.
 const settlePause = time.Second
 
-// crashLoopWarning is the count of earlier unsettled deliveries from which
-// a job is logged as a possible crash loop.
-const crashLoopWarning = 3
-
 // correlationID is the correlation id env's reply carries: its own, else,
 // for a request, its id.
 func correlationID(env *broker.Envelope) string {
@@ -51,7 +47,7 @@ func (p *Pool) process(ctx context.Context, q *queueRun, d *broker.Delivery) {
 		ReplyTo:       env.ReplyTo,
 		Headers:       env.Headers,
 		PublishedAt:   env.Timestamp,
-		Redelivered:   d.Redelivered,
+		Redelivered:   d.Redelivered || d.Queue == q.queue.QuarantineQueue,
 		Envelope:      env,
 		limits:        p.opts.limits,
 	}
@@ -93,11 +89,11 @@ func (p *Pool) process(ctx context.Context, q *queueRun, d *broker.Delivery) {
 		return
 	}
 
-	if d.DeliveryCount >= crashLoopWarning {
-		// Shutdowns return prefetched jobs too, so one or two earlier
-		// deliveries are normal; more suggest a job that crashes workers.
-		jobFields(q.log.Warn(), env, out.Attempt).Int("delivery_count", d.DeliveryCount).
-			Msg("worker: job delivered again and again without being settled: does it crash its worker? the queue's delivery limit will dead-letter it")
+	if d.Redelivered && d.Queue == q.queue.Name {
+		// It may be what killed the worker that held it: it runs alone,
+		// in quarantine.
+		p.moveToQuarantine(ctx, q, d, &out)
+		return
 	}
 
 	hctx, cancel := context.WithTimeout(ctx, q.cfg.handlerTimeout)
@@ -192,16 +188,22 @@ func (p *Pool) classify(err error, timedOut bool) (class string, final bool) {
 // failed returns the envelope of d's job after a failure: same id, the
 // failure recorded, the first failure time and the origin kept from an
 // earlier failure. The attempt is not changed.
-func (p *Pool) failed(d *broker.Delivery, class string, err error) *broker.Envelope {
+func (p *Pool) failed(q *queueRun, d *broker.Delivery, class string, err error) *broker.Envelope {
 	now := p.opts.now().UTC()
 	e := *d.Envelope
 	prev := e.Failure
+	origin := broker.Origin{Exchange: d.Exchange, RoutingKey: d.RoutingKey, Queue: d.Queue}
+	if d.Queue == q.queue.QuarantineQueue {
+		// Moved there from the work queue: a replay sends it back to the
+		// work queue itself.
+		origin = broker.Origin{RoutingKey: q.queue.Name, Queue: q.queue.Name}
+	}
 	f := &broker.Failure{
 		Error:         errorText(err),
 		Class:         class,
 		FirstFailedAt: now,
 		FailedAt:      now,
-		Origin:        broker.Origin{Exchange: d.Exchange, RoutingKey: d.RoutingKey, Queue: d.Queue},
+		Origin:        origin,
 		WorkerHost:    p.opts.host,
 	}
 	if prev != nil {
@@ -234,7 +236,7 @@ func errorText(err error) string {
 // retry publishes the job into the delay cascade for its next attempt, then
 // acks the delivery.
 func (p *Pool) retry(ctx context.Context, q *queueRun, d *broker.Delivery, out *Outcome, class string, cause error, delay time.Duration) {
-	e := p.failed(d, class, cause)
+	e := p.failed(q, d, class, cause)
 	e.Attempt++
 	out.Class, out.Err, out.RetryIn = class, cause, delay
 	exchange, key, err := topology.DelayRoute(q.queue.Name, delay)
@@ -263,7 +265,7 @@ func (p *Pool) retry(ctx context.Context, q *queueRun, d *broker.Delivery, out *
 // the delivery.
 func (p *Pool) deadLetter(ctx context.Context, q *queueRun, d *broker.Delivery, out *Outcome, class string, cause error) {
 	out.Class, out.Err = class, cause
-	e := p.failed(d, class, cause)
+	e := p.failed(q, d, class, cause)
 	exchange, key := q.queue.DeadLetterExchange, q.queue.DeadLetterRoutingKey
 	if exchange == "" {
 		// The file turned dead-lettering off: the broker decides (it drops
@@ -311,6 +313,12 @@ func (p *Pool) pauseThenRequeue(ctx context.Context, q *queueRun, d *broker.Deli
 }
 
 func (p *Pool) requeue(q *queueRun, d *broker.Delivery, out *Outcome) {
+	if d.Queue == q.queue.QuarantineQueue {
+		// A redelivered quarantined job counts as a crash: put it back
+		// as a new message instead.
+		p.returnToQuarantine(context.Background(), q, d, out)
+		return
+	}
 	if err := d.Requeue(); err != nil {
 		jobFields(q.log.Warn().Err(err), d.Envelope, out.Attempt).Msg("worker: requeue failed; the broker returns the job when the channel closes")
 	} else {

@@ -84,10 +84,24 @@ type statsRow struct {
 	// DeadLetterQueue is the queue's .dlq; DeadLettered its depth, nil
 	// when the queue has no .dlq (it is one, or dead-letters elsewhere, or
 	// the .dlq is missing).
-	DeadLetterQueue string     `json:"dead_letter_queue,omitempty"`
-	DeadLettered    *int64     `json:"dead_lettered"`
-	Consumers       int64      `json:"consumers"`
-	Rates           *statsRate `json:"rates"` // nil until the queue has seen a message
+	DeadLetterQueue string `json:"dead_letter_queue,omitempty"`
+	DeadLettered    *int64 `json:"dead_lettered"`
+	// Quarantined is the depth of the queue's .quarantine (jobs waiting to
+	// run alone after a worker died holding them), nil without one.
+	Quarantined *int64     `json:"quarantined,omitempty"`
+	Consumers   int64      `json:"consumers"`
+	Rates       *statsRate `json:"rates"` // nil until the queue has seen a message
+}
+
+// isQuarantine reports whether q is the quarantine queue of one of t's
+// work queues (shown on that queue's row).
+func isQuarantine(t *topology.Topology, q topology.Queue) bool {
+	base, ok := strings.CutSuffix(q.Name, ".quarantine")
+	if !q.Derived || !ok {
+		return false
+	}
+	w, ok := t.Queue(base)
+	return ok && w.QuarantineQueue == q.Name
 }
 
 type statsRate struct {
@@ -117,12 +131,16 @@ func statsRows(t *topology.Topology, queues []mgmt.Queue) []statsRow {
 			n := d.Messages
 			r.DeadLettered = &n
 		}
+		if d, ok := byName[topology.QuarantineQueueName(name)]; ok {
+			n := d.Messages
+			r.Quarantined = &n
+		}
 		return r
 	}
 	rows := []statsRow{}
 	if t != nil {
 		for _, q := range t.Queues {
-			if !strings.HasPrefix(q.Name, topology.ReservedPrefix) {
+			if !strings.HasPrefix(q.Name, topology.ReservedPrefix) && !isQuarantine(t, q) {
 				rows = append(rows, row(q.Name, q.DeadLetterQueue))
 			}
 		}
@@ -131,6 +149,11 @@ func statsRows(t *topology.Topology, queues []mgmt.Queue) []statsRow {
 	for _, q := range queues {
 		if strings.HasPrefix(q.Name, topology.ReservedPrefix) {
 			continue
+		}
+		if base, ok := strings.CutSuffix(q.Name, ".quarantine"); ok {
+			if _, ok := byName[base]; ok {
+				continue // shown on its work queue's row
+			}
 		}
 		dlq := topology.DeadLetterQueueName(q.Name)
 		if _, ok := byName[dlq]; !ok || strings.HasSuffix(q.Name, ".dlq") {
@@ -163,7 +186,7 @@ type statsCell struct {
 }
 
 func printStats(w io.Writer, rows []statsRow, color bool) {
-	header := []string{"QUEUE", "TYPE", "READY", "UNACKED", "DEAD-LETTERED", "CONSUMERS", "PUBLISH/S", "DELIVER/S", "ACK/S"}
+	header := []string{"QUEUE", "TYPE", "READY", "UNACKED", "DEAD-LETTERED", "QUARANTINED", "CONSUMERS", "PUBLISH/S", "DELIVER/S", "ACK/S"}
 	table := [][]statsCell{}
 	hdr := make([]statsCell, len(header))
 	for i, h := range header {
@@ -184,13 +207,20 @@ func printStats(w io.Writer, rows []statsRow, color bool) {
 				dead.style = styleRed
 			}
 		}
+		quarantined := dash
+		if r.Quarantined != nil {
+			quarantined = num(*r.Quarantined)
+			if *r.Quarantined > 0 {
+				quarantined.style = styleYellow
+			}
+		}
 		rates := []statsCell{dash, dash, dash}
 		if r.Rates != nil {
 			for i, v := range []float64{r.Rates.Publish, r.Rates.Deliver, r.Rates.Ack} {
 				rates[i] = statsCell{text: strconv.FormatFloat(v, 'f', 1, 64), right: true}
 			}
 		}
-		line := []statsCell{{text: r.Name}, {text: r.Type}, num(r.Ready), num(r.Unacked), dead, num(r.Consumers)}
+		line := []statsCell{{text: r.Name}, {text: r.Type}, num(r.Ready), num(r.Unacked), dead, quarantined, num(r.Consumers)}
 		table = append(table, append(line, rates...))
 	}
 	widths := make([]int, len(header))

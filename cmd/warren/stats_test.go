@@ -143,9 +143,9 @@ func TestPrintStatsColour(t *testing.T) {
 	if stripped != plain.String() {
 		t.Errorf("colour changes the layout:\n%s\nvs\n%s", stripped, plain.String())
 	}
-	want := `QUEUE                     TYPE     READY  UNACKED  DEAD-LETTERED  CONSUMERS  PUBLISH/S  DELIVER/S  ACK/S
-emails                    quorum      12        0              5          0        2.5        0.0    0.0
-reports                   classic      0        0              0          0          -          -      -
+	want := `QUEUE                     TYPE     READY  UNACKED  DEAD-LETTERED  QUARANTINED  CONSUMERS  PUBLISH/S  DELIVER/S  ACK/S
+emails                    quorum      12        0              5            -          0        2.5        0.0    0.0
+reports                   classic      0        0              0            -          0          -          -      -
 a-rather-long-queue-name  missing: run warren topology apply
 `
 	if plain.String() != want {

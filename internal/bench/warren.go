@@ -75,7 +75,7 @@ func applyBenchQueue(ctx context.Context, cfg Config, conn *broker.Conn, impl, j
 
 // delete removes what the run declared.
 func (bq *benchQueue) delete(url string) error {
-	return deleteEntities(url, []string{bq.name, topology.DeadLetterQueueName(bq.name)}, []string{bq.name})
+	return deleteEntities(url, []string{bq.name, topology.DeadLetterQueueName(bq.name), topology.QuarantineQueueName(bq.name)}, []string{bq.name})
 }
 
 func runWarren(ctx context.Context, cfg Config, rec *Recorder) (err error) {

@@ -1,0 +1,202 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/warrenmq/warren/broker"
+)
+
+// Crash loops: a job that kills the worker process running it (os.Exit, a
+// panic in a goroutine it started, a fault in C code, the kernel's OOM
+// killer) is never settled, and the broker delivers it again, to the next
+// worker, which it kills too. The broker cannot tell it apart: when a
+// worker dies, every job it held comes back the same way, marked
+// redelivered, whether it was running, waiting in the prefetch window or
+// merely handled a moment before its ack was sent. A count of returns (a
+// quorum queue's delivery limit) blames them all, and classic queues count
+// nothing.
+//
+// So a pool treats a redelivered job as a suspect and sorts suspects out
+// one at a time:
+//
+//  1. A suspect from a work queue is not run among other jobs: it is moved,
+//     unchanged, to the queue's quarantine ("<queue>.quarantine"; published
+//     with a confirm, then acked).
+//  2. A pool runs quarantined jobs alone: it stops starting jobs, waits for
+//     those running to finish (for a bounded, growing time: see
+//     runQuarantine), takes one quarantined job with basic.get (so nothing
+//     more of the quarantine is held), runs it, and settles it at once (no
+//     grouped ack), a few in a row, then goes back to its other work.
+//  3. A quarantined job the broker gives back redelivered was therefore the
+//     only job running in its worker when that worker died: the pool counts
+//     a crash (warren-crashes, republished to the quarantine) and, at the
+//     crash limit, dead-letters it with class crash.
+//
+// Innocent jobs that were in the dead worker's hands are moved to the
+// quarantine too and run there alone, once each; no crash is counted
+// against them, since they were not running alone. A crash is also
+// counted when a quarantined job's worker lost its connection or was
+// killed from outside while running it: the limit (WithCrashLimit, default
+// 3) leaves room for that. docs/retries.md has the reasoning and numbers.
+
+// quarantinePoll is how often a pool checks whether its quarantines hold
+// jobs moved there by other workers (its own moves wake it at once).
+const quarantinePoll = time.Second
+
+// quarantineBatch bounds the quarantined jobs run in one spell of
+// isolation, after which the pool's other jobs get their turn.
+const quarantineBatch = 8
+
+// isolated is the weight a pool takes from its gate to run a job alone:
+// all of it, so no other job runs meanwhile.
+const isolated = 1 << 62
+
+// moveToQuarantine moves a suspect delivery of a work queue to the queue's
+// quarantine, then acks it.
+func (p *Pool) moveToQuarantine(ctx context.Context, q *queueRun, d *broker.Delivery, out *Outcome) {
+	e := *d.Envelope
+	if err := p.pub.PublishEnvelope(broker.ContextWithKind(ctx, broker.KindQuarantine), &e, "", q.queue.QuarantineQueue); err != nil {
+		jobFields(q.log.Error().Err(err), d.Envelope, out.Attempt).
+			Msg("worker: could not move a redelivered job to the quarantine; returning it to the queue")
+		out.Err = err
+		p.pauseThenRequeue(ctx, q, d, out)
+		return
+	}
+	if err := d.Ack(); err != nil {
+		jobFields(q.log.Warn().Err(err), d.Envelope, out.Attempt).Msg("worker: ack after moving a job to the quarantine failed; it may run twice")
+	}
+	out.Status = Quarantined
+	jobFields(q.log.Warn(), d.Envelope, out.Attempt).Int("delivery_count", d.DeliveryCount).
+		Msg("worker: job delivered again after a worker stopped without settling it (a crash? a lost connection?); moved to the quarantine to run alone")
+	p.observe(*out)
+	select {
+	case q.kick <- struct{}{}:
+	default:
+	}
+}
+
+// runQuarantine runs q's quarantined jobs alone until stopCtx ends. It is
+// one of the pool's handlers: jobCtx bounds the jobs it runs.
+func (p *Pool) runQuarantine(stopCtx, jobCtx context.Context, q *queueRun) {
+	g := broker.NewGetter(p.conn, q.queue.QuarantineQueue)
+	defer g.Close()
+	decl := broker.NewDeclarer(p.conn)
+	defer decl.Close()
+	tick := time.NewTicker(quarantinePoll)
+	defer tick.Stop()
+	// wait bounds how long the pool holds back its other jobs to let those
+	// running finish; it doubles each time they do not, up to the handler
+	// timeout, and the pool then works as long before trying again, so a
+	// stuck handler never stops the pool's work for long, and quarantined
+	// jobs still get their turn between long jobs.
+	wait, maxWait := quarantinePoll, q.cfg.handlerTimeout+time.Second
+	var notBefore time.Time
+	for {
+		select {
+		case <-stopCtx.Done():
+			return
+		case <-tick.C:
+		case <-q.kick:
+		}
+		if time.Now().Before(notBefore) {
+			continue
+		}
+		// A cheap look first: isolating the pool costs its other jobs.
+		info, err := decl.QueueInfo(stopCtx, q.queue.QuarantineQueue)
+		if err != nil || info.Messages == 0 {
+			continue
+		}
+		actx, cancel := context.WithTimeout(stopCtx, wait)
+		err = p.gate.Acquire(actx, isolated)
+		cancel()
+		if err != nil {
+			if stopCtx.Err() != nil {
+				return
+			}
+			q.log.Debug().Dur("waited", wait).Msg("worker: jobs still running; quarantined jobs wait for their turn")
+			notBefore = time.Now().Add(wait)
+			wait = min(2*wait, maxWait)
+			continue
+		}
+		wait = quarantinePoll
+		for range quarantineBatch {
+			d, ok, err := g.Get(stopCtx)
+			if err != nil {
+				if stopCtx.Err() == nil {
+					q.log.Warn().Err(err).Msg("worker: could not take a job from the quarantine")
+				}
+				break
+			}
+			if !ok {
+				break
+			}
+			p.runSuspect(jobCtx, q, d)
+			if stopCtx.Err() != nil {
+				break
+			}
+		}
+		p.gate.Release(isolated)
+	}
+}
+
+// runSuspect runs a quarantined job, alone, or counts a crash against it
+// when it comes back redelivered.
+func (p *Pool) runSuspect(ctx context.Context, q *queueRun, d *broker.Delivery) {
+	if d.Err == nil && d.Redelivered {
+		p.countCrash(ctx, q, d)
+		return
+	}
+	p.process(ctx, q, d)
+}
+
+// errCrashLimit is the error a job parked for crashing its workers carries.
+var errCrashLimit = errors.New("the worker process running the job alone died")
+
+// countCrash counts a crash against a quarantined job its worker died
+// running: republished to the quarantine with the count, or dead-lettered
+// at the crash limit.
+func (p *Pool) countCrash(ctx context.Context, q *queueRun, d *broker.Delivery) {
+	env := d.Envelope
+	env.Crashes = min(env.Crashes+1, broker.MaxAttempt)
+	out := Outcome{Queue: q.queue.Name, JobID: env.ID, JobType: env.Type, Attempt: max(env.Attempt, 1)}
+	if env.Crashes >= p.opts.crashLimit {
+		err := fmt.Errorf("worker: %w %d times (the crash limit): the job kills its workers", errCrashLimit, env.Crashes)
+		jobFields(q.log.Error(), env, out.Attempt).Int("crashes", env.Crashes).
+			Msg("worker: the job's worker died while running it alone, again; dead-lettering it")
+		p.deadLetter(ctx, q, d, &out, ClassCrash, err)
+		return
+	}
+	jobFields(q.log.Warn(), env, out.Attempt).Int("crashes", env.Crashes).Int("crash_limit", p.opts.crashLimit).
+		Msg("worker: the job's worker died while running it alone; counted a crash")
+	p.returnToQuarantine(ctx, q, d, &out)
+}
+
+// returnToQuarantine puts a quarantined delivery back in the quarantine as
+// a new message carrying its crash count (a plain requeue would mark it
+// redelivered, which counts a crash), then acks it. When the copy cannot
+// be published it is requeued after all.
+func (p *Pool) returnToQuarantine(ctx context.Context, q *queueRun, d *broker.Delivery, out *Outcome) {
+	e := *d.Envelope
+	// ctx may have ended (shutdown): the move is quick and must not be
+	// cut short, or the job is counted a crash it did not cause.
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := p.pub.PublishEnvelope(broker.ContextWithKind(pctx, broker.KindQuarantine), &e, "", q.queue.QuarantineQueue); err != nil {
+		jobFields(q.log.Error().Err(err), d.Envelope, out.Attempt).Msg("worker: could not put a job back in the quarantine; returning it there as redelivered")
+		out.Err = errors.Join(out.Err, err)
+		if rerr := d.Requeue(); rerr != nil {
+			jobFields(q.log.Warn().Err(rerr), d.Envelope, out.Attempt).Msg("worker: requeue failed; the broker returns the job when the channel closes")
+		}
+		out.Status = Requeued
+		p.observe(*out)
+		return
+	}
+	if err := d.Ack(); err != nil {
+		jobFields(q.log.Warn().Err(err), d.Envelope, out.Attempt).Msg("worker: ack after returning a job to the quarantine failed; it may run twice")
+	}
+	out.Status = Quarantined
+	p.observe(*out)
+}
