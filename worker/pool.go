@@ -209,8 +209,10 @@ const (
 //  2. the handlers in flight finish, for up to the shutdown timeout; then
 //     their ctx is cancelled, and a job whose handler returns an error
 //     goes back to its queue untouched;
-//  3. the deliveries prefetched but not started go back to their queue
-//     (basic.nack with requeue);
+//  3. the deliveries prefetched but not started go back to their queue,
+//     published again unchanged as new messages (so that none comes back
+//     marked redelivered, a suspect: see quarantine.go), else with
+//     basic.nack and requeue;
 //  4. the grouped acks are sent and the channels closed gracefully, so no
 //     ack is lost; a publisher the pool made is closed.
 //
@@ -496,19 +498,54 @@ func (p *Pool) closePublisher() error {
 // requeueRest returns to the queue the deliveries c received and no
 // handler took. c must be cancelled: Next then returns false once they are
 // drained.
+//
+// None of them ran, so none should come back as a suspect (see
+// quarantine.go): a plain requeue would mark it redelivered. Each is
+// published to its queue again, unchanged, as a new message (through the
+// default exchange), and acked once the broker confirms the copy; one the
+// broker delivered again before (a suspect already), or whose copy fails,
+// is requeued as it is.
 func (p *Pool) requeueRest(q *queueRun, c *broker.Consumer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	type copied struct {
+		d    *broker.Delivery
+		conf *broker.Confirmation
+	}
+	var copies []copied
 	n := 0
+	outcome := func(d *broker.Delivery) *Outcome {
+		env := d.Envelope
+		return &Outcome{Queue: q.queue.Name, JobID: env.ID, JobType: env.Type, Attempt: max(env.Attempt, 1)}
+	}
 	for {
 		d, ok := c.Next(ctx)
 		if !ok {
-			return n
+			break
 		}
-		env := d.Envelope
-		p.requeue(q, d, &Outcome{Queue: q.queue.Name, JobID: env.ID, JobType: env.Type, Attempt: max(env.Attempt, 1)})
 		n++
+		if d.Err == nil && !d.Redelivered {
+			e := *d.Envelope
+			if conf, err := p.pub.SendEnvelope(ctx, &e, "", q.queue.Name); err == nil {
+				copies = append(copies, copied{d, conf})
+				continue
+			}
+		}
+		p.requeue(q, d, outcome(d))
 	}
+	for _, cp := range copies {
+		out := outcome(cp.d)
+		if err := cp.conf.Wait(ctx); err != nil {
+			p.requeue(q, cp.d, out)
+			continue
+		}
+		if err := cp.d.Ack(); err != nil {
+			jobFields(q.log.Warn().Err(err), cp.d.Envelope, out.Attempt).Msg("worker: ack of a job returned at shutdown failed; it may run twice")
+		}
+		out.Status = Requeued
+		p.observe(*out)
+	}
+	return n
 }
 
 // waitTimeout waits for wg up to d; it reports whether wg finished.

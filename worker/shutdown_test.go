@@ -60,10 +60,15 @@ func TestGracefulShutdownLosesNothing(t *testing.T) {
 		second.add(job.ID)
 		return nil
 	})
-	stop2 := f.run(mux2)
+	stop2 := f.run(mux2, worker.WithObserver(second.observe))
 	waitFor(t, 30*time.Second, "the rest handled", func() bool { return first.count()+second.count() >= n })
 	if err := stop2(); err != nil {
 		t.Fatal(err)
+	}
+	// Returned at a graceful shutdown, they are not suspects: none of them
+	// was running when the pool stopped, so none has to run alone.
+	if got := second.status(worker.Quarantined); got != 0 {
+		t.Errorf("%d jobs returned at shutdown were quarantined, want 0", got)
 	}
 	for _, id := range ids {
 		a, b := first.handled[id], second.handled[id]
