@@ -62,7 +62,7 @@ func applyScheduled(t *testing.T, conn *broker.Conn, expires time.Duration, keep
 	}
 	brokertest.DeleteExchangesAtCleanup(t, n.Direct, n.Fanout)
 	if !keepQueues {
-		brokertest.DeleteQueuesAtCleanup(t, n.A, n.B)
+		brokertest.DeleteQueuesAtCleanup(t, n.A, n.B, topology.QuarantineQueueName(n.A), topology.QuarantineQueueName(n.B))
 	}
 	d := broker.NewDeclarer(conn)
 	defer d.Close()

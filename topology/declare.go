@@ -26,6 +26,9 @@ type Outcome struct {
 	Existed bool
 	// Err is why the entity could not be declared; nil on success.
 	Err error
+	// Warning is set for an entity that exists and works, but not as this
+	// version of warren would declare it; it says what to do.
+	Warning string
 }
 
 // Status returns "created", "existed", "bound" or "failed".
@@ -133,9 +136,11 @@ func Declare(ctx context.Context, d Declarer, t *Topology) (*Report, error) {
 		if err := ctx.Err(); err != nil {
 			return r, errors.Join(append(errs, err)...)
 		}
-		record(declareOne(EntityQueue, q.Name, q.Derived,
+		o := declareOne(EntityQueue, q.Name, q.Derived,
 			func() (bool, error) { return d.QueueExists(ctx, q.Name) },
-			func() error { return d.DeclareQueue(ctx, q) }))
+			func() error { return d.DeclareQueue(ctx, q) })
+		olderDeliveryLimit(&o, q)
+		record(o)
 	}
 	for _, b := range t.Bindings {
 		if err := ctx.Err(); err != nil {
@@ -157,6 +162,24 @@ func declareOne(kind, name string, derived bool, exists func() (bool, error), de
 	o.Existed = existed
 	o.Created = !existed && o.Err == nil
 	return o
+}
+
+// olderDeliveryLimit turns into a warning the one conflict an earlier
+// warren's topology makes with this one: a derived quorum queue (a .dlq or
+// .quarantine) declared without the x-delivery-limit it now has. The queue
+// works, and holds jobs, so it is not to be recreated by surprise; but on
+// RabbitMQ 4 it has the broker's default limit of 20, and a job read or
+// returned that often is dropped.
+func olderDeliveryLimit(o *Outcome, q Queue) {
+	var ce *ConflictError
+	if !o.Existed || !q.Derived || !errors.As(o.Err, &ce) || ce.Argument != "x-delivery-limit" {
+		return
+	}
+	o.Err = nil
+	o.Warning = fmt.Sprintf("queue %q was declared by an earlier warren without x-delivery-limit %v; "+
+		"on RabbitMQ 4 it has the broker's default limit (20), and drops a job returned that often (reading a dead-letter queue returns its jobs): "+
+		"on RabbitMQ 4 set a policy with delivery-limit -1 for it, or move its jobs out, delete it and apply again",
+		q.Name, q.Args["x-delivery-limit"])
 }
 
 // BindingName describes a binding for reports and messages, e.g.

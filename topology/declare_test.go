@@ -3,6 +3,7 @@ package topology
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -14,6 +15,7 @@ import (
 type fakeDeclarer struct {
 	existing  map[string]bool
 	conflicts map[string]bool
+	limits    map[string]bool // conflict on x-delivery-limit
 	broken    map[string]bool
 	calls     []string
 	cancel    func() // called on the first declaration, when set
@@ -34,6 +36,9 @@ func (f *fakeDeclarer) declare(kind, name string) error {
 	}
 	if f.conflicts[name] {
 		return &ConflictError{Kind: kind, Name: name, Argument: "x-queue-type"}
+	}
+	if f.limits[name] {
+		return &ConflictError{Kind: kind, Name: name, Argument: "x-delivery-limit"}
 	}
 	return nil
 }
@@ -162,5 +167,41 @@ func TestDeclareParsedTopology(t *testing.T) {
 		if prev, cur := report.Entries[i-1], report.Entries[i]; rank[prev.Kind] > rank[cur.Kind] {
 			t.Fatalf("%s %s declared after %s %s", cur.Kind, cur.Name, prev.Kind, prev.Name)
 		}
+	}
+}
+
+// TestDeclareOlderDeliveryLimit: a derived queue an earlier warren
+// declared without x-delivery-limit is kept, with a warning saying what to
+// do; a work queue in the same conflict, or one on another argument, still
+// fails.
+func TestDeclareOlderDeliveryLimit(t *testing.T) {
+	top := &Topology{Queues: []Queue{
+		{Name: "emails"},
+		{Name: "emails.dlq", Derived: true, Args: Table{"x-delivery-limit": int64(DeadLetterDeliveryLimit)}},
+		{Name: "emails.quarantine", Derived: true, Args: Table{"x-delivery-limit": int64(DeadLetterDeliveryLimit)}},
+		{Name: "new.dlq", Derived: true},
+	}}
+	d := &fakeDeclarer{
+		existing: map[string]bool{"emails": true, "emails.dlq": true, "emails.quarantine": true},
+		limits:   map[string]bool{"emails": true, "emails.dlq": true, "new.dlq": true},
+	}
+	r, err := Declare(context.Background(), d, top)
+	var ce *ConflictError
+	if !errors.As(err, &ce) || ce.Name != "emails" {
+		t.Fatalf("Declare: %v, want the work queue's conflict alone", err)
+	}
+	got := map[string]string{}
+	for _, o := range r.Entries {
+		got[o.Name] = o.Status()
+		if o.Name == "emails.dlq" && !strings.Contains(o.Warning, "delivery-limit -1") {
+			t.Errorf("emails.dlq warning %q", o.Warning)
+		}
+		if o.Name != "emails.dlq" && o.Warning != "" {
+			t.Errorf("%s: warning %q", o.Name, o.Warning)
+		}
+	}
+	want := map[string]string{"emails": "failed", "emails.dlq": "existed", "emails.quarantine": "existed", "new.dlq": "failed"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("statuses (-want +got):\n%s", diff)
 	}
 }

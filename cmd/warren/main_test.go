@@ -11,6 +11,7 @@ import (
 	"text/template"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/warrenmq/warren/broker"
@@ -76,7 +77,7 @@ func writeTopology(t *testing.T) (string, names) {
 	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	brokertest.DeleteQueuesAtCleanup(t, n.Queue, n.Queue+".dlq", n.Other, n.Other+".dlq")
+	brokertest.DeleteQueuesAtCleanup(t, n.Queue, n.Queue+".dlq", n.Queue+".quarantine", n.Other, n.Other+".dlq", n.Other+".quarantine")
 	brokertest.DeleteExchangesAtCleanup(t, n.Exchange)
 	return path, n
 }
@@ -258,5 +259,23 @@ func TestHelpHidesPasswordFromEnvironment(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "AMQP_URL") {
 		t.Errorf("--help does not mention AMQP_URL:\n%s", out.String())
+	}
+}
+
+// TestTopologyApplyKeepsAnOlderDeadLetterQueue: a quorum .dlq an earlier
+// warren declared without x-delivery-limit is kept, holding its jobs, and
+// apply says what to do about it instead of failing.
+func TestTopologyApplyKeepsAnOlderDeadLetterQueue(t *testing.T) {
+	path, n := writeTopology(t)
+	dlq := n.Queue + ".dlq"
+	if _, err := brokertest.Channel(t).QueueDeclare(dlq, true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := warren(t, "topology", "apply", "-f", path)
+	if code != 0 {
+		t.Fatalf("apply: exit %d\n%s%s", code, out, errOut)
+	}
+	if !strings.Contains(out, "warning: queue \""+dlq+"\" was declared by an earlier warren") || !strings.Contains(out, "delivery-limit -1") {
+		t.Errorf("apply does not warn about the older dead-letter queue:\n%s", out)
 	}
 }

@@ -87,7 +87,7 @@ func TestPlanAfterApply(t *testing.T) {
 	// Add a queue, change a TTL (which the queue lacks: a policy can set
 	// it) and a queue's type.
 	added := brokertest.Name(t, "added")
-	brokertest.DeleteQueuesAtCleanup(t, added, added+".dlq")
+	brokertest.DeleteQueuesAtCleanup(t, added, added+".dlq", added+".quarantine")
 	editFile(t, path,
 		"    type: quorum\n    retry:", "    type: quorum\n    message_ttl: 30s\n    retry:",
 		"    type: classic\n    max_priority: 5\n", "    type: quorum\n  "+added+":\n    type: classic\n")

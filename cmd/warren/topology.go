@@ -190,6 +190,11 @@ func printApply(g *globals, r *topology.Report, verbose bool) {
 	w.Flush()
 	fmt.Fprintf(g.stdout, "%d created, %d already existed, %d binding(s) in place, %d failed (%d derived entities; -v lists them)\n",
 		counts["created"], counts["existed"], counts["bound"], counts["failed"], derived)
+	for _, o := range r.Entries {
+		if o.Warning != "" {
+			fmt.Fprintf(g.stdout, "warning: %s\n", o.Warning)
+		}
+	}
 }
 
 type applyEntryJSON struct {
@@ -197,6 +202,7 @@ type applyEntryJSON struct {
 	Name    string `json:"name"`
 	Derived bool   `json:"derived"`
 	State   string `json:"state"` // created, existed, bound, failed
+	Warning string `json:"warning,omitempty"`
 }
 
 func applyJSON(path, url string, r *topology.Report, err error) any {
@@ -209,7 +215,7 @@ func applyJSON(path, url string, r *topology.Report, err error) any {
 	}{Version: 1, File: path, Broker: url, Entries: []applyEntryJSON{}, Errors: []string{}}
 	if r != nil {
 		for _, o := range r.Entries {
-			out.Entries = append(out.Entries, applyEntryJSON{Kind: o.Kind, Name: o.Name, Derived: o.Derived, State: o.Status()})
+			out.Entries = append(out.Entries, applyEntryJSON{Kind: o.Kind, Name: o.Name, Derived: o.Derived, State: o.Status(), Warning: o.Warning})
 		}
 	}
 	if err != nil {
