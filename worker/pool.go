@@ -262,8 +262,13 @@ func (p *Pool) Run(ctx context.Context) error {
 	}
 	for i, q := range p.queues {
 		loops.Add(1)
+		// serve holds a count of handlers for as long as it runs, so the
+		// handlers it starts again after a lost channel are never added
+		// to a count of zero that shutdown may be waiting on.
+		handlers.Add(1)
 		go func() {
 			defer loops.Done()
+			defer handlers.Done()
 			if err := p.serve(stopCtx, jobCtx, q, first[i], &handlers); err != nil {
 				failed <- err
 				stop()
