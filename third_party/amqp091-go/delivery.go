@@ -29,6 +29,9 @@ type Delivery struct {
 	Acknowledger Acknowledger // the channel from which this delivery arrived
 
 	Headers Table // Application or header exchange table
+	// HeadersErr is set when the header table could not be read; Headers
+	// is then nil, and every other property was read.
+	HeadersErr *HeadersError
 
 	// Properties
 	ContentType     string    // MIME content type
@@ -65,6 +68,7 @@ func newDelivery(channel *Channel, msg messageWithContent) *Delivery {
 		Acknowledger: channel,
 
 		Headers:         props.Headers,
+		HeadersErr:      props.headersErr,
 		ContentType:     props.ContentType,
 		ContentEncoding: props.ContentEncoding,
 		DeliveryMode:    props.DeliveryMode,

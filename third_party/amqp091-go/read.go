@@ -198,6 +198,7 @@ func readTimestamp(r io.Reader) (v time.Time, err error) {
 'd': float64
 'f': float32
 'l': int64
+'L': int64 (as RabbitMQ reads it; written back as 'l')
 'i': uint32
 's': int16
 'u': uint16
@@ -262,7 +263,10 @@ func readFieldDepth(r io.Reader, depth int) (v any, err error) {
 		}
 		return value, nil
 
-	case 'l':
+	case 'l', 'L':
+		// 'L' is what py-amqp (Celery's client) and others write for
+		// integers beyond 32 bits. RabbitMQ reads it as 'l', a signed
+		// 64-bit integer, and so do they (see WARREN-PATCH.md).
 		var value int64
 		if err = binary.Read(r, binary.BigEndian, &value); err != nil {
 			return
@@ -469,7 +473,7 @@ func (r *reader) parseHeaderFrame(channel uint16, size uint32) (frame frame, err
 		}
 	}
 	if hasProperty(flags, flagHeaders) {
-		if hf.Properties.Headers, err = readTable(lim); err != nil {
+		if hf.Properties.Headers, hf.Properties.headersErr, err = readHeaders(lim); err != nil {
 			return
 		}
 	}

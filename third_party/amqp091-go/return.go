@@ -33,6 +33,10 @@ type Return struct {
 	UserId          string    // application use - creating user id
 	AppId           string    // application use - creating application
 
+	// HeadersErr is set when the header table could not be read; Headers
+	// is then nil, and every other property was read.
+	HeadersErr *HeadersError
+
 	Body []byte
 }
 
@@ -46,6 +50,7 @@ func newReturn(msg basicReturn) *Return {
 		RoutingKey: msg.RoutingKey,
 
 		Headers:         props.Headers,
+		HeadersErr:      props.headersErr,
 		ContentType:     props.ContentType,
 		ContentEncoding: props.ContentEncoding,
 		DeliveryMode:    props.DeliveryMode,

@@ -174,6 +174,8 @@ type properties struct {
 	UserId          string    // application use - creating user id
 	AppId           string    // application use - creating application
 	reserved1       string    // was cluster-id - process for buffer consumption
+
+	headersErr *HeadersError // set when Headers could not be read (see readHeaders)
 }
 
 // DeliveryMode.  Transient means higher throughput but messages will not be
