@@ -38,8 +38,12 @@ taxi: broker build ## Run the taxi-booking request-reply example
 	$(BIN) topology validate -f examples/taxi/topology.yaml
 	$(GO) run ./examples/taxi
 
+.PHONY: deps
+deps: ## Install the Debian packages the tests need (python3-amqp, python3-msgpack) unless they are there
+	@scripts/deps.sh
+
 .PHONY: test
-test: broker test-amqp091 ## Run every test (with -race) against the local broker
+test: broker deps test-amqp091 ## Run every test (with -race) against the local broker
 	$(GO) test -race -count=1 -timeout 5m ./...
 
 .PHONY: test-amqp091
