@@ -38,9 +38,21 @@ taxi: broker build ## Run the taxi-booking request-reply example
 	$(BIN) topology validate -f examples/taxi/topology.yaml
 	$(GO) run ./examples/taxi
 
+.PHONY: deps
+deps: ## Install the Debian packages the tests need (python3-amqp, python3-msgpack) unless they are there
+	@scripts/deps.sh
+
 .PHONY: test
-test: broker ## Run every test (with -race) against the local broker
+test: broker deps test-amqp091 ## Run every test (with -race) against the local broker
 	$(GO) test -race -count=1 -timeout 5m ./...
+
+.PHONY: test-amqp091
+test-amqp091: ## Run the unit tests of the patched amqp091-go copy (third_party/, a module of its own)
+	$(GO) -C third_party/amqp091-go test -race -count=1 -timeout 5m .
+
+.PHONY: patch-diff
+patch-diff: ## Write third_party/amqp091-go/WARREN-PATCH.diff (the copy against its upstream release)
+	@scripts/amqp091-patch.sh
 
 .PHONY: test-faults
 test-faults: broker ## Run the fault suite: private RabbitMQ nodes killed, stopped, alarmed, clustered; prints each ledger
@@ -53,9 +65,9 @@ soak: ## Soak run (not in CI): SOAK_MINUTES (default 10) of mixed load and rando
 	SOAK_MINUTES=$(SOAK_MINUTES) $(GO) test -tags faults,soak -count=1 -timeout 0 -v -run TestSoak ./internal/faults/
 
 .PHONY: fuzz
-fuzz: ## Run each fuzz test for FUZZTIME (default 20s)
-	@set -e; for target in $$(grep -rhoE '^func Fuzz[A-Za-z0-9_]+' --include='*_test.go' . | sed 's/func //' | sort -u); do \
-		pkg=$$(grep -rlE "^func $$target\(" --include='*_test.go' . | xargs -n1 dirname | sort -u); \
+fuzz: ## Run each fuzz test for FUZZTIME (default 20s); third_party/ keeps its upstream's own
+	@set -e; for target in $$(grep -rhoE '^func Fuzz[A-Za-z0-9_]+' --include='*_test.go' --exclude-dir=third_party . | sed 's/func //' | sort -u); do \
+		pkg=$$(grep -rlE "^func $$target\(" --include='*_test.go' --exclude-dir=third_party . | xargs -n1 dirname | sort -u); \
 		echo "fuzz $$target in $$pkg"; \
 		$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$pkg; \
 	done
@@ -73,13 +85,15 @@ fmt: ## Format the code
 	gofmt -w $$(git ls-files '*.go')
 
 .PHONY: lint
-lint: ## gofmt, go vet, go mod tidy and InsecureSkipVerify checks
+lint: ## gofmt, go vet, go mod tidy, InsecureSkipVerify and third-party patch checks
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	@out=$$(git ls-files --cached --others --exclude-standard '*.go' | grep -v '_test\.go$$' | xargs -r grep -sn 'InsecureSkipVerify'); \
 		if [ -n "$$out" ]; then echo "InsecureSkipVerify outside tests: warren must verify the broker's certificate (give WithTLS a tls.Config with RootCAs instead; see docs/security.md):"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags faults ./internal/faults/
 	$(GO) vet -tags faults,soak ./internal/faults/
+	$(GO) -C third_party/amqp091-go vet .
+	@scripts/amqp091-patch.sh --check
 	@cp go.mod /tmp/warren-go.mod.bak && cp go.sum /tmp/warren-go.sum.bak && $(GO) mod tidy && \
 		if ! cmp -s go.mod /tmp/warren-go.mod.bak || ! cmp -s go.sum /tmp/warren-go.sum.bak; then \
 		echo "go mod tidy changed go.mod/go.sum: commit the result"; exit 1; fi

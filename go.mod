@@ -75,3 +75,5 @@ require (
 	google.golang.org/protobuf v1.36.5 // indirect
 	gopkg.in/yaml.v2 v2.4.0 // indirect
 )
+
+replace github.com/rabbitmq/amqp091-go => ./third_party/amqp091-go

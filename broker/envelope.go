@@ -74,8 +74,9 @@ type Job struct {
 	Payload any
 	// Headers are the producer's own headers. Names starting with "warren-"
 	// or "x-" (in any case) are reserved. Values are strings, bools,
-	// integers (sent as 64-bit), floats, []byte, time.Time (sent in whole
-	// seconds), []any and map[string]any of those. A "traceparent" or
+	// integers (sent as 64-bit), finite floats (RabbitMQ refuses NaN and
+	// infinities), []byte, time.Time (sent in whole seconds), []any and
+	// map[string]any of those. A "traceparent" or
 	// "tracestate" entry (a string) sets the job's W3C trace context, so an
 	// OpenTelemetry propagator can inject into this map.
 	Headers map[string]any

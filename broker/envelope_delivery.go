@@ -20,7 +20,10 @@ type message struct {
 	timestamp                    time.Time
 	priority                     uint8
 	headers                      amqp.Table
-	body                         []byte
+	// headersErr is set when the header table could not be read: the
+	// message came without it.
+	headersErr *amqp.HeadersError
+	body       []byte
 	// typeOptional is set for direct replies, which carry no type (the
 	// caller knows it): no error is made for its absence.
 	typeOptional bool
@@ -35,7 +38,11 @@ type message struct {
 // value); string headers as long strings or byte arrays. A missing attempt
 // header means the first attempt. The error wraps ErrUnsupportedContentType,
 // ErrMissingType or ErrMalformedEnvelope (naming the header): such a
-// message cannot be handled and belongs in a dead-letter queue.
+// message cannot be handled and belongs in a dead-letter queue. So does a
+// message whose header table could not be read at all (a field type no
+// client should write, tables nested or sized beyond amqp091-go's limits):
+// it comes without headers, and the error, wrapping ErrMalformedEnvelope
+// and the *amqp.HeadersError, names the header and field type.
 func FromDelivery(d *amqp.Delivery) (*Envelope, error) {
 	if d == nil {
 		return nil, fmt.Errorf("%w: nil delivery", ErrMalformedEnvelope)
@@ -58,6 +65,7 @@ func messageOf(d *amqp.Delivery) message {
 		timestamp:       d.Timestamp,
 		priority:        d.Priority,
 		headers:         d.Headers,
+		headersErr:      d.HeadersErr,
 		body:            d.Body,
 	}
 }
@@ -80,6 +88,7 @@ func FromReturn(r *amqp.Return) (*Envelope, error) {
 		timestamp:       r.Timestamp,
 		priority:        r.Priority,
 		headers:         r.Headers,
+		headersErr:      r.HeadersErr,
 		body:            r.Body,
 	})
 }
@@ -187,6 +196,13 @@ func readMessage(m *message) (*Envelope, error) {
 			e.Headers[name] = v
 		}
 	}
+	if h := m.headersErr; h != nil {
+		// Without headers there is nothing else to find wrong in them.
+		if first != nil {
+			return e, fmt.Errorf("%w; %w", first, h)
+		}
+		return e, fmt.Errorf("%w (message id %q): %w", ErrMalformedEnvelope, m.messageID, h)
+	}
 	if first != nil {
 		return e, first
 	}
@@ -207,9 +223,10 @@ func isMsgpack(ct string) bool {
 	return strings.EqualFold(ct, ContentType) || strings.EqualFold(ct, contentTypeX) || strings.EqualFold(ct, contentTypeVnd)
 }
 
-// headerInt reads an integer header sent as any AMQP integer type, or as a
-// double with an integral value (some clients send every number so), and
-// checks it lies in [lo, hi].
+// headerInt reads an integer header sent as any AMQP integer type (py-amqp's
+// 'L' included, which amqp091-go reads as int64), or as a double with an
+// integral value (some clients send every number so), and checks it lies in
+// [lo, hi].
 func headerInt(name string, v any, lo, hi int64) (int, error) {
 	n, err := headerInt64(name, v, lo, hi)
 	return int(n), err
@@ -234,6 +251,15 @@ func headerInt64(name string, v any, lo, hi int64) (int64, error) {
 	case uint16:
 		n = int64(x)
 	case uint32:
+		n = int64(x)
+	case uint:
+		// uint and uint64 are not types amqp091-go reads ('L' is an
+		// int64), but a Delivery may be built by hand.
+		return headerInt64(name, uint64(x), lo, hi)
+	case uint64:
+		if x > math.MaxInt64 {
+			return 0, fmt.Errorf("header %q: %d is out of range [%d, %d]", name, x, lo, hi)
+		}
 		n = int64(x)
 	case float64:
 		if x != math.Trunc(x) || x < math.MinInt64 || x >= math.MaxInt64 {

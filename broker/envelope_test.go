@@ -310,6 +310,8 @@ func TestEnvelopeFromDeliveryAccepts(t *testing.T) {
 		{"attempt uint16", delivery(amqp.Table{HeaderAttempt: uint16(3)}), 3, 0},
 		{"attempt uint32", delivery(amqp.Table{HeaderAttempt: uint32(3)}), 3, 0},
 		{"attempt int64 max", delivery(amqp.Table{HeaderAttempt: int64(MaxAttempt)}), MaxAttempt, 0},
+		{"attempt uint64", delivery(amqp.Table{HeaderAttempt: uint64(3)}), 3, 0},
+		{"attempt uint", delivery(amqp.Table{HeaderAttempt: uint(3)}), 3, 0},
 		{"attempt integral double", delivery(amqp.Table{HeaderAttempt: 3.0}), 3, 0},
 		{"replay count 0", delivery(amqp.Table{HeaderReplayCount: int64(0)}), 1, 0},
 		{"replay count int32", delivery(amqp.Table{HeaderReplayCount: int32(7)}), 1, 7},
@@ -371,6 +373,7 @@ func TestEnvelopeFromDeliveryRejects(t *testing.T) {
 		{"attempt 0", delivery(amqp.Table{HeaderAttempt: int64(0)}), ErrMalformedEnvelope, `header "warren-attempt": 0 is out of range [1, 1000000]`},
 		{"attempt too large", delivery(amqp.Table{HeaderAttempt: int64(MaxAttempt + 1)}), ErrMalformedEnvelope, "1000001 is out of range"},
 		{"attempt negative", delivery(amqp.Table{HeaderAttempt: int8(-1)}), ErrMalformedEnvelope, "-1 is out of range"},
+		{"attempt uint64 beyond int64", delivery(amqp.Table{HeaderAttempt: uint64(math.MaxUint64)}), ErrMalformedEnvelope, "18446744073709551615 is out of range"},
 		{"attempt string", delivery(amqp.Table{HeaderAttempt: "3"}), ErrMalformedEnvelope, `header "warren-attempt": want an integer, got string "3"`},
 		{"attempt fractional", delivery(amqp.Table{HeaderAttempt: 2.5}), ErrMalformedEnvelope, "2.5 is not an integer"},
 		{"attempt NaN", delivery(amqp.Table{HeaderAttempt: math.NaN()}), ErrMalformedEnvelope, "NaN is not an integer"},
@@ -387,6 +390,10 @@ func TestEnvelopeFromDeliveryRejects(t *testing.T) {
 		{"deadline past year 9999", delivery(amqp.Table{HeaderDeadline: int64(math.MaxInt64)}), ErrMalformedEnvelope, "out of range"},
 		{"every problem", delivery(amqp.Table{HeaderAttempt: "x", HeaderError: int64(1)}), ErrMalformedEnvelope,
 			`(message id "id"): header "warren-attempt": want an integer, got string "x"; header "warren-error": want a string, got int64`},
+		{"headers that could not be read", &amqp.Delivery{ContentType: ContentType, Type: "t", MessageId: "m1", HeadersErr: unreadable},
+			ErrMalformedEnvelope, `(message id "m1"): amqp: header table skipped: header "bad"`},
+		{"headers that could not be read, not msgpack", &amqp.Delivery{ContentType: "text/plain", Type: "t", HeadersErr: unreadable},
+			ErrUnsupportedContentType, `got "text/plain"; amqp: header table skipped: header "bad"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -402,7 +409,28 @@ func TestEnvelopeFromDeliveryRejects(t *testing.T) {
 	if _, err := FromReturn(nil); !errors.Is(err, ErrMalformedEnvelope) {
 		t.Errorf("FromReturn(nil) = %v, want ErrMalformedEnvelope", err)
 	}
+	t.Run("headers that could not be read: the error says why, the rest is kept", func(t *testing.T) {
+		d := &amqp.Delivery{ContentType: ContentType, Type: "t", MessageId: "m1", AppId: "py", HeadersErr: unreadable, Body: []byte{0xc0}}
+		_, err := FromDelivery(d)
+		_, rerr := FromReturn(&amqp.Return{ContentType: ContentType, Type: "t", HeadersErr: unreadable})
+		for _, err := range []error{err, rerr} {
+			var herr *amqp.HeadersError
+			if !errors.As(err, &herr) || herr != unreadable {
+				t.Errorf("error %v does not wrap the *amqp.HeadersError", err)
+			}
+		}
+		// What a consumer's Delivery holds.
+		m := messageOf(d)
+		env, _ := readMessage(&m)
+		if env.ID != "m1" || env.Type != "t" || env.AppID != "py" || len(env.Body) != 1 || env.Headers != nil {
+			t.Errorf("envelope %+v, want every property read, no headers", env)
+		}
+	})
 }
+
+// unreadable is what amqp091-go gives a message whose header table it
+// could not read.
+var unreadable = &amqp.HeadersError{Key: "bad", Type: 'Z', Err: amqp.ErrSyntax}
 
 // TestEnvelopeRoundTrip publishes an envelope, reads it back, and expects
 // what was sent, with times at the wire's precision.

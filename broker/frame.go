@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -14,7 +15,8 @@ import (
 // included. amqp091-go sends such a frame as it is, and a property it
 // cannot encode (a short string over 255 bytes, a header value of a type
 // AMQP lacks) leaves a method frame without its content header on the
-// wire, which the broker answers by closing the connection too. warren
+// wire, which the broker answers by closing the connection too; so does a
+// header value RabbitMQ cannot parse (a NaN or infinite float). warren
 // measures the frame before sending and refuses the job instead.
 
 const (
@@ -137,9 +139,13 @@ func fieldSize(v any, depth int) (int, error) {
 		return 2, nil
 	case int16, uint16:
 		return 3, nil
-	case int, int32, uint32, float32:
+	case int, int32, uint32:
 		return 5, nil
-	case int64, float64, time.Time:
+	case float32:
+		return 5, finite(float64(v))
+	case float64:
+		return 9, finite(v)
+	case int64, time.Time:
 		return 9, nil
 	case amqp.Decimal:
 		return 6, nil
@@ -162,4 +168,13 @@ func fieldSize(v any, depth int) (int, error) {
 		return 1 + t, err
 	}
 	return 0, fmt.Errorf("a %T cannot be sent in an AMQP header", v)
+}
+
+// finite refuses what RabbitMQ's table parser does not read: it closes the
+// connection (541 INTERNAL_ERROR) on a NaN or an infinity.
+func finite(f float64) error {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return fmt.Errorf("%v: RabbitMQ refuses NaN and infinities in headers; send a string", f)
+	}
+	return nil
 }

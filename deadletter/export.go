@@ -39,7 +39,9 @@ type ExportSummary struct {
 // per line, without removing any: like Browse it holds what it reads and
 // returns everything with one nack when it is done, in its order on a
 // classic queue, so the queue is as it was. Each record is the message
-// exactly as the broker delivered it, with its source queue.
+// exactly as the broker delivered it, with its source queue. A job whose
+// headers could not be read stops the export with an error naming it: its
+// record would lose them.
 //
 // It reads at most 65,535 messages in one call (see ExportSummary.Capped).
 // Records are written as they are read: on an error, w may hold some of
@@ -75,6 +77,9 @@ func Export(ctx context.Context, conn *broker.Conn, queue string, w io.Writer, o
 		if (opts.Limit > 0 && s.Exported >= opts.Limit) || !opts.Filter.Match(e, t) {
 			continue
 		}
+		if err := lostHeaders(e); err != nil {
+			return s, fmt.Errorf("deadletter: export job %s: %w", e.Envelope.ID, err)
+		}
 		r := newRecord(queue, msg, e)
 		r.ExportedAt = t
 		if err := enc.Encode(r); err != nil {
@@ -84,15 +89,30 @@ func Export(ctx context.Context, conn *broker.Conn, queue string, w io.Writer, o
 	}
 }
 
+// lostHeaders is the error for a job whose header table could not be read
+// (amqp091-go delivered it without): its record would lack the headers, so
+// none is written.
+func lostHeaders(e Entry) error {
+	var herr *amqp.HeadersError
+	if !errors.As(e.Malformed, &herr) {
+		return nil
+	}
+	return fmt.Errorf("its headers could not be read (%v), and a record without them would lose them: look at it with warren dlq show, and delete it with warren dlq purge --id, without --export, once it is not needed", herr)
+}
+
 // PurgeRecords is Purge handing seen, before each job is deleted, its
 // Record: the message exactly as it was delivered, as Export writes it,
 // with ExportedAt the time it is handed over, so that a job can be kept
 // as evidence. A job seen refuses (returns an error for) is not deleted,
-// and the purge stops there.
+// and the purge stops there; so is a job whose headers could not be read,
+// whose record would lose them.
 func PurgeRecords(ctx context.Context, conn *broker.Conn, queue string, f Filter, seen func(Record) error) (deleted, kept int, retErr error) {
 	var fn func(Entry, amqp.Publishing) error
 	if seen != nil {
 		fn = func(e Entry, msg amqp.Publishing) error {
+			if err := lostHeaders(e); err != nil {
+				return err
+			}
 			r := newRecord(queue, msg, e)
 			r.ExportedAt = time.Now()
 			return seen(r)

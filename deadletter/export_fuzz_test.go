@@ -49,6 +49,8 @@ func FuzzReadRecord(f *testing.F) {
 		`{"version":1,"properties":{"message_id":{"b64":"/w=="}},"body":"AA==","exported_at":"2026-01-01T00:00:00+01:00"}`,
 		`{"version":2}`,
 		`{"version":1,"body":"","headers":{"h":{"t":"float32","v":3.4028235e+38}}}`,
+		// A Unix time in milliseconds, as py-amqp writes it ('L', read as int64).
+		`{"version":1,"queue":"q","body":"wA==","headers":{"warren-deadline":{"t":"int64","v":"1795514400123"},"big":{"t":"int64","v":-1099511627776}}}`,
 	} {
 		f.Add([]byte(s))
 	}

@@ -3,6 +3,7 @@ package deadletter_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -61,6 +62,9 @@ func TestHeaderValuesKeepTheirAMQPType(t *testing.T) {
 		{"uint32", uint32(math.MaxUint32), `{"t":"uint32","v":4294967295}`},
 		{"int64 above 2^53", int64(math.MaxInt64), `{"t":"int64","v":"9223372036854775807"}`},
 		{"int64 lowest", int64(math.MinInt64), `{"t":"int64","v":"-9223372036854775808"}`},
+		// py-amqp writes integers beyond 32 bits as 'L', which amqp091-go
+		// reads as int64 (and writes back as 'l', as RabbitMQ does).
+		{"int64 written by py-amqp as 'L'", int64(-1) << 40, `{"t":"int64","v":"-1099511627776"}`},
 		{"float32", float32(0.1), `{"t":"float32","v":0.1}`},
 		{"float32 largest", float32(math.MaxFloat32), `{"t":"float32","v":3.4028235e+38}`},
 		{"float64", 0.1, `{"t":"float64","v":0.1}`},
@@ -498,6 +502,57 @@ func TestExportPurgeImportIsExact(t *testing.T) {
 		if !bytes.Equal(before[i].Body, after[i].Body) {
 			t.Errorf("%s: body %x, want %x", after[i].ID, after[i].Body, before[i].Body)
 		}
+	}
+}
+
+// TestExportForeignHeaders: headers another client wrote as 'L' (py-amqp's
+// integers beyond 32 bits) are exported as int64, and imported back with
+// the same values; a job whose headers could not be read at all is neither
+// exported nor purged into a file: its record would lose them.
+func TestExportForeignHeaders(t *testing.T) {
+	conn := dial(t)
+	ctx := brokertest.Context(t, 30*time.Second)
+	dlq := classicQueue(t, "dlq", nil)
+	long := func(name string, n int64) []byte {
+		return brokertest.Field(name, 'L', binary.BigEndian.AppendUint64(nil, uint64(n)))
+	}
+	brokertest.PublishFrames(t, "", dlq, brokertest.RawMessage{ContentType: broker.ContentType, MessageID: "py-1", Type: "t",
+		Table: append(long("deadline", 1795514400123), long("big", -1<<40)...), Body: []byte{0xc0}})
+	want := amqp.Table{"deadline": int64(1795514400123), "big": int64(-1) << 40}
+
+	before, _ := exportAll(t, conn, dlq, deadletter.ExportOptions{})
+	if len(before) != 1 {
+		t.Fatalf("%d records, want 1", len(before))
+	}
+	if diff := cmp.Diff(want, before[0].Headers); diff != "" {
+		t.Errorf("exported headers (-want +got):\n%s", diff)
+	}
+	var file bytes.Buffer
+	enc := deadletter.NewEncoder(&file)
+	if deleted, _, err := deadletter.PurgeRecords(ctx, conn, dlq, deadletter.Filter{}, enc.Encode); err != nil || deleted != 1 {
+		t.Fatalf("PurgeRecords: %d deleted, %v", deleted, err)
+	}
+	if is, err := deadletter.Import(ctx, newPublisher(t, conn), &file, deadletter.ImportOptions{}); err != nil || is.Imported != 1 {
+		t.Fatalf("Import: %+v, %v", is, err)
+	}
+	after, _ := exportAll(t, conn, dlq, deadletter.ExportOptions{})
+	if diff := cmp.Diff(messages(before), messages(after)); diff != "" {
+		t.Errorf("imported message differs from the exported one (-exported +imported):\n%s", diff)
+	}
+
+	// Nested deeper than amqp091-go reads: RabbitMQ takes it, the
+	// consumer gets it without headers.
+	publish(t, dlq, amqp.Publishing{MessageId: "deep", Headers: amqp.Table{"deep": nested(40)}, Body: []byte("x")})
+	_, err := deadletter.Export(ctx, conn, dlq, io.Discard, deadletter.ExportOptions{})
+	if err == nil || !strings.Contains(err.Error(), "export job deep: its headers could not be read") {
+		t.Errorf("Export: %v, want an error naming job deep and its headers", err)
+	}
+	deleted, _, err := deadletter.PurgeRecords(ctx, conn, dlq, deadletter.Filter{}, func(deadletter.Record) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "job deep not deleted: its headers could not be read") || deleted != 1 {
+		t.Errorf("PurgeRecords: %d deleted, %v; want py-1 deleted, and deep kept with an error", deleted, err)
+	}
+	if got := brokertest.Depth(t, dlq); got != 1 {
+		t.Errorf("%d jobs left, want deep", got)
 	}
 }
 

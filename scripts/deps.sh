@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Installs the Debian packages warren's tests need beyond Go and RabbitMQ
+# (scripts/rabbitmq.sh installs the broker):
+#   python3, python3-amqp, python3-msgpack   the Python producer test (worker/python_test.go)
+# Packages already installed are left alone; missing ones are installed with
+# apt-get, from the machine's own apt sources, as root or with sudo.
+# Usage: scripts/deps.sh [--check]   (--check: only report, change nothing)
+set -euo pipefail
+
+check_only=false
+[ "${1:-}" = "--check" ] && check_only=true
+
+say() { printf 'deps.sh: %s\n' "$*" >&2; }
+
+packages=(python3 python3-amqp python3-msgpack)
+
+# The tests run /usr/bin/python3, not whatever python3 is first on PATH.
+python_ok() { /usr/bin/python3 -c 'import amqp, msgpack' >/dev/null 2>&1; }
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ] && python_ok; then
+  say "installed: ${packages[*]}"
+  exit 0
+fi
+if [ ${#missing[@]} -eq 0 ]; then
+  missing=("${packages[@]}") # installed, yet not importable: install them again
+fi
+
+hint="sudo apt-get install ${missing[*]}"
+if $check_only; then
+  say "missing: ${missing[*]}; install them with: $hint"
+  exit 1
+fi
+if ! [ -f /etc/debian_version ] || ! command -v apt-get >/dev/null 2>&1; then
+  say "not a Debian or Ubuntu system: install Python 3 with py-amqp (pip install amqp) and msgpack for /usr/bin/python3"
+  exit 1
+fi
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null 2>&1; then sudo -n "$@"; else return 1; fi
+}
+if ! as_root true 2>/dev/null; then
+  say "missing: ${missing[*]}, and this user cannot install packages; run: $hint"
+  exit 1
+fi
+
+say "installing ${missing[*]} with apt-get"
+apt() { as_root env DEBIAN_FRONTEND=noninteractive apt-get "$@"; }
+# Try without refreshing the package lists first: they may be recent enough.
+if ! apt install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
+  apt update -qq >/dev/null
+  apt install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if ! python_ok; then
+  say "installed ${missing[*]}, but /usr/bin/python3 cannot import amqp and msgpack"
+  exit 1
+fi
+say "installed: ${packages[*]}"
