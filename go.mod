@@ -16,12 +16,12 @@ require (
 	github.com/vmihailenco/msgpack/v5 v5.4.1
 	go.uber.org/goleak v1.3.0
 	go.yaml.in/yaml/v3 v3.0.6
+	golang.org/x/sync v0.16.0
 )
 
 require (
 	github.com/gorilla/mux v1.8.1 // indirect
 	github.com/rs/xid v1.6.0 // indirect
-	golang.org/x/sync v0.16.0 // indirect
 	gopkg.in/tomb.v1 v1.0.0-20141024135613-dd632973f1e7 // indirect
 )
 
