@@ -8,7 +8,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -458,15 +460,33 @@ func (n *Node) answers() error {
 		return err
 	}
 	_ = c.Close()
-	for _, port := range []int{n.tlsPort, n.mgmtPort} {
-		if port == 0 {
-			continue
-		}
-		conn, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), 2*time.Second)
+	if n.tlsPort != 0 {
+		conn, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(n.tlsPort)), 2*time.Second)
 		if err != nil {
 			return err
 		}
 		_ = conn.Close()
+	}
+	if n.mgmtPort != 0 {
+		return n.managementAnswers()
+	}
+	return nil
+}
+
+// managementAnswers asks the management API for its overview. Listening
+// is not enough: a 4.3 node busy starting was seen answering its first
+// requests with 500 Internal Server Error.
+func (n *Node) managementAnswers() error {
+	// No keep-alive: no connection, and no goroutine, stays behind.
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Get(n.ManagementURL() + "/api/overview")
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("management API: GET /api/overview: %s", resp.Status)
 	}
 	return nil
 }
