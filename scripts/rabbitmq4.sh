@@ -23,9 +23,13 @@
 #       start (or reuse) the node that `make test RABBITMQ=VERSION` runs the
 #       suite against, with the management plugin, and print the variables
 #       that point tests at it (AMQP_URL, MANAGEMENT_URL,
-#       WARREN_MANAGEMENT_URL, WARREN_RABBITMQ_VERSION) as shell exports
+#       WARREN_RABBITMQ_VERSION) as shell exports. The CLI's own
+#       WARREN_MANAGEMENT_URL is left to the tests, which check how the CLI
+#       finds the management API.
 #   scripts/rabbitmq4.sh test-node-rm VERSION
 #       remove that node and its data
+#   scripts/rabbitmq4.sh mirror
+#       print the Debian mirror the build would use
 #
 # Any node of scripts/node.sh or scripts/cluster.sh runs from the root
 # filesystem when WARREN_RABBITMQ_VERSION is set at its first start:
@@ -229,12 +233,12 @@ test_node() {
   cat <<EOF
 export AMQP_URL=$url
 export MANAGEMENT_URL=http://guest:guest@127.0.0.1:$((port + 10000))
-export WARREN_MANAGEMENT_URL=http://guest:guest@127.0.0.1:$((port + 10000))
 export WARREN_RABBITMQ_VERSION=$version
 EOF
 }
 
 cmd="${1:-}"; version="${2:-}"
+if [ "$cmd" = mirror ]; then debian_mirror; exit 0; fi
 [ -n "$cmd" ] && [ -n "$version" ] || usage
 suite_of "$version" >/dev/null
 case "$cmd" in
@@ -246,6 +250,5 @@ case "$cmd" in
     ;;
   test-node) test_node "$version" ;;
   test-node-rm) "$here/node.sh" rm "test-${version//./-}" ;;
-  mirror) debian_mirror ;;
   *) usage ;;
 esac
