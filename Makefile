@@ -6,6 +6,14 @@ export AMQP_URL
 FUZZTIME ?= 20s
 SOAK_MINUTES ?= 10
 BIN := bin/warren
+# RABBITMQ=4.0 or 4.3: test against a private node of that RabbitMQ release
+# (scripts/rabbitmq4.sh test-node: built and started on first use, then
+# reused) instead of the local broker; the nodes the tests start themselves
+# run that release too (WARREN_RABBITMQ_VERSION).
+RABBITMQ ?=
+ifneq ($(RABBITMQ),)
+BROKER_ENV = eval "$$(scripts/rabbitmq4.sh test-node $(RABBITMQ))" &&
+endif
 
 .DEFAULT_GOAL := help
 
@@ -14,8 +22,12 @@ help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
 .PHONY: broker
-broker: ## Start (or check) the local RabbitMQ broker, with the management plugin
+broker: ## Start (or check) the local RabbitMQ broker, with the management plugin (RABBITMQ=4.3: a private 4.3 node)
+ifeq ($(RABBITMQ),)
 	@scripts/rabbitmq.sh
+else
+	@scripts/rabbitmq4.sh test-node $(RABBITMQ)
+endif
 
 .PHONY: cluster
 cluster: ## Start a private 3-node RabbitMQ cluster on ports 5701-5703 and print its URLs
@@ -43,8 +55,8 @@ deps: ## Install the Debian packages the tests need (python3-amqp, python3-msgpa
 	@scripts/deps.sh
 
 .PHONY: test
-test: broker deps test-amqp091 ## Run every test (with -race) against the local broker
-	$(GO) test -race -count=1 -timeout 5m ./...
+test: broker deps test-amqp091 ## Run every test (with -race) against the local broker (RABBITMQ=4.0|4.3: against a private node of that release)
+	$(BROKER_ENV) $(GO) test -race -count=1 -timeout 5m ./...
 
 .PHONY: test-amqp091
 test-amqp091: ## Run the unit tests of the patched amqp091-go copy (third_party/, a module of its own)
@@ -55,8 +67,8 @@ patch-diff: ## Write third_party/amqp091-go/WARREN-PATCH.diff (the copy against 
 	@scripts/amqp091-patch.sh
 
 .PHONY: test-faults
-test-faults: broker ## Run the fault suite: private RabbitMQ nodes killed, stopped, alarmed, clustered; prints each ledger
-	@mkdir -p bin; $(GO) test -tags faults -race -count=1 -timeout 15m -v -run . ./internal/faults/ 2>&1 | tee bin/test-faults.log | \
+test-faults: broker ## Run the fault suite: private RabbitMQ nodes killed, stopped, alarmed, clustered; prints each ledger (RABBITMQ=4.3: 4.3 nodes)
+	@mkdir -p bin; $(BROKER_ENV) $(GO) test -tags faults -race -count=1 -timeout 15m -v -run . ./internal/faults/ 2>&1 | tee bin/test-faults.log | \
 		grep -E '^(=== RUN|\s*---|ok|FAIL|panic)|ledger:|first publish|_test.go|goleak|DATA RACE|race detected'; \
 		rc=$${PIPESTATUS[0]}; if [ $$rc -ne 0 ]; then echo "test-faults failed (exit $$rc); the last lines of bin/test-faults.log:"; tail -n 80 bin/test-faults.log; fi; exit $$rc
 

@@ -26,6 +26,16 @@
 #
 # As root the nodes run as the rabbitmq user, which owns their directory;
 # otherwise as the current user.
+#
+# WARREN_RABBITMQ_VERSION (4.0 or 4.3) at a node's first start runs it from
+# the root filesystem of that RabbitMQ release (scripts/rabbitmq4.sh, which
+# builds it when missing) instead of the machine's rabbitmq-server: in a
+# chroot and a mount namespace of its own, as that root filesystem's
+# rabbitmq user, with the nodes of that release registered with their own
+# epmd on EPMD_PORT (default 4370) rather than the machine's on 4369. Its
+# directory is then $WARREN_NODES_DIR/NAME inside the root filesystem, and
+# $WARREN_NODES_DIR/NAME on the machine a link to it. The node remembers its
+# version: later commands need no variable. Needs root.
 set -euo pipefail
 
 base="${WARREN_NODES_DIR:-/tmp/warren-nodes}"
@@ -46,6 +56,15 @@ if ! [[ "$name" =~ ^[a-z0-9][a-z0-9_-]{0,40}$ ]] || [ "$name" = go ]; then
 fi
 node="warren-$name@localhost"
 dir="$base/$name"
+here="$(cd "$(dirname "$0")" && pwd)"
+
+# A node's version is set at its first start and kept in node.env.
+version=""
+if [ -f "$dir/node.env" ]; then
+  version=$(sed -n 's/^version=//p' "$dir/node.env")
+elif [ "$cmd" = start ]; then
+  version="${WARREN_RABBITMQ_VERSION:-}"
+fi
 
 # The real scripts, not the wrapper that Debian puts in /usr/sbin: it runs
 # the server through su and sends its output to /var/log/rabbitmq.
@@ -60,12 +79,40 @@ find_sbin() {
   done
   return 1
 }
-sbin=$(find_sbin) || die "rabbitmq-server is not installed: on Debian/Ubuntu, sudo apt-get install rabbitmq-server; elsewhere install RabbitMQ 3.10+ and set WARREN_RABBITMQ_SBIN to the directory holding rabbitmq-server and rabbitmqctl"
+rootfs=""
+if [ -n "$version" ]; then
+  [ "$(id -u)" = 0 ] || die "a node of RabbitMQ $version runs in a chroot, which needs root"
+  if [ "$cmd" = start ]; then
+    "$here/rabbitmq4.sh" build "$version" >/dev/null
+  fi
+  rootfs=$("$here/rabbitmq4.sh" rootfs "$version")
+  sbin=/usr/lib/rabbitmq/bin
+else
+  sbin=$(find_sbin) || die "rabbitmq-server is not installed: on Debian/Ubuntu, sudo apt-get install rabbitmq-server; elsewhere install RabbitMQ 3.10+ and set WARREN_RABBITMQ_SBIN to the directory holding rabbitmq-server and rabbitmqctl"
+fi
 
 # As root: run as rabbitmq, as the distribution's service does.
 runas=()
 owner=""
-if [ "$(id -u)" = 0 ] && id rabbitmq >/dev/null 2>&1; then
+path="$PATH:/usr/sbin:/usr/local/sbin"
+epmd_env=()
+if [ -n "$rootfs" ]; then
+  # The machine's rabbitmq user (by number: the root filesystem's own
+  # rabbitmq user may have another uid, which here is someone else's), or
+  # else the root filesystem's; a private mount namespace with its own
+  # /proc; setpriv from the root filesystem drops root after the chroot.
+  owner=$(id -u rabbitmq 2>/dev/null):$(id -g rabbitmq 2>/dev/null) || owner=""
+  [ "$owner" != : ] || owner=$(awk -F: '$1 == "rabbitmq" { print $3 ":" $4 }' "$rootfs/etc/passwd")
+  [ -n "$owner" ] || die "$rootfs has no rabbitmq user: rebuild it (rm -rf $rootfs*; $here/rabbitmq4.sh build $version)"
+  runas=(unshare --mount --propagation private --root="$rootfs" --mount-proc=/proc --wd="$dir"
+    -- setpriv --reuid="${owner%:*}" --regid="${owner#*:}" --clear-groups)
+  path=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+  epmd_port="${EPMD_PORT:-4370}"
+  if [ -f "$dir/node.env" ]; then
+    epmd_port=$(sed -n 's/^epmd_port=//p' "$dir/node.env")
+  fi
+  epmd_env=("ERL_EPMD_PORT=$epmd_port")
+elif [ "$(id -u)" = 0 ] && id rabbitmq >/dev/null 2>&1; then
   owner=rabbitmq
   if command -v setpriv >/dev/null 2>&1; then
     runas=(setpriv --reuid=rabbitmq --regid=rabbitmq --init-groups)
@@ -77,13 +124,16 @@ fi
 # The whole environment of the node and of rabbitmqctl: nothing of the
 # caller's RABBITMQ_* or ERL_* leaks in, and /etc/rabbitmq/rabbitmq-env.conf
 # (which names the shared broker's node) is not read.
+# For a node of a root filesystem these paths are the same inside it: the
+# chroot holds the directories at the paths they have here.
 common_env=(
-  "PATH=$PATH:/usr/sbin:/usr/local/sbin"
+  "PATH=$path"
   "HOME=$base"
   LANG=C.UTF-8 LC_ALL=C.UTF-8
   "RABBITMQ_CONF_ENV_FILE=$dir/rabbitmq-env.conf"
   "RABBITMQ_CTL_ERL_ARGS=-kernel inet_dist_use_interface {127,0,0,1}"
   ERL_EPMD_ADDRESS=127.0.0.1
+  ${epmd_env[@]+"${epmd_env[@]}"}
 )
 
 ctl() { "${runas[@]}" env -i "${common_env[@]}" "$sbin/rabbitmqctl" -n "$node" "$@"; }
@@ -129,6 +179,14 @@ listening() { timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
 
 url() { echo "amqp://guest:guest@127.0.0.1:$port/"; }
 
+# server_version is what the node's log says it started, e.g.
+# "RabbitMQ 4.3.0 on Erlang 27.3.4".
+server_version() {
+  local v
+  v=$(grep -ho 'Starting RabbitMQ [^ ]* on Erlang [^ ]*' "$dir/log/$node.log" 2>/dev/null | tail -n 1)
+  echo "${v#Starting }"
+}
+
 show_failure() {
   say "node $node did not start; see $dir/stdout.log and $dir/log/"
   grep -h '\[error\]' "$dir/stdout.log" 2>/dev/null | head -20 >&2 || true
@@ -158,11 +216,21 @@ start() {
     dist_port="${DIST_PORT:-$((port + 20000))}"
     mgmt_port="${MGMT_PORT:-}"
     ports_free
+    if [ -n "$rootfs" ]; then
+      # The directory lives in the root filesystem, at the same path as
+      # seen from inside; here, a link to it.
+      mkdir -p "$base" "$rootfs$dir"
+      ln -sfn "$rootfs$dir" "$dir"
+    fi
     mkdir -p "$dir/conf.d"
     {
       echo "port=$port"
       echo "dist_port=$dist_port"
       echo "mgmt_port=$mgmt_port"
+      if [ -n "$rootfs" ]; then
+        echo "version=$version"
+        echo "epmd_port=$epmd_port"
+      fi
     } >"$dir/node.env"
     {
       echo "# Written by scripts/node.sh for node $node."
@@ -184,7 +252,13 @@ start() {
     (umask 077 && head -c 15 /dev/urandom | base32 >"$base/.erlang.cookie")
     chmod 400 "$base/.erlang.cookie"
   fi
-  if [ -n "$owner" ]; then chown "$owner:" "$base/.erlang.cookie" && chown -R "$owner:" "$dir"; fi
+  if [ -n "$rootfs" ]; then
+    # HOME inside the root filesystem: the same cookie, so that the nodes
+    # of one release can form a cluster.
+    mkdir -p "$rootfs$base"
+    cp "$base/.erlang.cookie" "$rootfs$base/.erlang.cookie"
+    chown "$owner" "$rootfs$base/.erlang.cookie" && chown -R "$owner" "$dir/"
+  elif [ -n "$owner" ]; then chown "$owner:" "$base/.erlang.cookie" && chown -R "$owner:" "$dir"; fi
 
   echo "=== $(date -Is): starting $node" >>"$dir/stdout.log"
   local began=$SECONDS
@@ -224,7 +298,7 @@ start() {
     fi
     sleep 0.2
   done
-  say "node $node answers on 127.0.0.1:$port after $((SECONDS - began))s${mgmt_port:+, management on http://127.0.0.1:$mgmt_port}"
+  say "node $node ($(server_version)) answers on 127.0.0.1:$port after $((SECONDS - began))s${mgmt_port:+, management on http://127.0.0.1:$mgmt_port}"
   url
 }
 
@@ -258,6 +332,7 @@ case "$cmd" in
   rm)
     if [ -d "$dir" ]; then
       kill_node
+      if [ -L "$dir" ]; then rm -rf -- "$(readlink -f "$dir")"; fi
       rm -rf -- "$dir"
       say "removed $dir"
     fi
@@ -265,7 +340,7 @@ case "$cmd" in
   status)
     if load_settings && p=$(pid); then
       if answers "$port"; then state="running"; else state="running, not answering AMQP (application stopped?)"; fi
-      echo "$name: $state, pid $p, $(url)${mgmt_port:+ management http://guest:guest@127.0.0.1:$mgmt_port}"
+      echo "$name: $state, pid $p, $(server_version), $(url)${mgmt_port:+ management http://guest:guest@127.0.0.1:$mgmt_port}"
     elif [ -d "$dir" ]; then
       echo "$name: stopped (data in $dir)"
       exit 3

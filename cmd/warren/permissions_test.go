@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -64,6 +65,14 @@ routes:
 // docs/security.md, and is refused what lies outside it. The operator is
 // the CLI, run in-process: this is why the test is here.
 func TestRolePermissions(t *testing.T) {
+	// The test broker's management API, without credentials: the CLI
+	// then logs in with the operator's, from its broker URL.
+	mgmtURL, err := url.Parse(brokertest.ManagementURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgmtURL.User = nil
+	t.Setenv("WARREN_MANAGEMENT_URL", mgmtURL.String())
 	vhost := brokertest.Vhost(t)
 	password := brokertest.Name(t, "password")
 	urls := map[string]string{}

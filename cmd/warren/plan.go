@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -18,7 +19,7 @@ import (
 // so that --help never prints a password.
 func managementFlag(cmd *cobra.Command, u *string) {
 	cmd.Flags().StringVar(u, "management-url", "",
-		"management HTTP API URL (default: env WARREN_MANAGEMENT_URL, else the broker URL's host and credentials on port 15672, or 15671 over https for amqps)")
+		"management HTTP API URL (default: env WARREN_MANAGEMENT_URL, else, for a broker URL on the standard port, its host and credentials on port 15672, or 15671 over https for amqps)")
 }
 
 // mgmtClient returns a client of the management API for the vhost of the
@@ -38,6 +39,9 @@ func (g *globals) mgmtClient(flagURL string) (*mgmt.Client, error) {
 	var opts []mgmt.Option
 	if base == "" {
 		if base, err = mgmt.URLFromAMQP(amqpURL); err != nil {
+			if errors.Is(err, mgmt.ErrUnknownURL) {
+				err = fmt.Errorf("%w; give that node's management API URL with --management-url (env WARREN_MANAGEMENT_URL)", err)
+			}
 			return nil, err
 		}
 	} else if u, err := url.Parse(amqpURL); err == nil && u.User != nil && u.User.Username() != "" {

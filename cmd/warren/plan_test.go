@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/warrenmq/warren/internal/brokertest"
 )
@@ -149,6 +152,38 @@ func TestPlanManagementErrors(t *testing.T) {
 	code, _, errOut = warren(t, "stats")
 	if code != 1 || !strings.Contains(errOut, "127.0.0.1:1") {
 		t.Errorf("WARREN_MANAGEMENT_URL is not used: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// TestManagementURLOfAnotherNode: a broker URL on another port than 5672
+// is another node, whose management API is not on 15672; the commands
+// that read the management API refuse to guess rather than read another
+// broker's (the shared one's).
+func TestManagementURLOfAnotherNode(t *testing.T) {
+	path, _ := writeTopology(t)
+	t.Setenv("WARREN_MANAGEMENT_URL", "")
+	for _, args := range [][]string{
+		{"topology", "plan", "-f", path},
+		{"stats", "-f", path},
+	} {
+		t.Run(args[0], func(t *testing.T) {
+			var out, errb bytes.Buffer
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			code := run(ctx, append([]string{"--url", "amqp://guest:hunter2@127.0.0.1:5801/"}, args...), &out, &errb)
+			errOut := errb.String()
+			if code != 1 {
+				t.Errorf("exit %d, want 1\n%s%s", code, out.String(), errOut)
+			}
+			for _, want := range []string{"5801", "--management-url", "WARREN_MANAGEMENT_URL"} {
+				if !strings.Contains(errOut, want) {
+					t.Errorf("stderr does not say %q: %q", want, errOut)
+				}
+			}
+			if strings.Contains(errOut, "hunter2") {
+				t.Errorf("stderr shows the password: %s", errOut)
+			}
+		})
 	}
 }
 

@@ -235,18 +235,51 @@ func Depth(t testing.TB, queue string) int {
 }
 
 // ManagementURL returns the base URL of the management HTTP API of the test
-// broker, with credentials, e.g. "http://guest:guest@127.0.0.1:15672".
-// MANAGEMENT_URL overrides it.
+// broker, with credentials, e.g. "http://guest:guest@127.0.0.1:15672":
+// MANAGEMENT_URL when set; else, for a container the tests started, its
+// port mapped from 15672; else port 15672 of the broker's host, when the
+// broker is on the standard port 5672. A broker on another port is
+// another node (`make test RABBITMQ=4.3` runs one on port 5643), whose
+// management port cannot be known from its URL: the test fails, asking
+// for MANAGEMENT_URL, rather than read the API of whatever broker has
+// 15672.
 func ManagementURL(t testing.TB) string {
 	t.Helper()
 	if m := os.Getenv("MANAGEMENT_URL"); m != "" {
 		return m
 	}
-	u, err := url.Parse(URL(t))
+	amqpURL := URL(t)
+	var mapped string
+	if resource != nil {
+		mapped = resource.GetPort("15672/tcp")
+	}
+	m, err := managementURL(amqpURL, mapped)
 	if err != nil {
 		t.Fatalf("brokertest: %v", err)
 	}
-	return fmt.Sprintf("http://%s@%s", u.User.String(), net.JoinHostPort(u.Hostname(), "15672"))
+	return m
+}
+
+// managementURL derives the management API's URL from the broker's,
+// with the container's mapped port when there is one.
+func managementURL(amqpURL, mappedPort string) (string, error) {
+	u, err := url.Parse(amqpURL)
+	if err != nil {
+		return "", fmt.Errorf("AMQP_URL: %w", err)
+	}
+	port := "15672"
+	switch {
+	case mappedPort != "":
+		port = mappedPort
+	case u.Port() != "" && u.Port() != "5672":
+		return "", fmt.Errorf("the test broker %s is on port %s, not 5672, so its management API is not the one on port 15672: "+
+			"set MANAGEMENT_URL to it (make test RABBITMQ=4.3 does, for its node)", u.Redacted(), u.Port())
+	}
+	user := u.User
+	if user == nil {
+		user = url.UserPassword("guest", "guest")
+	}
+	return fmt.Sprintf("http://%s@%s", user.String(), net.JoinHostPort(u.Hostname(), port)), nil
 }
 
 // Context returns a context ending at the test's deadline or after d,

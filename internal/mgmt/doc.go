@@ -5,8 +5,10 @@
 // tells whether an entity exists, but not its arguments, nor the bindings.
 //
 // New takes the API's base URL; URLFromAMQP derives it from a broker URL
-// (same host and credentials, port 15672 over http, or 15671 over https for
-// amqps), and VhostFromAMQP the virtual host. Live converts what the API
+// on the standard port (same host and credentials, port 15672 over http,
+// or 15671 over https for amqps; a broker on another port is another node,
+// whose management URL must be given: ErrUnknownURL), and VhostFromAMQP
+// the virtual host. Live converts what the API
 // returns into topology types for topology.Plan.
 //
 // Errors are prefixed "mgmt: " and say what to do. ErrUnreachable is

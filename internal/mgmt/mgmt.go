@@ -16,6 +16,12 @@ import (
 // management API's URL.
 var ErrUnreachable = errors.New("mgmt: the management API does not answer")
 
+// ErrUnknownURL is returned, wrapped, by URLFromAMQP for a broker URL on
+// another port than AMQP's standard one: such a broker is another node
+// (a private one, a second broker on the machine), whose management API
+// is not where the standard port's is. Its URL must be given.
+var ErrUnknownURL = errors.New("mgmt: the management API's URL cannot be derived from the broker URL")
+
 // StatusError is an answer of the management API other than 200 OK.
 type StatusError struct {
 	Method string

@@ -19,12 +19,20 @@ import (
 func TestMain(m *testing.M) { os.Exit(brokertest.MainWithLeakCheck(m)) }
 
 func TestURLFromAMQP(t *testing.T) {
-	cases := []struct{ in, want, wantErr string }{
+	cases := []struct {
+		in, want, wantErr string
+		wantIs            error
+	}{
 		{in: "amqp://guest:guest@127.0.0.1:5672/", want: "http://guest:guest@127.0.0.1:15672"},
 		{in: "amqp://ada:s%40cret@rabbit.internal/prod", want: "http://ada:s%40cret@rabbit.internal:15672"},
 		{in: "amqps://ada:pw@rabbit.example.com:5671/", want: "https://ada:pw@rabbit.example.com:15671"},
 		{in: "amqp://[::1]:5672", want: "http://guest:guest@[::1]:15672"},
 		{in: "amqp://", want: "http://guest:guest@localhost:15672"},
+		{in: "amqps://h:5671", want: "https://guest:guest@h:15671"},
+		// Another port is another node: 15672 would be the management
+		// API of whatever broker has 5672, not this one's.
+		{in: "amqp://u:hunter2@127.0.0.1:5801/", wantErr: "port 5801", wantIs: ErrUnknownURL},
+		{in: "amqps://u:hunter2@h:5672/", wantErr: "port 5672", wantIs: ErrUnknownURL},
 		{in: "http://x", wantErr: "want amqp:// or amqps://"},
 		{in: "amqp://u:hunter2@host:port/", wantErr: "invalid broker URL"},
 	}
@@ -33,6 +41,9 @@ func TestURLFromAMQP(t *testing.T) {
 		if c.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), c.wantErr) || strings.Contains(err.Error(), "hunter2") {
 				t.Errorf("URLFromAMQP(%q) = %q, %v; want an error with %q and no password", c.in, got, err, c.wantErr)
+			}
+			if c.wantIs != nil && !errors.Is(err, c.wantIs) {
+				t.Errorf("URLFromAMQP(%q): %v is not %v", c.in, err, c.wantIs)
 			}
 			continue
 		}

@@ -12,22 +12,35 @@ const (
 	TLSPort = "15671" // over https
 )
 
-// URLFromAMQP derives the management API's base URL from a broker URL:
-// same host and credentials (guest/guest when it has none, as for AMQP),
-// port 15672 over http, or 15671 over https for amqps. The result holds the
-// password: mask it (url.URL.Redacted) before showing it.
+// Standard AMQP ports, whose brokers have their management API on Port
+// and TLSPort.
+const (
+	AMQPPort  = "5672" // amqp://
+	AMQPSPort = "5671" // amqps://
+)
+
+// URLFromAMQP derives the management API's base URL from a broker URL on
+// the standard port (5672 for amqp, 5671 for amqps, or none given): same
+// host and credentials (guest/guest when it has none, as for AMQP), port
+// 15672 over http, or 15671 over https for amqps. A broker URL on another
+// port is another node, whose management port cannot be known from it:
+// the error wraps ErrUnknownURL. The result holds the password: mask it
+// (url.URL.Redacted) before showing it.
 func URLFromAMQP(amqpURL string) (string, error) {
 	u, err := parseURL(amqpURL)
 	if err != nil {
 		return "", fmt.Errorf("mgmt: invalid broker URL: %w", err)
 	}
-	scheme, port := "http", Port
+	scheme, port, amqpPort := "http", Port, AMQPPort
 	switch u.Scheme {
 	case "amqp":
 	case "amqps":
-		scheme, port = "https", TLSPort
+		scheme, port, amqpPort = "https", TLSPort, AMQPSPort
 	default:
 		return "", fmt.Errorf("mgmt: broker URL %s: want amqp:// or amqps://", u.Redacted())
+	}
+	if p := u.Port(); p != "" && p != amqpPort {
+		return "", fmt.Errorf("%w: %s is on port %s, not %s, so its management API is not the one on port %s of that host", ErrUnknownURL, u.Redacted(), p, amqpPort, port)
 	}
 	host := u.Hostname()
 	if host == "" {

@@ -30,7 +30,14 @@ func StartCluster(t testing.TB, size int, opts ...Option) *Cluster {
 	cookie := newCookie()
 	c := &Cluster{nodes: make([]*Node, size)}
 	for i := range c.nodes {
-		n, err := newNode(t.Name(), append(slices.Clone(opts), withCookie(cookie), withLabel(fmt.Sprintf("c%d", i+1)))...)
+		nodeOpts := append(slices.Clone(opts), withCookie(cookie), withLabel(fmt.Sprintf("c%d", i+1)))
+		if i > 0 {
+			// Nodes of a root filesystem find each other through the
+			// first node's epmd, which stops with that node, the last
+			// to be destroyed.
+			nodeOpts = append(nodeOpts, withEpmd(c.nodes[0].epmd))
+		}
+		n, err := newNode(t.Name(), nodeOpts...)
 		if err != nil {
 			t.Fatalf("rabbitnode: %v", err)
 		}
@@ -61,6 +68,7 @@ func StartCluster(t testing.TB, size int, opts ...Option) *Cluster {
 	if got := c.runningNodes(t); len(got) != size {
 		t.Fatalf("rabbitnode: cluster: %d of %d nodes running after the joins: %v", len(got), size, got)
 	}
+	first.logStarted(t)
 	return c
 }
 

@@ -23,4 +23,11 @@
 //
 // WithTLS adds an amqps listener; Certs makes the certificates with
 // scripts/tls-ca.sh, the script developers use by hand.
+//
+// WithVersion("4.3"), or WARREN_RABBITMQ_VERSION=4.3 for every node the
+// tests start, runs a RabbitMQ 4.x node instead of the machine's
+// rabbitmq-server: from a Debian root filesystem that
+// scripts/rabbitmq4.sh builds once (4.0 from trixie, 4.3 from forky), in a
+// chroot and a mount namespace of its own, with its own epmd. Every method
+// works the same for it; Version says what a node runs.
 package rabbitnode

@@ -20,6 +20,8 @@ type options struct {
 	startTimeout time.Duration
 	cookie       string // shared by the nodes of a cluster; random otherwise
 	label        string // added to the node's name (c1, c2, ... in a cluster)
+	version      string // a release of Versions, or "" for the machine's rabbitmq-server
+	epmd         *epmd  // the cluster's, for a node of a root filesystem; nil: the node's own
 }
 
 // defaultStartTimeout is far above the ~5 s a node takes, for machines
@@ -129,4 +131,8 @@ func withCookie(c string) Option {
 
 func withLabel(l string) Option {
 	return func(o *options) error { o.label = l; return nil }
+}
+
+func withEpmd(e *epmd) Option {
+	return func(o *options) error { o.epmd = e; return nil }
 }

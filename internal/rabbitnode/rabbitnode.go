@@ -8,7 +8,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,6 +35,18 @@ type Node struct {
 	bin  binaries
 	as   runAs
 
+	// A node of a root filesystem (WithVersion) runs in a chroot, where
+	// its directory dir is vmDir, with an epmd of its own or its
+	// cluster's (ownEpmd: stopped with the node). For the machine's
+	// rabbitmq-server, root and epmd are nil and vmDir is dir.
+	root    *rootfs
+	vmDir   string
+	epmd    *epmd
+	ownEpmd bool
+	unshare string // the machine's unshare(1), which enters the chroot
+
+	server string // the RabbitMQ version the node's log names, e.g. "4.3.6"
+
 	// The ports are chosen at the first start and kept, so that a
 	// restarted node is found where it was. ports holds them all, each
 	// reserved (see ports.go) until the node is destroyed.
@@ -56,7 +70,16 @@ func Start(t testing.TB, opts ...Option) *Node {
 	if err := n.firstBoot(); err != nil {
 		t.Fatalf("rabbitnode: %v", err)
 	}
+	n.logStarted(t)
 	return n
+}
+
+// logStarted says which RabbitMQ a node of a root filesystem runs.
+func (n *Node) logStarted(t testing.TB) {
+	t.Helper()
+	if n.root != nil {
+		t.Logf("rabbitnode: %s runs RabbitMQ %s (Debian rabbitmq-server %s, Erlang %s) from %s", n.name, n.Version(), n.root.server, n.root.erlang, n.root.dir)
+	}
 }
 
 var errPortTaken = errors.New("a port of the node is taken by another process")
@@ -71,22 +94,49 @@ func newNode(testName string, opts ...Option) (*Node, error) {
 			errs = append(errs, err)
 		}
 	}
+	if err := versionFromEnv(&o); err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
-	}
-	bin, err := findBinaries()
-	if err != nil {
-		return nil, err
 	}
 	as, err := findUser()
 	if err != nil {
 		return nil, err
 	}
+	// nodesDir is where the node's directory is seen from here: base,
+	// or base inside the root filesystem.
 	base := baseDir()
-	if err := makeBaseDir(base, as); err != nil {
+	nodesDir := base
+	var (
+		bin     binaries
+		root    *rootfs
+		unshare string
+	)
+	if o.version == "" {
+		if bin, err = findBinaries(); err != nil {
+			return nil, err
+		}
+	} else {
+		if root, err = findRootfs(o.version); err != nil {
+			return nil, err
+		}
+		if as, err = rootfsUser(root, as); err != nil {
+			return nil, err
+		}
+		if unshare, err = exec.LookPath("unshare"); err != nil {
+			return nil, fmt.Errorf("a node of RabbitMQ %s is started with unshare(1): install util-linux: %w", o.version, err)
+		}
+		bin = binaries{server: rootfsSbin + "/rabbitmq-server", ctl: rootfsSbin + "/rabbitmqctl"}
+		nodesDir = filepath.Join(root.dir, base)
+		if err := makeBaseDir(base, runAs{}); err != nil { // for the port reservations
+			return nil, err
+		}
+	}
+	if err := makeBaseDir(nodesDir, as); err != nil {
 		return nil, err
 	}
-	sweep(base)
+	sweep(nodesDir)
 	sweepPorts(base)
 
 	short := unsafeName.ReplaceAllString(testName, "_")
@@ -100,7 +150,10 @@ func newNode(testName string, opts ...Option) (*Node, error) {
 	if o.cookie == "" {
 		o.cookie = newCookie()
 	}
-	n := &Node{name: short + "@localhost", base: base, dir: filepath.Join(base, short), opts: o, bin: bin, as: as}
+	n := &Node{
+		name: short + "@localhost", base: base, dir: filepath.Join(nodesDir, short), opts: o, bin: bin, as: as,
+		root: root, vmDir: filepath.Join(base, short), unshare: unshare,
+	}
 	if err := os.Mkdir(n.dir, 0o755); err != nil {
 		if errors.Is(err, os.ErrPermission) {
 			err = fmt.Errorf("%w (set WARREN_NODES_DIR to a directory you can write)", err)
@@ -110,6 +163,16 @@ func newNode(testName string, opts ...Option) (*Node, error) {
 	if err := n.prepare(); err != nil {
 		_ = os.RemoveAll(n.dir)
 		return nil, err
+	}
+	if root != nil {
+		n.epmd = o.epmd
+		if n.epmd == nil {
+			if n.epmd, err = startEpmd(base, root, as, unshare); err != nil {
+				_ = os.RemoveAll(n.dir)
+				return nil, fmt.Errorf("node %s: %w", n.name, err)
+			}
+			n.ownEpmd = true
+		}
 	}
 	return n, nil
 }
@@ -227,7 +290,7 @@ func (n *Node) config() string {
 	b.WriteString("log.console = false\nlog.file.level = info\n")
 	if c := n.opts.tls; c != nil {
 		fmt.Fprintf(&b, "listeners.ssl.1 = 127.0.0.1:%d\n", n.tlsPort)
-		tlsDir := filepath.Join(n.dir, "tls")
+		tlsDir := filepath.Join(n.vmDir, "tls") // as the node sees it
 		fmt.Fprintf(&b, "ssl_options.cacertfile = %s\n", filepath.Join(tlsDir, "ca.pem"))
 		fmt.Fprintf(&b, "ssl_options.certfile = %s\n", filepath.Join(tlsDir, "server.pem"))
 		fmt.Fprintf(&b, "ssl_options.keyfile = %s\n", filepath.Join(tlsDir, "server.key"))
@@ -252,15 +315,26 @@ func (n *Node) config() string {
 // env is the whole environment of the node's VM and of rabbitmqctl: no
 // RABBITMQ_* or ERL_* variable of the test's own environment leaks in,
 // and every path RabbitMQ would take from /etc or /var is the node's own.
+//
+// The paths are as the node sees them, in its chroot for a node of a root
+// filesystem, which also gets its epmd's port and starts no epmd itself.
 func (n *Node) env() []string {
 	path := os.Getenv("PATH")
 	if path == "" {
 		path = "/usr/bin:/bin"
 	}
-	d := func(name string) string { return filepath.Join(n.dir, name) }
-	return []string{
-		"PATH=" + path + ":/usr/sbin:/usr/local/sbin",
-		"HOME=" + n.dir, // where the VM and rabbitmqctl read .erlang.cookie
+	path += ":/usr/sbin:/usr/local/sbin"
+	erlArgs := "-noinput -kernel inet_dist_use_interface {127,0,0,1}"
+	var epmdEnv []string
+	if n.root != nil {
+		path = rootfsPath
+		erlArgs += " -start_epmd false"
+		epmdEnv = []string{"ERL_EPMD_PORT=" + strconv.Itoa(n.epmd.port)}
+	}
+	d := func(name string) string { return filepath.Join(n.vmDir, name) }
+	return append([]string{
+		"PATH=" + path,
+		"HOME=" + n.vmDir, // where the VM and rabbitmqctl read .erlang.cookie
 		"LANG=C.UTF-8",
 		"LC_ALL=C.UTF-8",
 		"RABBITMQ_NODENAME=" + n.name,
@@ -279,11 +353,28 @@ func (n *Node) env() []string {
 		// -noinput: ALLOW_INPUT would otherwise give the VM a shell on
 		// stdin. Distribution on the loopback interface only, like the
 		// shared broker's.
-		"RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=-noinput -kernel inet_dist_use_interface {127,0,0,1}",
+		"RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=" + erlArgs,
 		"RABBITMQ_CTL_ERL_ARGS=-kernel inet_dist_use_interface {127,0,0,1}",
 		// Used only if no epmd runs yet and this node starts one.
 		"ERL_EPMD_ADDRESS=127.0.0.1",
+	}, epmdEnv...)
+}
+
+// command returns the command that runs path (rabbitmq-server or
+// rabbitmqctl) for the node, in the node's directory, and who must start
+// it: the node's user for the machine's RabbitMQ; root for a node of a
+// root filesystem, whose command enters the chroot and then drops root.
+func (n *Node) command(ctx context.Context, path string, args ...string) (*exec.Cmd, runAs) {
+	if n.root == nil {
+		cmd := exec.CommandContext(ctx, path, args...)
+		cmd.Dir = n.dir
+		cmd.Env = n.env()
+		return cmd, n.as
 	}
+	cmd := exec.CommandContext(ctx, n.unshare, chrootArgs(n.root, n.as, n.vmDir, path, args...)...)
+	cmd.Dir = "/"
+	cmd.Env = n.env()
+	return cmd, runAs{}
 }
 
 func (n *Node) logFile() string { return filepath.Join(n.dir, "log", n.name+".log") }
@@ -312,11 +403,12 @@ func (n *Node) boot() error {
 		return err
 	}
 	fmt.Fprintf(out, "=== %s: starting %s as %s\n", time.Now().Format(time.RFC3339Nano), n.name, n.as.name)
-	cmd := exec.Command(n.bin.server)
-	cmd.Dir = n.dir // where the VM would write erl_crash.dump
-	cmd.Env = n.env()
+	// In the node's directory, where the VM would write erl_crash.dump.
+	// Started once: the process lives until killed, not until a context
+	// ends.
+	cmd, as := n.command(context.Background(), n.bin.server)
 	cmd.Stdout, cmd.Stderr = out, out
-	p, err := startProcess(cmd, n.as)
+	p, err := startProcess(cmd, as)
 	if err != nil {
 		return fmt.Errorf("start %s: %w", n.bin.server, err)
 	}
@@ -326,7 +418,21 @@ func (n *Node) boot() error {
 		n.proc = nil
 		return fmt.Errorf("node %s did not start: %w\n%s", n.name, err, n.tail())
 	}
+	n.server = n.logVersion()
 	return nil
+}
+
+var startedRE = regexp.MustCompile(`Starting RabbitMQ (\S+) on Erlang`)
+
+// logVersion is the version the node's log says it started, or "".
+func (n *Node) logVersion() string {
+	lines := readLines(n.logFile())
+	for i := len(lines) - 1; i >= 0; i-- {
+		if m := startedRE.FindStringSubmatch(lines[i]); m != nil {
+			return m[1]
+		}
+	}
+	return ""
 }
 
 // awaitReady waits until the node accepts an AMQP connection (and its
@@ -354,15 +460,33 @@ func (n *Node) answers() error {
 		return err
 	}
 	_ = c.Close()
-	for _, port := range []int{n.tlsPort, n.mgmtPort} {
-		if port == 0 {
-			continue
-		}
-		conn, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), 2*time.Second)
+	if n.tlsPort != 0 {
+		conn, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(n.tlsPort)), 2*time.Second)
 		if err != nil {
 			return err
 		}
 		_ = conn.Close()
+	}
+	if n.mgmtPort != 0 {
+		return n.managementAnswers()
+	}
+	return nil
+}
+
+// managementAnswers asks the management API for its overview. Listening
+// is not enough: a 4.3 node busy starting was seen answering its first
+// requests with 500 Internal Server Error.
+func (n *Node) managementAnswers() error {
+	// No keep-alive: no connection, and no goroutine, stays behind.
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Get(n.ManagementURL() + "/api/overview")
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("management API: GET /api/overview: %s", resp.Status)
 	}
 	return nil
 }
@@ -426,6 +550,12 @@ func (n *Node) destroy(t testing.TB) {
 		}
 		n.proc = nil
 	}
+	if n.ownEpmd {
+		if err := n.epmd.stop(); err != nil {
+			t.Errorf("rabbitnode: cleanup of %s's epmd: %v", n.name, err)
+		}
+		n.ownEpmd = false
+	}
 	releasePorts(n.base, n.ports)
 	if err := os.RemoveAll(n.dir); err != nil {
 		t.Errorf("rabbitnode: cleanup of %s: %v", n.name, err)
@@ -437,8 +567,16 @@ func (n *Node) destroy(t testing.TB) {
 func (n *Node) Name() string { return n.name }
 
 // Dir returns the node's directory: configuration, data (mnesia/) and
-// logs (log/).
+// logs (log/). For a node of a root filesystem it is inside that.
 func (n *Node) Dir() string { return n.dir }
+
+// Version returns the RabbitMQ version the node runs, e.g. "3.10.8" or
+// "4.3.6", as its log says at its last start.
+func (n *Node) Version() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.server
+}
 
 // URL returns the node's AMQP URL, e.g. amqp://guest:guest@127.0.0.1:41234/.
 func (n *Node) URL() string {
@@ -601,12 +739,25 @@ func (n *Node) setAlarm(t testing.TB, resource string, on bool) {
 // SyncMetadata before the Kill. A test that needs its topology to survive
 // a Kill calls this first; without it, the test sees what a real crash
 // can do.
+//
+// A node whose metadata store is Khepri (RabbitMQ 4.3, where Mnesia is
+// gone; 4.0-4.2 with the khepri_db feature flag) needs nothing: Khepri
+// is a Raft log, written and synced before a declaration returns.
+// SyncMetadata then only checks that Khepri is the store.
 func (n *Node) SyncMetadata(t testing.TB) {
 	t.Helper()
-	if out := n.Eval(t, "mnesia:dump_log()."); out != "dumped" {
+	out := n.Eval(t, syncMetadataExpr)
+	if out != "dumped" && out != "khepri" {
 		t.Fatalf("rabbitnode: sync metadata of %s: %s", n.name, out)
 	}
 }
+
+// syncMetadataExpr answers khepri or dumps Mnesia's log (dumped).
+// rabbit_khepri does not exist before 3.13.
+const syncMetadataExpr = `case code:ensure_loaded(rabbit_khepri) of
+  {module, _} -> case rabbit_khepri:is_enabled() of true -> khepri; false -> mnesia:dump_log() end;
+  _ -> mnesia:dump_log()
+end.`
 
 // Alarms returns the node's resource alarms as rabbitmqctl shows them,
 // e.g. "[{{resource_limit,memory,'TestX-1a2b3c@localhost'},[]}]".
@@ -637,12 +788,10 @@ func (n *Node) Ctl(t testing.TB, args ...string) string {
 }
 
 func (n *Node) ctl(ctx context.Context, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, n.bin.ctl, append([]string{"-n", n.name, "--quiet"}, args...)...)
-	cmd.Dir = n.dir
-	cmd.Env = n.env()
+	cmd, as := n.command(ctx, n.bin.ctl, append([]string{"-n", n.name, "--quiet"}, args...)...)
 	// No parent-death signal: the thread that runs rabbitmqctl is not
 	// locked, and the context bounds it anyway.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: n.as.cred}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: as.cred}
 	cmd.WaitDelay = 5 * time.Second
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
