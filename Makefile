@@ -53,7 +53,7 @@ test-faults: broker ## Run the fault suite: private RabbitMQ nodes killed, stopp
 .PHONY: torture
 torture: broker ## Lifecycle torture test: TORTURE_JOBS (default 2000) jobs of every behaviour, workers killed and disconnected; prints the ledger (TORTURE_SEED replays a run)
 	@mkdir -p bin; TORTURE_SEED=$(TORTURE_SEED) TORTURE_JOBS=$(TORTURE_JOBS) TORTURE_MINUTES=$(TORTURE_MINUTES) \
-		$(GO) test -tags torture -count=1 -timeout 20m -v -run TestTorture ./internal/torture/ 2>&1 | tee bin/torture.log | \
+		$(GO) test -tags torture -count=1 -timeout 20m -v -run 'TestLedgerCheck|TestTorture' ./internal/torture/ 2>&1 | tee bin/torture.log | \
 		grep -E '^(=== RUN|\s*---|ok|FAIL|panic)|torture|_test.go|goleak|DATA RACE'; exit $${PIPESTATUS[0]}
 
 .PHONY: soak

@@ -179,6 +179,11 @@ func (l *ledger) check() verdict {
 			continue
 		}
 		v.Duplicates += n - 1
+		if len(rec.Ran) > 0 {
+			v.Handled++
+		} else {
+			v.Parked++
+		}
 		// A job parked with class crash that does not kill its workers:
 		// its worker died (a SIGKILL from outside, a lost connection)
 		// while it ran alone in quarantine, the crash limit's times.
@@ -190,22 +195,19 @@ func (l *ledger) check() verdict {
 		}
 		if crashParked {
 			v.CrashInnocent = append(v.CrashInnocent, describe())
-			v.Parked++
 			continue
 		}
 		ok := true
 		if handledAt > 0 {
-			v.Handled++
 			ok = len(rec.Parked) == 0
 			for _, a := range rec.Ran {
 				ok = ok && a == handledAt
 			}
 		} else {
-			v.Parked++
 			ok = len(rec.Ran) == 0
 			for _, p := range rec.Parked {
-				// Crashes are counted against any job whose worker died while
-				// it ran alone; only class crash must be at the limit.
+				// Crashes are counted against any job whose worker died
+				// while it ran alone; only class crash must be at the limit.
 				ok = ok && p.Class == class && p.Attempt == attempt && (class != worker.ClassCrash || p.Crashes == crashes)
 			}
 		}
