@@ -79,6 +79,10 @@ func (s *supervisor) run() {
 		s.cmd, s.stdin = nil, nil
 		ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
 		switch {
+		case bytes.Contains(stderr.Bytes(), []byte("DATA RACE")):
+			// Built with -race, a child reports a race when it happens;
+			// a kill job's exit status or a SIGKILL would hide it.
+			s.failures = append(s.failures, fmt.Sprintf("worker %d (slot %d) found a data race:\n%s", cmd.Process.Pid, s.slot, tail(stderr.Bytes(), 8000)))
 		case werr == nil && s.stopping:
 		case ws.Signaled() && ws.Signal() == syscall.SIGKILL:
 			// counted by kill
