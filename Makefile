@@ -5,6 +5,8 @@ AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 export AMQP_URL
 FUZZTIME ?= 20s
 SOAK_MINUTES ?= 10
+TORTURE_JOBS ?= 2000
+TORTURE_MINUTES ?= 10
 BIN := bin/warren
 # RABBITMQ=4.0 or 4.3: test against a private node of that RabbitMQ release
 # (scripts/rabbitmq4.sh test-node: built and started on first use, then
@@ -72,6 +74,12 @@ test-faults: broker ## Run the fault suite: private RabbitMQ nodes killed, stopp
 		grep -E '^(=== RUN|\s*---|ok|FAIL|panic)|ledger:|first publish|_test.go|goleak|DATA RACE|race detected'; \
 		rc=$${PIPESTATUS[0]}; if [ $$rc -ne 0 ]; then echo "test-faults failed (exit $$rc); the last lines of bin/test-faults.log:"; tail -n 80 bin/test-faults.log; fi; exit $$rc
 
+.PHONY: torture
+torture: broker ## Lifecycle torture test (with -race; about 2 minutes): TORTURE_JOBS (default 2000) jobs of every behaviour, workers killed and disconnected; prints the ledger (TORTURE_SEED replays a run)
+	@mkdir -p bin; TORTURE_SEED=$(TORTURE_SEED) TORTURE_JOBS=$(TORTURE_JOBS) TORTURE_MINUTES=$(TORTURE_MINUTES) \
+		$(GO) test -race -tags torture -count=1 -timeout 20m -v -run 'TestLedgerCheck|TestTorture' ./internal/torture/ 2>&1 | tee bin/torture.log | \
+		grep -E '^(=== RUN|\s*---|ok|FAIL|panic)|torture|_test.go|goleak|DATA RACE'; exit $${PIPESTATUS[0]}
+
 .PHONY: soak
 soak: ## Soak run (not in CI): SOAK_MINUTES (default 10) of mixed load and random faults on a private node; prints the ledger and memory every 30s
 	SOAK_MINUTES=$(SOAK_MINUTES) $(GO) test -tags faults,soak -count=1 -timeout 0 -v -run TestSoak ./internal/faults/
@@ -106,6 +114,7 @@ lint: ## gofmt, go vet, go mod tidy, InsecureSkipVerify and third-party patch ch
 	$(GO) vet -tags faults,soak ./internal/faults/
 	$(GO) -C third_party/amqp091-go vet .
 	@scripts/amqp091-patch.sh --check
+	$(GO) vet -tags torture ./internal/torture/
 	@cp go.mod /tmp/warren-go.mod.bak && cp go.sum /tmp/warren-go.sum.bak && $(GO) mod tidy && \
 		if ! cmp -s go.mod /tmp/warren-go.mod.bak || ! cmp -s go.sum /tmp/warren-go.sum.bak; then \
 		echo "go mod tidy changed go.mod/go.sum: commit the result"; exit 1; fi
