@@ -345,8 +345,11 @@ func tlsHint(err error) string {
 		return " (the broker's certificate is not trusted: no CA the client trusts signed it; give WithTLS a tls.Config whose RootCAs hold the CA that did, or add that CA to the system's roots, e.g. with SSL_CERT_FILE on Linux)"
 	case errors.As(err, &name):
 		return fmt.Sprintf(" (the broker's certificate is not valid for %q: connect with a host name it lists, or set ServerName in the tls.Config given to WithTLS to one)", name.Host)
-	case strings.Contains(err.Error(), "tls: protocol version not supported"):
-		// The broker's protocol_version alert; crypto/tls has no type for it.
+	case strings.Contains(err.Error(), "tls: protocol version not supported"),
+		strings.Contains(err.Error(), "tls: server selected unsupported protocol version"):
+		// The broker's protocol_version alert (Erlang 25, RabbitMQ 3.x),
+		// or the older version a newer Erlang (RabbitMQ 4) picks anyway,
+		// which crypto/tls refuses itself; it has no error type for either.
 		return " (the broker accepts no TLS version warren offers: enable TLS 1.2 or 1.3 on it, ssl_options.versions)"
 	}
 	return ""
