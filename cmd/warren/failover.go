@@ -36,7 +36,7 @@ func failoverWarning(t *topology.Topology, nodes int, timeout time.Duration) str
 		confirmTimeoutAdvised.Milliseconds(), confirmTimeoutAdvised.Milliseconds(), confirmTimeoutAdvised)
 	switch {
 	case timeout == 0:
-		return fmt.Sprintf("after a quorum queue's leader fails over, a retry waiting in the delay cascade can run up to the broker's dead_letter_worker_publisher_confirm_timeout later than its delay: %v by default. The management API does not show the setting: read it on a node with `rabbitmq-diagnostics environment | grep dead_letter_worker_publisher_confirm_timeout` (milliseconds; absent: the default) and %s",
+		return fmt.Sprintf("after a quorum queue's leader fails over, a retry waiting in the delay cascade can run up to the broker's dead_letter_worker_publisher_confirm_timeout later than its delay: %v by default. The management API does not show the setting: read it on a node with `rabbitmqctl eval 'application:get_env(rabbit, dead_letter_worker_publisher_confirm_timeout).'` (milliseconds; undefined: the default) and %s",
 			brokerConfirmTimeoutDefault, set)
 	case timeout > confirmTimeoutQuiet:
 		return fmt.Sprintf("after a quorum queue's leader fails over, a retry waiting in the delay cascade can run up to %v later than its delay (the broker's dead_letter_worker_publisher_confirm_timeout): %s",

@@ -27,7 +27,7 @@ func TestFailoverWarning(t *testing.T) {
 		want    []string // in the warning; nil: no warning
 	}{
 		{"cluster, timeout unknown", quorumCascade, 3, 0,
-			[]string{"3m0s by default", "rabbitmq-diagnostics environment", "{dead_letter_worker_publisher_confirm_timeout, 5000}", "--dead-letter-confirm-timeout 5s"}},
+			[]string{"3m0s by default", "rabbitmqctl eval 'application:get_env(rabbit, dead_letter_worker_publisher_confirm_timeout).'", "{dead_letter_worker_publisher_confirm_timeout, 5000}", "--dead-letter-confirm-timeout 5s"}},
 		{"cluster size unknown", quorumCascade, 0, 0, []string{"3m0s by default"}},
 		{"cluster, RabbitMQ's default", quorumCascade, 3, 3 * time.Minute, []string{"up to 3m0s later", "advanced.config"}},
 		{"cluster, 30 s", quorumCascade, 3, 30 * time.Second, []string{"up to 30s later"}},
