@@ -13,6 +13,11 @@
 #
 # CLUSTER_PORT (default 5700): the nodes use CLUSTER_PORT+1, +2, +3.
 # CLUSTER_MANAGEMENT=1: the management plugin on 15701-15703 (CLUSTER_PORT+10001...).
+# CLUSTER_DLX_CONFIRM_TIMEOUT (milliseconds, default 5000): the nodes'
+# dead_letter_worker_publisher_confirm_timeout, in their advanced.config
+# (rabbitmq.conf has no key for it). RabbitMQ's own default, 180000, can
+# hold a retry in the delay cascade for three minutes after a quorum
+# leader fails over; see docs/reliability.md. Set at a node's first start.
 # Faults on one node: scripts/node.sh kill c2, scripts/node.sh start c2 (it
 # rejoins), scripts/node.sh ctl c1 list_queues name leader members.
 set -euo pipefail
@@ -21,6 +26,9 @@ here="$(cd "$(dirname "$0")" && pwd)"
 node_sh="$here/node.sh"
 size=3
 base_port="${CLUSTER_PORT:-5700}"
+confirm_timeout="${CLUSTER_DLX_CONFIRM_TIMEOUT:-5000}"
+[[ "$confirm_timeout" =~ ^[1-9][0-9]*$ ]] || { echo "cluster.sh: CLUSTER_DLX_CONFIRM_TIMEOUT=$confirm_timeout: want milliseconds, e.g. 5000" >&2; exit 2; }
+export ADVANCED_CONFIG="{rabbit, [{dead_letter_worker_publisher_confirm_timeout, $confirm_timeout}]}"
 
 say() { printf 'cluster.sh: %s\n' "$*" >&2; }
 

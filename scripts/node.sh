@@ -14,6 +14,9 @@
 #       distribution port is PORT+20000 unless DIST_PORT is set; MGMT_PORT
 #       enables the management plugin on that port. Each CONFIG_LINE is
 #       added to rabbitmq.conf, e.g. 'consumer_timeout = 5000'.
+#       ADVANCED_CONFIG: Erlang terms for the node's advanced.config (the
+#       settings rabbitmq.conf has no key for), comma-separated, e.g.
+#       '{rabbit, [{dead_letter_worker_publisher_confirm_timeout, 5000}]}'.
 #   scripts/node.sh stop NAME     stop gracefully (SIGTERM); data kept
 #   scripts/node.sh kill NAME     SIGKILL the VM, as a crash would; data kept
 #   scripts/node.sh rm NAME       kill the node and delete its directory
@@ -242,6 +245,9 @@ start() {
       fi
       for line in "$@"; do echo "$line"; done
     } >"$dir/rabbitmq.conf"
+    if [ -n "${ADVANCED_CONFIG:-}" ]; then
+      printf '%% Written by scripts/node.sh for node %s.\n[%s].\n' "$node" "$ADVANCED_CONFIG" >"$dir/advanced.config"
+    fi
     if [ -n "$mgmt_port" ]; then echo '[rabbitmq_management].' >"$dir/enabled_plugins"; else echo '[].' >"$dir/enabled_plugins"; fi
     : >"$dir/rabbitmq-env.conf"
   else

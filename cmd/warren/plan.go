@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -53,6 +54,7 @@ func (g *globals) mgmtClient(flagURL string) (*mgmt.Client, error) {
 
 func newTopologyPlanCmd(g *globals) *cobra.Command {
 	var path, mgmtURL string
+	var confirmTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "plan -f FILE",
 		Short: "Compare a topology file with the broker and list what differs",
@@ -67,6 +69,13 @@ neither arguments nor bindings). One line per difference:
                       a tunable no policy can reach: delete and apply again
   extra               on the broker, not in the file, under a name the file
                       could own; reported only
+
+On a cluster, plan also warns when a retry could run minutes late after a
+quorum queue's leader fails over: the broker's
+dead_letter_worker_publisher_confirm_timeout (180 s by default) bounds how
+late; the management API does not show it, so plan says how to read it and
+what to set, and is quiet once --dead-letter-confirm-timeout says it is 10 s
+or less. Warnings do not change the exit status.
 
 apply reports a conflict for every update and recreate. Exit status: 0 when
 there is nothing to create, update or recreate (extras alone exit 0), 2 when
@@ -91,12 +100,19 @@ there is, 1 on errors: a CI job can gate on it.`,
 				return err
 			}
 			changes := topology.Plan(t, live)
+			var warnings []string
+			if w := failoverWarning(t, clusterSize(ctx, c), confirmTimeout); w != "" {
+				warnings = append(warnings, w)
+			}
 			if g.json {
-				if err := writeJSON(g.stdout, planJSON(path, c, changes)); err != nil {
+				if err := writeJSON(g.stdout, planJSON(path, c, changes, warnings)); err != nil {
 					return err
 				}
 			} else {
 				printPlan(g, path, c, t, changes)
+				for _, w := range warnings {
+					fmt.Fprintf(g.stdout, "warning: %s\n", w)
+				}
 			}
 			if pending(changes) > 0 {
 				return &exitError{code: 2}
@@ -106,7 +122,30 @@ there is, 1 on errors: a CI job can gate on it.`,
 	}
 	topologyFlag(cmd, &path)
 	managementFlag(cmd, &mgmtURL)
+	cmd.Flags().DurationVar(&confirmTimeout, "dead-letter-confirm-timeout", envDuration("WARREN_DEAD_LETTER_CONFIRM_TIMEOUT"),
+		"the broker's dead_letter_worker_publisher_confirm_timeout, which the management API does not show, e.g. 5s (env WARREN_DEAD_LETTER_CONFIRM_TIMEOUT; default: unknown)")
 	return cmd
+}
+
+// envDuration is the duration in the environment variable name, or 0 when
+// it is unset or not a duration (the flag's own parsing then reports a bad
+// value given on the command line).
+func envDuration(name string) time.Duration {
+	d, err := time.ParseDuration(os.Getenv(name))
+	if err != nil {
+		return 0
+	}
+	return d
+}
+
+// clusterSize is the number of nodes of the broker's cluster, or 0 when
+// the management API does not say (a user without the monitoring tag).
+func clusterSize(ctx context.Context, c *mgmt.Client) int {
+	nodes, err := c.Nodes(ctx)
+	if err != nil {
+		return 0
+	}
+	return len(nodes)
 }
 
 // pending counts the changes apply or an operator has to make: all but the
@@ -181,7 +220,7 @@ type planChangeJSON struct {
 	Diffs   []planDiffJSON `json:"diffs,omitempty"`
 }
 
-func planJSON(path string, c *mgmt.Client, changes []topology.Change) any {
+func planJSON(path string, c *mgmt.Client, changes []topology.Change, warnings []string) any {
 	out := struct {
 		Version    int              `json:"version"`
 		File       string           `json:"file"`
@@ -189,7 +228,8 @@ func planJSON(path string, c *mgmt.Client, changes []topology.Change) any {
 		Vhost      string           `json:"vhost"`
 		Pending    int              `json:"pending"`
 		Changes    []planChangeJSON `json:"changes"`
-	}{Version: 1, File: path, Management: c.URL(), Vhost: c.Vhost(), Pending: pending(changes), Changes: []planChangeJSON{}}
+		Warnings   []string         `json:"warnings,omitempty"`
+	}{Version: 1, File: path, Management: c.URL(), Vhost: c.Vhost(), Pending: pending(changes), Changes: []planChangeJSON{}, Warnings: warnings}
 	for _, ch := range changes {
 		cj := planChangeJSON{Action: string(ch.Action), Kind: ch.Kind, Name: ch.Name, Derived: ch.Derived, Details: ch.Details()}
 		for _, d := range ch.Diffs {

@@ -130,9 +130,17 @@ routes:
 // queueType (classic or quorum), and connects a publisher and a worker.
 func newRun(t *testing.T, urls []string, queueType string) *run {
 	t.Helper()
-	r := &run{t: t, urls: urls, queue: "faults.work", ledger: newLedger()}
+	const queue = "faults.work"
+	return newRunOf(t, urls, queue, faultsTopology(queue, queueType))
+}
+
+// newRunOf declares the topology text, which has the work queue queue and
+// the route fault.job, on the first of urls, and connects a publisher and
+// a worker.
+func newRunOf(t *testing.T, urls []string, queue, text string) *run {
+	t.Helper()
+	r := &run{t: t, urls: urls, queue: queue, ledger: newLedger()}
 	r.log = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel).With().Timestamp().Logger()
-	text := faultsTopology(r.queue, queueType)
 	topo, err := topology.Parse("faults.yaml", []byte(text))
 	if err != nil {
 		t.Fatal(err)
@@ -253,12 +261,19 @@ func (r *run) produce(n, k int) <-chan struct{} {
 // handled or parked, stops the pool and checks the ledger.
 func (r *run) finish(produced <-chan struct{}, stop func() error) {
 	r.t.Helper()
+	r.finishWithin(produced, stop, 3*time.Minute)
+}
+
+// finishWithin is finish, waiting up to settle for the jobs once the
+// producers are done.
+func (r *run) finishWithin(produced <-chan struct{}, stop func() error, settle time.Duration) {
+	r.t.Helper()
 	select {
 	case <-produced:
 	case <-time.After(4 * time.Minute):
 		r.t.Fatal("the producers did not finish within 4 minutes")
 	}
-	deadline := time.Now().Add(3 * time.Minute)
+	deadline := time.Now().Add(settle)
 	for r.ledger.settled() < r.ledger.total() && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -15,6 +15,7 @@ type Option func(*options) error
 
 type options struct {
 	config       []string
+	advanced     []string // Erlang terms of advanced.config, each {app, [{key, value}, ...]}
 	tls          *TLSConfig
 	management   bool
 	startTimeout time.Duration
@@ -48,6 +49,29 @@ func WithConfig(lines ...string) Option {
 			return errors.Join(errs...)
 		}
 		o.config = append(o.config, lines...)
+		return nil
+	}
+}
+
+// WithAdvancedConfig adds application settings to the node's
+// advanced.config, for the keys rabbitmq.conf has no name for. Each entry
+// is one Erlang term {App, [{Key, Value}, ...]}, e.g.
+// "{rabbit, [{dead_letter_worker_publisher_confirm_timeout, 5000}]}"; the
+// file is the list of them. A term the node cannot parse makes it fail to
+// start, and the test with it.
+func WithAdvancedConfig(terms ...string) Option {
+	return func(o *options) error {
+		var errs []error
+		for _, term := range terms {
+			s := strings.TrimSpace(term)
+			if !strings.HasPrefix(s, "{") || !strings.HasSuffix(s, "}") {
+				errs = append(errs, fmt.Errorf("advanced.config term %q: want {app, [{key, value}]}", term))
+			}
+		}
+		if len(errs) > 0 {
+			return errors.Join(errs...)
+		}
+		o.advanced = append(o.advanced, terms...)
 		return nil
 	}
 }

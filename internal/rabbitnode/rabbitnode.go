@@ -312,6 +312,15 @@ func (n *Node) config() string {
 	return b.String()
 }
 
+// advancedConfig is the node's advanced.config, or "" for none.
+func (n *Node) advancedConfig() string {
+	if len(n.opts.advanced) == 0 {
+		return ""
+	}
+	return "%% Written by internal/rabbitnode for one test node.\n[\n  " +
+		strings.Join(n.opts.advanced, ",\n  ") + "\n].\n"
+}
+
 // env is the whole environment of the node's VM and of rabbitmqctl: no
 // RABBITMQ_* or ERL_* variable of the test's own environment leaks in,
 // and every path RabbitMQ would take from /etc or /var is the node's own.
@@ -393,6 +402,11 @@ func (n *Node) boot() error {
 	}
 	if err := os.WriteFile(filepath.Join(n.dir, "rabbitmq.conf"), []byte(n.config()), 0o644); err != nil {
 		return err
+	}
+	if adv := n.advancedConfig(); adv != "" {
+		if err := os.WriteFile(filepath.Join(n.dir, "advanced.config"), []byte(adv), 0o644); err != nil {
+			return err
+		}
 	}
 	out, err := os.OpenFile(filepath.Join(n.dir, "stdout.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {

@@ -105,12 +105,19 @@ func closeOkWriteFailed(err *amqp.Error) bool {
 // start, and each step leaves it running for the next.
 func TestNode(t *testing.T) {
 	t.Parallel()
-	n := Start(t, WithConfig("consumer_timeout = 5000"))
+	n := Start(t, WithConfig("consumer_timeout = 5000"),
+		WithAdvancedConfig("{rabbit, [{dead_letter_worker_publisher_confirm_timeout, 7000}]}"))
 
 	t.Run("config", func(t *testing.T) {
-		// RabbitMQ's own default is 1800000 (30 minutes).
-		if got := n.Eval(t, "application:get_env(rabbit, consumer_timeout)."); got != "{ok,5000}" {
-			t.Errorf("consumer_timeout = %s, want {ok,5000}", got)
+		for _, tc := range []struct{ key, want string }{
+			// RabbitMQ's own defaults are 1800000 (30 minutes) and
+			// 180000 (3 minutes).
+			{"consumer_timeout", "{ok,5000}"},                             // rabbitmq.conf
+			{"dead_letter_worker_publisher_confirm_timeout", "{ok,7000}"}, // advanced.config
+		} {
+			if got := n.Eval(t, "application:get_env(rabbit, "+tc.key+")."); got != tc.want {
+				t.Errorf("%s = %s, want %s", tc.key, got, tc.want)
+			}
 		}
 	})
 
@@ -303,6 +310,7 @@ func TestOptionErrors(t *testing.T) {
 	}{
 		{"config line without =", []Option{WithConfig("consumer_timeout 5000")}, []string{`"consumer_timeout 5000"`}},
 		{"two settings in a line", []Option{WithConfig("a = 1\nb = 2")}, []string{"one setting per line"}},
+		{"advanced.config term", []Option{WithAdvancedConfig("rabbit, [{x, 1}]")}, []string{`"rabbit, [{x, 1}]"`}},
 		{"every problem at once", []Option{WithConfig("x", "= 1"), WithStartTimeout(0)},
 			[]string{`"x"`, `"= 1"`, "start timeout"}},
 		{"TLS files", []Option{WithTLS(TLSConfig{CertFile: "/nonexistent/server.pem", Versions: []string{"sslv3"}})},
