@@ -1,15 +1,21 @@
 package topology
 
 import (
+	"errors"
 	"fmt"
-	"os"
 )
 
 // Load reads and resolves the topology file at path. A file with mistakes
 // returns Problems, every one found, with the warnings; a file that loads
-// keeps its warnings in Topology.Warnings.
+// keeps its warnings in Topology.Warnings. Load reads no more than
+// MaxFileSize bytes and one: a larger file is a problem too.
 func Load(path string) (*Topology, error) {
-	data, err := os.ReadFile(path)
+	data, err := readLimited(path)
+	if errors.Is(err, errTooBig) {
+		d := &decoder{file: path, p: &collector{}}
+		d.tooBig()
+		return nil, d.p.list
+	}
 	if err != nil {
 		return nil, fmt.Errorf("topology: %w", err)
 	}
@@ -17,7 +23,8 @@ func Load(path string) (*Topology, error) {
 }
 
 // Parse resolves a topology file's contents; filename is used in problem
-// positions. See Load.
+// positions. See Load. Contents over MaxFileSize, MaxNodes or MaxDepth are
+// refused before they are parsed (MaxFileSize, MaxNodes) or checked.
 func Parse(filename string, data []byte) (*Topology, error) {
 	p := &collector{}
 	d := &decoder{file: filename, p: p}

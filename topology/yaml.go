@@ -17,10 +17,6 @@ import (
 // decoding goes on, so one run shows them all. decode.go uses these to read
 // the topology file's sections.
 
-// maxNodes bounds a document's size with its aliases expanded, so that a
-// small file cannot make decoding take unbounded time ("billion laughs").
-const maxNodes = 100_000
-
 type decoder struct {
 	file string
 	p    *collector
@@ -55,6 +51,9 @@ var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 // document parses data and returns the root of its single document, or nil
 // when the file is empty or a problem was reported.
 func (d *decoder) document(data []byte) *yaml.Node {
+	if !d.small(data) {
+		return nil
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := decodeYAML(dec, &doc); err != nil {
@@ -112,6 +111,10 @@ func (d *decoder) syntaxError(data []byte, err error) {
 	if n := failingLine(data, msg); n > 0 {
 		line = n
 	}
+	if strings.HasPrefix(msg, "exceeded max depth") {
+		d.tooDeep(Pos{File: d.file, Line: line, Column: 1})
+		return
+	}
 	d.p.add(Pos{File: d.file, Line: line, Column: 1}, "", "invalid YAML: %s", msg)
 }
 
@@ -157,48 +160,6 @@ func parseAll(data []byte) error {
 			return err
 		}
 	}
-}
-
-// bounded reports whether the document stays under maxNodes with its aliases
-// expanded and has no alias inside the node it refers to; it reports a
-// problem when not.
-func (d *decoder) bounded(root *yaml.Node) bool {
-	const inProgress = -1
-	sizes := map[*yaml.Node]int{}
-	var cyclic *yaml.Node
-	var size func(n *yaml.Node) int
-	size = func(n *yaml.Node) int {
-		if s, ok := sizes[n]; ok {
-			if s == inProgress {
-				return maxNodes + 1
-			}
-			return s
-		}
-		sizes[n] = inProgress
-		total := 1
-		if n.Kind == yaml.AliasNode && n.Alias != nil {
-			if s, ok := sizes[n.Alias]; ok && s == inProgress && cyclic == nil {
-				cyclic = n
-			}
-			total += size(n.Alias)
-		}
-		for _, c := range n.Content {
-			total = min(total+size(c), maxNodes+1)
-		}
-		sizes[n] = total
-		return total
-	}
-	if size(root) <= maxNodes {
-		return true
-	}
-	if cyclic != nil {
-		d.p.add(d.pos(cyclic), "an alias cannot refer to a node that contains it",
-			"alias *%s refers to the node it is part of", cyclic.Value)
-	} else {
-		d.p.add(d.pos(root), "write the file out without so many aliases",
-			"the document is too large with its aliases expanded (more than %d nodes)", maxNodes)
-	}
-	return false
 }
 
 // resolve follows aliases to the node they stand for.
