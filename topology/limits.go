@@ -14,8 +14,8 @@ import (
 // unbounded memory or time. Each is far above what a broker holds: a file
 // with 50,000 queues, each with a binding and a route, and an exchange for
 // every 100 of them, is 7.5 MB, 752,000 nodes, and 1,303,000 nodes by the
-// count made before parsing; it nests 4 levels deep. docs/topology.md#limits
-// lists them with their errors.
+// count made before parsing; it nests 4 levels deep and has 150,500
+// entities. docs/topology.md#limits lists them with their errors.
 const (
 	// MaxFileSize is the largest topology file, in bytes. Load reads no
 	// more than this (and one byte) of a file.
@@ -29,6 +29,11 @@ const (
 	// MaxDepth is how deep a topology file's collections may nest, aliases
 	// followed; the document's top-level mapping is at depth 1.
 	MaxDepth = 64
+	// MaxEntities is the most entries a topology file's exchanges, queues,
+	// bindings and routes may have in all. It bounds the memory a file of
+	// terse entries takes within MaxNodes: a queue written as its name and
+	// a colon costs about 4 KB to check and resolve.
+	MaxEntities = 250_000
 )
 
 // splitHint is what to do about a file over a limit.

@@ -80,6 +80,21 @@ func TestLimits(t *testing.T) {
 			maxAlloc: 1 * mb,
 		},
 		{
+			name: "more than MaxEntities",
+			data: func() []byte {
+				var b strings.Builder
+				b.WriteString("queues:\n")
+				for i := range MaxEntities + 1000 {
+					fmt.Fprintf(&b, "  q%d:\n", i)
+				}
+				return []byte(b.String())
+			},
+			// At the first entry past the limit.
+			want: fmt.Sprintf("t.yaml:%d:3: the file declares more than 250000 exchanges, queues, bindings and routes in all (topology.MaxEntities)", MaxEntities+2),
+			// The entries up to the limit are decoded.
+			maxAlloc: 768 * mb,
+		},
+		{
 			name:     "larger than MaxFileSize",
 			data:     func() []byte { return []byte("# " + strings.Repeat("x", MaxFileSize) + "\n") },
 			want:     "t.yaml:1:1: the file is larger than 64 MiB, the most a topology file may be (topology.MaxFileSize)",
@@ -281,5 +296,78 @@ func TestCountNodes(t *testing.T) {
 		if got := countNodes([]byte(tt.data), tt.limit); got != tt.want {
 			t.Errorf("countNodes(%q, %d) = %d, want %d", tt.data, tt.limit, got, tt.want)
 		}
+	}
+}
+
+// TestProblemsAreCapped checks that a file with a great many problems lists
+// the first maxProblems found and says so, without building the rest: an
+// alias to a mapping of unknown keys, used as every queue's settings, makes
+// a 19 KB file with 950,000 problems.
+func TestProblemsAreCapped(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("x-a: &a {")
+	for i := range 950 {
+		fmt.Fprintf(&b, "k%d: 1, ", i)
+	}
+	b.WriteString("}\nqueues:\n")
+	for i := range 1000 {
+		fmt.Fprintf(&b, "  q%d: *a\n", i)
+	}
+	data := []byte(b.String())
+	var err error
+	n := allocated(func() { _, err = Parse("t.yaml", data) })
+	ps := problemsOf(t, err)
+	if len(ps) != maxProblems+1 {
+		t.Errorf("%d problems, want %d and one saying there are more", len(ps), maxProblems)
+	}
+	want := fmt.Sprintf("t.yaml:1:1: only the first %d problems found are listed", maxProblems)
+	if got := brief(ps[:1]); got[0] != want {
+		t.Errorf("first problem %q, want %q", got[0], want)
+	}
+	// The aliases stand for a million nodes, each decoded.
+	if n > 256<<20 {
+		t.Errorf("Parse allocated %d MB, want at most 256 MB", n>>20)
+	}
+}
+
+// TestWarningsAreCapped checks that a file with more warnings than
+// maxProblems loads, with the first ones and a warning saying there are
+// more.
+func TestWarningsAreCapped(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("queues:\n")
+	for i := range maxProblems + 10 {
+		fmt.Fprintf(&b, "  q%d:\n", i) // not bound: a warning each
+	}
+	top, err := Parse("t.yaml", []byte(b.String()))
+	if err != nil {
+		t.Fatalf("Parse: %.1000v", err)
+	}
+	if got := len(top.Warnings); got != maxProblems+1 {
+		t.Errorf("%d warnings, want %d and one saying there are more", got, maxProblems)
+	}
+	if w := top.Warnings[0]; !w.Warning || !strings.HasPrefix(w.Message, "only the first") {
+		t.Errorf("first warning %v, want one saying there are more", w)
+	}
+}
+
+// TestMemoryPerEntity bounds what Parse allocates for each entity of a
+// file, so that a small file of many terse entries (a queue is a name and
+// a colon) cannot take gigabytes.
+func TestMemoryPerEntity(t *testing.T) {
+	const n, perQueue = 20_000, 4608
+	var b strings.Builder
+	b.WriteString("queues:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "  q%d:\n", i)
+	}
+	data := []byte(b.String())
+	var err error
+	got := allocated(func() { _, err = Parse("t.yaml", data) })
+	if err != nil {
+		t.Fatalf("Parse: %.1000v", err)
+	}
+	if got > n*perQueue {
+		t.Errorf("Parse allocated %d bytes a queue, want at most %d", got/n, perQueue)
 	}
 }

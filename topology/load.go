@@ -36,26 +36,11 @@ func Parse(filename string, data []byte) (*Topology, error) {
 	if root == nil && !p.failed() {
 		p.warn(Pos{File: filename, Line: 1, Column: 1}, "declare exchanges, queues, bindings and routes", "the file is empty")
 	}
-	list := dedupe(p.list)
-	list.sort()
+	list := p.problems(filename)
 	if p.failed() {
 		return nil, list
 	}
 	t := derive(f)
 	t.Warnings = list
 	return t, nil
-}
-
-// dedupe drops repeated problems: a node that aliases refer to several
-// times is decoded, and reported, each time.
-func dedupe(ps Problems) Problems {
-	seen := map[Problem]bool{}
-	var out Problems
-	for _, p := range ps {
-		if !seen[p] {
-			seen[p] = true
-			out = append(out, p)
-		}
-	}
-	return out
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -23,15 +25,17 @@ type decoder struct {
 	// meant lists the known keys that unknown keys were probably meant to
 	// be, in the order found.
 	meant []string
+	// entities counts the sections' entries decoded (see counted).
+	entities int
 }
 
 // entry decodes one entry of a section with fn, which reports whether the
 // value was a mapping, and returns what decoding learned about it.
 func (d *decoder) entry(fn func() bool) entry {
-	problems, meant := len(d.p.list), len(d.meant)
+	problems, meant := d.p.reported, len(d.meant)
 	var e entry
 	e.broken = !fn()
-	e.suspect = len(d.p.list) > problems
+	e.suspect = d.p.reported > problems
 	for _, k := range d.meant[meant:] {
 		if e.meant == nil {
 			e.meant = map[string]bool{}
@@ -267,6 +271,15 @@ const extensionKeys = "x-*"
 // object reads a mapping whose keys are fixed. An empty (null) value is an
 // empty object. It reports whether the value was a mapping (or empty).
 func (d *decoder) object(n *yaml.Node, what string, fs fields) bool {
+	return objectOf(d, n, what, fs, func(f func(key, val *yaml.Node), key, val *yaml.Node) { f(key, val) })
+}
+
+// objectOf reads a mapping whose keys are fixed, as object does, with a
+// table from each key it knows to a value that read uses to read the key's
+// value. The tables of the sections' entries are package variables of
+// functions that take the entry: built once, rather than once for each
+// entry of a file that may have tens of thousands.
+func objectOf[F any](d *decoder, n *yaml.Node, what string, fs map[string]F, read func(f F, key, val *yaml.Node)) bool {
 	n = resolve(n)
 	if isNull(n) {
 		return true
@@ -281,31 +294,32 @@ func (d *decoder) object(n *yaml.Node, what string, fs fields) bool {
 			f, ok = fs[extensionKeys]
 		}
 		if !ok {
-			d.unknownKey(kv.key, what, fs)
+			d.unknownKey(kv.key, what, maps.Keys(fs))
 			continue
 		}
-		f(kv.key, resolve(kv.val))
+		read(f, kv.key, resolve(kv.val))
 	}
 	return true
 }
 
 var retryKeys = []string{"max_attempts", "initial_interval", "max_interval", "multiplier", "jitter"}
 
-func (d *decoder) unknownKey(k *yaml.Node, what string, fs fields) {
-	known := make([]string, 0, len(fs))
-	for name := range fs {
-		if name != extensionKeys {
-			known = append(known, name)
-		}
+// unknownKey reports key k of an object that knows keys.
+func (d *decoder) unknownKey(k *yaml.Node, what string, keys iter.Seq[string]) {
+	if d.p.full() {
+		// Not listed: no need for a hint, whose search is the costly part.
+		d.p.add(d.pos(k), "", "unknown key")
+		return
 	}
+	known := slices.DeleteFunc(slices.Collect(keys), func(name string) bool { return name == extensionKeys })
 	hint := suggest(k.Value, known)
 	if m := closest(k.Value, known); m != "" {
 		d.meant = append(d.meant, m)
 	}
-	switch _, hasRetry := fs["retry"]; {
-	case hasRetry && slices.Contains(retryKeys, k.Value):
+	switch {
+	case slices.Contains(known, "retry") && slices.Contains(retryKeys, k.Value):
 		hint = fmt.Sprintf("%s goes in the retry block: retry: {%s: ...}", k.Value, k.Value)
-	case strings.HasPrefix(k.Value, "x-") && fs["arguments"] != nil:
+	case strings.HasPrefix(k.Value, "x-") && slices.Contains(known, "arguments"):
 		hint = fmt.Sprintf("raw arguments go in the arguments block: arguments: {%s: ...}", k.Value)
 	}
 	d.p.add(d.pos(k), hint, "unknown key %q in %s", k.Value, what)
