@@ -227,7 +227,13 @@ var bindingFields = map[string]bindingField{
 		if v.Kind == yaml.SequenceNode && len(items) == 0 {
 			d.p.add(keys.pos, "list at least one key, or use routing_key", "routing_keys is empty")
 		}
-		for _, item := range items {
+		for i, item := range items {
+			// Each key is a binding of its own: the binding's entry
+			// counted the first.
+			if i > 0 && !d.counted(item) {
+				keys.bad = true
+				break
+			}
 			k := d.str("a routing key", item)
 			keys.bad = keys.bad || k.bad
 			keys.v = append(keys.v, k)

@@ -29,8 +29,8 @@ const (
 	// MaxDepth is how deep a topology file's collections may nest, aliases
 	// followed; the document's top-level mapping is at depth 1.
 	MaxDepth = 64
-	// MaxEntities is the most entries a topology file's exchanges, queues,
-	// bindings and routes may have in all. It bounds the memory a file of
+	// MaxEntities is the most exchanges, queues, bindings (one for each
+	// routing key) and routes a topology file may declare in all. It bounds the memory a file of
 	// terse entries takes within MaxNodes: a queue written as its name and
 	// a colon costs about 4 KB to check and resolve.
 	MaxEntities = 250_000

@@ -42,6 +42,16 @@ func nestedArgument(depth int) string {
 		strings.Repeat("[", lists) + "1" + strings.Repeat("]", lists) + "\n"
 }
 
+// listWidth is the width of the first n keys of the routing_keys list that
+// TestLimits writes.
+func listWidth(n int) int {
+	w := 0
+	for i := range n {
+		w += len(fmt.Sprintf("k%d, ", i))
+	}
+	return w
+}
+
 // TestLimits checks that files past a limit are refused with a problem that
 // names it, and that refusing them takes little memory: a file too large is
 // refused before the YAML library builds its tree.
@@ -92,6 +102,24 @@ func TestLimits(t *testing.T) {
 			// At the first entry past the limit.
 			want: fmt.Sprintf("t.yaml:%d:3: the file declares more than 250000 exchanges, queues, bindings and routes in all (topology.MaxEntities)", MaxEntities+2),
 			// The entries up to the limit are decoded.
+			maxAlloc: 768 * mb,
+		},
+		{
+			name: "more than MaxEntities in routing keys",
+			data: func() []byte {
+				var b strings.Builder
+				b.WriteString("exchanges: {x: {type: direct}}\nqueues: {q: }\nbindings:\n  - {exchange: x, queue: q, routing_keys: [")
+				for i := range MaxEntities + 1000 {
+					fmt.Fprintf(&b, "k%d, ", i)
+				}
+				b.WriteString("]}\n")
+				return []byte(b.String())
+			},
+			// The exchange and the queue are two entities, the binding
+			// with its first key the third: the key past the limit is
+			// at index MaxEntities-2.
+			want: fmt.Sprintf("t.yaml:4:%d: the file declares more than 250000 exchanges, queues, bindings and routes in all (topology.MaxEntities)",
+				len("  - {exchange: x, queue: q, routing_keys: [")+listWidth(MaxEntities-2)+1),
 			maxAlloc: 768 * mb,
 		},
 		{
