@@ -37,6 +37,16 @@ func derive(f *fileSpec) *Topology {
 		overrides:    map[string]retrySpec{},
 	}
 	defaultType := f.defaults.queueType.or(Quorum)
+	// Room for everything at once: a file may hold tens of thousands of
+	// entities, and growing the slices entity by entity copies each
+	// several times.
+	fileBindings := 0
+	for _, b := range f.bindings {
+		fileBindings += len(b.routingKeys())
+	}
+	t.Exchanges = make([]Exchange, 0, len(f.exchanges)+1+DelayLevels+2)
+	t.Queues = make([]Queue, 0, 3*len(f.queues)+DelayLevels+1)
+	t.Bindings = make([]Binding, 0, fileBindings+2*len(f.queues)+2*DelayLevels+1)
 
 	for _, x := range f.exchanges {
 		var args Table
@@ -54,8 +64,9 @@ func derive(f *fileSpec) *Topology {
 		})
 	}
 
-	var deadLetterQueues, quarantineQueues []Queue
-	var deadLetterBindings []Binding
+	deadLetterQueues := make([]Queue, 0, len(f.queues))
+	quarantineQueues := make([]Queue, 0, len(f.queues))
+	deadLetterBindings := make([]Binding, 0, len(f.queues))
 	for _, qs := range f.queues {
 		q := workQueue(qs, qs.typ.or(defaultType), defaults)
 		q.QuarantineQueue = QuarantineQueueName(q.Name)
@@ -209,7 +220,7 @@ func workQueue(qs *queueSpec, typ string, defaults RetryPolicy) Queue {
 // deriveDelays adds the delay cascade (see delay.go), its queues of type
 // typ, with a route from DelayDeliverExchange to every work queue.
 func deriveDelays(t *Topology, typ string) {
-	var workQueues []string
+	workQueues := make([]string, 0, len(t.Queues))
 	for _, q := range t.Queues {
 		if !q.Derived {
 			workQueues = append(workQueues, q.Name)

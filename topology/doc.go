@@ -14,6 +14,13 @@
 //	topology.yaml:12:5: max_priority is for classic queues only, and queue "emails" is quorum
 //		hint: remove max_priority, or make the queue classic (type: classic)
 //
+// A file larger than MaxFileSize, with more than MaxNodes YAML nodes,
+// nested deeper than MaxDepth or with more than MaxEntities entries is
+// refused with one problem naming the limit, before the YAML parser builds
+// anything for the first two: no file can make loading take unbounded memory
+// or time, and files with tens of thousands of queues load. At most 1,000
+// problems are listed.
+//
 // A file that loads is resolved into a Topology: the file's entities with
 // the exact AMQP arguments they are declared with, followed by the entities
 // warren derives from them (all marked Derived):

@@ -1,15 +1,21 @@
 package topology
 
 import (
+	"errors"
 	"fmt"
-	"os"
 )
 
 // Load reads and resolves the topology file at path. A file with mistakes
 // returns Problems, every one found, with the warnings; a file that loads
-// keeps its warnings in Topology.Warnings.
+// keeps its warnings in Topology.Warnings. Load reads no more than
+// MaxFileSize bytes and one: a larger file is a problem too.
 func Load(path string) (*Topology, error) {
-	data, err := os.ReadFile(path)
+	data, err := readLimited(path)
+	if errors.Is(err, errTooBig) {
+		d := &decoder{file: path, p: &collector{}}
+		d.tooBig()
+		return nil, d.p.list
+	}
 	if err != nil {
 		return nil, fmt.Errorf("topology: %w", err)
 	}
@@ -17,7 +23,8 @@ func Load(path string) (*Topology, error) {
 }
 
 // Parse resolves a topology file's contents; filename is used in problem
-// positions. See Load.
+// positions. See Load. Contents over MaxFileSize, MaxNodes or MaxDepth are
+// refused before they are parsed (MaxFileSize, MaxNodes) or checked.
 func Parse(filename string, data []byte) (*Topology, error) {
 	p := &collector{}
 	d := &decoder{file: filename, p: p}
@@ -29,26 +36,11 @@ func Parse(filename string, data []byte) (*Topology, error) {
 	if root == nil && !p.failed() {
 		p.warn(Pos{File: filename, Line: 1, Column: 1}, "declare exchanges, queues, bindings and routes", "the file is empty")
 	}
-	list := dedupe(p.list)
-	list.sort()
+	list := p.problems(filename)
 	if p.failed() {
 		return nil, list
 	}
 	t := derive(f)
 	t.Warnings = list
 	return t, nil
-}
-
-// dedupe drops repeated problems: a node that aliases refer to several
-// times is decoded, and reported, each time.
-func dedupe(ps Problems) Problems {
-	seen := map[Problem]bool{}
-	var out Problems
-	for _, p := range ps {
-		if !seen[p] {
-			seen[p] = true
-			out = append(out, p)
-		}
-	}
-	return out
 }

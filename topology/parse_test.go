@@ -206,7 +206,7 @@ g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f,*f]
 h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g,*g]
 i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h,*h]
 `,
-			want: []string{"t.yaml:1:1: the document is too large with its aliases expanded (more than 100000 nodes)"},
+			want: []string{"t.yaml:1:1: the document is too large with its aliases expanded: more than 2000000 YAML nodes (topology.MaxNodes)"},
 		},
 		{
 			name: "dead-letter routing key that leads nowhere is fine, one that loops is not",

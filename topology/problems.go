@@ -95,26 +95,85 @@ func (ps Problems) sort() {
 	})
 }
 
-// collector collects problems during parsing and checking.
+// maxProblems is the most problems one file lists. Past it, more would
+// only repeat what to fix, and a small file can make a great many: an alias
+// to a mapping of unknown keys, used as the settings of every queue, is
+// reported once for each key in each queue.
+const maxProblems = 1000
+
+// collector collects problems during parsing and checking: each problem
+// once (a node that aliases refer to several times is decoded, and
+// reported, each time), and no more than maxProblems of them.
 type collector struct {
 	list Problems
+	seen map[Problem]bool // the problems in list
+	// reported counts every problem reported, listed or not, so that
+	// decoding can tell whether a value had one.
+	reported int
+	// over counts the problems past maxProblems, and overErrors the errors
+	// among them.
+	over, overErrors int
 }
 
 func (c *collector) add(p Pos, hint, format string, args ...any) {
-	c.list = append(c.list, Problem{Pos: p, Message: fmt.Sprintf(format, args...), Hint: hint})
+	c.put(false, p, hint, format, args)
 }
 
 func (c *collector) warn(p Pos, hint, format string, args ...any) {
-	c.list = append(c.list, Problem{Pos: p, Message: fmt.Sprintf(format, args...), Hint: hint, Warning: true})
+	c.put(true, p, hint, format, args)
 }
 
+func (c *collector) put(warning bool, p Pos, hint, format string, args []any) {
+	c.reported++
+	if c.full() {
+		c.over++
+		if !warning {
+			c.overErrors++
+		}
+		return
+	}
+	problem := Problem{Pos: p, Message: fmt.Sprintf(format, args...), Hint: hint, Warning: warning}
+	if c.seen[problem] {
+		return
+	}
+	if c.seen == nil {
+		c.seen = map[Problem]bool{}
+	}
+	c.seen[problem] = true
+	c.list = append(c.list, problem)
+}
+
+// full reports whether the list holds maxProblems problems: those reported
+// from now on are counted, not listed, and whoever reports one may skip
+// working out its message.
+func (c *collector) full() bool { return len(c.list) >= maxProblems }
+
 func (c *collector) failed() bool {
+	if c.overErrors > 0 {
+		return true
+	}
 	for _, p := range c.list {
 		if !p.Warning {
 			return true
 		}
 	}
 	return false
+}
+
+// problems returns the problems listed, sorted, followed by one saying
+// there were more when there were: an error when any of those was one.
+func (c *collector) problems(file string) Problems {
+	list := c.list
+	if c.over > 0 {
+		list = append(list, Problem{
+			Pos:     Pos{File: file, Line: 1, Column: 1},
+			Message: fmt.Sprintf("only the first %d problems found are listed", maxProblems),
+			Hint:    "fix them and validate the file again",
+			Warning: c.overErrors == 0,
+		})
+	}
+	list.sort()
+	return list
 }
 
 // suggest returns a hint naming the candidate closest to word, or listing

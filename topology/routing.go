@@ -2,6 +2,7 @@ package topology
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -17,6 +18,91 @@ type edge struct {
 	wild       bool // matches any key
 	args       Table
 	pos        Pos
+}
+
+// edgeIndex finds the edges that may match a routing key without trying
+// every edge of the source exchange: a file with tens of thousands of
+// bindings and routes on one exchange would take minutes otherwise. Each
+// map is by source exchange; the edges are indexes into checker.edges, in
+// file order.
+type edgeIndex struct {
+	all map[string][]int
+	// exact holds, by key, the edges that match that key and no other:
+	// direct bindings, and topic bindings without a "*" or "#" word.
+	exact map[string]map[string][]int
+	// prefixed holds the other topic bindings by their words before the
+	// first "*" or "#" (see wordsPrefix): they match only keys that start
+	// with those words.
+	prefixed map[string]map[string][]int
+	// loose holds the rest.
+	loose map[string][]int
+}
+
+// index builds c.byEdge from c.edges; checkBindings fills c.edges.
+func (c *checker) index() {
+	x := edgeIndex{all: map[string][]int{}, exact: map[string]map[string][]int{},
+		prefixed: map[string]map[string][]int{}, loose: map[string][]int{}}
+	add := func(m map[string]map[string][]int, src, key string, i int) {
+		if m[src] == nil {
+			m[src] = map[string][]int{}
+		}
+		m[src][key] = append(m[src][key], i)
+	}
+	for i, e := range c.edges {
+		x.all[e.src] = append(x.all[e.src], i)
+		kind, _ := c.exchangeKind(e.src)
+		switch {
+		case e.wild || (kind != KindDirect && kind != KindTopic):
+			x.loose[e.src] = append(x.loose[e.src], i)
+		case kind == KindDirect:
+			add(x.exact, e.src, e.key, i)
+		default:
+			words := topicWords(e.key)
+			wild := slices.IndexFunc(words, func(w string) bool { return w == "*" || w == "#" })
+			if wild < 0 {
+				add(x.exact, e.src, e.key, i)
+			} else {
+				add(x.prefixed, e.src, wordsPrefix(words[:wild]), i)
+			}
+		}
+	}
+	c.byEdge = x
+}
+
+// wordsPrefix writes the first words of a key so that each prefix of a key
+// has its own string: "" for none, and each word followed by a dot.
+func wordsPrefix(words []string) string {
+	if len(words) == 0 {
+		return ""
+	}
+	return strings.Join(words, ".") + "."
+}
+
+// candidates returns, in file order, the edges from exchange src that may
+// match routing key *key (any key when nil).
+func (c *checker) candidates(src string, key *string) []int {
+	if key == nil {
+		return c.byEdge.all[src]
+	}
+	lists := [][]int{c.byEdge.exact[src][*key], c.byEdge.loose[src]}
+	if byPrefix := c.byEdge.prefixed[src]; len(byPrefix) > 0 {
+		words := topicWords(*key)
+		for n := 0; n <= len(words); n++ {
+			lists = append(lists, byPrefix[wordsPrefix(words[:n])])
+		}
+	}
+	var out []int
+	nonEmpty := 0
+	for _, l := range lists {
+		if len(l) > 0 {
+			out = append(out, l...)
+			nonEmpty++
+		}
+	}
+	if nonEmpty > 1 {
+		slices.Sort(out)
+	}
+	return out
 }
 
 // reached is where messages published to an exchange can land.
@@ -54,8 +140,9 @@ func (c *checker) reach(start string, key *string) reached {
 			r.unknown = true
 		}
 		matched := false
-		for _, e := range c.edges {
-			if e.src != x || !(e.wild || bindingMatches(kind, e.key, key)) {
+		for _, i := range c.candidates(x, key) {
+			e := c.edges[i]
+			if !(e.wild || bindingMatches(kind, e.key, key)) {
 				continue
 			}
 			matched = true

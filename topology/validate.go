@@ -60,6 +60,7 @@ type checker struct {
 	queues    map[string]*queueSpec
 	defaults  RetryPolicy
 	edges     []edge // the file's bindings whose ends are known
+	byEdge    edgeIndex
 }
 
 func newChecker(f *fileSpec, p *collector) *checker {
@@ -83,6 +84,7 @@ func (c *checker) check() {
 	c.checkExchanges()
 	c.checkQueues()
 	c.checkBindings()
+	c.index()
 	c.checkRoutes()
 	c.checkRetries()
 	c.checkRouting()

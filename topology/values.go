@@ -251,11 +251,11 @@ func (d *decoder) argValue(key string, v *yaml.Node) (any, bool) {
 // table reads a mapping of AMQP arguments, reporting whether all of it was
 // valid.
 func (d *decoder) table(key string, v *yaml.Node, fn func(name string, k *yaml.Node, value any)) bool {
-	before := len(d.p.list)
+	before := d.p.reported
 	ok := d.names(v, key, func(name string, k, val *yaml.Node) {
 		if x, ok := d.argValue(name, val); ok {
 			fn(name, k, x)
 		}
 	})
-	return ok && len(d.p.list) == before
+	return ok && d.p.reported == before
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -17,25 +19,23 @@ import (
 // decoding goes on, so one run shows them all. decode.go uses these to read
 // the topology file's sections.
 
-// maxNodes bounds a document's size with its aliases expanded, so that a
-// small file cannot make decoding take unbounded time ("billion laughs").
-const maxNodes = 100_000
-
 type decoder struct {
 	file string
 	p    *collector
 	// meant lists the known keys that unknown keys were probably meant to
 	// be, in the order found.
 	meant []string
+	// entities counts the sections' entries decoded (see counted).
+	entities int
 }
 
 // entry decodes one entry of a section with fn, which reports whether the
 // value was a mapping, and returns what decoding learned about it.
 func (d *decoder) entry(fn func() bool) entry {
-	problems, meant := len(d.p.list), len(d.meant)
+	problems, meant := d.p.reported, len(d.meant)
 	var e entry
 	e.broken = !fn()
-	e.suspect = len(d.p.list) > problems
+	e.suspect = d.p.reported > problems
 	for _, k := range d.meant[meant:] {
 		if e.meant == nil {
 			e.meant = map[string]bool{}
@@ -55,6 +55,9 @@ var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 // document parses data and returns the root of its single document, or nil
 // when the file is empty or a problem was reported.
 func (d *decoder) document(data []byte) *yaml.Node {
+	if !d.small(data) {
+		return nil
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := decodeYAML(dec, &doc); err != nil {
@@ -112,6 +115,10 @@ func (d *decoder) syntaxError(data []byte, err error) {
 	if n := failingLine(data, msg); n > 0 {
 		line = n
 	}
+	if strings.HasPrefix(msg, "exceeded max depth") {
+		d.tooDeep(Pos{File: d.file, Line: line, Column: 1})
+		return
+	}
 	d.p.add(Pos{File: d.file, Line: line, Column: 1}, "", "invalid YAML: %s", msg)
 }
 
@@ -157,48 +164,6 @@ func parseAll(data []byte) error {
 			return err
 		}
 	}
-}
-
-// bounded reports whether the document stays under maxNodes with its aliases
-// expanded and has no alias inside the node it refers to; it reports a
-// problem when not.
-func (d *decoder) bounded(root *yaml.Node) bool {
-	const inProgress = -1
-	sizes := map[*yaml.Node]int{}
-	var cyclic *yaml.Node
-	var size func(n *yaml.Node) int
-	size = func(n *yaml.Node) int {
-		if s, ok := sizes[n]; ok {
-			if s == inProgress {
-				return maxNodes + 1
-			}
-			return s
-		}
-		sizes[n] = inProgress
-		total := 1
-		if n.Kind == yaml.AliasNode && n.Alias != nil {
-			if s, ok := sizes[n.Alias]; ok && s == inProgress && cyclic == nil {
-				cyclic = n
-			}
-			total += size(n.Alias)
-		}
-		for _, c := range n.Content {
-			total = min(total+size(c), maxNodes+1)
-		}
-		sizes[n] = total
-		return total
-	}
-	if size(root) <= maxNodes {
-		return true
-	}
-	if cyclic != nil {
-		d.p.add(d.pos(cyclic), "an alias cannot refer to a node that contains it",
-			"alias *%s refers to the node it is part of", cyclic.Value)
-	} else {
-		d.p.add(d.pos(root), "write the file out without so many aliases",
-			"the document is too large with its aliases expanded (more than %d nodes)", maxNodes)
-	}
-	return false
 }
 
 // resolve follows aliases to the node they stand for.
@@ -306,6 +271,15 @@ const extensionKeys = "x-*"
 // object reads a mapping whose keys are fixed. An empty (null) value is an
 // empty object. It reports whether the value was a mapping (or empty).
 func (d *decoder) object(n *yaml.Node, what string, fs fields) bool {
+	return objectOf(d, n, what, fs, func(f func(key, val *yaml.Node), key, val *yaml.Node) { f(key, val) })
+}
+
+// objectOf reads a mapping whose keys are fixed, as object does, with a
+// table from each key it knows to a value that read uses to read the key's
+// value. The tables of the sections' entries are package variables of
+// functions that take the entry: built once, rather than once for each
+// entry of a file that may have tens of thousands.
+func objectOf[F any](d *decoder, n *yaml.Node, what string, fs map[string]F, read func(f F, key, val *yaml.Node)) bool {
 	n = resolve(n)
 	if isNull(n) {
 		return true
@@ -320,31 +294,32 @@ func (d *decoder) object(n *yaml.Node, what string, fs fields) bool {
 			f, ok = fs[extensionKeys]
 		}
 		if !ok {
-			d.unknownKey(kv.key, what, fs)
+			d.unknownKey(kv.key, what, maps.Keys(fs))
 			continue
 		}
-		f(kv.key, resolve(kv.val))
+		read(f, kv.key, resolve(kv.val))
 	}
 	return true
 }
 
 var retryKeys = []string{"max_attempts", "initial_interval", "max_interval", "multiplier", "jitter"}
 
-func (d *decoder) unknownKey(k *yaml.Node, what string, fs fields) {
-	known := make([]string, 0, len(fs))
-	for name := range fs {
-		if name != extensionKeys {
-			known = append(known, name)
-		}
+// unknownKey reports key k of an object that knows keys.
+func (d *decoder) unknownKey(k *yaml.Node, what string, keys iter.Seq[string]) {
+	if d.p.full() {
+		// Not listed: no need for a hint, whose search is the costly part.
+		d.p.add(d.pos(k), "", "unknown key")
+		return
 	}
+	known := slices.DeleteFunc(slices.Collect(keys), func(name string) bool { return name == extensionKeys })
 	hint := suggest(k.Value, known)
 	if m := closest(k.Value, known); m != "" {
 		d.meant = append(d.meant, m)
 	}
-	switch _, hasRetry := fs["retry"]; {
-	case hasRetry && slices.Contains(retryKeys, k.Value):
+	switch {
+	case slices.Contains(known, "retry") && slices.Contains(retryKeys, k.Value):
 		hint = fmt.Sprintf("%s goes in the retry block: retry: {%s: ...}", k.Value, k.Value)
-	case strings.HasPrefix(k.Value, "x-") && fs["arguments"] != nil:
+	case strings.HasPrefix(k.Value, "x-") && slices.Contains(known, "arguments"):
 		hint = fmt.Sprintf("raw arguments go in the arguments block: arguments: {%s: ...}", k.Value)
 	}
 	d.p.add(d.pos(k), hint, "unknown key %q in %s", k.Value, what)
