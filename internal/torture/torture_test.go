@@ -221,7 +221,8 @@ func TestTorture(t *testing.T) {
 	}
 	stopped = true
 
-	parkedN := readDeadLetters(t, url, p, l)
+	rr := replayKilledMidway(t, url, p, l)
+	parkedN := readDeadLetters(t, url, p, l, rr.Queue)
 	v := l.check()
 	starts, crashes, killed, failures := 0, 0, 0, []string(nil)
 	for _, s := range sups {
@@ -231,9 +232,13 @@ func TestTorture(t *testing.T) {
 	restarts := starts - len(sups)
 	t.Logf("torture: worker exits: %d from kill jobs, %d SIGKILLed from outside, %d other; %d dead letters read",
 		crashes, killed, len(failures), parkedN)
-	fmt.Printf("torture ledger: seed=%d jobs=%d handled=%d parked=%d lost=%d duplicates=%d unexpected=%d crash_innocent=%d unconfirmed=%d kills=%d restarts=%d closed_connections=%d broker=%s\n",
+	fmt.Printf("torture ledger: seed=%d jobs=%d handled=%d parked=%d lost=%d duplicates=%d unexpected=%d crash_innocent=%d unconfirmed=%d kills=%d restarts=%d closed_connections=%d replay_killed_at=%d/%d replay_lost=%d replay_twice=%d broker=%s\n",
 		cfg.seed, l.confirmed, v.Handled, v.Parked, len(v.Lost), v.Duplicates, len(v.Unexpected), len(v.CrashInnocent), v.Unconfirmed,
-		killed, restarts, closes, version)
+		killed, restarts, closes, rr.KilledAfterMove, rr.Before, len(rr.Lost), rr.Both, version)
+	if len(rr.Lost) > 0 {
+		t.Errorf("%s: a replay of %s killed mid-way lost %d of %d jobs (in neither the dead-letter queue nor the replay's target):\n%s",
+			replay, rr.Queue, len(rr.Lost), rr.Before, first(rr.Lost, 20))
+	}
 
 	if len(v.Lost) > 0 {
 		t.Errorf("%s: %d confirmed jobs lost:\n%s", replay, len(v.Lost), first(v.Lost, 20))
@@ -329,9 +334,9 @@ func pending(t *testing.T, url string, p *plan) int {
 	return n
 }
 
-// readDeadLetters reads every dead-letter queue of the run into the
-// ledger and returns how many messages it read.
-func readDeadLetters(t *testing.T, url string, p *plan, l *ledger) int {
+// readDeadLetters reads every dead-letter queue of the run but skip into
+// the ledger and returns how many messages it read.
+func readDeadLetters(t *testing.T, url string, p *plan, l *ledger, skip string) int {
 	t.Helper()
 	c, err := amqp.Dial(url)
 	if err != nil {
@@ -345,6 +350,9 @@ func readDeadLetters(t *testing.T, url string, p *plan, l *ledger) int {
 	n := 0
 	for _, q := range p.Queues {
 		dlq := topology.DeadLetterQueueName(q)
+		if dlq == skip {
+			continue
+		}
 		for {
 			d, ok, err := ch.Get(dlq, true)
 			if err != nil {
