@@ -18,7 +18,14 @@
 //     is not a job: the job is published (confirmed) to the queue's
 //     dead-letter queue with headers saying why, then acked.
 //
-// A panic in a handler is recovered and counts as a failure. On shutdown
+// A panic in a handler is recovered and counts as a failure. A job that
+// kills its worker process cannot be recovered: the broker delivers it
+// again, marked redelivered, together with every other job the dead
+// worker held. The Pool moves such suspects to the queue's quarantine and
+// runs them there one at a time, alone, so a crash is counted only against
+// the job that was running; at the crash limit (WithCrashLimit) the job is
+// dead-lettered with class crash, and the innocent jobs run once each
+// (quarantine.go, and docs/retries.md). On shutdown
 // (the ctx given to Run ends) the Pool stops its consumers, lets the jobs
 // in flight finish within a deadline, returns the jobs it had prefetched
 // to their queue, sends the last acks and closes its channels.
