@@ -155,7 +155,9 @@ routes:
 	leader.Kill(t)
 	time.Sleep(14 * time.Second)
 	leader.Restart(t)
-	r.finishWithin(produced, stop, timeout+failoverDelay+2*time.Minute)
+	// Twice the timeout: a move sent again after one timeout whose confirm
+	// is lost too waits a second one; a job still missing after that is lost.
+	r.finishWithin(produced, stop, 2*timeout+failoverDelay+2*time.Minute)
 	rl.report(t, timeout, started, killed)
 }
 
