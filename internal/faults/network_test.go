@@ -98,9 +98,10 @@ type netProxy struct {
 	url   string // the node's URL, with the proxy's address
 }
 
-// The toxics a netProxy keeps on every link from the start: resets,
-// dormant (toxicity 0) until setReset. A link only gets SO_LINGER 0 (so
-// that its close is an RST) when a reset_peer toxic is there as it starts.
+// The toxics a netProxy keeps on every link from the start: resets that
+// never fire (toxicity 0). A link only gets SO_LINGER 0 (so that its close
+// is an RST) when a reset_peer toxic is there as it starts; setReset adds
+// the ones that fire.
 var resetToxics = []string{"reset_upstream", "reset_downstream"}
 
 // startProxy starts a proxy to the node at nodeURL; it stops when the test
@@ -158,16 +159,21 @@ func (p *netProxy) restore(t *testing.T) {
 }
 
 // setReset arms (every link is reset with an RST on both sides at its next
-// byte, new ones included) or disarms the reset toxics.
+// byte, new ones included) or disarms the resets. It adds and removes
+// toxics of its own rather than changing the dormant ones' toxicity:
+// toxiproxy reads a toxic's toxicity without a lock as each new link starts,
+// so updating it races with clients reconnecting (TestNetProxyReset).
 func (p *netProxy) setReset(t *testing.T, on bool) {
 	t.Helper()
-	toxicity := 0
-	if on {
-		toxicity = 1
-	}
 	for _, name := range resetToxics {
-		if _, err := p.proxy.Toxics.UpdateToxicJson(name, strings.NewReader(fmt.Sprintf(`{"toxicity": %d}`, toxicity))); err != nil {
-			t.Fatalf("toxiproxy: update %s: %v", name, err)
+		armed := name + "_armed"
+		if on {
+			stream := strings.TrimPrefix(name, "reset_")
+			addToxic(t, p.proxy, fmt.Sprintf(`{"name": %q, "type": "reset_peer", "stream": %q, "toxicity": 1, "attributes": {"timeout": 0}}`, armed, stream))
+			continue
+		}
+		if err := p.proxy.Toxics.RemoveToxic(context.Background(), armed); err != nil {
+			t.Fatalf("toxiproxy: remove %s: %v", armed, err)
 		}
 	}
 }
