@@ -36,6 +36,10 @@ type Pool struct {
 	// quarantined job alone, holding all of it (see quarantine.go). A
 	// waiting isolation holds back the jobs that come after it.
 	gate *semaphore.Weighted
+
+	// queueGoneCheck, when set (by tests), replaces queueGone's question
+	// to the broker.
+	queueGoneCheck func() bool
 }
 
 // ErrNotReady is wrapped by Ready's errors.
@@ -405,8 +409,10 @@ func (p *Pool) serve(stopCtx, jobCtx context.Context, q *queueRun, c *broker.Con
 		case p.conn.State() == broker.Closed:
 			return fmt.Errorf("worker: queue %q stopped: %w", q.queue.Name, p.conn.Err())
 		}
-		// The channel or the connection was lost: its deliveries are back
-		// in the queue. Consume again, once the Conn is back.
+		// The channel or the connection was lost, or the broker cancelled
+		// the consumer of a queue that still answered: its deliveries are
+		// back in the queue. Consume again, once the Conn is back.
+		lost := err
 		q.log.Warn().Err(err).Msg("worker: consumer lost; consuming again")
 		p.closeConsumer(c)
 		q.setCurrent(nil)
@@ -425,6 +431,12 @@ func (p *Pool) serve(stopCtx, jobCtx context.Context, q *queueRun, c *broker.Con
 			}
 			if stopCtx.Err() != nil {
 				return nil
+			}
+			if errors.Is(err, broker.ErrNoQueue) && errors.Is(lost, broker.ErrConsumerCancelled) {
+				// The cancel came while the queue was being deleted
+				// (RabbitMQ 4 cancels a quorum queue's consumers before
+				// it removes the queue): it is gone now.
+				return fmt.Errorf("worker: queue %q stopped: %w; consuming again: %w", q.queue.Name, lost, err)
 			}
 			if errors.Is(err, broker.ErrNoQueue) || p.conn.State() == broker.Closed {
 				return fmt.Errorf("worker: queue %q: %w", q.queue.Name, err)
@@ -457,6 +469,9 @@ func (p *Pool) checkQuarantines(ctx context.Context) error {
 // queueGone reports whether q no longer exists (a failed check says it
 // does: consuming again will tell).
 func (p *Pool) queueGone(ctx context.Context, q *queueRun) bool {
+	if p.queueGoneCheck != nil {
+		return p.queueGoneCheck()
+	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	d := broker.NewDeclarer(p.conn)
@@ -469,7 +484,7 @@ func (p *Pool) queueGone(ctx context.Context, q *queueRun) bool {
 func (p *Pool) consume(ctx context.Context, q *queueRun) (*broker.Consumer, error) {
 	return broker.Consume(ctx, p.conn, q.queue.Name,
 		broker.WithPrefetch(q.cfg.prefetch),
-		broker.WithConsumerLogger(q.log))
+		broker.WithConsumerLogger(p.opts.log)) // the consumer names the queue itself
 }
 
 // cancelConsumers stops the deliveries of the current consumers.

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/internal/brokertest"
 	"github.com/warrenmq/warren/topology"
@@ -290,6 +292,47 @@ func TestReadyFollowsTheConsumers(t *testing.T) {
 	}
 	if err := pool.Ready(); !errors.Is(err, worker.ErrNotReady) {
 		t.Errorf("after Run: Ready = %v, want ErrNotReady", err)
+	}
+}
+
+// TestQueueDeletedWhileCancelArrives: the broker cancels the consumer
+// while its queue still answers (RabbitMQ 4 deleting a quorum queue
+// cancels its consumers first, then removes the queue), so the pool tries
+// to consume again and finds no queue. Run still says what happened: the
+// consumer was cancelled, and the queue is gone.
+func TestQueueDeletedWhileCancelArrives(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	var logs syncBuffer
+	pool, err := worker.NewPool(f.conn, f.topo, worker.HandlerFunc(func(context.Context, *worker.Job) error { return nil }),
+		worker.WithPublisher(f.pub), worker.WithLogger(zerolog.New(&logs)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	worker.SetQueueGoneCheck(pool, func() bool { return false })
+	errc := make(chan error, 1)
+	go func() { errc <- pool.Run(context.Background()) }()
+	waitFor(t, 10*time.Second, "the pool to be ready", func() bool { return pool.Ready() == nil })
+	if _, err := brokertest.Channel(t).QueueDelete(f.queue, false, false, false); err != nil {
+		t.Fatal(err)
+	}
+	err = recv(t, errc, 20*time.Second, "Run to return")
+	if !errors.Is(err, broker.ErrConsumerCancelled) || !errors.Is(err, broker.ErrNoQueue) || !strings.Contains(fmt.Sprint(err), f.queue) {
+		t.Errorf("Run = %v, want an error naming %q, wrapping ErrConsumerCancelled and ErrNoQueue", err, f.queue)
+	}
+	// Each log line names the queue once (the consumer's own lines used
+	// to carry the field twice).
+	logs.mu.Lock()
+	text := logs.b.String()
+	logs.mu.Unlock()
+	cancelled := false
+	for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
+		if n := strings.Count(line, `"queue":`); n > 1 {
+			t.Errorf("log line names the queue %d times: %s", n, line)
+		}
+		cancelled = cancelled || strings.Contains(line, "cancelled the consumer")
+	}
+	if !cancelled {
+		t.Errorf("no log line says the broker cancelled the consumer; logs:\n%s", text)
 	}
 }
 
