@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"math/rand/v2"
 	"runtime/debug"
 
 	"github.com/rs/zerolog"
@@ -82,6 +83,7 @@ func (p *Pool) facts(q *queueRun, d *broker.Delivery) facts {
 		crashLimit: p.opts.crashLimit,
 		host:       p.opts.host,
 		now:        p.opts.now(),
+		random:     rand.Float64(),
 	}
 	if d.Err == nil {
 		// Not for a malformed message: its type may be anything.

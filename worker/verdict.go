@@ -121,6 +121,10 @@ type facts struct {
 	crashLimit int
 	host       string
 	now        time.Time
+	// random, in [0, 1), picks a retry's delay within the policy's
+	// jitter: drawn by the caller, so that the same facts give the same
+	// verdict.
+	random float64
 
 	// ran is set once the handler returned: err is its error (a panic is a
 	// *PanicError), timedOut whether its timeout had passed, result what
@@ -140,9 +144,9 @@ type facts struct {
 // attempt is the delivery's attempt, 1 for the first.
 func (f facts) attempt() int { return max(f.d.Envelope.Attempt, 1) }
 
-// decide returns the verdict on a delivery. It calls no broker and reads
-// no clock but f.now: the same facts give the same verdict (a retry's
-// delay aside, which has jitter).
+// decide returns the verdict on a delivery. It calls no broker, reads no
+// clock but f.now and draws no random number but f.random: the same facts
+// give the same verdict.
 //
 // In order: a message that is not a job is dead-lettered as it came; a
 // quarantined job delivered again counts a crash; then, before the
@@ -202,7 +206,7 @@ func decide(f facts) verdict {
 	if final || f.attempt() >= f.policy.MaxAttempts {
 		return f.deadLetter(class, err)
 	}
-	return f.retry(class, err, retryDelay(f.policy, f.attempt(), err))
+	return f.retry(class, err, retryDelay(f.policy, f.attempt(), err, f.random))
 }
 
 // afterReply decides again on a request whose reply (verdictReply) could

@@ -338,3 +338,43 @@ func TestAfterReply(t *testing.T) {
 		})
 	}
 }
+
+// TestDecideJitter: the retry delay's jitter comes from the facts, so a
+// verdict is the same every time, and its edges can be checked.
+func TestDecideJitter(t *testing.T) {
+	policy := topology.RetryPolicy{MaxAttempts: 5, InitialInterval: 10 * time.Second, MaxInterval: 30 * time.Second, Multiplier: 2, Jitter: 0.5}
+	for _, tc := range []struct {
+		name    string
+		attempt int
+		random  float64
+		policy  func(*topology.RetryPolicy)
+		want    time.Duration
+	}{
+		{"shortest", 1, 0, nil, 5 * time.Second},
+		{"middle", 1, 0.5, nil, 10*time.Second + 1}, // cenkalti/backoff's +1 ns
+		{"longest", 1, 0.999999999, nil, 15 * time.Second},
+		{"second attempt, shortest", 2, 0, nil, 10 * time.Second},
+		{"spread around MaxInterval, not capped by it", 4, 0.999999999, nil, 45 * time.Second},
+		{"at least a second", 1, 0, func(p *topology.RetryPolicy) { p.InitialInterval = time.Second }, time.Second},
+		{"no jitter ignores the draw", 1, 0.9, func(p *topology.RetryPolicy) { p.Jitter = 0 }, 10 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := testFacts(handled(errors.New("x")), attempt(tc.attempt), func(f *facts) {
+				f.policy, f.random = policy, tc.random
+				if tc.policy != nil {
+					tc.policy(&f.policy)
+				}
+			})
+			v := decide(f)
+			if v.kind != verdictRetry {
+				t.Fatalf("verdict %s, want retry", v.kind)
+			}
+			if got := v.delay.Round(time.Millisecond); got != tc.want.Round(time.Millisecond) {
+				t.Errorf("delay %s, want %s", v.delay, tc.want)
+			}
+			if again := decide(f); again.delay != v.delay {
+				t.Errorf("same facts, delays %s and %s", v.delay, again.delay)
+			}
+		})
+	}
+}
