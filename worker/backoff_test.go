@@ -2,6 +2,7 @@ package worker
 
 import (
 	"errors"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -21,7 +22,7 @@ func TestRetryDelay(t *testing.T) {
 		{5, time.Minute},
 		{1_000_000, time.Minute},
 	} {
-		if got := retryDelay(p, tc.attempt, errors.New("x")); got != tc.want {
+		if got := retryDelay(p, tc.attempt, errors.New("x"), rand.Float64()); got != tc.want {
 			t.Errorf("attempt %d: delay %s, want %s", tc.attempt, got, tc.want)
 		}
 	}
@@ -31,7 +32,7 @@ func TestRetryDelayJitterStaysInRange(t *testing.T) {
 	p := topology.RetryPolicy{MaxAttempts: 5, InitialInterval: 10 * time.Second, MaxInterval: time.Hour, Multiplier: 2, Jitter: 0.2}
 	seen := map[time.Duration]bool{}
 	for range 200 {
-		d := retryDelay(p, 2, errors.New("x")) // 20s ± 20%
+		d := retryDelay(p, 2, errors.New("x"), rand.Float64()) // 20s ± 20%
 		if d < 16*time.Second || d > 24*time.Second {
 			t.Fatalf("delay %s outside 16s..24s", d)
 		}
@@ -44,13 +45,13 @@ func TestRetryDelayJitterStaysInRange(t *testing.T) {
 
 func TestRetryDelayBounds(t *testing.T) {
 	fast := topology.RetryPolicy{MaxAttempts: 3, InitialInterval: 100 * time.Millisecond, MaxInterval: time.Second, Multiplier: 2}
-	if got := retryDelay(fast, 1, errors.New("x")); got != time.Second {
+	if got := retryDelay(fast, 1, errors.New("x"), rand.Float64()); got != time.Second {
 		t.Errorf("sub-second delay: %s, want the cascade's 1s resolution", got)
 	}
-	if got := retryDelay(fast, 1, RetryAfter(90*time.Second, errors.New("x"))); got != 90*time.Second {
+	if got := retryDelay(fast, 1, RetryAfter(90*time.Second, errors.New("x")), rand.Float64()); got != 90*time.Second {
 		t.Errorf("RetryAfter: %s", got)
 	}
-	if got := retryDelay(fast, 1, RetryAfter(100*365*24*time.Hour, errors.New("x"))); got != topology.MaxDelay {
+	if got := retryDelay(fast, 1, RetryAfter(100*365*24*time.Hour, errors.New("x")), rand.Float64()); got != topology.MaxDelay {
 		t.Errorf("RetryAfter beyond MaxDelay: %s", got)
 	}
 }

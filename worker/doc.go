@@ -30,6 +30,10 @@
 // in flight finish within a deadline, returns the jobs it had prefetched
 // to their queue, sends the last acks and closes its channels.
 //
+// Inside the Pool, a delivery's verdict is computed by one pure function
+// (verdict.go) and carried out in one place, in a fixed order: publish,
+// reply, ack, requeue or reject, observe (settle.go).
+//
 // docs/retries.md describes retries, dead letters and scheduled jobs in
 // full.
 package worker

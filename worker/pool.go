@@ -25,8 +25,10 @@ type Pool struct {
 	handler Handler
 	opts    options
 	queues  []*queueRun
-	pub     *broker.Publisher
+	pub     *broker.Publisher // closed by Run when ownPub
 	ownPub  bool
+	send    sender        // what settling publishes through: pub's
+	pause   time.Duration // settlePause, shorter in tests
 	running atomic.Bool
 
 	consuming atomic.Int32 // queues with a live consumer
@@ -177,6 +179,7 @@ func NewPool(conn *broker.Conn, topo *topology.Topology, h Handler, opts ...Opti
 		}
 		p.pub, p.ownPub = pub, true
 	}
+	p.send, p.pause = publisherSender{p.pub}, settlePause
 	return p, nil
 }
 
@@ -367,7 +370,8 @@ func (p *Pool) serve(stopCtx, jobCtx context.Context, q *queueRun, c *broker.Con
 					// the job goes back untouched.
 					if err := p.gate.Acquire(jobCtx, 1); err != nil {
 						env := d.Envelope
-						p.requeue(q, d, &Outcome{Queue: q.queue.Name, JobID: env.ID, JobType: env.Type, Attempt: max(env.Attempt, 1)})
+						out := Outcome{Queue: q.queue.Name, JobID: env.ID, JobType: env.Type, Attempt: max(env.Attempt, 1)}
+						p.settle(jobCtx, q, d, d, verdict{kind: verdictRequeue}, &out)
 						<-q.slots
 						return
 					}
@@ -530,7 +534,7 @@ func (p *Pool) requeueRest(q *queueRun, c *broker.Consumer) int {
 	defer cancel()
 	type copied struct {
 		d    *broker.Delivery
-		conf *broker.Confirmation
+		conf confirmation
 	}
 	var copies []copied
 	n := 0
@@ -546,24 +550,20 @@ func (p *Pool) requeueRest(q *queueRun, c *broker.Consumer) int {
 		n++
 		if d.Err == nil && !d.Redelivered {
 			e := *d.Envelope
-			if conf, err := p.pub.SendEnvelope(ctx, &e, "", q.queue.Name); err == nil {
+			if conf, err := p.send.send(ctx, &e, "", q.queue.Name); err == nil {
 				copies = append(copies, copied{d, conf})
 				continue
 			}
 		}
-		p.requeue(q, d, outcome(d))
+		p.settle(ctx, q, d, d, verdict{kind: verdictRequeue}, outcome(d))
 	}
 	for _, cp := range copies {
 		out := outcome(cp.d)
 		if err := cp.conf.Wait(ctx); err != nil {
-			p.requeue(q, cp.d, out)
+			p.settle(ctx, q, cp.d, cp.d, verdict{kind: verdictRequeue}, out)
 			continue
 		}
-		if err := cp.d.Ack(); err != nil {
-			jobFields(q.log.Warn().Err(err), cp.d.Envelope, out.Attempt).Msg("worker: ack of a job returned at shutdown failed; it may run twice")
-		}
-		out.Status = Requeued
-		p.observe(*out)
+		p.ackCopied(q, cp.d, cp.d, out)
 	}
 	return n
 }

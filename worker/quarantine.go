@@ -2,8 +2,6 @@ package worker
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"time"
 
 	"github.com/warrenmq/warren/broker"
@@ -53,30 +51,6 @@ const quarantineBatch = 8
 // isolated is the weight a pool takes from its gate to run a job alone:
 // all of it, so no other job runs meanwhile.
 const isolated = 1 << 62
-
-// moveToQuarantine moves a suspect delivery of a work queue to the queue's
-// quarantine, then acks it.
-func (p *Pool) moveToQuarantine(ctx context.Context, q *queueRun, d *broker.Delivery, out *Outcome) {
-	e := *d.Envelope
-	if err := p.pub.PublishEnvelope(broker.ContextWithKind(ctx, broker.KindQuarantine), &e, "", q.queue.QuarantineQueue); err != nil {
-		jobFields(q.log.Error().Err(err), d.Envelope, out.Attempt).
-			Msg("worker: could not move a redelivered job to the quarantine; returning it to the queue")
-		out.Err = err
-		p.pauseThenRequeue(ctx, q, d, out)
-		return
-	}
-	if err := d.Ack(); err != nil {
-		jobFields(q.log.Warn().Err(err), d.Envelope, out.Attempt).Msg("worker: ack after moving a job to the quarantine failed; it may run twice")
-	}
-	out.Status = Quarantined
-	jobFields(q.log.Warn(), d.Envelope, out.Attempt).Int("delivery_count", d.DeliveryCount).
-		Msg("worker: job delivered again after a worker stopped without settling it (a crash? a lost connection?); moved to the quarantine to run alone")
-	p.observe(*out)
-	select {
-	case q.kick <- struct{}{}:
-	default:
-	}
-}
 
 // runQuarantine runs q's quarantined jobs alone until stopCtx ends. It is
 // one of the pool's handlers: jobCtx bounds the jobs it runs.
@@ -143,60 +117,13 @@ func (p *Pool) runQuarantine(stopCtx, jobCtx context.Context, q *queueRun) {
 }
 
 // runSuspect runs a quarantined job, alone, or counts a crash against it
-// when it comes back redelivered.
+// when it comes back redelivered (see decide).
 func (p *Pool) runSuspect(ctx context.Context, q *queueRun, d *broker.Delivery) {
 	if d.Err == nil && d.Redelivered {
-		p.countCrash(ctx, q, d)
+		env := d.Envelope
+		out := Outcome{Queue: q.queue.Name, JobID: env.ID, JobType: env.Type, Attempt: max(env.Attempt, 1)}
+		p.settle(ctx, q, d, d, decide(p.facts(q, d)), &out)
 		return
 	}
 	p.process(ctx, q, d)
-}
-
-// errCrashLimit is the error a job parked for crashing its workers carries.
-var errCrashLimit = errors.New("the worker process running the job alone died")
-
-// countCrash counts a crash against a quarantined job its worker died
-// running: republished to the quarantine with the count, or dead-lettered
-// at the crash limit.
-func (p *Pool) countCrash(ctx context.Context, q *queueRun, d *broker.Delivery) {
-	env := d.Envelope
-	env.Crashes = min(env.Crashes+1, broker.MaxAttempt)
-	out := Outcome{Queue: q.queue.Name, JobID: env.ID, JobType: env.Type, Attempt: max(env.Attempt, 1)}
-	if env.Crashes >= p.opts.crashLimit {
-		err := fmt.Errorf("worker: %w %d times (the crash limit): the job kills its workers", errCrashLimit, env.Crashes)
-		jobFields(q.log.Error(), env, out.Attempt).Int("crashes", env.Crashes).
-			Msg("worker: the job's worker died while running it alone, again; dead-lettering it")
-		p.deadLetter(ctx, q, d, &out, ClassCrash, err)
-		return
-	}
-	jobFields(q.log.Warn(), env, out.Attempt).Int("crashes", env.Crashes).Int("crash_limit", p.opts.crashLimit).
-		Msg("worker: the job's worker died while running it alone; counted a crash")
-	p.returnToQuarantine(ctx, q, d, &out)
-}
-
-// returnToQuarantine puts a quarantined delivery back in the quarantine as
-// a new message carrying its crash count (a plain requeue would mark it
-// redelivered, which counts a crash), then acks it. When the copy cannot
-// be published it is requeued after all.
-func (p *Pool) returnToQuarantine(ctx context.Context, q *queueRun, d *broker.Delivery, out *Outcome) {
-	e := *d.Envelope
-	// ctx may have ended (shutdown): the move is quick and must not be
-	// cut short, or the job is counted a crash it did not cause.
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := p.pub.PublishEnvelope(broker.ContextWithKind(pctx, broker.KindQuarantine), &e, "", q.queue.QuarantineQueue); err != nil {
-		jobFields(q.log.Error().Err(err), d.Envelope, out.Attempt).Msg("worker: could not put a job back in the quarantine; returning it there as redelivered")
-		out.Err = errors.Join(out.Err, err)
-		if rerr := d.Requeue(); rerr != nil {
-			jobFields(q.log.Warn().Err(rerr), d.Envelope, out.Attempt).Msg("worker: requeue failed; the broker returns the job when the channel closes")
-		}
-		out.Status = Requeued
-		p.observe(*out)
-		return
-	}
-	if err := d.Ack(); err != nil {
-		jobFields(q.log.Warn().Err(err), d.Envelope, out.Attempt).Msg("worker: ack after returning a job to the quarantine failed; it may run twice")
-	}
-	out.Status = Quarantined
-	p.observe(*out)
 }

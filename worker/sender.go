@@ -1,0 +1,50 @@
+package worker
+
+import (
+	"context"
+	"time"
+
+	"github.com/warrenmq/warren/broker"
+)
+
+// sender is what settling a delivery publishes through: the retries, dead
+// letters, quarantine moves and replies. The pool's is a publisherSender;
+// tests fake it.
+type sender interface {
+	// publish publishes env to exchange with routingKey and returns once
+	// the broker confirmed it. kind says why, for the publisher's hooks
+	// (metrics, tracing).
+	publish(ctx context.Context, kind broker.PublishKind, env *broker.Envelope, exchange, routingKey string) error
+	// reply publishes the reply to request: result on success, else
+	// failure. The error wraps broker.ErrInvalidJob when the result cannot
+	// be encoded, broker.ErrUnroutable when a reply queue is missing.
+	reply(ctx context.Context, request *broker.Envelope, result any, failure *broker.Failure, now time.Time) error
+	// send starts publishing env, without waiting for the confirm: many
+	// are sent at once at shutdown (see Pool.requeueRest).
+	send(ctx context.Context, env *broker.Envelope, exchange, routingKey string) (confirmation, error)
+}
+
+// confirmation is a publish's pending confirm.
+type confirmation interface {
+	// Wait returns nil once the broker has the message.
+	Wait(ctx context.Context) error
+}
+
+// publisherSender is the sender of a *broker.Publisher.
+type publisherSender struct{ pub *broker.Publisher }
+
+func (s publisherSender) publish(ctx context.Context, kind broker.PublishKind, env *broker.Envelope, exchange, routingKey string) error {
+	return s.pub.PublishEnvelope(broker.ContextWithKind(ctx, kind), env, exchange, routingKey)
+}
+
+func (s publisherSender) reply(ctx context.Context, request *broker.Envelope, result any, failure *broker.Failure, now time.Time) error {
+	return s.pub.Reply(ctx, request, result, failure, now)
+}
+
+func (s publisherSender) send(ctx context.Context, env *broker.Envelope, exchange, routingKey string) (confirmation, error) {
+	conf, err := s.pub.SendEnvelope(ctx, env, exchange, routingKey)
+	if err != nil {
+		return nil, err // not a typed nil in an interface
+	}
+	return conf, nil
+}
