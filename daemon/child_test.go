@@ -18,6 +18,7 @@ import (
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/daemon"
 	"github.com/warrenmq/warren/internal/brokertest"
+	"github.com/warrenmq/warren/internal/testkit"
 	"github.com/warrenmq/warren/topology"
 	"github.com/warrenmq/warren/worker"
 )
@@ -195,7 +196,7 @@ func startChild(t *testing.T, f *fixture) *child {
 // base returns the URL of the child's HTTP server.
 func (c *child) base() string {
 	c.t.Helper()
-	return "http://" + recv(c.t, c.addr, 60*time.Second, "the child to serve http")
+	return "http://" + testkit.Recv(c.t, c.addr, 60*time.Second, "the child to serve http")
 }
 
 // expect waits for a line of stdout with the prefix, and returns the rest.

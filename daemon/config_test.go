@@ -13,6 +13,7 @@ import (
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/daemon"
+	"github.com/warrenmq/warren/worker"
 )
 
 // env is a fake environment for daemon.FromLookup.
@@ -96,6 +97,10 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.ShutdownTimeout != daemon.DefaultShutdownTimeout {
 		t.Errorf("shutdown timeout %s, want %s", c.ShutdownTimeout, daemon.DefaultShutdownTimeout)
+	}
+	// The daemon's deadline and the pool's default are one deadline.
+	if daemon.DefaultShutdownTimeout != worker.DefaultShutdownTimeout {
+		t.Errorf("daemon.DefaultShutdownTimeout %s, worker.DefaultShutdownTimeout %s: they must agree", daemon.DefaultShutdownTimeout, worker.DefaultShutdownTimeout)
 	}
 	if diff := cmp.Diff([]string{broker.DefaultURL}, c.AMQPURLs); diff != "" {
 		t.Errorf("URLs (-want +got):\n%s", diff)
