@@ -52,7 +52,7 @@ func childDaemon() int {
 	if err != nil {
 		return fail(err)
 	}
-	conn, err := broker.Dial(context.Background(), cfg.AMQPURLs, broker.WithName("daemon-test-child"), broker.WithLogger(log))
+	conn, err := broker.Dial(context.Background(), cfg.URLs, broker.WithName("daemon-test-child"), broker.WithLogger(log))
 	if err != nil {
 		return fail(err)
 	}
@@ -121,7 +121,7 @@ func startChild(t *testing.T, f *fixture) *child {
 	cmd.Env = append(os.Environ(),
 		childEnv+"="+f.yaml,
 		childQueueEnv+"="+f.queue,
-		daemon.EnvAMQPURL+"="+brokertest.URL(t),
+		daemon.EnvURL+"="+brokertest.URL(t),
 		daemon.EnvHTTPAddr+"=127.0.0.1:0",
 		daemon.EnvShutdownTimeout+"=2m",
 		daemon.EnvLogLevel+"=info",
