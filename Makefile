@@ -1,6 +1,8 @@
 # warren: run `make help` for the targets.
 SHELL := /bin/bash
 GO ?= go
+# The tests' broker (brokertest reads AMQP_URL, as amqp091-go's tests do); warren's
+# programs read WARREN_URL (docs/operations.md, "Configuration").
 AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 export AMQP_URL
 # A count of executions (N x), not a duration: with a duration, Go up to
@@ -54,7 +56,7 @@ demo: broker build ## Run the quickstart end to end on the local broker
 .PHONY: taxi
 taxi: broker build ## Run the taxi-booking request-reply example
 	$(BIN) topology validate -f examples/taxi/topology.yaml
-	$(GO) run ./examples/taxi
+	WARREN_URL=$${WARREN_URL:-$$AMQP_URL} $(GO) run ./examples/taxi
 
 .PHONY: deps
 deps: ## Install the Debian packages the tests need (python3-amqp, python3-msgpack) unless they are there

@@ -18,6 +18,7 @@ import (
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/daemon"
 	"github.com/warrenmq/warren/internal/brokertest"
+	"github.com/warrenmq/warren/internal/testkit"
 	"github.com/warrenmq/warren/topology"
 	"github.com/warrenmq/warren/worker"
 )
@@ -51,7 +52,7 @@ func childDaemon() int {
 	if err != nil {
 		return fail(err)
 	}
-	conn, err := broker.Dial(context.Background(), cfg.AMQPURLs, broker.WithName("daemon-test-child"), broker.WithLogger(log))
+	conn, err := broker.Dial(context.Background(), cfg.URLs, broker.WithName("daemon-test-child"), broker.WithLogger(log))
 	if err != nil {
 		return fail(err)
 	}
@@ -120,7 +121,7 @@ func startChild(t *testing.T, f *fixture) *child {
 	cmd.Env = append(os.Environ(),
 		childEnv+"="+f.yaml,
 		childQueueEnv+"="+f.queue,
-		daemon.EnvAMQPURL+"="+brokertest.URL(t),
+		daemon.EnvURL+"="+brokertest.URL(t),
 		daemon.EnvHTTPAddr+"=127.0.0.1:0",
 		daemon.EnvShutdownTimeout+"=2m",
 		daemon.EnvLogLevel+"=info",
@@ -195,7 +196,7 @@ func startChild(t *testing.T, f *fixture) *child {
 // base returns the URL of the child's HTTP server.
 func (c *child) base() string {
 	c.t.Helper()
-	return "http://" + recv(c.t, c.addr, 60*time.Second, "the child to serve http")
+	return "http://" + testkit.Recv(c.t, c.addr, 60*time.Second, "the child to serve http")
 }
 
 // expect waits for a line of stdout with the prefix, and returns the rest.

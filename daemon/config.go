@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -12,18 +11,40 @@ import (
 
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
+	"github.com/spf13/pflag"
 
 	"github.com/warrenmq/warren/broker"
 )
 
-// Environment variables FromEnv reads.
+// Environment variables FromEnv reads. The warren CLI reads the same
+// names (EnvURL, EnvLogLevel), with the same flags.
 const (
-	EnvAMQPURL         = "WARREN_AMQP_URL"
-	EnvAMQPURLFallback = "AMQP_URL" // read when EnvAMQPURL is unset, as by the tests and the CLI
+	EnvURL             = "WARREN_URL"
 	EnvHTTPAddr        = "WARREN_HTTP_ADDR"
 	EnvShutdownTimeout = "WARREN_SHUTDOWN_TIMEOUT"
 	EnvLogLevel        = "WARREN_LOG_LEVEL"
 	EnvLogFormat       = "WARREN_LOG_FORMAT"
+)
+
+// Earlier names of EnvURL, still read when it is unset (EnvAMQPURL
+// first), each with a one-line warning naming EnvURL.
+const (
+	// Deprecated: use EnvURL.
+	EnvAMQPURL = "WARREN_AMQP_URL"
+	// Deprecated: use EnvURL. (warren's tests still find their broker
+	// through AMQP_URL, as amqp091-go's do.)
+	EnvAMQPURLFallback = "AMQP_URL"
+)
+
+// Flag names of RegisterFlags; the warren CLI spells its flags the same.
+const (
+	FlagURL             = "url"
+	FlagHTTPAddr        = "http-addr"
+	FlagShutdownTimeout = "shutdown-timeout"
+	FlagLogLevel        = "log-level"
+	FlagLogFormat       = "log-format"
+	// Deprecated: use FlagURL.
+	FlagAMQPURL = "amqp-url"
 )
 
 // Log formats of Config.LogFormat.
@@ -42,10 +63,11 @@ const (
 // the flags'. Its String method redacts passwords, so printing a Config
 // is safe.
 type Config struct {
-	// AMQPURLs are the broker URLs, tried in turn (default
-	// broker.DefaultURL). Flag --amqp-url, env WARREN_AMQP_URL, else
-	// AMQP_URL; comma-separated.
-	AMQPURLs []string
+	// URLs are the broker URLs, tried in turn (default
+	// broker.DefaultURL). Flag --url, env WARREN_URL; comma-separated.
+	// The deprecated --amqp-url, WARREN_AMQP_URL and AMQP_URL still
+	// work, with a warning.
+	URLs []string
 	// HTTPAddr is where the probes and metrics are served (default
 	// DefaultHTTPAddr); empty disables the server. Flag --http-addr, env
 	// WARREN_HTTP_ADDR.
@@ -66,7 +88,7 @@ type Config struct {
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
-		AMQPURLs:        []string{broker.DefaultURL},
+		URLs:            []string{broker.DefaultURL},
 		HTTPAddr:        DefaultHTTPAddr,
 		ShutdownTimeout: DefaultShutdownTimeout,
 		LogLevel:        zerolog.LevelInfoValue,
@@ -78,24 +100,21 @@ func DefaultConfig() Config {
 // (see the Env constants); an empty variable counts as unset. A value
 // that cannot be parsed keeps its default and is reported in the error,
 // every one of them; the Config is usable either way, since a flag may
-// still set it.
+// still set it. A deprecated variable still works, with a one-line
+// warning on stderr naming its replacement.
 func FromEnv() (Config, error) {
-	return fromEnv(os.LookupEnv)
+	return fromEnv(os.LookupEnv, os.Stderr)
 }
 
-func fromEnv(lookup func(string) (string, bool)) (Config, error) {
+func fromEnv(lookup func(string) (string, bool), warn io.Writer) (Config, error) {
 	c := DefaultConfig()
 	get := func(name string) string {
 		v, _ := lookup(name)
 		return strings.TrimSpace(v)
 	}
 	var problems []error
-	urls := get(EnvAMQPURL)
-	if urls == "" {
-		urls = get(EnvAMQPURLFallback)
-	}
-	if urls != "" {
-		c.AMQPURLs = splitURLs(urls)
+	if urls := EnvURLs(lookup, warn); len(urls) > 0 {
+		c.URLs = urls
 	}
 	if v := get(EnvHTTPAddr); v != "" {
 		c.HTTPAddr = v
@@ -117,6 +136,27 @@ func fromEnv(lookup func(string) (string, bool)) (Config, error) {
 	return c, errors.Join(problems...)
 }
 
+// EnvURLs returns the broker URLs the environment sets, read with lookup
+// (os.LookupEnv, say): EnvURL, else the deprecated EnvAMQPURL, else the
+// deprecated EnvAMQPURLFallback; comma-separated; nil when none is set.
+// When a deprecated variable supplies them, EnvURLs writes a one-line
+// warning naming EnvURL to warn (nil: none). The warren CLI reads its
+// URLs with it too.
+func EnvURLs(lookup func(string) (string, bool), warn io.Writer) []string {
+	for _, name := range []string{EnvURL, EnvAMQPURL, EnvAMQPURLFallback} {
+		v, _ := lookup(name)
+		urls := splitURLs(v)
+		if len(urls) == 0 {
+			continue
+		}
+		if name != EnvURL && warn != nil {
+			fmt.Fprintf(warn, "Environment variable %s has been deprecated, use %s instead\n", name, EnvURL)
+		}
+		return urls
+	}
+	return nil
+}
+
 func splitURLs(s string) []string {
 	var urls []string
 	for _, u := range strings.Split(s, ",") {
@@ -130,18 +170,25 @@ func splitURLs(s string) []string {
 // RegisterFlags adds the daemon's flags to fs, with c's current values as
 // their defaults (so call FromEnv first, and flags override the
 // environment); parsing fs writes them into c. The broker URLs' passwords
-// are redacted in the defaults --help shows.
-func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.Var((*urlList)(&c.AMQPURLs), "amqp-url", fmt.Sprintf("broker `URLs`, comma-separated, tried in turn (env %s, else %s)", EnvAMQPURL, EnvAMQPURLFallback))
-	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, fmt.Sprintf("address serving %s, %s and %s; empty disables it (env %s)", LivePath, ReadyPath, MetricsPath, EnvHTTPAddr))
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, fmt.Sprintf("how long jobs in flight may finish after SIGTERM before they are cancelled and returned to their queue (env %s)", EnvShutdownTimeout))
-	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, fmt.Sprintf("debug, info, warn or error (env %s)", EnvLogLevel))
-	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, fmt.Sprintf("%s, %s, or %s: console on a terminal, else json (env %s)", LogJSON, LogConsole, LogAuto, EnvLogFormat))
+// are redacted in the defaults --help shows. The deprecated --amqp-url
+// still sets the URLs, hidden from --help; pflag warns on fs's output
+// when it is used.
+func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
+	fs.Var((*urlList)(&c.URLs), FlagURL, fmt.Sprintf("broker `URLs`, comma-separated, tried in turn (env %s)", EnvURL))
+	fs.Var((*urlList)(&c.URLs), FlagAMQPURL, "broker `URLs`: use --"+FlagURL)
+	_ = fs.MarkDeprecated(FlagAMQPURL, "use --"+FlagURL+" instead") // cannot fail: the flag was just added
+	fs.StringVar(&c.HTTPAddr, FlagHTTPAddr, c.HTTPAddr, fmt.Sprintf("address serving %s, %s and %s; empty disables it (env %s)", LivePath, ReadyPath, MetricsPath, EnvHTTPAddr))
+	fs.DurationVar(&c.ShutdownTimeout, FlagShutdownTimeout, c.ShutdownTimeout, fmt.Sprintf("how long jobs in flight may finish after SIGTERM before they are cancelled and returned to their queue (env %s)", EnvShutdownTimeout))
+	fs.StringVar(&c.LogLevel, FlagLogLevel, c.LogLevel, fmt.Sprintf("debug, info, warn or error (env %s)", EnvLogLevel))
+	fs.StringVar(&c.LogFormat, FlagLogFormat, c.LogFormat, fmt.Sprintf("%s, %s, or %s: console on a terminal, else json (env %s)", LogJSON, LogConsole, LogAuto, EnvLogFormat))
 }
 
-// urlList is the flag.Value of --amqp-url. Its String, which flag uses
-// for the default shown by --help, redacts passwords.
+// urlList is the pflag.Value of --url. Its String, which pflag uses for
+// the default shown by --help, redacts passwords.
 type urlList []string
+
+// Type names the value in --help.
+func (l *urlList) Type() string { return "urls" }
 
 func (l *urlList) String() string {
 	if l == nil {
@@ -170,10 +217,10 @@ func redactAll(urls []string) []string {
 // Validate reports every problem of c at once, passwords redacted.
 func (c Config) Validate() error {
 	var problems []error
-	if len(c.AMQPURLs) == 0 {
-		problems = append(problems, fmt.Errorf("daemon: no broker URL; set --amqp-url or %s, e.g. %s", EnvAMQPURL, broker.RedactURL(broker.DefaultURL)))
+	if len(c.URLs) == 0 {
+		problems = append(problems, fmt.Errorf("daemon: no broker URL; set --%s or %s, e.g. %s", FlagURL, EnvURL, broker.RedactURL(broker.DefaultURL)))
 	}
-	for _, u := range c.AMQPURLs {
+	for _, u := range c.URLs {
 		if err := checkURL(u); err != nil {
 			problems = append(problems, err)
 		}
@@ -253,8 +300,8 @@ func isTerminal(w io.Writer) bool {
 
 // String describes c with the broker URLs' passwords redacted.
 func (c Config) String() string {
-	return fmt.Sprintf("amqp-url=%s http-addr=%q shutdown-timeout=%s log-level=%s log-format=%s",
-		strings.Join(redactAll(c.AMQPURLs), ","), c.HTTPAddr, c.ShutdownTimeout, c.LogLevel, c.LogFormat)
+	return fmt.Sprintf("url=%s http-addr=%q shutdown-timeout=%s log-level=%s log-format=%s",
+		strings.Join(redactAll(c.URLs), ","), c.HTTPAddr, c.ShutdownTimeout, c.LogLevel, c.LogFormat)
 }
 
 // GoString is String, so that %#v redacts too.

@@ -3,16 +3,17 @@ package daemon_test
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/spf13/pflag"
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/daemon"
+	"github.com/warrenmq/warren/worker"
 )
 
 // env is a fake environment for daemon.FromLookup.
@@ -39,19 +40,24 @@ func TestFromEnv(t *testing.T) {
 	}{
 		{name: "nothing set", env: env{}, want: def},
 		{
+			name: "WARREN_URL wins over the deprecated names",
+			env:  env{"WARREN_URL": "amqp://n:pw@new:5672/,amqp://n:pw@new2:5672/", "WARREN_AMQP_URL": "amqp://a:pw@one:5672/", "AMQP_URL": "amqp://b:pw@three:5672/"},
+			want: with(func(c *daemon.Config) { c.URLs = []string{"amqp://n:pw@new:5672/", "amqp://n:pw@new2:5672/"} }),
+		},
+		{
 			name: "WARREN_AMQP_URL wins over AMQP_URL",
 			env:  env{"WARREN_AMQP_URL": "amqp://a:pw@one:5672/, amqp://a:pw@two:5672/", "AMQP_URL": "amqp://b:pw@three:5672/"},
-			want: with(func(c *daemon.Config) { c.AMQPURLs = []string{"amqp://a:pw@one:5672/", "amqp://a:pw@two:5672/"} }),
+			want: with(func(c *daemon.Config) { c.URLs = []string{"amqp://a:pw@one:5672/", "amqp://a:pw@two:5672/"} }),
 		},
 		{
 			name: "AMQP_URL when WARREN_AMQP_URL is unset",
 			env:  env{"AMQP_URL": "amqp://b:pw@three:5672/"},
-			want: with(func(c *daemon.Config) { c.AMQPURLs = []string{"amqp://b:pw@three:5672/"} }),
+			want: with(func(c *daemon.Config) { c.URLs = []string{"amqp://b:pw@three:5672/"} }),
 		},
 		{
 			name: "an empty variable counts as unset",
 			env:  env{"WARREN_AMQP_URL": " ", "AMQP_URL": "amqp://b:pw@three:5672/", "WARREN_HTTP_ADDR": ""},
-			want: with(func(c *daemon.Config) { c.AMQPURLs = []string{"amqp://b:pw@three:5672/"} }),
+			want: with(func(c *daemon.Config) { c.URLs = []string{"amqp://b:pw@three:5672/"} }),
 		},
 		{
 			name: "everything",
@@ -97,7 +103,11 @@ func TestDefaults(t *testing.T) {
 	if c.ShutdownTimeout != daemon.DefaultShutdownTimeout {
 		t.Errorf("shutdown timeout %s, want %s", c.ShutdownTimeout, daemon.DefaultShutdownTimeout)
 	}
-	if diff := cmp.Diff([]string{broker.DefaultURL}, c.AMQPURLs); diff != "" {
+	// The daemon's deadline and the pool's default are one deadline.
+	if daemon.DefaultShutdownTimeout != worker.DefaultShutdownTimeout {
+		t.Errorf("daemon.DefaultShutdownTimeout %s, worker.DefaultShutdownTimeout %s: they must agree", daemon.DefaultShutdownTimeout, worker.DefaultShutdownTimeout)
+	}
+	if diff := cmp.Diff([]string{broker.DefaultURL}, c.URLs); diff != "" {
 		t.Errorf("URLs (-want +got):\n%s", diff)
 	}
 }
@@ -110,13 +120,13 @@ func TestFlagsOverrideTheEnvironment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
 	c.RegisterFlags(fs)
 	if err := fs.Parse([]string{"--amqp-url", "amqp://u:pw@flag1:5672/,amqp://u:pw@flag2:5672/", "--shutdown-timeout", "45s", "--log-format", "json"}); err != nil {
 		t.Fatal(err)
 	}
 	want := daemon.Config{
-		AMQPURLs:        []string{"amqp://u:pw@flag1:5672/", "amqp://u:pw@flag2:5672/"},
+		URLs:            []string{"amqp://u:pw@flag1:5672/", "amqp://u:pw@flag2:5672/"},
 		HTTPAddr:        ":9000",
 		ShutdownTimeout: 45 * time.Second,
 		LogLevel:        "warn",
@@ -127,6 +137,57 @@ func TestFlagsOverrideTheEnvironment(t *testing.T) {
 	}
 	if err := fs.Parse([]string{"--amqp-url", " , "}); err == nil {
 		t.Error("an empty --amqp-url was accepted")
+	}
+	if err := fs.Parse([]string{"--url", " , "}); err == nil {
+		t.Error("an empty --url was accepted")
+	}
+}
+
+// TestDeprecatedNames: --amqp-url, WARREN_AMQP_URL and AMQP_URL still set
+// the URLs, each with a one-line warning naming its replacement; --url
+// and WARREN_URL set them without one.
+func TestDeprecatedNames(t *testing.T) {
+	t.Parallel()
+	const u = "amqp://u:pw@there:5672/"
+	for _, tc := range []struct {
+		name string
+		env  env
+		args []string
+		warn string // "" when nothing may be written
+	}{
+		{name: "WARREN_URL", env: env{"WARREN_URL": u}},
+		{name: "--url", args: []string{"--url", u}},
+		{name: "WARREN_AMQP_URL", env: env{"WARREN_AMQP_URL": u}, warn: "WARREN_AMQP_URL has been deprecated, use WARREN_URL instead"},
+		{name: "AMQP_URL", env: env{"AMQP_URL": u}, warn: "AMQP_URL has been deprecated, use WARREN_URL instead"},
+		{name: "--amqp-url", args: []string{"--amqp-url", u}, warn: "--amqp-url has been deprecated, use --url instead"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			c, err := daemon.FromLookupWarn(tc.env.lookup, &out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+			fs.SetOutput(&out)
+			c.RegisterFlags(fs)
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff([]string{u}, c.URLs); diff != "" {
+				t.Errorf("URLs (-want +got):\n%s", diff)
+			}
+			got := out.String()
+			switch {
+			case tc.warn == "" && got != "":
+				t.Errorf("warned %q, want nothing", got)
+			case tc.warn != "" && !strings.Contains(got, tc.warn):
+				t.Errorf("warned %q, want %q", got, tc.warn)
+			case tc.warn != "" && strings.Count(strings.TrimSpace(got), "\n") != 0:
+				t.Errorf("warned %q, want one line", got)
+			case strings.Contains(got, "pw"):
+				t.Errorf("the warning shows the password: %q", got)
+			}
+		})
 	}
 }
 
@@ -140,7 +201,7 @@ func TestPasswordsAreNeverPrinted(t *testing.T) {
 		t.Fatal(err)
 	}
 	var help bytes.Buffer
-	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
 	fs.SetOutput(&help)
 	c.RegisterFlags(fs)
 	fs.PrintDefaults()
@@ -155,7 +216,7 @@ func TestPasswordsAreNeverPrinted(t *testing.T) {
 		"%+v":         fmt.Sprintf("%+v", c),
 		"%#v":         fmt.Sprintf("%#v", c),
 		"Validate":    verr.Error(),
-		"flag String": fs.Lookup("amqp-url").Value.String(),
+		"flag String": fs.Lookup("url").Value.String(),
 	} {
 		if strings.Contains(text, secret) {
 			t.Errorf("%s shows the password: %s", what, text)
@@ -170,7 +231,7 @@ func TestPasswordsAreNeverPrinted(t *testing.T) {
 func TestValidateReportsEveryProblem(t *testing.T) {
 	t.Parallel()
 	c := daemon.Config{
-		AMQPURLs:        []string{"rabbit:5672"},
+		URLs:            []string{"rabbit:5672"},
 		HTTPAddr:        "8080",
 		ShutdownTimeout: -time.Second,
 		LogLevel:        "loud",
@@ -186,7 +247,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		}
 	}
 	c = daemon.DefaultConfig()
-	c.AMQPURLs = nil
+	c.URLs = nil
 	if err := c.Validate(); err == nil {
 		t.Error("a config without URLs validated")
 	}

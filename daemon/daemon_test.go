@@ -20,6 +20,7 @@ import (
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/daemon"
 	"github.com/warrenmq/warren/internal/brokertest"
+	"github.com/warrenmq/warren/internal/testkit"
 	"github.com/warrenmq/warren/internal/topotest"
 	"github.com/warrenmq/warren/topology"
 	"github.com/warrenmq/warren/worker"
@@ -60,24 +61,14 @@ routes:
   slow: {exchange: %[1]s}
 `, exchange, f.queue)
 	f.topo = topotest.Apply(t, f.yaml)
-	f.conn = dial(t, "daemon-test-consume")
-	pub, err := broker.NewPublisher(dial(t, "daemon-test-publish"), broker.WithRouter(f.topo))
+	f.conn = testkit.Dial(t, "daemon-test-consume")
+	pub, err := broker.NewPublisher(testkit.Dial(t, "daemon-test-publish"), broker.WithRouter(f.topo))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pub.Close(context.Background()) })
 	f.pub = pub
 	return f
-}
-
-func dial(t *testing.T, name string) *broker.Conn {
-	t.Helper()
-	conn, err := broker.Dial(brokertest.Context(t, 30*time.Second), []string{brokertest.URL(t)}, broker.WithName(name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
 }
 
 // publish publishes one "slow" job and returns its id.
@@ -121,33 +112,11 @@ func waitStatus(t *testing.T, url string, want int, timeout time.Duration) strin
 	var code int
 	var body string
 	var err error
-	waitFor(t, timeout, fmt.Sprintf("GET %s to answer %d", url, want), func() bool {
+	testkit.WaitFor(t, timeout, fmt.Sprintf("GET %s to answer %d", url, want), func() bool {
 		code, body, err = get(url)
 		return err == nil && code == want
 	})
 	return body
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func recv[T any](t *testing.T, ch <-chan T, timeout time.Duration, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(timeout):
-		t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		panic("unreachable")
-	}
 }
 
 func listen(t *testing.T) (net.Listener, string) {
@@ -279,7 +248,7 @@ func TestProbesAndDrain(t *testing.T) {
 
 	// SIGTERM with a job in flight: not ready, still alive, the job finishes.
 	id := f.publish(t)
-	if got := recv(t, started, 30*time.Second, "the job to start"); got != id {
+	if got := testkit.Recv(t, started, 30*time.Second, "the job to start"); got != id {
 		t.Fatalf("job %s started, want %s", got, id)
 	}
 	sigs <- syscall.SIGTERM
@@ -296,12 +265,12 @@ func TestProbesAndDrain(t *testing.T) {
 	default:
 	}
 	free()
-	err = recv(t, errc, 60*time.Second, "Run to return")
+	err = testkit.Recv(t, errc, 60*time.Second, "Run to return")
 	returned = true
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	if o := recv(t, outcomes, 10*time.Second, "the job's outcome"); o.JobID != id || o.Status != worker.Succeeded {
+	if o := testkit.Recv(t, outcomes, 10*time.Second, "the job's outcome"); o.JobID != id || o.Status != worker.Succeeded {
 		t.Errorf("outcome %s %s, want %s succeeded", o.JobID, o.Status, id)
 	}
 	// The pool closed its channels: a job left unacked would be back.
@@ -371,16 +340,16 @@ func TestRunStops(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			errc := runDaemon(ctx, d, svc, other)
-			recv(t, other.ran, 10*time.Second, "the services to start")
+			testkit.Recv(t, other.ran, 10*time.Second, "the services to start")
 			stop(cancel, sigs)
-			err = recv(t, errc, 30*time.Second, "Run to return")
+			err = testkit.Recv(t, errc, 30*time.Second, "Run to return")
 			switch {
 			case tc.wantErr == nil && err != nil:
 				t.Errorf("Run = %v, want nil", err)
 			case tc.wantErr != nil && !errors.Is(err, tc.wantErr):
 				t.Errorf("Run = %v, want %v", err, tc.wantErr)
 			}
-			recv(t, other.done, 10*time.Second, "the other service to return")
+			testkit.Recv(t, other.done, 10*time.Second, "the other service to return")
 			if !errors.Is(other.ctxErr, context.Canceled) {
 				t.Errorf("the other service's ctx: %v, want cancelled", other.ctxErr)
 			}
@@ -412,17 +381,17 @@ func TestSecondSignalForcesExit(t *testing.T) {
 		t.Fatal(err)
 	}
 	errc := runDaemon(context.Background(), d, svc)
-	recv(t, svc.ran, 10*time.Second, "the service to start")
+	testkit.Recv(t, svc.ran, 10*time.Second, "the service to start")
 	sigs <- syscall.SIGTERM
-	waitFor(t, 10*time.Second, "the daemon to drain", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the daemon to drain", func() bool {
 		err := d.Ready()
 		return err != nil && strings.Contains(err.Error(), "draining")
 	})
 	sigs <- os.Interrupt
-	if code := recv(t, codes, 10*time.Second, "the forced exit"); code != 130 {
+	if code := testkit.Recv(t, codes, 10*time.Second, "the forced exit"); code != 130 {
 		t.Errorf("exit status %d, want 130 (128 + SIGINT)", code)
 	}
-	if err := recv(t, errc, 10*time.Second, "Run to return"); !errors.Is(err, daemon.ErrForced) {
+	if err := testkit.Recv(t, errc, 10*time.Second, "Run to return"); !errors.Is(err, daemon.ErrForced) {
 		t.Errorf("Run = %v, want ErrForced", err)
 	}
 }
@@ -444,9 +413,9 @@ func TestShutdownDeadline(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := runDaemon(ctx, d, svc)
-	recv(t, svc.ran, 10*time.Second, "the service to start")
+	testkit.Recv(t, svc.ran, 10*time.Second, "the service to start")
 	cancel()
-	if err := recv(t, errc, 30*time.Second, "Run to return"); !errors.Is(err, daemon.ErrShutdownTimeout) {
+	if err := testkit.Recv(t, errc, 30*time.Second, "Run to return"); !errors.Is(err, daemon.ErrShutdownTimeout) {
 		t.Errorf("Run = %v, want ErrShutdownTimeout", err)
 	}
 }
@@ -499,7 +468,7 @@ func TestMetricsNeedAGatherer(t *testing.T) {
 		}
 	}
 	cancel()
-	if err := recv(t, errc, 30*time.Second, "Run to return"); err != nil {
+	if err := testkit.Recv(t, errc, 30*time.Second, "Run to return"); err != nil {
 		t.Fatal(err)
 	}
 }

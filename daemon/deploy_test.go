@@ -239,7 +239,7 @@ func TestKubernetesManifests(t *testing.T) {
 		if strings.Contains(e.Value, "://") && strings.Contains(e.Value, "@") {
 			t.Errorf("env %s holds a URL with credentials: use a Secret", e.Name)
 		}
-		if e.Name == daemon.EnvAMQPURL {
+		if e.Name == daemon.EnvURL {
 			if e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
 				t.Errorf("env %s must come from a secretKeyRef", e.Name)
 			} else {
@@ -248,7 +248,7 @@ func TestKubernetesManifests(t *testing.T) {
 		}
 	}
 	if secret == "" {
-		t.Errorf("no env %s", daemon.EnvAMQPURL)
+		t.Errorf("no env %s", daemon.EnvURL)
 	}
 	drain := daemon.DefaultShutdownTimeout
 	if v, ok := env[daemon.EnvShutdownTimeout]; ok {

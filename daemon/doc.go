@@ -53,10 +53,12 @@
 // # Configuration
 //
 // Config holds what an operator sets, from flags with environment
-// fallbacks: FromEnv reads WARREN_AMQP_URL (else AMQP_URL),
-// WARREN_HTTP_ADDR, WARREN_SHUTDOWN_TIMEOUT, WARREN_LOG_LEVEL and
-// WARREN_LOG_FORMAT; RegisterFlags adds --amqp-url, --http-addr,
-// --shutdown-timeout, --log-level and --log-format, which take precedence.
+// fallbacks: FromEnv reads WARREN_URL, WARREN_HTTP_ADDR,
+// WARREN_SHUTDOWN_TIMEOUT, WARREN_LOG_LEVEL and WARREN_LOG_FORMAT;
+// RegisterFlags adds --url, --http-addr, --shutdown-timeout, --log-level
+// and --log-format to a pflag.FlagSet, and they take precedence. The
+// warren CLI uses the same names. The deprecated --amqp-url,
+// WARREN_AMQP_URL and AMQP_URL still work, each with a one-line warning.
 // Passwords in broker URLs are never printed: --help, String and the logs
 // show them as "xxxxx".
 //

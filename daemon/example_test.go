@@ -2,7 +2,6 @@ package daemon_test
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/pflag"
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/daemon"
@@ -67,9 +67,9 @@ func Example() {
 // consuming the topology's work queues, its probes and metrics on :8080.
 func Example_worker() {
 	cfg, err := daemon.FromEnv()
-	cfg.RegisterFlags(flag.CommandLine)
-	file := flag.String("f", "topology.yaml", "topology file")
-	flag.Parse()
+	cfg.RegisterFlags(pflag.CommandLine)
+	file := pflag.StringP("file", "f", "topology.yaml", "topology file")
+	pflag.Parse()
 	if err == nil {
 		err = cfg.Validate()
 	}
@@ -88,7 +88,7 @@ func Example_worker() {
 		if err != nil {
 			return err
 		}
-		conn, err := broker.Dial(context.Background(), cfg.AMQPURLs, broker.WithLogger(log))
+		conn, err := broker.Dial(context.Background(), cfg.URLs, broker.WithLogger(log))
 		if err != nil {
 			return err
 		}
@@ -136,8 +136,8 @@ func ExampleDaemon_Ready() {
 // Printing a Config never shows a password.
 func ExampleConfig_String() {
 	cfg := daemon.DefaultConfig()
-	cfg.AMQPURLs = []string{"amqp://app:s3cret@rabbitmq.default.svc:5672/"}
+	cfg.URLs = []string{"amqp://app:s3cret@rabbitmq.default.svc:5672/"}
 	fmt.Println(strings.Fields(cfg.String())[0])
 	// Output:
-	// amqp-url=amqp://app:xxxxx@rabbitmq.default.svc:5672/
+	// url=amqp://app:xxxxx@rabbitmq.default.svc:5672/
 }

@@ -1,6 +1,9 @@
 package daemon
 
-import "time"
+import (
+	"io"
+	"time"
+)
 
 // WithGrace replaces ShutdownGrace, so that a test of the shutdown
 // deadline does not wait for the real one.
@@ -11,5 +14,10 @@ func WithGrace(d time.Duration) Option {
 	}
 }
 
-// FromLookup is FromEnv reading from lookup.
-var FromLookup = fromEnv
+// FromLookup is FromEnv reading from lookup, its warnings discarded.
+func FromLookup(lookup func(string) (string, bool)) (Config, error) {
+	return fromEnv(lookup, io.Discard)
+}
+
+// FromLookupWarn is FromEnv reading from lookup and warning to warn.
+var FromLookupWarn = fromEnv

@@ -9,8 +9,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
-
-	"github.com/warrenmq/warren/worker"
 )
 
 // Defaults of a Daemon, also what the manifests in deploy/kubernetes/
@@ -28,9 +26,10 @@ const (
 	// MetricsPath serves the gatherer given with WithGatherer.
 	MetricsPath = "/metrics"
 	// DefaultShutdownTimeout is how long the jobs in flight may take to
-	// finish once the shutdown starts: the pool's own default, which
-	// Config passes on to the pool.
-	DefaultShutdownTimeout = worker.DefaultShutdownTimeout
+	// finish once the shutdown starts: the same as the pool's own default
+	// (worker.DefaultShutdownTimeout, which a test holds equal), so that a
+	// pool given Config.ShutdownTimeout and one left at its default agree.
+	DefaultShutdownTimeout = 30 * time.Second
 	// ShutdownGrace is what Run allows on top of the shutdown timeout for
 	// the services to stop: a pool cancels the jobs still running at its
 	// deadline, returns its prefetched jobs, sends its last acks and

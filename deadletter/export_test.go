@@ -20,6 +20,7 @@ import (
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/deadletter"
 	"github.com/warrenmq/warren/internal/brokertest"
+	"github.com/warrenmq/warren/internal/testkit"
 )
 
 func TestMain(m *testing.M) { os.Exit(brokertest.MainWithLeakCheck(m)) }
@@ -268,16 +269,6 @@ func TestDecoderSkipsBlankLinesAndNeedsNoFinalNewline(t *testing.T) {
 
 // Against the broker.
 
-func dial(t *testing.T) *broker.Conn {
-	t.Helper()
-	conn, err := broker.Dial(brokertest.Context(t, 30*time.Second), []string{brokertest.URL(t)}, broker.WithName("warren-deadletter-test"))
-	if err != nil {
-		t.Fatalf("Dial: %v", err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
-}
-
 func newPublisher(t *testing.T, conn *broker.Conn) *broker.Publisher {
 	t.Helper()
 	p, err := broker.NewPublisher(conn)
@@ -407,7 +398,7 @@ func messages(recs []deadletter.Record) []amqp.Publishing {
 // failure headers (a client may not send x-death: RabbitMQ 3.x takes it for
 // a dead-letter cycle later, RabbitMQ 4 ignores it).
 func TestExportPurgeImportIsExact(t *testing.T) {
-	conn := dial(t)
+	conn := testkit.Dial(t, "warren-deadletter-test")
 	ctx := brokertest.Context(t, 30*time.Second)
 	dlq := classicQueue(t, "dlq", nil)
 	work := classicQueue(t, "work", amqp.Table{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": dlq})
@@ -510,7 +501,7 @@ func TestExportPurgeImportIsExact(t *testing.T) {
 // the same values; a job whose headers could not be read at all is neither
 // exported nor purged into a file: its record would lose them.
 func TestExportForeignHeaders(t *testing.T) {
-	conn := dial(t)
+	conn := testkit.Dial(t, "warren-deadletter-test")
 	ctx := brokertest.Context(t, 30*time.Second)
 	dlq := classicQueue(t, "dlq", nil)
 	long := func(name string, n int64) []byte {
@@ -557,7 +548,7 @@ func TestExportForeignHeaders(t *testing.T) {
 }
 
 func TestExportLeavesTheQueueAsItWas(t *testing.T) {
-	conn := dial(t)
+	conn := testkit.Dial(t, "warren-deadletter-test")
 	q := classicQueue(t, "dlq", nil)
 	var sent []amqp.Publishing
 	for i := range 5 {
@@ -586,7 +577,7 @@ func TestExportLeavesTheQueueAsItWas(t *testing.T) {
 }
 
 func TestPurgeRecordsKeepsAJobItCannotWrite(t *testing.T) {
-	conn := dial(t)
+	conn := testkit.Dial(t, "warren-deadletter-test")
 	q := classicQueue(t, "dlq", nil)
 	publish(t, q, amqp.Publishing{MessageId: "a", Body: []byte("1")}, amqp.Publishing{MessageId: "b", Body: []byte("2")}, amqp.Publishing{MessageId: "c", Body: []byte("3")})
 	var written []string
@@ -609,7 +600,7 @@ func TestPurgeRecordsKeepsAJobItCannotWrite(t *testing.T) {
 }
 
 func TestImportFailures(t *testing.T) {
-	conn := dial(t)
+	conn := testkit.Dial(t, "warren-deadletter-test")
 	ctx := brokertest.Context(t, 20*time.Second)
 	pub := newPublisher(t, conn)
 	target := classicQueue(t, "target", nil)

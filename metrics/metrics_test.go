@@ -16,22 +16,13 @@ import (
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/internal/brokertest"
+	"github.com/warrenmq/warren/internal/testkit"
 	"github.com/warrenmq/warren/internal/topotest"
 	"github.com/warrenmq/warren/metrics"
 	"github.com/warrenmq/warren/worker"
 )
 
 func TestMain(m *testing.M) { os.Exit(brokertest.MainWithLeakCheck(m)) }
-
-func dial(t *testing.T, name string) *broker.Conn {
-	t.Helper()
-	conn, err := broker.Dial(brokertest.Context(t, 30*time.Second), []string{brokertest.URL(t)}, broker.WithName(name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
-}
 
 // counts returns the sample count of each series of the histogram name,
 // by its labels ("kind=job"), as reg gathers them.
@@ -88,12 +79,12 @@ routes:
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := broker.NewPublisher(dial(t, "metrics-test-publish"), broker.WithRouter(topo), broker.WithPublishHook(m.PublishHook()))
+	pub, err := broker.NewPublisher(testkit.Dial(t, "metrics-test-publish"), broker.WithRouter(topo), broker.WithPublishHook(m.PublishHook()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pub.Close(context.Background()) })
-	caller, err := broker.NewCaller(dial(t, "metrics-test-call"), broker.WithCallRouter(topo), broker.WithCallHook(m.CallHook()))
+	caller, err := broker.NewCaller(testkit.Dial(t, "metrics-test-call"), broker.WithCallRouter(topo), broker.WithCallHook(m.CallHook()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +103,7 @@ routes:
 	mux.HandleFunc("rpc", func(_ context.Context, job *worker.Job) error { job.SetResult("pong"); return nil })
 	mux.HandleFunc("rpcfail", func(context.Context, *worker.Job) error { return worker.Permanent(errors.New("refused")) })
 	var settled atomic.Int32
-	pool, err := worker.NewPool(dial(t, "metrics-test-consume"), topo, mux,
+	pool, err := worker.NewPool(testkit.Dial(t, "metrics-test-consume"), topo, mux,
 		worker.WithQueue(q), worker.WithPublisher(pub),
 		worker.WithObserver(m.Observe),
 		worker.WithObserver(func(worker.Outcome) { settled.Add(1) })) // observers add up

@@ -13,12 +13,15 @@ cd "$(dirname "$0")/.."
 topo=examples/quickstart/topology.yaml
 jobs=${JOBS:-3000}
 timeout_s=${DEMO_TIMEOUT:-120}
-url=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/}
+url=${WARREN_URL:-${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/}}
+# The programs read WARREN_URL; AMQP_URL (what the Makefile and the tests
+# set) is a deprecated name to them, which they would warn about.
+export WARREN_URL=$url
 
 section() { printf '\n== %s\n' "$*"; }
 
 # purge empties queues through the management API (scripts/rabbitmq.sh
-# enables it), with the credentials and host of AMQP_URL: the CLI cannot
+# enables it), with the credentials and host of WARREN_URL: the CLI cannot
 # purge yet. A failure is reported, not fatal: the counts would then include
 # what earlier runs left.
 purge() {

@@ -12,7 +12,7 @@ import (
 
 // Plan compares a resolved topology with what a broker holds and lists what
 // differs (DESIGN §3). The broker's side comes from its management HTTP API
-// (internal/mgmt fetches it): a passive declare sees neither arguments nor
+// (cmd/warren/internal/mgmt fetches it): a passive declare sees neither arguments nor
 // bindings.
 
 // Action says what a Change would take.

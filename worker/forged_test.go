@@ -11,6 +11,7 @@ import (
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/internal/brokertest"
+	"github.com/warrenmq/warren/internal/testkit"
 	"github.com/warrenmq/warren/worker"
 )
 
@@ -81,7 +82,7 @@ func TestForgedAttemptHeadersCannotRetryForever(t *testing.T) {
 			t.Errorf("%s: handled %d times, want %d", c.name, runs, c.runs)
 		}
 	}
-	waitFor(t, 5*time.Second, "the outcomes", func() bool { return outcomes.status(worker.DeadLettered) == len(cases) })
+	testkit.WaitFor(t, 5*time.Second, "the outcomes", func() bool { return outcomes.status(worker.DeadLettered) == len(cases) })
 	if n := outcomes.status(worker.Retried); n != 0 {
 		t.Errorf("%d retries of forged jobs, want none", n)
 	}

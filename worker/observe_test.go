@@ -18,6 +18,7 @@ import (
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/internal/brokertest"
+	"github.com/warrenmq/warren/internal/testkit"
 	"github.com/warrenmq/warren/worker"
 )
 
@@ -49,7 +50,7 @@ func TestJobHooksAndObservers(t *testing.T) {
 	marks := func(ctx context.Context) string {
 		return fmt.Sprintf("marks a=%t b=%t", ctx.Value(hookMark("a")) != nil, ctx.Value(hookMark("b")) != nil)
 	}
-	pub, err := broker.NewPublisher(dial(t, "worker-test-hook-publish"), broker.WithPublishHook(
+	pub, err := broker.NewPublisher(testkit.Dial(t, "worker-test-hook-publish"), broker.WithPublishHook(
 		func(ctx context.Context, info broker.PublishInfo, env *broker.Envelope) (context.Context, func(error)) {
 			record("publish %s %s", info.Kind, marks(ctx))
 			return ctx, nil
@@ -74,8 +75,8 @@ func TestJobHooksAndObservers(t *testing.T) {
 		worker.WithObserver(func(o worker.Outcome) { record("observer 1 %s", o.Status) }),
 		worker.WithObserver(func(o worker.Outcome) { record("observer 2 %s", o.Status); settled.Done() }))
 	f.publish("flaky", nil)
-	waitDone(t, &settled, 30*time.Second, "two attempts")
-	waitFor(t, 10*time.Second, "the hooks' ends", func() bool {
+	testkit.WaitDone(t, &settled, 30*time.Second, "two attempts")
+	testkit.WaitFor(t, 10*time.Second, "the hooks' ends", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(events) == 15
@@ -179,7 +180,7 @@ func TestJobLogFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitDone(t, &settled, 30*time.Second, "three deliveries")
+	testkit.WaitDone(t, &settled, 30*time.Second, "three deliveries")
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/internal/brokertest"
+	"github.com/warrenmq/warren/internal/testkit"
 	"github.com/warrenmq/warren/internal/topotest"
 	"github.com/warrenmq/warren/topology"
 	"github.com/warrenmq/warren/worker"
@@ -80,8 +81,8 @@ func newFixture(t *testing.T, fo fixtureOpts) *fixture {
 	}
 	f.yaml = b.String()
 	f.topo = topotest.Apply(t, f.yaml)
-	f.conn = dial(t, "worker-test-consume")
-	pubConn := dial(t, "worker-test-publish")
+	f.conn = testkit.Dial(t, "worker-test-consume")
+	pubConn := testkit.Dial(t, "worker-test-publish")
 	pub, err := broker.NewPublisher(pubConn, broker.WithRouter(f.topo))
 	if err != nil {
 		t.Fatal(err)
@@ -89,16 +90,6 @@ func newFixture(t *testing.T, fo fixtureOpts) *fixture {
 	t.Cleanup(func() { pub.Close(context.Background()) })
 	f.pub = pub
 	return f
-}
-
-func dial(t *testing.T, name string) *broker.Conn {
-	t.Helper()
-	conn, err := broker.Dial(brokertest.Context(t, 30*time.Second), []string{brokertest.URL(t)}, broker.WithName(name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
 }
 
 // publish publishes jobs of jobType with the payloads given and returns
@@ -157,39 +148,6 @@ func (f *fixture) dlq(n int, timeout time.Duration) map[string]amqp.Delivery {
 		out[d.MessageId] = d
 	}
 	return out
-}
-
-// waitFor polls cond until it holds, failing the test after timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// recv waits for a value from ch, failing the test after timeout instead
-// of hanging the suite.
-func recv[T any](t *testing.T, ch <-chan T, timeout time.Duration, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(timeout):
-		t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		panic("unreachable")
-	}
-}
-
-// waitDone waits for wg like recv.
-func waitDone(t *testing.T, wg *sync.WaitGroup, timeout time.Duration, what string) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	recv(t, done, timeout, what)
 }
 
 // ledger records what handlers saw.
@@ -257,7 +215,7 @@ func TestEveryJobHandledOnce(t *testing.T) {
 				return nil
 			})
 			stop := f.run(mux, worker.WithQueue(f.queue, worker.Concurrency(8), worker.Prefetch(64)), worker.WithObserver(l.observe))
-			waitFor(t, 60*time.Second, "every job handled", func() bool { return l.count() == n })
+			testkit.WaitFor(t, 60*time.Second, "every job handled", func() bool { return l.count() == n })
 			if err := stop(); err != nil {
 				t.Fatalf("Run: %v", err)
 			}
@@ -296,7 +254,7 @@ func TestConcurrencyNeverExceedsLimit(t *testing.T) {
 		return nil
 	})
 	stop := f.run(h, worker.WithQueue(f.queue, worker.Concurrency(limit), worker.Prefetch(20)))
-	waitFor(t, 30*time.Second, "every job handled", func() bool { mu.Lock(); defer mu.Unlock(); return done == n })
+	testkit.WaitFor(t, 30*time.Second, "every job handled", func() bool { mu.Lock(); defer mu.Unlock(); return done == n })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -359,7 +317,7 @@ func TestRetriedWithBackoffThenSucceeds(t *testing.T) {
 	l := newLedger()
 	f.run(mux, worker.WithObserver(l.observe))
 	id := f.publish("flaky", "x")[0]
-	waitFor(t, 20*time.Second, "the third attempt", func() bool { return l.status(worker.Succeeded) == 1 })
+	testkit.WaitFor(t, 20*time.Second, "the third attempt", func() bool { return l.status(worker.Succeeded) == 1 })
 
 	seen := log.get(id)
 	if len(seen) != 3 {
@@ -410,15 +368,15 @@ func TestLongDelayDoesNotHoldShortOne(t *testing.T) {
 	})
 	f.run(mux)
 	long := f.publish("later", 20*time.Second)[0]
-	waitFor(t, 10*time.Second, "the long job's first attempt", func() bool { return len(log.get(long)) == 1 })
+	testkit.WaitFor(t, 10*time.Second, "the long job's first attempt", func() bool { return len(log.get(long)) == 1 })
 	short := f.publish("later", 2*time.Second)[0]
-	waitFor(t, 10*time.Second, "the short job's retry", func() bool { return len(log.get(short)) == 2 })
+	testkit.WaitFor(t, 10*time.Second, "the short job's retry", func() bool { return len(log.get(short)) == 2 })
 	s := log.get(short)
 	checkDelay(t, "short job", s[1].at.Sub(s[0].at), 2*time.Second)
 	if len(log.get(long)) != 1 {
 		t.Error("the long job came back before the short one")
 	}
-	waitFor(t, 30*time.Second, "the long job's retry", func() bool { return len(log.get(long)) == 2 })
+	testkit.WaitFor(t, 30*time.Second, "the long job's retry", func() bool { return len(log.get(long)) == 2 })
 	l := log.get(long)
 	checkDelay(t, "long job", l[1].at.Sub(l[0].at), 20*time.Second)
 }
@@ -466,7 +424,7 @@ func TestLastAttemptDeadLettersWithReasons(t *testing.T) {
 	if err := env.Decode(&payload); err != nil || payload["to"] != "ada@example.com" {
 		t.Errorf("payload %v, %v", payload, err)
 	}
-	waitFor(t, 5*time.Second, "the outcomes", func() bool { return l.status(worker.DeadLettered) == 1 })
+	testkit.WaitFor(t, 5*time.Second, "the outcomes", func() bool { return l.status(worker.DeadLettered) == 1 })
 	if got := l.status(worker.Retried); got != 1 {
 		t.Errorf("%d retries, want 1", got)
 	}
@@ -556,5 +514,5 @@ func TestBadJobsDeadLetteredWithClass(t *testing.T) {
 	}
 	// The worker survived the bombs.
 	f.publish("ok", 1)
-	waitDone(t, &okDone, 20*time.Second, "the ok job after the bombs")
+	testkit.WaitDone(t, &okDone, 20*time.Second, "the ok job after the bombs")
 }

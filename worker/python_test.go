@@ -19,6 +19,7 @@ import (
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/internal/brokertest"
+	"github.com/warrenmq/warren/internal/testkit"
 	"github.com/warrenmq/warren/worker"
 )
 
@@ -155,7 +156,7 @@ func testPythonProducer(t *testing.T, script, queueType string) {
 	}
 
 	handled := len(jobs) - 1
-	waitFor(t, 30*time.Second, "every job handled and the unreadable one parked", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "every job handled and the unreadable one parked", func() bool {
 		return outcomes.status(worker.Succeeded) == handled && outcomes.status(worker.DeadLettered) == 1
 	})
 	parked := f.dlq(1, 10*time.Second)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/internal/brokertest"
+	"github.com/warrenmq/warren/internal/testkit"
 	"github.com/warrenmq/warren/worker"
 )
 
@@ -19,7 +20,7 @@ import (
 func TestPoolConsumesAgainAfterItsConnectionIsClosed(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
 	name := brokertest.ConnName(t, "pool")
-	f.conn = dialReconnecting(t, name)
+	f.conn = testkit.Dial(t, name, broker.WithReconnectBackoff(50*time.Millisecond, time.Second))
 
 	l := newLedger()
 	var seen atomic.Int64
@@ -39,12 +40,12 @@ func TestPoolConsumesAgainAfterItsConnectionIsClosed(t *testing.T) {
 	done := make(chan []string, 1)
 	go func() { done <- f.publish(jobTypes[0], payloads...) }()
 	for _, at := range []int64{n / 4, n / 2} {
-		waitFor(t, 30*time.Second, "jobs to be handled", func() bool { return seen.Load() >= at })
+		testkit.WaitFor(t, 30*time.Second, "jobs to be handled", func() bool { return seen.Load() >= at })
 		closeLiveConnection(t, f.conn, name)
 	}
-	ids := recv(t, done, 60*time.Second, "the jobs to be published")
-	waitFor(t, 60*time.Second, "every job to be handled", func() bool { return l.count() >= n })
-	waitFor(t, 10*time.Second, "the queue to be empty", func() bool { return brokertest.Depth(t, f.queue) == 0 })
+	ids := testkit.Recv(t, done, 60*time.Second, "the jobs to be published")
+	testkit.WaitFor(t, 60*time.Second, "every job to be handled", func() bool { return l.count() >= n })
+	testkit.WaitFor(t, 10*time.Second, "the queue to be empty", func() bool { return brokertest.Depth(t, f.queue) == 0 })
 
 	dups := 0
 	l.mu.Lock()
@@ -87,12 +88,12 @@ func TestNotReadyWhileDisconnected(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- pool.Run(ctx) }()
-	waitFor(t, 10*time.Second, "the pool to be ready", func() bool { return pool.Ready() == nil })
+	testkit.WaitFor(t, 10*time.Second, "the pool to be ready", func() bool { return pool.Ready() == nil })
 	brokertest.CloseConnections(t, name)
-	waitFor(t, 10*time.Second, "the pool to report the lost connection", func() bool { return pool.Ready() != nil })
-	waitFor(t, 20*time.Second, "the pool to be ready again", func() bool { return pool.Ready() == nil })
+	testkit.WaitFor(t, 10*time.Second, "the pool to report the lost connection", func() bool { return pool.Ready() != nil })
+	testkit.WaitFor(t, 20*time.Second, "the pool to be ready again", func() bool { return pool.Ready() == nil })
 	cancel()
-	if err := recv(t, errc, 20*time.Second, "Run to return"); err != nil {
+	if err := testkit.Recv(t, errc, 20*time.Second, "Run to return"); err != nil {
 		t.Errorf("Run: %v", err)
 	}
 }
@@ -104,7 +105,7 @@ func TestNotReadyWhileDisconnected(t *testing.T) {
 func TestPoolConsumesAgainWhileAHandlerIsStuck(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
 	name := brokertest.ConnName(t, "stuck")
-	f.conn = dialReconnecting(t, name)
+	f.conn = testkit.Dial(t, name, broker.WithReconnectBackoff(50*time.Millisecond, time.Second))
 
 	l := newLedger()
 	var running, most atomic.Int64
@@ -136,14 +137,14 @@ func TestPoolConsumesAgainWhileAHandlerIsStuck(t *testing.T) {
 	stop := f.run(mux, worker.WithQueue(f.queue, worker.Concurrency(2)), worker.WithObserver(l.observe))
 
 	slow := f.publish("slow", 0)[0]
-	recv(t, stuck, 10*time.Second, "the slow job to start")
+	testkit.Recv(t, stuck, 10*time.Second, "the slow job to start")
 	brokertest.CloseConnections(t, name)
 	payloads := make([]any, 20)
 	for i := range payloads {
 		payloads[i] = i
 	}
 	ids := f.publish("ok", payloads...)
-	waitFor(t, 20*time.Second, "the jobs after the loss to be handled while the slow one is stuck", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "the jobs after the loss to be handled while the slow one is stuck", func() bool {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		for _, id := range ids {
@@ -155,30 +156,18 @@ func TestPoolConsumesAgainWhileAHandlerIsStuck(t *testing.T) {
 	})
 	close(release)
 	// Its ack was lost with the channel: the job comes back and is handled.
-	waitFor(t, 20*time.Second, "the slow job to be handled", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "the slow job to be handled", func() bool {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		return l.handled[slow] > 0
 	})
-	waitFor(t, 10*time.Second, "the queue to be empty", func() bool { return brokertest.Depth(t, f.queue) == 0 })
+	testkit.WaitFor(t, 10*time.Second, "the queue to be empty", func() bool { return brokertest.Depth(t, f.queue) == 0 })
 	if m := most.Load(); m > 2 {
 		t.Errorf("%d handlers ran at once, want at most the concurrency, 2", m)
 	}
 	if err := stop(); err != nil {
 		t.Errorf("Run: %v", err)
 	}
-}
-
-// dialReconnecting dials a Conn named name that reconnects quickly.
-func dialReconnecting(t *testing.T, name string) *broker.Conn {
-	t.Helper()
-	conn, err := broker.Dial(brokertest.Context(t, 30*time.Second), []string{brokertest.URL(t)},
-		broker.WithName(name), broker.WithReconnectBackoff(50*time.Millisecond, time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
 }
 
 // closeLiveConnection has the broker close conn's current connection and

@@ -14,6 +14,7 @@ import (
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/internal/brokertest"
+	"github.com/warrenmq/warren/internal/testkit"
 	"github.com/warrenmq/warren/internal/topotest"
 	"github.com/warrenmq/warren/topology"
 	"github.com/warrenmq/warren/worker"
@@ -34,7 +35,7 @@ type authorisation struct {
 // fixture's topology.
 func (f *fixture) caller(opts ...broker.CallerOption) *broker.Caller {
 	f.t.Helper()
-	c, err := broker.NewCaller(dial(f.t, "worker-test-caller"), append([]broker.CallerOption{broker.WithCallRouter(f.topo)}, opts...)...)
+	c, err := broker.NewCaller(testkit.Dial(f.t, "worker-test-caller"), append([]broker.CallerOption{broker.WithCallRouter(f.topo)}, opts...)...)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -76,7 +77,7 @@ func TestCallRoundTrip(t *testing.T) {
 	if reply.ReplyStatus != "" || len(reply.Headers) != 0 || reply.Type != "ok.reply" || !strings.HasSuffix(reply.ID, ".reply") {
 		t.Errorf("reply envelope: status %q type %q id %q", reply.ReplyStatus, reply.Type, reply.ID)
 	}
-	waitFor(t, 5*time.Second, "the outcome", func() bool { return l.status(worker.Succeeded) == 1 })
+	testkit.WaitFor(t, 5*time.Second, "the outcome", func() bool { return l.status(worker.Succeeded) == 1 })
 	if l.replied() != 1 {
 		t.Errorf("%d outcomes with a reply sent, want 1", l.replied())
 	}
@@ -162,7 +163,7 @@ func TestCallsOverAReplyQueue(t *testing.T) {
 	if d := c.Discarded(); d != 0 {
 		t.Errorf("%d replies discarded", d)
 	}
-	waitFor(t, 10*time.Second, "every outcome", func() bool { return l.replied() == n+1 })
+	testkit.WaitFor(t, 10*time.Second, "every outcome", func() bool { return l.replied() == n+1 })
 }
 
 func TestThousandConcurrentCallsPairCorrectly(t *testing.T) {
@@ -233,7 +234,7 @@ func TestCallTimesOutWithoutWorker(t *testing.T) {
 	})
 	l := newLedger()
 	f.run(mux, worker.WithObserver(l.observe))
-	waitFor(t, 10*time.Second, "the expired request", func() bool { return l.status(worker.Expired) == 1 })
+	testkit.WaitFor(t, 10*time.Second, "the expired request", func() bool { return l.status(worker.Expired) == 1 })
 	select {
 	case <-handled:
 		t.Error("a request was handled after its caller gave up")
@@ -297,7 +298,7 @@ func TestLateReplyIsDiscardedAndCounted(t *testing.T) {
 	if _, err := c.Call(ctx, broker.Job{Type: "slow"}); !errors.Is(err, broker.ErrReplyTimeout) {
 		t.Fatalf("Call: %v, want ErrReplyTimeout", err)
 	}
-	waitFor(t, 10*time.Second, "the late reply to be discarded", func() bool { return c.Discarded() == 1 })
+	testkit.WaitFor(t, 10*time.Second, "the late reply to be discarded", func() bool { return c.Discarded() == 1 })
 	// The caller goes on working, and the next call gets its own reply.
 	reply, err := c.Call(brokertest.Context(t, 10*time.Second), broker.Job{Type: "ok"})
 	var s string
@@ -340,13 +341,13 @@ func TestCallerSurvivesWorkerKilledMidCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd.Wait()
-	if err := recv(t, errc, 20*time.Second, "the call"); !errors.Is(err, broker.ErrReplyTimeout) {
+	if err := testkit.Recv(t, errc, 20*time.Second, "the call"); !errors.Is(err, broker.ErrReplyTimeout) {
 		t.Fatalf("Call: %v, want ErrReplyTimeout", err)
 	}
 	// Another worker gets the request back, past its deadline: not run.
 	l := newLedger()
 	f.run(authoriser(), worker.WithObserver(l.observe))
-	waitFor(t, 10*time.Second, "the expired request", func() bool { return l.status(worker.Expired) == 1 })
+	testkit.WaitFor(t, 10*time.Second, "the expired request", func() bool { return l.status(worker.Expired) == 1 })
 	if l.status(worker.Succeeded) != 0 {
 		t.Error("the request ran again after its caller gave up")
 	}
@@ -375,7 +376,7 @@ routes:
 	// before any reply exists.
 	sent := map[string]int{}
 	func() {
-		conn := dial(t, "worker-test-producer")
+		conn := testkit.Dial(t, "worker-test-producer")
 		pub, err := broker.NewPublisher(conn, broker.WithRouter(topo))
 		if err != nil {
 			t.Fatal(err)
@@ -397,7 +398,7 @@ routes:
 	}()
 
 	// The passenger service answers.
-	wconn := dial(t, "worker-test-passenger")
+	wconn := testkit.Dial(t, "worker-test-passenger")
 	mux := worker.NewMux()
 	mux.Handle("passenger.authorise", worker.TypedResult(func(ctx context.Context, job *worker.Job, a authorise) (authorisation, error) {
 		if a.Amount <= 0 {
@@ -412,9 +413,9 @@ routes:
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- pool.Run(ctx) }()
-	waitFor(t, 20*time.Second, "every reply in the reply queue", func() bool { return brokertest.Depth(t, replies) == len(sent) })
+	testkit.WaitFor(t, 20*time.Second, "every reply in the reply queue", func() bool { return brokertest.Depth(t, replies) == len(sent) })
 	cancel()
-	if err := recv(t, done, 60*time.Second, "the pool to stop"); err != nil {
+	if err := testkit.Recv(t, done, 60*time.Second, "the pool to stop"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -428,16 +429,16 @@ routes:
 		mu.Unlock()
 		return nil
 	}))
-	rpool, err := worker.NewPool(dial(t, "worker-test-restarted"), topo, rmux, worker.WithQueue(replies))
+	rpool, err := worker.NewPool(testkit.Dial(t, "worker-test-restarted"), topo, rmux, worker.WithQueue(replies))
 	if err != nil {
 		t.Fatal(err)
 	}
 	rctx, rcancel := context.WithCancel(context.Background())
 	rdone := make(chan error, 1)
 	go func() { rdone <- rpool.Run(rctx) }()
-	waitFor(t, 20*time.Second, "every reply handled", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == len(sent) })
+	testkit.WaitFor(t, 20*time.Second, "every reply handled", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == len(sent) })
 	rcancel()
-	if err := recv(t, rdone, 60*time.Second, "the reply pool to stop"); err != nil {
+	if err := testkit.Recv(t, rdone, 60*time.Second, "the reply pool to stop"); err != nil {
 		t.Fatal(err)
 	}
 	for id, amount := range sent {
@@ -484,7 +485,7 @@ func testReplyToGoneCaller(t *testing.T, opts []broker.CallerOption) {
 	var outcomes []worker.Outcome
 	f.run(mux, worker.WithObserver(func(o worker.Outcome) { mu.Lock(); outcomes = append(outcomes, o); mu.Unlock() }))
 
-	c, err := broker.NewCaller(dial(t, "worker-test-gone-caller"), append([]broker.CallerOption{broker.WithCallRouter(f.topo)}, opts...)...)
+	c, err := broker.NewCaller(testkit.Dial(t, "worker-test-gone-caller"), append([]broker.CallerOption{broker.WithCallRouter(f.topo)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -495,16 +496,16 @@ func testReplyToGoneCaller(t *testing.T, opts []broker.CallerOption) {
 		_, err := c.Call(ctx, broker.Job{Type: "slow"})
 		errc <- err
 	}()
-	recv(t, started, 20*time.Second, "the handler to start")
+	testkit.Recv(t, started, 20*time.Second, "the handler to start")
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := recv(t, errc, 20*time.Second, "the call"); !errors.Is(err, broker.ErrClosed) {
+	if err := testkit.Recv(t, errc, 20*time.Second, "the call"); !errors.Is(err, broker.ErrClosed) {
 		t.Errorf("Call on a closed caller: %v, want ErrClosed", err)
 	}
 	close(release)
 	f.publish("ok", 1)
-	waitFor(t, 10*time.Second, "both jobs settled", func() bool { mu.Lock(); defer mu.Unlock(); return len(outcomes) == 2 })
+	testkit.WaitFor(t, 10*time.Second, "both jobs settled", func() bool { mu.Lock(); defer mu.Unlock(); return len(outcomes) == 2 })
 	for _, o := range outcomes {
 		if o.Status != worker.Succeeded || o.Replied != (o.JobType == "slow") {
 			t.Errorf("%s: %v (replied %v, err %v), want succeeded, the request replied to (the broker drops the reply)", o.JobType, o.Status, o.Replied, o.Err)
@@ -526,7 +527,7 @@ func TestReplyQueueIsDeclaredAgainAfterReconnection(t *testing.T) {
 	}))
 	f.run(mux)
 	name := brokertest.ConnName(t, "reply-queue-caller")
-	conn := dialReconnecting(t, name)
+	conn := testkit.Dial(t, name, broker.WithReconnectBackoff(50*time.Millisecond, time.Second))
 	c, err := broker.NewCaller(conn, broker.WithCallRouter(f.topo), broker.WithCallReplyQueue())
 	if err != nil {
 		t.Fatal(err)

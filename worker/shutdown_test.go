@@ -16,6 +16,7 @@ import (
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/internal/brokertest"
+	"github.com/warrenmq/warren/internal/testkit"
 	"github.com/warrenmq/warren/topology"
 	"github.com/warrenmq/warren/worker"
 )
@@ -37,7 +38,7 @@ func TestGracefulShutdownLosesNothing(t *testing.T) {
 		return nil
 	})
 	stop := f.run(mux, worker.WithQueue(f.queue, worker.Concurrency(4), worker.Prefetch(16)), worker.WithObserver(first.observe))
-	waitFor(t, 30*time.Second, "some jobs handled", func() bool { return first.count() >= 20 })
+	testkit.WaitFor(t, 30*time.Second, "some jobs handled", func() bool { return first.count() >= 20 })
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -63,7 +64,7 @@ func TestGracefulShutdownLosesNothing(t *testing.T) {
 		return nil
 	})
 	stop2 := f.run(mux2, worker.WithObserver(second.observe))
-	waitFor(t, 30*time.Second, "the rest handled", func() bool { return first.count()+second.count() >= n })
+	testkit.WaitFor(t, 30*time.Second, "the rest handled", func() bool { return first.count()+second.count() >= n })
 	if err := stop2(); err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +98,7 @@ func TestShutdownDeadlineReturnsJobUntouched(t *testing.T) {
 	l := newLedger()
 	stop := f.run(mux, worker.WithShutdownTimeout(300*time.Millisecond), worker.WithObserver(l.observe))
 	id := f.publish("slow", 1)[0]
-	recv(t, (<-chan struct{})(started), 20*time.Second, "the handler to start")
+	testkit.Recv(t, (<-chan struct{})(started), 20*time.Second, "the handler to start")
 	begin := time.Now()
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
@@ -214,7 +215,7 @@ func TestWorkerKilledMidJobLosesNothing(t *testing.T) {
 				return nil
 			})
 			stop := f.run(mux)
-			waitFor(t, 60*time.Second, "every job handled", func() bool { return l.count() == n })
+			testkit.WaitFor(t, 60*time.Second, "every job handled", func() bool { return l.count() == n })
 			if err := stop(); err != nil {
 				t.Fatal(err)
 			}
@@ -276,18 +277,18 @@ func TestReadyFollowsTheConsumers(t *testing.T) {
 	defer cancel()
 	errc := make(chan error, 1)
 	go func() { errc <- pool.Run(ctx) }()
-	waitFor(t, 10*time.Second, "the pool to be ready", func() bool { return pool.Ready() == nil })
+	testkit.WaitFor(t, 10*time.Second, "the pool to be ready", func() bool { return pool.Ready() == nil })
 
 	// Draining: not ready while the job in flight finishes.
 	f.publish(jobTypes[0], 1)
-	recv(t, started, 10*time.Second, "the job to start")
+	testkit.Recv(t, started, 10*time.Second, "the job to start")
 	cancel()
-	waitFor(t, 10*time.Second, "the pool to report draining", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the pool to report draining", func() bool {
 		err := pool.Ready()
 		return err != nil && strings.Contains(err.Error(), "shutting down")
 	})
 	close(release)
-	if err := recv(t, errc, 20*time.Second, "Run to return"); err != nil {
+	if err := testkit.Recv(t, errc, 20*time.Second, "Run to return"); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	if err := pool.Ready(); !errors.Is(err, worker.ErrNotReady) {
@@ -346,11 +347,11 @@ func TestNotReadyWhenItsQueueIsDeleted(t *testing.T) {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- pool.Run(context.Background()) }()
-	waitFor(t, 10*time.Second, "the pool to be ready", func() bool { return pool.Ready() == nil })
+	testkit.WaitFor(t, 10*time.Second, "the pool to be ready", func() bool { return pool.Ready() == nil })
 	if _, err := brokertest.Channel(t).QueueDelete(f.queue, false, false, false); err != nil {
 		t.Fatal(err)
 	}
-	if err := recv(t, errc, 20*time.Second, "Run to return"); !errors.Is(err, broker.ErrConsumerCancelled) {
+	if err := testkit.Recv(t, errc, 20*time.Second, "Run to return"); !errors.Is(err, broker.ErrConsumerCancelled) {
 		t.Errorf("Run = %v, want ErrConsumerCancelled", err)
 	}
 	if err := pool.Ready(); !errors.Is(err, worker.ErrNotReady) {

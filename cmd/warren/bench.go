@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/warrenmq/warren/internal/bench"
+	"github.com/warrenmq/warren/cmd/warren/internal/bench"
 )
 
 // benchImpl is one implementation the bench command can run.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/warrenmq/warren/deadletter"
 	"github.com/warrenmq/warren/internal/brokertest"
+	"github.com/warrenmq/warren/internal/testkit"
 )
 
 // readRecords reads an export file.
@@ -116,11 +117,7 @@ func rawDLQ(t *testing.T) (dlq string, sent []amqp.Publishing) {
 			t.Fatal("nothing to reject")
 		}
 	}
-	for deadline := time.Now().Add(5 * time.Second); brokertest.Depth(t, dlq) < 3; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d messages in %s, want 3", brokertest.Depth(t, dlq), dlq)
-		}
-	}
+	testkit.WaitDepth(t, dlq, 3, 5*time.Second)
 	return dlq, sent
 }
 

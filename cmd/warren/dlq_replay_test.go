@@ -14,6 +14,7 @@ import (
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/internal/brokertest"
+	"github.com/warrenmq/warren/internal/testkit"
 )
 
 // childEnv makes the test binary run the CLI instead of the tests (see
@@ -119,18 +120,6 @@ func declareQueues(t *testing.T, names ...string) {
 	brokertest.DeleteQueuesAtCleanup(t, names...)
 }
 
-// waitDepth waits until queue holds at least n messages.
-func waitDepth(t *testing.T, queue string, n int, within time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for brokertest.Depth(t, queue) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s holds %d messages after %s, want %d", queue, brokertest.Depth(t, queue), within, n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // checkLedger checks that every id is in got at least once, and reports
 // how many were duplicated.
 func checkLedger(t *testing.T, ids []string, got map[string]int) (dups int) {
@@ -161,7 +150,7 @@ func TestDLQReplayKilledLosesNothing(t *testing.T) {
 	ids := parkJobs(t, dlq, origin, n)
 
 	cmd, out := warrenProcess(t, "dlq", "replay", dlq, "--rate", "1000")
-	waitDepth(t, origin, n/4, 30*time.Second)
+	testkit.WaitDepth(t, origin, n/4, 30*time.Second)
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}

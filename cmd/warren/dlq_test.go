@@ -9,6 +9,7 @@ import (
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/internal/brokertest"
+	"github.com/warrenmq/warren/internal/testkit"
 	"github.com/warrenmq/warren/worker"
 )
 
@@ -56,13 +57,7 @@ func fillDLQ(t *testing.T) (dlq, path string, n names) {
 		}
 	}
 	serve(t, path, n)
-	deadline := time.Now().Add(20 * time.Second)
-	for brokertest.Depth(t, dlq) < 4 {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d jobs dead-lettered", brokertest.Depth(t, dlq))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testkit.WaitDepth(t, dlq, 4, 20*time.Second)
 	return dlq, path, n
 }
 

@@ -11,6 +11,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -245,10 +246,11 @@ func TestParseJSONKeepsIntegers(t *testing.T) {
 	}
 }
 
-// TestHelpHidesPasswordFromEnvironment: --help must not print AMQP_URL,
-// which may hold a password.
+// TestHelpHidesPasswordFromEnvironment: --help must not print WARREN_URL
+// or AMQP_URL, which may hold a password.
 func TestHelpHidesPasswordFromEnvironment(t *testing.T) {
 	t.Setenv("AMQP_URL", "amqp://user:s3cret-pw@broker.invalid:5672/")
+	t.Setenv("WARREN_URL", "amqp://user:0ther-pw@broker.invalid:5672/")
 	var out, errb bytes.Buffer
 	code := run(context.Background(), []string{"--help"}, &out, &errb)
 	if code != 0 {
@@ -257,8 +259,52 @@ func TestHelpHidesPasswordFromEnvironment(t *testing.T) {
 	if strings.Contains(out.String()+errb.String(), "s3cret-pw") {
 		t.Errorf("--help printed the password from AMQP_URL:\n%s", out.String())
 	}
-	if !strings.Contains(out.String(), "AMQP_URL") {
-		t.Errorf("--help does not mention AMQP_URL:\n%s", out.String())
+	if strings.Contains(out.String()+errb.String(), "0ther-pw") {
+		t.Errorf("--help printed the password from WARREN_URL:\n%s", out.String())
+	}
+	for _, name := range []string{"WARREN_URL", "AMQP_URL"} {
+		if !strings.Contains(out.String(), name) {
+			t.Errorf("--help does not mention %s:\n%s", name, out.String())
+		}
+	}
+}
+
+// TestURLFromEnvironment: the CLI reads the broker URLs as a worker
+// daemon does: --url, else WARREN_URL, else the deprecated
+// WARREN_AMQP_URL or AMQP_URL with one warning line, else the default.
+func TestURLFromEnvironment(t *testing.T) {
+	const flagURL, envURL, oldURL, olderURL = "amqp://f:pw@flag:5672/", "amqp://n:pw@new:5672/", "amqp://o:pw@old:5672/", "amqp://a:pw@amqp:5672/"
+	for _, tc := range []struct {
+		name string
+		flag []string
+		env  map[string]string
+		want []string
+		warn string // "" when nothing may be written
+	}{
+		{name: "nothing", want: []string{broker.DefaultURL}},
+		{name: "--url wins", flag: []string{flagURL}, env: map[string]string{"WARREN_URL": envURL, "AMQP_URL": olderURL}, want: []string{flagURL}},
+		{name: "WARREN_URL", env: map[string]string{"WARREN_URL": envURL + "," + flagURL}, want: []string{envURL, flagURL}},
+		{name: "WARREN_URL over the deprecated", env: map[string]string{"WARREN_URL": envURL, "WARREN_AMQP_URL": oldURL, "AMQP_URL": olderURL}, want: []string{envURL}},
+		{name: "WARREN_AMQP_URL", env: map[string]string{"WARREN_AMQP_URL": oldURL, "AMQP_URL": olderURL}, want: []string{oldURL},
+			warn: "Environment variable WARREN_AMQP_URL has been deprecated, use WARREN_URL instead\n"},
+		{name: "AMQP_URL", env: map[string]string{"AMQP_URL": olderURL}, want: []string{olderURL},
+			warn: "Environment variable AMQP_URL has been deprecated, use WARREN_URL instead\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, name := range []string{"WARREN_URL", "WARREN_AMQP_URL", "AMQP_URL"} {
+				t.Setenv(name, tc.env[name])
+			}
+			var errb bytes.Buffer
+			g := &globals{urls: tc.flag, stderr: &errb}
+			for range 2 { // a command may ask more than once; it warns once
+				if diff := cmp.Diff(tc.want, g.brokerURLs()); diff != "" {
+					t.Errorf("URLs (-want +got):\n%s", diff)
+				}
+			}
+			if errb.String() != tc.warn {
+				t.Errorf("stderr %q, want %q", errb.String(), tc.warn)
+			}
+		})
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/daemon"
 	"github.com/warrenmq/warren/topology"
 )
 
@@ -35,6 +36,8 @@ func (e *exitError) Unwrap() error { return e.err }
 // globals are the flags every command shares.
 type globals struct {
 	urls     []string
+	envURLs  []string // read once, so that a deprecation is warned once
+	envRead  bool
 	json     bool
 	name     string
 	timeout  time.Duration
@@ -70,31 +73,28 @@ func newRoot(g *globals) *cobra.Command {
 		Short: "Work dispatch over RabbitMQ: topology, jobs and dead letters",
 		Long: `warren applies a topology file to RabbitMQ, publishes jobs and inspects queues.
 
-Connection flags fall back to environment variables: --url to AMQP_URL
-(several URLs, comma-separated, are tried in turn), -f to WARREN_TOPOLOGY.`,
+Flags fall back to environment variables, named as for a worker daemon:
+--url to WARREN_URL (several URLs, comma-separated, are tried in turn;
+the deprecated AMQP_URL and WARREN_AMQP_URL still work, with a warning),
+--log-level to WARREN_LOG_LEVEL, -f to WARREN_TOPOLOGY.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	pf := root.PersistentFlags()
-	// No default value is shown: AMQP_URL may hold a password, and --help
-	// would print it. brokerURLs applies the fallback.
-	pf.StringSliceVar(&g.urls, "url", nil, "broker URL(s), tried in turn (default: env AMQP_URL, else "+broker.RedactURL(broker.DefaultURL)+")")
+	// No default value is shown: WARREN_URL may hold a password, and
+	// --help would print it. brokerURLs applies the fallback.
+	pf.StringSliceVar(&g.urls, daemon.FlagURL, nil, "broker URL(s), tried in turn (default: env "+daemon.EnvURL+
+		", else the deprecated "+daemon.EnvAMQPURL+" or "+daemon.EnvAMQPURLFallback+", else "+broker.RedactURL(broker.DefaultURL)+")")
 	pf.BoolVar(&g.json, "json", false, "print results as JSON (schema in docs/cli.md)")
 	pf.StringVar(&g.name, "connection-name", "warren-cli", "connection name shown by the broker")
 	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "give up after this long")
-	pf.StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	level := strings.TrimSpace(os.Getenv(daemon.EnvLogLevel))
+	if level == "" {
+		level = "warn"
+	}
+	pf.StringVar(&g.logLevel, daemon.FlagLogLevel, level, "log level: debug, info, warn, error (env "+daemon.EnvLogLevel+")")
 	root.AddCommand(newTopologyCmd(g), newPublishCmd(g), newCallCmd(g), newDLQCmd(g), newBenchCmd(g), newStatsCmd(g))
 	return root
-}
-
-func splitURLs(s string) []string {
-	var out []string
-	for _, u := range strings.Split(s, ",") {
-		if u = strings.TrimSpace(u); u != "" {
-			out = append(out, u)
-		}
-	}
-	return out
 }
 
 func (g *globals) logger() zerolog.Logger {
@@ -105,14 +105,18 @@ func (g *globals) logger() zerolog.Logger {
 	return zerolog.New(zerolog.ConsoleWriter{Out: g.stderr, NoColor: noColor(g.stderr)}).Level(lvl).With().Timestamp().Logger()
 }
 
-// brokerURLs returns the URLs of --url, else of AMQP_URL, else the
-// default.
+// brokerURLs returns the URLs of --url, else of the environment, as a
+// worker daemon reads it (WARREN_URL, else the deprecated WARREN_AMQP_URL
+// or AMQP_URL, with a warning on stderr), else the default.
 func (g *globals) brokerURLs() []string {
 	if len(g.urls) > 0 {
 		return g.urls
 	}
-	if urls := splitURLs(os.Getenv("AMQP_URL")); len(urls) > 0 {
-		return urls
+	if !g.envRead {
+		g.envURLs, g.envRead = daemon.EnvURLs(os.LookupEnv, g.stderr), true
+	}
+	if len(g.envURLs) > 0 {
+		return g.envURLs
 	}
 	return []string{broker.DefaultURL}
 }

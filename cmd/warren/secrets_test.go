@@ -33,7 +33,8 @@ func runCaptured(t *testing.T, args ...string) (int, string) {
 
 // TestCommandsNeverPrintThePassword runs the commands that connect, to the
 // broker (AMQP) or to its management API (plan, stats), with URLs that
-// fail in each way, given with --url or AMQP_URL.
+// fail in each way, given with --url, WARREN_URL or a deprecated variable
+// (WARREN_AMQP_URL, AMQP_URL).
 func TestCommandsNeverPrintThePassword(t *testing.T) {
 	shared, err := url.Parse(brokertest.URL(t))
 	if err != nil {
@@ -64,16 +65,21 @@ func TestCommandsNeverPrintThePassword(t *testing.T) {
 		for _, cmd := range commands {
 			what := strings.Join(cmd[:2], " ") // the command, not the file's path
 			t.Run(name+"/--url/"+what, func(t *testing.T) {
-				t.Parallel() // after the AMQP_URL subtests, which set the environment
+				t.Parallel() // after the environment subtests, which set the environment
 				code, out := runCaptured(t, append([]string{"--url", u}, cmd...)...)
 				check(t, code, out)
 			})
 		}
-		t.Run(name+"/AMQP_URL", func(t *testing.T) {
-			t.Setenv("AMQP_URL", u)
-			code, out := runCaptured(t, "topology", "apply", "-f", path)
-			check(t, code, out)
-		})
+		for _, env := range []string{"WARREN_URL", "WARREN_AMQP_URL", "AMQP_URL"} {
+			t.Run(name+"/"+env, func(t *testing.T) {
+				for _, other := range []string{"WARREN_URL", "WARREN_AMQP_URL", "AMQP_URL"} {
+					t.Setenv(other, "") // an empty variable counts as unset
+				}
+				t.Setenv(env, u)
+				code, out := runCaptured(t, "topology", "apply", "-f", path)
+				check(t, code, out)
+			})
+		}
 	}
 }
 

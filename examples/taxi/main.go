@@ -34,6 +34,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/daemon"
 	"github.com/warrenmq/warren/topology"
 	"github.com/warrenmq/warren/worker"
 )
@@ -48,7 +49,7 @@ const (
 
 func main() {
 	// The flags of the warren CLI, with their environment fallbacks.
-	url := flag.String("url", "", "broker URL(s), comma-separated, tried in turn (default: env AMQP_URL, else "+broker.RedactURL(broker.DefaultURL)+")")
+	url := flag.String("url", "", "broker URL(s), comma-separated, tried in turn (default: env "+daemon.EnvURL+", else "+broker.RedactURL(broker.DefaultURL)+")")
 	file := os.Getenv("WARREN_TOPOLOGY")
 	if file == "" {
 		file = defaultTopology
@@ -274,18 +275,18 @@ func say(service, format string, args ...any) {
 	fmt.Printf("%-13s %s\n", service, fmt.Sprintf(format, args...))
 }
 
-// brokerURLs returns the URLs of --url, else of AMQP_URL, else
-// broker.DefaultURL.
+// brokerURLs returns the URLs of --url, else of the environment as a
+// worker daemon reads it (daemon.EnvURLs: WARREN_URL, else a deprecated
+// name, with a warning), else broker.DefaultURL.
 func brokerURLs(flagValue string) []string {
-	s := flagValue
-	if s == "" {
-		s = os.Getenv("AMQP_URL")
-	}
 	var urls []string
-	for _, u := range strings.Split(s, ",") {
+	for _, u := range strings.Split(flagValue, ",") {
 		if u = strings.TrimSpace(u); u != "" {
 			urls = append(urls, u)
 		}
+	}
+	if len(urls) == 0 {
+		urls = daemon.EnvURLs(os.LookupEnv, os.Stderr)
 	}
 	if len(urls) == 0 {
 		urls = []string{broker.DefaultURL}

@@ -8,12 +8,13 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/examples/quickstart/internal/config"
@@ -31,9 +32,9 @@ const (
 )
 
 func main() {
-	conf := config.Register(flag.CommandLine)
-	n := flag.Int("jobs", 3000, fmt.Sprintf("number of jobs to publish, %d of them scheduled %s ahead", scheduled, scheduleDelay))
-	flag.Parse()
+	conf := config.Register(pflag.CommandLine)
+	n := pflag.Int("jobs", 3000, fmt.Sprintf("number of jobs to publish, %d of them scheduled %s ahead", scheduled, scheduleDelay))
+	pflag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, conf, *n)

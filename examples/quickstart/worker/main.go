@@ -13,7 +13,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -22,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
+	"github.com/spf13/pflag"
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/daemon"
@@ -42,19 +42,17 @@ type options struct {
 func main() {
 	// The environment first, then the flags over it.
 	cfg, envErr := daemon.FromEnv()
-	cfg.RegisterFlags(flag.CommandLine)
-	// --url, as the producer and the warren CLI name it.
-	flag.Var(flag.Lookup("amqp-url").Value, "url", "broker `URLs`: same as --amqp-url")
+	cfg.RegisterFlags(pflag.CommandLine)
 	var o options
-	config.RegisterTopology(flag.CommandLine, &o.topology)
-	flag.IntVar(&o.concurrency, "concurrency", 16, "handlers running at once, per queue")
-	flag.IntVar(&o.prefetch, "prefetch", 64, "jobs the broker sends ahead of the handlers, per queue")
-	flag.Int64Var(&o.until, "until", 0, "exit once this many jobs succeeded or were dead-lettered (0: run until SIGINT or SIGTERM)")
-	flag.Parse()
+	config.RegisterTopology(pflag.CommandLine, &o.topology)
+	pflag.IntVar(&o.concurrency, "concurrency", 16, "handlers running at once, per queue")
+	pflag.IntVar(&o.prefetch, "prefetch", 64, "jobs the broker sends ahead of the handlers, per queue")
+	pflag.Int64Var(&o.until, "until", 0, "exit once this many jobs succeeded or were dead-lettered (0: run until SIGINT or SIGTERM)")
+	pflag.Parse()
 
 	// With --until, the progress line and the summary tell the story:
 	// log errors only, unless a level is asked for.
-	if o.until > 0 && !isSet(flag.CommandLine, "log-level") && os.Getenv(daemon.EnvLogLevel) == "" {
+	if o.until > 0 && !pflag.CommandLine.Changed(daemon.FlagLogLevel) && os.Getenv(daemon.EnvLogLevel) == "" {
 		cfg.LogLevel = zerolog.LevelErrorValue
 	}
 	err := envErr
@@ -94,13 +92,13 @@ func run(cfg daemon.Config, o options) error {
 	// letters: a broker short of memory or disk blocks the connections
 	// that publish, and the consumers' acks must not wait behind them.
 	ctx := context.Background()
-	conn, err := broker.Dial(ctx, cfg.AMQPURLs, broker.WithName("quickstart-worker"), broker.WithLogger(log),
+	conn, err := broker.Dial(ctx, cfg.URLs, broker.WithName("quickstart-worker"), broker.WithLogger(log),
 		broker.WithStateHook(m.StateHook("consumer")))
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	pubConn, err := broker.Dial(ctx, cfg.AMQPURLs, broker.WithName("quickstart-worker-publisher"), broker.WithLogger(log),
+	pubConn, err := broker.Dial(ctx, cfg.URLs, broker.WithName("quickstart-worker-publisher"), broker.WithLogger(log),
 		broker.WithStateHook(m.StateHook("publisher")))
 	if err != nil {
 		return err
@@ -165,13 +163,6 @@ func run(cfg daemon.Config, o options) error {
 		runErr = fmt.Errorf("stopped after %d of %d jobs", tally.done(), o.until)
 	}
 	return errors.Join(runErr, dlqErr)
-}
-
-// isSet reports whether the flag name was given on the command line.
-func isSet(fs *flag.FlagSet, name string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	return set
 }
 
 // sendEmail stands in for an SMTP call: it always succeeds.
