@@ -312,11 +312,11 @@ func TestQueueDeletedWhileCancelArrives(t *testing.T) {
 	worker.SetQueueGoneCheck(pool, func() bool { return false })
 	errc := make(chan error, 1)
 	go func() { errc <- pool.Run(context.Background()) }()
-	waitFor(t, 10*time.Second, "the pool to be ready", func() bool { return pool.Ready() == nil })
+	testkit.WaitFor(t, 10*time.Second, "the pool to be ready", func() bool { return pool.Ready() == nil })
 	if _, err := brokertest.Channel(t).QueueDelete(f.queue, false, false, false); err != nil {
 		t.Fatal(err)
 	}
-	err = recv(t, errc, 20*time.Second, "Run to return")
+	err = testkit.Recv(t, (<-chan error)(errc), 20*time.Second, "Run to return")
 	if !errors.Is(err, broker.ErrConsumerCancelled) || !errors.Is(err, broker.ErrNoQueue) || !strings.Contains(fmt.Sprint(err), f.queue) {
 		t.Errorf("Run = %v, want an error naming %q, wrapping ErrConsumerCancelled and ErrNoQueue", err, f.queue)
 	}
