@@ -214,7 +214,7 @@ func (c *Caller) Call(ctx context.Context, job Job, opts ...PublishOption) (repl
 	}
 
 	result := resultChans.Get().(chan callResult)
-	cc, err := c.send(ctx, corr, env.Publishing(), t, result)
+	cc, err := c.send(ctx, corr, env.publishing(), t, result)
 	if err != nil {
 		resultChans.Put(result)
 		return nil, fail(err)

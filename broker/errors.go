@@ -53,6 +53,20 @@ var (
 	ErrBadBody = errors.New("broker: bad message body")
 )
 
+// HeadersError is the error for a message whose header table could not be
+// read at all (a field type no client should write, tables nested or
+// sized beyond what the AMQP client reads): the message came without its
+// headers. The errors that carry it wrap ErrMalformedEnvelope too.
+// errors.As reaches the AMQP client's error through it.
+type HeadersError struct {
+	err error
+}
+
+func (e *HeadersError) Error() string { return e.err.Error() }
+
+// Unwrap returns the AMQP client's error.
+func (e *HeadersError) Unwrap() error { return e.err }
+
 // redact removes secret from s. amqp091-go and net errors may echo a URL
 // with its password, and URL parsers pieces of it: each piece of secret
 // between reserved characters of URLs, of three bytes or more, is removed

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-
 	"github.com/warrenmq/warren/broker"
 )
 
@@ -93,7 +91,7 @@ func Export(ctx context.Context, conn *broker.Conn, queue string, w io.Writer, o
 // (amqp091-go delivered it without): its record would lack the headers, so
 // none is written.
 func lostHeaders(e Entry) error {
-	var herr *amqp.HeadersError
+	var herr *broker.HeadersError
 	if !errors.As(e.Malformed, &herr) {
 		return nil
 	}
@@ -107,9 +105,9 @@ func lostHeaders(e Entry) error {
 // and the purge stops there; so is a job whose headers could not be read,
 // whose record would lose them.
 func PurgeRecords(ctx context.Context, conn *broker.Conn, queue string, f Filter, seen func(Record) error) (deleted, kept int, retErr error) {
-	var fn func(Entry, amqp.Publishing) error
+	var fn func(Entry, broker.Message) error
 	if seen != nil {
-		fn = func(e Entry, msg amqp.Publishing) error {
+		fn = func(e Entry, msg broker.Message) error {
 			if err := lostHeaders(e); err != nil {
 				return err
 			}
@@ -191,7 +189,7 @@ func Import(ctx context.Context, pub *broker.Publisher, r io.Reader, opts Import
 			s.Imported++
 			continue
 		}
-		msg := rec.Publishing()
+		msg := rec.Message()
 		msg.Headers = withWarrenHistory(msg.Headers)
 		if err := pub.PublishRaw(ctx, exchange, key, msg); err != nil {
 			switch u := rec.Properties.UserID; {

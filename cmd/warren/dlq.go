@@ -104,6 +104,12 @@ func payloadValue(env *broker.Envelope) any {
 // maps with non-string keys get string keys.
 func jsonSafe(v any) any {
 	switch x := v.(type) {
+	case broker.Table: // plain JSON here, not the typed form of export files; a copy: it may be the envelope's
+		m := make(map[string]any, len(x))
+		for k, el := range x {
+			m[k] = jsonSafe(el)
+		}
+		return m
 	case map[string]any:
 		for k, el := range x {
 			x[k] = jsonSafe(el)
@@ -302,7 +308,7 @@ func newDLQShowCmd(g *globals) *cobra.Command {
 func printEntry(g *globals, e deadletter.Entry) error {
 	env := e.Envelope
 	headers := map[string]any{}
-	for k, v := range env.Publishing().Headers {
+	for k, v := range env.Message().Headers {
 		headers[k] = jsonSafe(v)
 	}
 	if g.json {
