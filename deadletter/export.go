@@ -87,17 +87,6 @@ func Export(ctx context.Context, conn *broker.Conn, queue string, w io.Writer, o
 	}
 }
 
-// lostHeaders is the error for a job whose header table could not be read
-// (amqp091-go delivered it without): its record would lack the headers, so
-// none is written.
-func lostHeaders(e Entry) error {
-	var herr *broker.HeadersError
-	if !errors.As(e.Malformed, &herr) {
-		return nil
-	}
-	return fmt.Errorf("its headers could not be read (%v), and a record without them would lose them: look at it with warren dlq show, and delete it with warren dlq purge --id, without --export, once it is not needed", herr)
-}
-
 // PurgeRecords is Purge handing seen, before each job is deleted, its
 // Record: the message exactly as it was delivered, as Export writes it,
 // with ExportedAt the time it is handed over, so that a job can be kept
@@ -180,7 +169,7 @@ func Import(ctx context.Context, pub *broker.Publisher, r io.Reader, opts Import
 		exchange, key := opts.To.Exchange, opts.To.RoutingKey
 		if !opts.To.Set {
 			if rec.Queue == "" {
-				s.Failed = append(s.Failed, ImportFailure{Line: s.Lines, Record: rec, Err: errors.New("the record names no queue; import it with --to QUEUE")})
+				s.Failed = append(s.Failed, ImportFailure{Line: s.Lines, Record: rec, Err: ErrNoQueueNamed})
 				continue
 			}
 			exchange, key = "", rec.Queue
@@ -194,7 +183,7 @@ func Import(ctx context.Context, pub *broker.Publisher, r io.Reader, opts Import
 		if err := pub.PublishRaw(ctx, exchange, key, msg); err != nil {
 			switch u := rec.Properties.UserID; {
 			case errors.Is(err, broker.ErrUnroutable) && exchange == "":
-				err = fmt.Errorf("there is no queue %q on this broker; declare it (warren topology apply -f FILE) or import with --to QUEUE: %w", key, err)
+				err = &missingQueueError{queue: key, err: err}
 			case u != "" && strings.Contains(err.Error(), "user_id"):
 				// The broker closed the channel (406): it was not stored.
 				err = fmt.Errorf("the broker takes a user_id property only from that user; import this job as %q: %w", u, err)

@@ -613,7 +613,7 @@ func TestImportFailures(t *testing.T) {
 		if f := s.Failed[0]; f.Line != 1 || !errors.Is(f.Err, broker.ErrUnroutable) || !strings.Contains(f.Err.Error(), "no queue "+fmt.Sprintf("%q", missing)) {
 			t.Errorf("failure of line 1: %+v", f)
 		}
-		if f := s.Failed[1]; f.Line != 3 || !strings.Contains(f.Err.Error(), "--to QUEUE") {
+		if f := s.Failed[1]; f.Line != 3 || !errors.Is(f.Err, deadletter.ErrNoQueueNamed) {
 			t.Errorf("failure of line 3: %+v", f)
 		}
 		if d := brokertest.Get(t, target, 5*time.Second); d.MessageId != "2" {

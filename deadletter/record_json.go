@@ -118,7 +118,7 @@ func (r *Record) UnmarshalJSON(b []byte) error {
 		return fmt.Errorf("not a JSON object: %w", err)
 	}
 	if probe.Version == nil {
-		return errors.New(`no "version": not a record of warren dlq export`)
+		return errors.New(`no "version": not a record of a warren dead-letter export`)
 	}
 	var version int
 	if err := json.Unmarshal(*probe.Version, &version); err != nil || version < 1 {

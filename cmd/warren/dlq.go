@@ -471,7 +471,7 @@ func printReplay(g *globals, queue string, dryRun bool, s deadletter.Summary) er
 			out.Moved = append(out.Moved, moved{m.Entry.Envelope.ID, m.Entry.Envelope.Type, m.Exchange, m.RoutingKey})
 		}
 		for _, f := range s.Failed {
-			out.Failed = append(out.Failed, failed{f.Entry.Envelope.ID, f.Err.Error()})
+			out.Failed = append(out.Failed, failed{f.Entry.Envelope.ID, advised(f.Err)})
 		}
 		return writeJSON(g.stdout, out)
 	}
@@ -483,7 +483,7 @@ func printReplay(g *globals, queue string, dryRun bool, s deadletter.Summary) er
 		}
 	}
 	for _, f := range s.Failed {
-		fmt.Fprintf(g.stderr, "not moved: %s (%s): %v\n", f.Entry.Envelope.ID, f.Entry.Envelope.Type, f.Err)
+		fmt.Fprintf(g.stderr, "not moved: %s (%s): %s\n", f.Entry.Envelope.ID, f.Entry.Envelope.Type, advised(f.Err))
 	}
 	fmt.Fprintf(g.stdout, "%s: %d job(s) at the start; %s %d, skipped %d, failed %d\n", queue, s.Total, verb, len(s.Moved), s.Skipped, len(s.Failed))
 	return nil
