@@ -139,7 +139,7 @@ type ImportSummary struct {
 }
 
 // Import publishes the message of every record r holds, as exported
-// (Record.Publishing), each mandatory and confirmed before the next (so
+// (Record.Message), each mandatory and confirmed before the next (so
 // they keep their order), to opts.To or the queue each record names. The
 // broker's own headers are not published again (broker.BrokerHeader): a
 // job RabbitMQ dead-lettered itself has its x-death history written as
