@@ -13,12 +13,6 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// ErrReplyTimeout: no reply came before the call's deadline. Either no
-// worker consumes the job's queue, or the job took longer. The request
-// carries the deadline, so a worker does not start it afterwards; a job
-// already running finishes, and its late reply is discarded.
-var ErrReplyTimeout = errors.New("broker: no reply before the call's deadline; check that a worker consumes the job's queue, or allow more time")
-
 // CallerOption configures NewCaller.
 type CallerOption func(*callerOptions) error
 
@@ -214,7 +208,7 @@ func (c *Caller) Call(ctx context.Context, job Job, opts ...PublishOption) (repl
 	}
 
 	result := resultChans.Get().(chan callResult)
-	cc, err := c.send(ctx, corr, env.Publishing(), t, result)
+	cc, err := c.send(ctx, corr, env.publishing(), t, result)
 	if err != nil {
 		resultChans.Put(result)
 		return nil, fail(err)

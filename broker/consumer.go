@@ -13,18 +13,6 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// Consuming errors.
-var (
-	// ErrConsumerCancelled: the broker cancelled the consumer, because its
-	// queue was deleted or (quorum queues) its leader moved away. Nothing
-	// more will arrive on it; deliveries not yet settled return to the
-	// queue if it still exists.
-	ErrConsumerCancelled = errors.New("broker: the broker cancelled the consumer (was the queue deleted? apply the topology again and restart)")
-	// ErrAlreadySettled: a delivery was acked, requeued or rejected before.
-	// Each delivery is settled exactly once.
-	ErrAlreadySettled = errors.New("broker: delivery already settled")
-)
-
 // ConsumeOption configures Consume.
 type ConsumeOption func(*consumeOptions) error
 

@@ -32,13 +32,16 @@ func Deaths(headers map[string]any) []Death {
 	}
 	var out []Death
 	for _, el := range raw {
-		t, ok := el.(amqp.Table)
-		if !ok {
-			m, isMap := el.(map[string]any)
-			if !isMap {
-				continue
-			}
+		var t map[string]any
+		switch m := el.(type) {
+		case Table:
 			t = m
+		case map[string]any:
+			t = m
+		case amqp.Table: // headers as amqp091-go read them
+			t = m
+		default:
+			continue
 		}
 		d := Death{}
 		d.Reason, _ = stringOf(t["reason"])

@@ -18,11 +18,16 @@
 // A Job is what a producer publishes: an id, a type, a payload and
 // optional headers, priority and request-reply fields. NewEnvelope
 // validates it, gives it an id (a UUIDv7) when it has none, and encodes the
-// payload with MessagePack; Envelope.Publishing turns the Envelope into the
-// AMQP message. On the consuming side, FromDelivery (or FromReturn for a
-// returned message) reads the Envelope back from the properties and
-// headers, and Envelope.Decode decodes the body into the handler's payload
-// type.
+// payload with MessagePack; Envelope.Message turns the Envelope into the
+// AMQP message, a Message. On the consuming side, Message.Envelope (which a
+// Consumer applies to every delivery) reads the Envelope back from the
+// properties and headers, and Envelope.Decode decodes the body into the
+// handler's payload type.
+//
+// No type of the AMQP client appears in this package's API: a Message
+// carries its headers as a Table, whose values are Go types warren defines
+// (Table, Decimal) or standard ones, and Table's JSON form keeps each
+// value's AMQP field type, for files that carry messages exactly.
 //
 // Metadata travels in AMQP properties (message_id, type, timestamp, …) and
 // in headers named warren-* — never x-*, which RabbitMQ treats as its own —

@@ -108,7 +108,8 @@ type Envelope struct {
 	// Headers are the producer's own headers, without warren's. Read from
 	// a delivery, they hold every header warren does not interpret,
 	// including the broker's own (x-death, …) and warren-* headers of newer
-	// versions, with the Go types amqp091-go gives them.
+	// versions, each value of the Go type Table documents for its AMQP
+	// field type (nested tables are Tables).
 	Headers map[string]any
 	// Attempt counts deliveries to a handler: 1 for the first.
 	Attempt int
@@ -274,13 +275,15 @@ func hasPrefixFold(s, prefix string) bool {
 	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
-// fieldValue converts v to a value amqp091-go writes as the AMQP field
+// fieldValue converts v to a Table value warren writes as the AMQP field
 // type a reader in any language expects: every integer as int64, maps as
-// amqp.Table.
+// Table.
 func fieldValue(v any, depth int) (any, error) {
 	switch x := v.(type) {
-	case nil, bool, string, []byte, int64, float32, float64, time.Time, amqp.Decimal:
+	case nil, bool, string, []byte, int64, float32, float64, time.Time, Decimal:
 		return v, nil
+	case amqp.Decimal:
+		return Decimal(x), nil
 	case int:
 		return int64(x), nil
 	case int8:
@@ -320,6 +323,8 @@ func fieldValue(v any, depth int) (any, error) {
 		return a, nil
 	case map[string]any:
 		return tableValue(x, depth)
+	case Table:
+		return tableValue(x, depth)
 	case amqp.Table:
 		return tableValue(x, depth)
 	}
@@ -351,7 +356,7 @@ func tableValue(m map[string]any, depth int) (any, error) {
 	if depth >= maxHeaderDepth {
 		return nil, fmt.Errorf("nested deeper than %d levels", maxHeaderDepth)
 	}
-	t := make(amqp.Table, len(m))
+	t := make(Table, len(m))
 	for _, k := range slices.Sorted(maps.Keys(m)) { // sorted: the first problem is always the same
 		if k == "" || len(k) > maxShortString {
 			return nil, fmt.Errorf("table key %.40q is %d bytes; AMQP allows 1 to %d", k, len(k), maxShortString)
@@ -365,7 +370,7 @@ func tableValue(m map[string]any, depth int) (any, error) {
 	return t, nil
 }
 
-// Publishing returns the AMQP message for e: properties, warren's headers
+// Message returns the AMQP message for e: properties, warren's headers
 // and the producer's, and the body (not copied). content_type is
 // application/msgpack, unless e.ContentType names something else (a
 // message that is not a job, being dead-lettered as it came), and
@@ -380,7 +385,22 @@ func tableValue(m map[string]any, depth int) (any, error) {
 //
 // It allocates one map (the headers, none when there is no header) and the
 // header values.
-func (e *Envelope) Publishing() amqp.Publishing {
+func (e *Envelope) Message() Message {
+	return e.message(false)
+}
+
+// publishing is Message as amqp091-go sends it, its header values
+// converted to amqp091-go's types as they are copied (one map, as for
+// Message).
+func (e *Envelope) publishing() amqp.Publishing {
+	m := e.message(true)
+	return m.publishingWith(amqp.Table(m.Headers))
+}
+
+// message builds Message; wire converts the header values to
+// amqp091-go's types (an amqp.Table inside a Table, which only publishing
+// sees).
+func (e *Envelope) message(wire bool) Message {
 	n := len(e.Headers)
 	if e.Attempt > 1 {
 		n++
@@ -406,13 +426,17 @@ func (e *Envelope) Publishing() amqp.Publishing {
 	if e.ReplyStatus != "" {
 		n++
 	}
-	var h amqp.Table // nil when there is no header: the frame is smaller, and cheaper to read
+	var h Table // nil when there is no header: the frame is smaller, and cheaper to read
 	if n > 0 {
-		h = make(amqp.Table, n)
+		h = make(Table, n)
 		for k, v := range e.Headers {
-			if !BrokerHeader(k) { // a delivered job's: never sent back
-				h[k] = v
+			if BrokerHeader(k) { // a delivered job's: never sent back
+				continue
 			}
+			if wire {
+				v = toWire(v)
+			}
+			h[k] = v
 		}
 	}
 	if e.Attempt > 1 {
@@ -454,18 +478,18 @@ func (e *Envelope) Publishing() amqp.Publishing {
 	if e.ContentType != "" && !isMsgpack(e.ContentType) {
 		ct = e.ContentType // a message that is not a job, kept as it came (dead-lettered)
 	}
-	return amqp.Publishing{
+	return Message{
 		Headers:       h,
 		ContentType:   ct,
 		DeliveryMode:  amqp.Persistent,
 		Priority:      e.Priority,
-		CorrelationId: e.CorrelationID,
+		CorrelationID: e.CorrelationID,
 		ReplyTo:       e.ReplyTo,
 		Expiration:    e.Expiration,
-		MessageId:     e.ID,
+		MessageID:     e.ID,
 		Timestamp:     e.Timestamp,
 		Type:          e.Type,
-		AppId:         e.AppID,
+		AppID:         e.AppID,
 		Body:          e.Body,
 	}
 }

@@ -10,8 +10,8 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
-// message is what FromDelivery and FromReturn read: the properties and body
-// that amqp.Delivery and amqp.Return share.
+// message is what readMessage reads: the properties and body that
+// amqp.Delivery, amqp.Return and Message share.
 type message struct {
 	contentType, contentEncoding string
 	messageID, typ, appID        string
@@ -19,7 +19,9 @@ type message struct {
 	expiration                   string
 	timestamp                    time.Time
 	priority                     uint8
-	headers                      amqp.Table
+	// headers are in amqp091-go's types or in warren's (Table, Decimal);
+	// what lands in Envelope.Headers is converted to warren's.
+	headers map[string]any
 	// headersErr is set when the header table could not be read: the
 	// message came without it.
 	headersErr *amqp.HeadersError
@@ -29,29 +31,7 @@ type message struct {
 	typeOptional bool
 }
 
-// FromDelivery reads the envelope of a delivered message. The body is not
-// copied or decoded: call Decode, which checks it first.
-//
-// It accepts the content types application/msgpack, application/x-msgpack
-// and application/vnd.msgpack, in any case and with any parameters;
-// integer headers as any AMQP integer type (or a double with an integral
-// value); string headers as long strings or byte arrays. A missing attempt
-// header means the first attempt. The error wraps ErrUnsupportedContentType,
-// ErrMissingType or ErrMalformedEnvelope (naming the header): such a
-// message cannot be handled and belongs in a dead-letter queue. So does a
-// message whose header table could not be read at all (a field type no
-// client should write, tables nested or sized beyond amqp091-go's limits):
-// it comes without headers, and the error, wrapping ErrMalformedEnvelope
-// and the *amqp.HeadersError, names the header and field type.
-func FromDelivery(d *amqp.Delivery) (*Envelope, error) {
-	if d == nil {
-		return nil, fmt.Errorf("%w: nil delivery", ErrMalformedEnvelope)
-	}
-	m := messageOf(d)
-	return fromMessage(&m)
-}
-
-// messageOf takes what FromDelivery reads from a delivery.
+// messageOf takes what readMessage reads from a delivery.
 func messageOf(d *amqp.Delivery) message {
 	return message{
 		contentType:     d.ContentType,
@@ -70,13 +50,10 @@ func messageOf(d *amqp.Delivery) message {
 	}
 }
 
-// FromReturn reads the envelope of a message the broker returned as
-// unroutable, as FromDelivery does.
-func FromReturn(r *amqp.Return) (*Envelope, error) {
-	if r == nil {
-		return nil, fmt.Errorf("%w: nil return", ErrMalformedEnvelope)
-	}
-	return fromMessage(&message{
+// messageOfReturn takes what readMessage reads from a message the broker
+// returned as unroutable.
+func messageOfReturn(r *amqp.Return) message {
+	return message{
 		contentType:     r.ContentType,
 		contentEncoding: r.ContentEncoding,
 		messageID:       r.MessageId,
@@ -90,15 +67,7 @@ func FromReturn(r *amqp.Return) (*Envelope, error) {
 		headers:         r.Headers,
 		headersErr:      r.HeadersErr,
 		body:            r.Body,
-	})
-}
-
-func fromMessage(m *message) (*Envelope, error) {
-	e, err := readMessage(m)
-	if err != nil {
-		return nil, err
 	}
-	return e, nil
 }
 
 // readMessage reads m leniently: it returns the envelope as far as it
@@ -186,18 +155,19 @@ func readMessage(m *message) (*Envelope, error) {
 			if e.Headers == nil {
 				e.Headers = make(map[string]any, len(m.headers))
 			}
-			e.Headers[name] = v
+			e.Headers[name] = fromWire(v)
 		}
 		if err != nil {
 			fail(err)
 			if e.Headers == nil {
 				e.Headers = make(map[string]any, len(m.headers))
 			}
-			e.Headers[name] = v
+			e.Headers[name] = fromWire(v)
 		}
 	}
-	if h := m.headersErr; h != nil {
+	if m.headersErr != nil {
 		// Without headers there is nothing else to find wrong in them.
+		h := &HeadersError{err: m.headersErr}
 		if first != nil {
 			return e, fmt.Errorf("%w; %w", first, h)
 		}

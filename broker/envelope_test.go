@@ -70,10 +70,10 @@ func TestEnvelopeNewHeaders(t *testing.T) {
 		"uint": int64(1), "uint8": int64(8), "uint16": int64(16), "uint32": int64(32), "uint64": int64(64),
 		"named":  int64(3),
 		"string": "s", "bool": true, "float64": 1.5, "float32": float32(2.5), "bytes": []byte{1},
-		"time": when, "nil": nil, "decimal": amqp.Decimal{Scale: 2, Value: 150},
+		"time": when, "nil": nil, "decimal": Decimal{Scale: 2, Value: 150},
 		"strings": []any{"a", "b"},
 		"array":   []any{int64(1), "x", []any{int64(2)}},
-		"map":     amqp.Table{"n": int64(1), "inner": amqp.Table{"m": int64(2)}},
+		"map":     Table{"n": int64(1), "inner": Table{"m": int64(2)}},
 		"Trace":   "not the trace header: names are case-sensitive",
 	}
 	if diff := cmp.Diff(want, env.Headers); diff != "" {
@@ -250,7 +250,7 @@ func TestEnvelopeFromDelivery(t *testing.T) {
 		Expiration: "60000",
 		Headers: map[string]any{
 			"tenant":        "acme",
-			"x-death":       []any{amqp.Table{"count": int64(1)}},
+			"x-death":       []any{Table{"count": int64(1)}},
 			"warren-future": "kept",
 		},
 		Attempt: 2, ReplayCount: 1,

@@ -5,12 +5,10 @@ import (
 	"log"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-
 	"github.com/warrenmq/warren/broker"
 )
 
-// A job is validated and encoded once, by NewEnvelope; Publishing gives
+// A job is validated and encoded once, by NewEnvelope; Message gives
 // the AMQP message to send. (broker.Publisher does both, and waits for the
 // broker's confirm.)
 func ExampleNewEnvelope() {
@@ -26,9 +24,9 @@ func ExampleNewEnvelope() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	msg := env.Publishing()
+	msg := env.Message()
 	fmt.Println("content_type: ", msg.ContentType)
-	fmt.Println("message_id:   ", msg.MessageId)
+	fmt.Println("message_id:   ", msg.MessageID)
 	fmt.Println("type:         ", msg.Type)
 	fmt.Println("timestamp:    ", msg.Timestamp.Unix())
 	fmt.Println("delivery_mode:", msg.DeliveryMode)
@@ -50,16 +48,17 @@ func ExampleNewEnvelope() {
 	// body: 81 a2 74 6f af 61 64 61 40 65 78 61 6d 70 6c 65 2e 63 6f 6d
 }
 
-// A consumer reads the envelope from the delivery, then decodes the body
+// A consumer reads the envelope from the message, then decodes the body
 // into the job's payload type. Either step failing means the message can
-// never be handled: dead-letter it.
-func ExampleFromDelivery() {
-	d := amqp.Delivery{ // as a consumer receives it
+// never be handled: dead-letter it. (A Consumer does the first step for
+// every delivery.)
+func ExampleMessage_Envelope() {
+	msg := broker.Message{ // as a consumer receives it
 		ContentType: "application/msgpack",
-		MessageId:   "01a20cff-7d00-7d9e-b0a7-3c1f8e2d5b04",
+		MessageID:   "01a20cff-7d00-7d9e-b0a7-3c1f8e2d5b04",
 		Type:        "email.send",
 		Timestamp:   time.Unix(1795514400, 0),
-		Headers: amqp.Table{
+		Headers: broker.Table{
 			"warren-attempt":     int64(3),
 			"warren-error":       "smtp: 451 4.7.1 try again later",
 			"warren-error-class": "transient",
@@ -73,7 +72,7 @@ func ExampleFromDelivery() {
 			0xd6, 0xff, 0x6b, 0x05, 0x59, 0x18, // timestamp 1795512600
 		},
 	}
-	env, err := broker.FromDelivery(&d)
+	env, err := msg.Envelope()
 	if err != nil {
 		log.Fatal(err) // errors.Is(err, broker.ErrMalformedEnvelope) etc.: dead-letter
 	}

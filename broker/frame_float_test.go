@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/internal/brokertest"
 )
@@ -32,7 +30,7 @@ func TestNonFiniteFloatHeadersAreRefused(t *testing.T) {
 			t.Errorf("Publish with headers %v: %v, want ErrInvalidJob", h, err)
 		}
 	}
-	err := pub.PublishRaw(ctx, exchange, "k", amqp.Publishing{MessageId: "raw", Type: "t", Headers: amqp.Table{"x": math.NaN()}})
+	err := pub.PublishRaw(ctx, exchange, "k", broker.Message{MessageID: "raw", Type: "t", Headers: broker.Table{"x": math.NaN()}})
 	if !errors.Is(err, broker.ErrInvalidJob) {
 		t.Errorf("PublishRaw with a NaN header: %v, want ErrInvalidJob", err)
 	}

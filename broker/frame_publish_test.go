@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/internal/brokertest"
 )
@@ -38,7 +36,7 @@ func TestHeadersTooLargeAreRefusedBeforeSending(t *testing.T) {
 	if !errors.Is(err, broker.ErrHeadersTooLarge) {
 		t.Errorf("PublishBatch: %v, want ErrHeadersTooLarge", err)
 	}
-	err = pub.PublishRaw(ctx, exchange, "k", amqp.Publishing{MessageId: "raw", Type: "t", Headers: amqp.Table{"k": uint64(1)}})
+	err = pub.PublishRaw(ctx, exchange, "k", broker.Message{MessageID: "raw", Type: "t", Headers: broker.Table{"k": uint64(1)}})
 	if !errors.Is(err, broker.ErrInvalidJob) {
 		t.Errorf("PublishRaw of a header AMQP cannot carry: %v, want ErrInvalidJob", err)
 	}

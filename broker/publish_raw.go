@@ -2,8 +2,6 @@ package broker
 
 import (
 	"context"
-
-	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // Raw messages, for tools that move messages as they are (dead-letter
@@ -13,35 +11,20 @@ import (
 
 // NextRaw is Next, also returning the message as the broker delivered it:
 // every property (including content encoding, delivery mode and user id,
-// which the Envelope does not keep), the headers with the Go types
-// amqp091-go gives each AMQP field type (warren's own headers not
+// which the Envelope does not keep), the headers with the Go type Table
+// documents for each AMQP field type (warren's own headers not
 // interpreted), and the body, not copied. The Delivery is settled as one
 // from Next.
-func (c *Consumer) NextRaw(ctx context.Context) (*Delivery, amqp.Publishing, bool) {
+func (c *Consumer) NextRaw(ctx context.Context) (*Delivery, Message, bool) {
 	select {
 	case d, ok := <-c.in:
 		if !ok {
 			c.ended()
-			return nil, amqp.Publishing{}, false
+			return nil, Message{}, false
 		}
-		return c.wrap(&d), amqp.Publishing{
-			Headers:         d.Headers,
-			ContentType:     d.ContentType,
-			ContentEncoding: d.ContentEncoding,
-			DeliveryMode:    d.DeliveryMode,
-			Priority:        d.Priority,
-			CorrelationId:   d.CorrelationId,
-			ReplyTo:         d.ReplyTo,
-			Expiration:      d.Expiration,
-			MessageId:       d.MessageId,
-			Timestamp:       d.Timestamp,
-			Type:            d.Type,
-			UserId:          d.UserId,
-			AppId:           d.AppId,
-			Body:            d.Body,
-		}, true
+		return c.wrap(&d), messageOfDelivery(&d), true
 	case <-ctx.Done():
-		return nil, amqp.Publishing{}, false
+		return nil, Message{}, false
 	}
 }
 
@@ -58,9 +41,9 @@ func (c *Consumer) NextRaw(ctx context.Context) (*Delivery, amqp.Publishing, boo
 // other than the connection's user makes it close the channel
 // (PRECONDITION_FAILED), which fails this publish with ErrClosed; the next
 // publish opens a new channel.
-func (p *Publisher) PublishRaw(ctx context.Context, exchange, routingKey string, msg amqp.Publishing) error {
+func (p *Publisher) PublishRaw(ctx context.Context, exchange, routingKey string, msg Message) error {
 	t := publishTarget{exchange: exchange, key: routingKey, explicit: true}
-	f := &inflight{env: &Envelope{ID: msg.MessageId, Type: msg.Type}, target: t}
+	f := &inflight{env: &Envelope{ID: msg.MessageID, Type: msg.Type}, target: t}
 	if err := ctx.Err(); err != nil {
 		return f.fail(err)
 	}
@@ -70,8 +53,9 @@ func (p *Publisher) PublishRaw(ctx context.Context, exchange, routingKey string,
 	if err := p.conn.waitUnblocked(ctx); err != nil {
 		return f.fail(err)
 	}
-	msg.Headers = withoutBrokerHeaders(msg.Headers)
-	pd, err := p.send(ctx, t, msg, msg.MessageId)
+	pub := msg.publishing()
+	pub.Headers = withoutBrokerHeaders(pub.Headers)
+	pd, err := p.send(ctx, t, pub, msg.MessageID)
 	if err != nil {
 		return f.fail(err)
 	}

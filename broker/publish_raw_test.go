@@ -17,25 +17,25 @@ import (
 // rawMessage has every property set and headers of every AMQP type, a
 // body that is neither MessagePack nor UTF-8, and warren headers of types
 // warren itself would not write: nothing a job publish would keep as is.
-func rawMessage(t *testing.T) amqp.Publishing {
+func rawMessage(t *testing.T) broker.Message {
 	u, err := url.Parse(brokertest.URL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return amqp.Publishing{
+	return broker.Message{
 		ContentType:     "application/octet-stream",
 		ContentEncoding: "gzip",
 		DeliveryMode:    amqp.Transient,
 		Priority:        4,
-		CorrelationId:   "corr-1",
+		CorrelationID:   "corr-1",
 		ReplyTo:         "replies",
 		Expiration:      "600000",
-		MessageId:       "raw-1",
+		MessageID:       "raw-1",
 		Timestamp:       time.Unix(1795514400, 0),
 		Type:            "legacy.blob",
-		UserId:          u.User.Username(), // the broker refuses any other
-		AppId:           "legacy-app",
-		Headers: amqp.Table{
+		UserID:          u.User.Username(), // the broker refuses any other
+		AppID:           "legacy-app",
+		Headers: broker.Table{
 			"warren-attempt": int32(7),
 			"warren-error":   []byte("bytes, not a string"),
 			"b":              true,
@@ -48,12 +48,12 @@ func rawMessage(t *testing.T) amqp.Publishing {
 			"i64":            int64(math.MaxInt64),
 			"f32":            float32(1.25),
 			"f64":            math.Pi,
-			"dec":            amqp.Decimal{Scale: 3, Value: 31415},
+			"dec":            broker.Decimal{Scale: 3, Value: 31415},
 			"s":              "text",
 			"x":              []byte{0, 0xff},
 			"t":              time.Unix(1700000000, 0),
 			"v":              nil,
-			"tbl":            amqp.Table{"nested": []any{int16(1), "two", amqp.Table{}}},
+			"tbl":            broker.Table{"nested": []any{int16(1), "two", broker.Table{}}},
 		},
 		Body: []byte{0xc1, 0x00, 0xff, 0xfe, '\n'},
 	}
@@ -93,7 +93,7 @@ func TestPublishRawFailures(t *testing.T) {
 	conn := dial(t)
 	p := newPublisher(t, conn)
 	ctx := brokertest.Context(t, 10*time.Second)
-	msg := amqp.Publishing{MessageId: "lost-1", Type: "x", Body: []byte("b")}
+	msg := broker.Message{MessageID: "lost-1", Type: "x", Body: []byte("b")}
 
 	missing := brokertest.Name(t, "missing")
 	err := p.PublishRaw(ctx, "", missing, msg)

@@ -138,7 +138,7 @@ func (p *Publisher) SendDirectReply(ctx context.Context, env *Envelope, replyTo 
 	if p.hook != nil {
 		done = p.startHook(ctx, KindReply, publishTarget{key: replyTo}, false, env)
 	}
-	full := env.Publishing()
+	full := env.publishing()
 	msg := amqp.Publishing{
 		ContentType:   full.ContentType,
 		CorrelationId: full.CorrelationId,
@@ -548,7 +548,7 @@ func (p *Publisher) startEnvelope(ctx context.Context, env *Envelope, t publishT
 	if err := p.checkExchange(ctx, f.target.exchange); err != nil {
 		return nil, f.fail(err)
 	}
-	pd, err := p.send(ctx, f.target, env.Publishing(), env.ID)
+	pd, err := p.send(ctx, f.target, env.publishing(), env.ID)
 	if err != nil {
 		return nil, f.fail(err)
 	}

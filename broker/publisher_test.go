@@ -193,7 +193,7 @@ func TestPublishToMissingExchangeFailsClearlyAndPublisherKeepsWorking(t *testing
 	if !errors.Is(err, broker.ErrNoExchange) {
 		t.Fatalf("Publish to a missing exchange = %v, want ErrNoExchange", err)
 	}
-	if !strings.Contains(err.Error(), missing) || !strings.Contains(err.Error(), "topology apply") {
+	if !strings.Contains(err.Error(), missing) || !strings.Contains(err.Error(), "apply the topology") {
 		t.Errorf("error %q should name the exchange and say how to create it", err)
 	}
 	for i := range 3 {

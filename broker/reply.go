@@ -97,20 +97,6 @@ func fitShort(s, fallback string) string {
 	return s
 }
 
-// RemoteError is the failure of a request, as its worker replied: the job
-// failed for good (it was dead-lettered) and Message and Class are its last
-// error's text and class.
-type RemoteError struct {
-	RequestID string // the correlation id of the reply: the request's id unless it set its own
-	JobType   string // the request's job type
-	Message   string
-	Class     string
-}
-
-func (e *RemoteError) Error() string {
-	return fmt.Sprintf("broker: job %s (type %q) failed in its worker (class %q): %s", e.RequestID, e.JobType, e.Class, e.Message)
-}
-
 // RemoteErr returns the failure an error reply carries, nil for any other
 // envelope.
 func (e *Envelope) RemoteErr() *RemoteError {

@@ -15,11 +15,6 @@ import (
 // producer's exit and is honoured to the second however many other delays
 // are waiting.
 
-// ErrNoQueue: the queue a job was scheduled to with ToQueue does not exist.
-// Apply the topology first (warren topology apply -f FILE), or check the
-// name.
-var ErrNoQueue = errors.New("broker: queue does not exist; apply the topology first (warren topology apply -f FILE), or check the queue's name")
-
 // QueueRouter lists the work queues jobs of a type reach. PublishIn and
 // PublishAt need it: the delay cascade delivers to queues by name, not
 // through the exchange a route names. *topology.Topology is one; give it to
@@ -201,22 +196,6 @@ func (p *Publisher) checkQueue(ctx context.Context, queue string) error {
 		return fmt.Errorf("%w: no queue %q", ErrNoQueue, queue)
 	}
 	return nil
-}
-
-// noRouteError is an ErrNoRoute with its own message: ErrNoRoute's advice to
-// name an exchange does not apply to delayed jobs.
-type noRouteError struct {
-	msg   string
-	cause error // the router's error, if any
-}
-
-func (e *noRouteError) Error() string { return e.msg }
-
-func (e *noRouteError) Unwrap() []error {
-	if e.cause == nil {
-		return []error{ErrNoRoute}
-	}
-	return []error{ErrNoRoute, e.cause}
 }
 
 // *topology.Topology routes both ways.

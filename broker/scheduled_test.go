@@ -313,7 +313,7 @@ func TestPublishInRefused(t *testing.T) {
 			d:        time.Second,
 			opts:     []broker.PublishOption{broker.ToQueue(brokertest.Name(t, "missing"))},
 			is:       []error{broker.ErrNoQueue},
-			contains: []string{"topology apply"},
+			contains: []string{"apply the topology"},
 		},
 		{
 			name:     "ToQueue with no name",

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/warrenmq/warren/broker"
 )
 
@@ -49,18 +48,18 @@ func hold(ctx context.Context, conn *broker.Conn, queue string, opts ...broker.C
 }
 
 // nextRaw returns the next message, also as it was delivered (every
-// property, the headers as amqp091-go read them), or nil when the count
+// property, the headers in broker.Table's types), or nil when the count
 // taken at the start is reached or no more comes (a message may be held by
 // another consumer: it does not wait forever for it).
-func (h *held) nextRaw(ctx context.Context) (*broker.Delivery, amqp.Publishing, error) {
+func (h *held) nextRaw(ctx context.Context) (*broker.Delivery, broker.Message, error) {
 	if h.c == nil || h.read >= h.total {
-		return nil, amqp.Publishing{}, nil
+		return nil, broker.Message{}, nil
 	}
 	nctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	dl, msg, ok := h.c.NextRaw(nctx)
 	cancel()
 	if !ok {
-		return nil, amqp.Publishing{}, ctx.Err()
+		return nil, broker.Message{}, ctx.Err()
 	}
 	h.read++
 	h.got = append(h.got, dl)

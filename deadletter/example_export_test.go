@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/deadletter"
 )
 
@@ -16,13 +16,13 @@ import (
 // fields derived for people reading the file (id, type, class, error).
 // What a Decoder reads back publishes the same message.
 func ExampleEncoder() {
-	msg := amqp.Publishing{
+	msg := broker.Message{
 		ContentType:  "application/msgpack",
-		DeliveryMode: amqp.Persistent,
-		MessageId:    "0193d2a4",
+		DeliveryMode: 2, // persistent
+		MessageID:    "0193d2a4",
 		Type:         "email.send",
 		Timestamp:    time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC),
-		Headers: amqp.Table{
+		Headers: broker.Table{
 			"warren-attempt":     int64(3),
 			"warren-error":       "smtp: 550 no such user",
 			"warren-error-class": "permanent",
@@ -43,7 +43,7 @@ func ExampleEncoder() {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println("same message:", cmp.Equal(rec.Publishing(), msg))
+	fmt.Println("same message:", cmp.Equal(rec.Message(), msg))
 	// Output:
 	// {"version":1,"queue":"emails.dlq","id":"0193d2a4","type":"email.send","class":"permanent","error":"smtp: 550 no such user","properties":{"content_type":"application/msgpack","delivery_mode":2,"message_id":"0193d2a4","timestamp":"2026-11-24T10:00:00Z","type":"email.send"},"headers":{"ratio":{"t":"float32","v":0.5},"tenant":{"t":"bytes","v":"YWNtZQ=="},"warren-attempt":{"t":"int64","v":"3"},"warren-error":{"t":"string","v":"smtp: 550 no such user"},"warren-error-class":{"t":"string","v":"permanent"}},"body":"gaJ0b6A="}
 	// same message: true

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-
 	"github.com/warrenmq/warren/broker"
 )
 
@@ -89,17 +87,6 @@ func Export(ctx context.Context, conn *broker.Conn, queue string, w io.Writer, o
 	}
 }
 
-// lostHeaders is the error for a job whose header table could not be read
-// (amqp091-go delivered it without): its record would lack the headers, so
-// none is written.
-func lostHeaders(e Entry) error {
-	var herr *amqp.HeadersError
-	if !errors.As(e.Malformed, &herr) {
-		return nil
-	}
-	return fmt.Errorf("its headers could not be read (%v), and a record without them would lose them: look at it with warren dlq show, and delete it with warren dlq purge --id, without --export, once it is not needed", herr)
-}
-
 // PurgeRecords is Purge handing seen, before each job is deleted, its
 // Record: the message exactly as it was delivered, as Export writes it,
 // with ExportedAt the time it is handed over, so that a job can be kept
@@ -107,9 +94,9 @@ func lostHeaders(e Entry) error {
 // and the purge stops there; so is a job whose headers could not be read,
 // whose record would lose them.
 func PurgeRecords(ctx context.Context, conn *broker.Conn, queue string, f Filter, seen func(Record) error) (deleted, kept int, retErr error) {
-	var fn func(Entry, amqp.Publishing) error
+	var fn func(Entry, broker.Message) error
 	if seen != nil {
-		fn = func(e Entry, msg amqp.Publishing) error {
+		fn = func(e Entry, msg broker.Message) error {
 			if err := lostHeaders(e); err != nil {
 				return err
 			}
@@ -152,7 +139,7 @@ type ImportSummary struct {
 }
 
 // Import publishes the message of every record r holds, as exported
-// (Record.Publishing), each mandatory and confirmed before the next (so
+// (Record.Message), each mandatory and confirmed before the next (so
 // they keep their order), to opts.To or the queue each record names. The
 // broker's own headers are not published again (broker.BrokerHeader): a
 // job RabbitMQ dead-lettered itself has its x-death history written as
@@ -182,7 +169,7 @@ func Import(ctx context.Context, pub *broker.Publisher, r io.Reader, opts Import
 		exchange, key := opts.To.Exchange, opts.To.RoutingKey
 		if !opts.To.Set {
 			if rec.Queue == "" {
-				s.Failed = append(s.Failed, ImportFailure{Line: s.Lines, Record: rec, Err: errors.New("the record names no queue; import it with --to QUEUE")})
+				s.Failed = append(s.Failed, ImportFailure{Line: s.Lines, Record: rec, Err: ErrNoQueueNamed})
 				continue
 			}
 			exchange, key = "", rec.Queue
@@ -191,12 +178,12 @@ func Import(ctx context.Context, pub *broker.Publisher, r io.Reader, opts Import
 			s.Imported++
 			continue
 		}
-		msg := rec.Publishing()
+		msg := rec.Message()
 		msg.Headers = withWarrenHistory(msg.Headers)
 		if err := pub.PublishRaw(ctx, exchange, key, msg); err != nil {
 			switch u := rec.Properties.UserID; {
 			case errors.Is(err, broker.ErrUnroutable) && exchange == "":
-				err = fmt.Errorf("there is no queue %q on this broker; declare it (warren topology apply -f FILE) or import with --to QUEUE: %w", key, err)
+				err = &missingQueueError{queue: key, err: err}
 			case u != "" && strings.Contains(err.Error(), "user_id"):
 				// The broker closed the channel (406): it was not stored.
 				err = fmt.Errorf("the broker takes a user_id property only from that user; import this job as %q: %w", u, err)

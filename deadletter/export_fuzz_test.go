@@ -10,8 +10,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
-	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/deadletter"
 )
 
@@ -28,10 +28,10 @@ func FuzzReadRecord(f *testing.F) {
 			DeliveryCount: 2,
 			Properties: deadletter.Properties{ContentType: "application/msgpack", DeliveryMode: 2, Priority: 3, MessageID: "j1\xff", Type: "email.send",
 				Timestamp: time.Unix(1795514400, 0).UTC(), UserID: "guest", AppID: "app", Expiration: "100", CorrelationID: "c", ReplyTo: "r", ContentEncoding: "identity"},
-			Headers: amqp.Table{
+			Headers: broker.Table{
 				"b": true, "i8": int8(-1), "u8": uint8(1), "i16": int16(-2), "u16": uint16(2), "i32": int32(-3), "u32": uint32(3), "i64": int64(math.MinInt64),
-				"f32": float32(1.5), "f64": math.Inf(-1), "nan": math.NaN(), "d": amqp.Decimal{Scale: 1, Value: 5}, "s": "x\xfe", "x": []byte{0},
-				"t": time.Unix(-99999999999, 0).UTC(), "v": nil, "a": []any{amqp.Table{"k": []any{}}},
+				"f32": float32(1.5), "f64": math.Inf(-1), "nan": math.NaN(), "d": broker.Decimal{Scale: 1, Value: 5}, "s": "x\xfe", "x": []byte{0},
+				"t": time.Unix(-99999999999, 0).UTC(), "v": nil, "a": []any{broker.Table{"k": []any{}}},
 			},
 			Body: []byte{0xc1, 0xff},
 		},

@@ -15,11 +15,11 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
-	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/deadletter"
 	"github.com/warrenmq/warren/internal/brokertest"
+	"github.com/warrenmq/warren/internal/brokertest/rawmsg"
 	"github.com/warrenmq/warren/internal/testkit"
 )
 
@@ -74,7 +74,7 @@ func TestHeaderValuesKeepTheirAMQPType(t *testing.T) {
 		{"float64 NaN", math.NaN(), `{"t":"float64","v":"NaN"}`},
 		{"float64 +Inf", math.Inf(1), `{"t":"float64","v":"Infinity"}`},
 		{"float32 -Inf", float32(math.Inf(-1)), `{"t":"float32","v":"-Infinity"}`},
-		{"decimal", amqp.Decimal{Scale: 2, Value: -12345}, `{"t":"decimal","v":{"scale":2,"value":-12345}}`},
+		{"decimal", broker.Decimal{Scale: 2, Value: -12345}, `{"t":"decimal","v":{"scale":2,"value":-12345}}`},
 		{"string", "héllo \"<b>\"\n\x00", `{"t":"string","v":"héllo \"<b>\"\n\u0000"}`},
 		{"empty string", "", `{"t":"string","v":""}`},
 		{"string that is not UTF-8", "\xff\xfe ok", `{"t":"string","b64":"//4gb2s="}`},
@@ -83,15 +83,15 @@ func TestHeaderValuesKeepTheirAMQPType(t *testing.T) {
 		{"timestamp", time.Unix(1795514400, 0), `{"t":"timestamp","v":"2026-11-24T10:00:00Z"}`},
 		{"timestamp before year 0", time.Unix(-70000000000, 0), `{"t":"timestamp","v":"-70000000000"}`},
 		{"void", nil, `{"t":"void"}`},
-		{"table", amqp.Table{"a": int8(1), "n": amqp.Table{"b": []any{"x", int64(2)}}},
+		{"table", broker.Table{"a": int8(1), "n": broker.Table{"b": []any{"x", int64(2)}}},
 			`{"t":"table","v":{"a":{"t":"int8","v":1},"n":{"t":"table","v":{"b":{"t":"array","v":[{"t":"string","v":"x"},{"t":"int64","v":"2"}]}}}}}`},
-		{"empty table", amqp.Table{}, `{"t":"table","v":{}}`},
+		{"empty table", broker.Table{}, `{"t":"table","v":{}}`},
 		// An empty array reads back as amqp091-go reads one: a nil []any.
 		{"array", []any{int16(1), nil, []any(nil), uint32(7)},
 			`{"t":"array","v":[{"t":"int16","v":1},{"t":"void"},{"t":"array","v":[]},{"t":"uint32","v":7}]}`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			rec := deadletter.Record{Queue: "q", Headers: amqp.Table{"h": c.v}, Body: []byte("b")}
+			rec := deadletter.Record{Queue: "q", Headers: broker.Table{"h": c.v}, Body: []byte("b")}
 			got, line := roundTrip(t, rec)
 			if !strings.Contains(line, `"headers":{"h":`+c.json+`}`) {
 				t.Errorf("line %s\nlacks the value %s", line, c.json)
@@ -105,33 +105,33 @@ func TestHeaderValuesKeepTheirAMQPType(t *testing.T) {
 		})
 	}
 	// An int is what amqp091-go sends as a 32-bit integer.
-	got, _ := roundTrip(t, deadletter.Record{Headers: amqp.Table{"n": 42}})
+	got, _ := roundTrip(t, deadletter.Record{Headers: broker.Table{"n": 42}})
 	if got.Headers["n"] != int32(42) {
 		t.Errorf("an int header reads back as %#v, want int32(42), what amqp091-go sends", got.Headers["n"])
 	}
 }
 
 func TestRecordKeepsEveryProperty(t *testing.T) {
-	msg := amqp.Publishing{
+	msg := broker.Message{
 		ContentType:     "application/msgpack",
 		ContentEncoding: "gzip",
 		DeliveryMode:    1,
 		Priority:        9,
-		CorrelationId:   "corr-1",
+		CorrelationID:   "corr-1",
 		ReplyTo:         "replies",
 		Expiration:      "60000",
-		MessageId:       "id-\xff\x00", // not UTF-8
+		MessageID:       "id-\xff\x00", // not UTF-8
 		Timestamp:       time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC),
 		Type:            "email.send",
-		UserId:          "guest",
-		AppId:           "billing",
-		Headers:         amqp.Table{"x-death": []any{amqp.Table{"count": int64(1), "reason": "rejected"}}},
+		UserID:          "guest",
+		AppID:           "billing",
+		Headers:         broker.Table{"x-death": []any{broker.Table{"count": int64(1), "reason": "rejected"}}},
 		Body:            []byte{0xc1, 0xff, 0x00, '\n', 0x80}, // not MessagePack, not UTF-8
 	}
 	rec := deadletter.NewRecord("emails.dlq", msg)
 	rec.ExportedAt = time.Date(2026, 11, 25, 8, 30, 0, 123456789, time.UTC)
 	got, line := roundTrip(t, rec)
-	if diff := cmp.Diff(msg, got.Publishing()); diff != "" {
+	if diff := cmp.Diff(msg, got.Message()); diff != "" {
 		t.Errorf("Publishing after a round trip differs (-sent +read):\n%s", diff)
 	}
 	if diff := cmp.Diff(rec, got); diff != "" {
@@ -146,44 +146,44 @@ func TestRecordKeepsEveryProperty(t *testing.T) {
 
 	// A quorum queue's x-delivery-count describes the reads, not the
 	// message: it is kept apart, and not published again.
-	msg.Headers = amqp.Table{"x-delivery-count": int64(3), "tenant": "acme"}
+	msg.Headers = broker.Table{"x-delivery-count": int64(3), "tenant": "acme"}
 	rec = deadletter.NewRecord("emails.dlq", msg)
 	if rec.DeliveryCount != 3 || len(rec.Headers) != 1 {
 		t.Errorf("delivery count %d, headers %v; want 3 and the count out of the headers", rec.DeliveryCount, rec.Headers)
 	}
-	if _, ok := rec.Publishing().Headers["x-delivery-count"]; ok {
+	if _, ok := rec.Message().Headers["x-delivery-count"]; ok {
 		t.Error("Publishing sends x-delivery-count again")
 	}
 }
 
 // nested returns headers with tables nested n levels below them, as deep
 // as amqp091-go reads when n is 32.
-func nested(n int) amqp.Table {
-	t := amqp.Table{}
+func nested(n int) broker.Table {
+	t := broker.Table{}
 	for range n - 1 {
-		t = amqp.Table{"t": t}
+		t = broker.Table{"t": t}
 	}
-	return amqp.Table{"t": t}
+	return broker.Table{"t": t}
 }
 
 func TestEncodeRefusesWhatItCannotWriteExactly(t *testing.T) {
-	if _, err := deadletter.NewRecord("q", amqp.Publishing{Headers: nested(32)}).MarshalJSON(); err != nil {
+	if _, err := deadletter.NewRecord("q", broker.Message{Headers: nested(32)}).MarshalJSON(); err != nil {
 		t.Errorf("headers nested as deep as amqp091-go reads: %v", err)
 	}
-	line, _ := deadletter.NewRecord("q", amqp.Publishing{Headers: nested(32)}).MarshalJSON()
+	line, _ := deadletter.NewRecord("q", broker.Message{Headers: nested(32)}).MarshalJSON()
 	if err := new(deadletter.Record).UnmarshalJSON(line); err != nil {
 		t.Errorf("headers nested as deep as amqp091-go reads do not read back: %v", err)
 	}
 	deep := nested(33)
 	for _, c := range []struct {
 		name    string
-		headers amqp.Table
+		headers broker.Table
 		want    string
 	}{
-		{"header name not UTF-8", amqp.Table{"\xff": "v"}, "not UTF-8"},
-		{"Go map", amqp.Table{"m": map[string]any{"a": 1}}, "map[string]interface {} is not an AMQP field value"},
-		{"int beyond 32 bits", amqp.Table{"n": math.MaxInt32 + 1}, "use an int64"},
-		{"fraction of a second", amqp.Table{"t": time.Unix(1, 5)}, "whole seconds"},
+		{"header name not UTF-8", broker.Table{"\xff": "v"}, "not UTF-8"},
+		{"Go map", broker.Table{"m": map[string]any{"a": 1}}, "map[string]interface {} is not an AMQP field value"},
+		{"int beyond 32 bits", broker.Table{"n": math.MaxInt32 + 1}, "use an int64"},
+		{"fraction of a second", broker.Table{"t": time.Unix(1, 5)}, "whole seconds"},
 		{"too deep", deep, "deeper than 32"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -281,50 +281,33 @@ func newPublisher(t *testing.T, conn *broker.Conn) *broker.Publisher {
 
 // classicQueue declares a classic queue with a unique name, deleted at
 // cleanup.
-func classicQueue(t *testing.T, what string, args amqp.Table) string {
+func classicQueue(t *testing.T, what string, args broker.Table) string {
 	t.Helper()
-	q := brokertest.Name(t, what)
-	if _, err := brokertest.Channel(t).QueueDeclare(q, true, false, false, false, args); err != nil {
-		t.Fatal(err)
-	}
-	brokertest.DeleteQueuesAtCleanup(t, q)
-	return q
+	return brokertest.Queue(t, what, args)
 }
 
 // publish puts msgs on queue as they are, with amqp091-go alone.
-func publish(t *testing.T, queue string, msgs ...amqp.Publishing) {
+func publish(t *testing.T, queue string, msgs ...broker.Message) {
 	t.Helper()
-	ch := brokertest.Channel(t)
-	if err := ch.Confirm(false); err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range msgs {
-		c, err := ch.PublishWithDeferredConfirmWithContext(brokertest.Context(t, 5*time.Second), "", queue, true, false, m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !c.Wait() {
-			t.Fatalf("publish to %s nacked", queue)
-		}
-	}
+	rawmsg.Publish(t, queue, msgs...)
 }
 
 // typedMessage has every property and headers of every AMQP type, and a
 // body that is neither MessagePack nor UTF-8.
-func typedMessage(id string) amqp.Publishing {
-	return amqp.Publishing{
-		ContentType: "application/msgpack", ContentEncoding: "identity", DeliveryMode: amqp.Transient, Priority: 2,
-		CorrelationId: "corr-" + id, ReplyTo: "replies", Expiration: "3600000", MessageId: id,
-		Timestamp: time.Unix(1795514400, 0), Type: "email.send", UserId: "guest", AppId: "legacy",
+func typedMessage(id string) broker.Message {
+	return broker.Message{
+		ContentType: "application/msgpack", ContentEncoding: "identity", DeliveryMode: 1, Priority: 2,
+		CorrelationID: "corr-" + id, ReplyTo: "replies", Expiration: "3600000", MessageID: id,
+		Timestamp: time.Unix(1795514400, 0), Type: "email.send", UserID: "guest", AppID: "legacy",
 		// warren-failed-at has no milliseconds: warren writes them, so a
 		// re-encoding of the envelope would add them. An empty array is
 		// nil, as amqp091-go reads it.
-		Headers: amqp.Table{
+		Headers: broker.Table{
 			"warren-attempt": int32(4), "warren-error": "boom", "warren-error-class": "error", "warren-failed-at": "2026-11-24T10:00:00Z",
 			"b": false, "i8": int8(-1), "u8": uint8(200), "i16": int16(300), "u16": uint16(60000), "i32": int32(-70000),
 			"u32": uint32(4000000000), "i64": int64(1) << 60, "f32": float32(-2.5), "f64": 1e-300,
-			"dec": amqp.Decimal{Scale: 4, Value: -1}, "s": "\xff raw", "x": []byte{0xde, 0xad}, "t": time.Unix(0, 0),
-			"v": nil, "a": []any{amqp.Table{"k": int64(1)}, []any(nil), "z"},
+			"dec": broker.Decimal{Scale: 4, Value: -1}, "s": "\xff raw", "x": []byte{0xde, 0xad}, "t": time.Unix(0, 0),
+			"v": nil, "a": []any{broker.Table{"k": int64(1)}, []any(nil), "z"},
 		},
 		Body: []byte{0xff, 0x00, 0xfe, '\n', 0x80},
 	}
@@ -332,7 +315,7 @@ func typedMessage(id string) amqp.Publishing {
 
 // rejectInto publishes msg to work and rejects it, so that the broker
 // dead-letters it to dlq, with x-death, and waits until it is there.
-func rejectInto(t *testing.T, work, dlq string, msg amqp.Publishing) {
+func rejectInto(t *testing.T, work, dlq string, msg broker.Message) {
 	t.Helper()
 	depth := brokertest.Depth(t, dlq)
 	publish(t, work, msg)
@@ -384,10 +367,10 @@ func exportAll(t *testing.T, conn *broker.Conn, queue string, opts deadletter.Ex
 	}
 }
 
-func messages(recs []deadletter.Record) []amqp.Publishing {
-	out := make([]amqp.Publishing, len(recs))
+func messages(recs []deadletter.Record) []broker.Message {
+	out := make([]broker.Message, len(recs))
 	for i, r := range recs {
-		out[i] = r.Publishing()
+		out[i] = r.Message()
 	}
 	return out
 }
@@ -401,12 +384,12 @@ func TestExportPurgeImportIsExact(t *testing.T) {
 	conn := testkit.Dial(t, "warren-deadletter-test")
 	ctx := brokertest.Context(t, 30*time.Second)
 	dlq := classicQueue(t, "dlq", nil)
-	work := classicQueue(t, "work", amqp.Table{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": dlq})
+	work := classicQueue(t, "work", broker.Table{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": dlq})
 
-	sent := []amqp.Publishing{typedMessage("typed-1"), {MessageId: "bare", Body: []byte{}}}
+	sent := []broker.Message{typedMessage("typed-1"), {MessageID: "bare", Body: []byte{}}}
 	publish(t, dlq, sent...)
 	// The broker dead-letters one itself: it arrives with x-death.
-	rejectInto(t, work, dlq, amqp.Publishing{MessageId: "rejected-1", Type: "email.send", ContentType: "application/msgpack", Body: []byte{0x80}})
+	rejectInto(t, work, dlq, broker.Message{MessageID: "rejected-1", Type: "email.send", ContentType: "application/msgpack", Body: []byte{0x80}})
 	if got := brokertest.Depth(t, dlq); got != 3 {
 		t.Fatalf("%d messages in the dead-letter queue, want 3", got)
 	}
@@ -462,8 +445,8 @@ func TestExportPurgeImportIsExact(t *testing.T) {
 	if diff := cmp.Diff(messages(before[:2]), messages(after[:2])); diff != "" {
 		t.Errorf("imported messages differ from the exported ones (-exported +imported):\n%s", diff)
 	}
-	wantRej := before[2].Publishing()
-	gotRej := after[2].Publishing()
+	wantRej := before[2].Message()
+	gotRej := after[2].Message()
 	for name := range wantRej.Headers {
 		if broker.BrokerHeader(name) {
 			delete(wantRej.Headers, name)
@@ -509,7 +492,7 @@ func TestExportForeignHeaders(t *testing.T) {
 	}
 	brokertest.PublishFrames(t, "", dlq, brokertest.RawMessage{ContentType: broker.ContentType, MessageID: "py-1", Type: "t",
 		Table: append(long("deadline", 1795514400123), long("big", -1<<40)...), Body: []byte{0xc0}})
-	want := amqp.Table{"deadline": int64(1795514400123), "big": int64(-1) << 40}
+	want := broker.Table{"deadline": int64(1795514400123), "big": int64(-1) << 40}
 
 	before, _ := exportAll(t, conn, dlq, deadletter.ExportOptions{})
 	if len(before) != 1 {
@@ -533,7 +516,7 @@ func TestExportForeignHeaders(t *testing.T) {
 
 	// Nested deeper than amqp091-go reads: RabbitMQ takes it, the
 	// consumer gets it without headers.
-	publish(t, dlq, amqp.Publishing{MessageId: "deep", Headers: amqp.Table{"deep": nested(40)}, Body: []byte("x")})
+	publish(t, dlq, broker.Message{MessageID: "deep", Headers: broker.Table{"deep": nested(40)}, Body: []byte("x")})
 	_, err := deadletter.Export(ctx, conn, dlq, io.Discard, deadletter.ExportOptions{})
 	if err == nil || !strings.Contains(err.Error(), "export job deep: its headers could not be read") {
 		t.Errorf("Export: %v, want an error naming job deep and its headers", err)
@@ -550,9 +533,9 @@ func TestExportForeignHeaders(t *testing.T) {
 func TestExportLeavesTheQueueAsItWas(t *testing.T) {
 	conn := testkit.Dial(t, "warren-deadletter-test")
 	q := classicQueue(t, "dlq", nil)
-	var sent []amqp.Publishing
+	var sent []broker.Message
 	for i := range 5 {
-		sent = append(sent, amqp.Publishing{MessageId: fmt.Sprintf("m%d", i), Type: []string{"a", "b"}[i%2], ContentType: "application/msgpack", Body: []byte{byte(i)}})
+		sent = append(sent, broker.Message{MessageID: fmt.Sprintf("m%d", i), Type: []string{"a", "b"}[i%2], ContentType: "application/msgpack", Body: []byte{byte(i)}})
 	}
 	publish(t, q, sent...)
 
@@ -570,8 +553,8 @@ func TestExportLeavesTheQueueAsItWas(t *testing.T) {
 	}
 	// The queue holds them all, in their order.
 	for i := range 5 {
-		if d := brokertest.Get(t, q, 5*time.Second); d.MessageId != sent[i].MessageId {
-			t.Fatalf("message %d in the queue is %s, want %s", i, d.MessageId, sent[i].MessageId)
+		if d := brokertest.Get(t, q, 5*time.Second); d.MessageId != sent[i].MessageID {
+			t.Fatalf("message %d in the queue is %s, want %s", i, d.MessageId, sent[i].MessageID)
 		}
 	}
 }
@@ -579,7 +562,7 @@ func TestExportLeavesTheQueueAsItWas(t *testing.T) {
 func TestPurgeRecordsKeepsAJobItCannotWrite(t *testing.T) {
 	conn := testkit.Dial(t, "warren-deadletter-test")
 	q := classicQueue(t, "dlq", nil)
-	publish(t, q, amqp.Publishing{MessageId: "a", Body: []byte("1")}, amqp.Publishing{MessageId: "b", Body: []byte("2")}, amqp.Publishing{MessageId: "c", Body: []byte("3")})
+	publish(t, q, broker.Message{MessageID: "a", Body: []byte("1")}, broker.Message{MessageID: "b", Body: []byte("2")}, broker.Message{MessageID: "c", Body: []byte("3")})
 	var written []string
 	deleted, _, err := deadletter.PurgeRecords(brokertest.Context(t, 20*time.Second), conn, q, deadletter.Filter{}, func(r deadletter.Record) error {
 		if r.ID == "b" {
@@ -606,7 +589,7 @@ func TestImportFailures(t *testing.T) {
 	target := classicQueue(t, "target", nil)
 	missing := brokertest.Name(t, "missing")
 	line := func(queue, id string) string {
-		b, err := deadletter.NewRecord(queue, amqp.Publishing{MessageId: id, Body: []byte(id)}).MarshalJSON()
+		b, err := deadletter.NewRecord(queue, broker.Message{MessageID: id, Body: []byte(id)}).MarshalJSON()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -621,7 +604,7 @@ func TestImportFailures(t *testing.T) {
 		if f := s.Failed[0]; f.Line != 1 || !errors.Is(f.Err, broker.ErrUnroutable) || !strings.Contains(f.Err.Error(), "no queue "+fmt.Sprintf("%q", missing)) {
 			t.Errorf("failure of line 1: %+v", f)
 		}
-		if f := s.Failed[1]; f.Line != 3 || !strings.Contains(f.Err.Error(), "--to QUEUE") {
+		if f := s.Failed[1]; f.Line != 3 || !errors.Is(f.Err, deadletter.ErrNoQueueNamed) {
 			t.Errorf("failure of line 3: %+v", f)
 		}
 		if d := brokertest.Get(t, target, 5*time.Second); d.MessageId != "2" {
@@ -630,7 +613,7 @@ func TestImportFailures(t *testing.T) {
 	})
 
 	t.Run("user_id of another user", func(t *testing.T) {
-		other, err := deadletter.NewRecord(target, amqp.Publishing{MessageId: "u1", UserId: "someone-else", Body: []byte("u1")}).MarshalJSON()
+		other, err := deadletter.NewRecord(target, broker.Message{MessageID: "u1", UserID: "someone-else", Body: []byte("u1")}).MarshalJSON()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,13 +4,11 @@ import (
 	"fmt"
 	"maps"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-
 	"github.com/warrenmq/warren/broker"
 )
 
 // failedAtLayout is how warren writes failure times (RFC 3339, UTC,
-// milliseconds), as broker.Envelope.Publishing does.
+// milliseconds), as broker.Envelope.Message does.
 const failedAtLayout = "2006-01-02T15:04:05.000Z"
 
 // withWarrenHistory returns h with RabbitMQ's dead-letter history (x-death)
@@ -21,7 +19,7 @@ const failedAtLayout = "2006-01-02T15:04:05.000Z"
 // ignores them. The class, error, times and origin an operator sees are
 // kept. h is returned as it is when warren's headers already say why the
 // job failed, or when it has no x-death; otherwise a copy is changed.
-func withWarrenHistory(h amqp.Table) amqp.Table {
+func withWarrenHistory(h broker.Table) broker.Table {
 	if _, ok := h[broker.HeaderErrorClass]; ok {
 		return h
 	}

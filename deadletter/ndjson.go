@@ -30,18 +30,6 @@ func (e *Encoder) Encode(r Record) error {
 	return nil
 }
 
-// LineError is a line a Decoder could not read.
-type LineError struct {
-	Line int // 1 for the first
-	Err  error
-}
-
-func (e *LineError) Error() string {
-	return fmt.Sprintf("line %d: %v", e.Line, e.Err)
-}
-
-func (e *LineError) Unwrap() error { return e.Err }
-
 // Decoder reads records written by an Encoder, one per line. Blank lines
 // are skipped; the last line need not end with a newline.
 type Decoder struct {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/warrenmq/warren/broker"
 )
 
@@ -15,15 +14,15 @@ import (
 // what it keeps with one nack, in order. It reads at most 65,535 messages
 // in one call.
 func Purge(ctx context.Context, conn *broker.Conn, queue string, f Filter, seen func(Entry) error) (deleted, kept int, retErr error) {
-	var fn func(Entry, amqp.Publishing) error
+	var fn func(Entry, broker.Message) error
 	if seen != nil {
-		fn = func(e Entry, _ amqp.Publishing) error { return seen(e) }
+		fn = func(e Entry, _ broker.Message) error { return seen(e) }
 	}
 	return purge(ctx, conn, queue, f, fn)
 }
 
 // purge is Purge, handing seen the message as it was delivered too.
-func purge(ctx context.Context, conn *broker.Conn, queue string, f Filter, seen func(Entry, amqp.Publishing) error) (deleted, kept int, retErr error) {
+func purge(ctx context.Context, conn *broker.Conn, queue string, f Filter, seen func(Entry, broker.Message) error) (deleted, kept int, retErr error) {
 	h, err := hold(ctx, conn, queue)
 	if err != nil {
 		return 0, 0, err

@@ -2,7 +2,6 @@ package deadletter
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -176,7 +175,7 @@ func send(ctx context.Context, pub *broker.Publisher, dl *broker.Delivery, e Ent
 	exchange, key := opts.To.Exchange, opts.To.RoutingKey
 	if !opts.To.Set {
 		if e.Origin.Queue == "" && e.Origin.Exchange == "" && e.Origin.RoutingKey == "" {
-			return sent{}, errors.New("the job's origin is unknown (no warren headers, no x-death); replay it with --to")
+			return sent{}, ErrUnknownOrigin
 		}
 		exchange, key = e.Origin.Exchange, e.Origin.RoutingKey
 		if exchange == "" && key == "" {
@@ -195,7 +194,7 @@ func send(ctx context.Context, pub *broker.Publisher, dl *broker.Delivery, e Ent
 		}
 	}
 	if e.Malformed != nil {
-		return sent{}, fmt.Errorf("the message is not a job (%v); inspect it with warren dlq show, fix the producer, and replay with --to only if a worker can take it as it is", e.Malformed)
+		return sent{}, fmt.Errorf("%w (%w)", ErrNotAJob, e.Malformed)
 	}
 	r := *e.Envelope
 	r.Attempt = 1

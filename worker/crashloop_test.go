@@ -13,6 +13,7 @@ import (
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/internal/brokertest"
+	"github.com/warrenmq/warren/internal/brokertest/rawmsg"
 	"github.com/warrenmq/warren/topology"
 	"github.com/warrenmq/warren/worker"
 )
@@ -171,7 +172,7 @@ func TestCrashLoop(t *testing.T) {
 			if !ok {
 				t.Fatalf("the dead-letter queue holds %v, not the poison job %s", keys(got), poison)
 			}
-			env, err := broker.FromDelivery(&d)
+			env, err := rawmsg.Envelope(&d)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -55,9 +55,9 @@ func TestForgedAttemptHeadersCannotRetryForever(t *testing.T) {
 	for i, c := range cases {
 		id := fmt.Sprintf("forged-%d", i)
 		ids[id] = i
-		err := f.pub.PublishRaw(ctx, f.exchange, "fail", amqp.Publishing{
-			MessageId: id, Type: "fail", ContentType: broker.ContentType, DeliveryMode: amqp.Persistent,
-			Headers: amqp.Table{broker.HeaderAttempt: c.attempt}, Body: body,
+		err := f.pub.PublishRaw(ctx, f.exchange, "fail", broker.Message{
+			MessageID: id, Type: "fail", ContentType: broker.ContentType, DeliveryMode: amqp.Persistent,
+			Headers: broker.Table{broker.HeaderAttempt: c.attempt}, Body: body,
 		})
 		if err != nil {
 			t.Fatalf("%s: publish: %v", c.name, err)

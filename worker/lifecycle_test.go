@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/internal/brokertest"
+	"github.com/warrenmq/warren/internal/brokertest/rawmsg"
 	"github.com/warrenmq/warren/topology"
 	"github.com/warrenmq/warren/worker"
 )
@@ -52,7 +52,7 @@ func TestDefaultRetriesReachTheDeadLetterQueue(t *testing.T) {
 			t.Errorf("job %s is not in the dead-letter queue", id)
 			continue
 		}
-		env, err := broker.FromDelivery(&d)
+		env, err := rawmsg.Envelope(&d)
 		if err != nil {
 			t.Errorf("job %s: %v", id, err)
 			continue

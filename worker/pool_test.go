@@ -14,6 +14,7 @@ import (
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/internal/brokertest"
+	"github.com/warrenmq/warren/internal/brokertest/rawmsg"
 	"github.com/warrenmq/warren/internal/testkit"
 	"github.com/warrenmq/warren/internal/topotest"
 	"github.com/warrenmq/warren/topology"
@@ -397,7 +398,7 @@ func TestLastAttemptDeadLettersWithReasons(t *testing.T) {
 	if d.MessageId != id || d.Type != "fail" {
 		t.Fatalf("dead letter: id %q type %q", d.MessageId, d.Type)
 	}
-	env, err := broker.FromDelivery(&d)
+	env, err := rawmsg.Envelope(&d)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
-	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/internal/brokertest"
@@ -62,8 +61,8 @@ type pyPayload struct {
 	PublishedAt time.Time `msgpack:"published_at"`
 }
 
-// pyHeaders are the script's HEADERS with the Go types amqp091-go reads
-// them as. warren-attempt and warren-deadline are read into the envelope.
+// pyHeaders are the script's HEADERS with the Go types warren reads them
+// as (see broker.Table). warren-attempt and warren-deadline are read into the envelope.
 var pyHeaders = map[string]any{
 	"small":         int32(7),
 	"big":           int64(1<<40 + 1), // 'L'
@@ -75,8 +74,8 @@ var pyHeaders = map[string]any{
 	"raw":           "\x00\x01\xff",
 	"nothing":       nil,
 	"when":          time.Unix(1795514400, 0),
-	"price":         amqp.Decimal{Scale: 2, Value: 1234},
-	"nested":        amqp.Table{"k": "v", "n": int64(1 << 40), "list": []any{int32(1), "two", nil}},
+	"price":         broker.Decimal{Scale: 2, Value: 1234},
+	"nested":        broker.Table{"k": "v", "n": int64(1 << 40), "list": []any{int32(1), "two", nil}},
 	"list":          []any{int32(1), int64(1 << 40), "x", true},
 }
 

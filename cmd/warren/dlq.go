@@ -104,6 +104,12 @@ func payloadValue(env *broker.Envelope) any {
 // maps with non-string keys get string keys.
 func jsonSafe(v any) any {
 	switch x := v.(type) {
+	case broker.Table: // plain JSON here, not the typed form of export files; a copy: it may be the envelope's
+		m := make(map[string]any, len(x))
+		for k, el := range x {
+			m[k] = jsonSafe(el)
+		}
+		return m
 	case map[string]any:
 		for k, el := range x {
 			x[k] = jsonSafe(el)
@@ -302,7 +308,7 @@ func newDLQShowCmd(g *globals) *cobra.Command {
 func printEntry(g *globals, e deadletter.Entry) error {
 	env := e.Envelope
 	headers := map[string]any{}
-	for k, v := range env.Publishing().Headers {
+	for k, v := range env.Message().Headers {
 		headers[k] = jsonSafe(v)
 	}
 	if g.json {
@@ -465,7 +471,7 @@ func printReplay(g *globals, queue string, dryRun bool, s deadletter.Summary) er
 			out.Moved = append(out.Moved, moved{m.Entry.Envelope.ID, m.Entry.Envelope.Type, m.Exchange, m.RoutingKey})
 		}
 		for _, f := range s.Failed {
-			out.Failed = append(out.Failed, failed{f.Entry.Envelope.ID, f.Err.Error()})
+			out.Failed = append(out.Failed, failed{f.Entry.Envelope.ID, advised(f.Err)})
 		}
 		return writeJSON(g.stdout, out)
 	}
@@ -477,7 +483,7 @@ func printReplay(g *globals, queue string, dryRun bool, s deadletter.Summary) er
 		}
 	}
 	for _, f := range s.Failed {
-		fmt.Fprintf(g.stderr, "not moved: %s (%s): %v\n", f.Entry.Envelope.ID, f.Entry.Envelope.Type, f.Err)
+		fmt.Fprintf(g.stderr, "not moved: %s (%s): %s\n", f.Entry.Envelope.ID, f.Entry.Envelope.Type, advised(f.Err))
 	}
 	fmt.Fprintf(g.stdout, "%s: %d job(s) at the start; %s %d, skipped %d, failed %d\n", queue, s.Total, verb, len(s.Moved), s.Skipped, len(s.Failed))
 	return nil

@@ -271,17 +271,17 @@ func printImport(g *globals, name string, dryRun bool, s deadletter.ImportSummar
 			Error         string   `json:"error,omitempty"`
 		}{Version: 1, File: name, DryRun: dryRun, Lines: s.Lines, Imported: s.Imported, Failed: []failed{}, StoppedAtLine: stopped}
 		if err != nil {
-			out.Error = err.Error()
+			out.Error = advised(err)
 		}
 		for _, f := range s.Failed {
-			out.Failed = append(out.Failed, failed{f.Line, f.Record.Properties.MessageID, f.Err.Error()})
+			out.Failed = append(out.Failed, failed{f.Line, f.Record.Properties.MessageID, importAdvised(f.Err)})
 		}
 		if werr := writeJSON(g.stdout, out); werr != nil {
 			return werr
 		}
 	} else {
 		for _, f := range s.Failed {
-			fmt.Fprintf(g.stderr, "line %d: job %s (%s): %v\n", f.Line, f.Record.Properties.MessageID, f.Record.Properties.Type, f.Err)
+			fmt.Fprintf(g.stderr, "line %d: job %s (%s): %s\n", f.Line, f.Record.Properties.MessageID, f.Record.Properties.Type, importAdvised(f.Err))
 		}
 		if dryRun {
 			fmt.Fprintf(g.stdout, "%s: %d job(s) to import, %d that would fail (dry run: nothing published)\n", name, s.Imported, len(s.Failed))

@@ -14,8 +14,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/deadletter"
 	"github.com/warrenmq/warren/internal/brokertest"
+	"github.com/warrenmq/warren/internal/brokertest/rawmsg"
 	"github.com/warrenmq/warren/internal/testkit"
 )
 
@@ -57,7 +59,7 @@ func ids(recs []deadletter.Record) []string {
 func publishings(recs []deadletter.Record) []amqp.Publishing {
 	out := make([]amqp.Publishing, len(recs))
 	for i, r := range recs {
-		out[i] = r.Publishing()
+		out[i] = rawmsg.Publishing(r.Message())
 	}
 	return out
 }
@@ -295,7 +297,7 @@ func writeLines(t *testing.T, lines ...string) string {
 
 func recordLine(t *testing.T, queue, id string) string {
 	t.Helper()
-	b, err := deadletter.NewRecord(queue, amqp.Publishing{MessageId: id, Type: "x", Body: []byte(id)}).MarshalJSON()
+	b, err := deadletter.NewRecord(queue, broker.Message{MessageID: id, Type: "x", Body: []byte(id)}).MarshalJSON()
 	if err != nil {
 		t.Fatal(err)
 	}

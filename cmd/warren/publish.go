@@ -151,7 +151,7 @@ func reportPublish(g *globals, jobs []broker.Job, err error) error {
 			fmt.Fprintf(g.stderr, "... and %d more\n", len(be.Failed)-shown)
 			break
 		}
-		fmt.Fprintf(g.stderr, "not confirmed: %v\n", f.Err)
+		fmt.Fprintf(g.stderr, "not confirmed: %s\n", advised(f.Err))
 	}
 	return fmt.Errorf("%d of %d job(s) were not confirmed (reasons above)", len(failed), len(jobs))
 }

@@ -59,11 +59,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil {
-			fmt.Fprintf(stderr, "warren: %v\n", ee.err)
+			fmt.Fprintf(stderr, "warren: %s\n", advised(ee.err))
 		}
 		return ee.code
 	}
-	fmt.Fprintf(stderr, "warren: %v\n", err)
+	fmt.Fprintf(stderr, "warren: %s\n", advised(err))
 	return 1
 }
 

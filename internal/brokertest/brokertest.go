@@ -305,3 +305,16 @@ func MainWithLeakCheck(m *testing.M, opts ...goleak.Option) int {
 	}
 	return code
 }
+
+// Queue declares a durable classic queue with a unique name made of the
+// test's and what, with the arguments args (nil: none), deleted at
+// cleanup.
+func Queue(t testing.TB, what string, args map[string]any) string {
+	t.Helper()
+	q := Name(t, what)
+	if _, err := Channel(t).QueueDeclare(q, true, false, false, false, amqp.Table(args)); err != nil {
+		t.Fatal(err)
+	}
+	DeleteQueuesAtCleanup(t, q)
+	return q
+}

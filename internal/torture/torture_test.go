@@ -26,6 +26,7 @@ import (
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/internal/brokertest"
+	"github.com/warrenmq/warren/internal/brokertest/rawmsg"
 	"github.com/warrenmq/warren/topology"
 	"github.com/warrenmq/warren/worker"
 )
@@ -362,7 +363,7 @@ func readDeadLetters(t *testing.T, url string, p *plan, l *ledger, skip string) 
 				break
 			}
 			n++
-			env, err := broker.FromDelivery(&d)
+			env, err := rawmsg.Envelope(&d)
 			if err != nil {
 				t.Errorf("%s holds a message that is not a job (%v): %q", dlq, err, d.MessageId)
 				continue
