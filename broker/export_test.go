@@ -1,6 +1,10 @@
 package broker
 
-import "crypto/tls"
+import (
+	"context"
+	"crypto/tls"
+	"time"
+)
 
 // TLSConfigOf returns the TLS configuration an amqps connection dialled
 // with opts is given, as Dial builds it.
@@ -12,4 +16,15 @@ func TLSConfigOf(opts ...Option) (*tls.Config, error) {
 		}
 	}
 	return clientTLS(o.tls), nil
+}
+
+// NewEnvelopeAt is NewEnvelope with the clock at now.
+var NewEnvelopeAt = newEnvelope
+
+// NewReplyAt is NewReply with the clock at now.
+var NewReplyAt = newReply
+
+// ReplyAt is Reply with the clock at now.
+func (s *Sender) ReplyAt(ctx context.Context, request *Envelope, result any, failure *Failure, now time.Time) error {
+	return s.reply(ctx, request, result, failure, now)
 }

@@ -64,8 +64,8 @@ func TestTLS(t *testing.T) {
 		if err := d.DeclareQueue(ctx, topology.Queue{Name: queue, Type: topology.Classic, Durable: true, Args: topology.Table{"x-queue-type": topology.Classic}}); err != nil {
 			t.Fatal(err)
 		}
-		id, err := newPublisher(t, conn).PublishJob(ctx, broker.Job{Type: "tls.check", Payload: "over TLS"}, broker.ToQueue(queue))
-		if err != nil {
+		id := brokertest.JobID(t)
+		if err := newPublisher(t, conn).Publish(ctx, broker.Job{ID: id, Type: "tls.check", Payload: "over TLS"}, broker.ToQueue(queue)); err != nil {
 			t.Fatalf("Publish: %v", err)
 		}
 		dl, ok := consume(t, conn, queue).Next(ctx)

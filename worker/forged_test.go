@@ -54,7 +54,7 @@ func TestForgedAttemptHeadersCannotRetryForever(t *testing.T) {
 	for i, c := range cases {
 		id := fmt.Sprintf("forged-%d", i)
 		ids[id] = i
-		err := f.pub.PublishRaw(ctx, f.exchange, "fail", amqp.Publishing{
+		err := f.snd.PublishMessage(ctx, f.exchange, "fail", amqp.Publishing{
 			MessageId: id, Type: "fail", ContentType: broker.ContentType, DeliveryMode: amqp.Persistent,
 			Headers: amqp.Table{broker.HeaderAttempt: c.attempt}, Body: body,
 		})

@@ -25,7 +25,7 @@ type Pool struct {
 	handler Handler
 	opts    options
 	queues  []*queueRun
-	pub     *broker.Publisher
+	pub     *broker.Sender // retries, dead letters, quarantine, replies
 	ownPub  bool
 	running atomic.Bool
 
@@ -165,9 +165,9 @@ func NewPool(conn *broker.Conn, topo *topology.Topology, h Handler, opts ...Opti
 	if err := errors.Join(problems...); err != nil {
 		return nil, err
 	}
-	p.pub = o.publisher
+	p.pub = o.sender
 	if p.pub == nil {
-		pub, err := broker.NewPublisher(conn, broker.WithPublisherLogger(o.log))
+		pub, err := broker.NewSender(conn, broker.WithPublisherLogger(o.log))
 		if err != nil {
 			return nil, err
 		}
@@ -531,7 +531,7 @@ func (p *Pool) requeueRest(q *queueRun, c *broker.Consumer) int {
 		n++
 		if d.Err == nil && !d.Redelivered {
 			e := *d.Envelope
-			if conf, err := p.pub.SendEnvelope(ctx, &e, "", q.queue.Name); err == nil {
+			if conf, err := p.pub.Send(ctx, broker.KindJob, &e, "", q.queue.Name); err == nil {
 				copies = append(copies, copied{d, conf})
 				continue
 			}

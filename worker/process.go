@@ -241,7 +241,7 @@ func (p *Pool) retry(ctx context.Context, q *queueRun, d *broker.Delivery, out *
 	out.Class, out.Err, out.RetryIn = class, cause, delay
 	exchange, key, err := topology.DelayRoute(q.queue.Name, delay)
 	if err == nil {
-		err = p.pub.PublishEnvelope(broker.ContextWithKind(ctx, broker.KindRetry), e, exchange, key)
+		err = p.pub.Publish(ctx, broker.KindRetry, e, exchange, key)
 	}
 	if err != nil {
 		jobFields(q.log.Error().Err(err), d.Envelope, out.Attempt).
@@ -283,7 +283,7 @@ func (p *Pool) deadLetter(ctx context.Context, q *queueRun, d *broker.Delivery, 
 	if key == "" {
 		key = d.RoutingKey // RabbitMQ's rule when x-dead-letter-routing-key is not set
 	}
-	if err := p.pub.PublishEnvelope(broker.ContextWithKind(ctx, broker.KindDeadLetter), e, exchange, key); err != nil {
+	if err := p.pub.Publish(ctx, broker.KindDeadLetter, e, exchange, key); err != nil {
 		jobFields(q.log.Error().Err(err), d.Envelope, out.Attempt).
 			Msg("worker: could not publish to the dead-letter queue; returning the job to the queue")
 		out.Err = errors.Join(cause, err)
@@ -337,12 +337,12 @@ func (p *Pool) observe(o Outcome) {
 // sendReply publishes the reply to a request and reports whether it was
 // sent: confirmed to a durable reply queue; written, without confirm or
 // mandatory flag, to a direct reply-to address (see
-// broker.Publisher.SendDirectReply): when its caller is gone, the broker
+// broker.Sender.Reply): when its caller is gone, the broker
 // drops it, which is no loss, since nobody waits for it. The error
 // wraps broker.ErrInvalidJob when the result cannot be encoded,
 // broker.ErrUnroutable when a reply queue is missing.
 func (p *Pool) sendReply(ctx context.Context, q *queueRun, request *broker.Envelope, result any, failure *broker.Failure) (bool, error) {
-	if err := p.pub.Reply(ctx, request, result, failure, p.opts.now()); err != nil {
+	if err := p.pub.Reply(ctx, request, result, failure); err != nil {
 		return false, err
 	}
 	jobFields(q.log.Debug(), request, max(request.Attempt, 1)).Str("reply_to", request.ReplyTo).Msg("worker: reply sent")

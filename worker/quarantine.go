@@ -58,7 +58,7 @@ const isolated = 1 << 62
 // quarantine, then acks it.
 func (p *Pool) moveToQuarantine(ctx context.Context, q *queueRun, d *broker.Delivery, out *Outcome) {
 	e := *d.Envelope
-	if err := p.pub.PublishEnvelope(broker.ContextWithKind(ctx, broker.KindQuarantine), &e, "", q.queue.QuarantineQueue); err != nil {
+	if err := p.pub.Publish(ctx, broker.KindQuarantine, &e, "", q.queue.QuarantineQueue); err != nil {
 		jobFields(q.log.Error().Err(err), d.Envelope, out.Attempt).
 			Msg("worker: could not move a redelivered job to the quarantine; returning it to the queue")
 		out.Err = err
@@ -184,7 +184,7 @@ func (p *Pool) returnToQuarantine(ctx context.Context, q *queueRun, d *broker.De
 	// cut short, or the job is counted a crash it did not cause.
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := p.pub.PublishEnvelope(broker.ContextWithKind(pctx, broker.KindQuarantine), &e, "", q.queue.QuarantineQueue); err != nil {
+	if err := p.pub.Publish(pctx, broker.KindQuarantine, &e, "", q.queue.QuarantineQueue); err != nil {
 		jobFields(q.log.Error().Err(err), d.Envelope, out.Attempt).Msg("worker: could not put a job back in the quarantine; returning it there as redelivered")
 		out.Err = errors.Join(out.Err, err)
 		if rerr := d.Requeue(); rerr != nil {

@@ -386,9 +386,9 @@ routes:
 			if i%5 == 0 {
 				amount = -i // refused: an error reply
 			}
-			id, err := pub.PublishJob(brokertest.Context(t, 10*time.Second),
-				broker.Job{Type: "passenger.authorise", Payload: authorise{Rider: fmt.Sprint(i), Amount: amount}, ReplyTo: replies})
-			if err != nil {
+			id := brokertest.JobID(t)
+			if err := pub.Publish(brokertest.Context(t, 10*time.Second),
+				broker.Job{ID: id, Type: "passenger.authorise", Payload: authorise{Rider: fmt.Sprint(i), Amount: amount}, ReplyTo: replies}); err != nil {
 				t.Fatal(err)
 			}
 			sent[id] = amount

@@ -123,13 +123,12 @@ func TestRolePermissions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pub.Close(context.Background())
-	failing, err := pub.PublishJob(ctx, broker.Job{Type: "email.send", Payload: "ada@example.com"})
-	if err != nil {
+	failing, welcome := brokertest.JobID(t), brokertest.JobID(t)
+	if err := pub.Publish(ctx, broker.Job{ID: failing, Type: "email.send", Payload: "ada@example.com"}); err != nil {
 		t.Fatalf("producer: Publish: %v", err)
 	}
-	welcome, err := pub.PublishIn(ctx, broker.Job{Type: "email.welcome", Payload: "bob"}, time.Second)
-	if err != nil {
-		t.Fatalf("producer: PublishIn: %v", err)
+	if err := pub.Publish(ctx, broker.Job{ID: welcome, Type: "email.welcome", Payload: "bob"}, broker.In(time.Second)); err != nil {
+		t.Fatalf("producer: Publish In: %v", err)
 	}
 
 	// The worker runs them: the failing one is retried once, then

@@ -153,7 +153,7 @@ func (t *trip) book(ctx context.Context, b booking) (string, error) {
 // reauthorise sends an authorisation request whose reply goes to
 // trip.replies, and does not wait for it: reply handles it.
 func (t *trip) reauthorise(ctx context.Context, a Authorise) error {
-	// The reply can come before PublishJob returns, so the request gets
+	// The reply can come before Publish returns, so the request gets
 	// its id (which is its correlation id) and is recorded first.
 	id, err := uuid.NewV7()
 	if err != nil {

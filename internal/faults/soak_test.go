@@ -345,7 +345,7 @@ func (s *soak) startPools(callTopo *topology.Topology) {
 }
 
 func (s *soak) runPool(name string, topo *topology.Topology, h worker.Handler, opts ...worker.Option) {
-	opts = append([]worker.Option{worker.WithPublisher(s.r.pub), worker.WithLogger(s.r.log)}, opts...)
+	opts = append([]worker.Option{worker.WithSender(s.r.snd), worker.WithLogger(s.r.log)}, opts...)
 	pool, err := worker.NewPool(s.r.workConn, topo, h, opts...)
 	if err != nil {
 		s.t.Fatal(err)

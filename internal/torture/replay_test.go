@@ -50,7 +50,7 @@ func replayChild() int {
 	if err != nil {
 		return fail(err)
 	}
-	pub, err := broker.NewPublisher(conn)
+	pub, err := broker.NewSender(conn)
 	if err != nil {
 		return fail(err)
 	}
