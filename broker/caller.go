@@ -425,9 +425,9 @@ func (cc *callChannel) isClosed() bool {
 // or matched no call.
 func (c *Caller) Discarded() uint64 { return c.discarded.Load() }
 
-// Close closes the caller's channel; calls still waiting fail with
-// ErrClosed.
-func (c *Caller) Close() error {
+// Close closes the caller's channel, waiting for the broker's answer until
+// ctx ends; calls still waiting fail with ErrClosed.
+func (c *Caller) Close(ctx context.Context) error {
 	c.mu.Lock()
 	c.closed = true
 	cc := c.ch
@@ -435,10 +435,10 @@ func (c *Caller) Close() error {
 	c.mu.Unlock()
 	var err error
 	if cc != nil {
-		if cerr := cc.ch.Close(); cerr != nil && !errors.Is(cerr, amqp.ErrClosed) {
-			err = fmt.Errorf("broker: close caller channel: %w", cerr)
-		}
+		err = closeChannel(ctx, cc.ch, "caller channel")
 	}
+	// The reply loop ends when the channel is gone; if the close above
+	// timed out, the connection's own close ends it.
 	c.wg.Wait()
 	return err
 }

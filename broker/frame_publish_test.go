@@ -27,8 +27,8 @@ func TestHeadersTooLargeAreRefusedBeforeSending(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer caller.Close()
 	ctx := brokertest.Context(t, 30*time.Second)
+	defer caller.Close(ctx)
 	huge := map[string]any{"blob": strings.Repeat("x", 200_000)}
 
 	err = pub.Publish(ctx, broker.Job{Type: "t", Headers: huge}, broker.To(exchange, "k"))

@@ -239,7 +239,7 @@ func TestCallAndReplyHooks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { caller.Close() })
+	t.Cleanup(func() { caller.Close(context.Background()) })
 	ctx := brokertest.Context(t, 30*time.Second)
 
 	// A responder: "fail" jobs get an error reply, others a result.
@@ -314,7 +314,7 @@ func TestCallHookTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { caller.Close() })
+	t.Cleanup(func() { caller.Close(context.Background()) })
 	ctx, cancel := context.WithTimeout(brokertest.Context(t, 10*time.Second), 500*time.Millisecond)
 	defer cancel()
 	if _, err := caller.Call(ctx, broker.Job{Type: "slow"}, broker.To(exchange, "k")); !errors.Is(err, broker.ErrReplyTimeout) {

@@ -79,7 +79,7 @@ func (p *pipe) checkExchange(ctx context.Context, exchange string) error {
 		return nil
 	}
 	d := NewDeclarer(p.conn)
-	defer d.Close()
+	defer d.Close(context.WithoutCancel(ctx))
 	ok, err := d.ExchangeExists(ctx, exchange)
 	if err != nil {
 		return err

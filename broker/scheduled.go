@@ -160,7 +160,7 @@ func (p *Publisher) routeQueues(jobType string) ([]string, error) {
 // without a word.
 func (p *Publisher) checkQueue(ctx context.Context, queue string) error {
 	d := NewDeclarer(p.s.pipe.conn)
-	defer d.Close()
+	defer d.Close(context.WithoutCancel(ctx))
 	ok, err := d.QueueExists(ctx, queue)
 	if err != nil {
 		return err

@@ -64,9 +64,10 @@ func applyScheduled(t *testing.T, conn *broker.Conn, expires time.Duration, keep
 	if !keepQueues {
 		brokertest.DeleteQueuesAtCleanup(t, n.A, n.B, topology.QuarantineQueueName(n.A), topology.QuarantineQueueName(n.B))
 	}
+	ctx := brokertest.Context(t, 30*time.Second)
 	d := broker.NewDeclarer(conn)
-	defer d.Close()
-	if _, err := topology.Declare(brokertest.Context(t, 30*time.Second), d, top); err != nil {
+	defer d.Close(ctx)
+	if _, err := topology.Declare(ctx, d, top); err != nil {
 		t.Fatalf("Declare: %v", err)
 	}
 	return top, n
@@ -384,8 +385,8 @@ func TestBadPublishOptionsAreErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer caller.Close()
 	ctx := brokertest.Context(t, 10*time.Second)
+	defer caller.Close(ctx)
 	to := broker.To(exchange, "k")
 	tests := []struct {
 		name     string

@@ -60,7 +60,7 @@ func TestTLS(t *testing.T) {
 		ctx := brokertest.Context(t, 30*time.Second)
 		queue := brokertest.Name(t, "q") // on the private node, gone with it
 		d := broker.NewDeclarer(conn)
-		defer d.Close()
+		defer d.Close(ctx)
 		if err := d.DeclareQueue(ctx, topology.Queue{Name: queue, Type: topology.Classic, Durable: true, Args: topology.Table{"x-queue-type": topology.Classic}}); err != nil {
 			t.Fatal(err)
 		}
@@ -314,7 +314,7 @@ func TestTLSClientCertificate(t *testing.T) {
 		t.Fatalf("Dial with a client certificate: %v", err)
 	}
 	d := broker.NewDeclarer(conn)
-	defer d.Close()
+	defer d.Close(context.Background())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if ok, err := d.QueueExists(ctx, brokertest.Name(t, "q")); err != nil || ok {

@@ -102,7 +102,7 @@ routes:
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { caller.Close() })
+	t.Cleanup(func() { caller.Close(context.Background()) })
 
 	mux := worker.NewMux()
 	mux.Use(m.Middleware())

@@ -93,7 +93,7 @@ func (f *fixture) caller(opts ...broker.CallerOption) *broker.Caller {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	f.t.Cleanup(func() { c.Close() })
+	f.t.Cleanup(func() { c.Close(context.Background()) })
 	return c
 }
 

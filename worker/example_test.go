@@ -55,7 +55,7 @@ routes:
 		return
 	}
 	d := broker.NewDeclarer(conn)
-	defer d.Close()
+	defer d.Close(ctx)
 	if _, err := topology.Declare(ctx, d, topo); err != nil {
 		fmt.Println(err)
 		return

@@ -442,7 +442,7 @@ func (p *Pool) checkQuarantines(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	d := broker.NewDeclarer(p.conn)
-	defer d.Close()
+	defer d.Close(context.WithoutCancel(ctx))
 	for _, q := range p.queues {
 		if _, err := d.QueueInfo(ctx, q.queue.QuarantineQueue); err != nil {
 			if errors.Is(err, broker.ErrNoQueue) {
@@ -460,7 +460,7 @@ func (p *Pool) queueGone(ctx context.Context, q *queueRun) bool {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	d := broker.NewDeclarer(p.conn)
-	defer d.Close()
+	defer d.Close(context.WithoutCancel(ctx))
 	_, err := d.QueueInfo(ctx, q.queue.Name)
 	return errors.Is(err, broker.ErrNoQueue)
 }

@@ -38,7 +38,7 @@ func (f *fixture) caller(opts ...broker.CallerOption) *broker.Caller {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	f.t.Cleanup(func() { c.Close() })
+	f.t.Cleanup(func() { c.Close(context.Background()) })
 	return c
 }
 
@@ -496,7 +496,7 @@ func testReplyToGoneCaller(t *testing.T, opts []broker.CallerOption) {
 		errc <- err
 	}()
 	recv(t, started, 20*time.Second, "the handler to start")
-	if err := c.Close(); err != nil {
+	if err := c.Close(brokertest.Context(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	if err := recv(t, errc, 20*time.Second, "the call"); !errors.Is(err, broker.ErrClosed) {
@@ -531,7 +531,7 @@ func TestReplyQueueIsDeclaredAgainAfterReconnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
+	t.Cleanup(func() { c.Close(context.Background()) })
 	ctx := brokertest.Context(t, 30*time.Second)
 	for i := 1; i <= 2; i++ {
 		if i == 2 {

@@ -162,7 +162,7 @@ func TestRolePermissions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer caller.Close()
+	defer caller.Close(ctx)
 	callCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	reply, err := caller.Call(callCtx, broker.Job{Type: "email.lookup", Payload: "ada"})
 	cancel()
@@ -249,7 +249,7 @@ func TestRolePermissions(t *testing.T) {
 	declare := func(role string) func(t *testing.T) {
 		return func(t *testing.T) {
 			d := broker.NewDeclarer(dial(role))
-			defer d.Close()
+			defer d.Close(ctx)
 			refused(t, d.DeclareExchange(ctx, topology.Exchange{Name: "billing.more", Kind: topology.KindDirect, Durable: true}))
 		}
 	}

@@ -141,7 +141,7 @@ func apply(ctx context.Context, urls []string, topo *topology.Topology, log zero
 	}
 	defer conn.Close()
 	d := broker.NewDeclarer(conn)
-	defer d.Close()
+	defer d.Close(ctx)
 	if _, err := topology.Declare(ctx, d, topo); err != nil {
 		return fmt.Errorf("apply the topology: %w", err)
 	}

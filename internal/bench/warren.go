@@ -67,7 +67,7 @@ func applyBenchQueue(ctx context.Context, cfg Config, conn *broker.Conn, impl, j
 	bq := &benchQueue{name: name, topo: topo}
 	decl := broker.NewDeclarer(conn)
 	_, err = topology.Declare(ctx, decl, topo)
-	if err = errors.Join(err, decl.Close()); err != nil {
+	if err = errors.Join(err, decl.Close(ctx)); err != nil {
 		return bq, err
 	}
 	return bq, nil

@@ -92,7 +92,7 @@ func warrenRPC(ctx context.Context, cfg Config, rec *CallRecorder) (err error) {
 	callerOpen := true
 	defer func() {
 		if callerOpen {
-			_ = caller.Close()
+			_ = caller.Close(context.WithoutCancel(ctx))
 		}
 	}()
 	err = rec.Calls(ctx, func(ctx context.Context, p Payload) (Answer, error) {
@@ -111,7 +111,7 @@ func warrenRPC(ctx context.Context, cfg Config, rec *CallRecorder) (err error) {
 	}
 
 	callerOpen = false
-	if err := caller.Close(); err != nil {
+	if err := caller.Close(ctx); err != nil {
 		return err
 	}
 	if d := caller.Discarded(); d != 0 {

@@ -153,7 +153,7 @@ func newRunOf(t *testing.T, urls []string, queue, text string) *run {
 	if _, err := topology.Declare(ctx, d, topo); err != nil {
 		t.Fatalf("declare: %v", err)
 	}
-	d.Close()
+	d.Close(ctx)
 	conn.Close()
 	r.pubConn, r.workConn = r.dial("faults-producer"), r.dial("faults-worker")
 	r.pub, err = broker.NewPublisher(r.pubConn, broker.WithRouter(topo))
