@@ -31,8 +31,9 @@ type Sender struct {
 	ch     *confirmChannel
 	closed bool
 
-	directMu sync.Mutex    // serializes replies to callers' own channels
-	direct   *amqp.Channel // not in confirm mode: see sendDirectReply
+	directMu     sync.Mutex    // serializes replies to callers' own channels; guards direct and directClosed
+	direct       *amqp.Channel // not in confirm mode: see sendDirectReply
+	directClosed bool          // closed is guarded by mu: Close sets both
 
 	wg sync.WaitGroup // confirm loops
 }
@@ -212,7 +213,7 @@ func (s *Sender) sendDirect(ctx context.Context, replyTo string, msg amqp.Publis
 	}
 	s.directMu.Lock()
 	defer s.directMu.Unlock()
-	if s.closed {
+	if s.directClosed {
 		return fmt.Errorf("%w: sender closed", ErrClosed)
 	}
 	if s.direct == nil || s.direct.IsClosed() {
@@ -389,6 +390,7 @@ func (s *Sender) Close(ctx context.Context) error {
 	s.ch = nil
 	s.mu.Unlock()
 	s.directMu.Lock()
+	s.directClosed = true
 	direct := s.direct
 	s.direct = nil
 	s.directMu.Unlock()
@@ -397,7 +399,9 @@ func (s *Sender) Close(ctx context.Context) error {
 		err = cc.close(ctx)
 	}
 	if direct != nil {
-		direct.Close()
+		// Replies written on it need no answer: its close is bounded by
+		// ctx, and its error is no concern of the sender's outcomes.
+		_ = closeChannel(ctx, direct, "reply channel")
 	}
 	s.wg.Wait()
 	return err
