@@ -155,9 +155,9 @@ type callChannel struct {
 // sent or its channel was lost while waiting.
 //
 // The job is routed by its type (WithCallRouter) unless To or ToQueue
-// names the target; a request cannot be scheduled (At, In is an error
-// wrapping ErrInvalidOption). Its reply_to is set to the direct reply-to (or the Caller's
-// reply queue, WithCallReplyQueue). A job without a
+// names the target; a request cannot be scheduled (At or In is an error
+// wrapping ErrInvalidOption). Its reply_to is set to the direct reply-to
+// (or the Caller's reply queue, WithCallReplyQueue). A job without a
 // correlation id is sent without one, and its reply matched by its id (the
 // reply's correlation id is the request's, else its id).
 func (c *Caller) Call(ctx context.Context, job Job, opts ...PublishOption) (reply *Envelope, err error) {
