@@ -22,7 +22,6 @@ type callerOptions struct {
 	appID      string
 	log        zerolog.Logger
 	timeout    time.Duration
-	now        func() time.Time
 	hooks      []CallHook
 }
 
@@ -95,10 +94,8 @@ func WithCallTimeout(d time.Duration) CallerOption {
 // at once with ErrUnroutable. A reply that comes after its caller gave up,
 // or that matches no call, is discarded and counted (Discarded).
 type Caller struct {
-	conn  *Conn
-	opts  callerOptions
-	hook  CallHook // opts.hooks chained; nil when there are none
-	known sync.Map // exchanges seen to exist
+	pipe pipe // requests go out as every publish does; only their channel is the Caller's own
+	opts callerOptions
 
 	mu     sync.Mutex // serializes publishes and guards ch and closed
 	ch     *callChannel
@@ -110,13 +107,16 @@ type Caller struct {
 
 // NewCaller returns a Caller on conn. It opens its channel on first use.
 func NewCaller(conn *Conn, opts ...CallerOption) (*Caller, error) {
-	o := callerOptions{appID: "warren", log: conn.opts.log, timeout: DefaultCallTimeout, now: time.Now}
+	o := callerOptions{appID: "warren", log: conn.opts.log, timeout: DefaultCallTimeout}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
 		}
 	}
-	return &Caller{conn: conn, opts: o, hook: chainHooks(o.hooks)}, nil
+	return &Caller{
+		pipe: pipe{conn: conn, router: o.router, appID: o.appID, log: o.log, hook: PublishHook(chainHooks(o.hooks))},
+		opts: o,
+	}, nil
 }
 
 // callResult is what a call waits for: a reply, or why none will come.
@@ -148,9 +148,10 @@ type callChannel struct {
 // (ErrUnroutable, ErrNoRoute, ErrClosed, …) when the request could not be
 // sent or its channel was lost while waiting.
 //
-// The job is routed by its type (WithCallRouter) unless To names the
-// exchange. Its reply_to is set to the direct reply-to (or the Caller's
-// reply queue, WithCallReplyQueue). A job without a
+// The job is routed by its type (WithCallRouter) unless To or ToQueue
+// names the target; a request cannot be scheduled (At or In is an error
+// wrapping ErrInvalidOption). Its reply_to is set to the direct reply-to
+// (or the Caller's reply queue, WithCallReplyQueue). A job without a
 // correlation id is sent without one, and its reply matched by its id (the
 // reply's correlation id is the request's, else its id).
 func (c *Caller) Call(ctx context.Context, job Job, opts ...PublishOption) (reply *Envelope, err error) {
@@ -165,13 +166,17 @@ func (c *Caller) Call(ctx context.Context, job Job, opts ...PublishOption) (repl
 		defer t.Stop()
 		expired = t.C
 	}
-	job.ReplyTo = DirectReplyTo // or, once sent, the reply queue's name (WithCallReplyQueue)
-	env, err := NewEnvelope(job, c.opts.now())
+	o, err := applyPublishOptions(opts)
 	if err != nil {
 		return nil, err
 	}
-	if env.AppID == "" {
-		env.AppID = c.opts.appID
+	if o.delayed {
+		return nil, fmt.Errorf("%w: a request cannot be scheduled (At, In): its caller waits for the reply now", ErrInvalidOption)
+	}
+	job.ReplyTo = DirectReplyTo // or, once sent, the reply queue's name (WithCallReplyQueue)
+	env, err := newEnvelope(job, start)
+	if err != nil {
+		return nil, err
 	}
 	// A worker replies with the request's correlation id, else its id: a
 	// request needs none of its own (36 bytes less for the broker to
@@ -181,34 +186,19 @@ func (c *Caller) Call(ctx context.Context, job Job, opts ...PublishOption) (repl
 		corr = env.ID
 	}
 	env.Deadline = deadline
-	var t publishTarget
-	if len(opts) > 0 {
-		t = targetOf(opts)
+	// The hooks see how the call ends, not just the publish.
+	f, err := c.pipe.begin(ctx, KindRequest, env, o.target, false)
+	if err != nil {
+		return nil, err
 	}
-	fail := func(err error) error {
-		return &PublishError{JobID: env.ID, JobType: env.Type, Exchange: t.exchange, RoutingKey: t.key, Err: err}
-	}
-	if !t.explicit {
-		ex, key, ok := routeOf(c.opts.router, env.Type)
-		if !ok {
-			return nil, fail(ErrNoRoute)
-		}
-		t = publishTarget{exchange: ex, key: key, explicit: true}
-	}
-	if c.hook != nil {
-		if _, done := c.hook(ctx, PublishInfo{Kind: KindRequest, Exchange: t.exchange, RoutingKey: t.key}, env); done != nil {
-			defer func() { done(err) }()
-		}
-	}
-	if err := checkExchange(ctx, c.conn, &c.known, t.exchange); err != nil {
-		return nil, fail(err)
-	}
-	if err := c.conn.waitUnblocked(ctx); err != nil {
+	defer func() { f.end(err) }()
+	fail := f.fail
+	if err := c.pipe.ready(ctx, f.target.exchange); err != nil {
 		return nil, fail(err)
 	}
 
 	result := resultChans.Get().(chan callResult)
-	cc, err := c.send(ctx, corr, env.publishing(), t, result)
+	cc, err := c.send(ctx, corr, env.publishing(), f.target, result)
 	if err != nil {
 		resultChans.Put(result)
 		return nil, fail(err)
@@ -257,26 +247,9 @@ func (c *Caller) Call(ctx context.Context, job Job, opts ...PublishOption) (repl
 // loop never waits for a caller.
 var resultChans = sync.Pool{New: func() any { return make(chan callResult, 1) }}
 
-// targetOf applies opts.
-func targetOf(opts []PublishOption) publishTarget {
-	var t publishTarget
-	for _, opt := range opts {
-		opt(&t)
-	}
-	return t
-}
-
-// routeOf asks r, which may be nil, for jobType's route.
-func routeOf(r Router, jobType string) (exchange, key string, ok bool) {
-	if r == nil {
-		return "", "", false
-	}
-	return r.Route(jobType)
-}
-
 // send registers the call and publishes its request.
 func (c *Caller) send(ctx context.Context, corr string, msg amqp.Publishing, t publishTarget, result chan callResult) (*callChannel, error) {
-	if err := checkFrame(&msg, int(c.conn.frameMax.Load()), msg.MessageId); err != nil {
+	if err := c.pipe.checkFrame(&msg, msg.MessageId); err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
@@ -308,10 +281,10 @@ func (c *Caller) channelLocked() (*callChannel, error) {
 	if c.ch != nil && !c.ch.isClosed() {
 		return c.ch, nil
 	}
-	if err := c.conn.Err(); err != nil {
+	if err := c.pipe.conn.Err(); err != nil {
 		return nil, err
 	}
-	ch, err := c.conn.channel()
+	ch, err := c.pipe.conn.channel()
 	if err != nil {
 		return nil, err
 	}
@@ -365,7 +338,7 @@ func (c *Caller) loop(cc *callChannel, replies <-chan amqp.Delivery, returns <-c
 			if !ok {
 				var reason error = ErrClosed
 				if err, ok := <-closes; ok && err != nil {
-					reason = fmt.Errorf("%w: %w", ErrClosed, &redactedError{msg: "broker: reply channel closed", err: err, secret: c.conn.secretOf()})
+					reason = fmt.Errorf("%w: %w", ErrClosed, &redactedError{msg: "broker: reply channel closed", err: err, secret: c.pipe.conn.secretOf()})
 				}
 				cc.shutdown(reason)
 				if returns != nil { // nil once closed: ranging over it would block for ever
@@ -374,7 +347,7 @@ func (c *Caller) loop(cc *callChannel, replies <-chan amqp.Delivery, returns <-c
 				}
 				return
 			}
-			// A direct reply has no type (see SendDirectReply): Call
+			// A direct reply has no type (see Sender.Reply): Call
 			// fills it in.
 			m := messageOf(&d)
 			m.typeOptional = true
@@ -446,9 +419,9 @@ func (cc *callChannel) isClosed() bool {
 // or matched no call.
 func (c *Caller) Discarded() uint64 { return c.discarded.Load() }
 
-// Close closes the caller's channel; calls still waiting fail with
-// ErrClosed.
-func (c *Caller) Close() error {
+// Close closes the caller's channel, waiting for the broker's answer until
+// ctx ends; calls still waiting fail with ErrClosed.
+func (c *Caller) Close(ctx context.Context) error {
 	c.mu.Lock()
 	c.closed = true
 	cc := c.ch
@@ -456,10 +429,10 @@ func (c *Caller) Close() error {
 	c.mu.Unlock()
 	var err error
 	if cc != nil {
-		if cerr := cc.ch.Close(); cerr != nil && !errors.Is(cerr, amqp.ErrClosed) {
-			err = fmt.Errorf("broker: close caller channel: %w", cerr)
-		}
+		err = closeChannel(ctx, cc.ch, "caller channel")
 	}
+	// The reply loop ends when the channel is gone; if the close above
+	// timed out, the connection's own close ends it.
 	c.wg.Wait()
 	return err
 }

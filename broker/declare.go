@@ -31,19 +31,17 @@ func NewDeclarer(conn *Conn) *Declarer {
 	return &Declarer{conn: conn}
 }
 
-// Close closes the declarer's channel.
-func (d *Declarer) Close() error {
+// Close closes the declarer's channel, waiting for the broker's answer
+// until ctx ends.
+func (d *Declarer) Close(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.ch == nil || d.ch.IsClosed() {
 		return nil
 	}
-	err := d.ch.Close()
+	ch := d.ch
 	d.ch = nil
-	if err != nil && !errors.Is(err, amqp.ErrClosed) {
-		return fmt.Errorf("broker: close declarer channel: %w", err)
-	}
-	return nil
+	return closeChannel(ctx, ch, "declarer channel")
 }
 
 // do runs fn on the declarer's channel, replacing the channel when the broker

@@ -91,9 +91,9 @@ func TestRedactURL(t *testing.T) {
 
 func TestDeclarerIsIdempotentAndReportsConflicts(t *testing.T) {
 	conn := dial(t)
-	d := broker.NewDeclarer(conn)
-	defer d.Close()
 	ctx := brokertest.Context(t, 30*time.Second)
+	d := broker.NewDeclarer(conn)
+	defer d.Close(ctx)
 	xname, qname := brokertest.Name(t, "x"), brokertest.Name(t, "q")
 	brokertest.DeleteExchangesAtCleanup(t, xname)
 	brokertest.DeleteQueuesAtCleanup(t, qname)

@@ -10,6 +10,15 @@
 // broker has confirmed them; an unroutable job is ErrUnroutable, a refused
 // one ErrNacked, and a job whose outcome is unknown (the channel or
 // connection closed first) ErrClosed: publish it again with the same id.
+// Publish and PublishBatch take options for where a job goes (To, ToQueue)
+// and when it is due (At, In); a bad option is an error, never a panic.
+// A Caller sends a request and waits for its reply.
+//
+// A Sender passes along jobs that already exist — a worker's retries, dead
+// letters and replies, the dead-letter tools' replays and imports — each
+// with its exchange, routing key and kind named. Publisher, Sender and
+// Caller share one pipeline: routing, hooks, the exchange check and the
+// frame-size check are the same for all three.
 // A Declarer declares exchanges, queues and bindings for the topology
 // package.
 //

@@ -172,7 +172,12 @@ func NewJobID() (string, error) {
 // they travel as AMQP long-long ints (amqp091-go would send a plain int as
 // 32 bits). An invalid job gives an error wrapping ErrInvalidJob that lists
 // every problem and how to fix it.
-func NewEnvelope(job Job, now time.Time) (*Envelope, error) {
+func NewEnvelope(job Job) (*Envelope, error) {
+	return newEnvelope(job, time.Now())
+}
+
+// newEnvelope is NewEnvelope at now.
+func newEnvelope(job Job, now time.Time) (*Envelope, error) {
 	var problems []string
 	switch {
 	case job.Type == "":

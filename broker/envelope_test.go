@@ -18,7 +18,7 @@ var testNow = time.Date(2026, 11, 24, 10, 0, 0, 789_000_000, time.FixedZone("CET
 type level int
 
 func TestEnvelopeNew(t *testing.T) {
-	env, err := NewEnvelope(Job{Type: "email.send", Payload: map[string]string{"to": "ada@example.com"}}, testNow)
+	env, err := newEnvelope(Job{Type: "email.send", Payload: map[string]string{"to": "ada@example.com"}}, testNow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestEnvelopeNewHeaders(t *testing.T) {
 			HeaderTracestate:  "rojo=00f067aa0ba902b7",
 		},
 	}
-	env, err := NewEnvelope(job, testNow)
+	env, err := newEnvelope(job, testNow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func TestEnvelopeNewInvalid(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env, err := NewEnvelope(tt.job, testNow)
+			env, err := newEnvelope(tt.job, testNow)
 			if !errors.Is(err, ErrInvalidJob) {
 				t.Fatalf("NewEnvelope = %v, %v; want ErrInvalidJob", env, err)
 			}
@@ -205,7 +205,7 @@ func TestEnvelopePublishing(t *testing.T) {
 }
 
 func TestEnvelopePublishingAllocs(t *testing.T) {
-	env, err := NewEnvelope(Job{Type: "t", Payload: 1, Headers: map[string]any{"tenant": "acme"}}, testNow)
+	env, err := newEnvelope(Job{Type: "t", Payload: 1, Headers: map[string]any{"tenant": "acme"}}, testNow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -435,7 +435,7 @@ var unreadable = &amqp.HeadersError{Key: "bad", Type: 'Z', Err: amqp.ErrSyntax}
 // TestEnvelopeRoundTrip publishes an envelope, reads it back, and expects
 // what was sent, with times at the wire's precision.
 func TestEnvelopeRoundTrip(t *testing.T) {
-	env, err := NewEnvelope(Job{
+	env, err := newEnvelope(Job{
 		Type: "t", Payload: samplePayload(), Priority: 2, CorrelationID: "c", ReplyTo: "r",
 		Headers: map[string]any{"n": 1, HeaderTraceparent: "tp"},
 	}, testNow)
@@ -484,12 +484,12 @@ func BenchmarkEnvelope(b *testing.B) {
 	b.Run("NewEnvelope", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := NewEnvelope(job, testNow); err != nil {
+			if _, err := newEnvelope(job, testNow); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
-	env, err := NewEnvelope(job, testNow)
+	env, err := newEnvelope(job, testNow)
 	if err != nil {
 		b.Fatal(err)
 	}

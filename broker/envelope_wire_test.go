@@ -428,7 +428,7 @@ func (v *wireVector) build(t *testing.T) (*Envelope, *amqp.Delivery) {
 		}
 		job.Headers = goHeaders(h).(map[string]any)
 	}
-	env, err := NewEnvelope(job, now)
+	env, err := newEnvelope(job, now)
 	if err != nil {
 		t.Fatalf("NewEnvelope: %v", err)
 	}
@@ -529,7 +529,7 @@ func TestWireStructPayload(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.vector, func(t *testing.T) {
-			env, err := NewEnvelope(Job{Type: "t", Payload: tt.payload}, testNow)
+			env, err := newEnvelope(Job{Type: "t", Payload: tt.payload}, testNow)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -35,6 +35,9 @@ var (
 	// ErrInvalidJob: NewEnvelope refused a job; the error lists every
 	// problem and how to fix it.
 	ErrInvalidJob = errors.New("broker: invalid job")
+	// ErrInvalidOption: an option given to Publish, PublishBatch or Call
+	// is wrong (the error says which and why). Nothing was published.
+	ErrInvalidOption = errors.New("broker: invalid publish option")
 	// ErrUnsupportedContentType: a message is not MessagePack (or is
 	// compressed); producers must publish application/msgpack bodies as
 	// described in docs/wire-format.md.

@@ -37,7 +37,7 @@ routes:
 		return
 	}
 	d := broker.NewDeclarer(conn)
-	defer d.Close()
+	defer d.Close(ctx)
 	if _, err := topology.Declare(ctx, d, topo); err != nil {
 		fmt.Println(err)
 		return
@@ -73,7 +73,7 @@ routes:
 		fmt.Println(err)
 		return
 	}
-	defer caller.Close()
+	defer caller.Close(ctx)
 	for _, rider := range []string{"ada", "mallory"} {
 		callCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		reply, err := caller.Call(callCtx, broker.Job{Type: "passenger.authorise", Payload: Authorise{Rider: rider}})
@@ -114,7 +114,7 @@ func ExampleWithCallReplyQueue() {
 		fmt.Println(err)
 		return
 	}
-	defer caller.Close()
+	defer caller.Close(ctx)
 	// Each Call is sent with reply_to naming the Caller's queue (amq.gen-…);
 	// workers answer it as they answer direct reply-to.
 	reply, err := caller.Call(ctx, broker.Job{Type: "passenger.authorise", Payload: map[string]string{"rider": "ada"}},

@@ -20,7 +20,7 @@ func ExampleNewEnvelope() {
 		Type:    "email.send",
 		Payload: SendEmail{To: "ada@example.com"},
 		Headers: map[string]any{"tenant": "acme", "retries_allowed": 5},
-	}, time.Date(2026, 11, 24, 10, 0, 0, 789_000_000, time.UTC))
+	})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -28,7 +28,7 @@ func ExampleNewEnvelope() {
 	fmt.Println("content_type: ", msg.ContentType)
 	fmt.Println("message_id:   ", msg.MessageID)
 	fmt.Println("type:         ", msg.Type)
-	fmt.Println("timestamp:    ", msg.Timestamp.Unix())
+	fmt.Println("timestamp:    ", "now, in whole seconds:", time.Since(msg.Timestamp) < time.Minute && msg.Timestamp.Nanosecond() == 0)
 	fmt.Println("delivery_mode:", msg.DeliveryMode)
 	for _, name := range []string{"retries_allowed", "tenant"} {
 		fmt.Printf("header %s: %T %v\n", name, msg.Headers[name], msg.Headers[name])
@@ -40,7 +40,7 @@ func ExampleNewEnvelope() {
 	// content_type:  application/msgpack
 	// message_id:    01a20cff-7d00-7a3c-8e21-5b0c2f9d4a01
 	// type:          email.send
-	// timestamp:     1795514400
+	// timestamp:     now, in whole seconds: true
 	// delivery_mode: 2
 	// header retries_allowed: int64 5
 	// header tenant: string acme

@@ -47,7 +47,7 @@ routes:
 		return
 	}
 	d := broker.NewDeclarer(conn)
-	defer d.Close()
+	defer d.Close(ctx)
 	if _, err := topology.Declare(ctx, d, topo); err != nil {
 		fmt.Println(err)
 		return
@@ -69,7 +69,18 @@ routes:
 
 	err = pub.Publish(ctx, broker.Job{Type: "sms.send"})
 	fmt.Println("no route:", errors.Is(err, broker.ErrNoRoute))
+
+	// A job's id is generated when empty. To know it (to record the job
+	// before a worker can answer it), choose it first.
+	id, err := broker.NewJobID()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	err = pub.Publish(ctx, broker.Job{ID: id, Type: "email.send", Payload: Email{To: "grace@example.com"}})
+	fmt.Println("confirmed with its id:", err == nil)
 	// Output:
 	// confirmed: true
 	// no route: true
+	// confirmed with its id: true
 }

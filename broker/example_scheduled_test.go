@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -9,11 +10,11 @@ import (
 	"github.com/warrenmq/warren/topology"
 )
 
-// A producer schedules jobs. The broker holds them in the delay cascade the
-// topology derives, so the producer may exit before they are due; each
-// reaches the queues its route leads to (or the one named with ToQueue) when
-// due, to the second.
-func ExamplePublisher_PublishIn() {
+// A producer schedules jobs with In or At. The broker holds them in the
+// delay cascade the topology derives, so the producer may exit before they
+// are due; each reaches the queues its route leads to (or the one named
+// with ToQueue) when due, to the second.
+func ExamplePublisher_Publish_scheduled() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -41,7 +42,7 @@ routes:
 		return
 	}
 	d := broker.NewDeclarer(conn)
-	defer d.Close()
+	defer d.Close(ctx)
 	if _, err := topology.Declare(ctx, d, topo); err != nil {
 		fmt.Println(err)
 		return
@@ -59,18 +60,23 @@ routes:
 	type Reminder struct {
 		User string `json:"user"`
 	}
-	id, err := pub.PublishIn(ctx, broker.Job{Type: "reminder.send", Payload: Reminder{User: "ada"}}, 2*time.Second)
-	fmt.Println("scheduled in 2s:", err == nil, id != "")
+	err = pub.Publish(ctx, broker.Job{Type: "reminder.send", Payload: Reminder{User: "ada"}}, broker.In(2*time.Second))
+	fmt.Println("scheduled in 2s:", err == nil)
 
-	_, err = pub.PublishAt(ctx, broker.Job{Type: "reminder.send", Payload: Reminder{User: "grace"}},
-		time.Now().Add(3*time.Second), broker.ToQueue("example.reminders"))
+	err = pub.Publish(ctx, broker.Job{Type: "reminder.send", Payload: Reminder{User: "grace"}},
+		broker.At(time.Now().Add(3*time.Second)), broker.ToQueue("example.reminders"))
 	fmt.Println("scheduled at a time, to a named queue:", err == nil)
 
 	// A delay targets queues: To, which names an exchange, is refused.
-	_, err = pub.PublishIn(ctx, broker.Job{Type: "reminder.send"}, time.Minute, broker.To("example.scheduler", "reminder.send"))
+	err = pub.Publish(ctx, broker.Job{Type: "reminder.send"}, broker.In(time.Minute), broker.To("example.scheduler", "reminder.send"))
 	fmt.Println("To refused:", err != nil)
+
+	// A negative delay is a mistake, not "now".
+	err = pub.Publish(ctx, broker.Job{Type: "reminder.send"}, broker.In(-time.Minute))
+	fmt.Println("negative delay refused:", errors.Is(err, broker.ErrInvalidOption))
 	// Output:
-	// scheduled in 2s: true true
+	// scheduled in 2s: true
 	// scheduled at a time, to a named queue: true
 	// To refused: true
+	// negative delay refused: true
 }

@@ -1,8 +1,10 @@
 package broker
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -46,3 +48,13 @@ func WireTable(t Table) amqp.Table { return wireTable(t) }
 
 // TableOf is a table amqp091-go read, in warren's types.
 func TableOf(t amqp.Table) Table { return tableOf(t) }
+// NewEnvelopeAt is NewEnvelope with the clock at now.
+var NewEnvelopeAt = newEnvelope
+
+// NewReplyAt is NewReply with the clock at now.
+var NewReplyAt = newReply
+
+// ReplyAt is Reply with the clock at now.
+func (s *Sender) ReplyAt(ctx context.Context, request *Envelope, result any, failure *Failure, now time.Time) error {
+	return s.reply(ctx, request, result, failure, now)
+}

@@ -19,6 +19,7 @@ func TestNonFiniteFloatHeadersAreRefused(t *testing.T) {
 	exchange, queue := setup(t, nil)
 	conn := dial(t)
 	pub := newPublisher(t, conn)
+	snd := newSender(t, conn)
 	ctx := brokertest.Context(t, 30*time.Second)
 
 	for _, h := range []map[string]any{
@@ -30,9 +31,9 @@ func TestNonFiniteFloatHeadersAreRefused(t *testing.T) {
 			t.Errorf("Publish with headers %v: %v, want ErrInvalidJob", h, err)
 		}
 	}
-	err := pub.PublishRaw(ctx, exchange, "k", broker.Message{MessageID: "raw", Type: "t", Headers: broker.Table{"x": math.NaN()}})
+	err := snd.PublishMessage(ctx, exchange, "k", broker.Message{MessageID: "raw", Type: "t", Headers: broker.Table{"x": math.NaN()}})
 	if !errors.Is(err, broker.ErrInvalidJob) {
-		t.Errorf("PublishRaw with a NaN header: %v, want ErrInvalidJob", err)
+		t.Errorf("PublishMessage with a NaN header: %v, want ErrInvalidJob", err)
 	}
 	if err := pub.Publish(ctx, broker.Job{Type: "t", ID: "after", Headers: map[string]any{"ratio": 0.5}}, broker.To(exchange, "k")); err != nil {
 		t.Fatalf("a job after the refused ones: %v", err)

@@ -20,12 +20,13 @@ func TestHeadersTooLargeAreRefusedBeforeSending(t *testing.T) {
 	exchange, queue := setup(t, nil)
 	conn := dial(t)
 	pub := newPublisher(t, conn)
+	snd := newSender(t, conn)
 	caller, err := broker.NewCaller(conn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer caller.Close()
 	ctx := brokertest.Context(t, 30*time.Second)
+	defer caller.Close(ctx)
 	huge := map[string]any{"blob": strings.Repeat("x", 200_000)}
 
 	err = pub.Publish(ctx, broker.Job{Type: "t", Headers: huge}, broker.To(exchange, "k"))
@@ -36,9 +37,9 @@ func TestHeadersTooLargeAreRefusedBeforeSending(t *testing.T) {
 	if !errors.Is(err, broker.ErrHeadersTooLarge) {
 		t.Errorf("PublishBatch: %v, want ErrHeadersTooLarge", err)
 	}
-	err = pub.PublishRaw(ctx, exchange, "k", broker.Message{MessageID: "raw", Type: "t", Headers: broker.Table{"k": uint64(1)}})
+	err = snd.PublishMessage(ctx, exchange, "k", broker.Message{MessageID: "raw", Type: "t", Headers: broker.Table{"k": uint64(1)}})
 	if !errors.Is(err, broker.ErrInvalidJob) {
-		t.Errorf("PublishRaw of a header AMQP cannot carry: %v, want ErrInvalidJob", err)
+		t.Errorf("PublishMessage of a header AMQP cannot carry: %v, want ErrInvalidJob", err)
 	}
 	_, err = caller.Call(ctx, broker.Job{Type: "t", Headers: huge}, broker.To(exchange, "k"))
 	if !errors.Is(err, broker.ErrHeadersTooLarge) {

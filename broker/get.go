@@ -65,19 +65,16 @@ func (g *Getter) Get(ctx context.Context) (*Delivery, bool, error) {
 	return newDelivery(&d, g.queue, g.acks, g.received), true, nil
 }
 
-// Close closes the channel gracefully; deliveries not settled return to
-// the queue.
-func (g *Getter) Close() error {
+// Close closes the channel gracefully, waiting for the broker's answer
+// until ctx ends; deliveries not settled return to the queue.
+func (g *Getter) Close(ctx context.Context) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.ch == nil {
 		return nil
 	}
 	g.acks.markClosed()
-	err := g.ch.Close()
+	ch := g.ch
 	g.ch = nil
-	if err != nil && !errors.Is(err, amqp.ErrClosed) {
-		return fmt.Errorf("broker: close channel getting from queue %q: %w", g.queue, err)
-	}
-	return nil
+	return closeChannel(ctx, ch, fmt.Sprintf("channel getting from queue %q", g.queue))
 }

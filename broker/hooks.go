@@ -19,31 +19,27 @@ import (
 // PublishKind says why a message is published.
 type PublishKind uint8
 
-// Publish kinds. A Publisher cannot tell a producer's PublishEnvelope from
-// a worker's retry: the code publishing says which it is by marking its ctx
-// with ContextWithKind. Unmarked publishes are KindJob.
+// Publish kinds. A Publisher's jobs are KindJob, a Sender's Reply
+// KindReply, a Caller's requests KindRequest; whoever passes a job along
+// with Sender.Send or Sender.Publish says which kind it is.
 const (
-	// KindJob is a producer's job: Publish, PublishJob, PublishBatch,
-	// PublishIn, PublishAt, and PublishEnvelope or SendEnvelope with an
-	// unmarked ctx.
+	// KindJob is a producer's job: Publisher.Publish and PublishBatch.
 	KindJob PublishKind = iota + 1
 	// KindRetry is a failed job republished into the delay cascade for its
-	// next attempt (a worker pool marks its ctx so).
+	// next attempt (by a worker pool).
 	KindRetry
-	// KindDeadLetter is a job parked in its dead-letter queue (a worker
-	// pool marks its ctx so).
+	// KindDeadLetter is a job parked in its dead-letter queue (by a worker
+	// pool).
 	KindDeadLetter
-	// KindReply is the reply to a request: Reply and SendDirectReply
-	// always report it.
+	// KindReply is the reply to a request: Sender.Reply.
 	KindReply
-	// KindReplay is a dead-lettered job moved back by an operator (the
-	// replay marks its ctx so).
+	// KindReplay is a dead-lettered job moved back by an operator.
 	KindReplay
 	// KindRequest is a Caller's request; only call hooks see it.
 	KindRequest
-	// KindQuarantine is a job moved to its queue's quarantine (a worker
-	// pool marks its ctx so): it came back from a worker that died
-	// holding it, and runs alone until its crashes are counted.
+	// KindQuarantine is a job moved to its queue's quarantine (by a worker
+	// pool): it came back from a worker that died holding it, and runs
+	// alone until its crashes are counted.
 	KindQuarantine
 )
 
@@ -69,23 +65,6 @@ func (k PublishKind) String() string {
 	return fmt.Sprintf("PublishKind(%d)", int(k))
 }
 
-type kindKey struct{}
-
-// ContextWithKind returns ctx marked so that the publishes made with it
-// are reported to hooks as kind k. A worker pool marks its retries and
-// dead letters; a dead-letter replay should mark its copies KindReplay.
-func ContextWithKind(ctx context.Context, k PublishKind) context.Context {
-	return context.WithValue(ctx, kindKey{}, k)
-}
-
-// KindFromContext returns the kind ctx was marked with, KindJob when none.
-func KindFromContext(ctx context.Context) PublishKind {
-	if k, ok := ctx.Value(kindKey{}).(PublishKind); ok {
-		return k
-	}
-	return KindJob
-}
-
 // PublishInfo describes a publish to its hooks. The job itself (id, type,
 // correlation id, attempt, trace context) is the envelope given with it.
 type PublishInfo struct {
@@ -101,20 +80,21 @@ type PublishInfo struct {
 	Confirmed bool
 }
 
-// PublishHook is called for every message a Publisher publishes from an
-// envelope (Publish, PublishJob, PublishBatch, PublishIn, PublishAt,
-// PublishEnvelope, SendEnvelope, Reply, SendDirectReply), once its
-// destination is known and before the message is built, so that it may
-// set env.Traceparent and env.Tracestate. It returns a ctx derived from
-// ctx, passed to the next hook (nil keeps ctx), and a func, which may be
-// nil, that the Publisher calls once with the outcome: nil once confirmed
-// (or written, for a direct reply), else the publish's error. For
-// SendEnvelope the outcome is known when Confirmation.Wait returns: call
-// it, or the func is never called.
+// PublishHook is called for every message a Publisher or Sender publishes
+// from an envelope (Publisher.Publish and PublishBatch, Sender.Send,
+// Sender.Publish and Sender.Reply), once its destination is known and
+// before the message is built, so that it may set env.Traceparent and
+// env.Tracestate. It returns a ctx derived from ctx, passed to the next
+// hook (nil keeps ctx), and a func, which may be nil, that the Publisher
+// or Sender calls once with the outcome: nil once confirmed (or written,
+// for a direct reply), else the publish's error. For Sender.Send the
+// outcome is known when Confirmation.Wait returns: call it, or the func is
+// never called.
 //
-// A publish refused before it has a destination (an invalid job, a job
-// type without a route) returns its error without calling the hooks.
-// PublishRaw, which moves messages as they are, calls none.
+// A publish refused before it has a destination (an invalid job or
+// option, a job type without a route) returns its error without calling
+// the hooks. Sender.PublishMessage, which moves messages as they are,
+// calls none.
 type PublishHook func(ctx context.Context, info PublishInfo, env *Envelope) (context.Context, func(err error))
 
 // CallHook is called by Caller.Call once the request's envelope and
@@ -126,7 +106,7 @@ type PublishHook func(ctx context.Context, info PublishInfo, env *Envelope) (con
 // an error wrapping ErrReplyTimeout, or another error.
 type CallHook func(ctx context.Context, info PublishInfo, request *Envelope) (context.Context, func(err error))
 
-// WithPublishHook adds h to the hooks of the Publisher. It may be given
+// WithPublishHook adds h to the hooks of the Publisher or Sender. It may be given
 // several times: the hooks are called in order, each with the ctx the one
 // before returned, and their done funcs in reverse order.
 func WithPublishHook(h PublishHook) PublisherOption {
@@ -178,21 +158,4 @@ func chainHooks[H ~func(context.Context, PublishInfo, *Envelope) (context.Contex
 			}
 		}
 	}
-}
-
-// startHook calls the publisher's hooks, which must be set, for env on
-// its way to t, and returns the func to call with the outcome (nil when
-// there is nothing to call).
-func (p *Publisher) startHook(ctx context.Context, kind PublishKind, t publishTarget, confirmed bool, env *Envelope) func(error) {
-	_, done := p.hook(ctx, PublishInfo{Kind: kind, Exchange: t.exchange, RoutingKey: t.key, Confirmed: confirmed}, env)
-	return done
-}
-
-// end calls the hooks' done func, once, with the outcome, and returns err.
-func (f *inflight) end(err error) error {
-	if done := f.done; done != nil {
-		f.done = nil
-		done(err)
-	}
-	return err
 }

@@ -75,6 +75,7 @@ func TestPublishHooks(t *testing.T) {
 	exchange, queue := setup(t, nil)
 	var log hookLog
 	p := newPublisher(t, conn, broker.WithPublishHook(log.hook("a", exchange)), broker.WithPublishHook(log.hook("b", exchange)))
+	s := newSender(t, conn, broker.WithPublishHook(log.hook("a", exchange)), broker.WithPublishHook(log.hook("b", exchange)))
 	ctx := brokertest.Context(t, 30*time.Second)
 	to := broker.To(exchange, "k")
 
@@ -108,13 +109,13 @@ func TestPublishHooks(t *testing.T) {
 			},
 		},
 		{
-			name: "PublishEnvelope marked as a retry",
+			name: "Sender.Publish as a retry",
 			publish: func(t *testing.T) error {
-				env, err := broker.NewEnvelope(broker.Job{Type: "email.send"}, time.Now())
+				env, err := broker.NewEnvelope(broker.Job{Type: "email.send"})
 				if err != nil {
 					t.Fatal(err)
 				}
-				return p.PublishEnvelope(broker.ContextWithKind(ctx, broker.KindRetry), env, exchange, "k")
+				return s.Publish(ctx, broker.KindRetry, env, exchange, "k")
 			},
 			want: []string{
 				`a start retry X/k confirmed=true email.send from=""`,
@@ -123,13 +124,13 @@ func TestPublishHooks(t *testing.T) {
 			},
 		},
 		{
-			name: "SendEnvelope reports at Wait",
+			name: "Sender.Send reports at Wait",
 			publish: func(t *testing.T) error {
-				env, err := broker.NewEnvelope(broker.Job{Type: "email.send"}, time.Now())
+				env, err := broker.NewEnvelope(broker.Job{Type: "email.send"})
 				if err != nil {
 					t.Fatal(err)
 				}
-				c, err := p.SendEnvelope(broker.ContextWithKind(ctx, broker.KindReplay), env, exchange, "k")
+				c, err := s.Send(ctx, broker.KindReplay, env, exchange, "k")
 				if err != nil {
 					return err
 				}
@@ -182,7 +183,7 @@ func TestPublishHooks(t *testing.T) {
 			name: "Reply to a queue",
 			publish: func(t *testing.T) error {
 				request := &broker.Envelope{ID: "req-1", Type: "quote", ReplyTo: queue}
-				return p.Reply(ctx, request, 42, nil, time.Now())
+				return s.Reply(ctx, request, 42, nil)
 			},
 			want: []string{
 				fmt.Sprintf(`a start reply /%s confirmed=true quote.reply from=""`, queue),
@@ -233,12 +234,12 @@ func TestCallAndReplyHooks(t *testing.T) {
 	conn := dial(t)
 	exchange, queue := setup(t, nil)
 	var calls, replies hookLog
-	pub := newPublisher(t, conn, broker.WithPublishHook(replies.hook("pub", exchange)))
+	pub := newSender(t, conn, broker.WithPublishHook(replies.hook("pub", exchange)))
 	caller, err := broker.NewCaller(dial(t), broker.WithCallHook(broker.CallHook(calls.hook("call", exchange))))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { caller.Close() })
+	t.Cleanup(func() { caller.Close(context.Background()) })
 	ctx := brokertest.Context(t, 30*time.Second)
 
 	// A responder: "fail" jobs get an error reply, others a result.
@@ -256,7 +257,7 @@ func TestCallAndReplyHooks(t *testing.T) {
 			if d.Envelope.Type == "fail" {
 				failure = &broker.Failure{Error: "no", Class: "permanent"}
 			}
-			if err := pub.Reply(ctx, d.Envelope, "pong", failure, time.Now()); err != nil {
+			if err := pub.Reply(ctx, d.Envelope, "pong", failure); err != nil {
 				t.Errorf("Reply: %v", err)
 			}
 			if err := d.Ack(); err != nil {
@@ -313,7 +314,7 @@ func TestCallHookTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { caller.Close() })
+	t.Cleanup(func() { caller.Close(context.Background()) })
 	ctx, cancel := context.WithTimeout(brokertest.Context(t, 10*time.Second), 500*time.Millisecond)
 	defer cancel()
 	if _, err := caller.Call(ctx, broker.Job{Type: "slow"}, broker.To(exchange, "k")); !errors.Is(err, broker.ErrReplyTimeout) {
@@ -330,6 +331,9 @@ func TestHookOptionsRefuseNil(t *testing.T) {
 	if _, err := broker.NewPublisher(conn, broker.WithPublishHook(nil)); err == nil {
 		t.Error("NewPublisher accepted a nil hook")
 	}
+	if _, err := broker.NewSender(conn, broker.WithPublishHook(nil)); err == nil {
+		t.Error("NewSender accepted a nil hook")
+	}
 	if _, err := broker.NewCaller(conn, broker.WithCallHook(nil)); err == nil {
 		t.Error("NewCaller accepted a nil hook")
 	}
@@ -337,22 +341,21 @@ func TestHookOptionsRefuseNil(t *testing.T) {
 
 func TestPublishKind(t *testing.T) {
 	tests := []struct {
-		ctx  context.Context
-		want broker.PublishKind
+		kind broker.PublishKind
 		name string
 	}{
-		{context.Background(), broker.KindJob, "job"},
-		{broker.ContextWithKind(context.Background(), broker.KindRetry), broker.KindRetry, "retry"},
-		{broker.ContextWithKind(context.Background(), broker.KindDeadLetter), broker.KindDeadLetter, "dead_letter"},
-		{broker.ContextWithKind(context.Background(), broker.KindReply), broker.KindReply, "reply"},
-		{broker.ContextWithKind(context.Background(), broker.KindReplay), broker.KindReplay, "replay"},
-		{broker.ContextWithKind(context.Background(), broker.KindRequest), broker.KindRequest, "request"},
+		{broker.KindJob, "job"},
+		{broker.KindRetry, "retry"},
+		{broker.KindDeadLetter, "dead_letter"},
+		{broker.KindReply, "reply"},
+		{broker.KindReplay, "replay"},
+		{broker.KindRequest, "request"},
+		{broker.KindQuarantine, "quarantine"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := broker.KindFromContext(tt.ctx)
-			if got != tt.want || got.String() != tt.name {
-				t.Errorf("KindFromContext = %v (%s), want %v (%s)", int(got), got, int(tt.want), tt.name)
+			if got := tt.kind.String(); got != tt.name {
+				t.Errorf("PublishKind(%d).String() = %q, want %q", int(tt.kind), got, tt.name)
 			}
 		})
 	}

@@ -8,7 +8,7 @@ import (
 
 // Message is an AMQP message as warren reads and publishes it, without
 // interpreting it as a job: its properties, headers and body. Consumer's
-// NextRaw returns one as the broker delivered it, PublishRaw sends one
+// NextRaw returns one as the broker delivered it, Sender.PublishMessage sends one
 // exactly as it is, and Envelope.Message and Message.Envelope convert
 // between a message and a job's envelope.
 //

@@ -48,7 +48,7 @@ func TestMessageTypes(t *testing.T) {
 // TestMessageEnvelopeRoundTrip: an envelope's Message reads back as the
 // envelope, nested headers in warren's types both ways.
 func TestMessageEnvelopeRoundTrip(t *testing.T) {
-	env, err := NewEnvelope(Job{
+	env, err := newEnvelope(Job{
 		ID: "j1", Type: "t", Payload: map[string]any{"a": 1}, Priority: 2, CorrelationID: "c", ReplyTo: "r",
 		Headers: map[string]any{"n": 1, "m": map[string]any{"d": Decimal{Scale: 1, Value: 5}}, HeaderTraceparent: "tp"},
 	}, testNow)

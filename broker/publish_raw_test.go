@@ -59,15 +59,15 @@ func rawMessage(t *testing.T) broker.Message {
 	}
 }
 
-func TestPublishRawAndNextRawKeepTheMessageExactly(t *testing.T) {
+func TestPublishMessageAndNextRawKeepTheMessageExactly(t *testing.T) {
 	conn := dial(t)
 	exchange, queue := setup(t, amqp.Table{"x-max-priority": int32(5)})
-	p := newPublisher(t, conn, broker.WithAppID("must-not-be-set"))
+	p := newSender(t, conn, broker.WithAppID("must-not-be-set"))
 	ctx := brokertest.Context(t, 10*time.Second)
 
 	msg := rawMessage(t)
-	if err := p.PublishRaw(ctx, exchange, "k", msg); err != nil {
-		t.Fatalf("PublishRaw: %v", err)
+	if err := p.PublishMessage(ctx, exchange, "k", msg); err != nil {
+		t.Fatalf("PublishMessage: %v", err)
 	}
 	c, err := broker.Consume(ctx, conn, queue)
 	if err != nil {
@@ -89,24 +89,24 @@ func TestPublishRawAndNextRawKeepTheMessageExactly(t *testing.T) {
 	}
 }
 
-func TestPublishRawFailures(t *testing.T) {
+func TestPublishMessageFailures(t *testing.T) {
 	conn := dial(t)
-	p := newPublisher(t, conn)
+	p := newSender(t, conn)
 	ctx := brokertest.Context(t, 10*time.Second)
 	msg := broker.Message{MessageID: "lost-1", Type: "x", Body: []byte("b")}
 
 	missing := brokertest.Name(t, "missing")
-	err := p.PublishRaw(ctx, "", missing, msg)
+	err := p.PublishMessage(ctx, "", missing, msg)
 	var pe *broker.PublishError
 	if !errors.Is(err, broker.ErrUnroutable) || !errors.As(err, &pe) || pe.JobID != "lost-1" || pe.RoutingKey != missing {
 		t.Errorf("to a queue that does not exist: %v, want a *PublishError for lost-1 wrapping ErrUnroutable", err)
 	}
-	if err := p.PublishRaw(ctx, missing, "k", msg); !errors.Is(err, broker.ErrNoExchange) {
+	if err := p.PublishMessage(ctx, missing, "k", msg); !errors.Is(err, broker.ErrNoExchange) {
 		t.Errorf("to an exchange that does not exist: %v, want ErrNoExchange", err)
 	}
 	// The publisher is still usable.
 	_, queue := setup(t, nil)
-	if err := p.PublishRaw(ctx, "", queue, msg); err != nil {
-		t.Errorf("PublishRaw after failures: %v", err)
+	if err := p.PublishMessage(ctx, "", queue, msg); err != nil {
+		t.Errorf("PublishMessage after failures: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/warrenmq/warren/broker"
@@ -47,6 +48,37 @@ func newPublisher(t *testing.T, conn *broker.Conn, opts ...broker.PublisherOptio
 	return p
 }
 
+func newSender(t *testing.T, conn *broker.Conn, opts ...broker.PublisherOption) *broker.Sender {
+	t.Helper()
+	s, err := broker.NewSender(conn, opts...)
+	if err != nil {
+		t.Fatalf("NewSender: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(context.Background()); err != nil {
+			t.Errorf("Sender.Close: %v", err)
+		}
+	})
+	return s
+}
+
+// A Sender is told where each message goes: the options only a Publisher
+// takes are refused, not ignored.
+func TestNewSenderRefusesPublisherOptions(t *testing.T) {
+	conn := dial(t)
+	for name, opt := range map[string]broker.PublisherOption{
+		"WithRouter":      broker.WithRouter(staticRouter{}),
+		"WithBatchWindow": broker.WithBatchWindow(8),
+	} {
+		if s, err := broker.NewSender(conn, opt); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("NewSender with %s: %v, want an error naming it", name, err)
+			if s != nil {
+				s.Close(context.Background())
+			}
+		}
+	}
+}
+
 // setup declares a direct exchange and a queue bound to it with key "k".
 func setup(t *testing.T, queueArgs amqp.Table) (exchange, queue string) {
 	t.Helper()
@@ -78,14 +110,14 @@ func TestPublishConfirmedJobHasDocumentedProperties(t *testing.T) {
 	ctx := brokertest.Context(t, 10*time.Second)
 
 	job := broker.Job{Type: "email.send", Payload: email{To: "a@example.com", Subject: "hi"}, Headers: map[string]any{"tenant": "acme"}, Priority: 3}
-	id, err := p.PublishJob(ctx, job, broker.To(exchange, "k"))
-	if err != nil {
+	if err := p.Publish(ctx, job, broker.To(exchange, "k")); err != nil {
 		t.Fatalf("Publish: %v", err)
 	}
-	if id == "" {
-		t.Fatal("PublishJob returned no id")
-	}
 	d := brokertest.Get(t, queue, 5*time.Second)
+	id := d.MessageId
+	if _, err := uuid.Parse(id); err != nil {
+		t.Fatalf("message_id %q: Publish generated no id: %v", id, err)
+	}
 	checks := []struct {
 		name      string
 		got, want any

@@ -101,7 +101,10 @@ func TestPublishWaitsForReconnection(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range each {
-				id, err := pub.PublishJob(ctx, broker.Job{Type: "t", Payload: 1}, broker.To(exchange, "k"))
+				id, err := broker.NewJobID()
+				if err == nil {
+					err = pub.Publish(ctx, broker.Job{ID: id, Type: "t", Payload: 1}, broker.To(exchange, "k"))
+				}
 				if err != nil {
 					errs <- err
 					return

@@ -45,7 +45,7 @@ const ServerNamedPrefix = "amq.gen-"
 // reply on a channel or connection of its own: RabbitMQ's direct reply-to,
 // or a server-named queue (ServerNamedPrefix), which lives only as long as
 // the connection that declared it. A reply to such an address is written
-// as SendDirectReply writes it, and dropped by the broker if the caller is
+// without a confirm (see Sender.Reply), and dropped by the broker if the caller is
 // gone: nobody waits for it any more. Any other reply_to is a durable
 // reply queue.
 func IsCallerReplyTo(replyTo string) bool {
@@ -58,8 +58,14 @@ const ReplyTypeSuffix = ".reply"
 // NewReply returns the reply to request: its result, encoded with
 // MessagePack, when failure is nil; else an error reply carrying the
 // failure's text and class. It keeps the request's trace context. Publish
-// it to the default exchange ("") with request.ReplyTo as the routing key.
-func NewReply(request *Envelope, result any, failure *Failure, now time.Time) (*Envelope, error) {
+// it to the default exchange ("") with request.ReplyTo as the routing key,
+// or send it with Sender.Reply, which builds it.
+func NewReply(request *Envelope, result any, failure *Failure) (*Envelope, error) {
+	return newReply(request, result, failure, time.Now())
+}
+
+// newReply is NewReply at now.
+func newReply(request *Envelope, result any, failure *Failure, now time.Time) (*Envelope, error) {
 	corr := request.CorrelationID
 	if corr == "" {
 		corr = request.ID

@@ -15,9 +15,9 @@ import (
 // failure to a caller waiting on direct reply-to (read here with plain
 // amqp091-go, as a caller in another language would), and a result to a
 // durable reply queue.
-func TestPublisherReply(t *testing.T) {
+func TestSenderReply(t *testing.T) {
 	conn := dial(t)
-	pub := newPublisher(t, conn)
+	pub := newSender(t, conn)
 	ctx := brokertest.Context(t, 20*time.Second)
 	now := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 
@@ -55,7 +55,7 @@ func TestPublisherReply(t *testing.T) {
 			if corr == "c-fail" {
 				failure = &broker.Failure{Error: "card declined", Class: "permanent"}
 			}
-			if err := pub.Reply(ctx, request, map[string]any{"ok": true}, failure, now); err != nil {
+			if err := pub.ReplyAt(ctx, request, map[string]any{"ok": true}, failure, now); err != nil {
 				t.Fatalf("Reply: %v", err)
 			}
 			select {
@@ -99,7 +99,7 @@ func TestPublisherReply(t *testing.T) {
 		}
 		brokertest.DeleteQueuesAtCleanup(t, queue)
 		request := &broker.Envelope{ID: "r1", Type: "trip.price", ReplyTo: queue}
-		if err := pub.Reply(ctx, request, 42, nil, now); err != nil {
+		if err := pub.ReplyAt(ctx, request, 42, nil, now); err != nil {
 			t.Fatalf("Reply: %v", err)
 		}
 		d := brokertest.Get(t, queue, 5*time.Second)
@@ -117,14 +117,14 @@ func TestPublisherReply(t *testing.T) {
 	})
 
 	t.Run("errors", func(t *testing.T) {
-		if err := pub.Reply(ctx, &broker.Envelope{ID: "r"}, 1, nil, now); !errors.Is(err, broker.ErrInvalidJob) {
+		if err := pub.ReplyAt(ctx, &broker.Envelope{ID: "r"}, 1, nil, now); !errors.Is(err, broker.ErrInvalidJob) {
 			t.Errorf("no reply_to: %v, want ErrInvalidJob", err)
 		}
-		err := pub.Reply(ctx, &broker.Envelope{ID: "r", ReplyTo: "amq.rabbitmq.reply-to.x"}, make(chan int), nil, now)
+		err := pub.ReplyAt(ctx, &broker.Envelope{ID: "r", ReplyTo: "amq.rabbitmq.reply-to.x"}, make(chan int), nil, now)
 		if !errors.Is(err, broker.ErrInvalidJob) {
 			t.Errorf("result that cannot be encoded: %v, want ErrInvalidJob", err)
 		}
-		err = pub.Reply(ctx, &broker.Envelope{ID: "r", ReplyTo: brokertest.Name(t, "no-such-queue")}, 1, nil, now)
+		err = pub.ReplyAt(ctx, &broker.Envelope{ID: "r", ReplyTo: brokertest.Name(t, "no-such-queue")}, 1, nil, now)
 		if !errors.Is(err, broker.ErrUnroutable) {
 			t.Errorf("reply queue that does not exist: %v, want ErrUnroutable", err)
 		}

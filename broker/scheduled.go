@@ -15,28 +15,16 @@ import (
 // producer's exit and is honoured to the second however many other delays
 // are waiting.
 
-// QueueRouter lists the work queues jobs of a type reach. PublishIn and
-// PublishAt need it: the delay cascade delivers to queues by name, not
+// QueueRouter lists the work queues jobs of a type reach. A scheduled job
+// (At, In) needs it: the delay cascade delivers to queues by name, not
 // through the exchange a route names. *topology.Topology is one; give it to
 // NewPublisher with WithRouter.
 type QueueRouter interface {
 	QueuesFor(jobType string) ([]string, error)
 }
 
-// ToQueue publishes to the work queue named queue. For Publish it means the
-// default exchange ("") with queue as the routing key; for PublishIn and
-// PublishAt, that the delayed job goes to that queue alone, whatever its
-// type's route says.
-func ToQueue(queue string) PublishOption {
-	return func(t *publishTarget) {
-		t.exchange, t.key, t.explicit = "", queue, true
-	}
-}
-
-// PublishIn publishes job so that it reaches each of its work queues after
-// d, rounded up to whole seconds, and returns its ID (generated when job.ID
-// is empty). A d of zero or less delivers it now. The delay is held by the
-// broker, in the delay cascade of the topology (see topology.DelayRoute).
+// A scheduled job (At, In) reaches each of its work queues at its time,
+// to the second (rounded up); a delay of zero or less delivers it now.
 //
 // The queues are the one named with ToQueue, or else those the job type's
 // route reaches, which the publisher's router (WithRouter) must list: it
@@ -48,49 +36,29 @@ func ToQueue(queue string) PublishOption {
 // warren.delay.unroutable. A queue named with ToQueue is checked to exist
 // first, which costs a round trip.
 //
-// Before anything is published, PublishIn fails with an error wrapping
+// Before anything is published, scheduling fails with an error wrapping
 // ErrInvalidJob (the job), ErrNoRoute (no queue known for the job type, in a
 // *PublishError), ErrNoQueue (the ToQueue queue does not exist) or
-// topology.ErrDelayTooLong (d over topology.MaxDelay), or when To names an
-// exchange.
+// topology.ErrDelayTooLong (a delay over topology.MaxDelay), or when To
+// names an exchange.
 //
 // A job for several queues is published once per queue, with the same ID,
-// and the confirms are awaited together. PublishIn returns nil only when
+// and the confirms are awaited together. Publish returns nil only when
 // every copy was confirmed. Otherwise it returns, for each queue whose copy
 // failed, a *PublishError naming the queue (errors.Join of them when more
 // than one failed), with the guarantees of Publish: the copy may or may not
 // be stored, and the copies for the other queues are. Publishing the job
 // again with the same ID is safe, as handlers de-duplicate on it: to all its
 // queues, or to each failed one with ToQueue.
-func (p *Publisher) PublishIn(ctx context.Context, job Job, d time.Duration, opts ...PublishOption) (string, error) {
-	env, err := NewEnvelope(job, p.opts.now())
-	if err != nil {
-		return job.ID, err
-	}
-	return env.ID, p.publishDelayed(ctx, env, d, opts)
-}
-
-// PublishAt is PublishIn with the delay running until at: the job reaches
-// its queues at at, to the second (rounded up). A time in the past delivers
-// it now.
-func (p *Publisher) PublishAt(ctx context.Context, job Job, at time.Time, opts ...PublishOption) (string, error) {
-	env, err := NewEnvelope(job, p.opts.now())
-	if err != nil {
-		return job.ID, err
-	}
-	return env.ID, p.publishDelayed(ctx, env, at.Sub(p.opts.now()), opts)
-}
 
 // publishDelayed publishes env into the delay cascade for each of its
 // queues, with the confirms pipelined, and waits for all of them.
-func (p *Publisher) publishDelayed(ctx context.Context, env *Envelope, d time.Duration, opts []PublishOption) error {
+func (p *Publisher) publishDelayed(ctx context.Context, env *Envelope, o publishOptions) error {
 	refuse := func(format string, args ...any) error {
 		return fmt.Errorf("broker: schedule job %s (type %q): "+format, append([]any{env.ID, env.Type}, args...)...)
 	}
-	var t publishTarget
-	for _, opt := range opts {
-		opt(&t)
-	}
+	d := o.delay(time.Now())
+	t := o.target
 	var queues []string
 	switch {
 	case t.explicit && t.exchange != "":
@@ -132,7 +100,7 @@ func (p *Publisher) publishDelayed(ctx context.Context, env *Envelope, d time.Du
 	sent := make([]*inflight, len(queues))
 	var errs []error
 	for i, target := range targets {
-		f, err := p.startEnvelope(ctx, env, target)
+		f, err := p.s.start(ctx, KindJob, env, target)
 		if err != nil {
 			errs = append(errs, forQueue(err, queues[i]))
 			continue
@@ -165,7 +133,7 @@ func forQueue(err error, queue string) error {
 // routeQueues returns the queues the publisher's router says jobs of
 // jobType reach.
 func (p *Publisher) routeQueues(jobType string) ([]string, error) {
-	qr, ok := p.opts.router.(QueueRouter)
+	qr, ok := p.s.pipe.router.(QueueRouter)
 	if !ok {
 		return nil, &noRouteError{msg: fmt.Sprintf(
 			"no queue for job type %q: a delayed job goes to queues, and the publisher has no router that lists them; "+
@@ -186,8 +154,8 @@ func (p *Publisher) routeQueues(jobType string) ([]string, error) {
 // would keep a delayed job for a missing queue in warren.delay.unroutable,
 // without a word.
 func (p *Publisher) checkQueue(ctx context.Context, queue string) error {
-	d := NewDeclarer(p.conn)
-	defer d.Close()
+	d := NewDeclarer(p.s.pipe.conn)
+	defer d.Close(context.WithoutCancel(ctx))
 	ok, err := d.QueueExists(ctx, queue)
 	if err != nil {
 		return err

@@ -64,9 +64,10 @@ func applyScheduled(t *testing.T, conn *broker.Conn, expires time.Duration, keep
 	if !keepQueues {
 		brokertest.DeleteQueuesAtCleanup(t, n.A, n.B, topology.QuarantineQueueName(n.A), topology.QuarantineQueueName(n.B))
 	}
+	ctx := brokertest.Context(t, 30*time.Second)
 	d := broker.NewDeclarer(conn)
-	defer d.Close()
-	if _, err := topology.Declare(brokertest.Context(t, 30*time.Second), d, top); err != nil {
+	defer d.Close(ctx)
+	if _, err := topology.Declare(ctx, d, top); err != nil {
 		t.Fatalf("Declare: %v", err)
 	}
 	return top, n
@@ -95,27 +96,27 @@ func TestPublishDelayedArrivesOnTime(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name    string
-		publish func(p *broker.Publisher, job broker.Job) (string, time.Time, error) // returns the time the job is due
+		publish func(p *broker.Publisher, job broker.Job) (time.Time, error) // returns the time the job is due
 	}{
-		{"PublishIn 2s", func(p *broker.Publisher, job broker.Job) (string, time.Time, error) {
+		{"In 2s", func(p *broker.Publisher, job broker.Job) (time.Time, error) {
 			due := time.Now().Add(2 * time.Second)
-			id, err := p.PublishIn(brokertest.Context(t, 10*time.Second), job, 2*time.Second)
-			return id, due, err
+			err := p.Publish(brokertest.Context(t, 10*time.Second), job, broker.In(2*time.Second))
+			return due, err
 		}},
-		{"PublishAt in 2s", func(p *broker.Publisher, job broker.Job) (string, time.Time, error) {
+		{"At in 2s", func(p *broker.Publisher, job broker.Job) (time.Time, error) {
 			at := time.Now().Add(2 * time.Second)
-			id, err := p.PublishAt(brokertest.Context(t, 10*time.Second), job, at)
-			return id, at, err
+			err := p.Publish(brokertest.Context(t, 10*time.Second), job, broker.At(at))
+			return at, err
 		}},
-		{"PublishAt in the past arrives at once", func(p *broker.Publisher, job broker.Job) (string, time.Time, error) {
+		{"At in the past arrives at once", func(p *broker.Publisher, job broker.Job) (time.Time, error) {
 			due := time.Now()
-			id, err := p.PublishAt(brokertest.Context(t, 10*time.Second), job, due.Add(-time.Hour))
-			return id, due, err
+			err := p.Publish(brokertest.Context(t, 10*time.Second), job, broker.At(due.Add(-time.Hour)))
+			return due, err
 		}},
-		{"PublishIn 0 arrives at once", func(p *broker.Publisher, job broker.Job) (string, time.Time, error) {
+		{"In 0 arrives at once", func(p *broker.Publisher, job broker.Job) (time.Time, error) {
 			due := time.Now()
-			id, err := p.PublishIn(brokertest.Context(t, 10*time.Second), job, 0)
-			return id, due, err
+			err := p.Publish(brokertest.Context(t, 10*time.Second), job, broker.In(0))
+			return due, err
 		}},
 	}
 	for _, tt := range tests {
@@ -125,7 +126,8 @@ func TestPublishDelayedArrivesOnTime(t *testing.T) {
 			top, n := applyScheduled(t, conn, time.Minute, false)
 			p := newPublisher(t, conn, broker.WithRouter(top))
 
-			id, due, err := tt.publish(p, broker.Job{Type: "email.send", Payload: email{To: "a@example.com"}})
+			id := brokertest.JobID(t)
+			due, err := tt.publish(p, broker.Job{ID: id, Type: "email.send", Payload: email{To: "a@example.com"}})
 			if err != nil {
 				t.Fatalf("publish: %v", err)
 			}
@@ -158,14 +160,13 @@ func TestPublishInShortDelayIsNotHeldBackByLongOne(t *testing.T) {
 	p := newPublisher(t, conn, broker.WithRouter(top))
 	ctx := brokertest.Context(t, 10*time.Second)
 
-	long, err := p.PublishIn(ctx, broker.Job{Type: "email.send"}, 20*time.Second)
-	if err != nil {
-		t.Fatalf("PublishIn 20s: %v", err)
+	long, short := brokertest.JobID(t), brokertest.JobID(t)
+	if err := p.Publish(ctx, broker.Job{ID: long, Type: "email.send"}, broker.In(20*time.Second)); err != nil {
+		t.Fatalf("Publish In 20s: %v", err)
 	}
 	due := time.Now().Add(2 * time.Second)
-	short, err := p.PublishIn(ctx, broker.Job{Type: "email.send"}, 2*time.Second)
-	if err != nil {
-		t.Fatalf("PublishIn 2s: %v", err)
+	if err := p.Publish(ctx, broker.Job{ID: short, Type: "email.send"}, broker.In(2*time.Second)); err != nil {
+		t.Fatalf("Publish In 2s: %v", err)
 	}
 	d := brokertest.Get(t, n.A, time.Until(due)+late+time.Second)
 	checkArrival(t, "the 2s job", time.Now(), due)
@@ -185,9 +186,9 @@ func TestPublishInFansOutToEveryQueue(t *testing.T) {
 	p := newPublisher(t, conn, broker.WithRouter(top))
 
 	due := time.Now().Add(time.Second)
-	id, err := p.PublishIn(brokertest.Context(t, 10*time.Second), broker.Job{Type: "report.render"}, time.Second)
-	if err != nil {
-		t.Fatalf("PublishIn: %v", err)
+	id := brokertest.JobID(t)
+	if err := p.Publish(brokertest.Context(t, 10*time.Second), broker.Job{ID: id, Type: "report.render"}, broker.In(time.Second)); err != nil {
+		t.Fatalf("Publish In: %v", err)
 	}
 	for _, q := range []string{n.A, n.B} {
 		d := brokertest.Get(t, q, time.Until(due)+late+time.Second)
@@ -213,12 +214,11 @@ func TestToQueue(t *testing.T) {
 	ctx := brokertest.Context(t, 10*time.Second)
 
 	due := time.Now().Add(time.Second)
-	delayed, err := p.PublishIn(ctx, broker.Job{Type: "unrouted"}, time.Second, broker.ToQueue(n.B))
-	if err != nil {
-		t.Fatalf("PublishIn with ToQueue: %v", err)
+	delayed, now := brokertest.JobID(t), brokertest.JobID(t)
+	if err := p.Publish(ctx, broker.Job{ID: delayed, Type: "unrouted"}, broker.In(time.Second), broker.ToQueue(n.B)); err != nil {
+		t.Fatalf("Publish In with ToQueue: %v", err)
 	}
-	now, err := p.PublishJob(ctx, broker.Job{Type: "unrouted"}, broker.ToQueue(n.B))
-	if err != nil {
+	if err := p.Publish(ctx, broker.Job{ID: now, Type: "unrouted"}, broker.ToQueue(n.B)); err != nil {
 		t.Fatalf("Publish with ToQueue: %v", err)
 	}
 	if d := brokertest.Get(t, n.B, time.Second); d.MessageId != now {
@@ -243,7 +243,7 @@ func (r staticQueueRouter) QueuesFor(jobType string) ([]string, error) { return 
 
 // Scheduling fails before anything is published when the queues or the
 // delay are wrong; the error says what to do.
-func TestPublishInRefused(t *testing.T) {
+func TestScheduleRefused(t *testing.T) {
 	t.Parallel()
 	conn := dial(t)
 	top, n := applyScheduled(t, conn, time.Minute, false)
@@ -330,12 +330,29 @@ func TestPublishInRefused(t *testing.T) {
 			d:    time.Second,
 			is:   []error{broker.ErrInvalidJob},
 		},
+		{
+			name:     "negative delay",
+			p:        withTopology,
+			job:      job,
+			d:        -time.Second,
+			is:       []error{broker.ErrInvalidOption},
+			contains: []string{"negative"},
+		},
+		{
+			name:     "both In and At",
+			p:        withTopology,
+			job:      job,
+			d:        time.Second,
+			opts:     []broker.PublishOption{broker.At(time.Now().Add(time.Second))},
+			is:       []error{broker.ErrInvalidOption},
+			contains: []string{"At and In"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := tt.p.PublishIn(brokertest.Context(t, 10*time.Second), tt.job, tt.d, tt.opts...)
+			err := tt.p.Publish(brokertest.Context(t, 10*time.Second), tt.job, append([]broker.PublishOption{broker.In(tt.d)}, tt.opts...)...)
 			if err == nil {
-				t.Fatal("PublishIn succeeded, want an error")
+				t.Fatal("Publish In succeeded, want an error")
 			}
 			if !strings.HasPrefix(err.Error(), "broker: ") {
 				t.Errorf("error %q does not start with the package name", err)
@@ -354,5 +371,52 @@ func TestPublishInRefused(t *testing.T) {
 	}
 	if got := brokertest.Depth(t, n.A); got != 0 {
 		t.Errorf("%s holds %d jobs, want none", n.A, got)
+	}
+}
+
+// A bad option is an error of the call, before anything is published,
+// wherever it is given.
+func TestBadPublishOptionsAreErrors(t *testing.T) {
+	t.Parallel()
+	conn := dial(t)
+	exchange, queue := setup(t, nil)
+	p := newPublisher(t, conn)
+	caller, err := broker.NewCaller(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := brokertest.Context(t, 10*time.Second)
+	defer caller.Close(ctx)
+	to := broker.To(exchange, "k")
+	tests := []struct {
+		name     string
+		opts     []broker.PublishOption
+		contains string
+	}{
+		{"At zero", []broker.PublishOption{to, broker.At(time.Time{})}, "zero"},
+		{"At beyond MaxDelay in the past", []broker.PublishOption{to, broker.At(time.Now().Add(-topology.MaxDelay - time.Hour))}, "in the past"},
+		{"In negative", []broker.PublishOption{to, broker.In(-time.Nanosecond)}, "negative"},
+		{"In then At", []broker.PublishOption{to, broker.In(time.Second), broker.At(time.Now())}, "At and In"},
+		{"At then In", []broker.PublishOption{to, broker.At(time.Now()), broker.In(time.Second)}, "At and In"},
+		{"nil option", []broker.PublishOption{to, nil}, "nil"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			job := broker.Job{Type: "email.send"}
+			for name, err := range map[string]error{
+				"Publish":      p.Publish(ctx, job, tt.opts...),
+				"PublishBatch": p.PublishBatch(ctx, []broker.Job{job}, tt.opts...),
+			} {
+				if !errors.Is(err, broker.ErrInvalidOption) || !strings.Contains(err.Error(), tt.contains) {
+					t.Errorf("%s: %v, want ErrInvalidOption saying %q", name, err, tt.contains)
+				}
+			}
+		})
+	}
+	if _, err := caller.Call(ctx, broker.Job{Type: "email.send"}, to, broker.In(time.Second)); !errors.Is(err, broker.ErrInvalidOption) {
+		t.Errorf("Call scheduled: %v, want ErrInvalidOption", err)
+	}
+	if n := brokertest.Depth(t, queue); n != 0 {
+		t.Errorf("queue holds %d jobs, want none", n)
 	}
 }

@@ -130,7 +130,7 @@ func TestLostConnectionNeverShowsThePassword(t *testing.T) {
 		ctx := brokertest.Context(t, 30*time.Second)
 		queue := brokertest.Name(t, "q") // deleted with the vhost
 		d := broker.NewDeclarer(conn)
-		defer d.Close()
+		defer d.Close(ctx)
 		if err := d.DeclareQueue(ctx, topology.Queue{Name: queue, Type: topology.Classic, Durable: true, Args: topology.Table{"x-queue-type": topology.Classic}}); err != nil {
 			t.Fatal(err)
 		}

@@ -60,12 +60,12 @@ func TestTLS(t *testing.T) {
 		ctx := brokertest.Context(t, 30*time.Second)
 		queue := brokertest.Name(t, "q") // on the private node, gone with it
 		d := broker.NewDeclarer(conn)
-		defer d.Close()
+		defer d.Close(ctx)
 		if err := d.DeclareQueue(ctx, topology.Queue{Name: queue, Type: topology.Classic, Durable: true, Args: topology.Table{"x-queue-type": topology.Classic}}); err != nil {
 			t.Fatal(err)
 		}
-		id, err := newPublisher(t, conn).PublishJob(ctx, broker.Job{Type: "tls.check", Payload: "over TLS"}, broker.ToQueue(queue))
-		if err != nil {
+		id := brokertest.JobID(t)
+		if err := newPublisher(t, conn).Publish(ctx, broker.Job{ID: id, Type: "tls.check", Payload: "over TLS"}, broker.ToQueue(queue)); err != nil {
 			t.Fatalf("Publish: %v", err)
 		}
 		dl, ok := consume(t, conn, queue).Next(ctx)
@@ -314,7 +314,7 @@ func TestTLSClientCertificate(t *testing.T) {
 		t.Fatalf("Dial with a client certificate: %v", err)
 	}
 	d := broker.NewDeclarer(conn)
-	defer d.Close()
+	defer d.Close(context.Background())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if ok, err := d.QueueExists(ctx, brokertest.Name(t, "q")); err != nil || ok {

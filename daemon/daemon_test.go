@@ -41,6 +41,7 @@ type fixture struct {
 	topo  *topology.Topology
 	conn  *broker.Conn // consuming
 	pub   *broker.Publisher
+	snd   *broker.Sender // the pool's, on the publishing connection
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -62,12 +63,18 @@ routes:
 `, exchange, f.queue)
 	f.topo = topotest.Apply(t, f.yaml)
 	f.conn = testkit.Dial(t, "daemon-test-consume")
-	pub, err := broker.NewPublisher(testkit.Dial(t, "daemon-test-publish"), broker.WithRouter(f.topo))
+	pubConn := testkit.Dial(t, "daemon-test-publish")
+	pub, err := broker.NewPublisher(pubConn, broker.WithRouter(f.topo))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pub.Close(context.Background()) })
-	f.pub = pub
+	snd, err := broker.NewSender(pubConn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { snd.Close(context.Background()) })
+	f.pub, f.snd = pub, snd
 	return f
 }
 
@@ -195,7 +202,7 @@ func TestProbesAndDrain(t *testing.T) {
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(jobs)
 	outcomes := make(chan worker.Outcome, 10)
-	pool, err := worker.NewPool(f.conn, f.topo, mux, worker.WithPublisher(f.pub),
+	pool, err := worker.NewPool(f.conn, f.topo, mux, worker.WithSender(f.snd),
 		worker.WithShutdownTimeout(2*time.Minute),
 		worker.WithObserver(func(o worker.Outcome) { jobs.Inc(); outcomes <- o }))
 	if err != nil {

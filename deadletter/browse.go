@@ -30,7 +30,7 @@ type held struct {
 func hold(ctx context.Context, conn *broker.Conn, queue string, opts ...broker.ConsumeOption) (*held, error) {
 	d := broker.NewDeclarer(conn)
 	info, err := d.QueueInfo(ctx, queue)
-	d.Close()
+	d.Close(context.WithoutCancel(ctx))
 	if err != nil {
 		if errors.Is(err, broker.ErrNoQueue) {
 			return nil, fmt.Errorf("deadletter: %w; a work queue's dead letters are in <queue>.dlq", err)
@@ -108,7 +108,7 @@ func (h *held) settle(ctx context.Context) {
 		return // nothing returned
 	}
 	d := broker.NewDeclarer(h.conn)
-	defer d.Close()
+	defer d.Close(context.WithoutCancel(ctx))
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	for {

@@ -116,7 +116,7 @@ type ImportOptions struct {
 	// queue its record names, through the default exchange.
 	To Target
 	// DryRun reads and checks every record, and publishes nothing (the
-	// Publisher may be nil).
+	// Sender may be nil).
 	DryRun bool
 }
 
@@ -151,7 +151,7 @@ type ImportSummary struct {
 //
 // Importing twice publishes twice: a job's id is kept, so handlers that
 // de-duplicate on it run it once.
-func Import(ctx context.Context, pub *broker.Publisher, r io.Reader, opts ImportOptions) (ImportSummary, error) {
+func Import(ctx context.Context, pub *broker.Sender, r io.Reader, opts ImportOptions) (ImportSummary, error) {
 	var s ImportSummary
 	dec := NewDecoder(r)
 	for {
@@ -180,7 +180,7 @@ func Import(ctx context.Context, pub *broker.Publisher, r io.Reader, opts Import
 		}
 		msg := rec.Message()
 		msg.Headers = withWarrenHistory(msg.Headers)
-		if err := pub.PublishRaw(ctx, exchange, key, msg); err != nil {
+		if err := pub.PublishMessage(ctx, exchange, key, msg); err != nil {
 			switch u := rec.Properties.UserID; {
 			case errors.Is(err, broker.ErrUnroutable) && exchange == "":
 				err = &missingQueueError{queue: key, err: err}

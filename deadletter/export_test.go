@@ -269,9 +269,9 @@ func TestDecoderSkipsBlankLinesAndNeedsNoFinalNewline(t *testing.T) {
 
 // Against the broker.
 
-func newPublisher(t *testing.T, conn *broker.Conn) *broker.Publisher {
+func newSender(t *testing.T, conn *broker.Conn) *broker.Sender {
 	t.Helper()
-	p, err := broker.NewPublisher(conn)
+	p, err := broker.NewSender(conn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -434,7 +434,7 @@ func TestExportPurgeImportIsExact(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	is, err := deadletter.Import(ctx, newPublisher(t, conn), &file, deadletter.ImportOptions{})
+	is, err := deadletter.Import(ctx, newSender(t, conn), &file, deadletter.ImportOptions{})
 	if err != nil || is.Imported != 3 || len(is.Failed) != 0 || is.Lines != 3 {
 		t.Fatalf("Import: %+v, %v", is, err)
 	}
@@ -506,7 +506,7 @@ func TestExportForeignHeaders(t *testing.T) {
 	if deleted, _, err := deadletter.PurgeRecords(ctx, conn, dlq, deadletter.Filter{}, enc.Encode); err != nil || deleted != 1 {
 		t.Fatalf("PurgeRecords: %d deleted, %v", deleted, err)
 	}
-	if is, err := deadletter.Import(ctx, newPublisher(t, conn), &file, deadletter.ImportOptions{}); err != nil || is.Imported != 1 {
+	if is, err := deadletter.Import(ctx, newSender(t, conn), &file, deadletter.ImportOptions{}); err != nil || is.Imported != 1 {
 		t.Fatalf("Import: %+v, %v", is, err)
 	}
 	after, _ := exportAll(t, conn, dlq, deadletter.ExportOptions{})
@@ -585,7 +585,7 @@ func TestPurgeRecordsKeepsAJobItCannotWrite(t *testing.T) {
 func TestImportFailures(t *testing.T) {
 	conn := testkit.Dial(t, "warren-deadletter-test")
 	ctx := brokertest.Context(t, 20*time.Second)
-	pub := newPublisher(t, conn)
+	pub := newSender(t, conn)
 	target := classicQueue(t, "target", nil)
 	missing := brokertest.Name(t, "missing")
 	line := func(queue, id string) string {

@@ -76,7 +76,7 @@ type Summary struct {
 // matching, past the limit, failed to publish) are returned with one nack
 // and keep their order as far as RabbitMQ allows. It reads at most 65,535
 // messages in one call.
-func Replay(ctx context.Context, conn *broker.Conn, pub *broker.Publisher, queue string, opts ReplayOptions) (s Summary, retErr error) {
+func Replay(ctx context.Context, conn *broker.Conn, pub *broker.Sender, queue string, opts ReplayOptions) (s Summary, retErr error) {
 	now := opts.Now
 	if now == nil {
 		now = time.Now
@@ -171,7 +171,7 @@ func (m sent) settle(ctx context.Context, s *Summary) {
 }
 
 // send republishes one job, without waiting for its confirm.
-func send(ctx context.Context, pub *broker.Publisher, dl *broker.Delivery, e Entry, opts ReplayOptions, pace *time.Ticker) (sent, error) {
+func send(ctx context.Context, pub *broker.Sender, dl *broker.Delivery, e Entry, opts ReplayOptions, pace *time.Ticker) (sent, error) {
 	exchange, key := opts.To.Exchange, opts.To.RoutingKey
 	if !opts.To.Set {
 		if e.Origin.Queue == "" && e.Origin.Exchange == "" && e.Origin.RoutingKey == "" {
@@ -203,7 +203,7 @@ func send(ctx context.Context, pub *broker.Publisher, dl *broker.Delivery, e Ent
 	if broker.IsCallerReplyTo(r.ReplyTo) {
 		r.ReplyTo = "" // the caller that waited is gone
 	}
-	conf, err := pub.SendEnvelope(broker.ContextWithKind(ctx, broker.KindReplay), &r, exchange, key)
+	conf, err := pub.Send(ctx, broker.KindReplay, &r, exchange, key)
 	if err != nil {
 		return sent{}, err
 	}

@@ -24,7 +24,7 @@ func BenchmarkReplay50k(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer conn.Close()
-	pub, err := broker.NewPublisher(conn)
+	pub, err := broker.NewSender(conn)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func BenchmarkReplay50k(b *testing.B) {
 }
 
 // park fills dlq with n jobs a worker parked after they failed in origin.
-func park(tb testing.TB, pub *broker.Publisher, dlq, origin string, n int) {
+func park(tb testing.TB, pub *broker.Sender, dlq, origin string, n int) {
 	ctx := context.Background()
 	now := time.Now()
 	payload := map[string]string{"data": string(make([]byte, 150))}
@@ -75,14 +75,14 @@ func park(tb testing.TB, pub *broker.Publisher, dlq, origin string, n int) {
 		window = window[:0]
 	}
 	for i := range n {
-		env, err := broker.NewEnvelope(broker.Job{Type: "report.render", Payload: payload}, now)
+		env, err := broker.NewEnvelope(broker.Job{Type: "report.render", Payload: payload})
 		if err != nil {
 			tb.Fatal(err)
 		}
 		env.Attempt = 5
 		env.Failure = &broker.Failure{Error: fmt.Sprintf("upstream timeout %d", i%7), Class: "error",
 			FirstFailedAt: now, FailedAt: now, Origin: broker.Origin{RoutingKey: origin, Queue: origin}}
-		c, err := pub.SendEnvelope(ctx, env, "", dlq)
+		c, err := pub.Send(ctx, broker.KindDeadLetter, env, "", dlq)
 		if err != nil {
 			tb.Fatal(err)
 		}

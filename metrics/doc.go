@@ -8,12 +8,13 @@
 //
 //	m, err := metrics.New(reg, metrics.WithJobTypes(topo.JobTypes()...))
 //	pub, err := broker.NewPublisher(conn, broker.WithPublishHook(m.PublishHook()))
+//	snd, err := broker.NewSender(conn, broker.WithPublishHook(m.PublishHook()))
 //	caller, err := broker.NewCaller(conn, broker.WithCallHook(m.CallHook()))
 //	mux.Use(m.Middleware())
-//	pool, err := worker.NewPool(conn, topo, mux, worker.WithPublisher(pub), worker.WithObserver(m.Observe))
+//	pool, err := worker.NewPool(conn, topo, mux, worker.WithSender(snd), worker.WithObserver(m.Observe))
 //
 // The pool's retries, dead letters and replies are counted through the
-// hook of its publisher: give the pool one (worker.WithPublisher).
+// hook of its sender: give the pool one (worker.WithSender).
 //
 // Job types label several metrics. They come from the topology, whose
 // routes bound them, but a producer can publish any type: give the

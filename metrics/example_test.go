@@ -59,7 +59,7 @@ routes:
 		return
 	}
 	d := broker.NewDeclarer(conn)
-	defer d.Close()
+	defer d.Close(ctx)
 	if _, err := topology.Declare(ctx, d, topo); err != nil {
 		fmt.Println(err)
 		return
@@ -73,14 +73,20 @@ routes:
 		fmt.Println(err)
 		return
 	}
-	// One publisher for the producer and the pool's retries, dead letters
-	// and replies: its hook counts them all.
+	// The producer's publisher and the pool's sender (retries, dead
+	// letters, replies), with the same hook: it counts them all.
 	pub, err := broker.NewPublisher(pubConn, broker.WithRouter(topo), broker.WithPublishHook(m.PublishHook()))
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	defer pub.Close(ctx)
+	snd, err := broker.NewSender(pubConn, broker.WithPublishHook(m.PublishHook()))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer snd.Close(ctx)
 
 	runCtx, stop := context.WithCancel(ctx)
 	mux := worker.NewMux()
@@ -89,7 +95,7 @@ routes:
 	var settled atomic.Int32
 	pool, err := worker.NewPool(conn, topo, mux,
 		worker.WithQueue("example.metrics.emails"),
-		worker.WithPublisher(pub),
+		worker.WithSender(snd),
 		worker.WithObserver(m.Observe), // jobs processed, handler durations
 		worker.WithObserver(func(worker.Outcome) {
 			if settled.Add(1) == 2 {

@@ -84,11 +84,16 @@ routes:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pub.Close(context.Background()) })
+	snd, err := broker.NewSender(testkit.Dial(t, "metrics-test-send"), broker.WithPublishHook(m.PublishHook()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { snd.Close(context.Background()) })
 	caller, err := broker.NewCaller(testkit.Dial(t, "metrics-test-call"), broker.WithCallRouter(topo), broker.WithCallHook(m.CallHook()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { caller.Close() })
+	t.Cleanup(func() { caller.Close(context.Background()) })
 
 	mux := worker.NewMux()
 	mux.Use(m.Middleware())
@@ -104,7 +109,7 @@ routes:
 	mux.HandleFunc("rpcfail", func(context.Context, *worker.Job) error { return worker.Permanent(errors.New("refused")) })
 	var settled atomic.Int32
 	pool, err := worker.NewPool(testkit.Dial(t, "metrics-test-consume"), topo, mux,
-		worker.WithQueue(q), worker.WithPublisher(pub),
+		worker.WithQueue(q), worker.WithSender(snd),
 		worker.WithObserver(m.Observe),
 		worker.WithObserver(func(worker.Outcome) { settled.Add(1) })) // observers add up
 	if err != nil {

@@ -67,20 +67,27 @@ routes:
 		return
 	}
 	d := broker.NewDeclarer(conn)
-	defer d.Close()
+	defer d.Close(ctx)
 	if _, err := topology.Declare(ctx, d, topo); err != nil {
 		fmt.Println(err)
 		return
 	}
 
-	// The producer's publisher, also the pool's: its retries, dead
-	// letters and replies get spans in the job's trace.
+	// The producer's publisher and the pool's sender, with the same hook:
+	// the job, its retries, dead letters and replies get spans in the
+	// job's trace.
 	pub, err := broker.NewPublisher(pubConn, broker.WithRouter(topo), broker.WithPublishHook(tr.PublishHook()))
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	defer pub.Close(ctx)
+	snd, err := broker.NewSender(pubConn, broker.WithPublishHook(tr.PublishHook()))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer snd.Close(ctx)
 
 	runCtx, stop := context.WithCancel(ctx)
 	mux := worker.NewMux()
@@ -90,7 +97,7 @@ routes:
 	})
 	pool, err := worker.NewPool(conn, topo, mux,
 		worker.WithQueue("example.tracing.emails"),
-		worker.WithPublisher(pub),
+		worker.WithSender(snd),
 		worker.WithJobHook(tr.JobHook())) // a span per delivery
 	if err != nil {
 		fmt.Println(err)

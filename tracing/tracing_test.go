@@ -76,13 +76,24 @@ func (f *fixture) publisher(opts ...broker.PublisherOption) *broker.Publisher {
 	return pub
 }
 
+// sender returns the worker pool's sender, on a connection of its own.
+func (f *fixture) sender(opts ...broker.PublisherOption) *broker.Sender {
+	f.t.Helper()
+	snd, err := broker.NewSender(f.dial("tracing-test-send"), opts...)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(func() { snd.Close(context.Background()) })
+	return snd
+}
+
 func (f *fixture) caller(opts ...broker.CallerOption) *broker.Caller {
 	f.t.Helper()
 	c, err := broker.NewCaller(f.dial("tracing-test-call"), append([]broker.CallerOption{broker.WithCallRouter(f.topo)}, opts...)...)
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	f.t.Cleanup(func() { c.Close() })
+	f.t.Cleanup(func() { c.Close(context.Background()) })
 	return c
 }
 
@@ -185,7 +196,7 @@ func find(t *testing.T, spans tracetest.SpanStubs, label string) tracetest.SpanS
 func TestTraceFollowsCallThroughRetryToReply(t *testing.T) {
 	f := newFixture(t)
 	tp, exp, tr := newProvider(t)
-	pub := f.publisher(broker.WithPublishHook(tr.PublishHook()))
+	snd := f.sender(broker.WithPublishHook(tr.PublishHook()))
 	caller := f.caller(broker.WithCallHook(tr.CallHook()))
 	mux := worker.NewMux()
 	mux.HandleFunc("rpc", func(ctx context.Context, job *worker.Job) error {
@@ -198,7 +209,7 @@ func TestTraceFollowsCallThroughRetryToReply(t *testing.T) {
 		job.SetResult("done")
 		return nil
 	})
-	stop := f.run(mux, worker.WithPublisher(pub), worker.WithJobHook(tr.JobHook()))
+	stop := f.run(mux, worker.WithSender(snd), worker.WithJobHook(tr.JobHook()))
 
 	ctx, root := tp.Tracer("test").Start(brokertest.Context(t, 60*time.Second), "request")
 	reply, err := caller.Call(ctx, broker.Job{Type: "rpc"})
@@ -263,17 +274,18 @@ func TestTraceFromPublishToProcess(t *testing.T) {
 	f := newFixture(t)
 	_, exp, tr := newProvider(t)
 	pub := f.publisher(broker.WithPublishHook(tr.PublishHook()))
+	snd := f.sender(broker.WithPublishHook(tr.PublishHook()))
 	done := make(chan string, 1)
 	mux := worker.NewMux()
 	mux.HandleFunc("job", func(ctx context.Context, job *worker.Job) error {
 		done <- job.Envelope.Traceparent
 		return nil
 	})
-	stop := f.run(mux, worker.WithPublisher(pub), worker.WithJobHook(tr.JobHook()))
+	stop := f.run(mux, worker.WithSender(snd), worker.WithJobHook(tr.JobHook()))
 
 	ctx := brokertest.Context(t, 30*time.Second)
-	id, err := pub.PublishJob(ctx, broker.Job{Type: "job"})
-	if err != nil {
+	id := brokertest.JobID(t)
+	if err := pub.Publish(ctx, broker.Job{ID: id, Type: "job"}); err != nil {
 		t.Fatal(err)
 	}
 	var traceparent string
@@ -335,6 +347,7 @@ func TestNoProvider(t *testing.T) {
 		t.Fatal(err)
 	}
 	pub := f.publisher(broker.WithPublishHook(tr.PublishHook()))
+	snd := f.sender(broker.WithPublishHook(tr.PublishHook()))
 	caller := f.caller(broker.WithCallHook(tr.CallHook()))
 	seen := make(chan string, 4)
 	mux := worker.NewMux()
@@ -349,7 +362,7 @@ func TestNoProvider(t *testing.T) {
 		job.SetResult(job.Envelope.Traceparent)
 		return nil
 	})
-	f.run(mux, worker.WithPublisher(pub), worker.WithJobHook(tr.JobHook()))
+	f.run(mux, worker.WithSender(snd), worker.WithJobHook(tr.JobHook()))
 	ctx := brokertest.Context(t, 30*time.Second)
 
 	reply, err := caller.Call(ctx, broker.Job{Type: "rpc"})
@@ -386,7 +399,7 @@ func TestPropagatorFields(t *testing.T) {
 		t.Fatal(err)
 	}
 	headers := map[string]any{"tenant": "acme"}
-	env, err := broker.NewEnvelope(broker.Job{Type: "job", Headers: headers}, time.Now())
+	env, err := broker.NewEnvelope(broker.Job{Type: "job", Headers: headers})
 	if err != nil {
 		t.Fatal(err)
 	}

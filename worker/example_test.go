@@ -55,7 +55,7 @@ routes:
 		return
 	}
 	d := broker.NewDeclarer(conn)
-	defer d.Close()
+	defer d.Close(ctx)
 	if _, err := topology.Declare(ctx, d, topo); err != nil {
 		fmt.Println(err)
 		return
@@ -66,6 +66,13 @@ routes:
 		return
 	}
 	defer pub.Close(ctx)
+	// Retries, dead letters and replies go out through a Sender.
+	snd, err := broker.NewSender(pubConn)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer snd.Close(ctx)
 
 	type Email struct {
 		To string `json:"to"`
@@ -79,7 +86,7 @@ routes:
 	}))
 	pool, err := worker.NewPool(conn, topo, mux,
 		worker.WithQueue("example.worker.emails", worker.Concurrency(4)),
-		worker.WithPublisher(pub))
+		worker.WithSender(snd))
 	if err != nil {
 		fmt.Println(err)
 		return

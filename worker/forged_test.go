@@ -55,7 +55,7 @@ func TestForgedAttemptHeadersCannotRetryForever(t *testing.T) {
 	for i, c := range cases {
 		id := fmt.Sprintf("forged-%d", i)
 		ids[id] = i
-		err := f.pub.PublishRaw(ctx, f.exchange, "fail", broker.Message{
+		err := f.snd.PublishMessage(ctx, f.exchange, "fail", broker.Message{
 			MessageID: id, Type: "fail", ContentType: broker.ContentType, DeliveryMode: amqp.Persistent,
 			Headers: broker.Table{broker.HeaderAttempt: c.attempt}, Body: body,
 		})

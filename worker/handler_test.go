@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/worker"
@@ -71,7 +70,7 @@ func TestTypedDecodesPayload(t *testing.T) {
 		got = p
 		return nil
 	})
-	env, err := broker.NewEnvelope(broker.Job{Type: "p", Payload: map[string]int{"x": 1, "y": 2}}, time.Now())
+	env, err := broker.NewEnvelope(broker.Job{Type: "p", Payload: map[string]int{"x": 1, "y": 2}})
 	if err != nil {
 		t.Fatal(err)
 	}

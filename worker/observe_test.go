@@ -50,7 +50,7 @@ func TestJobHooksAndObservers(t *testing.T) {
 	marks := func(ctx context.Context) string {
 		return fmt.Sprintf("marks a=%t b=%t", ctx.Value(hookMark("a")) != nil, ctx.Value(hookMark("b")) != nil)
 	}
-	pub, err := broker.NewPublisher(testkit.Dial(t, "worker-test-hook-publish"), broker.WithPublishHook(
+	pub, err := broker.NewSender(testkit.Dial(t, "worker-test-hook-publish"), broker.WithPublishHook(
 		func(ctx context.Context, info broker.PublishInfo, env *broker.Envelope) (context.Context, func(error)) {
 			record("publish %s %s", info.Kind, marks(ctx))
 			return ctx, nil
@@ -70,7 +70,7 @@ func TestJobHooksAndObservers(t *testing.T) {
 	})
 	var settled sync.WaitGroup
 	settled.Add(2)
-	f.run(mux, worker.WithPublisher(pub), worker.WithQueue(f.queue, worker.Concurrency(1), worker.Prefetch(1)),
+	f.run(mux, worker.WithSender(pub), worker.WithQueue(f.queue, worker.Concurrency(1), worker.Prefetch(1)),
 		worker.WithJobHook(hook("a")), worker.WithJobHook(hook("b")),
 		worker.WithObserver(func(o worker.Outcome) { record("observer 1 %s", o.Status) }),
 		worker.WithObserver(func(o worker.Outcome) { record("observer 2 %s", o.Status); settled.Done() }))
@@ -172,12 +172,11 @@ func TestJobLogFields(t *testing.T) {
 
 	const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	ctx := brokertest.Context(t, 30*time.Second)
-	traced, err := f.pub.PublishJob(ctx, broker.Job{Type: "ok", CorrelationID: "corr-1", Headers: map[string]any{"traceparent": traceparent}})
-	if err != nil {
+	traced, plain := brokertest.JobID(t), brokertest.JobID(t)
+	if err := f.pub.Publish(ctx, broker.Job{ID: traced, Type: "ok", CorrelationID: "corr-1", Headers: map[string]any{"traceparent": traceparent}}); err != nil {
 		t.Fatal(err)
 	}
-	plain, err := f.pub.PublishJob(ctx, broker.Job{Type: "flaky"})
-	if err != nil {
+	if err := f.pub.Publish(ctx, broker.Job{ID: plain, Type: "flaky"}); err != nil {
 		t.Fatal(err)
 	}
 	testkit.WaitDone(t, &settled, 30*time.Second, "three deliveries")

@@ -36,7 +36,7 @@ type Option func(*options) error
 
 type options struct {
 	queues          []queueOptions
-	publisher       *broker.Publisher
+	sender          *broker.Sender
 	log             zerolog.Logger
 	handlerTimeout  time.Duration
 	shutdownTimeout time.Duration
@@ -117,17 +117,18 @@ func HandlerTimeout(d time.Duration) QueueOption {
 	}
 }
 
-// WithPublisher sets the publisher retries, dead letters and replies go
-// through.
-// Give it a connection of its own: a broker under a resource alarm blocks
-// publishing connections, and the consumers' acks must not wait for it.
-// Default: a publisher on the pool's connection, closed with the pool.
-func WithPublisher(p *broker.Publisher) Option {
+// WithSender sets the sender retries, dead letters, quarantined jobs and
+// replies go through; give it the hooks (broker.WithPublishHook) that
+// should see them. Give it a connection of its own: a broker under a
+// resource alarm blocks publishing connections, and the consumers' acks
+// must not wait for it. Default: a sender on the pool's connection, closed
+// with the pool.
+func WithSender(s *broker.Sender) Option {
 	return func(o *options) error {
-		if p == nil {
-			return errors.New("worker: WithPublisher: nil publisher")
+		if s == nil {
+			return errors.New("worker: WithSender: nil sender")
 		}
-		o.publisher = p
+		o.sender = s
 		return nil
 	}
 }

@@ -25,7 +25,7 @@ type Pool struct {
 	handler Handler
 	opts    options
 	queues  []*queueRun
-	pub     *broker.Publisher // closed by Run when ownPub
+	pub     *broker.Sender // retries, dead letters, quarantine, replies
 	ownPub  bool
 	send    sender        // what settling publishes through: pub's
 	pause   time.Duration // settlePause, shorter in tests
@@ -171,15 +171,15 @@ func NewPool(conn *broker.Conn, topo *topology.Topology, h Handler, opts ...Opti
 	if err := errors.Join(problems...); err != nil {
 		return nil, err
 	}
-	p.pub = o.publisher
+	p.pub = o.sender
 	if p.pub == nil {
-		pub, err := broker.NewPublisher(conn, broker.WithPublisherLogger(o.log))
+		pub, err := broker.NewSender(conn, broker.WithPublisherLogger(o.log))
 		if err != nil {
 			return nil, err
 		}
 		p.pub, p.ownPub = pub, true
 	}
-	p.send, p.pause = publisherSender{p.pub}, settlePause
+	p.send, p.pause = brokerSender{p.pub}, settlePause
 	return p, nil
 }
 
@@ -458,7 +458,7 @@ func (p *Pool) checkQuarantines(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	d := broker.NewDeclarer(p.conn)
-	defer d.Close()
+	defer d.Close(context.WithoutCancel(ctx))
 	for _, q := range p.queues {
 		if _, err := d.QueueInfo(ctx, q.queue.QuarantineQueue); err != nil {
 			if errors.Is(err, broker.ErrNoQueue) {
@@ -479,7 +479,7 @@ func (p *Pool) queueGone(ctx context.Context, q *queueRun) bool {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	d := broker.NewDeclarer(p.conn)
-	defer d.Close()
+	defer d.Close(context.WithoutCancel(ctx))
 	_, err := d.QueueInfo(ctx, q.queue.Name)
 	return errors.Is(err, broker.ErrNoQueue)
 }

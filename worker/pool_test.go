@@ -43,7 +43,8 @@ type fixture struct {
 	topo     *topology.Topology
 	conn     *broker.Conn // consuming
 	pub      *broker.Publisher
-	yaml     string // the topology file
+	snd      *broker.Sender // the pools', on the publishing connection
+	yaml     string         // the topology file
 }
 
 type fixtureOpts struct {
@@ -89,7 +90,12 @@ func newFixture(t *testing.T, fo fixtureOpts) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pub.Close(context.Background()) })
-	f.pub = pub
+	snd, err := broker.NewSender(pubConn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { snd.Close(context.Background()) })
+	f.pub, f.snd = pub, snd
 	return f
 }
 
@@ -115,7 +121,7 @@ func (f *fixture) publish(jobType string, payloads ...any) []string {
 // what Run returned.
 func (f *fixture) run(h worker.Handler, opts ...worker.Option) (stop func() error) {
 	f.t.Helper()
-	opts = append([]worker.Option{worker.WithPublisher(f.pub), worker.WithHostname("test-host")}, opts...)
+	opts = append([]worker.Option{worker.WithSender(f.snd), worker.WithHostname("test-host")}, opts...)
 	pool, err := worker.NewPool(f.conn, f.topo, h, opts...)
 	if err != nil {
 		f.t.Fatalf("NewPool: %v", err)

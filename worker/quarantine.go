@@ -56,9 +56,9 @@ const isolated = 1 << 62
 // one of the pool's handlers: jobCtx bounds the jobs it runs.
 func (p *Pool) runQuarantine(stopCtx, jobCtx context.Context, q *queueRun) {
 	g := broker.NewGetter(p.conn, q.queue.QuarantineQueue)
-	defer g.Close()
+	defer g.Close(context.WithoutCancel(stopCtx))
 	decl := broker.NewDeclarer(p.conn)
-	defer decl.Close()
+	defer decl.Close(context.WithoutCancel(stopCtx))
 	tick := time.NewTicker(quarantinePoll)
 	defer tick.Stop()
 	// wait bounds how long the pool holds back its other jobs to let those

@@ -81,7 +81,7 @@ func TestNotReadyWhileDisconnected(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	pool, err := worker.NewPool(conn, f.topo, worker.HandlerFunc(func(context.Context, *worker.Job) error { return nil }), worker.WithPublisher(f.pub))
+	pool, err := worker.NewPool(conn, f.topo, worker.HandlerFunc(func(context.Context, *worker.Job) error { return nil }), worker.WithSender(f.snd))
 	if err != nil {
 		t.Fatal(err)
 	}

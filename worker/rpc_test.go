@@ -39,7 +39,7 @@ func (f *fixture) caller(opts ...broker.CallerOption) *broker.Caller {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	f.t.Cleanup(func() { c.Close() })
+	f.t.Cleanup(func() { c.Close(context.Background()) })
 	return c
 }
 
@@ -387,9 +387,9 @@ routes:
 			if i%5 == 0 {
 				amount = -i // refused: an error reply
 			}
-			id, err := pub.PublishJob(brokertest.Context(t, 10*time.Second),
-				broker.Job{Type: "passenger.authorise", Payload: authorise{Rider: fmt.Sprint(i), Amount: amount}, ReplyTo: replies})
-			if err != nil {
+			id := brokertest.JobID(t)
+			if err := pub.Publish(brokertest.Context(t, 10*time.Second),
+				broker.Job{ID: id, Type: "passenger.authorise", Payload: authorise{Rider: fmt.Sprint(i), Amount: amount}, ReplyTo: replies}); err != nil {
 				t.Fatal(err)
 			}
 			sent[id] = amount
@@ -497,7 +497,7 @@ func testReplyToGoneCaller(t *testing.T, opts []broker.CallerOption) {
 		errc <- err
 	}()
 	testkit.Recv(t, started, 20*time.Second, "the handler to start")
-	if err := c.Close(); err != nil {
+	if err := c.Close(brokertest.Context(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	if err := testkit.Recv(t, errc, 20*time.Second, "the call"); !errors.Is(err, broker.ErrClosed) {
@@ -532,7 +532,7 @@ func TestReplyQueueIsDeclaredAgainAfterReconnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
+	t.Cleanup(func() { c.Close(context.Background()) })
 	ctx := brokertest.Context(t, 30*time.Second)
 	for i := 1; i <= 2; i++ {
 		if i == 2 {

@@ -2,13 +2,12 @@ package worker
 
 import (
 	"context"
-	"time"
 
 	"github.com/warrenmq/warren/broker"
 )
 
 // sender is what settling a delivery publishes through: the retries, dead
-// letters, quarantine moves and replies. The pool's is a publisherSender;
+// letters, quarantine moves and replies. The pool's is a brokerSender;
 // tests fake it.
 type sender interface {
 	// publish publishes env to exchange with routingKey and returns once
@@ -18,7 +17,7 @@ type sender interface {
 	// reply publishes the reply to request: result on success, else
 	// failure. The error wraps broker.ErrInvalidJob when the result cannot
 	// be encoded, broker.ErrUnroutable when a reply queue is missing.
-	reply(ctx context.Context, request *broker.Envelope, result any, failure *broker.Failure, now time.Time) error
+	reply(ctx context.Context, request *broker.Envelope, result any, failure *broker.Failure) error
 	// send starts publishing env, without waiting for the confirm: many
 	// are sent at once at shutdown (see Pool.requeueRest).
 	send(ctx context.Context, env *broker.Envelope, exchange, routingKey string) (confirmation, error)
@@ -30,19 +29,19 @@ type confirmation interface {
 	Wait(ctx context.Context) error
 }
 
-// publisherSender is the sender of a *broker.Publisher.
-type publisherSender struct{ pub *broker.Publisher }
+// brokerSender is the sender of a *broker.Sender.
+type brokerSender struct{ s *broker.Sender }
 
-func (s publisherSender) publish(ctx context.Context, kind broker.PublishKind, env *broker.Envelope, exchange, routingKey string) error {
-	return s.pub.PublishEnvelope(broker.ContextWithKind(ctx, kind), env, exchange, routingKey)
+func (b brokerSender) publish(ctx context.Context, kind broker.PublishKind, env *broker.Envelope, exchange, routingKey string) error {
+	return b.s.Publish(ctx, kind, env, exchange, routingKey)
 }
 
-func (s publisherSender) reply(ctx context.Context, request *broker.Envelope, result any, failure *broker.Failure, now time.Time) error {
-	return s.pub.Reply(ctx, request, result, failure, now)
+func (b brokerSender) reply(ctx context.Context, request *broker.Envelope, result any, failure *broker.Failure) error {
+	return b.s.Reply(ctx, request, result, failure)
 }
 
-func (s publisherSender) send(ctx context.Context, env *broker.Envelope, exchange, routingKey string) (confirmation, error) {
-	conf, err := s.pub.SendEnvelope(ctx, env, exchange, routingKey)
+func (b brokerSender) send(ctx context.Context, env *broker.Envelope, exchange, routingKey string) (confirmation, error) {
+	conf, err := b.s.Send(ctx, broker.KindJob, env, exchange, routingKey)
 	if err != nil {
 		return nil, err // not a typed nil in an interface
 	}

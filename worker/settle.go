@@ -309,12 +309,12 @@ func (p *Pool) observe(o Outcome) {
 // sendReply publishes the reply to a request and reports whether it was
 // sent: confirmed to a durable reply queue; written, without confirm or
 // mandatory flag, to a direct reply-to address (see
-// broker.Publisher.SendDirectReply): when its caller is gone, the broker
+// broker.Sender.Reply): when its caller is gone, the broker
 // drops it, which is no loss, since nobody waits for it. The error
 // wraps broker.ErrInvalidJob when the result cannot be encoded,
 // broker.ErrUnroutable when a reply queue is missing.
 func (p *Pool) sendReply(ctx context.Context, q *queueRun, request *broker.Envelope, result any, failure *broker.Failure) (bool, error) {
-	if err := p.send.reply(ctx, request, result, failure, p.opts.now()); err != nil {
+	if err := p.send.reply(ctx, request, result, failure); err != nil {
 		return false, err
 	}
 	jobFields(q.log.Debug(), request, max(request.Attempt, 1)).Str("reply_to", request.ReplyTo).Msg("worker: reply sent")

@@ -73,7 +73,7 @@ func (s *fakeSender) publish(ctx context.Context, kind broker.PublishKind, env *
 	return s.publishErr[kind]
 }
 
-func (s *fakeSender) reply(_ context.Context, request *broker.Envelope, result any, failure *broker.Failure, _ time.Time) error {
+func (s *fakeSender) reply(_ context.Context, request *broker.Envelope, result any, failure *broker.Failure) error {
 	if failure != nil {
 		s.log.add("reply failure %s", failure.Class)
 	} else {

@@ -244,7 +244,7 @@ func TestScheduledJobArrivesOnTime(t *testing.T) {
 	})
 	f.run(mux)
 	begin := time.Now()
-	if _, err := f.pub.PublishIn(brokertest.Context(t, 10*time.Second), broker.Job{Type: "later", Payload: 1}, 3*time.Second); err != nil {
+	if err := f.pub.Publish(brokertest.Context(t, 10*time.Second), broker.Job{Type: "later", Payload: 1}, broker.In(3*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -266,7 +266,7 @@ func TestReadyFollowsTheConsumers(t *testing.T) {
 		<-release
 		return nil
 	})
-	pool, err := worker.NewPool(f.conn, f.topo, h, worker.WithPublisher(f.pub), worker.WithShutdownTimeout(10*time.Second))
+	pool, err := worker.NewPool(f.conn, f.topo, h, worker.WithSender(f.snd), worker.WithShutdownTimeout(10*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +305,7 @@ func TestQueueDeletedWhileCancelArrives(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
 	var logs syncBuffer
 	pool, err := worker.NewPool(f.conn, f.topo, worker.HandlerFunc(func(context.Context, *worker.Job) error { return nil }),
-		worker.WithPublisher(f.pub), worker.WithLogger(zerolog.New(&logs)))
+		worker.WithSender(f.snd), worker.WithLogger(zerolog.New(&logs)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,7 +341,7 @@ func TestQueueDeletedWhileCancelArrives(t *testing.T) {
 // so, rather than idle looking ready.
 func TestNotReadyWhenItsQueueIsDeleted(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
-	pool, err := worker.NewPool(f.conn, f.topo, worker.HandlerFunc(func(context.Context, *worker.Job) error { return nil }), worker.WithPublisher(f.pub))
+	pool, err := worker.NewPool(f.conn, f.topo, worker.HandlerFunc(func(context.Context, *worker.Job) error { return nil }), worker.WithSender(f.snd))
 	if err != nil {
 		t.Fatal(err)
 	}

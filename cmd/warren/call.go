@@ -59,7 +59,7 @@ not be sent; 2 when no reply came before --timeout.`,
 			if err != nil {
 				return err
 			}
-			defer caller.Close()
+			defer caller.Close(ctx)
 			reply, err := caller.Call(ctx, broker.Job{Type: jobType, Payload: payload}, target...)
 			return reportCall(g, reply, err)
 		},

@@ -412,7 +412,7 @@ their order as far as RabbitMQ allows. --dry-run says what would move.`,
 				return err
 			}
 			defer conn.Close()
-			pub, err := broker.NewPublisher(conn, broker.WithAppID("warren-cli"))
+			pub, err := broker.NewSender(conn, broker.WithAppID("warren-cli"))
 			if err != nil {
 				return err
 			}

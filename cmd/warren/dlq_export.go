@@ -222,7 +222,7 @@ property is refused by RabbitMQ unless it names the importing user.`,
 				return err
 			}
 			defer conn.Close()
-			pub, err := broker.NewPublisher(conn, broker.WithAppID("warren-cli"))
+			pub, err := broker.NewSender(conn, broker.WithAppID("warren-cli"))
 			if err != nil {
 				return err
 			}

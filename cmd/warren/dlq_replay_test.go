@@ -40,15 +40,15 @@ func warrenProcess(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer) {
 	return cmd, &out
 }
 
-// dialPublisher returns a Publisher on a connection of its own to the
-// test broker, and the function that closes both.
-func dialPublisher(t *testing.T, ctx context.Context) (*broker.Publisher, func()) {
+// dialSender returns a Sender on a connection of its own to the test
+// broker, and the function that closes both.
+func dialSender(t *testing.T, ctx context.Context) (*broker.Sender, func()) {
 	t.Helper()
 	conn, err := broker.Dial(ctx, []string{brokertest.URL(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := broker.NewPublisher(conn)
+	pub, err := broker.NewSender(conn)
 	if err != nil {
 		conn.Close()
 		t.Fatal(err)
@@ -64,13 +64,13 @@ func dialPublisher(t *testing.T, ctx context.Context) (*broker.Publisher, func()
 func parkJobs(t *testing.T, dlq, origin string, n int) []string {
 	t.Helper()
 	ctx := brokertest.Context(t, time.Minute)
-	pub, closePub := dialPublisher(t, ctx)
+	pub, closePub := dialSender(t, ctx)
 	defer closePub()
 	now := time.Now()
 	ids := make([]string, n)
 	confs := make([]*broker.Confirmation, 0, n)
 	for i := range ids {
-		env, err := broker.NewEnvelope(broker.Job{Type: "report.render", Payload: map[string]int{"n": i}}, now)
+		env, err := broker.NewEnvelope(broker.Job{Type: "report.render", Payload: map[string]int{"n": i}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -78,7 +78,7 @@ func parkJobs(t *testing.T, dlq, origin string, n int) []string {
 		env.Attempt = 5
 		env.Failure = &broker.Failure{Error: fmt.Sprintf("upstream timeout %d", i%3), Class: "error",
 			FirstFailedAt: now, FailedAt: now, Origin: broker.Origin{RoutingKey: origin, Queue: origin}}
-		c, err := pub.SendEnvelope(ctx, env, "", dlq)
+		c, err := pub.Send(ctx, broker.KindDeadLetter, env, "", dlq)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -282,7 +282,7 @@ func TestDLQReplayForgetsCallersGone(t *testing.T) {
 	dlq := origin + ".dlq"
 	declareQueues(t, origin, dlq)
 	ctx := brokertest.Context(t, time.Minute)
-	pub, closePub := dialPublisher(t, ctx)
+	pub, closePub := dialSender(t, ctx)
 	defer closePub()
 	want := map[string]string{} // job id -> reply_to after the replay
 	now := time.Now()
@@ -291,13 +291,13 @@ func TestDLQReplayForgetsCallersGone(t *testing.T) {
 		broker.ServerNamedPrefix + "Xk2vJ3pQ9nL1aT8cR4sW7w":                    "",
 		"trip.replies": "trip.replies",
 	} {
-		env, err := broker.NewEnvelope(broker.Job{Type: "authorise", ReplyTo: replyTo}, now)
+		env, err := broker.NewEnvelope(broker.Job{Type: "authorise", ReplyTo: replyTo})
 		if err != nil {
 			t.Fatal(err)
 		}
 		env.Failure = &broker.Failure{Error: "down", Class: "error", FirstFailedAt: now, FailedAt: now,
 			Origin: broker.Origin{RoutingKey: origin, Queue: origin}}
-		if err := pub.PublishEnvelope(ctx, env, "", dlq); err != nil {
+		if err := pub.Publish(ctx, broker.KindDeadLetter, env, "", dlq); err != nil {
 			t.Fatal(err)
 		}
 		want[env.ID] = kept

@@ -123,13 +123,12 @@ func TestRolePermissions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pub.Close(context.Background())
-	failing, err := pub.PublishJob(ctx, broker.Job{Type: "email.send", Payload: "ada@example.com"})
-	if err != nil {
+	failing, welcome := brokertest.JobID(t), brokertest.JobID(t)
+	if err := pub.Publish(ctx, broker.Job{ID: failing, Type: "email.send", Payload: "ada@example.com"}); err != nil {
 		t.Fatalf("producer: Publish: %v", err)
 	}
-	welcome, err := pub.PublishIn(ctx, broker.Job{Type: "email.welcome", Payload: "bob"}, time.Second)
-	if err != nil {
-		t.Fatalf("producer: PublishIn: %v", err)
+	if err := pub.Publish(ctx, broker.Job{ID: welcome, Type: "email.welcome", Payload: "bob"}, broker.In(time.Second)); err != nil {
+		t.Fatalf("producer: Publish In: %v", err)
 	}
 
 	// The worker runs them: the failing one is retried once, then
@@ -163,7 +162,7 @@ func TestRolePermissions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer caller.Close()
+	defer caller.Close(ctx)
 	callCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	reply, err := caller.Call(callCtx, broker.Job{Type: "email.lookup", Payload: "ada"})
 	cancel()
@@ -250,7 +249,7 @@ func TestRolePermissions(t *testing.T) {
 	declare := func(role string) func(t *testing.T) {
 		return func(t *testing.T) {
 			d := broker.NewDeclarer(dial(role))
-			defer d.Close()
+			defer d.Close(ctx)
 			refused(t, d.DeclareExchange(ctx, topology.Exchange{Name: "billing.more", Kind: topology.KindDirect, Durable: true}))
 		}
 	}

@@ -146,7 +146,7 @@ cannot change it in place.`,
 			}
 			defer conn.Close()
 			d := broker.NewDeclarer(conn)
-			defer d.Close()
+			defer d.Close(ctx)
 			report, declErr := topology.Declare(ctx, d, t)
 			if g.json {
 				if err := writeJSON(g.stdout, applyJSON(path, conn.URL(), report, declErr)); err != nil {

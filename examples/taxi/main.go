@@ -142,7 +142,7 @@ func apply(ctx context.Context, urls []string, topo *topology.Topology, log zero
 	}
 	defer conn.Close()
 	d := broker.NewDeclarer(conn)
-	defer d.Close()
+	defer d.Close(ctx)
 	if _, err := topology.Declare(ctx, d, topo); err != nil {
 		return fmt.Errorf("apply the topology: %w", err)
 	}
@@ -183,7 +183,7 @@ func (s *services) serve(ctx context.Context, name, queue string, h worker.Handl
 	}
 	// The pool publishes its replies, retries and dead letters on conn
 	// too. A production worker gives them a connection of its own
-	// (worker.WithPublisher), as the quickstart's worker does.
+	// (worker.WithSender), as the quickstart's worker does.
 	pool, err := worker.NewPool(conn, s.topo, h, worker.WithQueue(queue), worker.WithLogger(s.log))
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)

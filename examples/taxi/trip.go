@@ -78,7 +78,7 @@ func newTrip(conn *broker.Conn, topo *topology.Topology, seen *expectations) (*t
 	}
 	pub, err := broker.NewPublisher(conn, broker.WithRouter(topo), broker.WithAppID("trip"))
 	if err != nil {
-		caller.Close()
+		caller.Close(context.Background())
 		return nil, err
 	}
 	return &trip{caller: caller, pub: pub, seen: seen, sent: make(map[string]Authorise)}, nil
@@ -86,7 +86,7 @@ func newTrip(conn *broker.Conn, topo *topology.Topology, seen *expectations) (*t
 
 // close closes the caller, and the publisher once its jobs are confirmed.
 func (t *trip) close(ctx context.Context) error {
-	return errors.Join(t.caller.Close(), t.pub.Close(ctx))
+	return errors.Join(t.caller.Close(ctx), t.pub.Close(ctx))
 }
 
 // run books the rides and sends the nightly request. It returns the rides
@@ -153,7 +153,7 @@ func (t *trip) book(ctx context.Context, b booking) (string, error) {
 // reauthorise sends an authorisation request whose reply goes to
 // trip.replies, and does not wait for it: reply handles it.
 func (t *trip) reauthorise(ctx context.Context, a Authorise) error {
-	// The reply can come before PublishJob returns, so the request gets
+	// The reply can come before Publish returns, so the request gets
 	// its id (which is its correlation id) and is recorded first.
 	id, err := uuid.NewV7()
 	if err != nil {

@@ -26,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/ory/dockertest/v3"
 	amqp "github.com/rabbitmq/amqp091-go"
 	"go.uber.org/goleak"
@@ -128,6 +129,17 @@ func Name(t testing.TB, what string) string {
 		test = test[len(test)-80:]
 	}
 	return fmt.Sprintf("test.%s.%s.%s", test, what, hex.EncodeToString(b[:]))
+}
+
+// JobID returns a new job id, a UUIDv7 as broker.NewJobID makes, for a
+// test that must know a job's id before it publishes the job.
+func JobID(t testing.TB) string {
+	t.Helper()
+	id, err := uuid.NewV7()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id.String()
 }
 
 // Conn returns a plain amqp091-go connection for the test's own checks,

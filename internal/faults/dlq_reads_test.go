@@ -39,7 +39,7 @@ func TestQuorumDeadLetterQueueReadManyTimes(t *testing.T) {
 	if _, err := topology.Declare(ctx, d, topo); err != nil {
 		t.Fatalf("declare: %v", err)
 	}
-	d.Close()
+	d.Close(ctx)
 	dlq := topology.DeadLetterQueueName("reads")
 
 	// The control: a quorum queue as earlier warren versions declared a

@@ -109,7 +109,7 @@ func TestRetriesAcrossLeaderFailover(t *testing.T) {
 		if _, err := topology.Declare(brokertest.Context(t, time.Minute), d, topo); err != nil {
 			t.Fatalf("declare the cascade through c2: %v", err)
 		}
-		d.Close()
+		d.Close(brokertest.Context(t, time.Minute))
 	}
 	const queue = "faults.failover"
 	r := newRunOf(t, c.URLs(), queue, fmt.Sprintf(`version: 1

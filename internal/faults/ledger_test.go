@@ -105,6 +105,7 @@ type run struct {
 
 	pubConn, workConn *broker.Conn
 	pub               *broker.Publisher
+	snd               *broker.Sender // the pools', on the producer's connection
 }
 
 // faultsTopology is the topology newRun declares (and a child worker
@@ -152,7 +153,7 @@ func newRunOf(t *testing.T, urls []string, queue, text string) *run {
 	if _, err := topology.Declare(ctx, d, topo); err != nil {
 		t.Fatalf("declare: %v", err)
 	}
-	d.Close()
+	d.Close(ctx)
 	conn.Close()
 	r.pubConn, r.workConn = r.dial("faults-producer"), r.dial("faults-worker")
 	r.pub, err = broker.NewPublisher(r.pubConn, broker.WithRouter(topo))
@@ -160,6 +161,11 @@ func newRunOf(t *testing.T, urls []string, queue, text string) *run {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.pub.Close(context.Background()) })
+	r.snd, err = broker.NewSender(r.pubConn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.snd.Close(context.Background()) })
 	return r
 }
 
@@ -190,7 +196,7 @@ func (r *run) work(handle func(ctx context.Context, job *worker.Job) error, opts
 		r.ledger.handledN.Add(1)
 		return nil
 	})
-	opts = append([]worker.Option{worker.WithPublisher(r.pub), worker.WithLogger(r.log),
+	opts = append([]worker.Option{worker.WithSender(r.snd), worker.WithLogger(r.log),
 		worker.WithQueue(r.queue, worker.Concurrency(8), worker.Prefetch(32)),
 		worker.WithObserver(func(o worker.Outcome) {
 			if o.Status == worker.DeadLettered {
@@ -235,7 +241,10 @@ func (r *run) produce(n, k int) <-chan struct{} {
 			defer wg.Done()
 			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
 				ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-				id, err := r.pub.PublishJob(ctx, broker.Job{Type: "fault.job", Payload: map[string]int64{"n": i}})
+				id, err := broker.NewJobID()
+				if err == nil {
+					err = r.pub.Publish(ctx, broker.Job{ID: id, Type: "fault.job", Payload: map[string]int64{"n": i}})
+				}
 				cancel()
 				r.ledger.mu.Lock()
 				if err != nil {

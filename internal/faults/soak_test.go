@@ -82,7 +82,7 @@ func TestSoak(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { caller.Close() })
+	t.Cleanup(func() { caller.Close(context.Background()) })
 	s.caller = caller
 	s.awaitReady()
 	idle := soakMeasure(s.ledger)
@@ -117,7 +117,7 @@ func TestSoak(t *testing.T) {
 	}
 	drained := time.Since(drainStart)
 	poolErrs := s.stopPools()
-	caller.Close()
+	caller.Close(context.Background())
 	after := soakMeasure(s.ledger)
 
 	s.summary(soakSummaryInput{
@@ -183,11 +183,12 @@ routes:
 		t.Fatal(err)
 	}
 	conn := r.dial("soak-declare")
+	ctx := brokertest.Context(t, time.Minute)
 	d := broker.NewDeclarer(conn)
-	if _, err := topology.Declare(brokertest.Context(t, time.Minute), d, topo); err != nil {
+	if _, err := topology.Declare(ctx, d, topo); err != nil {
 		t.Fatalf("declare: %v", err)
 	}
-	d.Close()
+	d.Close(ctx)
 	conn.Close()
 	return topo
 }
@@ -345,7 +346,7 @@ func (s *soak) startPools(callTopo *topology.Topology) {
 }
 
 func (s *soak) runPool(name string, topo *topology.Topology, h worker.Handler, opts ...worker.Option) {
-	opts = append([]worker.Option{worker.WithPublisher(s.r.pub), worker.WithLogger(s.r.log)}, opts...)
+	opts = append([]worker.Option{worker.WithSender(s.r.snd), worker.WithLogger(s.r.log)}, opts...)
 	pool, err := worker.NewPool(s.r.workConn, topo, h, opts...)
 	if err != nil {
 		s.t.Fatal(err)

@@ -295,7 +295,7 @@ func startDeletionPool(t *testing.T, r *run, delay time.Duration, gate *sync.RWM
 		r.ledger.handledN.Add(1)
 		return nil
 	})
-	pool, err := worker.NewPool(r.workConn, r.topo, h, worker.WithPublisher(r.pub), worker.WithLogger(r.log),
+	pool, err := worker.NewPool(r.workConn, r.topo, h, worker.WithSender(r.snd), worker.WithLogger(r.log),
 		worker.WithQueue(r.queue, worker.Concurrency(8), worker.Prefetch(32)),
 		worker.WithObserver(func(o worker.Outcome) {
 			if o.Status == worker.DeadLettered {
@@ -368,7 +368,10 @@ func startDeletionPublishers(t *testing.T, r *run, k int, gate *sync.RWMutex, he
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				rec := timedPublish{start: time.Now()}
-				rec.id, rec.err = r.pub.PublishJob(ctx, broker.Job{Type: "fault.job", Payload: map[string]int64{"n": seq.Add(1)}})
+				rec.id, rec.err = broker.NewJobID()
+				if rec.err == nil {
+					rec.err = r.pub.Publish(ctx, broker.Job{ID: rec.id, Type: "fault.job", Payload: map[string]int64{"n": seq.Add(1)}})
+				}
 				rec.end = time.Now()
 				cancel()
 				if held {

@@ -44,7 +44,7 @@ func Apply(t testing.TB, text string) *topology.Topology {
 	}
 	defer conn.Close()
 	d := broker.NewDeclarer(conn)
-	defer d.Close()
+	defer d.Close(ctx)
 	if _, err := topology.Declare(ctx, d, topo); err != nil {
 		t.Fatalf("topotest: declare: %v", err)
 	}

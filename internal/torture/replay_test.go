@@ -50,7 +50,7 @@ func replayChild() int {
 	if err != nil {
 		return fail(err)
 	}
-	pub, err := broker.NewPublisher(conn)
+	pub, err := broker.NewSender(conn)
 	if err != nil {
 		return fail(err)
 	}
@@ -91,7 +91,7 @@ func replayKilledMidway(t *testing.T, url string, p *plan, l *ledger) replayResu
 	}
 	defer conn.Close()
 	decl := broker.NewDeclarer(conn)
-	defer decl.Close()
+	defer decl.Close(ctx)
 
 	var r replayResult
 	for _, q := range p.Queues {

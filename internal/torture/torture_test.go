@@ -110,7 +110,7 @@ func TestTorture(t *testing.T) {
 	if _, err := topology.Declare(ctx, decl, topo); err != nil {
 		t.Fatalf("declare: %v", err)
 	}
-	decl.Close()
+	decl.Close(ctx)
 
 	l := newLedger()
 	sups := make([]*supervisor, cfg.workers)

@@ -26,7 +26,7 @@ const (
 	// batchSize is how many jobs one PublishBatch call sends; their
 	// confirms are pipelined, and the call returns once all are in.
 	batchSize = 500
-	// scheduled jobs are published with PublishIn, scheduleDelay ahead.
+	// scheduled jobs are published with broker.In(scheduleDelay).
 	scheduled     = 2
 	scheduleDelay = 3 * time.Second
 )
@@ -74,7 +74,7 @@ func run(ctx context.Context, conf *config.Flags, n int) error {
 	// exited by then.
 	now := min(scheduled, n)
 	for _, job := range batch[:now] {
-		if _, err := pub.PublishIn(ctx, job, scheduleDelay); err != nil {
+		if err := pub.Publish(ctx, job, broker.In(scheduleDelay)); err != nil {
 			return err
 		}
 	}
@@ -98,7 +98,7 @@ func run(ctx context.Context, conf *config.Flags, n int) error {
 
 	fmt.Printf("published %d jobs, %d confirmed by the broker, in %s (%.0f jobs/s)\n",
 		n, confirmed, elapsed.Round(time.Millisecond), float64(confirmed)/elapsed.Seconds())
-	fmt.Printf("  %-14s %5d  %d of them scheduled %s ahead (PublishIn)\n", jobs.EmailSend, plan.emails, now, scheduleDelay)
+	fmt.Printf("  %-14s %5d  %d of them scheduled %s ahead (broker.In)\n", jobs.EmailSend, plan.emails, now, scheduleDelay)
 	fmt.Printf("  %-14s %5d  %d fail on their first attempt (width divisible by 3), then succeed when retried\n", jobs.ImageResize, plan.images, plan.flaky)
 	fmt.Printf("  %-14s %5d  %d have an invalid month (2026-13): dead-lettered at once, never retried\n", jobs.ReportRender, plan.reports, plan.invalid)
 	return nil

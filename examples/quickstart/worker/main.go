@@ -104,7 +104,7 @@ func run(cfg daemon.Config, o options) error {
 		return err
 	}
 	defer pubConn.Close()
-	pub, err := broker.NewPublisher(pubConn, broker.WithAppID("quickstart-worker"), broker.WithPublishHook(m.PublishHook()))
+	pub, err := broker.NewSender(pubConn, broker.WithAppID("quickstart-worker"), broker.WithPublishHook(m.PublishHook()))
 	if err != nil {
 		return err
 	}
@@ -127,7 +127,7 @@ func run(cfg daemon.Config, o options) error {
 		}
 	}
 	opts := []worker.Option{
-		worker.WithPublisher(pub),
+		worker.WithSender(pub),
 		worker.WithLogger(log),
 		worker.WithObserver(observe),
 		worker.WithObserver(m.Observe),

@@ -67,7 +67,7 @@ func applyBenchQueue(ctx context.Context, cfg Config, conn *broker.Conn, impl, j
 	bq := &benchQueue{name: name, topo: topo}
 	decl := broker.NewDeclarer(conn)
 	_, err = topology.Declare(ctx, decl, topo)
-	if err = errors.Join(err, decl.Close()); err != nil {
+	if err = errors.Join(err, decl.Close(ctx)); err != nil {
 		return bq, err
 	}
 	return bq, nil
@@ -110,6 +110,15 @@ func runWarren(ctx context.Context, cfg Config, rec *Recorder) (err error) {
 		defer cancel()
 		err = errors.Join(err, pub.Close(cctx))
 	}()
+	snd, err := broker.NewSender(pubConn)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		err = errors.Join(err, snd.Close(cctx))
+	}()
 
 	handler := worker.Typed(func(_ context.Context, _ *worker.Job, p Payload) error {
 		rec.Handled(p.Seq, p.SentAt)
@@ -117,7 +126,7 @@ func runWarren(ctx context.Context, cfg Config, rec *Recorder) (err error) {
 	})
 	pool, err := worker.NewPool(conConn, topo, handler,
 		worker.WithQueue(queue, worker.Concurrency(cfg.Concurrency), worker.Prefetch(cfg.Prefetch)),
-		worker.WithPublisher(pub))
+		worker.WithSender(snd))
 	if err != nil {
 		return err
 	}

@@ -14,7 +14,7 @@ import (
 // warrenRPC is the rpc workload through warren's API, as production code
 // would set it up: the topology applied, a worker.Pool answering with
 // worker.TypedResult on its own connection, replying through a Publisher on
-// a second one (worker.WithPublisher), and a broker.Caller on a third.
+// a second one (worker.WithSender), and a broker.Caller on a third.
 func warrenRPC(ctx context.Context, cfg Config, rec *CallRecorder) (err error) {
 	replyConn, err := broker.Dial(ctx, []string{cfg.URL}, broker.WithName("warren-bench-rpc-replies"))
 	if err != nil {
@@ -41,7 +41,7 @@ func warrenRPC(ctx context.Context, cfg Config, rec *CallRecorder) (err error) {
 	}
 	defer callConn.Close()
 
-	pub, err := broker.NewPublisher(replyConn)
+	pub, err := broker.NewSender(replyConn)
 	if err != nil {
 		return err
 	}
@@ -58,7 +58,7 @@ func warrenRPC(ctx context.Context, cfg Config, rec *CallRecorder) (err error) {
 	})
 	pool, err := worker.NewPool(serverConn, topo, handler,
 		worker.WithQueue(queue, worker.Concurrency(cfg.Concurrency), worker.Prefetch(cfg.Prefetch)),
-		worker.WithPublisher(pub))
+		worker.WithSender(pub))
 	if err != nil {
 		return err
 	}
@@ -92,7 +92,7 @@ func warrenRPC(ctx context.Context, cfg Config, rec *CallRecorder) (err error) {
 	callerOpen := true
 	defer func() {
 		if callerOpen {
-			_ = caller.Close()
+			_ = caller.Close(context.WithoutCancel(ctx))
 		}
 	}()
 	err = rec.Calls(ctx, func(ctx context.Context, p Payload) (Answer, error) {
@@ -111,7 +111,7 @@ func warrenRPC(ctx context.Context, cfg Config, rec *CallRecorder) (err error) {
 	}
 
 	callerOpen = false
-	if err := caller.Close(); err != nil {
+	if err := caller.Close(ctx); err != nil {
 		return err
 	}
 	if d := caller.Discarded(); d != 0 {

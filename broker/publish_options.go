@@ -1,0 +1,118 @@
+package broker
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/warrenmq/warren/topology"
+)
+
+// PublishOption adjusts one Publish, PublishBatch or Call: where the job
+// goes (To, ToQueue) and when it reaches its queues (At, In). What a job
+// is (its id, headers, priority, …) is in the Job itself. An option that
+// cannot be honoured is an error wrapping ErrInvalidOption, returned
+// before anything is published.
+type PublishOption func(*publishOptions) error
+
+type publishOptions struct {
+	target publishTarget
+	// delayed is set by At or In: the job goes through the delay cascade,
+	// reaching its queues at, or after in.
+	delayed bool
+	at      time.Time // zero unless At
+	in      time.Duration
+}
+
+// publishTarget is where a message goes: the route of its job type
+// unless explicit.
+type publishTarget struct {
+	exchange, key string
+	explicit      bool
+}
+
+// To publishes to exchange with routing key, instead of the job type's route.
+// The empty exchange is RabbitMQ's default exchange, which routes by queue
+// name. A scheduled job (At, In) goes to queues, not through an exchange:
+// with them, To must name the default exchange, and its key is the queue.
+func To(exchange, routingKey string) PublishOption {
+	return func(o *publishOptions) error {
+		o.target = publishTarget{exchange: exchange, key: routingKey, explicit: true}
+		return nil
+	}
+}
+
+// ToQueue publishes to the work queue named queue: through the default
+// exchange ("") with queue as the routing key, or, for a scheduled job (At,
+// In), so that it reaches that queue alone, whatever its type's route says.
+// The name must not be empty.
+func ToQueue(queue string) PublishOption {
+	return func(o *publishOptions) error {
+		if queue == "" {
+			return fmt.Errorf("%w: ToQueue: the queue name is empty; name a work queue", ErrInvalidOption)
+		}
+		o.target = publishTarget{key: queue, explicit: true}
+		return nil
+	}
+}
+
+// At schedules the job: it reaches its work queues at t, to the second
+// (rounded up), held meanwhile by the broker in the delay cascade of the
+// topology (see topology.DelayRoute), not by a timer in this process. A
+// time already past, by a clock's skew or a late call, delivers it now; a
+// zero time, or one further in the past than topology.MaxDelay, is taken
+// for a mistake and refused. At and In exclude each other.
+func At(t time.Time) PublishOption {
+	return func(o *publishOptions) error {
+		if o.delayed {
+			return fmt.Errorf("%w: At and In both given; schedule the job with one of them", ErrInvalidOption)
+		}
+		if t.IsZero() {
+			return fmt.Errorf("%w: At: the time is zero; give the time the job is due", ErrInvalidOption)
+		}
+		if ago := time.Since(t); ago > topology.MaxDelay {
+			return fmt.Errorf("%w: At(%s) is %s in the past; give the time the job is due", ErrInvalidOption,
+				t.Format(time.RFC3339), ago.Round(time.Second))
+		}
+		o.delayed, o.at = true, t
+		return nil
+	}
+}
+
+// In schedules the job to reach its work queues after d, rounded up to
+// whole seconds, held meanwhile by the broker as At says. In(0) delivers it
+// now, through the delay cascade; a negative d is refused. At and In
+// exclude each other.
+func In(d time.Duration) PublishOption {
+	return func(o *publishOptions) error {
+		if o.delayed {
+			return fmt.Errorf("%w: At and In both given; schedule the job with one of them", ErrInvalidOption)
+		}
+		if d < 0 {
+			return fmt.Errorf("%w: In(%s): the delay is negative; give zero or more", ErrInvalidOption, d)
+		}
+		o.delayed, o.in = true, d
+		return nil
+	}
+}
+
+// applyPublishOptions applies opts in order, stopping at the first error.
+func applyPublishOptions(opts []PublishOption) (publishOptions, error) {
+	var o publishOptions
+	for _, opt := range opts {
+		if opt == nil {
+			return o, fmt.Errorf("%w: nil option", ErrInvalidOption)
+		}
+		if err := opt(&o); err != nil {
+			return o, err
+		}
+	}
+	return o, nil
+}
+
+// delay is how long a scheduled job waits from now.
+func (o *publishOptions) delay(now time.Time) time.Duration {
+	if !o.at.IsZero() {
+		return o.at.Sub(now)
+	}
+	return o.in
+}

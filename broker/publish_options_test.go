@@ -1,0 +1,69 @@
+package broker
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/warrenmq/warren/topology"
+)
+
+func TestApplyPublishOptions(t *testing.T) {
+	now := time.Now()
+	tests := []struct {
+		name  string
+		opts  []PublishOption
+		want  publishOptions
+		delay time.Duration // of the result, from now
+		err   string        // in the error; "" for none
+	}{
+		{name: "none", want: publishOptions{}},
+		{name: "To", opts: []PublishOption{To("x", "k")},
+			want: publishOptions{target: publishTarget{exchange: "x", key: "k", explicit: true}}},
+		{name: "ToQueue", opts: []PublishOption{ToQueue("q")},
+			want: publishOptions{target: publishTarget{key: "q", explicit: true}}},
+		{name: "the last target wins", opts: []PublishOption{To("x", "k"), ToQueue("q")},
+			want: publishOptions{target: publishTarget{key: "q", explicit: true}}},
+		{name: "In", opts: []PublishOption{In(time.Minute)},
+			want: publishOptions{delayed: true, in: time.Minute}, delay: time.Minute},
+		{name: "In 0", opts: []PublishOption{In(0)},
+			want: publishOptions{delayed: true}},
+		{name: "At", opts: []PublishOption{At(now.Add(time.Hour))},
+			want: publishOptions{delayed: true, at: now.Add(time.Hour)}, delay: time.Hour},
+		{name: "At in the past: now", opts: []PublishOption{At(now.Add(-time.Hour))},
+			want: publishOptions{delayed: true, at: now.Add(-time.Hour)}, delay: -time.Hour},
+		{name: "ToQueue empty", opts: []PublishOption{ToQueue("")}, err: "queue name is empty"},
+		{name: "In negative", opts: []PublishOption{In(-time.Second)}, err: "negative"},
+		{name: "At zero", opts: []PublishOption{At(time.Time{})}, err: "zero"},
+		{name: "At too far in the past", opts: []PublishOption{At(now.Add(-topology.MaxDelay - time.Minute))}, err: "in the past"},
+		{name: "At and In", opts: []PublishOption{At(now), In(time.Second)}, err: "At and In"},
+		{name: "In and At", opts: []PublishOption{In(time.Second), At(now)}, err: "At and In"},
+		{name: "nil", opts: []PublishOption{nil}, err: "nil option"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := applyPublishOptions(tt.opts)
+			if tt.err != "" {
+				if !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("error %v, want ErrInvalidOption saying %q", err, tt.err)
+				}
+				if !strings.HasPrefix(err.Error(), "broker: ") {
+					t.Errorf("error %q does not start with the package name", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(publishOptions{}, publishTarget{})); diff != "" {
+				t.Errorf("options (-want +got):\n%s", diff)
+			}
+			if d := got.delay(now); d != tt.delay {
+				t.Errorf("delay %s, want %s", d, tt.delay)
+			}
+		})
+	}
+}
