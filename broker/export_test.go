@@ -48,6 +48,7 @@ func WireTable(t Table) amqp.Table { return wireTable(t) }
 
 // TableOf is a table amqp091-go read, in warren's types.
 func TableOf(t amqp.Table) Table { return tableOf(t) }
+
 // NewEnvelopeAt is NewEnvelope with the clock at now.
 var NewEnvelopeAt = newEnvelope
 
