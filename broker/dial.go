@@ -13,6 +13,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/warrenmq/warren/internal/logfield"
 )
 
 // DefaultURL is the broker a development machine runs.
@@ -120,7 +122,7 @@ func Dial(ctx context.Context, urls []string, opts ...Option) (*Conn, error) {
 			return c, nil
 		}
 		errs = append(errs, err)
-		o.log.Warn().Str("url", RedactURL(u)).Err(err).Msg("broker: connection attempt failed")
+		o.log.Warn().Str(logfield.URL, RedactURL(u)).Err(err).Msg("broker: connection attempt failed")
 		if ctx.Err() != nil {
 			// The handshake's deadline is ctx's: say so, whatever the
 			// socket reported.
@@ -180,7 +182,7 @@ func dialOne(ctx context.Context, rawURL string, o options) (*session, error) {
 	}
 	s := &session{amqp: ac, url: RedactURL(rawURL), secret: secret, done: make(chan struct{})}
 	s.watch(o.log)
-	o.log.Info().Str("url", s.url).Str("connection", name).Msg("broker: connected")
+	o.log.Info().Str(logfield.URL, s.url).Str(logfield.Connection, name).Msg("broker: connected")
 	return s, nil
 }
 

@@ -11,6 +11,8 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/rs/zerolog"
+
+	"github.com/warrenmq/warren/internal/logfield"
 )
 
 // watch follows the connection's close and blocked notifications. Its
@@ -51,11 +53,11 @@ func (s *session) setBlocked(b amqp.Blocking, log zerolog.Logger) {
 	switch {
 	case b.Active && s.blocked == nil:
 		s.blocked = make(chan struct{})
-		log.Warn().Str("url", s.url).Str("reason", b.Reason).Msg("broker: publishing blocked by the broker (resource alarm)")
+		log.Warn().Str(logfield.URL, s.url).Str(logfield.Reason, b.Reason).Msg("broker: publishing blocked by the broker (resource alarm)")
 	case !b.Active && s.blocked != nil:
 		close(s.blocked)
 		s.blocked = nil
-		log.Info().Str("url", s.url).Msg("broker: publishing unblocked")
+		log.Info().Str(logfield.URL, s.url).Msg("broker: publishing unblocked")
 	}
 }
 
@@ -92,12 +94,12 @@ func (c *Conn) supervise() {
 		c.sess, c.up, c.lastErr = nil, make(chan struct{}), lost
 		c.mu.Unlock()
 		if !c.opts.reconnect {
-			c.opts.log.Warn().Str("url", s.url).Err(lost).Msg("broker: connection lost; reconnection is disabled")
+			c.opts.log.Warn().Str(logfield.URL, s.url).Err(lost).Msg("broker: connection lost; reconnection is disabled")
 			c.finish(lost)
 			c.notify(StateChange{State: Closed, URL: s.url, Err: lost, Reconnects: c.reconnects.Load()})
 			return
 		}
-		c.opts.log.Warn().Str("url", s.url).Err(lost).Msg("broker: connection lost; reconnecting")
+		c.opts.log.Warn().Str(logfield.URL, s.url).Err(lost).Msg("broker: connection lost; reconnecting")
 		c.notify(StateChange{State: Disconnected, URL: s.url, Err: lost, Reconnects: c.reconnects.Load()})
 		next, ok := c.redial(s.index)
 		if !ok {
@@ -105,7 +107,7 @@ func (c *Conn) supervise() {
 		}
 		n := c.reconnects.Add(1)
 		c.setSession(next)
-		c.opts.log.Info().Str("url", next.url).Uint64("reconnects", n).Msg("broker: reconnected")
+		c.opts.log.Info().Str(logfield.URL, next.url).Uint64(logfield.Reconnects, n).Msg("broker: reconnected")
 		c.notify(StateChange{State: Connected, URL: next.url, Reconnects: n})
 	}
 }
@@ -144,7 +146,7 @@ func (c *Conn) redial(lost int) (*session, bool) {
 			return s, true
 		}
 		wait := b.NextBackOff()
-		c.opts.log.Warn().Str("url", RedactURL(c.urls[i])).Err(err).Int("attempt", attempt).Dur("retry_in", wait).Msg("broker: reconnection attempt failed")
+		c.opts.log.Warn().Str(logfield.URL, RedactURL(c.urls[i])).Err(err).Int(logfield.Attempt, attempt).Dur(logfield.RetryIn, wait).Msg("broker: reconnection attempt failed")
 		select {
 		case <-ctx.Done():
 			return nil, false

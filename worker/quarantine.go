@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/internal/logfield"
 )
 
 // Crash loops: a job that kills the worker process running it (os.Exit, a
@@ -69,7 +70,7 @@ func (p *Pool) moveToQuarantine(ctx context.Context, q *queueRun, d *broker.Deli
 		jobFields(q.log.Warn().Err(err), d.Envelope, out.Attempt).Msg("worker: ack after moving a job to the quarantine failed; it may run twice")
 	}
 	out.Status = Quarantined
-	jobFields(q.log.Warn(), d.Envelope, out.Attempt).Int("delivery_count", d.DeliveryCount).
+	jobFields(q.log.Warn(), d.Envelope, out.Attempt).Int(logfield.DeliveryCount, d.DeliveryCount).
 		Msg("worker: job delivered again after a worker stopped without settling it (a crash? a lost connection?); moved to the quarantine to run alone")
 	p.observe(*out)
 	select {
@@ -116,7 +117,7 @@ func (p *Pool) runQuarantine(stopCtx, jobCtx context.Context, q *queueRun) {
 			if stopCtx.Err() != nil {
 				return
 			}
-			q.log.Debug().Dur("waited", wait).Msg("worker: jobs still running; quarantined jobs wait for their turn")
+			q.log.Debug().Dur(logfield.Waited, wait).Msg("worker: jobs still running; quarantined jobs wait for their turn")
 			notBefore = time.Now().Add(wait)
 			wait = min(2*wait, maxWait)
 			continue
@@ -164,12 +165,12 @@ func (p *Pool) countCrash(ctx context.Context, q *queueRun, d *broker.Delivery) 
 	out := Outcome{Queue: q.queue.Name, JobID: env.ID, JobType: env.Type, Attempt: max(env.Attempt, 1)}
 	if env.Crashes >= p.opts.crashLimit {
 		err := fmt.Errorf("worker: %w %d times (the crash limit): the job kills its workers", errCrashLimit, env.Crashes)
-		jobFields(q.log.Error(), env, out.Attempt).Int("crashes", env.Crashes).
+		jobFields(q.log.Error(), env, out.Attempt).Int(logfield.Crashes, env.Crashes).
 			Msg("worker: the job's worker died while running it alone, again; dead-lettering it")
 		p.deadLetter(ctx, q, d, &out, ClassCrash, err)
 		return
 	}
-	jobFields(q.log.Warn(), env, out.Attempt).Int("crashes", env.Crashes).Int("crash_limit", p.opts.crashLimit).
+	jobFields(q.log.Warn(), env, out.Attempt).Int(logfield.Crashes, env.Crashes).Int(logfield.CrashLimit, p.opts.crashLimit).
 		Msg("worker: the job's worker died while running it alone; counted a crash")
 	p.returnToQuarantine(ctx, q, d, &out)
 }
