@@ -8,6 +8,8 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/rs/zerolog"
+
+	"github.com/warrenmq/warren/internal/logfield"
 )
 
 // pending is a publish awaiting its outcome. result receives exactly one
@@ -119,7 +121,7 @@ func (cc *confirmChannel) markReturned(r amqp.Return) {
 		cc.pending[oldest].returned = true
 		return
 	}
-	cc.log.Warn().Str("job_id", r.MessageId).Str("exchange", r.Exchange).Str("routing_key", r.RoutingKey).Msg("broker: return for no pending publish")
+	cc.log.Warn().Str(logfield.JobID, r.MessageId).Str(logfield.Exchange, r.Exchange).Str(logfield.RoutingKey, r.RoutingKey).Msg("broker: return for no pending publish")
 }
 
 func (cc *confirmChannel) settle(c amqp.Confirmation) {

@@ -11,6 +11,8 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/rs/zerolog"
+
+	"github.com/warrenmq/warren/internal/logfield"
 )
 
 // ConsumeOption configures Consume.
@@ -189,7 +191,7 @@ func (c *Consumer) watch(closes <-chan *amqp.Error) {
 	err, ok := <-closes
 	if ok && err != nil {
 		c.setErr(fmt.Errorf("%w: channel consuming queue %q: %w", ErrClosed, c.queue, err))
-		c.log.Warn().Str("queue", c.queue).Err(err).Msg("broker: consumer channel closed by the broker")
+		c.log.Warn().Str(logfield.Queue, c.queue).Err(err).Msg("broker: consumer channel closed by the broker")
 	}
 	c.setErr(fmt.Errorf("%w: channel consuming queue %q", ErrClosed, c.queue))
 	c.acks.markClosed()
@@ -202,7 +204,7 @@ func (c *Consumer) ended() {
 	case tag, ok := <-c.cancels:
 		if ok && tag == c.tag {
 			c.setErr(fmt.Errorf("%w (queue %q)", ErrConsumerCancelled, c.queue))
-			c.log.Warn().Str("queue", c.queue).Msg("broker: the broker cancelled the consumer")
+			c.log.Warn().Str(logfield.Queue, c.queue).Msg("broker: the broker cancelled the consumer")
 		}
 	default:
 	}

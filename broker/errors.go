@@ -3,7 +3,6 @@ package broker
 import (
 	"errors"
 	"fmt"
-	"strings"
 )
 
 // Sentinel errors. Callers match them with errors.Is; the errors returned
@@ -124,20 +123,3 @@ func (e *HeadersError) Error() string { return e.err.Error() }
 
 // Unwrap returns the AMQP client's error.
 func (e *HeadersError) Unwrap() error { return e.err }
-
-// redact removes secret from s. amqp091-go and net errors may echo a URL
-// with its password, and URL parsers pieces of it: each piece of secret
-// between reserved characters of URLs, of three bytes or more, is removed
-// too.
-func redact(s, secret string) string {
-	if secret == "" {
-		return s
-	}
-	s = strings.ReplaceAll(s, secret, "xxxxx")
-	for _, piece := range strings.FieldsFunc(secret, func(r rune) bool { return strings.ContainsRune(":/?#[]@% \t", r) }) {
-		if len(piece) >= 3 {
-			s = strings.ReplaceAll(s, piece, "xxxxx")
-		}
-	}
-	return s
-}

@@ -174,8 +174,9 @@ func splitURLs(s string) []string {
 // still sets the URLs, hidden from --help; pflag warns on fs's output
 // when it is used.
 func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
-	fs.Var((*urlList)(&c.URLs), FlagURL, fmt.Sprintf("broker `URLs`, comma-separated, tried in turn (env %s)", EnvURL))
-	fs.Var((*urlList)(&c.URLs), FlagAMQPURL, "broker `URLs`: use --"+FlagURL)
+	urls := &urlList{urls: &c.URLs}
+	fs.Var(urls, FlagURL, fmt.Sprintf("broker `URLs`, comma-separated or the flag repeated, tried in turn (env %s)", EnvURL))
+	fs.Var(urls, FlagAMQPURL, "broker `URLs`: use --"+FlagURL)
 	_ = fs.MarkDeprecated(FlagAMQPURL, "use --"+FlagURL+" instead") // cannot fail: the flag was just added
 	fs.StringVar(&c.HTTPAddr, FlagHTTPAddr, c.HTTPAddr, fmt.Sprintf("address serving %s, %s and %s; empty disables it (env %s)", LivePath, ReadyPath, MetricsPath, EnvHTTPAddr))
 	fs.DurationVar(&c.ShutdownTimeout, FlagShutdownTimeout, c.ShutdownTimeout, fmt.Sprintf("how long jobs in flight may finish after SIGTERM before they are cancelled and returned to their queue (env %s)", EnvShutdownTimeout))
@@ -183,18 +184,23 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.LogFormat, FlagLogFormat, c.LogFormat, fmt.Sprintf("%s, %s, or %s: console on a terminal, else json (env %s)", LogJSON, LogConsole, LogAuto, EnvLogFormat))
 }
 
-// urlList is the pflag.Value of --url. Its String, which pflag uses for
-// the default shown by --help, redacts passwords.
-type urlList []string
+// urlList is the pflag.Value of --url. The first --url replaces the
+// URLs (the default, or the environment's), a repeated one adds to them,
+// as the CLI's --url does. Its String, which pflag uses for the default
+// shown by --help, redacts passwords.
+type urlList struct {
+	urls *[]string
+	set  bool // by a flag already
+}
 
 // Type names the value in --help.
 func (l *urlList) Type() string { return "urls" }
 
 func (l *urlList) String() string {
-	if l == nil {
+	if l == nil || l.urls == nil {
 		return ""
 	}
-	return strings.Join(redactAll(*l), ",")
+	return strings.Join(redactAll(*l.urls), ",")
 }
 
 func (l *urlList) Set(s string) error {
@@ -202,7 +208,10 @@ func (l *urlList) Set(s string) error {
 	if len(urls) == 0 {
 		return errors.New("no URL given")
 	}
-	*l = urls
+	if l.set {
+		urls = append(*l.urls, urls...)
+	}
+	*l.urls, l.set = urls, true
 	return nil
 }
 

@@ -143,6 +143,25 @@ func TestFlagsOverrideTheEnvironment(t *testing.T) {
 	}
 }
 
+// TestURLFlagRepeated: the first --url replaces the environment's URLs, a
+// repeated one adds to them, as in the CLI.
+func TestURLFlagRepeated(t *testing.T) {
+	t.Parallel()
+	c, err := daemon.FromLookup(env{"WARREN_URL": "amqp://u:pw@env:5672/"}.lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	c.RegisterFlags(fs)
+	if err := fs.Parse([]string{"--url", "amqp://u:pw@one:5672/", "--url", "amqp://u:pw@two:5672/,amqp://u:pw@three:5672/"}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"amqp://u:pw@one:5672/", "amqp://u:pw@two:5672/", "amqp://u:pw@three:5672/"}
+	if diff := cmp.Diff(want, c.URLs); diff != "" {
+		t.Errorf("URLs (-want +got):\n%s", diff)
+	}
+}
+
 // TestDeprecatedNames: --amqp-url, WARREN_AMQP_URL and AMQP_URL still set
 // the URLs, each with a one-line warning naming its replacement; --url
 // and WARREN_URL set them without one.

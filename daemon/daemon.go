@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/warrenmq/warren/internal/logfield"
 )
 
 // Service is a long-running part of a daemon, e.g. a *worker.Pool. Run
@@ -162,7 +164,7 @@ func (d *Daemon) Run(ctx context.Context, services ...Service) error {
 	var srv *server
 	if ln != nil {
 		srv = d.serve(ln, &wg)
-		log.Info().Str("addr", ln.Addr().String()).
+		log.Info().Str(logfield.Addr, ln.Addr().String()).
 			Strs("paths", srv.paths).Msg("daemon: serving http")
 	}
 
@@ -176,7 +178,7 @@ func (d *Daemon) Run(ctx context.Context, services ...Service) error {
 			results <- result{i, s.Run(svcCtx)}
 		}()
 	}
-	log.Info().Int("services", len(services)).Msg("daemon: running")
+	log.Info().Int(logfield.Services, len(services)).Msg("daemon: running")
 
 	var errs []error
 	running := len(services)
@@ -217,7 +219,7 @@ func (d *Daemon) Run(ctx context.Context, services ...Service) error {
 
 	// 1. Not ready. 2. Stop the services.
 	d.state.Store(stateDraining)
-	log.Info().Str("reason", why).Dur("timeout", d.opts.shutdownTimeout).
+	log.Info().Str(logfield.Reason, why).Dur(logfield.Timeout, d.opts.shutdownTimeout).
 		Msg("daemon: draining: not ready, stopping the services")
 	cancel()
 
@@ -234,7 +236,7 @@ func (d *Daemon) Run(ctx context.Context, services ...Service) error {
 				continue
 			}
 			code := exitCode(sig)
-			log.Error().Str("signal", sig.String()).Int("status", code).
+			log.Error().Str(logfield.Signal, sig.String()).Int(logfield.Status, code).
 				Msg("daemon: second signal: exiting now; the jobs in flight go back to their queue")
 			d.opts.exit(code)
 			// exit returned (tests): stop serving, leave the services.

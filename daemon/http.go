@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
+
+	"github.com/warrenmq/warren/internal/logfield"
 )
 
 // server is the daemon's HTTP server: probes and metrics.
@@ -94,7 +96,7 @@ func (w logWriter) Write(p []byte) (int, error) {
 	if n := len(msg); n > 0 && msg[n-1] == '\n' {
 		msg = msg[:n-1]
 	}
-	w.log.Debug().Str("component", "http").Msg(msg)
+	w.log.Debug().Str(logfield.Component, "http").Msg(msg)
 	return len(p), nil
 }
 
@@ -102,5 +104,5 @@ func (w logWriter) Write(p []byte) (int, error) {
 type promLogger struct{ log zerolog.Logger }
 
 func (l promLogger) Println(v ...any) {
-	l.log.Warn().Str("component", "metrics").Msg(fmt.Sprint(v...))
+	l.log.Warn().Str(logfield.Component, "metrics").Msg(fmt.Sprint(v...))
 }

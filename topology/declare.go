@@ -7,15 +7,15 @@ import (
 	"strings"
 )
 
-// Kinds of entity, in Outcome.Kind and ConflictError.Kind.
+// Kinds of entity, in Declaration.Kind and ConflictError.Kind.
 const (
 	EntityExchange = "exchange"
 	EntityQueue    = "queue"
 	EntityBinding  = "binding"
 )
 
-// Outcome is what declaring one entity did.
-type Outcome struct {
+// Declaration is what declaring one entity did.
+type Declaration struct {
 	Kind    string // EntityExchange, EntityQueue or EntityBinding
 	Name    string // for a binding, its source, destination and key
 	Derived bool
@@ -32,7 +32,7 @@ type Outcome struct {
 }
 
 // Status returns "created", "existed", "bound" or "failed".
-func (o Outcome) Status() string {
+func (o Declaration) Status() string {
 	switch {
 	case o.Err != nil:
 		return "failed"
@@ -45,14 +45,14 @@ func (o Outcome) Status() string {
 	}
 }
 
-// Report lists the outcome of each declaration, in the order made.
+// Report lists each declaration, in the order made.
 type Report struct {
-	Entries []Outcome
+	Entries []Declaration
 }
 
 // Failed returns the entries that failed.
-func (r *Report) Failed() []Outcome {
-	var out []Outcome
+func (r *Report) Failed() []Declaration {
+	var out []Declaration
 	for _, o := range r.Entries {
 		if o.Err != nil {
 			out = append(out, o)
@@ -118,7 +118,7 @@ func (r *Report) String() string {
 func Declare(ctx context.Context, d Declarer, t *Topology) (*Report, error) {
 	r := &Report{}
 	var errs []error
-	record := func(o Outcome) {
+	record := func(o Declaration) {
 		r.Entries = append(r.Entries, o)
 		if o.Err != nil {
 			errs = append(errs, o.Err)
@@ -146,13 +146,13 @@ func Declare(ctx context.Context, d Declarer, t *Topology) (*Report, error) {
 		if err := ctx.Err(); err != nil {
 			return r, errors.Join(append(errs, err)...)
 		}
-		record(Outcome{Kind: EntityBinding, Name: BindingName(b), Derived: b.Derived, Err: d.Bind(ctx, b)})
+		record(Declaration{Kind: EntityBinding, Name: BindingName(b), Derived: b.Derived, Err: d.Bind(ctx, b)})
 	}
 	return r, errors.Join(errs...)
 }
 
-func declareOne(kind, name string, derived bool, exists func() (bool, error), declare func() error) Outcome {
-	o := Outcome{Kind: kind, Name: name, Derived: derived}
+func declareOne(kind, name string, derived bool, exists func() (bool, error), declare func() error) Declaration {
+	o := Declaration{Kind: kind, Name: name, Derived: derived}
 	existed, err := exists()
 	if err != nil {
 		o.Err = err
@@ -170,7 +170,7 @@ func declareOne(kind, name string, derived bool, exists func() (bool, error), de
 // works, and holds jobs, so it is not to be recreated by surprise; but on
 // RabbitMQ 4 it has the broker's default limit of 20, and a job read or
 // returned that often is dropped.
-func olderDeliveryLimit(o *Outcome, q Queue) {
+func olderDeliveryLimit(o *Declaration, q Queue) {
 	var ce *ConflictError
 	if !o.Existed || !q.Derived || !errors.As(o.Err, &ce) || ce.Argument != "x-delivery-limit" {
 		return

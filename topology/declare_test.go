@@ -77,7 +77,7 @@ func TestDeclare(t *testing.T) {
 	}
 	report, err := Declare(context.Background(), f, smallTopology)
 
-	want := []Outcome{
+	want := []Declaration{
 		{Kind: "exchange", Name: "jobs", Existed: true},
 		{Kind: "exchange", Name: "warren.dead-letter", Derived: true, Err: errors.New("channel closed")},
 		{Kind: "queue", Name: "emails", Created: true},
@@ -124,10 +124,10 @@ func TestDeclare(t *testing.T) {
 
 func TestDeclareStatus(t *testing.T) {
 	got := []string{
-		Outcome{Created: true}.Status(),
-		Outcome{Existed: true}.Status(),
-		Outcome{Kind: "binding"}.Status(),
-		Outcome{Existed: true, Err: errors.New("x")}.Status(),
+		Declaration{Created: true}.Status(),
+		Declaration{Existed: true}.Status(),
+		Declaration{Kind: "binding"}.Status(),
+		Declaration{Existed: true, Err: errors.New("x")}.Status(),
 	}
 	if diff := cmp.Diff([]string{"created", "existed", "bound", "failed"}, got); diff != "" {
 		t.Errorf("Status (-want +got):\n%s", diff)

@@ -1,10 +1,8 @@
 package topology
 
 import (
-	"encoding/json"
 	"fmt"
 	"maps"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,8 +10,9 @@ import (
 
 // Plan compares a resolved topology with what a broker holds and lists what
 // differs (DESIGN §3). The broker's side comes from its management HTTP API
-// (cmd/warren/internal/mgmt fetches it): a passive declare sees neither arguments nor
-// bindings.
+// (cmd/warren/internal/mgmt fetches it): a passive declare sees neither
+// arguments nor bindings. How values are compared is in plan_normalize.go,
+// how changes are printed in plan_render.go.
 
 // Action says what a Change would take.
 type Action string
@@ -38,19 +37,6 @@ const (
 	// (see Plan) but is not in it. Reported only: nothing deletes it.
 	ActionExtra Action = "extra"
 )
-
-// Text returns the action as plan prints it: "create", "update (by
-// policy)", "needs recreate" or "extra".
-func (a Action) Text() string {
-	switch a {
-	case ActionUpdate:
-		return "update (by policy)"
-	case ActionRecreate:
-		return "needs recreate"
-	default:
-		return string(a)
-	}
-}
 
 // Live is what a broker's virtual host holds, in the topology's own types:
 // the Derived, Pos and dead-letter fields are left zero, and Args hold what
@@ -92,38 +78,6 @@ type Diff struct {
 	Policy string
 	// Why says why no policy can, when Policy is empty for a tunable.
 	Why string
-}
-
-func (d Diff) String() string {
-	s := fmt.Sprintf("%s: %s on the broker, %s in the file", d.Attribute, valueText(d.Live), valueText(d.Want))
-	switch {
-	case d.Policy != "":
-		s += fmt.Sprintf(" (a policy can set %q)", d.Policy)
-	case d.Why != "":
-		s += " (" + d.Why + ")"
-	}
-	return s
-}
-
-// Details describes the change in one line: the differences of an update
-// or a recreate, else the Note.
-func (c Change) Details() string {
-	if len(c.Diffs) == 0 {
-		return c.Note
-	}
-	parts := make([]string, len(c.Diffs))
-	for i, d := range c.Diffs {
-		parts[i] = d.String()
-	}
-	return strings.Join(parts, "; ")
-}
-
-func (c Change) String() string {
-	s := c.Action.Text() + " " + c.Kind + " " + c.Name
-	if d := c.Details(); d != "" {
-		s += ": " + d
-	}
-	return s
 }
 
 // tunable describes a queue argument that a policy can also set: its
@@ -438,191 +392,4 @@ func union(a, b Table) Table {
 	maps.Copy(out, a)
 	maps.Copy(out, b)
 	return out
-}
-
-// less reports a < b for two numbers; false when either is not one.
-func less(a, b any) bool {
-	switch x := a.(type) {
-	case int64:
-		switch y := b.(type) {
-		case int64:
-			return x < y
-		case float64:
-			return float64(x) < y
-		}
-	case float64:
-		switch y := b.(type) {
-		case int64:
-			return x < float64(y)
-		case float64:
-			return x < y
-		}
-	}
-	return false
-}
-
-// equal compares two argument values after normalising them.
-func equal(a, b any) bool { return canonical(a) == canonical(b) }
-
-// normalize maps a value to the Table's types: every integer, and every
-// float that holds a whole number within int64's range, to int64; other
-// numbers to float64; []byte to string; lists and tables element-wise.
-func normalize(v any) any {
-	switch x := v.(type) {
-	case int:
-		return int64(x)
-	case int8:
-		return int64(x)
-	case int16:
-		return int64(x)
-	case int32:
-		return int64(x)
-	case int64:
-		return x
-	case uint8:
-		return int64(x)
-	case uint16:
-		return int64(x)
-	case uint32:
-		return int64(x)
-	case uint:
-		if uint64(x) <= math.MaxInt64 {
-			return int64(x)
-		}
-		return float64(x)
-	case uint64:
-		if x <= math.MaxInt64 {
-			return int64(x)
-		}
-		return float64(x)
-	case float32:
-		return normalize(float64(x))
-	case float64:
-		// 2^63 itself does not fit: the bound is exclusive.
-		if x == math.Trunc(x) && x >= -(1<<63) && x < 1<<63 {
-			return int64(x)
-		}
-		return x
-	case json.Number:
-		if i, err := x.Int64(); err == nil {
-			return i
-		}
-		if f, err := x.Float64(); err == nil {
-			return normalize(f)
-		}
-		return x.String()
-	case []byte:
-		return string(x)
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = normalize(e)
-		}
-		return out
-	case Table:
-		return normalize(map[string]any(x))
-	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, e := range x {
-			out[k] = normalize(e)
-		}
-		return out
-	default:
-		return v
-	}
-}
-
-// canonical renders a normalised value so that equal values render alike:
-// table keys sorted, an empty or nil table as "{}".
-func canonical(v any) string {
-	var b strings.Builder
-	writeCanonical(&b, normalize(v))
-	return b.String()
-}
-
-func writeCanonical(b *strings.Builder, v any) {
-	switch x := v.(type) {
-	case nil:
-		b.WriteString("null")
-	case string:
-		b.WriteString(strconv.Quote(x))
-	case int64:
-		b.WriteString(strconv.FormatInt(x, 10))
-	case float64:
-		b.WriteString(strconv.FormatFloat(x, 'g', -1, 64))
-	case bool:
-		b.WriteString(strconv.FormatBool(x))
-	case []any:
-		b.WriteByte('[')
-		for i, e := range x {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			writeCanonical(b, e)
-		}
-		b.WriteByte(']')
-	case map[string]any:
-		b.WriteByte('{')
-		for i, k := range slices.Sorted(maps.Keys(x)) {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteString(strconv.Quote(k))
-			b.WriteByte(':')
-			writeCanonical(b, x[k])
-		}
-		b.WriteByte('}')
-	default:
-		fmt.Fprintf(b, "%T(%v)", x, x)
-	}
-}
-
-// valueText renders a value for Diff.String: "(none)" for an absent one.
-func valueText(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return "(none)"
-	case string:
-		return strconv.Quote(x)
-	default:
-		return canonical(x)
-	}
-}
-
-func argsText(args Table) string {
-	if len(args) == 0 {
-		return ""
-	}
-	return "arguments " + canonical(args)
-}
-
-func exchangeNote(x Exchange) string {
-	s := x.Kind + flags(x.Durable, x.AutoDelete, x.Internal, false)
-	if a := argsText(x.Args); a != "" {
-		s += ", " + a
-	}
-	return s
-}
-
-func queueNote(q Queue) string {
-	return queueType(q) + flags(q.Durable, q.AutoDelete, false, q.Exclusive)
-}
-
-func flags(durable, autoDelete, internal, exclusive bool) string {
-	var s string
-	if durable {
-		s += ", durable"
-	} else {
-		s += ", transient"
-	}
-	if autoDelete {
-		s += ", auto-delete"
-	}
-	if internal {
-		s += ", internal"
-	}
-	if exclusive {
-		s += ", exclusive"
-	}
-	return s
 }

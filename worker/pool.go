@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/internal/logfield"
 	"github.com/warrenmq/warren/topology"
 )
 
@@ -191,13 +192,13 @@ func queueNames(qs []topology.Queue) []string {
 	return names
 }
 
-// Log field names.
+// Log field names (package logfield), as process.go spells them.
 const (
-	fieldQueue   = "queue"
-	fieldJobID   = "job_id"
-	fieldJobType = "job_type"
-	fieldAttempt = "attempt"
-	fieldClass   = "error_class"
+	fieldQueue   = logfield.Queue
+	fieldJobID   = logfield.JobID
+	fieldJobType = logfield.JobType
+	fieldAttempt = logfield.Attempt
+	fieldClass   = logfield.ErrorClass
 )
 
 // Run consumes until ctx ends, then shuts down and returns nil. It returns
@@ -247,7 +248,7 @@ func (p *Pool) Run(ctx context.Context) error {
 		}
 		first[i] = c
 	}
-	p.opts.log.Info().Int("queues", len(p.queues)).Msg("worker: pool running")
+	p.opts.log.Info().Int(logfield.Queues, len(p.queues)).Msg("worker: pool running")
 
 	// stopCtx ends when the pool starts shutting down (ctx ended or a
 	// consumer failed for good); jobCtx ends at the shutdown deadline, to
@@ -299,7 +300,7 @@ func (p *Pool) Run(ctx context.Context) error {
 	// 2. Let the handlers finish within the deadline.
 	var shutdownErr error
 	if !waitTimeout(&handlers, p.opts.shutdownTimeout) {
-		p.opts.log.Warn().Dur("timeout", p.opts.shutdownTimeout).Msg("worker: jobs still running at the shutdown deadline; cancelling them")
+		p.opts.log.Warn().Dur(logfield.Timeout, p.opts.shutdownTimeout).Msg("worker: jobs still running at the shutdown deadline; cancelling them")
 		abandon()
 		if !waitTimeout(&handlers, max(p.opts.shutdownTimeout, time.Second)) {
 			shutdownErr = errors.New("worker: handlers still running after their ctx was cancelled; their jobs return to the queue when the channels close, and may run twice")
@@ -313,7 +314,7 @@ func (p *Pool) Run(ctx context.Context) error {
 	for _, q := range p.queues {
 		if c := q.current(); c != nil {
 			if n := p.requeueRest(q, c); n > 0 {
-				q.log.Debug().Int("jobs", n).Msg("worker: returned prefetched jobs to the queue")
+				q.log.Debug().Int(logfield.Jobs, n).Msg("worker: returned prefetched jobs to the queue")
 			}
 		}
 	}
@@ -445,7 +446,7 @@ func (p *Pool) serve(stopCtx, jobCtx context.Context, q *queueRun, c *broker.Con
 			if errors.Is(err, broker.ErrNoQueue) || p.conn.State() == broker.Closed {
 				return fmt.Errorf("worker: queue %q: %w", q.queue.Name, err)
 			}
-			q.log.Warn().Err(err).Dur("retry_in", wait).Msg("worker: could not consume again; retrying")
+			q.log.Warn().Err(err).Dur(logfield.RetryIn, wait).Msg("worker: could not consume again; retrying")
 		}
 		b.Reset()
 	}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/internal/logfield"
 )
 
 // Crash loops: a job that kills the worker process running it (os.Exit, a
@@ -90,7 +91,7 @@ func (p *Pool) runQuarantine(stopCtx, jobCtx context.Context, q *queueRun) {
 			if stopCtx.Err() != nil {
 				return
 			}
-			q.log.Debug().Dur("waited", wait).Msg("worker: jobs still running; quarantined jobs wait for their turn")
+			q.log.Debug().Dur(logfield.Waited, wait).Msg("worker: jobs still running; quarantined jobs wait for their turn")
 			notBefore = time.Now().Add(wait)
 			wait = min(2*wait, maxWait)
 			continue

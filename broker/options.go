@@ -1,0 +1,159 @@
+// The options of Dial.
+
+package broker
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Option configures Dial. Options can fail: a bad value is an error from
+// Dial, never a panic.
+type Option func(*options) error
+
+type options struct {
+	name         string
+	heartbeat    time.Duration
+	tls          *tls.Config
+	log          zerolog.Logger
+	dialTimeout  time.Duration
+	reconnect    bool
+	reconnectMin time.Duration
+	reconnectMax time.Duration
+	stateHooks   []func(StateChange)
+}
+
+func defaultOptions() options {
+	return options{
+		heartbeat:    10 * time.Second,
+		log:          zerolog.Nop(),
+		dialTimeout:  15 * time.Second,
+		reconnect:    true,
+		reconnectMin: 200 * time.Millisecond,
+		reconnectMax: 15 * time.Second,
+	}
+}
+
+// WithReconnectBackoff sets the wait between reconnection rounds: from min,
+// doubling (with jitter) up to max (defaults 200ms and 15s).
+func WithReconnectBackoff(min, max time.Duration) Option {
+	return func(o *options) error {
+		if min <= 0 || max < min {
+			return fmt.Errorf("broker: reconnect backoff %v..%v: want 0 < min <= max", min, max)
+		}
+		o.reconnectMin, o.reconnectMax = min, max
+		return nil
+	}
+}
+
+// WithoutReconnect makes a lost connection final: the Conn closes (Done,
+// Err) and what uses it fails with ErrClosed. For tools that run once.
+func WithoutReconnect() Option {
+	return func(o *options) error {
+		o.reconnect = false
+		return nil
+	}
+}
+
+// WithStateHook calls fn on each change of the Conn's state: Disconnected
+// when its connection is lost, Connected when another is open, Closed at
+// the end. fn runs on the Conn's supervising goroutine (or Close's): keep
+// it short, and do not call Close from it. It may be given several times.
+func WithStateHook(fn func(StateChange)) Option {
+	return func(o *options) error {
+		if fn == nil {
+			return errors.New("broker: WithStateHook: nil func")
+		}
+		o.stateHooks = append(o.stateHooks, fn)
+		return nil
+	}
+}
+
+// WithName sets the connection name shown by the management UI and
+// rabbitmqctl list_connections. The default is "warren".
+func WithName(name string) Option {
+	return func(o *options) error {
+		o.name = name
+		return nil
+	}
+}
+
+// WithHeartbeat sets the heartbeat interval the client proposes (default
+// 10s). A dead peer is noticed after about two intervals. Zero is refused:
+// without heartbeats a silently dropped connection is never noticed.
+func WithHeartbeat(d time.Duration) Option {
+	return func(o *options) error {
+		if d < time.Second {
+			return fmt.Errorf("broker: heartbeat %v is below 1s; use at least 1s", d)
+		}
+		o.heartbeat = d
+		return nil
+	}
+}
+
+// MinTLSVersion is the oldest TLS version warren connects with.
+const MinTLSVersion = tls.VersionTLS12
+
+// WithTLS sets the TLS configuration used for amqps:// URLs: typically
+// RootCAs (the CA that signed the broker's certificate), and Certificates
+// for a broker that verifies its clients (mutual TLS). Without it, the
+// system roots are used. When cfg.ServerName is empty, each connection
+// checks the certificate against the host of its own URL.
+//
+// cfg is copied, and the copy is never changed: each connection uses a
+// copy of its own. A MinVersion below MinTLSVersion (zero included) is
+// raised to it, TLS 1.2; a MaxVersion below it is refused, as no
+// connection could then be made.
+func WithTLS(cfg *tls.Config) Option {
+	return func(o *options) error {
+		if cfg == nil {
+			return errors.New("broker: WithTLS: nil *tls.Config")
+		}
+		if cfg.MaxVersion != 0 && cfg.MaxVersion < MinTLSVersion {
+			return fmt.Errorf("broker: WithTLS: MaxVersion is %s, below TLS 1.2, the oldest version warren connects with; leave MaxVersion zero or set it to tls.VersionTLS12 or later",
+				tls.VersionName(cfg.MaxVersion))
+		}
+		o.tls = clientTLS(cfg)
+		return nil
+	}
+}
+
+// clientTLS returns a copy of cfg for one connection, with MinVersion at
+// least MinTLSVersion; for a nil cfg, the default: system roots, server
+// name from the URL. A copy per connection, because amqp091-go writes the
+// URL's host into an empty ServerName: with a shared configuration, the
+// host of the first URL dialled would be checked on every later one.
+func clientTLS(cfg *tls.Config) *tls.Config {
+	if cfg == nil {
+		return &tls.Config{MinVersion: MinTLSVersion}
+	}
+	c := cfg.Clone()
+	if c.MinVersion < MinTLSVersion {
+		c.MinVersion = MinTLSVersion
+	}
+	return c
+}
+
+// WithLogger sets the logger (default: none).
+func WithLogger(l zerolog.Logger) Option {
+	return func(o *options) error {
+		o.log = l
+		return nil
+	}
+}
+
+// WithDialTimeout bounds each connection attempt, TCP, TLS and AMQP
+// handshakes included (default 15s). The ctx given to Dial bounds the whole.
+func WithDialTimeout(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return fmt.Errorf("broker: dial timeout %v must be positive", d)
+		}
+		o.dialTimeout = d
+		return nil
+	}
+}

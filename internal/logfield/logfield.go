@@ -1,0 +1,46 @@
+// Package logfield names the fields of warren's log lines, once, for
+// every package that logs (broker, worker, daemon): a log query for
+// job_id or queue finds the lines of all of them.
+package logfield
+
+// A job and where it travels.
+const (
+	Queue              = "queue"
+	Exchange           = "exchange"
+	RoutingKey         = "routing_key"
+	JobID              = "job_id"
+	JobType            = "job_type"
+	Attempt            = "attempt" // a job's attempt, or a reconnection's
+	CorrelationID      = "correlation_id"
+	TraceID            = "trace_id"
+	ReplyTo            = "reply_to"
+	ErrorClass         = "error_class"
+	DeadLetterExchange = "dead_letter_exchange"
+	DeliveryCount      = "delivery_count"
+	Crashes            = "crashes"
+	CrashLimit         = "crash_limit"
+	Duration           = "duration"
+	Deadline           = "deadline"
+)
+
+// Connections.
+const (
+	URL        = "url" // always redacted (broker.RedactURL)
+	Connection = "connection"
+	Reconnects = "reconnects"
+)
+
+// Lifecycle.
+const (
+	RetryIn   = "retry_in"
+	Reason    = "reason"
+	Timeout   = "timeout"
+	Waited    = "waited"
+	Jobs      = "jobs"
+	Queues    = "queues"
+	Services  = "services"
+	Addr      = "addr"
+	Signal    = "signal"
+	Status    = "status"
+	Component = "component"
+)
