@@ -11,6 +11,8 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/rs/zerolog"
+
+	"github.com/warrenmq/warren/internal/logfield"
 )
 
 // CallerOption configures NewCaller.
@@ -354,12 +356,12 @@ func (c *Caller) loop(cc *callChannel, replies <-chan amqp.Delivery, returns <-c
 			env, err := readMessage(&m)
 			if err != nil {
 				c.discarded.Add(1)
-				c.opts.log.Warn().Err(err).Str("correlation_id", d.CorrelationId).Msg("broker: discarded a malformed reply")
+				c.opts.log.Warn().Err(err).Str(logfield.CorrelationID, d.CorrelationId).Msg("broker: discarded a malformed reply")
 				continue
 			}
 			if !cc.deliver(d.CorrelationId, callResult{env: env}) {
 				c.discarded.Add(1)
-				c.opts.log.Debug().Str("correlation_id", d.CorrelationId).Msg("broker: discarded a reply nobody waits for (late, or unknown)")
+				c.opts.log.Debug().Str(logfield.CorrelationID, d.CorrelationId).Msg("broker: discarded a reply nobody waits for (late, or unknown)")
 			}
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/warrenmq/warren/internal/logfield"
 )
 
 // Sender passes messages along once they exist: a job retried into the
@@ -249,7 +251,7 @@ func (s *Sender) publishConfirmed(ctx context.Context, kind PublishKind, env *En
 		if !s.lostConnection(ctx, ss, err) {
 			return err
 		}
-		s.pipe.log.Warn().Str("job_id", env.ID).Str("job_type", env.Type).Err(err).
+		s.pipe.log.Warn().Str(logfield.JobID, env.ID).Str(logfield.JobType, env.Type).Err(err).
 			Msg("broker: connection lost before the confirm; publishing the job again once reconnected")
 	}
 }

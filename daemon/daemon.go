@@ -165,7 +165,7 @@ func (d *Daemon) Run(ctx context.Context, services ...Service) error {
 	if ln != nil {
 		srv = d.serve(ln, &wg)
 		log.Info().Str(logfield.Addr, ln.Addr().String()).
-			Strs("paths", srv.paths).Msg("daemon: serving http")
+			Strs(logfield.Paths, srv.paths).Msg("daemon: serving http")
 	}
 
 	// The services' ctx keeps ctx's values but not its cancellation: the

@@ -164,7 +164,7 @@ func NewPool(conn *broker.Conn, topo *topology.Topology, h Handler, opts ...Opti
 			cfg:   qo,
 			queue: q,
 			topo:  topo,
-			log:   o.log.With().Str(fieldQueue, q.Name).Logger(),
+			log:   o.log.With().Str(logfield.Queue, q.Name).Logger(),
 			slots: make(chan struct{}, qo.concurrency),
 			kick:  make(chan struct{}, 1),
 		})
@@ -191,15 +191,6 @@ func queueNames(qs []topology.Queue) []string {
 	}
 	return names
 }
-
-// Log field names (package logfield), as process.go spells them.
-const (
-	fieldQueue   = logfield.Queue
-	fieldJobID   = logfield.JobID
-	fieldJobType = logfield.JobType
-	fieldAttempt = logfield.Attempt
-	fieldClass   = logfield.ErrorClass
-)
 
 // Run consumes until ctx ends, then shuts down and returns nil. It returns
 // an error when a consumer cannot start (its queue is missing: apply the

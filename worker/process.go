@@ -8,6 +8,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/internal/logfield"
 )
 
 // correlationID is the correlation id env's reply carries: its own, else,
@@ -109,12 +110,6 @@ func (p *Pool) call(ctx context.Context, job *Job) (err error) {
 	return p.handler.HandleJob(ctx, job)
 }
 
-// Log fields of a job, with those of pool.go (fieldJobID, …).
-const (
-	fieldCorrelationID = "correlation_id"
-	fieldTraceID       = "trace_id"
-)
-
 // jobFields adds to e the fields every line about a job carries: job_id,
 // job_type, attempt, correlation_id when set, trace_id when the job has a
 // trace context (the queue is on the queue's logger already). Nothing is
@@ -123,12 +118,12 @@ func jobFields(e *zerolog.Event, env *broker.Envelope, attempt int) *zerolog.Eve
 	if !e.Enabled() {
 		return e
 	}
-	e = e.Str(fieldJobID, env.ID).Str(fieldJobType, env.Type).Int(fieldAttempt, attempt)
+	e = e.Str(logfield.JobID, env.ID).Str(logfield.JobType, env.Type).Int(logfield.Attempt, attempt)
 	if corr := correlationID(env); corr != "" {
-		e = e.Str(fieldCorrelationID, corr)
+		e = e.Str(logfield.CorrelationID, corr)
 	}
 	if id := traceID(env.Traceparent); id != "" {
-		e = e.Str(fieldTraceID, id)
+		e = e.Str(logfield.TraceID, id)
 	}
 	return e
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/internal/logfield"
 )
 
 // settlePause is how long a worker waits before returning a job to its
@@ -50,7 +51,7 @@ func settled(ack acknowledger) bool {
 // already is left alone: settle is idempotent.
 func (p *Pool) settle(ctx context.Context, q *queueRun, d *broker.Delivery, ack acknowledger, v verdict, out *Outcome) {
 	if settled(ack) {
-		jobFields(q.log.Debug(), d.Envelope, out.Attempt).Stringer("verdict", v.kind).Msg("worker: delivery settled already; nothing more to do")
+		jobFields(q.log.Debug(), d.Envelope, out.Attempt).Stringer(logfield.Verdict, v.kind).Msg("worker: delivery settled already; nothing more to do")
 		return
 	}
 	if v.crashes > 0 {
@@ -75,7 +76,7 @@ func (p *Pool) settle(ctx context.Context, q *queueRun, d *broker.Delivery, ack 
 	case verdictQuarantine:
 		p.quarantine(ctx, q, d, ack, v, out)
 	case verdictCrash:
-		jobFields(q.log.Warn(), d.Envelope, out.Attempt).Int("crashes", v.crashes).Int("crash_limit", p.opts.crashLimit).
+		jobFields(q.log.Warn(), d.Envelope, out.Attempt).Int(logfield.Crashes, v.crashes).Int(logfield.CrashLimit, p.opts.crashLimit).
 			Msg("worker: the job's worker died while running it alone; counted a crash")
 		p.returnToQuarantine(ctx, q, d, ack, out)
 	case verdictRequeue:
@@ -90,7 +91,7 @@ func (p *Pool) settle(ctx context.Context, q *queueRun, d *broker.Delivery, ack 
 	default:
 		// verdictRun is not a settlement: a bug in the caller. The broker
 		// gets the job back rather than lose it.
-		jobFields(q.log.Error(), d.Envelope, out.Attempt).Stringer("verdict", v.kind).Msg("worker: no verdict to settle; returning the job to the queue")
+		jobFields(q.log.Error(), d.Envelope, out.Attempt).Stringer(logfield.Verdict, v.kind).Msg("worker: no verdict to settle; returning the job to the queue")
 		p.requeue(q, d, ack, out)
 	}
 }
@@ -104,7 +105,7 @@ func (p *Pool) ack(q *queueRun, d *broker.Delivery, ack acknowledger, out *Outco
 		return
 	}
 	out.Status = Succeeded
-	jobFields(q.log.Debug(), d.Envelope, out.Attempt).Dur("duration", out.Duration).Msg("worker: job done")
+	jobFields(q.log.Debug(), d.Envelope, out.Attempt).Dur(logfield.Duration, out.Duration).Msg("worker: job done")
 	p.observe(*out)
 }
 
@@ -146,7 +147,7 @@ func (p *Pool) retry(ctx context.Context, q *queueRun, d *broker.Delivery, ack a
 	}
 	out.Status = Retried
 	jobFields(q.log.Debug().Err(v.cause), d.Envelope, out.Attempt).
-		Str(fieldClass, v.class).Dur("retry_in", v.delay).Msg("worker: job failed; retrying")
+		Str(logfield.ErrorClass, v.class).Dur(logfield.RetryIn, v.delay).Msg("worker: job failed; retrying")
 	p.observe(*out)
 }
 
@@ -155,7 +156,7 @@ func (p *Pool) retry(ctx context.Context, q *queueRun, d *broker.Delivery, ack a
 func (p *Pool) deadLetter(ctx context.Context, q *queueRun, d *broker.Delivery, ack acknowledger, v verdict, out *Outcome) {
 	out.Class, out.Err = v.class, v.cause
 	if v.class == ClassCrash {
-		jobFields(q.log.Error(), d.Envelope, out.Attempt).Int("crashes", v.crashes).
+		jobFields(q.log.Error(), d.Envelope, out.Attempt).Int(logfield.Crashes, v.crashes).
 			Msg("worker: the job's worker died while running it alone, again; dead-lettering it")
 	}
 	if err := p.send.publish(ctx, broker.KindDeadLetter, v.env, v.exchange, v.key); err != nil {
@@ -173,7 +174,7 @@ func (p *Pool) deadLetter(ctx context.Context, q *queueRun, d *broker.Delivery, 
 	}
 	out.Status = DeadLettered
 	jobFields(q.log.Debug().Err(v.cause), d.Envelope, out.Attempt).
-		Str(fieldClass, v.class).Str("dead_letter_exchange", v.exchange).Msg("worker: job dead-lettered")
+		Str(logfield.ErrorClass, v.class).Str(logfield.DeadLetterExchange, v.exchange).Msg("worker: job dead-lettered")
 	p.observe(*out)
 }
 
@@ -182,10 +183,10 @@ func (p *Pool) deadLetter(ctx context.Context, q *queueRun, d *broker.Delivery, 
 func (p *Pool) reject(ctx context.Context, q *queueRun, d *broker.Delivery, ack acknowledger, v verdict, out *Outcome) {
 	out.Class, out.Err = v.class, v.cause
 	if v.class == ClassCrash {
-		jobFields(q.log.Error(), d.Envelope, out.Attempt).Int("crashes", v.crashes).
+		jobFields(q.log.Error(), d.Envelope, out.Attempt).Int(logfield.Crashes, v.crashes).
 			Msg("worker: the job's worker died while running it alone, again; dead-lettering it")
 	}
-	jobFields(q.log.Error().Err(v.cause), d.Envelope, out.Attempt).Str(fieldClass, v.class).
+	jobFields(q.log.Error().Err(v.cause), d.Envelope, out.Attempt).Str(logfield.ErrorClass, v.class).
 		Msg("worker: job failed for good and its queue has no dead-letter target; rejecting it")
 	p.replyFailure(ctx, q, d, v, out)
 	if err := ack.Reject(); err != nil {
@@ -202,7 +203,7 @@ func (p *Pool) expire(q *queueRun, d *broker.Delivery, ack acknowledger, out *Ou
 	} else {
 		out.Status = Expired
 	}
-	jobFields(q.log.Debug(), d.Envelope, out.Attempt).Time("deadline", d.Envelope.Deadline).
+	jobFields(q.log.Debug(), d.Envelope, out.Attempt).Time(logfield.Deadline, d.Envelope.Deadline).
 		Msg("worker: request expired before it started; its caller gave up")
 	p.observe(*out)
 }
@@ -221,7 +222,7 @@ func (p *Pool) quarantine(ctx context.Context, q *queueRun, d *broker.Delivery, 
 		jobFields(q.log.Warn().Err(err), d.Envelope, out.Attempt).Msg("worker: ack after moving a job to the quarantine failed; it may run twice")
 	}
 	out.Status = Quarantined
-	jobFields(q.log.Warn(), d.Envelope, out.Attempt).Int("delivery_count", d.DeliveryCount).
+	jobFields(q.log.Warn(), d.Envelope, out.Attempt).Int(logfield.DeliveryCount, d.DeliveryCount).
 		Msg("worker: job delivered again after a worker stopped without settling it (a crash? a lost connection?); moved to the quarantine to run alone")
 	p.observe(*out)
 	select {
@@ -317,7 +318,7 @@ func (p *Pool) sendReply(ctx context.Context, q *queueRun, request *broker.Envel
 	if err := p.send.reply(ctx, request, result, failure); err != nil {
 		return false, err
 	}
-	jobFields(q.log.Debug(), request, max(request.Attempt, 1)).Str("reply_to", request.ReplyTo).Msg("worker: reply sent")
+	jobFields(q.log.Debug(), request, max(request.Attempt, 1)).Str(logfield.ReplyTo, request.ReplyTo).Msg("worker: reply sent")
 	return true, nil
 }
 

@@ -21,6 +21,7 @@ const (
 	CrashLimit         = "crash_limit"
 	Duration           = "duration"
 	Deadline           = "deadline"
+	Verdict            = "verdict" // what the worker decided for a delivery
 )
 
 // Connections.
@@ -40,6 +41,7 @@ const (
 	Queues    = "queues"
 	Services  = "services"
 	Addr      = "addr"
+	Paths     = "paths" // the HTTP paths a daemon serves
 	Signal    = "signal"
 	Status    = "status"
 	Component = "component"
