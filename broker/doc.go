@@ -3,6 +3,18 @@
 // and defines the job envelope — the wire format every producer and worker
 // shares.
 //
+// What broker owns, and no other package does: the connections to RabbitMQ
+// and every channel on them, publisher confirms and returns, the wire
+// format of a job, and the consuming primitives (Consume, and a Delivery's
+// Ack, Requeue and Reject). It is the only one of warren's packages that
+// imports amqp091-go (apart from the CLI's benchmark, whose baseline is the
+// plain client), and no amqp091-go type appears in its API. It decides
+// nothing about a job's fate: retries, dead letters and the quarantine are
+// the worker's policy, which it carries out through a Sender and a
+// Delivery. Of warren's packages it imports only topology (the delay
+// routes, and the Declarer interface it implements): worker, deadletter,
+// daemon, metrics and tracing build on broker, never the other way round.
+//
 // # Connections and publishing
 //
 // Dial connects to the first of a list of broker URLs that answers.

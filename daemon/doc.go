@@ -3,6 +3,13 @@
 // handles SIGTERM and SIGINT, serves health probes and Prometheus metrics
 // over HTTP, and shuts down in a fixed order within a deadline.
 //
+// What daemon owns: the process around the services — signals, the HTTP
+// probes and /metrics, the order and deadline of shutdown, and the
+// operator's configuration (flags and environment). It knows a service
+// only by its Run and Ready methods, so it imports neither worker nor
+// amqp091-go; of broker it uses only the default URL and URL redaction.
+// Connecting, consuming and settling belong to the services it runs.
+//
 //	d, err := daemon.New(daemon.WithConfig(cfg), daemon.WithLogger(log), daemon.WithGatherer(registry))
 //	...
 //	err = d.Run(ctx, pool)

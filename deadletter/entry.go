@@ -1,7 +1,3 @@
-// Package deadletter reads dead-letter queues for operators: it lists the
-// jobs parked there (by warren's workers, with reasons in warren's headers,
-// or by RabbitMQ itself, with x-death), filters and groups them, without
-// removing any.
 package deadletter
 
 import (

@@ -2,6 +2,11 @@
 // publishes and their confirms, jobs processed by outcome, handler
 // durations, jobs in flight, replies, calls and reconnections.
 //
+// metrics only watches: it counts what broker and worker tell it, and
+// never publishes, settles or changes a job; it imports no AMQP client.
+// Its collectors live on the registry it is given, and serving them is the
+// daemon's (or the program's) job.
+//
 // Nothing is registered globally: New registers its collectors on the
 // prometheus.Registerer it is given, under the namespace "warren", and
 // the Metrics it returns is wired in by hand:

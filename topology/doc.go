@@ -1,6 +1,12 @@
 // Package topology reads warren's topology file and declares what it
 // describes on a broker.
 //
+// What topology owns: the topology file, its checks, and the entities
+// warren derives from it (dead-letter queues, quarantines, the delay
+// cascade and its routes). It is plain data: it imports no other package
+// of warren and no AMQP client, and reaches a broker only through the
+// Declarer interface it defines, which broker.Declarer implements.
+//
 // A topology file (YAML; docs/topology.md is the reference) names the
 // exchanges, queues and bindings of an AMQP 0-9-1 broker, and the route
 // (exchange and routing key) of each job type. Load and Parse decode it

@@ -4,6 +4,12 @@
 // OpenTelemetry messaging semantic conventions for RabbitMQ (semconv
 // v1.34.0).
 //
+// tracing only watches: it starts and ends spans around what broker and
+// worker tell it, and writes nothing into a job but its trace context
+// headers; it never publishes, settles or changes a job's fate, and
+// imports no AMQP client. Exporting the spans is the tracer provider's
+// job, which the program configures.
+//
 // A Tracing gives hooks for each side:
 //
 //   - PublishHook, for broker.WithPublishHook: a producer span ("publish

@@ -2,6 +2,16 @@
 // them to handlers, with manual acknowledgements, bounded concurrency,
 // retries held by the broker and dead-letter queues.
 //
+// What worker owns: the Pool and its goroutines, dispatch to handlers
+// (Mux, Handler, Typed, middleware), a delivery's verdict and its
+// settlement, retries, dead letters and the quarantine. It never imports
+// amqp091-go: it consumes through broker.Consume, settles through
+// broker.Delivery (Ack, Requeue, Reject) and publishes retries, dead
+// letters, quarantine moves and replies through a broker.Sender. It
+// declares no topology (it checks that its queues exist; applying the
+// topology is topology.Declare's job, or the CLI's) and opens no
+// connection of its own.
+//
 // A Pool consumes one or more queues. Each delivery is decoded into a Job
 // and dispatched to a Handler, usually a Mux that picks the handler
 // registered for the job's type. What the handler returns decides the

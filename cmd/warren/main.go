@@ -1,5 +1,3 @@
-// Command warren applies topologies, publishes jobs and inspects queues on
-// RabbitMQ. Run `warren --help` for the commands.
 package main
 
 import (

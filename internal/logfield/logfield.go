@@ -1,6 +1,3 @@
-// Package logfield names the fields of warren's log lines, once, for
-// every package that logs (broker, worker, daemon): a log query for
-// job_id or queue finds the lines of all of them.
 package logfield
 
 // A job and where it travels.

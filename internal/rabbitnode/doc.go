@@ -4,6 +4,9 @@
 // losing the leader of a quorum queue. None of these may touch the broker
 // shared by every test run at 127.0.0.1:5672 (see internal/brokertest).
 //
+// rabbitnode is test scaffolding, never imported by product code; it
+// manages its own nodes only.
+//
 // Start runs rabbitmq-server as a child of the test with its own node name,
 // free ports, data, logs, configuration, enabled-plugins file and Erlang
 // cookie, in a directory under $WARREN_NODES_DIR (default

@@ -1,12 +1,3 @@
-// Package testkit holds the waiting helpers warren's tests share: poll a
-// condition, wait for a value on a channel or a WaitGroup, wait for a
-// queue to fill, and dial the test broker through broker.Dial. Each fails
-// the test after its timeout, naming what it waited for, instead of
-// hanging the suite.
-//
-// How tests find the broker, unique names and cleanup are in
-// internal/brokertest; testkit builds on it. (brokertest cannot import
-// broker: broker's own in-package tests use it.)
 package testkit
 
 import (

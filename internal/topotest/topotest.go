@@ -1,5 +1,3 @@
-// Package topotest applies topology files for tests against the shared
-// broker, and deletes what they declared when the test ends.
 package topotest
 
 import (

@@ -29,4 +29,9 @@
 // A run creates its own queue and exchange, named "bench.<impl>.<type>.<random>",
 // and deletes them at the end; it never deletes the shared entities warren
 // derives (warren.*). It uses the whole machine: run one at a time.
+//
+// bench is the one package outside broker that imports amqp091-go: its
+// baseline (baseline.go, baseline_rpc.go) is the plain client, measured
+// against warren. It is used only by warren bench; nothing in warren's own
+// packages imports it.
 package bench

@@ -15,4 +15,8 @@
 // returned when nothing answers at the URL; a *StatusError carries any
 // other refusal (wrong credentials, unknown virtual host). Passwords never
 // appear in them.
+//
+// mgmt speaks HTTP to the management API and never AMQP: it imports
+// neither broker nor amqp091-go, and returns topology types. It is used
+// only by the CLI.
 package mgmt
