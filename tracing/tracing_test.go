@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/codes"
@@ -21,6 +24,7 @@ import (
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/internal/brokertest"
 	"github.com/warrenmq/warren/internal/topotest"
+	"github.com/warrenmq/warren/metrics"
 	"github.com/warrenmq/warren/topology"
 	"github.com/warrenmq/warren/tracing"
 	"github.com/warrenmq/warren/worker"
@@ -451,10 +455,16 @@ func TestNewRefusesNil(t *testing.T) {
 // TestOneObserver gives the Tracing once, to the one connection a
 // publisher and a pool share: the job, its attempts and its retry are one
 // trace, the pool's own sender and job spans included without being told.
+// Metrics given to the same Dial count the same work: observers combine.
 func TestOneObserver(t *testing.T) {
 	f := newFixture(t)
 	_, exp, tr := newProvider(t)
-	f.observe = []broker.Option{broker.WithObserver(tr)}
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.observe = []broker.Option{broker.WithObserver(m), broker.WithObserver(tr)}
 	conn := f.dial("tracing-test-one")
 	pub, err := broker.NewPublisher(conn, broker.WithRouter(f.topo))
 	if err != nil {
@@ -499,5 +509,18 @@ func TestOneObserver(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, tree(t, exp.GetSpans())); diff != "" {
 		t.Errorf("spans (-want +got):\n%s", diff)
+	}
+	expected := fmt.Sprintf(`
+# HELP warren_jobs_processed_total Deliveries settled by worker pools, by queue, job type and outcome (succeeded, retried, dead_lettered, requeued, rejected, expired).
+# TYPE warren_jobs_processed_total counter
+warren_jobs_processed_total{outcome="retried",queue="%[1]s",type="job"} 1
+warren_jobs_processed_total{outcome="succeeded",queue="%[1]s",type="job"} 1
+# HELP warren_jobs_published_total Messages published from envelopes, replies excepted, by job type, kind (job, retry, dead_letter, replay) and outcome (ok: confirmed; error).
+# TYPE warren_jobs_published_total counter
+warren_jobs_published_total{kind="job",outcome="ok",type="job"} 1
+warren_jobs_published_total{kind="retry",outcome="ok",type="job"} 1
+`, q)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(expected), "warren_jobs_processed_total", "warren_jobs_published_total"); err != nil {
+		t.Error(err)
 	}
 }
