@@ -24,7 +24,6 @@ type callerOptions struct {
 	appID      string
 	log        zerolog.Logger
 	timeout    time.Duration
-	hooks      []CallHook
 }
 
 // WithCallRouter routes requests by job type, as WithRouter does for a
@@ -116,7 +115,7 @@ func NewCaller(conn *Conn, opts ...CallerOption) (*Caller, error) {
 		}
 	}
 	return &Caller{
-		pipe: pipe{conn: conn, router: o.router, appID: o.appID, log: o.log, hook: PublishHook(chainHooks(o.hooks))},
+		pipe: pipe{conn: conn, router: o.router, appID: o.appID, log: o.log, observe: chainPublish(conn.opts.observers)},
 		opts: o,
 	}, nil
 }
@@ -188,7 +187,7 @@ func (c *Caller) Call(ctx context.Context, job Job, opts ...PublishOption) (repl
 		corr = env.ID
 	}
 	env.Deadline = deadline
-	// The hooks see how the call ends, not just the publish.
+	// The observers see how the call ends, not just the publish.
 	f, err := c.pipe.begin(ctx, KindRequest, env, o.target, false)
 	if err != nil {
 		return nil, err

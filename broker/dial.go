@@ -31,7 +31,7 @@ const DefaultURL = "amqp://guest:guest@127.0.0.1:5672/"
 // yet received. Publishers, callers and pools open what they need again on
 // the new connection, and a delivery of the old one is never settled on the
 // new one (its ack fails with ErrClosed). Watch the connection's state
-// with WithStateHook, State and Reconnects.
+// with an Observer (WithObserver), State and Reconnects.
 type Conn struct {
 	urls []string // as given, passwords included
 	opts options
@@ -85,8 +85,10 @@ func (s State) String() string {
 	return "unknown"
 }
 
-// StateChange is what a state hook is told.
+// StateChange is what an Observer is told of a change of a Conn's state.
 type StateChange struct {
+	// Name is the Conn's (WithName): it tells connections apart.
+	Name  string
 	State State
 	URL   string // the node (password redacted): connected to, or lost
 	Err   error  // why the connection was lost (Disconnected, Closed)
@@ -103,6 +105,9 @@ func Dial(ctx context.Context, urls []string, opts ...Option) (*Conn, error) {
 		if err := opt(&o); err != nil {
 			return nil, err
 		}
+	}
+	if o.name == "" {
+		o.name = "warren"
 	}
 	if len(urls) == 0 {
 		return nil, errors.New("broker: no broker URL given; pass one, e.g. " + DefaultURL)

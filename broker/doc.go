@@ -29,7 +29,7 @@
 // A Sender passes along jobs that already exist — a worker's retries, dead
 // letters and replies, the dead-letter tools' replays and imports — each
 // with its exchange, routing key and kind named. Publisher, Sender and
-// Caller share one pipeline: routing, hooks, the exchange check and the
+// Caller share one pipeline: routing, observers, the exchange check and the
 // frame-size check are the same for all three.
 // A Declarer declares exchanges, queues and bindings for the topology
 // package.

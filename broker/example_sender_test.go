@@ -12,12 +12,18 @@ import (
 // A Sender passes along a job that already exists, as a worker pool parks
 // a failed job in its dead-letter queue: the envelope goes as it is, to
 // the exchange and routing key named, and the kind of publish is said
-// for the hooks (metrics count it as a dead letter, not a new job).
+// for the Conn's observers (metrics count it as a dead letter, not a new
+// job).
 func ExampleSender_Publish() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	conn, err := broker.Dial(ctx, []string{exampleURL()}, broker.WithName("example-sender"))
+	kinds := make(chan broker.PublishKind, 1)
+	watch := broker.ObserverFuncs{OnPublish: func(ctx context.Context, info broker.PublishInfo, env *broker.Envelope) (context.Context, func(error)) {
+		kinds <- info.Kind
+		return ctx, nil
+	}}
+	conn, err := broker.Dial(ctx, []string{exampleURL()}, broker.WithName("example-sender"), broker.WithObserver(watch))
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -38,12 +44,7 @@ queues:
 		return
 	}
 
-	kinds := make(chan broker.PublishKind, 1)
-	snd, err := broker.NewSender(conn, broker.WithPublishHook(
-		func(ctx context.Context, info broker.PublishInfo, env *broker.Envelope) (context.Context, func(error)) {
-			kinds <- info.Kind
-			return ctx, nil
-		}))
+	snd, err := broker.NewSender(conn)
 	if err != nil {
 		fmt.Println(err)
 		return

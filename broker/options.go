@@ -24,7 +24,7 @@ type options struct {
 	reconnect    bool
 	reconnectMin time.Duration
 	reconnectMax time.Duration
-	stateHooks   []func(StateChange)
+	observers    []Observer
 }
 
 func defaultOptions() options {
@@ -59,22 +59,10 @@ func WithoutReconnect() Option {
 	}
 }
 
-// WithStateHook calls fn on each change of the Conn's state: Disconnected
-// when its connection is lost, Connected when another is open, Closed at
-// the end. fn runs on the Conn's supervising goroutine (or Close's): keep
-// it short, and do not call Close from it. It may be given several times.
-func WithStateHook(fn func(StateChange)) Option {
-	return func(o *options) error {
-		if fn == nil {
-			return errors.New("broker: WithStateHook: nil func")
-		}
-		o.stateHooks = append(o.stateHooks, fn)
-		return nil
-	}
-}
-
 // WithName sets the connection name shown by the management UI and
-// rabbitmqctl list_connections. The default is "warren".
+// rabbitmqctl list_connections, and given to the observers with each
+// StateChange (metrics label reconnections with it). The default is
+// "warren".
 func WithName(name string) Option {
 	return func(o *options) error {
 		o.name = name

@@ -11,34 +11,34 @@ import (
 
 // pipe is the way every message from an envelope goes out, whoever sends
 // it (Publisher, Sender, Caller): the app id filled in, the job type's
-// route, the hooks, the wait for a connection that is not blocked, the
+// route, the observers, the wait for a connection that is not blocked, the
 // check that the exchange exists, and the check that the message fits in
 // one frame. Only the channel it is written to differs: a confirm channel
 // (Sender, and the Publisher built on it) or a Caller's reply channel,
 // each with the handling of the broker's returns its outcomes need.
 type pipe struct {
-	conn   *Conn
-	router Router // nil: every message names its target
-	appID  string
-	log    zerolog.Logger
-	hook   PublishHook // the hooks chained; nil when there are none
-	known  sync.Map    // exchange name -> struct{}: exchanges seen to exist
+	conn    *Conn
+	router  Router // nil: every message names its target
+	appID   string
+	log     zerolog.Logger
+	observe publishFunc // the Conn's observers chained; nil when there are none
+	known   sync.Map    // exchange name -> struct{}: exchanges seen to exist
 }
 
-// inflight is a message on its way: its envelope and target, the hooks'
-// func for its outcome, and, once sent on a confirm channel, its pending
+// inflight is a message on its way: its envelope and target, the
+// observers' func for its outcome, and, once sent on a confirm channel, its pending
 // confirm.
 type inflight struct {
 	env     *Envelope
 	target  publishTarget
 	pending *pending
-	done    func(error) // the hooks', called once with the outcome
+	done    func(error) // the observers', called once with the outcome
 }
 
 // begin readies env for t: the app id filled in when empty, t resolved to
-// the job type's route unless explicit, and the hooks called (as kind;
-// confirmed says whether the outcome they will see is a confirm). A job
-// type without a route fails without calling the hooks.
+// the job type's route unless explicit, and the observers called (as
+// kind; confirmed says whether the outcome they will see is a confirm). A
+// job type without a route fails without calling the observers.
 func (p *pipe) begin(ctx context.Context, kind PublishKind, env *Envelope, t publishTarget, confirmed bool) (*inflight, error) {
 	f := &inflight{env: env, target: t}
 	if env.AppID == "" {
@@ -54,8 +54,8 @@ func (p *pipe) begin(ctx context.Context, kind PublishKind, env *Envelope, t pub
 		}
 		f.target = publishTarget{exchange: ex, key: key, explicit: true}
 	}
-	if p.hook != nil {
-		_, f.done = p.hook(ctx, PublishInfo{Kind: kind, Exchange: f.target.exchange, RoutingKey: f.target.key, Confirmed: confirmed}, env)
+	if p.observe != nil {
+		_, f.done = p.observe(ctx, PublishInfo{Kind: kind, Exchange: f.target.exchange, RoutingKey: f.target.key, Confirmed: confirmed}, env)
 	}
 	return f, nil
 }
@@ -120,7 +120,7 @@ func (f *inflight) fail(err error) error {
 	return f.end(&PublishError{JobID: f.env.ID, JobType: f.env.Type, Exchange: f.target.exchange, RoutingKey: f.target.key, Err: err})
 }
 
-// end calls the hooks' done func, once, with the outcome, and returns err.
+// end calls the observers' done func, once, with the outcome, and returns err.
 func (f *inflight) end(err error) error {
 	if done := f.done; done != nil {
 		f.done = nil

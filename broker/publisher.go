@@ -23,7 +23,6 @@ type publisherOptions struct {
 	appID  string
 	log    zerolog.Logger
 	window int
-	hooks  []PublishHook
 	// publisherOnly names the last option given that only a Publisher
 	// takes, for NewSender to refuse.
 	publisherOnly string

@@ -20,9 +20,10 @@ import (
 func TestMain(m *testing.M) { os.Exit(brokertest.MainWithLeakCheck(m)) }
 
 // dial connects to the test broker, closing the connection at cleanup.
-func dial(t *testing.T) *broker.Conn {
+func dial(t *testing.T, opts ...broker.Option) *broker.Conn {
 	t.Helper()
-	conn, err := broker.Dial(brokertest.Context(t, 30*time.Second), []string{brokertest.URL(t)}, broker.WithName("warren-test"))
+	opts = append([]broker.Option{broker.WithName("warren-test")}, opts...)
+	conn, err := broker.Dial(brokertest.Context(t, 30*time.Second), []string{brokertest.URL(t)}, opts...)
 	if err != nil {
 		t.Fatalf("Dial: %v", err)
 	}

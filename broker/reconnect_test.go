@@ -21,12 +21,12 @@ func TestConnReconnectsAfterTheBrokerClosesIt(t *testing.T) {
 	changed := make(chan struct{}, 16)
 	conn, err := broker.Dial(brokertest.Context(t, 30*time.Second), []string{brokertest.URL(t)},
 		broker.WithName(name), broker.WithReconnectBackoff(50*time.Millisecond, time.Second),
-		broker.WithStateHook(func(c broker.StateChange) {
+		broker.WithObserver(broker.ObserverFuncs{OnConnection: func(c broker.StateChange) {
 			mu.Lock()
 			states = append(states, c.State)
 			mu.Unlock()
 			changed <- struct{}{}
-		}))
+		}}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,7 +51,7 @@ func (c *capture) String() string {
 func (c *capture) options() []broker.Option {
 	return []broker.Option{
 		broker.WithLogger(zerolog.New(c).Level(zerolog.TraceLevel)),
-		broker.WithStateHook(func(s broker.StateChange) { c.add("state", fmt.Sprintf("%s %s %v", s.State, s.URL, s.Err)) }),
+		broker.WithObserver(broker.ObserverFuncs{OnConnection: func(s broker.StateChange) { c.add("state", fmt.Sprintf("%s %s %v", s.State, s.URL, s.Err)) }}),
 	}
 }
 
@@ -121,7 +121,7 @@ func TestLostConnectionNeverShowsThePassword(t *testing.T) {
 		name := brokertest.ConnName(t, "lost")
 		changes := make(chan broker.State, 16)
 		opts := append(c.options(), broker.WithName(name), broker.WithReconnectBackoff(300*time.Millisecond, 300*time.Millisecond),
-			broker.WithStateHook(func(s broker.StateChange) { changes <- s.State }))
+			broker.WithObserver(broker.ObserverFuncs{OnConnection: func(s broker.StateChange) { changes <- s.State }}))
 		conn, err := broker.Dial(brokertest.Context(t, 30*time.Second), []string{good, refused, wrongUser}, opts...)
 		if err != nil {
 			t.Fatalf("Dial: %v", err)

@@ -19,7 +19,7 @@ import (
 // replayed; a raw message moved as it is; the reply to a request. It is
 // what worker pools and the dead-letter tools publish with; producers use
 // a Publisher. Each message names its exchange and routing key, and the
-// kind of publish it is (reported to the hooks, WithPublishHook).
+// kind of publish it is (reported to the Conn's observers, WithObserver).
 //
 // Messages are published with publisher confirms and as mandatory, with
 // the guarantees of Publisher.Publish; replies to a caller waiting on its
@@ -41,8 +41,9 @@ type Sender struct {
 }
 
 // NewSender returns a Sender on conn. It opens its channel on first use.
-// It takes WithAppID, WithPublisherLogger and WithPublishHook; WithRouter
-// and WithBatchWindow are for a Publisher and refused.
+// It takes WithAppID and WithPublisherLogger; WithRouter and
+// WithBatchWindow are for a Publisher and refused. The Conn's observers
+// see its messages.
 func NewSender(conn *Conn, opts ...PublisherOption) (*Sender, error) {
 	o, err := publisherOptionsOf(conn, opts)
 	if err != nil {
@@ -55,7 +56,7 @@ func NewSender(conn *Conn, opts ...PublisherOption) (*Sender, error) {
 }
 
 func newSender(conn *Conn, o publisherOptions) *Sender {
-	return &Sender{pipe: pipe{conn: conn, router: o.router, appID: o.appID, log: o.log, hook: chainHooks(o.hooks)}}
+	return &Sender{pipe: pipe{conn: conn, router: o.router, appID: o.appID, log: o.log, observe: chainPublish(conn.opts.observers)}}
 }
 
 // Confirmation is a publish on the wire, awaiting the broker's outcome.
@@ -75,7 +76,7 @@ func (c *Confirmation) Ready() bool { return len(c.f.pending.result) > 0 }
 // Send publishes env as it is, to exchange with routingKey, and returns
 // once it is on the wire; the Confirmation says when the broker has it.
 // Sending many and then waiting for each, in order, pipelines the
-// confirms; keep a bounded number outstanding. The hooks see it as kind,
+// confirms; keep a bounded number outstanding. The observers see it as kind,
 // and its outcome when Confirmation.Wait returns.
 //
 // Nothing in env is changed or generated, so a message that is not a
@@ -103,8 +104,8 @@ func (s *Sender) Publish(ctx context.Context, kind PublishKind, env *Envelope, e
 // the default exchange: no queue of that name), a nack ErrNacked, a
 // missing exchange ErrNoExchange, a lost channel ErrClosed. The error is a
 // *PublishError naming msg's message id and type. It is for tools that
-// move messages as they are (dead-letter export and import); the hooks do
-// not see it. Headers the broker wrote on a delivery (BrokerHeader) are
+// move messages as they are (dead-letter export and import); the
+// observers do not see it. Headers the broker wrote on a delivery (BrokerHeader) are
 // left out.
 //
 // The broker checks what a job publish never sets: a user_id property
@@ -137,7 +138,8 @@ func (s *Sender) PublishMessage(ctx context.Context, exchange, routingKey string
 // Reply returns once it is written: such a reply exists only while its
 // caller's channel does, and if it is lost its caller times out, as it
 // would if the worker had died. To a durable reply queue it is published
-// with a confirm and as mandatory (Publish). The hooks see it as KindReply.
+// with a confirm and as mandatory (Publish). The observers see it as
+// KindReply.
 // It is what a worker pool does when a request ends.
 func (s *Sender) Reply(ctx context.Context, request *Envelope, result any, failure *Failure) error {
 	return s.reply(ctx, request, result, failure, time.Now())
@@ -147,7 +149,7 @@ func (s *Sender) reply(ctx context.Context, request *Envelope, result any, failu
 	if request.ReplyTo == "" {
 		return fmt.Errorf("%w: job %s has no reply_to: nobody waits for its reply", ErrInvalidJob, request.ID)
 	}
-	if !IsCallerReplyTo(request.ReplyTo) || failure != nil || request.Traceparent != "" || s.pipe.hook != nil {
+	if !IsCallerReplyTo(request.ReplyTo) || failure != nil || request.Traceparent != "" || s.pipe.observe != nil {
 		r, err := newReply(request, result, failure, now)
 		if err != nil {
 			return err
@@ -188,8 +190,8 @@ func (s *Sender) reply(ctx context.Context, request *Envelope, result any, failu
 // id and type from its request.
 func (s *Sender) sendDirectReply(ctx context.Context, env *Envelope, replyTo string) error {
 	var done func(error)
-	if s.pipe.hook != nil {
-		_, done = s.pipe.hook(ctx, PublishInfo{Kind: KindReply, RoutingKey: replyTo}, env)
+	if s.pipe.observe != nil {
+		_, done = s.pipe.observe(ctx, PublishInfo{Kind: KindReply, RoutingKey: replyTo}, env)
 	}
 	full := env.publishing()
 	msg := amqp.Publishing{

@@ -156,8 +156,9 @@ func (c *Conn) redial(lost int) (*session, bool) {
 }
 
 func (c *Conn) notify(ch StateChange) {
-	for _, h := range c.opts.stateHooks {
-		h(ch)
+	ch.Name = c.opts.name
+	for _, o := range c.opts.observers {
+		o.Connection(ch)
 	}
 }
 

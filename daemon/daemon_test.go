@@ -204,7 +204,7 @@ func TestProbesAndDrain(t *testing.T) {
 	outcomes := make(chan worker.Outcome, 10)
 	pool, err := worker.NewPool(f.conn, f.topo, mux, worker.WithSender(f.snd),
 		worker.WithShutdownTimeout(2*time.Minute),
-		worker.WithObserver(func(o worker.Outcome) { jobs.Inc(); outcomes <- o }))
+		worker.WithObserver(worker.OutcomeFunc(func(o worker.Outcome) { jobs.Inc(); outcomes <- o })))
 	if err != nil {
 		t.Fatal(err)
 	}

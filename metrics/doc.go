@@ -4,22 +4,22 @@
 //
 // metrics only watches: it counts what broker and worker tell it, and
 // never publishes, settles or changes a job; it imports no AMQP client.
-// Its collectors live on the registry it is given, and serving them is the
-// daemon's (or the program's) job.
+// Serving its collectors is the daemon's (or the program's) job.
 //
 // Nothing is registered globally: New registers its collectors on the
-// prometheus.Registerer it is given, under the namespace "warren", and
-// the Metrics it returns is wired in by hand:
+// prometheus.Registerer it is given, under the namespace "warren". The
+// Metrics it returns is a broker.Observer and a worker.Observer: give it
+// to broker.Dial, once per connection, and everything built on the
+// connection is counted — publishers, senders, callers, and the worker
+// pools, which use it without being told:
 //
 //	m, err := metrics.New(reg, metrics.WithJobTypes(topo.JobTypes()...))
-//	pub, err := broker.NewPublisher(conn, broker.WithPublishHook(m.PublishHook()))
-//	snd, err := broker.NewSender(conn, broker.WithPublishHook(m.PublishHook()))
-//	caller, err := broker.NewCaller(conn, broker.WithCallHook(m.CallHook()))
-//	mux.Use(m.Middleware())
-//	pool, err := worker.NewPool(conn, topo, mux, worker.WithSender(snd), worker.WithObserver(m.Observe))
+//	conn, err := broker.Dial(ctx, urls, broker.WithName("consumer"), broker.WithObserver(m))
 //
-// The pool's retries, dead letters and replies are counted through the
-// hook of its sender: give the pool one (worker.WithSender).
+// The pool's retries, dead letters and replies are counted by the
+// observers of its sender's connection (worker.WithSender): dial that one
+// with the Metrics too. Reconnections are labelled with the connection's
+// name (broker.WithName) as their role: keep the names a small fixed set.
 //
 // Job types label several metrics. They come from the topology, whose
 // routes bound them, but a producer can publish any type: give the

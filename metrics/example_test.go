@@ -32,18 +32,6 @@ func Example() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	conn, err := broker.Dial(ctx, []string{exampleURL()}, broker.WithName("example-metrics-worker"))
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer conn.Close()
-	pubConn, err := broker.Dial(ctx, []string{exampleURL()}, broker.WithName("example-metrics-publisher"))
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer pubConn.Close()
 	topo, err := topology.Parse("example.yaml", []byte(`
 exchanges:
   example.metrics.jobs: {type: direct, auto_delete: true}
@@ -58,13 +46,6 @@ routes:
 		fmt.Println(err)
 		return
 	}
-	d := broker.NewDeclarer(conn)
-	defer d.Close(ctx)
-	if _, err := topology.Declare(ctx, d, topo); err != nil {
-		fmt.Println(err)
-		return
-	}
-
 	// The job types label the metrics: those of the topology, and
 	// "other" for any type a producer makes up.
 	reg := prometheus.NewRegistry()
@@ -73,15 +54,36 @@ routes:
 		fmt.Println(err)
 		return
 	}
-	// The producer's publisher and the pool's sender (retries, dead
-	// letters, replies), with the same hook: it counts them all.
-	pub, err := broker.NewPublisher(pubConn, broker.WithRouter(topo), broker.WithPublishHook(m.PublishHook()))
+
+	// One line each: everything on these connections is counted — the
+	// producer's publishes, the pool's jobs, retries, dead letters and
+	// replies, and reconnections (labelled with the connection's name).
+	conn, err := broker.Dial(ctx, []string{exampleURL()}, broker.WithName("example-metrics-worker"), broker.WithObserver(m))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer conn.Close()
+	pubConn, err := broker.Dial(ctx, []string{exampleURL()}, broker.WithName("example-metrics-publisher"), broker.WithObserver(m))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer pubConn.Close()
+	d := broker.NewDeclarer(conn)
+	defer d.Close(ctx)
+	if _, err := topology.Declare(ctx, d, topo); err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	pub, err := broker.NewPublisher(pubConn, broker.WithRouter(topo))
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	defer pub.Close(ctx)
-	snd, err := broker.NewSender(pubConn, broker.WithPublishHook(m.PublishHook()))
+	snd, err := broker.NewSender(pubConn)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -90,18 +92,16 @@ routes:
 
 	runCtx, stop := context.WithCancel(ctx)
 	mux := worker.NewMux()
-	mux.Use(m.Middleware()) // jobs in flight
 	mux.HandleFunc("email.send", func(ctx context.Context, job *worker.Job) error { return nil })
 	var settled atomic.Int32
 	pool, err := worker.NewPool(conn, topo, mux,
 		worker.WithQueue("example.metrics.emails"),
 		worker.WithSender(snd),
-		worker.WithObserver(m.Observe), // jobs processed, handler durations
-		worker.WithObserver(func(worker.Outcome) {
+		worker.WithObserver(worker.OutcomeFunc(func(worker.Outcome) {
 			if settled.Add(1) == 2 {
 				stop() // the example ends after two jobs
 			}
-		}))
+		})))
 	if err != nil {
 		fmt.Println(err)
 		return

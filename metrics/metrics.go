@@ -122,38 +122,22 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 	return m, nil
 }
 
-// PublishHook returns the hook that counts a Publisher's publishes
-// (warren_jobs_published_total, or warren_replies_sent_total for replies)
-// and times their confirms. Give it to broker.WithPublishHook, for the
-// producers' publishers and the pools' alike.
-func (m *Metrics) PublishHook() broker.PublishHook {
-	return func(ctx context.Context, info broker.PublishInfo, env *broker.Envelope) (context.Context, func(error)) {
-		start := time.Now()
-		jobType := env.Type
-		return ctx, func(err error) {
-			outcome := OutcomeOK
-			if err != nil {
-				outcome = OutcomeError
-			}
-			kind := info.Kind.String()
-			if info.Kind == broker.KindReply {
-				m.replies.WithLabelValues(outcome).Inc()
-			} else {
-				m.published.WithLabelValues(m.types.label(jobType), kind, outcome).Inc()
-			}
-			if err == nil && info.Confirmed {
-				m.confirm.WithLabelValues(kind).Observe(time.Since(start).Seconds())
-			}
-		}
-	}
-}
+// Metrics observes connections, publishes, calls and jobs: give it to
+// broker.Dial with broker.WithObserver, and the Publishers, Senders,
+// Callers and worker pools built on the connection are counted.
+var (
+	_ broker.Observer = (*Metrics)(nil)
+	_ worker.Observer = (*Metrics)(nil)
+)
 
-// CallHook returns the hook that counts a Caller's calls by outcome
-// (warren_calls_total) and times those that got a reply. Give it to
-// broker.WithCallHook.
-func (m *Metrics) CallHook() broker.CallHook {
-	return func(ctx context.Context, _ broker.PublishInfo, env *broker.Envelope) (context.Context, func(error)) {
-		start := time.Now()
+// Publish counts a publish (warren_jobs_published_total, or
+// warren_replies_sent_total for a reply) and times its confirm; for a
+// call's request (broker.KindRequest), it counts the call by outcome
+// (warren_calls_total) and times those that got a reply. It is the
+// broker.Observer's.
+func (m *Metrics) Publish(ctx context.Context, info broker.PublishInfo, env *broker.Envelope) (context.Context, func(error)) {
+	start := time.Now()
+	if info.Kind == broker.KindRequest {
 		jobType := m.types.label(env.Type)
 		return ctx, func(err error) {
 			outcome := CallOutcome(err)
@@ -161,6 +145,54 @@ func (m *Metrics) CallHook() broker.CallHook {
 			if outcome == CallOK || outcome == CallRemoteError {
 				m.callDuration.WithLabelValues(jobType).Observe(time.Since(start).Seconds())
 			}
+		}
+	}
+	jobType := env.Type
+	return ctx, func(err error) {
+		outcome := OutcomeOK
+		if err != nil {
+			outcome = OutcomeError
+		}
+		kind := info.Kind.String()
+		if info.Kind == broker.KindReply {
+			m.replies.WithLabelValues(outcome).Inc()
+		} else {
+			m.published.WithLabelValues(m.types.label(jobType), kind, outcome).Inc()
+		}
+		if err == nil && info.Confirmed {
+			m.confirm.WithLabelValues(kind).Observe(time.Since(start).Seconds())
+		}
+	}
+}
+
+// Connection counts a re-established connection (warren_reconnects_total)
+// under the connection's name (broker.WithName) as its role: name the
+// connections after what they are for ("publisher", "consumer", "caller",
+// …), a small fixed set, as each is a time series. It is the
+// broker.Observer's.
+func (m *Metrics) Connection(c broker.StateChange) {
+	if c.State == broker.Connected && c.Reconnects > 0 {
+		m.reconnects.WithLabelValues(c.Name).Inc()
+	}
+}
+
+// Job keeps warren_jobs_in_flight, the deliveries a pool is handling by
+// queue, and, once the delivery is settled, counts it
+// (warren_jobs_processed_total) and its handler's run time. It is the
+// worker.Observer's: a pool on a connection dialled with the Metrics uses
+// it without being told.
+func (m *Metrics) Job(ctx context.Context, job *worker.Job, _ worker.Source) (context.Context, func(worker.Outcome)) {
+	g := m.inFlight.WithLabelValues(job.Queue)
+	g.Inc()
+	return ctx, func(o worker.Outcome) {
+		g.Dec()
+		if o.Status == 0 {
+			return // settled already, elsewhere
+		}
+		jobType := m.types.label(o.JobType)
+		m.processed.WithLabelValues(o.Queue, jobType, StatusLabel(o.Status)).Inc()
+		if o.Duration > 0 { // a handler ran
+			m.handler.WithLabelValues(o.Queue, jobType).Observe(o.Duration.Seconds())
 		}
 	}
 }
@@ -177,16 +209,6 @@ func CallOutcome(err error) string {
 		return CallTimeout
 	}
 	return CallError
-}
-
-// Observe counts a pool's settled delivery (warren_jobs_processed_total)
-// and its handler's run time. Give it to worker.WithObserver.
-func (m *Metrics) Observe(o worker.Outcome) {
-	jobType := m.types.label(o.JobType)
-	m.processed.WithLabelValues(o.Queue, jobType, StatusLabel(o.Status)).Inc()
-	if o.Duration > 0 { // a handler ran
-		m.handler.WithLabelValues(o.Queue, jobType).Observe(o.Duration.Seconds())
-	}
 }
 
 // StatusLabel returns the outcome label of a worker.Status:
@@ -210,41 +232,6 @@ func StatusLabel(s worker.Status) string {
 		return "quarantined"
 	}
 	return "unknown"
-}
-
-// Middleware returns the middleware that keeps warren_jobs_in_flight, the
-// handlers running by queue. Give it to Mux.Use, first, so that it spans
-// the other middleware.
-func (m *Metrics) Middleware() worker.Middleware {
-	return func(next worker.Handler) worker.Handler {
-		return worker.HandlerFunc(func(ctx context.Context, job *worker.Job) error {
-			g := m.inFlight.WithLabelValues(job.Queue)
-			g.Inc()
-			defer g.Dec()
-			return next.HandleJob(ctx, job)
-		})
-	}
-}
-
-// Reconnected counts one re-established connection
-// (warren_reconnects_total) for role, which names what the connection is
-// for: "publisher", "consumer", "caller", or a name of the application's.
-// The roles must be a small fixed set, as each is a time series. StateHook
-// calls it for a broker.Conn.
-func (m *Metrics) Reconnected(role string) {
-	m.reconnects.WithLabelValues(role).Inc()
-}
-
-// StateHook returns a broker.WithStateHook func counting the
-// reconnections of one connection under role:
-//
-//	conn, err := broker.Dial(ctx, urls, broker.WithStateHook(m.StateHook("consumer")))
-func (m *Metrics) StateHook(role string) func(broker.StateChange) {
-	return func(c broker.StateChange) {
-		if c.State == broker.Connected && c.Reconnects > 0 {
-			m.Reconnected(role)
-		}
-	}
 }
 
 // typeSet bounds the job types used as label values.

@@ -79,24 +79,23 @@ routes:
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := broker.NewPublisher(testkit.Dial(t, "metrics-test-publish"), broker.WithRouter(topo), broker.WithPublishHook(m.PublishHook()))
+	pub, err := broker.NewPublisher(testkit.Dial(t, "metrics-test-publish", broker.WithObserver(m)), broker.WithRouter(topo))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pub.Close(context.Background()) })
-	snd, err := broker.NewSender(testkit.Dial(t, "metrics-test-send"), broker.WithPublishHook(m.PublishHook()))
+	snd, err := broker.NewSender(testkit.Dial(t, "metrics-test-send", broker.WithObserver(m)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { snd.Close(context.Background()) })
-	caller, err := broker.NewCaller(testkit.Dial(t, "metrics-test-call"), broker.WithCallRouter(topo), broker.WithCallHook(m.CallHook()))
+	caller, err := broker.NewCaller(testkit.Dial(t, "metrics-test-call", broker.WithObserver(m)), broker.WithCallRouter(topo))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { caller.Close(context.Background()) })
 
 	mux := worker.NewMux()
-	mux.Use(m.Middleware())
 	mux.HandleFunc("ok", func(context.Context, *worker.Job) error { return nil })
 	mux.HandleFunc("flaky", func(_ context.Context, job *worker.Job) error {
 		if job.Attempt == 1 {
@@ -108,10 +107,11 @@ routes:
 	mux.HandleFunc("rpc", func(_ context.Context, job *worker.Job) error { job.SetResult("pong"); return nil })
 	mux.HandleFunc("rpcfail", func(context.Context, *worker.Job) error { return worker.Permanent(errors.New("refused")) })
 	var settled atomic.Int32
-	pool, err := worker.NewPool(testkit.Dial(t, "metrics-test-consume"), topo, mux,
+	// The pool observes its jobs with the Metrics of its connection, and
+	// with the observer given: observers add up.
+	pool, err := worker.NewPool(testkit.Dial(t, "metrics-test-consume", broker.WithObserver(m)), topo, mux,
 		worker.WithQueue(q), worker.WithSender(snd),
-		worker.WithObserver(m.Observe),
-		worker.WithObserver(func(worker.Outcome) { settled.Add(1) })) // observers add up
+		worker.WithObserver(worker.OutcomeFunc(func(worker.Outcome) { settled.Add(1) })))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ routes:
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	stopPool() // every hook and observer has returned
+	stopPool() // every observer has returned
 	if n := settled.Load(); n != deliveries {
 		t.Errorf("%d deliveries settled, want %d", n, deliveries)
 	}
@@ -250,7 +250,8 @@ func TestJobTypeLabelsAreBounded(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, jt := range tt.types {
-				m.Observe(worker.Outcome{Queue: "q", JobType: jt, Status: worker.Succeeded})
+				_, done := m.Job(context.Background(), &worker.Job{Queue: "q", Type: jt}, worker.Source{})
+				done(worker.Outcome{Queue: "q", JobType: jt, Status: worker.Succeeded})
 			}
 			families, err := reg.Gather()
 			if err != nil {
@@ -317,12 +318,16 @@ func TestReconnected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.Reconnected("publisher")
-	hook := m.StateHook("publisher")
-	hook(broker.StateChange{State: broker.Connected})                   // the first connection: not a reconnection
-	hook(broker.StateChange{State: broker.Disconnected, Reconnects: 0}) // lost: nothing yet
-	hook(broker.StateChange{State: broker.Connected, Reconnects: 1})
-	m.Reconnected("consumer")
+	for _, c := range []broker.StateChange{
+		{Name: "publisher", State: broker.Connected, Reconnects: 3},
+		{Name: "publisher", State: broker.Connected},                   // the first connection: not a reconnection
+		{Name: "publisher", State: broker.Disconnected, Reconnects: 0}, // lost: nothing yet
+		{Name: "publisher", State: broker.Connected, Reconnects: 1},
+		{Name: "consumer", State: broker.Connected, Reconnects: 1},
+		{Name: "consumer", State: broker.Closed, Reconnects: 1}, // closed: nothing
+	} {
+		m.Connection(c)
+	}
 	expected := `
 # HELP warren_reconnects_total Connections re-established after a loss, by role.
 # TYPE warren_reconnects_total counter
@@ -330,6 +335,104 @@ warren_reconnects_total{role="consumer"} 1
 warren_reconnects_total{role="publisher"} 2
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(expected), "warren_reconnects_total"); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestOneObserver checks that a Metrics given once, to broker.Dial, counts
+// the publishes, calls, reconnections and jobs of everything on that
+// connection, the pool's included without being told.
+func TestOneObserver(t *testing.T) {
+	x, q := brokertest.Name(t, "x"), brokertest.Name(t, "q")
+	topo := topotest.Apply(t, fmt.Sprintf(`version: 1
+exchanges:
+  %[1]s: {type: direct}
+queues:
+  %[2]s: {type: classic}
+bindings:
+  - {exchange: %[1]s, queue: %[2]s, routing_keys: [ok, rpc]}
+routes:
+  ok: {exchange: %[1]s}
+  rpc: {exchange: %[1]s}
+`, x, q))
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, metrics.WithJobTypes(topo.JobTypes()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := brokertest.ConnName(t, "metrics-one")
+	conn := testkit.Dial(t, name, broker.WithObserver(m), broker.WithReconnectBackoff(50*time.Millisecond, time.Second))
+	pub, err := broker.NewPublisher(conn, broker.WithRouter(topo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pub.Close(context.Background()) })
+	caller, err := broker.NewCaller(conn, broker.WithCallRouter(topo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { caller.Close(context.Background()) })
+	mux := worker.NewMux()
+	mux.HandleFunc("ok", func(context.Context, *worker.Job) error { return nil })
+	mux.HandleFunc("rpc", func(_ context.Context, job *worker.Job) error { job.SetResult("pong"); return nil })
+	var settled atomic.Int32
+	pool, err := worker.NewPool(conn, topo, mux, worker.WithObserver(worker.OutcomeFunc(func(worker.Outcome) { settled.Add(1) })))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- pool.Run(ctx) }()
+	stopped := false
+	stopPool := func() {
+		if !stopped {
+			stopped = true
+			stop()
+			if err := <-ran; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		}
+	}
+	t.Cleanup(stopPool)
+
+	tctx := brokertest.Context(t, 60*time.Second)
+	if err := pub.Publish(tctx, broker.Job{Type: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := caller.Call(tctx, broker.Job{Type: "rpc"}); err != nil {
+		t.Fatalf("Call: %v", err)
+	}
+	testkit.WaitFor(t, 30*time.Second, "two deliveries settled", func() bool { return settled.Load() == 2 })
+	stopPool()
+	if n := brokertest.CloseConnections(t, name); n != 1 {
+		t.Fatalf("closed %d connections named %s, want 1", n, name)
+	}
+	testkit.WaitFor(t, 30*time.Second, "the reconnection", func() bool { return conn.Reconnects() == 1 })
+
+	expected := fmt.Sprintf(`
+# HELP warren_calls_total Calls (request-reply) ended, by job type and outcome (ok, remote_error, timeout, error).
+# TYPE warren_calls_total counter
+warren_calls_total{outcome="ok",type="rpc"} 1
+# HELP warren_jobs_in_flight Handlers running, by queue.
+# TYPE warren_jobs_in_flight gauge
+warren_jobs_in_flight{queue="%[1]s"} 0
+# HELP warren_jobs_processed_total Deliveries settled by worker pools, by queue, job type and outcome (succeeded, retried, dead_lettered, requeued, rejected, expired).
+# TYPE warren_jobs_processed_total counter
+warren_jobs_processed_total{outcome="succeeded",queue="%[1]s",type="ok"} 1
+warren_jobs_processed_total{outcome="succeeded",queue="%[1]s",type="rpc"} 1
+# HELP warren_jobs_published_total Messages published from envelopes, replies excepted, by job type, kind (job, retry, dead_letter, replay) and outcome (ok: confirmed; error).
+# TYPE warren_jobs_published_total counter
+warren_jobs_published_total{kind="job",outcome="ok",type="ok"} 1
+# HELP warren_reconnects_total Connections re-established after a loss, by role.
+# TYPE warren_reconnects_total counter
+warren_reconnects_total{role="%[2]s"} 1
+# HELP warren_replies_sent_total Replies to requests sent, by outcome (ok: written to direct reply-to or confirmed; error).
+# TYPE warren_replies_sent_total counter
+warren_replies_sent_total{outcome="ok"} 1
+`, q, name)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(expected),
+		"warren_calls_total", "warren_jobs_in_flight", "warren_jobs_processed_total",
+		"warren_jobs_published_total", "warren_replies_sent_total", "warren_reconnects_total"); err != nil {
 		t.Error(err)
 	}
 }

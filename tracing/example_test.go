@@ -40,13 +40,16 @@ func Example() {
 		return
 	}
 
-	conn, err := broker.Dial(ctx, []string{exampleURL()}, broker.WithName("example-tracing-worker"))
+	// One line each: the publishes, calls and jobs of everything on these
+	// connections get spans, the pool's retries, dead letters and replies
+	// in the job's trace.
+	conn, err := broker.Dial(ctx, []string{exampleURL()}, broker.WithName("example-tracing-worker"), broker.WithObserver(tr))
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	defer conn.Close()
-	pubConn, err := broker.Dial(ctx, []string{exampleURL()}, broker.WithName("example-tracing-publisher"))
+	pubConn, err := broker.Dial(ctx, []string{exampleURL()}, broker.WithName("example-tracing-publisher"), broker.WithObserver(tr))
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -73,16 +76,13 @@ routes:
 		return
 	}
 
-	// The producer's publisher and the pool's sender, with the same hook:
-	// the job, its retries, dead letters and replies get spans in the
-	// job's trace.
-	pub, err := broker.NewPublisher(pubConn, broker.WithRouter(topo), broker.WithPublishHook(tr.PublishHook()))
+	pub, err := broker.NewPublisher(pubConn, broker.WithRouter(topo))
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	defer pub.Close(ctx)
-	snd, err := broker.NewSender(pubConn, broker.WithPublishHook(tr.PublishHook()))
+	snd, err := broker.NewSender(pubConn)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -97,8 +97,7 @@ routes:
 	})
 	pool, err := worker.NewPool(conn, topo, mux,
 		worker.WithQueue("example.tracing.emails"),
-		worker.WithSender(snd),
-		worker.WithJobHook(tr.JobHook())) // a span per delivery
+		worker.WithSender(snd)) // a span per delivery: the Tracing of conn
 	if err != nil {
 		fmt.Println(err)
 		return

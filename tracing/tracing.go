@@ -118,100 +118,93 @@ func (t *Tracing) Extract(ctx context.Context, env *broker.Envelope) context.Con
 	return t.prop.Extract(ctx, &carrier{env: env})
 }
 
-// PublishHook returns the hook making a producer span for every message a
-// Publisher publishes: named "publish <exchange>" ("publish" through the
-// default exchange), of kind Producer, its context written into the
-// message, ended when the broker confirms (with an error status when the
-// publish fails). Its parent is the span of the publish's ctx; without
-// one, the trace context the envelope already carries (a job passed on
-// keeps its trace). Give it to broker.WithPublishHook.
-func (t *Tracing) PublishHook() broker.PublishHook {
-	return func(ctx context.Context, info broker.PublishInfo, env *broker.Envelope) (context.Context, func(error)) {
-		parent := ctx
-		if env.Traceparent != "" && !trace.SpanContextFromContext(ctx).IsValid() {
-			parent = t.Extract(ctx, env)
+// Tracing is a broker.Observer and a worker.Observer: give it to
+// broker.Dial with broker.WithObserver, and the publishes, calls and jobs
+// of everything built on the connection are traced.
+var (
+	_ broker.Observer = (*Tracing)(nil)
+	_ worker.Observer = (*Tracing)(nil)
+)
+
+// Publish makes the span of a message about to be published (the
+// broker.Observer's).
+//
+// For a call's request (broker.KindRequest), a client span around
+// Caller.Call: named "call <exchange>", of kind Client, its context
+// written into the request, so the worker's span is its child; ended when
+// Call returns, with an error status when it fails (error.type
+// remote_error, timeout, …).
+//
+// For any other message, a producer span: named "publish <exchange>"
+// ("publish" through the default exchange), of kind Producer, its context
+// written into the message, ended when the broker confirms (with an error
+// status when the publish fails). Its parent is the span of the publish's
+// ctx; without one, the trace context the envelope already carries (a job
+// passed on keeps its trace).
+func (t *Tracing) Publish(ctx context.Context, info broker.PublishInfo, env *broker.Envelope) (context.Context, func(error)) {
+	operation, kind, parent := "publish", trace.SpanKindProducer, ctx
+	if info.Kind == broker.KindRequest {
+		operation, kind = "call", trace.SpanKindClient
+	} else if env.Traceparent != "" && !trace.SpanContextFromContext(ctx).IsValid() {
+		parent = t.Extract(ctx, env)
+	}
+	attrs := append(make([]attribute.KeyValue, 0, 12),
+		semconv.MessagingOperationTypeSend,
+		semconv.MessagingOperationName(operation),
+		AttrPublishKind.String(info.Kind.String()),
+	)
+	attrs = messageAttributes(attrs, info.Exchange, info.RoutingKey, env)
+	ctx, span := t.tracer.Start(parent, spanName(operation, info.Exchange),
+		trace.WithSpanKind(kind), trace.WithAttributes(attrs...))
+	t.Inject(ctx, env)
+	return ctx, func(err error) {
+		if err != nil {
+			fail(span, err, errorType(err))
 		}
-		attrs := append(make([]attribute.KeyValue, 0, 12),
-			semconv.MessagingOperationTypeSend,
-			semconv.MessagingOperationName("publish"),
-			AttrPublishKind.String(info.Kind.String()),
-		)
-		attrs = messageAttributes(attrs, info.Exchange, info.RoutingKey, env)
-		ctx, span := t.tracer.Start(parent, spanName("publish", info.Exchange),
-			trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attrs...))
-		t.Inject(ctx, env)
-		return ctx, func(err error) {
-			if err != nil {
-				fail(span, err, errorType(err))
-			}
-			span.End()
-		}
+		span.End()
 	}
 }
 
-// CallHook returns the hook making a client span around Caller.Call:
-// named "call <exchange>", of kind Client, its context written into the
-// request, so the worker's span is its child; ended when Call returns,
-// with an error status when it fails (error.type remote_error, timeout,
-// …). Give it to broker.WithCallHook.
-func (t *Tracing) CallHook() broker.CallHook {
-	return func(ctx context.Context, info broker.PublishInfo, env *broker.Envelope) (context.Context, func(error)) {
-		attrs := append(make([]attribute.KeyValue, 0, 12),
-			semconv.MessagingOperationTypeSend,
-			semconv.MessagingOperationName("call"),
-			AttrPublishKind.String(info.Kind.String()),
-		)
-		attrs = messageAttributes(attrs, info.Exchange, info.RoutingKey, env)
-		ctx, span := t.tracer.Start(ctx, spanName("call", info.Exchange),
-			trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
-		t.Inject(ctx, env)
-		return ctx, func(err error) {
-			if err != nil {
-				fail(span, err, errorType(err))
-			}
-			span.End()
-		}
-	}
-}
+// Connection does nothing: a connection's state is not traced. It makes
+// Tracing a broker.Observer.
+func (t *Tracing) Connection(broker.StateChange) {}
 
-// JobHook returns the hook making a consumer span for each delivery a
-// worker pool takes: named "process <queue>", of kind Consumer, a child
+// Job makes the consumer span of a delivery a worker pool takes (the
+// worker.Observer's): named "process <queue>", of kind Consumer, a child
 // of the trace context the job carries (a root span when it carries
 // none), covering the handler and the settlement, and ending with the
 // outcome (warren.job.outcome; an error status, the error recorded and
 // error.type set to its class when the attempt failed). The retry, dead
-// letter and reply of the job are published with its ctx. Give it to
-// worker.WithJobHook.
-func (t *Tracing) JobHook() worker.JobHook {
-	return func(ctx context.Context, job *worker.Job, from worker.Source) (context.Context, func(worker.Outcome)) {
-		env := job.Envelope
-		parent := t.Extract(ctx, env)
-		attrs := append(make([]attribute.KeyValue, 0, 12),
-			semconv.MessagingOperationTypeProcess,
-			semconv.MessagingOperationName("process"),
-			semconv.MessagingDestinationSubscriptionName(job.Queue),
-		)
-		attrs = messageAttributes(attrs, from.Exchange, from.RoutingKey, env)
-		ctx, span := t.tracer.Start(parent, spanName("process", job.Queue),
-			trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...))
-		return ctx, func(o worker.Outcome) {
-			span.SetAttributes(AttrOutcome.String(o.Status.String()))
-			switch {
-			case o.Status == worker.Succeeded || o.Status == worker.Expired:
-				if o.Err != nil {
-					span.RecordError(o.Err)
-				}
-			case o.Err != nil:
-				class := o.Class
-				if class == "" {
-					class = o.Status.String()
-				}
-				fail(span, o.Err, class)
-			default:
-				span.SetStatus(codes.Error, o.Status.String())
+// letter and reply of the job are published with its ctx. A pool on a
+// connection dialled with the Tracing uses it without being told.
+func (t *Tracing) Job(ctx context.Context, job *worker.Job, from worker.Source) (context.Context, func(worker.Outcome)) {
+	env := job.Envelope
+	parent := t.Extract(ctx, env)
+	attrs := append(make([]attribute.KeyValue, 0, 12),
+		semconv.MessagingOperationTypeProcess,
+		semconv.MessagingOperationName("process"),
+		semconv.MessagingDestinationSubscriptionName(job.Queue),
+	)
+	attrs = messageAttributes(attrs, from.Exchange, from.RoutingKey, env)
+	ctx, span := t.tracer.Start(parent, spanName("process", job.Queue),
+		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...))
+	return ctx, func(o worker.Outcome) {
+		span.SetAttributes(AttrOutcome.String(o.Status.String()))
+		switch {
+		case o.Status == worker.Succeeded || o.Status == worker.Expired:
+			if o.Err != nil {
+				span.RecordError(o.Err)
 			}
-			span.End()
+		case o.Err != nil:
+			class := o.Class
+			if class == "" {
+				class = o.Status.String()
+			}
+			fail(span, o.Err, class)
+		default:
+			span.SetStatus(codes.Error, o.Status.String())
 		}
+		span.End()
 	}
 }
 

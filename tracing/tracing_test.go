@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/codes"
@@ -21,6 +24,7 @@ import (
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/internal/brokertest"
 	"github.com/warrenmq/warren/internal/topotest"
+	"github.com/warrenmq/warren/metrics"
 	"github.com/warrenmq/warren/topology"
 	"github.com/warrenmq/warren/tracing"
 	"github.com/warrenmq/warren/worker"
@@ -35,6 +39,7 @@ type fixture struct {
 	exchange string
 	queue    string
 	topo     *topology.Topology
+	observe  []broker.Option // given to every connection dialled
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -58,7 +63,8 @@ routes:
 
 func (f *fixture) dial(name string) *broker.Conn {
 	f.t.Helper()
-	conn, err := broker.Dial(brokertest.Context(f.t, 30*time.Second), []string{brokertest.URL(f.t)}, broker.WithName(name))
+	opts := append([]broker.Option{broker.WithName(name)}, f.observe...)
+	conn, err := broker.Dial(brokertest.Context(f.t, 30*time.Second), []string{brokertest.URL(f.t)}, opts...)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -196,8 +202,9 @@ func find(t *testing.T, spans tracetest.SpanStubs, label string) tracetest.SpanS
 func TestTraceFollowsCallThroughRetryToReply(t *testing.T) {
 	f := newFixture(t)
 	tp, exp, tr := newProvider(t)
-	snd := f.sender(broker.WithPublishHook(tr.PublishHook()))
-	caller := f.caller(broker.WithCallHook(tr.CallHook()))
+	f.observe = []broker.Option{broker.WithObserver(tr)}
+	snd := f.sender()
+	caller := f.caller()
 	mux := worker.NewMux()
 	mux.HandleFunc("rpc", func(ctx context.Context, job *worker.Job) error {
 		if !trace.SpanContextFromContext(ctx).IsValid() {
@@ -209,7 +216,7 @@ func TestTraceFollowsCallThroughRetryToReply(t *testing.T) {
 		job.SetResult("done")
 		return nil
 	})
-	stop := f.run(mux, worker.WithSender(snd), worker.WithJobHook(tr.JobHook()))
+	stop := f.run(mux, worker.WithSender(snd))
 
 	ctx, root := tp.Tracer("test").Start(brokertest.Context(t, 60*time.Second), "request")
 	reply, err := caller.Call(ctx, broker.Job{Type: "rpc"})
@@ -273,15 +280,16 @@ func TestTraceFollowsCallThroughRetryToReply(t *testing.T) {
 func TestTraceFromPublishToProcess(t *testing.T) {
 	f := newFixture(t)
 	_, exp, tr := newProvider(t)
-	pub := f.publisher(broker.WithPublishHook(tr.PublishHook()))
-	snd := f.sender(broker.WithPublishHook(tr.PublishHook()))
+	f.observe = []broker.Option{broker.WithObserver(tr)}
+	pub := f.publisher()
+	snd := f.sender()
 	done := make(chan string, 1)
 	mux := worker.NewMux()
 	mux.HandleFunc("job", func(ctx context.Context, job *worker.Job) error {
 		done <- job.Envelope.Traceparent
 		return nil
 	})
-	stop := f.run(mux, worker.WithSender(snd), worker.WithJobHook(tr.JobHook()))
+	stop := f.run(mux, worker.WithSender(snd))
 
 	ctx := brokertest.Context(t, 30*time.Second)
 	id := brokertest.JobID(t)
@@ -337,7 +345,7 @@ func TestTraceFromPublishToProcess(t *testing.T) {
 	}
 }
 
-// TestNoProvider runs the hooks without a tracer provider: nothing
+// TestNoProvider runs the observer without a tracer provider: nothing
 // breaks, a job without trace context is handled as any other, and a job
 // with one keeps it through a retry.
 func TestNoProvider(t *testing.T) {
@@ -346,9 +354,10 @@ func TestNoProvider(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub := f.publisher(broker.WithPublishHook(tr.PublishHook()))
-	snd := f.sender(broker.WithPublishHook(tr.PublishHook()))
-	caller := f.caller(broker.WithCallHook(tr.CallHook()))
+	f.observe = []broker.Option{broker.WithObserver(tr)}
+	pub := f.publisher()
+	snd := f.sender()
+	caller := f.caller()
 	seen := make(chan string, 4)
 	mux := worker.NewMux()
 	mux.HandleFunc("job", func(ctx context.Context, job *worker.Job) error {
@@ -362,7 +371,7 @@ func TestNoProvider(t *testing.T) {
 		job.SetResult(job.Envelope.Traceparent)
 		return nil
 	})
-	f.run(mux, worker.WithSender(snd), worker.WithJobHook(tr.JobHook()))
+	f.run(mux, worker.WithSender(snd))
 	ctx := brokertest.Context(t, 30*time.Second)
 
 	reply, err := caller.Call(ctx, broker.Job{Type: "rpc"})
@@ -440,5 +449,78 @@ func TestNewRefusesNil(t *testing.T) {
 	}
 	if _, err := tracing.New(tracing.WithPropagator(nil)); err == nil {
 		t.Error("New accepted a nil propagator")
+	}
+}
+
+// TestOneObserver gives the Tracing once, to the one connection a
+// publisher and a pool share: the job, its attempts and its retry are one
+// trace, the pool's own sender and job spans included without being told.
+// Metrics given to the same Dial count the same work: observers combine.
+func TestOneObserver(t *testing.T) {
+	f := newFixture(t)
+	_, exp, tr := newProvider(t)
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.observe = []broker.Option{broker.WithObserver(m), broker.WithObserver(tr)}
+	conn := f.dial("tracing-test-one")
+	pub, err := broker.NewPublisher(conn, broker.WithRouter(f.topo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pub.Close(context.Background()) })
+	done := make(chan struct{})
+	mux := worker.NewMux()
+	mux.HandleFunc("job", func(ctx context.Context, job *worker.Job) error {
+		if job.Attempt == 1 {
+			return errors.New("first attempt fails")
+		}
+		close(done)
+		return nil
+	})
+	pool, err := worker.NewPool(conn, f.topo, mux)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- pool.Run(runCtx) }()
+	ctx := brokertest.Context(t, 30*time.Second)
+	if err := pub.Publish(ctx, broker.Job{Type: "job"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		t.Fatal("the job's second attempt did not run")
+	}
+	cancel()
+	if err := <-ran; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	x, q := f.exchange, f.queue
+	want := []string{
+		"process " + q + "#1 (consumer) <- publish " + x,
+		"process " + q + "#2 (consumer) <- publish " + topology.DelayExchangeName(0),
+		"publish " + x + " (producer) <- (root)",
+		"publish " + topology.DelayExchangeName(0) + " (producer) <- process " + q + "#1",
+	}
+	if diff := cmp.Diff(want, tree(t, exp.GetSpans())); diff != "" {
+		t.Errorf("spans (-want +got):\n%s", diff)
+	}
+	expected := fmt.Sprintf(`
+# HELP warren_jobs_processed_total Deliveries settled by worker pools, by queue, job type and outcome (succeeded, retried, dead_lettered, requeued, rejected, expired).
+# TYPE warren_jobs_processed_total counter
+warren_jobs_processed_total{outcome="retried",queue="%[1]s",type="job"} 1
+warren_jobs_processed_total{outcome="succeeded",queue="%[1]s",type="job"} 1
+# HELP warren_jobs_published_total Messages published from envelopes, replies excepted, by job type, kind (job, retry, dead_letter, replay) and outcome (ok: confirmed; error).
+# TYPE warren_jobs_published_total counter
+warren_jobs_published_total{kind="job",outcome="ok",type="job"} 1
+warren_jobs_published_total{kind="retry",outcome="ok",type="job"} 1
+`, q)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(expected), "warren_jobs_processed_total", "warren_jobs_published_total"); err != nil {
+		t.Error(err)
 	}
 }

@@ -42,7 +42,24 @@
 //
 // Inside the Pool, a delivery's verdict is computed by one pure function
 // (verdict.go) and carried out in one place, in a fixed order: publish,
-// reply, ack, requeue or reject, observe (settle.go).
+// reply, ack, requeue or reject (settle.go); then the observers are told
+// the outcome.
+//
+// # Observers
+//
+// An Observer sees every delivery a pool takes: Job is called as it is
+// taken, and the func it returns once it is settled, with its Outcome.
+// Metrics and tracing are observers. A pool uses, without being told, the
+// observers of its connection that are also Observers: those given to
+// broker.Dial with broker.WithObserver, such as *metrics.Metrics and
+// *tracing.Tracing, which observe the connection's publishes too. So one
+// line wires either in:
+//
+//	conn, err := broker.Dial(ctx, urls, broker.WithObserver(m))
+//	pool, err := worker.NewPool(conn, topo, mux) // its jobs are observed by m
+//
+// WithObserver adds observers of the pool's own, after the connection's;
+// OutcomeFunc makes one of a func(Outcome).
 //
 // docs/retries.md describes retries, dead letters and scheduled jobs in
 // full.

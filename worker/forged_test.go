@@ -29,7 +29,7 @@ func TestForgedAttemptHeadersCannotRetryForever(t *testing.T) {
 		return fmt.Errorf("always fails (attempt %d)", job.Attempt)
 	})
 	outcomes := newLedger()
-	f.run(mux, worker.WithObserver(outcomes.observe))
+	f.run(mux, worker.WithObserver(worker.OutcomeFunc(outcomes.observe)))
 
 	body, err := msgpack.Marshal(map[string]any{"n": 1})
 	if err != nil {

@@ -28,7 +28,7 @@ func TestDefaultRetriesReachTheDeadLetterQueue(t *testing.T) {
 		return errors.New("always fails")
 	})
 	l := newLedger()
-	f.run(mux, worker.WithObserver(l.observe))
+	f.run(mux, worker.WithObserver(worker.OutcomeFunc(l.observe)))
 	payloads := make([]any, jobs)
 	for i := range payloads {
 		payloads[i] = i

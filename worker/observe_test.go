@@ -24,10 +24,9 @@ import (
 
 type hookMark string
 
-// TestJobHooksAndObservers checks the order of a delivery's hooks and
-// observers, and that the hooks' ctx reaches the handler and the
-// publishes of the job's retry.
-func TestJobHooksAndObservers(t *testing.T) {
+// TestObservers checks the order of a delivery's observers, and that
+// their ctx reaches the handler and the publishes of the job's retry.
+func TestObservers(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, fixtureOpts{})
 	var mu sync.Mutex
@@ -37,7 +36,7 @@ func TestJobHooksAndObservers(t *testing.T) {
 		events = append(events, fmt.Sprintf(format, args...))
 		mu.Unlock()
 	}
-	hook := func(name string) worker.JobHook {
+	hook := func(name string) worker.ObserverFunc {
 		return func(ctx context.Context, job *worker.Job, from worker.Source) (context.Context, func(worker.Outcome)) {
 			source := "the delay cascade" // retries come back through it
 			if from.Exchange == f.exchange {
@@ -50,11 +49,11 @@ func TestJobHooksAndObservers(t *testing.T) {
 	marks := func(ctx context.Context) string {
 		return fmt.Sprintf("marks a=%t b=%t", ctx.Value(hookMark("a")) != nil, ctx.Value(hookMark("b")) != nil)
 	}
-	pub, err := broker.NewSender(testkit.Dial(t, "worker-test-hook-publish"), broker.WithPublishHook(
-		func(ctx context.Context, info broker.PublishInfo, env *broker.Envelope) (context.Context, func(error)) {
+	pub, err := broker.NewSender(testkit.Dial(t, "worker-test-hook-publish", broker.WithObserver(broker.ObserverFuncs{
+		OnPublish: func(ctx context.Context, info broker.PublishInfo, env *broker.Envelope) (context.Context, func(error)) {
 			record("publish %s %s", info.Kind, marks(ctx))
 			return ctx, nil
-		}))
+		}})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,12 +70,13 @@ func TestJobHooksAndObservers(t *testing.T) {
 	var settled sync.WaitGroup
 	settled.Add(2)
 	f.run(mux, worker.WithSender(pub), worker.WithQueue(f.queue, worker.Concurrency(1), worker.Prefetch(1)),
-		worker.WithJobHook(hook("a")), worker.WithJobHook(hook("b")),
-		worker.WithObserver(func(o worker.Outcome) { record("observer 1 %s", o.Status) }),
-		worker.WithObserver(func(o worker.Outcome) { record("observer 2 %s", o.Status); settled.Done() }))
+		// The funcs the observers return are called in reverse order.
+		worker.WithObserver(hook("a")), worker.WithObserver(hook("b")),
+		worker.WithObserver(worker.OutcomeFunc(func(o worker.Outcome) { record("observer 2 %s", o.Status); settled.Done() })),
+		worker.WithObserver(worker.OutcomeFunc(func(o worker.Outcome) { record("observer 1 %s", o.Status) })))
 	f.publish("flaky", nil)
 	testkit.WaitDone(t, &settled, 30*time.Second, "two attempts")
-	testkit.WaitFor(t, 10*time.Second, "the hooks' ends", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the observers' ends", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(events) == 15
@@ -106,16 +106,60 @@ func TestJobHooksAndObservers(t *testing.T) {
 	}
 }
 
-func TestOptionsRefuseNilHooks(t *testing.T) {
+func TestWithObserverRefusesNil(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, fixtureOpts{})
-	for name, opt := range map[string]worker.Option{
-		"observer": worker.WithObserver(nil),
-		"job hook": worker.WithJobHook(nil),
-	} {
-		if _, err := worker.NewPool(f.conn, f.topo, worker.NewMux(), opt); err == nil {
-			t.Errorf("NewPool accepted a nil %s", name)
-		}
+	if _, err := worker.NewPool(f.conn, f.topo, worker.NewMux(), worker.WithObserver(nil)); err == nil {
+		t.Error("NewPool accepted a nil observer")
+	}
+}
+
+// connObserver observes a connection and the jobs of pools on it, as
+// metrics and tracing do.
+type connObserver struct {
+	broker.ObserverFuncs
+	job worker.ObserverFunc
+}
+
+func (o connObserver) Job(ctx context.Context, job *worker.Job, from worker.Source) (context.Context, func(worker.Outcome)) {
+	return o.job(ctx, job, from)
+}
+
+// TestPoolUsesConnObserver checks that a pool uses the observer of its
+// connection that also observes jobs, without being told, before those
+// given with WithObserver.
+func TestPoolUsesConnObserver(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOpts{})
+	var mu sync.Mutex
+	var events []string
+	record := func(format string, args ...any) {
+		mu.Lock()
+		events = append(events, fmt.Sprintf(format, args...))
+		mu.Unlock()
+	}
+	conn := connObserver{job: func(ctx context.Context, job *worker.Job, _ worker.Source) (context.Context, func(worker.Outcome)) {
+		record("conn start %s", job.Type)
+		return ctx, func(o worker.Outcome) { record("conn done %s", o.Status) }
+	}}
+	f.conn = testkit.Dial(t, "worker-test-observed", broker.WithObserver(conn))
+	mux := worker.NewMux()
+	mux.HandleFunc("ok", func(context.Context, *worker.Job) error { return nil })
+	f.run(mux, worker.WithObserver(worker.ObserverFunc(func(ctx context.Context, job *worker.Job, _ worker.Source) (context.Context, func(worker.Outcome)) {
+		record("pool start %s", job.Type)
+		return ctx, func(o worker.Outcome) { record("pool done %s", o.Status) }
+	})))
+	f.publish("ok", nil)
+	want := []string{"conn start ok", "pool start ok", "pool done succeeded", "conn done succeeded"}
+	testkit.WaitFor(t, 30*time.Second, "the job observed", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(events) >= len(want)
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if diff := cmp.Diff(want, events); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
 	}
 }
 
@@ -168,7 +212,7 @@ func TestJobLogFields(t *testing.T) {
 		}
 		return nil
 	})
-	stop := f.run(mux, worker.WithLogger(log), worker.WithObserver(func(worker.Outcome) { settled.Done() }))
+	stop := f.run(mux, worker.WithLogger(log), worker.WithObserver(worker.OutcomeFunc(func(worker.Outcome) { settled.Done() })))
 
 	const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	ctx := brokertest.Context(t, 30*time.Second)

@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -44,8 +43,7 @@ type options struct {
 	host            string
 	panics          PanicPolicy
 	crashLimit      int
-	observers       []func(Outcome)
-	jobHook         JobHook // the JobHooks chained; nil when there are none
+	observers       []Observer
 	now             func() time.Time
 }
 
@@ -118,8 +116,8 @@ func HandlerTimeout(d time.Duration) QueueOption {
 }
 
 // WithSender sets the sender retries, dead letters, quarantined jobs and
-// replies go through; give it the hooks (broker.WithPublishHook) that
-// should see them. Give it a connection of its own: a broker under a
+// replies go through; the observers of its connection (broker.WithObserver)
+// see them. Give it a connection of its own: a broker under a
 // resource alarm blocks publishing connections, and the consumers' acks
 // must not wait for it. Default: a sender on the pool's connection, closed
 // with the pool.
@@ -223,78 +221,6 @@ func WithCrashLimit(n int) Option {
 		}
 		o.crashLimit = n
 		return nil
-	}
-}
-
-// WithObserver calls fn with the outcome of every delivery, once it is
-// settled, from the goroutine that handled it: keep it quick. For
-// metrics, progress and tests. It may be given several times: every
-// observer is called, in the order given.
-func WithObserver(fn func(Outcome)) Option {
-	return func(o *options) error {
-		if fn == nil {
-			return errors.New("worker: WithObserver: nil func")
-		}
-		o.observers = append(o.observers, fn)
-		return nil
-	}
-}
-
-// Source is where a delivery came from, as a JobHook is told.
-type Source struct {
-	// Exchange and RoutingKey are what the message was last published
-	// with: for a retry, the delay cascade's. The empty exchange is the
-	// default exchange.
-	Exchange   string
-	RoutingKey string
-}
-
-// JobHook is called as a pool takes each delivery, before anything is
-// done with it (a malformed or expired one included), for tracing. It
-// returns the ctx the rest of the delivery's handling runs with, which
-// must be derived from ctx: the handler's ctx, and that of the publishes
-// of its retry, dead letter or reply, so a span it starts is their parent.
-// The func it returns, which may be nil, is called once the delivery is
-// settled, with its outcome, after the observers. job is the job as its
-// handler will see it (a malformed delivery's has what could be read);
-// do not keep it after the func is called.
-type JobHook func(ctx context.Context, job *Job, from Source) (context.Context, func(Outcome))
-
-// WithJobHook adds h to the pool's job hooks. It may be given several
-// times: the hooks are called in order, each with the ctx the one before
-// returned, and their funcs in reverse order.
-func WithJobHook(h JobHook) Option {
-	return func(o *options) error {
-		if h == nil {
-			return errors.New("worker: WithJobHook: nil hook")
-		}
-		if prev := o.jobHook; prev != nil {
-			h = chainJobHooks(prev, h)
-		}
-		o.jobHook = h
-		return nil
-	}
-}
-
-// chainJobHooks returns a hook calling first, then second.
-func chainJobHooks(first, second JobHook) JobHook {
-	return func(ctx context.Context, job *Job, from Source) (context.Context, func(Outcome)) {
-		next, done1 := first(ctx, job, from)
-		if next != nil {
-			ctx = next
-		}
-		next, done2 := second(ctx, job, from)
-		if next != nil {
-			ctx = next
-		}
-		return ctx, func(o Outcome) {
-			if done2 != nil {
-				done2(o)
-			}
-			if done1 != nil {
-				done1(o)
-			}
-		}
 	}
 }
 

@@ -25,12 +25,15 @@ type Pool struct {
 	topo    *topology.Topology
 	handler Handler
 	opts    options
-	queues  []*queueRun
-	pub     *broker.Sender // retries, dead letters, quarantine, replies
-	ownPub  bool
-	send    sender        // what settling publishes through: pub's
-	pause   time.Duration // settlePause, shorter in tests
-	running atomic.Bool
+	// observers are the connection's that observe jobs, then the pool's
+	// own (WithObserver).
+	observers []Observer
+	queues    []*queueRun
+	pub       *broker.Sender // retries, dead letters, quarantine, replies
+	ownPub    bool
+	send      sender        // what settling publishes through: pub's
+	pause     time.Duration // settlePause, shorter in tests
+	running   atomic.Bool
 
 	consuming atomic.Int32 // queues with a live consumer
 	stopping  atomic.Bool  // shutting down (draining) or stopped
@@ -172,6 +175,7 @@ func NewPool(conn *broker.Conn, topo *topology.Topology, h Handler, opts ...Opti
 	if err := errors.Join(problems...); err != nil {
 		return nil, err
 	}
+	p.observers = observersOf(conn, o.observers)
 	p.pub = o.sender
 	if p.pub == nil {
 		pub, err := broker.NewSender(conn, broker.WithPublisherLogger(o.log))
@@ -361,9 +365,9 @@ func (p *Pool) serve(stopCtx, jobCtx context.Context, q *queueRun, c *broker.Con
 					// ends only at the shutdown deadline, after which
 					// the job goes back untouched.
 					if err := p.gate.Acquire(jobCtx, 1); err != nil {
-						env := d.Envelope
-						out := Outcome{Queue: q.queue.Name, JobID: env.ID, JobType: env.Type, Attempt: max(env.Attempt, 1)}
-						p.settle(jobCtx, q, d, d, verdict{kind: verdictRequeue}, &out)
+						p.observed(jobCtx, q, d, func(ctx context.Context, _ facts, out *Outcome) {
+							p.settle(ctx, q, d, d, verdict{kind: verdictRequeue}, out)
+						})
 						<-q.slots
 						return
 					}
@@ -530,9 +534,10 @@ func (p *Pool) requeueRest(q *queueRun, c *broker.Consumer) int {
 	}
 	var copies []copied
 	n := 0
-	outcome := func(d *broker.Delivery) *Outcome {
-		env := d.Envelope
-		return &Outcome{Queue: q.queue.Name, JobID: env.ID, JobType: env.Type, Attempt: max(env.Attempt, 1)}
+	requeue := func(d *broker.Delivery) {
+		p.observed(ctx, q, d, func(ctx context.Context, _ facts, out *Outcome) {
+			p.settle(ctx, q, d, d, verdict{kind: verdictRequeue}, out)
+		})
 	}
 	for {
 		d, ok := c.Next(ctx)
@@ -547,15 +552,16 @@ func (p *Pool) requeueRest(q *queueRun, c *broker.Consumer) int {
 				continue
 			}
 		}
-		p.settle(ctx, q, d, d, verdict{kind: verdictRequeue}, outcome(d))
+		requeue(d)
 	}
 	for _, cp := range copies {
-		out := outcome(cp.d)
 		if err := cp.conf.Wait(ctx); err != nil {
-			p.settle(ctx, q, cp.d, cp.d, verdict{kind: verdictRequeue}, out)
+			requeue(cp.d)
 			continue
 		}
-		p.ackCopied(q, cp.d, cp.d, out)
+		p.observed(ctx, q, cp.d, func(_ context.Context, _ facts, out *Outcome) {
+			p.ackCopied(q, cp.d, cp.d, out)
+		})
 	}
 	return n
 }

@@ -221,7 +221,7 @@ func TestEveryJobHandledOnce(t *testing.T) {
 				l.add(job.ID)
 				return nil
 			})
-			stop := f.run(mux, worker.WithQueue(f.queue, worker.Concurrency(8), worker.Prefetch(64)), worker.WithObserver(l.observe))
+			stop := f.run(mux, worker.WithQueue(f.queue, worker.Concurrency(8), worker.Prefetch(64)), worker.WithObserver(worker.OutcomeFunc(l.observe)))
 			testkit.WaitFor(t, 60*time.Second, "every job handled", func() bool { return l.count() == n })
 			if err := stop(); err != nil {
 				t.Fatalf("Run: %v", err)
@@ -322,7 +322,7 @@ func TestRetriedWithBackoffThenSucceeds(t *testing.T) {
 		return nil
 	})
 	l := newLedger()
-	f.run(mux, worker.WithObserver(l.observe))
+	f.run(mux, worker.WithObserver(worker.OutcomeFunc(l.observe)))
 	id := f.publish("flaky", "x")[0]
 	testkit.WaitFor(t, 20*time.Second, "the third attempt", func() bool { return l.status(worker.Succeeded) == 1 })
 
@@ -396,7 +396,7 @@ func TestLastAttemptDeadLettersWithReasons(t *testing.T) {
 		return fmt.Errorf("smtp: 451 try again later (attempt %d)", job.Attempt)
 	})
 	l := newLedger()
-	f.run(mux, worker.WithObserver(l.observe))
+	f.run(mux, worker.WithObserver(worker.OutcomeFunc(l.observe)))
 	before := time.Now().UTC().Truncate(time.Millisecond)
 	id := f.publish("fail", map[string]any{"to": "ada@example.com"})[0]
 

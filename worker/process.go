@@ -24,35 +24,13 @@ func correlationID(env *broker.Envelope) string {
 // handler and again after it, then settle (verdict.go, settle.go). ctx is
 // the pool's job context: it ends at the shutdown deadline.
 func (p *Pool) process(ctx context.Context, q *queueRun, d *broker.Delivery) {
-	env := d.Envelope
-	out := Outcome{Queue: q.queue.Name, JobID: env.ID, JobType: env.Type, Attempt: max(env.Attempt, 1)}
 	f := p.facts(q, d)
-	job := &Job{
-		ID:            env.ID,
-		Type:          env.Type,
-		Queue:         q.queue.Name,
-		Attempt:       out.Attempt,
-		MaxAttempts:   f.policy.MaxAttempts,
-		CorrelationID: correlationID(env),
-		ReplyTo:       env.ReplyTo,
-		Headers:       env.Headers,
-		PublishedAt:   env.Timestamp,
-		Redelivered:   d.Redelivered || d.Queue == q.queue.QuarantineQueue,
-		Envelope:      env,
-		limits:        p.opts.limits,
-	}
-	if p.opts.jobHook != nil {
-		// The hook's ctx (a span's) is the parent of everything the
-		// delivery leads to: the handler, and the publishes of its retry,
-		// dead letter or reply.
-		jctx, done := p.opts.jobHook(ctx, job, Source{Exchange: d.Exchange, RoutingKey: d.RoutingKey})
-		if jctx != nil {
-			ctx = jctx
-		}
-		if done != nil {
-			defer func() { done(out) }()
-		}
-	}
+	job, out := p.newJob(q, d, f)
+	// The observers' ctx (a span's) is the parent of everything the
+	// delivery leads to: the handler, and the publishes of its retry, dead
+	// letter or reply.
+	ctx, done := p.take(ctx, job, d)
+	defer func() { done(out) }()
 
 	// Messages that cannot be jobs, bodies over the limit, expired
 	// requests and suspects are settled before any handler or decoder
@@ -72,6 +50,28 @@ func (p *Pool) process(ctx context.Context, q *queueRun, d *broker.Delivery) {
 	f.shutdown = ctx.Err() != nil
 	f.now = p.opts.now()
 	p.settle(ctx, q, d, d, decide(f), &out)
+}
+
+// newJob returns the job of d as its handler sees it, and its outcome so
+// far.
+func (p *Pool) newJob(q *queueRun, d *broker.Delivery, f facts) (*Job, Outcome) {
+	env := d.Envelope
+	out := Outcome{Queue: q.queue.Name, JobID: env.ID, JobType: env.Type, Attempt: max(env.Attempt, 1)}
+	job := &Job{
+		ID:            env.ID,
+		Type:          env.Type,
+		Queue:         q.queue.Name,
+		Attempt:       out.Attempt,
+		MaxAttempts:   f.policy.MaxAttempts,
+		CorrelationID: correlationID(env),
+		ReplyTo:       env.ReplyTo,
+		Headers:       env.Headers,
+		PublishedAt:   env.Timestamp,
+		Redelivered:   d.Redelivered || d.Queue == q.queue.QuarantineQueue,
+		Envelope:      env,
+		limits:        p.opts.limits,
+	}
+	return job, out
 }
 
 // facts returns what decide knows of d before its handler runs.

@@ -131,7 +131,7 @@ func testPythonProducer(t *testing.T, script, queueType string) {
 		return nil
 	}))
 	outcomes := newLedger()
-	f.run(mux, worker.WithObserver(outcomes.observe))
+	f.run(mux, worker.WithObserver(worker.OutcomeFunc(outcomes.observe)))
 
 	var jobs []pyJob
 	for i := range 12 {

@@ -121,9 +121,9 @@ func (p *Pool) runQuarantine(stopCtx, jobCtx context.Context, q *queueRun) {
 // when it comes back redelivered (see decide).
 func (p *Pool) runSuspect(ctx context.Context, q *queueRun, d *broker.Delivery) {
 	if d.Err == nil && d.Redelivered {
-		env := d.Envelope
-		out := Outcome{Queue: q.queue.Name, JobID: env.ID, JobType: env.Type, Attempt: max(env.Attempt, 1)}
-		p.settle(ctx, q, d, d, decide(p.facts(q, d)), &out)
+		p.observed(ctx, q, d, func(ctx context.Context, f facts, out *Outcome) {
+			p.settle(ctx, q, d, d, decide(f), out)
+		})
 		return
 	}
 	p.process(ctx, q, d)

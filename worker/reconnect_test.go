@@ -30,7 +30,7 @@ func TestPoolConsumesAgainAfterItsConnectionIsClosed(t *testing.T) {
 		time.Sleep(time.Millisecond)
 		return nil
 	})
-	stop := f.run(h, worker.WithObserver(l.observe))
+	stop := f.run(h, worker.WithObserver(worker.OutcomeFunc(l.observe)))
 
 	const n = 3000
 	payloads := make([]any, n)
@@ -134,7 +134,7 @@ func TestPoolConsumesAgainWhileAHandlerIsStuck(t *testing.T) {
 		l.add(job.ID)
 		return nil
 	})
-	stop := f.run(mux, worker.WithQueue(f.queue, worker.Concurrency(2)), worker.WithObserver(l.observe))
+	stop := f.run(mux, worker.WithQueue(f.queue, worker.Concurrency(2)), worker.WithObserver(worker.OutcomeFunc(l.observe)))
 
 	slow := f.publish("slow", 0)[0]
 	testkit.Recv(t, stuck, 10*time.Second, "the slow job to start")

@@ -60,7 +60,7 @@ func TestCallRoundTrip(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, fixtureOpts{})
 	l := newLedger()
-	f.run(authoriser(), worker.WithObserver(l.observe))
+	f.run(authoriser(), worker.WithObserver(worker.OutcomeFunc(l.observe)))
 	c := f.caller()
 
 	reply, err := c.Call(brokertest.Context(t, 10*time.Second), broker.Job{Type: "ok", Payload: authorise{Rider: "ada", Amount: 12}})
@@ -139,7 +139,7 @@ func TestCallsOverAReplyQueue(t *testing.T) {
 		replyTos[job.ReplyTo] = true
 		mu.Unlock()
 		return inner.HandleJob(ctx, job)
-	}), worker.WithQueue(f.queue, worker.Concurrency(16), worker.Prefetch(64)), worker.WithObserver(l.observe))
+	}), worker.WithQueue(f.queue, worker.Concurrency(16), worker.Prefetch(64)), worker.WithObserver(worker.OutcomeFunc(l.observe)))
 	c := f.caller(broker.WithCallReplyQueue())
 	ctx := brokertest.Context(t, 60*time.Second)
 
@@ -233,7 +233,7 @@ func TestCallTimesOutWithoutWorker(t *testing.T) {
 		return nil
 	})
 	l := newLedger()
-	f.run(mux, worker.WithObserver(l.observe))
+	f.run(mux, worker.WithObserver(worker.OutcomeFunc(l.observe)))
 	testkit.WaitFor(t, 10*time.Second, "the expired request", func() bool { return l.status(worker.Expired) == 1 })
 	select {
 	case <-handled:
@@ -291,7 +291,7 @@ func TestLateReplyIsDiscardedAndCounted(t *testing.T) {
 		return nil
 	})
 	l := newLedger()
-	f.run(mux, worker.WithObserver(l.observe))
+	f.run(mux, worker.WithObserver(worker.OutcomeFunc(l.observe)))
 	c := f.caller()
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
@@ -346,7 +346,7 @@ func TestCallerSurvivesWorkerKilledMidCall(t *testing.T) {
 	}
 	// Another worker gets the request back, past its deadline: not run.
 	l := newLedger()
-	f.run(authoriser(), worker.WithObserver(l.observe))
+	f.run(authoriser(), worker.WithObserver(worker.OutcomeFunc(l.observe)))
 	testkit.WaitFor(t, 10*time.Second, "the expired request", func() bool { return l.status(worker.Expired) == 1 })
 	if l.status(worker.Succeeded) != 0 {
 		t.Error("the request ran again after its caller gave up")
@@ -483,7 +483,7 @@ func testReplyToGoneCaller(t *testing.T, opts []broker.CallerOption) {
 	mux.HandleFunc("ok", func(ctx context.Context, job *worker.Job) error { return nil })
 	var mu sync.Mutex
 	var outcomes []worker.Outcome
-	f.run(mux, worker.WithObserver(func(o worker.Outcome) { mu.Lock(); outcomes = append(outcomes, o); mu.Unlock() }))
+	f.run(mux, worker.WithObserver(worker.OutcomeFunc(func(o worker.Outcome) { mu.Lock(); outcomes = append(outcomes, o); mu.Unlock() })))
 
 	c, err := broker.NewCaller(testkit.Dial(t, "worker-test-gone-caller"), append([]broker.CallerOption{broker.WithCallRouter(f.topo)}, opts...)...)
 	if err != nil {

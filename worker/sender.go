@@ -11,7 +11,7 @@ import (
 // tests fake it.
 type sender interface {
 	// publish publishes env to exchange with routingKey and returns once
-	// the broker confirmed it. kind says why, for the publisher's hooks
+	// the broker confirmed it. kind says why, for the connection's observers
 	// (metrics, tracing).
 	publish(ctx context.Context, kind broker.PublishKind, env *broker.Envelope, exchange, routingKey string) error
 	// reply publishes the reply to request: result on success, else

@@ -40,8 +40,8 @@ func settled(ack acknowledger) bool {
 //     (or rejected) job, best effort;
 //  3. settle the delivery: exactly one of ack, requeue (basic.nack with
 //     requeue) or reject;
-//  4. observe: the Outcome to the pool's observers (the job hook's done
-//     follows, in process).
+//  4. complete out, the Outcome its caller gives the pool's observers
+//     (process, observed).
 //
 // Nothing is acked before what must outlive the delivery is confirmed:
 // when a publish fails (1), or a request's result cannot be replied
@@ -101,12 +101,10 @@ func (p *Pool) ack(q *queueRun, d *broker.Delivery, ack acknowledger, out *Outco
 	if err := ack.Ack(); err != nil {
 		jobFields(q.log.Warn().Err(err), d.Envelope, out.Attempt).Msg("worker: ack failed; the broker will deliver the job again")
 		out.Status, out.Err = Requeued, err
-		p.observe(*out)
 		return
 	}
 	out.Status = Succeeded
 	jobFields(q.log.Debug(), d.Envelope, out.Attempt).Dur(logfield.Duration, out.Duration).Msg("worker: job done")
-	p.observe(*out)
 }
 
 // reply publishes a request's result, then acks it; when the reply cannot
@@ -148,7 +146,6 @@ func (p *Pool) retry(ctx context.Context, q *queueRun, d *broker.Delivery, ack a
 	out.Status = Retried
 	jobFields(q.log.Debug().Err(v.cause), d.Envelope, out.Attempt).
 		Str(logfield.ErrorClass, v.class).Dur(logfield.RetryIn, v.delay).Msg("worker: job failed; retrying")
-	p.observe(*out)
 }
 
 // deadLetter publishes the job to its queue's dead-letter target, tells a
@@ -175,7 +172,6 @@ func (p *Pool) deadLetter(ctx context.Context, q *queueRun, d *broker.Delivery, 
 	out.Status = DeadLettered
 	jobFields(q.log.Debug().Err(v.cause), d.Envelope, out.Attempt).
 		Str(logfield.ErrorClass, v.class).Str(logfield.DeadLetterExchange, v.exchange).Msg("worker: job dead-lettered")
-	p.observe(*out)
 }
 
 // reject tells a request's caller that the job failed for good, then
@@ -193,7 +189,6 @@ func (p *Pool) reject(ctx context.Context, q *queueRun, d *broker.Delivery, ack 
 		out.Err = errors.Join(v.cause, err)
 	}
 	out.Status = Rejected
-	p.observe(*out)
 }
 
 // expire acks a request whose caller stopped waiting, unhandled.
@@ -205,7 +200,6 @@ func (p *Pool) expire(q *queueRun, d *broker.Delivery, ack acknowledger, out *Ou
 	}
 	jobFields(q.log.Debug(), d.Envelope, out.Attempt).Time(logfield.Deadline, d.Envelope.Deadline).
 		Msg("worker: request expired before it started; its caller gave up")
-	p.observe(*out)
 }
 
 // quarantine moves a suspect delivery of a work queue to the queue's
@@ -224,7 +218,6 @@ func (p *Pool) quarantine(ctx context.Context, q *queueRun, d *broker.Delivery, 
 	out.Status = Quarantined
 	jobFields(q.log.Warn(), d.Envelope, out.Attempt).Int(logfield.DeliveryCount, d.DeliveryCount).
 		Msg("worker: job delivered again after a worker stopped without settling it (a crash? a lost connection?); moved to the quarantine to run alone")
-	p.observe(*out)
 	select {
 	case q.kick <- struct{}{}:
 	default:
@@ -248,14 +241,12 @@ func (p *Pool) returnToQuarantine(ctx context.Context, q *queueRun, d *broker.De
 			jobFields(q.log.Warn().Err(rerr), d.Envelope, out.Attempt).Msg("worker: requeue failed; the broker returns the job when the channel closes")
 		}
 		out.Status = Requeued
-		p.observe(*out)
 		return
 	}
 	if err := ack.Ack(); err != nil {
 		jobFields(q.log.Warn().Err(err), d.Envelope, out.Attempt).Msg("worker: ack after returning a job to the quarantine failed; it may run twice")
 	}
 	out.Status = Quarantined
-	p.observe(*out)
 }
 
 // ackCopied acks a delivery returned to its queue at shutdown as a new
@@ -269,7 +260,6 @@ func (p *Pool) ackCopied(q *queueRun, d *broker.Delivery, ack acknowledger, out 
 		jobFields(q.log.Warn().Err(err), d.Envelope, out.Attempt).Msg("worker: ack of a job returned at shutdown failed; it may run twice")
 	}
 	out.Status = Requeued
-	p.observe(*out)
 }
 
 // pauseThenRequeue requeues d after the pool's settle pause, cut short
@@ -298,13 +288,6 @@ func (p *Pool) requeue(q *queueRun, d *broker.Delivery, ack acknowledger, out *O
 		jobFields(q.log.Debug(), d.Envelope, out.Attempt).Msg("worker: job returned to its queue")
 	}
 	out.Status = Requeued
-	p.observe(*out)
-}
-
-func (p *Pool) observe(o Outcome) {
-	for _, fn := range p.opts.observers {
-		fn(o)
-	}
 }
 
 // sendReply publishes the reply to a request and reports whether it was

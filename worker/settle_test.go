@@ -99,13 +99,21 @@ func testSettler(s *fakeSender) (*Pool, *queueRun, *[]Outcome) {
 	o := defaultOptions()
 	o.host, o.crashLimit = "worker-7", 3
 	o.now = func() time.Time { return verdictNow }
-	o.observers = []func(Outcome){func(out Outcome) {
+	observe := OutcomeFunc(func(out Outcome) {
 		s.log.add("observe %s", out.Status)
 		outs = append(outs, out)
-	}}
-	p := &Pool{opts: o, send: s, pause: time.Millisecond}
+	})
+	p := &Pool{opts: o, send: s, pause: time.Millisecond, observers: []Observer{observe}}
 	q := &queueRun{queue: verdictWork, log: zerolog.Nop(), kick: make(chan struct{}, 1)}
 	return p, q, &outs
+}
+
+// settleObserved settles d as the pool does: its observers are told the
+// outcome once settle returns.
+func settleObserved(ctx context.Context, p *Pool, q *queueRun, d *broker.Delivery, ack acknowledger, v verdict, out *Outcome) {
+	ctx, done := p.take(ctx, &Job{}, d)
+	p.settle(ctx, q, d, ack, v, out)
+	done(*out)
 }
 
 var (
@@ -231,7 +239,7 @@ func TestSettle(t *testing.T) {
 			p, q, outs := testSettler(s)
 			ack := &fakeAck{log: log, errs: tc.ackErrs}
 			out := Outcome{Queue: "jobs", JobID: tc.f.d.Envelope.ID, Attempt: tc.f.attempt()}
-			p.settle(context.Background(), q, tc.f.d, ack, decide(tc.f), &out)
+			settleObserved(context.Background(), p, q, tc.f.d, ack, decide(tc.f), &out)
 
 			got := log.all()
 			if diff := cmp.Diff(tc.want, got); diff != "" {
@@ -304,7 +312,7 @@ func TestSettleIdempotent(t *testing.T) {
 	f := testFacts(handled(errors.New("x")))
 	ack := &fakeAck{log: log}
 	out := Outcome{}
-	p.settle(context.Background(), q, f.d, ack, decide(f), &out)
+	settleObserved(context.Background(), p, q, f.d, ack, decide(f), &out)
 	first := log.all()
 	for _, v := range []verdict{decide(f), {kind: verdictAck}, {kind: verdictRequeue}, decide(testFacts(handled(Permanent(errors.New("x")))))} {
 		p.settle(context.Background(), q, f.d, ack, v, &out)
@@ -349,7 +357,7 @@ func TestSettlePublishFailsNoAck(t *testing.T) {
 				f := tc.f
 				ack := &fakeAck{log: log}
 				start := time.Now()
-				p.settle(ctx, q, f.d, ack, decide(f), &Outcome{})
+				settleObserved(ctx, p, q, f.d, ack, decide(f), &Outcome{})
 				took := time.Since(start)
 				cancel()
 				got := log.all()
@@ -382,7 +390,7 @@ func TestSettleShutdownRequeueNoPause(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		p.settle(context.Background(), q, f.d, &fakeAck{log: log}, decide(f), &Outcome{})
+		settleObserved(context.Background(), p, q, f.d, &fakeAck{log: log}, decide(f), &Outcome{})
 	}()
 	select {
 	case <-done:
@@ -400,7 +408,7 @@ func TestSettleQuarantineOutlivesShutdown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	f := testFacts(fromQuarantine, handled(errors.New("x")), shutdown)
-	p.settle(ctx, q, f.d, &fakeAck{log: log}, decide(f), &Outcome{})
+	settleObserved(ctx, p, q, f.d, &fakeAck{log: log}, decide(f), &Outcome{})
 	if len(s.ctxErrs) != 1 || s.ctxErrs[0] != nil {
 		t.Errorf("publish ctx errors %v, want one publish with a live ctx", s.ctxErrs)
 	}

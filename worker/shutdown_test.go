@@ -37,7 +37,7 @@ func TestGracefulShutdownLosesNothing(t *testing.T) {
 		first.add(job.ID)
 		return nil
 	})
-	stop := f.run(mux, worker.WithQueue(f.queue, worker.Concurrency(4), worker.Prefetch(16)), worker.WithObserver(first.observe))
+	stop := f.run(mux, worker.WithQueue(f.queue, worker.Concurrency(4), worker.Prefetch(16)), worker.WithObserver(worker.OutcomeFunc(first.observe)))
 	testkit.WaitFor(t, 30*time.Second, "some jobs handled", func() bool { return first.count() >= 20 })
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
@@ -63,7 +63,7 @@ func TestGracefulShutdownLosesNothing(t *testing.T) {
 		second.add(job.ID)
 		return nil
 	})
-	stop2 := f.run(mux2, worker.WithObserver(second.observe))
+	stop2 := f.run(mux2, worker.WithObserver(worker.OutcomeFunc(second.observe)))
 	testkit.WaitFor(t, 30*time.Second, "the rest handled", func() bool { return first.count()+second.count() >= n })
 	if err := stop2(); err != nil {
 		t.Fatal(err)
@@ -96,7 +96,7 @@ func TestShutdownDeadlineReturnsJobUntouched(t *testing.T) {
 		return ctx.Err()
 	})
 	l := newLedger()
-	stop := f.run(mux, worker.WithShutdownTimeout(300*time.Millisecond), worker.WithObserver(l.observe))
+	stop := f.run(mux, worker.WithShutdownTimeout(300*time.Millisecond), worker.WithObserver(worker.OutcomeFunc(l.observe)))
 	id := f.publish("slow", 1)[0]
 	testkit.Recv(t, (<-chan struct{})(started), 20*time.Second, "the handler to start")
 	begin := time.Now()

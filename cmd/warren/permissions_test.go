@@ -142,7 +142,7 @@ func TestRolePermissions(t *testing.T) {
 	var mu sync.Mutex
 	var seen []worker.Outcome
 	done := make(chan struct{}, 16)
-	pool, err := worker.NewPool(dial("worker"), topo, mux, worker.WithObserver(func(o worker.Outcome) {
+	pool, err := worker.NewPool(dial("worker"), topo, mux, worker.WithObserver(worker.OutcomeFunc(func(o worker.Outcome) {
 		mu.Lock()
 		seen = append(seen, o)
 		mu.Unlock()
@@ -150,7 +150,7 @@ func TestRolePermissions(t *testing.T) {
 		case done <- struct{}{}:
 		default: // the test looks at seen anyway
 		}
-	}))
+	})))
 	if err != nil {
 		t.Fatal(err)
 	}

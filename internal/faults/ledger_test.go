@@ -198,13 +198,13 @@ func (r *run) work(handle func(ctx context.Context, job *worker.Job) error, opts
 	})
 	opts = append([]worker.Option{worker.WithSender(r.snd), worker.WithLogger(r.log),
 		worker.WithQueue(r.queue, worker.Concurrency(8), worker.Prefetch(32)),
-		worker.WithObserver(func(o worker.Outcome) {
+		worker.WithObserver(worker.OutcomeFunc(func(o worker.Outcome) {
 			if o.Status == worker.DeadLettered {
 				r.ledger.mu.Lock()
 				r.ledger.parked[o.JobID]++
 				r.ledger.mu.Unlock()
 			}
-		})}, opts...)
+		}))}, opts...)
 	pool, err := worker.NewPool(r.workConn, r.topo, h, opts...)
 	if err != nil {
 		r.t.Fatal(err)

@@ -303,14 +303,14 @@ type soakPool struct {
 func (s *soak) startPools(callTopo *topology.Topology) {
 	r := s.r
 	observe := func(i int) worker.Option {
-		return worker.WithObserver(func(o worker.Outcome) {
+		return worker.WithObserver(worker.OutcomeFunc(func(o worker.Outcome) {
 			if o.Status >= 1 && o.Status <= soakLastStatus {
 				s.outcomes[i][o.Status].Add(1)
 			}
 			if i == 0 && o.Status == worker.DeadLettered {
 				s.ledger.park(o.JobID)
 			}
-		})
+		}))
 	}
 	work := worker.HandlerFunc(func(ctx context.Context, job *worker.Job) error {
 		var p soakPayload

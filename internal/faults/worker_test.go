@@ -297,13 +297,13 @@ func startDeletionPool(t *testing.T, r *run, delay time.Duration, gate *sync.RWM
 	})
 	pool, err := worker.NewPool(r.workConn, r.topo, h, worker.WithSender(r.snd), worker.WithLogger(r.log),
 		worker.WithQueue(r.queue, worker.Concurrency(8), worker.Prefetch(32)),
-		worker.WithObserver(func(o worker.Outcome) {
+		worker.WithObserver(worker.OutcomeFunc(func(o worker.Outcome) {
 			if o.Status == worker.DeadLettered {
 				r.ledger.mu.Lock()
 				r.ledger.parked[o.JobID]++
 				r.ledger.mu.Unlock()
 			}
-		}))
+		})))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,13 +79,13 @@ func workerChild() int {
 		worker.WithLogger(log),
 		worker.WithHandlerTimeout(handlerTimeout),
 		worker.WithShutdownTimeout(10 * time.Second),
-		worker.WithObserver(func(o worker.Outcome) {
+		worker.WithObserver(worker.OutcomeFunc(func(o worker.Outcome) {
 			class := o.Class
 			if class == "" {
 				class = "-"
 			}
 			report("out %s %s %d %s %s", o.Status, o.JobID, o.Attempt, class, o.Queue)
-		}),
+		})),
 	}
 	for _, q := range topo.Queues {
 		if q.Derived {

@@ -91,20 +91,20 @@ func run(cfg daemon.Config, o options) error {
 	// One connection consumes, another publishes the retries and dead
 	// letters: a broker short of memory or disk blocks the connections
 	// that publish, and the consumers' acks must not wait behind them.
+	// The metrics observe both: everything built on them is counted, and
+	// their reconnections under their names.
 	ctx := context.Background()
-	conn, err := broker.Dial(ctx, cfg.URLs, broker.WithName("quickstart-worker"), broker.WithLogger(log),
-		broker.WithStateHook(m.StateHook("consumer")))
+	conn, err := broker.Dial(ctx, cfg.URLs, broker.WithName("quickstart-worker"), broker.WithLogger(log), broker.WithObserver(m))
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	pubConn, err := broker.Dial(ctx, cfg.URLs, broker.WithName("quickstart-worker-publisher"), broker.WithLogger(log),
-		broker.WithStateHook(m.StateHook("publisher")))
+	pubConn, err := broker.Dial(ctx, cfg.URLs, broker.WithName("quickstart-worker-publisher"), broker.WithLogger(log), broker.WithObserver(m))
 	if err != nil {
 		return err
 	}
 	defer pubConn.Close()
-	pub, err := broker.NewSender(pubConn, broker.WithAppID("quickstart-worker"), broker.WithPublishHook(m.PublishHook()))
+	pub, err := broker.NewSender(pubConn, broker.WithAppID("quickstart-worker"))
 	if err != nil {
 		return err
 	}
@@ -114,10 +114,10 @@ func run(cfg daemon.Config, o options) error {
 	mux.Handle(jobs.EmailSend, worker.Typed(sendEmail))
 	mux.Handle(jobs.ImageResize, worker.Typed(resizeImage))
 	mux.Handle(jobs.ReportRender, worker.Typed(renderReport))
-	mux.Use(m.Middleware()) // jobs in flight
 
 	// The observer counts every outcome; with --until, the daemon stops
-	// once enough jobs are done.
+	// once enough jobs are done. The pool observes its jobs with the
+	// metrics of conn without being told.
 	runCtx, finish := context.WithCancel(ctx)
 	defer finish()
 	var tally counts
@@ -129,8 +129,7 @@ func run(cfg daemon.Config, o options) error {
 	opts := []worker.Option{
 		worker.WithSender(pub),
 		worker.WithLogger(log),
-		worker.WithObserver(observe),
-		worker.WithObserver(m.Observe),
+		worker.WithObserver(worker.OutcomeFunc(observe)),
 		worker.WithShutdownTimeout(cfg.ShutdownTimeout), // the daemon's deadline too
 	}
 	for _, q := range topo.WorkQueues() {

@@ -15,7 +15,7 @@ import (
 	"github.com/warrenmq/warren/internal/brokertest"
 )
 
-// hookLog records what hooks see, as lines such as
+// hookLog records what observers see, as lines such as
 // "a start job x.1/k confirmed=true email.send" and "a done <nil>".
 type hookLog struct {
 	mu    sync.Mutex
@@ -39,15 +39,16 @@ func (l *hookLog) take() []string {
 
 type ctxMark struct{}
 
-// hook returns a publish hook named name. It marks the ctx it returns with
-// its name, and records the mark it was given, so the chaining shows.
-func (l *hookLog) hook(name, exchange string) broker.PublishHook {
-	return func(ctx context.Context, info broker.PublishInfo, env *broker.Envelope) (context.Context, func(error)) {
+// observer returns an observer named name. Its Publish marks the ctx it
+// returns with its name, and records the mark it was given, so the
+// chaining shows.
+func (l *hookLog) observer(name, exchange string) broker.Option {
+	return broker.WithObserver(broker.ObserverFuncs{OnPublish: func(ctx context.Context, info broker.PublishInfo, env *broker.Envelope) (context.Context, func(error)) {
 		from, _ := ctx.Value(ctxMark{}).(string)
 		dest := strings.Replace(info.Exchange, exchange, "X", 1) + "/" + info.RoutingKey
 		l.add("%s start %s %s confirmed=%t %s from=%q", name, info.Kind, dest, info.Confirmed, env.Type, from)
 		return context.WithValue(ctx, ctxMark{}, name), func(err error) { l.add("%s done %s", name, outcome(err)) }
-	}
+	}})
 }
 
 func outcome(err error) string {
@@ -68,14 +69,15 @@ func outcome(err error) string {
 	return "error: " + err.Error()
 }
 
-// TestPublishHooks checks that every kind of publish calls the hooks once
-// before it is built and once with its outcome, in the documented order.
-func TestPublishHooks(t *testing.T) {
-	conn := dial(t)
+// TestPublishObservers checks that every kind of publish calls the Conn's
+// observers once before it is built and once with its outcome, in the
+// documented order.
+func TestPublishObservers(t *testing.T) {
 	exchange, queue := setup(t, nil)
 	var log hookLog
-	p := newPublisher(t, conn, broker.WithPublishHook(log.hook("a", exchange)), broker.WithPublishHook(log.hook("b", exchange)))
-	s := newSender(t, conn, broker.WithPublishHook(log.hook("a", exchange)), broker.WithPublishHook(log.hook("b", exchange)))
+	conn := dial(t, log.observer("a", exchange), log.observer("b", exchange))
+	p := newPublisher(t, conn)
+	s := newSender(t, conn)
 	ctx := brokertest.Context(t, 30*time.Second)
 	to := broker.To(exchange, "k")
 
@@ -135,7 +137,7 @@ func TestPublishHooks(t *testing.T) {
 					return err
 				}
 				if got := log.take(); len(got) != 2 {
-					t.Errorf("before Wait, the hooks saw %q; want the two starts only", got)
+					t.Errorf("before Wait, the observers saw %q; want the two starts only", got)
 				}
 				return c.Wait(ctx)
 			},
@@ -170,7 +172,7 @@ func TestPublishHooks(t *testing.T) {
 			},
 		},
 		{
-			name: "no route: no hook",
+			name: "no route: no observer",
 			publish: func(t *testing.T) error {
 				if err := p.Publish(ctx, broker.Job{Type: "unrouted"}); !errors.Is(err, broker.ErrNoRoute) {
 					t.Errorf("Publish: %v, want ErrNoRoute", err)
@@ -199,43 +201,44 @@ func TestPublishHooks(t *testing.T) {
 				t.Fatalf("publish: %v", err)
 			}
 			if diff := cmp.Diff(tt.want, log.take()); diff != "" {
-				t.Errorf("hook calls (-want +got):\n%s", diff)
+				t.Errorf("observer calls (-want +got):\n%s", diff)
 			}
 		})
 	}
 	if n := brokertest.Depth(t, queue); n != 6 {
-		t.Errorf("queue holds %d messages, want 6 (the hooks must not change what is published)", n)
+		t.Errorf("queue holds %d messages, want 6 (the observers must not change what is published)", n)
 	}
 }
 
-// TestPublishHookWritesTraceContext checks that what a hook writes into
-// the envelope is on the wire: the hook runs before the message is built.
-func TestPublishHookWritesTraceContext(t *testing.T) {
-	conn := dial(t)
-	exchange, queue := setup(t, nil)
+// TestPublishObserverWritesTraceContext checks that what an observer
+// writes into the envelope is on the wire: Publish runs before the message
+// is built.
+func TestPublishObserverWritesTraceContext(t *testing.T) {
 	const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-	p := newPublisher(t, conn, broker.WithPublishHook(func(ctx context.Context, _ broker.PublishInfo, env *broker.Envelope) (context.Context, func(error)) {
+	conn := dial(t, broker.WithObserver(broker.ObserverFuncs{OnPublish: func(ctx context.Context, _ broker.PublishInfo, env *broker.Envelope) (context.Context, func(error)) {
 		env.Traceparent, env.Tracestate = traceparent, "vendor=1"
 		return nil, nil // both may be nil
-	}))
+	}}))
+	exchange, queue := setup(t, nil)
+	p := newPublisher(t, conn)
 	if err := p.Publish(brokertest.Context(t, 10*time.Second), broker.Job{Type: "traced"}, broker.To(exchange, "k")); err != nil {
 		t.Fatal(err)
 	}
 	d := brokertest.Get(t, queue, 5*time.Second)
 	if d.Headers["traceparent"] != traceparent || d.Headers["tracestate"] != "vendor=1" {
-		t.Errorf("headers %v: want the hook's trace context", d.Headers)
+		t.Errorf("headers %v: want the observer's trace context", d.Headers)
 	}
 }
 
-// TestCallAndReplyHooks checks the call hook around Call (a result, a
-// remote error, a timeout) and the publish hook on the replies, written to
-// direct reply-to without a confirm.
-func TestCallAndReplyHooks(t *testing.T) {
-	conn := dial(t)
+// TestCallAndReplyObservers checks an observer around Call (a result, a
+// remote error, a timeout) and on the replies, written to direct reply-to
+// without a confirm.
+func TestCallAndReplyObservers(t *testing.T) {
 	exchange, queue := setup(t, nil)
 	var calls, replies hookLog
-	pub := newSender(t, conn, broker.WithPublishHook(replies.hook("pub", exchange)))
-	caller, err := broker.NewCaller(dial(t), broker.WithCallHook(broker.CallHook(calls.hook("call", exchange))))
+	conn := dial(t, replies.observer("pub", exchange))
+	pub := newSender(t, conn)
+	caller, err := broker.NewCaller(dial(t, calls.observer("call", exchange)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +289,7 @@ func TestCallAndReplyHooks(t *testing.T) {
 		`call start request X/unconsumed confirmed=false nobody from=""`, "call done unroutable",
 	}
 	if diff := cmp.Diff(wantCalls, calls.take()); diff != "" {
-		t.Errorf("call hook (-want +got):\n%s", diff)
+		t.Errorf("call observer (-want +got):\n%s", diff)
 	}
 	got := replies.take()
 	for i := range got {
@@ -301,16 +304,16 @@ func TestCallAndReplyHooks(t *testing.T) {
 		`pub start reply /direct confirmed=false fail.reply from=""`, "pub done ok",
 	}
 	if diff := cmp.Diff(wantReplies, got); diff != "" {
-		t.Errorf("publish hook on replies (-want +got):\n%s", diff)
+		t.Errorf("observer of replies (-want +got):\n%s", diff)
 	}
 }
 
-// TestCallHookTimeout checks that a call nobody answers reports its
-// timeout to the hook.
-func TestCallHookTimeout(t *testing.T) {
+// TestCallObserverTimeout checks that a call nobody answers reports its
+// timeout to the observer.
+func TestCallObserverTimeout(t *testing.T) {
 	exchange, _ := setup(t, nil)
 	var calls hookLog
-	caller, err := broker.NewCaller(dial(t), broker.WithCallHook(broker.CallHook(calls.hook("call", exchange))))
+	caller, err := broker.NewCaller(dial(t, calls.observer("call", exchange)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,20 +325,13 @@ func TestCallHookTimeout(t *testing.T) {
 	}
 	want := []string{`call start request X/k confirmed=false slow from=""`, "call done timeout"}
 	if diff := cmp.Diff(want, calls.take()); diff != "" {
-		t.Errorf("call hook (-want +got):\n%s", diff)
+		t.Errorf("call observer (-want +got):\n%s", diff)
 	}
 }
 
-func TestHookOptionsRefuseNil(t *testing.T) {
-	conn := dial(t)
-	if _, err := broker.NewPublisher(conn, broker.WithPublishHook(nil)); err == nil {
-		t.Error("NewPublisher accepted a nil hook")
-	}
-	if _, err := broker.NewSender(conn, broker.WithPublishHook(nil)); err == nil {
-		t.Error("NewSender accepted a nil hook")
-	}
-	if _, err := broker.NewCaller(conn, broker.WithCallHook(nil)); err == nil {
-		t.Error("NewCaller accepted a nil hook")
+func TestWithObserverRefusesNil(t *testing.T) {
+	if _, err := broker.Dial(brokertest.Context(t, 10*time.Second), []string{brokertest.URL(t)}, broker.WithObserver(nil)); err == nil {
+		t.Error("Dial accepted a nil observer")
 	}
 }
 
@@ -358,5 +354,31 @@ func TestPublishKind(t *testing.T) {
 				t.Errorf("PublishKind(%d).String() = %q, want %q", int(tt.kind), got, tt.name)
 			}
 		})
+	}
+}
+
+// TestObserverConnection checks that the observers, in order, are told of
+// the Conn's state changes under its name.
+func TestObserverConnection(t *testing.T) {
+	var log hookLog
+	watch := func(name string) broker.Option {
+		return broker.WithObserver(broker.ObserverFuncs{OnConnection: func(c broker.StateChange) {
+			log.add("%s %s %s", name, c.Name, c.State)
+		}})
+	}
+	name := brokertest.ConnName(t, "observed")
+	conn, err := broker.Dial(brokertest.Context(t, 30*time.Second), []string{brokertest.URL(t)}, broker.WithName(name), watch("a"), watch("b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(conn.Observers()); got != 2 {
+		t.Errorf("Observers() has %d, want 2", got)
+	}
+	if err := conn.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"a " + name + " closed", "b " + name + " closed"}
+	if diff := cmp.Diff(want, log.take()); diff != "" {
+		t.Errorf("state changes (-want +got):\n%s", diff)
 	}
 }
