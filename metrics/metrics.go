@@ -89,7 +89,7 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 		}, []string{"queue", "type"}),
 		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: Namespace, Name: "jobs_in_flight",
-			Help: "Handlers running, by queue.",
+			Help: "Deliveries a pool has taken and not yet settled, by queue.",
 		}, []string{"queue"}),
 		replies: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "replies_sent_total",

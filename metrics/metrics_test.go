@@ -171,7 +171,7 @@ routes:
 warren_calls_total{outcome="ok",type="rpc"} 1
 warren_calls_total{outcome="remote_error",type="rpcfail"} 1
 warren_calls_total{outcome="timeout",type="slow"} 1
-# HELP warren_jobs_in_flight Handlers running, by queue.
+# HELP warren_jobs_in_flight Deliveries a pool has taken and not yet settled, by queue.
 # TYPE warren_jobs_in_flight gauge
 warren_jobs_in_flight{queue="%[1]s"} 0
 # HELP warren_jobs_processed_total Deliveries settled by worker pools, by queue, job type and outcome (succeeded, retried, dead_lettered, requeued, rejected, expired).
@@ -413,7 +413,7 @@ routes:
 # HELP warren_calls_total Calls (request-reply) ended, by job type and outcome (ok, remote_error, timeout, error).
 # TYPE warren_calls_total counter
 warren_calls_total{outcome="ok",type="rpc"} 1
-# HELP warren_jobs_in_flight Handlers running, by queue.
+# HELP warren_jobs_in_flight Deliveries a pool has taken and not yet settled, by queue.
 # TYPE warren_jobs_in_flight gauge
 warren_jobs_in_flight{queue="%[1]s"} 0
 # HELP warren_jobs_processed_total Deliveries settled by worker pools, by queue, job type and outcome (succeeded, retried, dead_lettered, requeued, rejected, expired).
