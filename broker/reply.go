@@ -1,9 +1,15 @@
 package broker
 
 import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // Request-reply on the wire. A request is a job with reply_to set: the name
@@ -114,4 +120,110 @@ func (e *Envelope) RemoteErr() *RemoteError {
 		re.Message, re.Class = e.Failure.Error, e.Failure.Class
 	}
 	return re
+}
+
+// Reply sends the reply to request (whose ReplyTo must be set): its
+// result, encoded with MessagePack, or its failure when failure is not nil
+// (see NewReply). To a caller waiting on direct reply-to or its own reply
+// queue (IsCallerReplyTo) it is written on a channel without confirms and
+// Reply returns once it is written: such a reply exists only while its
+// caller's channel does, and if it is lost its caller times out, as it
+// would if the worker had died. To a durable reply queue it is published
+// with a confirm and as mandatory (Publish). The observers see it as
+// KindReply.
+// It is what a worker pool does when a request ends.
+func (s *Sender) Reply(ctx context.Context, request *Envelope, result any, failure *Failure) error {
+	return s.reply(ctx, request, result, failure, time.Now())
+}
+
+func (s *Sender) reply(ctx context.Context, request *Envelope, result any, failure *Failure, now time.Time) error {
+	if request.ReplyTo == "" {
+		return fmt.Errorf("%w: job %s has no reply_to: nobody waits for its reply", ErrInvalidJob, request.ID)
+	}
+	if !IsCallerReplyTo(request.ReplyTo) || failure != nil || request.Traceparent != "" || s.pipe.observe != nil {
+		r, err := newReply(request, result, failure, now)
+		if err != nil {
+			return err
+		}
+		if IsCallerReplyTo(request.ReplyTo) {
+			return s.sendDirectReply(ctx, r, request.ReplyTo)
+		}
+		return s.Publish(ctx, KindReply, r, "", request.ReplyTo)
+	}
+	// The common case, a result for a waiting caller, needs no envelope,
+	// and its body can be encoded in a pooled buffer: amqp091-go has
+	// written it by the time the publish returns.
+	buf := encodeBuffers.Get().(*bytes.Buffer)
+	defer putEncodeBuffer(buf)
+	if err := encodeInto(buf, result); err != nil {
+		return fmt.Errorf("%w: the result of job %s, a %T, cannot be encoded with MessagePack: %v", ErrInvalidJob, request.ID, result, err)
+	}
+	corr := request.CorrelationID
+	if corr == "" {
+		corr = request.ID
+	}
+	return s.sendDirect(ctx, request.ReplyTo, amqp.Publishing{
+		ContentType:   ContentType,
+		CorrelationId: corr,
+		DeliveryMode:  amqp.Transient,
+		Body:          buf.Bytes(),
+	})
+}
+
+// sendDirectReply sends a reply to a caller waiting on RabbitMQ's direct
+// reply-to (replyTo is its amq.rabbitmq.reply-to.* address) or on a reply
+// queue of its own (amq.gen-*, see IsCallerReplyTo), on a channel without
+// confirms, and returns once it is written. Such a reply is transient by
+// nature: it exists only while its caller's channel does, the broker
+// cannot be asked to keep it, and a confirm would only cost a round of
+// work on both sides. Only the correlation id, the content type, the
+// headers (on a failure) and the body are sent: Call fills in the reply's
+// id and type from its request.
+func (s *Sender) sendDirectReply(ctx context.Context, env *Envelope, replyTo string) error {
+	var done func(error)
+	if s.pipe.observe != nil {
+		_, done = s.pipe.observe(ctx, PublishInfo{Kind: KindReply, RoutingKey: replyTo}, env)
+	}
+	full := env.publishing()
+	msg := amqp.Publishing{
+		ContentType:   full.ContentType,
+		CorrelationId: full.CorrelationId,
+		DeliveryMode:  amqp.Transient,
+		Body:          full.Body,
+	}
+	if len(full.Headers) > 0 {
+		msg.Headers = full.Headers
+	}
+	err := s.sendDirect(ctx, replyTo, msg)
+	if done != nil {
+		done(err)
+	}
+	return err
+}
+
+// sendDirect writes msg to a caller's reply address on the sender's
+// channel without confirms.
+func (s *Sender) sendDirect(ctx context.Context, replyTo string, msg amqp.Publishing) error {
+	if err := s.pipe.checkFrame(&msg, cmp.Or(msg.MessageId, msg.CorrelationId)); err != nil {
+		return err
+	}
+	s.directMu.Lock()
+	defer s.directMu.Unlock()
+	if s.directClosed {
+		return fmt.Errorf("%w: sender closed", ErrClosed)
+	}
+	if s.direct == nil || s.direct.IsClosed() {
+		ch, err := s.pipe.conn.channel()
+		if err != nil {
+			return err
+		}
+		s.direct = ch
+	}
+	if err := s.direct.PublishWithContext(ctx, "", replyTo, false, false, msg); err != nil {
+		if errors.Is(err, amqp.ErrClosed) {
+			return fmt.Errorf("%w: %w", ErrClosed, err)
+		}
+		return err
+	}
+	return nil
 }
