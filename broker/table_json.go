@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/warrenmq/warren/internal/jsonwire"
 )
 
 // A Table's JSON form: each value with its AMQP field type, so that
@@ -44,7 +46,7 @@ func (t Table) MarshalJSON() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return marshal(m)
+	return jsonwire.Marshal(m)
 }
 
 // UnmarshalJSON reads a table in its JSON form into t, replacing what t
@@ -58,7 +60,7 @@ func (t *Table) UnmarshalJSON(b []byte) error {
 	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(b, &m); err != nil {
-		return fmt.Errorf("want a JSON object of typed values, got %s", shortJSON(b))
+		return fmt.Errorf("want a JSON object of typed values, got %s", jsonwire.Short(b))
 	}
 	out, err := decodeTable(m, 0)
 	if err != nil {
@@ -126,13 +128,13 @@ func encodeTable(t Table, depth int) (map[string]json.RawMessage, error) {
 // encodeValue writes one header value with its AMQP type.
 func encodeValue(v any, depth int) (json.RawMessage, error) {
 	num := func(t string, n int64) (json.RawMessage, error) {
-		return marshal(wireValue{T: t, V: json.RawMessage(strconv.FormatInt(n, 10))})
+		return jsonwire.Marshal(wireValue{T: t, V: json.RawMessage(strconv.FormatInt(n, 10))})
 	}
 	switch x := v.(type) {
 	case nil:
-		return marshal(wireValue{T: tVoid})
+		return jsonwire.Marshal(wireValue{T: tVoid})
 	case bool:
-		return marshal(wireValue{T: tBool, V: json.RawMessage(strconv.FormatBool(x))})
+		return jsonwire.Marshal(wireValue{T: tBool, V: json.RawMessage(strconv.FormatBool(x))})
 	case int8:
 		return num(tInt8, int64(x))
 	case uint8:
@@ -153,44 +155,44 @@ func encodeValue(v any, depth int) (json.RawMessage, error) {
 		return num(tUint32, int64(x))
 	case int64:
 		// A string: JSON readers in some languages round integers above 2^53.
-		return marshal(wireValue{T: tInt64, V: quote(strconv.FormatInt(x, 10))})
+		return jsonwire.Marshal(wireValue{T: tInt64, V: jsonwire.Quote(strconv.FormatInt(x, 10))})
 	case float32:
-		return marshal(wireValue{T: tFloat32, V: floatJSON(float64(x), 32)})
+		return jsonwire.Marshal(wireValue{T: tFloat32, V: floatJSON(float64(x), 32)})
 	case float64:
-		return marshal(wireValue{T: tFloat64, V: floatJSON(x, 64)})
+		return jsonwire.Marshal(wireValue{T: tFloat64, V: floatJSON(x, 64)})
 	case Decimal:
-		b, err := marshal(wireDecimal{Scale: x.Scale, Value: x.Value})
+		b, err := jsonwire.Marshal(wireDecimal{Scale: x.Scale, Value: x.Value})
 		if err != nil {
 			return nil, err
 		}
-		return marshal(wireValue{T: tDecimal, V: b})
+		return jsonwire.Marshal(wireValue{T: tDecimal, V: b})
 	case string:
 		if utf8.ValidString(x) {
-			return marshal(wireValue{T: tString, V: quote(x)})
+			return jsonwire.Marshal(wireValue{T: tString, V: jsonwire.Quote(x)})
 		}
 		s := base64.StdEncoding.EncodeToString([]byte(x))
-		return marshal(wireValue{T: tString, B64: &s})
+		return jsonwire.Marshal(wireValue{T: tString, B64: &s})
 	case []byte:
-		return marshal(wireValue{T: tBytes, V: quote(base64.StdEncoding.EncodeToString(x))})
+		return jsonwire.Marshal(wireValue{T: tBytes, V: jsonwire.Quote(base64.StdEncoding.EncodeToString(x))})
 	case time.Time:
 		if x.Nanosecond() != 0 {
 			return nil, errors.New("timestamp has a fraction of a second; AMQP timestamps are whole seconds")
 		}
-		b, err := marshal(stamp(x.Unix()))
+		b, err := jsonwire.Marshal(jsonwire.Stamp(x.Unix()))
 		if err != nil {
 			return nil, err
 		}
-		return marshal(wireValue{T: tTimestamp, V: b})
+		return jsonwire.Marshal(wireValue{T: tTimestamp, V: b})
 	case Table:
 		t, err := encodeTable(x, depth+1)
 		if err != nil {
 			return nil, err
 		}
-		b, err := marshal(t)
+		b, err := jsonwire.Marshal(t)
 		if err != nil {
 			return nil, err
 		}
-		return marshal(wireValue{T: tTable, V: b})
+		return jsonwire.Marshal(wireValue{T: tTable, V: b})
 	case []any:
 		if depth+1 > maxFieldDepth {
 			return nil, fmt.Errorf("tables and arrays nest deeper than %d levels; amqp091-go reads no deeper", maxFieldDepth)
@@ -203,11 +205,11 @@ func encodeValue(v any, depth int) (json.RawMessage, error) {
 			}
 			a[i] = b
 		}
-		b, err := marshal(a)
+		b, err := jsonwire.Marshal(a)
 		if err != nil {
 			return nil, err
 		}
-		return marshal(wireValue{T: tArray, V: b})
+		return jsonwire.Marshal(wireValue{T: tArray, V: b})
 	}
 	return nil, fmt.Errorf("a %T is not an AMQP field value of a Table", v)
 }
@@ -223,11 +225,11 @@ type wireDecimal struct {
 func floatJSON(f float64, bits int) json.RawMessage {
 	switch {
 	case math.IsNaN(f):
-		return quote("NaN")
+		return jsonwire.Quote("NaN")
 	case math.IsInf(f, 1):
-		return quote("Infinity")
+		return jsonwire.Quote("Infinity")
 	case math.IsInf(f, -1):
-		return quote("-Infinity")
+		return jsonwire.Quote("-Infinity")
 	}
 	return json.RawMessage(strconv.FormatFloat(f, 'g', -1, bits))
 }
@@ -254,7 +256,7 @@ func decodeTable(m map[string]json.RawMessage, depth int) (Table, error) {
 // type.
 func decodeValue(raw json.RawMessage, depth int) (any, error) {
 	var w wireValue
-	if err := strictUnmarshal(raw, &w); err != nil {
+	if err := jsonwire.StrictUnmarshal(raw, &w); err != nil {
 		return nil, fmt.Errorf(`want {"t": type, "v": value}: %w`, err)
 	}
 	if w.T == tVoid {
@@ -280,7 +282,7 @@ func decodeValue(raw json.RawMessage, depth int) (any, error) {
 	case tBool:
 		var b bool
 		if err := json.Unmarshal(w.V, &b); err != nil {
-			return nil, fmt.Errorf("want true or false, got %s", shortJSON(w.V))
+			return nil, fmt.Errorf("want true or false, got %s", jsonwire.Short(w.V))
 		}
 		return b, nil
 	case tInt8:
@@ -315,20 +317,20 @@ func decodeValue(raw json.RawMessage, depth int) (any, error) {
 		return floatOf(w.V, 64)
 	case tDecimal:
 		var d wireDecimal
-		if err := strictUnmarshal(w.V, &d); err != nil {
+		if err := jsonwire.StrictUnmarshal(w.V, &d); err != nil {
 			return nil, fmt.Errorf(`want {"scale": 0-255, "value": a 32-bit integer}: %w`, err)
 		}
 		return Decimal{Scale: d.Scale, Value: d.Value}, nil
 	case tString:
 		var s string
 		if err := json.Unmarshal(w.V, &s); err != nil {
-			return nil, fmt.Errorf("want a JSON string, got %s", shortJSON(w.V))
+			return nil, fmt.Errorf("want a JSON string, got %s", jsonwire.Short(w.V))
 		}
 		return s, nil
 	case tBytes:
 		var s string
 		if err := json.Unmarshal(w.V, &s); err != nil {
-			return nil, fmt.Errorf("want a base64 string, got %s", shortJSON(w.V))
+			return nil, fmt.Errorf("want a base64 string, got %s", jsonwire.Short(w.V))
 		}
 		b, err := base64.StdEncoding.DecodeString(s)
 		if err != nil {
@@ -336,15 +338,15 @@ func decodeValue(raw json.RawMessage, depth int) (any, error) {
 		}
 		return b, nil
 	case tTimestamp:
-		var s stamp
+		var s jsonwire.Stamp
 		if err := json.Unmarshal(w.V, &s); err != nil {
 			return nil, err
 		}
-		return s.time(), nil
+		return s.Time(), nil
 	case tTable:
 		var m map[string]json.RawMessage
 		if err := json.Unmarshal(w.V, &m); err != nil || m == nil {
-			return nil, fmt.Errorf("want a JSON object of typed values, got %s", shortJSON(w.V))
+			return nil, fmt.Errorf("want a JSON object of typed values, got %s", jsonwire.Short(w.V))
 		}
 		return decodeTable(m, depth+1)
 	case tArray:
@@ -353,7 +355,7 @@ func decodeValue(raw json.RawMessage, depth int) (any, error) {
 		}
 		var a []json.RawMessage
 		if err := json.Unmarshal(w.V, &a); err != nil || a == nil {
-			return nil, fmt.Errorf("want a JSON array of typed values, got %s", shortJSON(w.V))
+			return nil, fmt.Errorf("want a JSON array of typed values, got %s", jsonwire.Short(w.V))
 		}
 		if len(a) == 0 {
 			return []any(nil), nil // as amqp091-go reads an empty array
@@ -375,7 +377,7 @@ func decodeValue(raw json.RawMessage, depth int) (any, error) {
 func intJSON(v json.RawMessage, lo, hi int64) (int64, error) {
 	n, err := strconv.ParseInt(string(v), 10, 64)
 	if err != nil || n < lo || n > hi {
-		return 0, fmt.Errorf("want an integer from %d to %d, got %s", lo, hi, shortJSON(v))
+		return 0, fmt.Errorf("want an integer from %d to %d, got %s", lo, hi, jsonwire.Short(v))
 	}
 	return n, nil
 }
@@ -392,91 +394,11 @@ func floatOf(v json.RawMessage, bits int) (float64, error) {
 		case "-Infinity":
 			return math.Inf(-1), nil
 		}
-		return 0, fmt.Errorf(`want a JSON number, "NaN", "Infinity" or "-Infinity", got %s`, shortJSON(v))
+		return 0, fmt.Errorf(`want a JSON number, "NaN", "Infinity" or "-Infinity", got %s`, jsonwire.Short(v))
 	}
 	f, err := strconv.ParseFloat(string(v), bits)
 	if err != nil || !json.Valid(v) {
-		return 0, fmt.Errorf("want a %d-bit float, got %s", bits, shortJSON(v))
+		return 0, fmt.Errorf("want a %d-bit float, got %s", bits, jsonwire.Short(v))
 	}
 	return f, nil
-}
-
-// stamp is an AMQP timestamp, seconds since the Unix epoch, written in RFC
-// 3339 in UTC ("2026-11-24T10:00:00Z"), or as a decimal string of the
-// seconds when its year is outside 0000-9999, where RFC 3339 cannot go.
-type stamp int64
-
-// Seconds since the epoch of 0000-01-01T00:00:00Z and of the first second
-// after 9999-12-31T23:59:59Z.
-const (
-	minStamp = -62167219200
-	endStamp = 253402300800
-)
-
-func (s stamp) MarshalJSON() ([]byte, error) {
-	if s < minStamp || s >= endStamp {
-		return quote(strconv.FormatInt(int64(s), 10)), nil
-	}
-	return quote(time.Unix(int64(s), 0).UTC().Format(time.RFC3339)), nil
-}
-
-func (s *stamp) UnmarshalJSON(b []byte) error {
-	var str string
-	if err := json.Unmarshal(b, &str); err != nil {
-		return fmt.Errorf("want a timestamp string such as \"2026-11-24T10:00:00Z\", got %s", shortJSON(b))
-	}
-	if n, err := strconv.ParseInt(str, 10, 64); err == nil {
-		*s = stamp(n)
-		return nil
-	}
-	t, err := time.Parse(time.RFC3339, str)
-	if err != nil {
-		return fmt.Errorf("timestamp %.40q is not RFC 3339 such as \"2026-11-24T10:00:00Z\", nor a count of seconds", str)
-	}
-	if t.Nanosecond() != 0 {
-		return fmt.Errorf("timestamp %.40q has a fraction of a second; AMQP timestamps are whole seconds", str)
-	}
-	*s = stamp(t.Unix())
-	return nil
-}
-
-func (s stamp) time() time.Time { return time.Unix(int64(s), 0).UTC() }
-
-// marshal is json.Marshal without HTML escaping ("<" stays "<": the lines
-// are read by people and tools, not embedded in HTML).
-func marshal(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
-}
-
-func quote(s string) json.RawMessage {
-	b, _ := marshal(s) // a valid UTF-8 string always encodes
-	return b
-}
-
-// strictUnmarshal decodes one JSON value, refusing fields v does not have.
-func strictUnmarshal(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("more than one JSON value")
-	}
-	return nil
-}
-
-// shortJSON quotes the start of a JSON fragment for an error message.
-func shortJSON(b []byte) string {
-	const n = 40
-	if len(b) > n {
-		return fmt.Sprintf("%q…", b[:n])
-	}
-	return fmt.Sprintf("%q", b)
 }

@@ -1,16 +1,15 @@
 package deadletter
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 	"unicode/utf8"
 
 	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/internal/jsonwire"
 )
 
 // RecordVersion is the version of the export format that Encoder writes
@@ -41,18 +40,18 @@ type wireRecord struct {
 }
 
 type wireProperties struct {
-	ContentType     text   `json:"content_type,omitempty"`
-	ContentEncoding text   `json:"content_encoding,omitempty"`
-	DeliveryMode    uint8  `json:"delivery_mode,omitempty"`
-	Priority        uint8  `json:"priority,omitempty"`
-	CorrelationID   text   `json:"correlation_id,omitempty"`
-	ReplyTo         text   `json:"reply_to,omitempty"`
-	Expiration      text   `json:"expiration,omitempty"`
-	MessageID       text   `json:"message_id,omitempty"`
-	Timestamp       *stamp `json:"timestamp,omitempty"`
-	Type            text   `json:"type,omitempty"`
-	UserID          text   `json:"user_id,omitempty"`
-	AppID           text   `json:"app_id,omitempty"`
+	ContentType     text            `json:"content_type,omitempty"`
+	ContentEncoding text            `json:"content_encoding,omitempty"`
+	DeliveryMode    uint8           `json:"delivery_mode,omitempty"`
+	Priority        uint8           `json:"priority,omitempty"`
+	CorrelationID   text            `json:"correlation_id,omitempty"`
+	ReplyTo         text            `json:"reply_to,omitempty"`
+	Expiration      text            `json:"expiration,omitempty"`
+	MessageID       text            `json:"message_id,omitempty"`
+	Timestamp       *jsonwire.Stamp `json:"timestamp,omitempty"`
+	Type            text            `json:"type,omitempty"`
+	UserID          text            `json:"user_id,omitempty"`
+	AppID           text            `json:"app_id,omitempty"`
 }
 
 // MarshalJSON writes r as one line of the export format (without the
@@ -90,7 +89,7 @@ func (r Record) MarshalJSON() ([]byte, error) {
 		if p.Timestamp.Nanosecond() != 0 {
 			return nil, errors.New("deadletter: the timestamp property has a fraction of a second; AMQP timestamps are whole seconds")
 		}
-		s := stamp(p.Timestamp.Unix())
+		s := jsonwire.Stamp(p.Timestamp.Unix())
 		w.Properties.Timestamp = &s
 	}
 	if len(r.Headers) > 0 {
@@ -100,7 +99,7 @@ func (r Record) MarshalJSON() ([]byte, error) {
 		}
 		w.Headers = h
 	}
-	return marshal(w)
+	return jsonwire.Marshal(w)
 }
 
 // UnmarshalJSON reads one line of the export format. It refuses what a
@@ -122,13 +121,13 @@ func (r *Record) UnmarshalJSON(b []byte) error {
 	}
 	var version int
 	if err := json.Unmarshal(*probe.Version, &version); err != nil || version < 1 {
-		return fmt.Errorf(`"version" is %s; want a positive integer`, shortJSON(*probe.Version))
+		return fmt.Errorf(`"version" is %s; want a positive integer`, jsonwire.Short(*probe.Version))
 	}
 	if version > RecordVersion {
 		return fmt.Errorf("record version %d was written by a newer warren (this one reads version %d); import it with that version", version, RecordVersion)
 	}
 	var w wireRecord
-	if err := strictUnmarshal(b, &w); err != nil {
+	if err := jsonwire.StrictUnmarshal(b, &w); err != nil {
 		return err
 	}
 	if w.Body == nil {
@@ -175,7 +174,7 @@ func (r *Record) UnmarshalJSON(b []byte) error {
 		out.ExportedAt = *w.ExportedAt
 	}
 	if p.Timestamp != nil {
-		out.Properties.Timestamp = p.Timestamp.time()
+		out.Properties.Timestamp = p.Timestamp.Time()
 	}
 	if len(w.Headers) > 0 {
 		var h broker.Table
@@ -201,9 +200,9 @@ type text string
 
 func (s text) MarshalJSON() ([]byte, error) {
 	if utf8.ValidString(string(s)) {
-		return quote(string(s)), nil
+		return jsonwire.Quote(string(s)), nil
 	}
-	return marshal(struct {
+	return jsonwire.Marshal(struct {
 		B64 string `json:"b64"`
 	}{base64.StdEncoding.EncodeToString([]byte(s))})
 }
@@ -217,8 +216,8 @@ func (s *text) UnmarshalJSON(b []byte) error {
 	var o struct {
 		B64 *string `json:"b64"`
 	}
-	if err := strictUnmarshal(b, &o); err != nil || o.B64 == nil {
-		return fmt.Errorf(`want a string, or {"b64": …} for bytes that are not UTF-8; got %s`, shortJSON(b))
+	if err := jsonwire.StrictUnmarshal(b, &o); err != nil || o.B64 == nil {
+		return fmt.Errorf(`want a string, or {"b64": …} for bytes that are not UTF-8; got %s`, jsonwire.Short(b))
 	}
 	raw, err := base64.StdEncoding.DecodeString(*o.B64)
 	if err != nil {
@@ -226,84 +225,4 @@ func (s *text) UnmarshalJSON(b []byte) error {
 	}
 	*s = text(raw)
 	return nil
-}
-
-// stamp is an AMQP timestamp, seconds since the Unix epoch, written in RFC
-// 3339 in UTC ("2026-11-24T10:00:00Z"), or as a decimal string of the
-// seconds when its year is outside 0000-9999, where RFC 3339 cannot go.
-type stamp int64
-
-// Seconds since the epoch of 0000-01-01T00:00:00Z and of the first second
-// after 9999-12-31T23:59:59Z.
-const (
-	minStamp = -62167219200
-	endStamp = 253402300800
-)
-
-func (s stamp) MarshalJSON() ([]byte, error) {
-	if s < minStamp || s >= endStamp {
-		return quote(strconv.FormatInt(int64(s), 10)), nil
-	}
-	return quote(time.Unix(int64(s), 0).UTC().Format(time.RFC3339)), nil
-}
-
-func (s *stamp) UnmarshalJSON(b []byte) error {
-	var str string
-	if err := json.Unmarshal(b, &str); err != nil {
-		return fmt.Errorf("want a timestamp string such as \"2026-11-24T10:00:00Z\", got %s", shortJSON(b))
-	}
-	if n, err := strconv.ParseInt(str, 10, 64); err == nil {
-		*s = stamp(n)
-		return nil
-	}
-	t, err := time.Parse(time.RFC3339, str)
-	if err != nil {
-		return fmt.Errorf("timestamp %.40q is not RFC 3339 such as \"2026-11-24T10:00:00Z\", nor a count of seconds", str)
-	}
-	if t.Nanosecond() != 0 {
-		return fmt.Errorf("timestamp %.40q has a fraction of a second; AMQP timestamps are whole seconds", str)
-	}
-	*s = stamp(t.Unix())
-	return nil
-}
-
-func (s stamp) time() time.Time { return time.Unix(int64(s), 0).UTC() }
-
-// marshal is json.Marshal without HTML escaping ("<" stays "<": the lines
-// are read by people and tools, not embedded in HTML).
-func marshal(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
-}
-
-func quote(s string) json.RawMessage {
-	b, _ := marshal(s) // a valid UTF-8 string always encodes
-	return b
-}
-
-// strictUnmarshal decodes one JSON value, refusing fields v does not have.
-func strictUnmarshal(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("more than one JSON value")
-	}
-	return nil
-}
-
-// shortJSON quotes the start of a JSON fragment for an error message.
-func shortJSON(b []byte) string {
-	const n = 40
-	if len(b) > n {
-		return fmt.Sprintf("%q…", b[:n])
-	}
-	return fmt.Sprintf("%q", b)
 }
