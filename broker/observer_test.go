@@ -28,6 +28,23 @@ func (l *hookLog) add(format string, args ...any) {
 	l.lines = append(l.lines, fmt.Sprintf(format, args...))
 }
 
+// await waits until at least n lines are recorded: an observer's done func
+// runs after the publish, and may run after its effect is seen (a caller
+// gets a direct reply as soon as it is written).
+func (l *hookLog) await(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		l.mu.Lock()
+		got := len(l.lines)
+		l.mu.Unlock()
+		if got >= n || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // take returns the lines recorded since the last take.
 func (l *hookLog) take() []string {
 	l.mu.Lock()
@@ -291,6 +308,7 @@ func TestCallAndReplyObservers(t *testing.T) {
 	if diff := cmp.Diff(wantCalls, calls.take()); diff != "" {
 		t.Errorf("call observer (-want +got):\n%s", diff)
 	}
+	replies.await(t, 4)
 	got := replies.take()
 	for i := range got {
 		// The direct reply-to address names the caller's channel.
