@@ -173,21 +173,7 @@ func fromWire(v any) any {
 	case amqp.Decimal:
 		return Decimal(x)
 	case []any:
-		var out []any
-		for i, el := range x {
-			c := fromWire(el)
-			if out == nil && !sameValue(c, el) {
-				out = make([]any, len(x))
-				copy(out, x[:i])
-			}
-			if out != nil {
-				out[i] = c
-			}
-		}
-		if out == nil {
-			return x
-		}
-		return out
+		return mapArray(x, fromWire)
 	}
 	return v
 }
@@ -218,23 +204,30 @@ func toWire(v any) any {
 	case Decimal:
 		return amqp.Decimal(x)
 	case []any:
-		var out []any
-		for i, el := range x {
-			c := toWire(el)
-			if out == nil && !sameValue(c, el) {
-				out = make([]any, len(x))
-				copy(out, x[:i])
-			}
-			if out != nil {
-				out[i] = c
-			}
-		}
-		if out == nil {
-			return x
-		}
-		return out
+		return mapArray(x, toWire)
 	}
 	return v
+}
+
+// mapArray applies convert to each element of a, copying a only once an
+// element changes: most arrays hold nothing to convert, and are returned
+// as they are.
+func mapArray(a []any, convert func(any) any) []any {
+	var out []any
+	for i, el := range a {
+		c := convert(el)
+		if out == nil && !sameValue(c, el) {
+			out = make([]any, len(a))
+			copy(out, a[:i])
+		}
+		if out != nil {
+			out[i] = c
+		}
+	}
+	if out == nil {
+		return a
+	}
+	return out
 }
 
 // wireNested is wireTable for a nested table, which stays a table when
