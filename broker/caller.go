@@ -20,6 +20,7 @@ type CallerOption func(*callerOptions) error
 
 type callerOptions struct {
 	replyQueue bool
+	durable    bool
 	router     Router
 	appID      string
 	log        zerolog.Logger
@@ -69,6 +70,23 @@ func WithCallReplyQueue() CallerOption {
 	}
 }
 
+// WithDurableRequests makes the Caller send its requests persistent
+// (delivery mode 2), as a Publisher sends jobs, instead of transient. A
+// request is awaited: once its caller's deadline passes, nobody wants it,
+// and a worker that receives it later acks it unrun (warren-deadline). So
+// by default a request is transient: the broker keeps it in memory only,
+// which on a classic queue saves a disk write per call (quorum queues
+// store every message alike, whatever its delivery mode). Ask for durable
+// requests when a request must survive a restart of the broker's node
+// within its caller's deadline: long deadlines, or callers that retry the
+// same job id after a timeout.
+func WithDurableRequests() CallerOption {
+	return func(o *callerOptions) error {
+		o.durable = true
+		return nil
+	}
+}
+
 // DefaultCallTimeout bounds a Call whose ctx has no deadline.
 const DefaultCallTimeout = 30 * time.Second
 
@@ -90,8 +108,9 @@ func WithCallTimeout(d time.Duration) CallerOption {
 // number of goroutines may call at once on one Caller. WithCallReplyQueue
 // uses a reply queue of the Caller's own instead.
 //
-// Requests are published mandatory, not confirmed: the reply is the proof
-// that the broker had the request, and a request no queue receives fails
+// Requests are transient (WithDurableRequests makes them persistent), and
+// published mandatory, not confirmed: the reply is the proof that the
+// broker had the request, and a request no queue receives fails
 // at once with ErrUnroutable. A reply that comes after its caller gave up,
 // or that matches no call, is discarded and counted (Discarded).
 type Caller struct {
@@ -198,8 +217,12 @@ func (c *Caller) Call(ctx context.Context, job Job, opts ...PublishOption) (repl
 		return nil, fail(err)
 	}
 
+	msg := env.publishing()
+	if !c.opts.durable {
+		msg.DeliveryMode = amqp.Transient
+	}
 	result := resultChans.Get().(chan callResult)
-	cc, err := c.send(ctx, corr, env.publishing(), f.target, result)
+	cc, err := c.send(ctx, corr, msg, f.target, result)
 	if err != nil {
 		resultChans.Put(result)
 		return nil, fail(err)

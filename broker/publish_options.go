@@ -97,6 +97,9 @@ func In(d time.Duration) PublishOption {
 
 // applyPublishOptions applies opts in order, stopping at the first error.
 func applyPublishOptions(opts []PublishOption) (publishOptions, error) {
+	if len(opts) == 0 {
+		return publishOptions{}, nil // the common case, without moving o to the heap
+	}
 	var o publishOptions
 	for _, opt := range opts {
 		if opt == nil {

@@ -18,13 +18,15 @@ const (
 
 func newCallCmd(g *globals) *cobra.Command {
 	var path, jobType, data, exchange, key, queue string
+	var durable bool
 	cmd := &cobra.Command{
 		Use:   "call --type TYPE [--data JSON] [-f FILE | --exchange E --key K | --queue Q] [--timeout D]",
 		Short: "Send a request and print its reply",
 		Long: `Send a job as a request and wait for a worker's reply, over RabbitMQ's direct
 reply-to. The payload is given as JSON and sent as MessagePack; the result is
 printed as JSON. The request carries the deadline (--timeout), so no worker
-starts it after this command gave up.
+starts it after this command gave up. It is transient unless --durable is
+given: nobody waits for it once the deadline passed.
 
 Exit status: 0 with the result; 1 when the job failed in its worker (its error
 and class are printed; the job is in its queue's dead-letter queue) or could
@@ -47,6 +49,9 @@ not be sent; 2 when no reply came before --timeout.`,
 			}
 			if router != nil {
 				copts = append(copts, broker.WithCallRouter(router))
+			}
+			if durable {
+				copts = append(copts, broker.WithDurableRequests())
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
 			defer cancel()
@@ -71,6 +76,7 @@ not be sent; 2 when no reply came before --timeout.`,
 	f.StringVar(&exchange, "exchange", "", "exchange to publish the request to (instead of the topology's route)")
 	f.StringVar(&key, "key", "", "routing key, with --exchange")
 	f.StringVar(&queue, "queue", "", "send the request straight to this queue through the default exchange")
+	f.BoolVar(&durable, "durable", false, "send the request persistent, to survive a broker restart within --timeout (default: transient)")
 	return cmd
 }
 
