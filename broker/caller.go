@@ -120,6 +120,7 @@ type Caller struct {
 	mu     sync.Mutex // serializes publishes and guards ch and closed
 	ch     *callChannel
 	closed bool
+	flush  coalescer // concurrent calls share their flushes
 
 	discarded atomic.Uint64
 	wg        sync.WaitGroup // reply loops
@@ -276,8 +277,12 @@ func (c *Caller) send(ctx context.Context, corr string, msg amqp.Publishing, t p
 	if err := c.pipe.checkFrame(&msg, msg.MessageId); err != nil {
 		return nil, err
 	}
+	c.flush.enter()
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer func() {
+		c.flush.leave()
+		c.mu.Unlock()
+	}()
 	if c.closed {
 		return nil, fmt.Errorf("%w: caller closed", ErrClosed)
 	}
@@ -289,7 +294,11 @@ func (c *Caller) send(ctx context.Context, corr string, msg amqp.Publishing, t p
 		return nil, err
 	}
 	msg.ReplyTo = cc.replyTo
-	if err := cc.ch.PublishWithContext(ctx, t.exchange, t.key, true, false, msg); err != nil {
+	err = ctx.Err()
+	if err == nil {
+		err = c.flush.publish(cc.ch, t.exchange, t.key, true, msg)
+	}
+	if err != nil {
 		cc.forget(corr)
 		if errors.Is(err, amqp.ErrClosed) {
 			return nil, fmt.Errorf("%w: %w", ErrClosed, err)

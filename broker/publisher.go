@@ -207,7 +207,22 @@ func (p *Publisher) PublishBatch(ctx context.Context, jobs []Job, opts ...Publis
 		index int
 	}
 	window := make([]sent, 0, min(len(jobs), p.window))
+	// The jobs are written unflushed: they leave in writes of a full
+	// buffer, not one write each, and are flushed before every wait for a
+	// confirm (one cannot come for a job still in the buffer).
+	var unflushed bool
+	var flushErr error
 	settle := func(s sent) {
+		if unflushed {
+			unflushed = false
+			flushErr = p.s.flush()
+		}
+		if flushErr != nil {
+			// Not written, or not all: the job may or may not have reached
+			// the broker; its confirm will not come on this connection.
+			failed = append(failed, BatchFailure{Index: s.index, JobID: jobs[s.index].ID, Err: s.f.fail(flushErr)})
+			return
+		}
 		if err := s.f.wait(ctx); err != nil {
 			failed = append(failed, BatchFailure{Index: s.index, JobID: jobs[s.index].ID, Err: err})
 		}
@@ -229,11 +244,12 @@ func (p *Publisher) PublishBatch(ctx context.Context, jobs []Job, opts ...Publis
 			settle(window[0])
 			window = window[1:]
 		}
-		f, err := p.s.start(ctx, KindJob, env, o.target)
+		f, err := p.s.startUnflushed(ctx, KindJob, env, o.target)
 		if err != nil {
 			failed = append(failed, BatchFailure{Index: i, JobID: env.ID, Err: err})
 			continue
 		}
+		unflushed = true
 		window = append(window, sent{f, i})
 	}
 	for _, s := range window {

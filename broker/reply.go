@@ -207,8 +207,12 @@ func (s *Sender) sendDirect(ctx context.Context, replyTo string, msg amqp.Publis
 	if err := s.pipe.checkFrame(&msg, cmp.Or(msg.MessageId, msg.CorrelationId)); err != nil {
 		return err
 	}
+	s.directFlush.enter()
 	s.directMu.Lock()
-	defer s.directMu.Unlock()
+	defer func() {
+		s.directFlush.leave()
+		s.directMu.Unlock()
+	}()
 	if s.directClosed {
 		return fmt.Errorf("%w: sender closed", ErrClosed)
 	}
@@ -219,7 +223,11 @@ func (s *Sender) sendDirect(ctx context.Context, replyTo string, msg amqp.Publis
 		}
 		s.direct = ch
 	}
-	if err := s.direct.PublishWithContext(ctx, "", replyTo, false, false, msg); err != nil {
+	err := ctx.Err()
+	if err == nil {
+		err = s.directFlush.publish(s.direct, "", replyTo, false, msg)
+	}
+	if err != nil {
 		if errors.Is(err, amqp.ErrClosed) {
 			return fmt.Errorf("%w: %w", ErrClosed, err)
 		}

@@ -32,6 +32,7 @@ type Sender struct {
 	closed bool
 
 	directMu     sync.Mutex    // serializes replies to callers' own channels; guards direct and directClosed
+	directFlush  coalescer     // concurrent replies share their flushes
 	direct       *amqp.Channel // not in confirm mode: see sendDirectReply
 	directClosed bool          // closed is guarded by mu: Close sets both
 
@@ -204,6 +205,18 @@ func channelLevel(code int) bool {
 // start routes env (unless t is explicit) and sends it, returning once it
 // is on the wire.
 func (s *Sender) start(ctx context.Context, kind PublishKind, env *Envelope, t publishTarget) (*inflight, error) {
+	return s.startFlushed(ctx, kind, env, t, true)
+}
+
+// startUnflushed is start, except that the message is left in the
+// connection's write buffer: it goes out with the next flush (flush, any
+// other frame sent on the connection, or a full buffer). Call flush before
+// waiting for its confirm.
+func (s *Sender) startUnflushed(ctx context.Context, kind PublishKind, env *Envelope, t publishTarget) (*inflight, error) {
+	return s.startFlushed(ctx, kind, env, t, false)
+}
+
+func (s *Sender) startFlushed(ctx context.Context, kind PublishKind, env *Envelope, t publishTarget, flush bool) (*inflight, error) {
 	f, err := s.pipe.begin(ctx, kind, env, t, true)
 	if err != nil {
 		return nil, err
@@ -214,7 +227,7 @@ func (s *Sender) start(ctx context.Context, kind PublishKind, env *Envelope, t p
 	if err := s.pipe.ready(ctx, f.target.exchange); err != nil {
 		return nil, f.fail(err)
 	}
-	pd, err := s.send(ctx, f.target, env.publishing(), env.ID)
+	pd, err := s.sendFlushed(ctx, f.target, env.publishing(), env.ID, flush)
 	if err != nil {
 		return nil, f.fail(err)
 	}
@@ -224,6 +237,10 @@ func (s *Sender) start(ctx context.Context, kind PublishKind, env *Envelope, t p
 
 // send writes msg on the confirm channel and returns its pending confirm.
 func (s *Sender) send(ctx context.Context, t publishTarget, msg amqp.Publishing, id string) (*pending, error) {
+	return s.sendFlushed(ctx, t, msg, id, true)
+}
+
+func (s *Sender) sendFlushed(ctx context.Context, t publishTarget, msg amqp.Publishing, id string, flush bool) (*pending, error) {
 	if err := s.pipe.checkFrame(&msg, id); err != nil {
 		return nil, err
 	}
@@ -244,7 +261,15 @@ func (s *Sender) send(ctx context.Context, t publishTarget, msg amqp.Publishing,
 	// delivers it, and a caller's own reply queue that is gone means only
 	// that nobody waits any more.
 	mandatory := !(t.exchange == "" && IsCallerReplyTo(t.key))
-	if _, err := cc.ch.PublishWithDeferredConfirmWithContext(ctx, t.exchange, t.key, mandatory, false, msg); err != nil {
+	if err := ctx.Err(); err != nil {
+		cc.remove(seq)
+		return nil, err
+	}
+	publish := cc.ch.PublishWithDeferredConfirm
+	if !flush {
+		publish = cc.ch.PublishUnflushed
+	}
+	if _, err := publish(t.exchange, t.key, mandatory, false, msg); err != nil {
 		cc.remove(seq)
 		if errors.Is(err, amqp.ErrClosed) {
 			return nil, fmt.Errorf("%w: %w", ErrClosed, err)
@@ -252,6 +277,22 @@ func (s *Sender) send(ctx context.Context, t publishTarget, msg amqp.Publishing,
 		return nil, err
 	}
 	return pd, nil
+}
+
+// flush writes out what startUnflushed left in the connection's write
+// buffer. A failed write leaves the connection unusable: the messages not
+// written fail with the channel, when the connection is found lost.
+func (s *Sender) flush() error {
+	s.mu.Lock()
+	cc := s.ch
+	s.mu.Unlock()
+	if cc == nil {
+		return nil
+	}
+	if err := cc.ch.Flush(); err != nil {
+		return fmt.Errorf("%w: write to the broker: %w", ErrClosed, err)
+	}
+	return nil
 }
 
 // channelLocked returns the current confirm channel, opening a new one when

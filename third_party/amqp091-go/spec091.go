@@ -1924,6 +1924,10 @@ type basicPublish struct {
 	Immediate  bool
 	Properties properties
 	Body       []byte
+
+	// noFlush leaves the frames in the connection's write buffer (added
+	// by warren's patch: Channel.PublishUnflushed).
+	noFlush bool
 }
 
 func (msg *basicPublish) id() (uint16, uint16) {
