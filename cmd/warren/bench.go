@@ -15,12 +15,6 @@ import (
 	"github.com/warrenmq/warren/cmd/warren/internal/bench"
 )
 
-// benchImpl is one implementation the bench command can run.
-type benchImpl struct {
-	name string
-	run  func(context.Context, bench.Config) (bench.Result, error)
-}
-
 func newBenchCmd(g *globals) *cobra.Command {
 	var (
 		cfg          bench.Config
@@ -110,12 +104,12 @@ if it is given, else after 2 minutes or 1ms per job or call, whichever is longer
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
-			impls := []benchImpl{{bench.ImplWarren, bench.RunWarren}}
+			impls := []string{bench.ImplWarren}
 			switch {
 			case onlyBaseline:
-				impls = []benchImpl{{bench.ImplBaseline, bench.RunBaseline}}
+				impls = bench.Baselines(cfg.Mode)
 			case baseline:
-				impls = []benchImpl{{bench.ImplBaseline, bench.RunBaseline}, {bench.ImplWarren, bench.RunWarren}}
+				impls = append(bench.Baselines(cfg.Mode), bench.ImplWarren)
 			}
 			work, unit := cfg.Jobs, "jobs"
 			if cfg.Mode == bench.ModeRPC {
@@ -154,22 +148,22 @@ if it is given, else after 2 minutes or 1ms per job or call, whichever is longer
 			for round := 1; round <= rounds; round++ {
 				for _, qt := range queueTypes {
 					for _, k := range perRun {
-						order := slices.Clone(impls)
-						if round%2 == 0 {
-							slices.Reverse(order) // cancels drift between the two
-						}
+						// Each round starts one further along, so that
+						// every implementation runs in every turn and
+						// drift cancels.
+						order := rotate(impls, round-1)
 						for _, impl := range order {
 							n++
 							c := cfg
 							c.QueueType = qt
-							what := fmt.Sprintf("%s, %s queue, %d %s", impl.name, qt, work, unit)
+							what := fmt.Sprintf("%s, %s queue, %d %s", impl, qt, work, unit)
 							if cfg.Mode == bench.ModeRPC {
 								c.Callers = k
 								what += fmt.Sprintf(", %d caller(s)", k)
 							}
 							fmt.Fprintf(progress, "[%d/%d] round %d: %s ... ", n, total, round, what)
 							ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
-							res, err := impl.run(ctx, c)
+							res, err := bench.Run(ctx, impl, c)
 							cancel()
 							if err != nil {
 								fmt.Fprintln(progress, "failed")
@@ -214,6 +208,12 @@ if it is given, else after 2 minutes or 1ms per job or call, whichever is longer
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the runs to this file (go tool pprof)")
 	f.StringVar(&memProfile, "memprofile", "", "write an allocation profile of the runs to this file (go tool pprof)")
 	return cmd
+}
+
+// rotate returns s turned left by n places.
+func rotate(s []string, n int) []string {
+	n %= len(s)
+	return slices.Concat(s[n:], s[:n])
 }
 
 // isTerminal says whether w is a terminal, where progress lines are shown.

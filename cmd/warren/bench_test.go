@@ -137,11 +137,11 @@ func TestBenchBaselineOnly(t *testing.T) {
 	if r.Config.Jobs != 200 || len(r.Config.QueueTypes) != 1 || r.Config.QueueTypes[0] != "classic" || r.Config.Rounds != 1 {
 		t.Errorf("config = %+v", r.Config)
 	}
-	if len(r.Results) != 1 || r.Results[0].Impl != "amqp091-go" || r.Results[0].QueueType != "classic" {
+	if len(r.Results) != 2 || r.Results[0].Impl != "amqp091-go" || r.Results[1].Impl != "amqp091-go-batched" || r.Results[0].QueueType != "classic" {
 		t.Fatalf("results = %+v", r.Results)
 	}
-	if len(r.Medians) != 1 || len(r.Ratios) != 0 {
-		t.Errorf("medians %+v, ratios %+v: want one median and no ratio", r.Medians, r.Ratios)
+	if len(r.Medians) != 2 || len(r.Ratios) != 0 {
+		t.Errorf("medians %+v, ratios %+v: want a median per baseline and no ratio", r.Medians, r.Ratios)
 	}
 }
 
@@ -158,10 +158,10 @@ func TestBenchBaselineAlternates(t *testing.T) {
 	for _, res := range r.Results {
 		order = append(order, res.Impl)
 	}
-	if want := "amqp091-go warren warren amqp091-go"; strings.Join(order, " ") != want {
+	if want := "amqp091-go amqp091-go-batched warren amqp091-go-batched warren amqp091-go"; strings.Join(order, " ") != want {
 		t.Errorf("runs in the order %v, want %s", order, want)
 	}
-	if len(r.Medians) != 2 || len(r.Ratios) != 1 || r.Ratios[0].QueueType != "classic" ||
+	if len(r.Medians) != 3 || len(r.Ratios) != 1 || r.Ratios[0].QueueType != "classic" ||
 		r.Ratios[0].JobsPerSec <= 0 || r.Ratios[0].CPUPerJob <= 0 || r.Ratios[0].JobsPerSecOK == nil {
 		t.Errorf("medians %+v, ratios %+v", r.Medians, r.Ratios)
 	}

@@ -41,18 +41,26 @@ func checkSane(t *testing.T, res Result, impl, queueType string, n int) {
 	}
 }
 
-func TestRunBaseline(t *testing.T) {
-	for _, qt := range []string{Classic, Quorum} {
-		t.Run(qt, func(t *testing.T) {
-			const n = 300
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			res, err := RunBaseline(ctx, Config{URL: brokertest.URL(t), Jobs: n, QueueType: qt})
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkSane(t, res, ImplBaseline, qt, n)
-		})
+func TestRunBaselines(t *testing.T) {
+	for _, impl := range Baselines(ModeJobs) {
+		for _, qt := range []string{Classic, Quorum} {
+			t.Run(impl+"/"+qt, func(t *testing.T) {
+				const n = 300
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				res, err := Run(ctx, impl, Config{URL: brokertest.URL(t), Jobs: n, QueueType: qt, Concurrency: 4, Prefetch: 8})
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkSane(t, res, impl, qt, n)
+			})
+		}
+	}
+}
+
+func TestRunRefusesUnknownImpl(t *testing.T) {
+	if _, err := Run(context.Background(), ImplBaselineBatched, Config{Mode: ModeRPC}); err == nil || !strings.Contains(err.Error(), "no implementation") {
+		t.Errorf("Run of the batched baseline in rpc mode: %v", err)
 	}
 }
 
@@ -101,7 +109,8 @@ func TestRunsRPC(t *testing.T) {
 		name string
 		run  func(context.Context, Config) (Result, error)
 	}
-	baseline, warren := impl{ImplBaseline, RunBaseline}, impl{ImplWarren, RunWarren}
+	baseline := impl{ImplBaseline, func(ctx context.Context, cfg Config) (Result, error) { return Run(ctx, ImplBaseline, cfg) }}
+	warren := impl{ImplWarren, RunWarren}
 	const n = 200
 	cases := []struct {
 		name string
@@ -145,20 +154,18 @@ func TestDeleteEntitiesSparesSharedOnes(t *testing.T) {
 }
 
 func TestRunsGiveUpWithCtx(t *testing.T) {
-	cases := []struct {
-		impl, mode string
-		run        func(context.Context, Config) (Result, error)
-	}{
-		{ImplBaseline, ModeJobs, RunBaseline},
-		{ImplWarren, ModeJobs, RunWarren},
-		{ImplBaseline, ModeRPC, RunBaseline},
-		{ImplWarren, ModeRPC, RunWarren},
+	cases := []struct{ impl, mode string }{
+		{ImplBaseline, ModeJobs},
+		{ImplBaselineBatched, ModeJobs},
+		{ImplWarren, ModeJobs},
+		{ImplBaseline, ModeRPC},
+		{ImplWarren, ModeRPC},
 	}
 	for _, c := range cases {
 		t.Run(c.impl+"/"+c.mode, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 			defer cancel()
-			_, err := c.run(ctx, Config{URL: brokertest.URL(t), Mode: c.mode, Jobs: 5_000_000, Calls: 5_000_000, Callers: 4})
+			_, err := Run(ctx, c.impl, Config{URL: brokertest.URL(t), Mode: c.mode, Jobs: 5_000_000, Calls: 5_000_000, Callers: 4})
 			if err == nil {
 				t.Fatal("a run of 5M jobs or calls finished within 300ms")
 			}

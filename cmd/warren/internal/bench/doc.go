@@ -13,8 +13,12 @@
 //
 // Measure runs one implementation (a Runner) and returns its Result: jobs per
 // second end to end, publish and consume rates, client CPU seconds per 10k
-// jobs, peak RSS, and the median and 99th percentile latency. RunBaseline and
-// RunWarren are the two implementations.
+// jobs, peak RSS, and the median and 99th percentile latency. Run runs one
+// implementation: warren, or one of the Baselines of the mode. The ModeJobs
+// baselines are the two consumers a careful user writes by hand:
+// ImplBaseline acks each delivery as it is handled; ImplBaselineBatched
+// hands each finished delivery tag to one acker goroutine, which acks the
+// contiguous finished tags with multiple=true in batches (batchAcker).
 //
 // With Config.Mode set to ModeRPC, the workload is request-reply over direct
 // reply-to instead: a server consuming a fresh queue (manual acks, prefetch
@@ -24,7 +28,7 @@
 // implementation (a CallRunner); its CallRecorder makes and times the calls,
 // the same way for both, and the Result has calls per second, client CPU
 // seconds per 10k calls, allocations per call, peak RSS and the p50/p99
-// latency of a call. RunBaseline and RunWarren pick the workload by mode.
+// latency of a call. Run picks the workload by mode.
 //
 // A run creates its own queue and exchange, named "bench.<impl>.<type>.<random>",
 // and deletes them at the end; it never deletes the shared entities warren

@@ -15,16 +15,46 @@ import (
 
 // Implementation names, in Result.Impl.
 const (
-	ImplWarren   = "warren"
+	ImplWarren = "warren"
+	// ImplBaseline is the plain amqp091-go baseline: in ModeJobs, a
+	// consumer acking each delivery as it is handled.
 	ImplBaseline = "amqp091-go"
+	// ImplBaselineBatched is the ModeJobs baseline acking in batches, as
+	// careful hand-written consumers with concurrent handlers do.
+	ImplBaselineBatched = "amqp091-go-batched"
 )
+
+// Baselines returns the baselines of a mode, in the order of a round's
+// first turn.
+func Baselines(mode string) []string {
+	if mode == ModeRPC {
+		return []string{ImplBaseline}
+	}
+	return []string{ImplBaseline, ImplBaselineBatched}
+}
+
+// Run runs the workload of cfg.Mode once with the implementation impl
+// (ImplWarren or one of Baselines) and measures it.
+func Run(ctx context.Context, impl string, cfg Config) (Result, error) {
+	cfg.setDefaults()
+	switch {
+	case impl == ImplWarren:
+		return RunWarren(ctx, cfg)
+	case !slices.Contains(Baselines(cfg.Mode), impl):
+		return Result{}, fmt.Errorf("bench: no implementation %q of mode %s: want %s or one of %v", impl, cfg.Mode, ImplWarren, Baselines(cfg.Mode))
+	case cfg.Mode == ModeRPC:
+		return MeasureCalls(ctx, impl, cfg, baselineRPC)
+	default:
+		return Measure(ctx, impl, cfg, baselineJobs(impl))
+	}
+}
 
 // Result is what one run measured. In ModeRPC the jobs are the requests,
 // one per call: CPUSecondsPer10k, AllocsPerJob and BytesPerJob are per call,
 // and the fields of ModeJobs alone (Jobs, JobsPerSec, PublishPerSec,
 // ConsumePerSec) are zero, and left out of the JSON.
 type Result struct {
-	// Impl is ImplWarren or ImplBaseline.
+	// Impl is ImplWarren or one of Baselines(Mode).
 	Impl string `json:"impl"`
 	// Mode is the workload: ModeJobs or ModeRPC.
 	Mode      string `json:"mode"`
