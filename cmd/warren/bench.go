@@ -76,7 +76,7 @@ if it is given, else after 2 minutes or 1ms per job or call, whichever is longer
 			var perRun []int // callers of each run of a round and queue type; 0: not rpc
 			switch cfg.Mode {
 			case bench.ModeJobs:
-				for _, name := range []string{"calls", "callers"} {
+				for _, name := range []string{"calls", "callers", "reply-queue", "durable-requests", "baseline-wire", "baseline-durable"} {
 					if flags.Changed(name) {
 						return fmt.Errorf("--%s applies to --mode %s only", name, bench.ModeRPC)
 					}
@@ -200,10 +200,12 @@ if it is given, else after 2 minutes or 1ms per job or call, whichever is longer
 	f.IntVar(&cfg.Concurrency, "concurrency", bench.DefaultConcurrency, "concurrent handlers")
 	f.StringVar(&queueType, "queue-type", bench.Classic, "queue type: classic, quorum or both")
 	f.BoolVar(&baseline, "baseline", false, "also run the plain amqp091-go baseline and compare")
-	f.BoolVar(&cfg.ReplyQueue, "reply-queue", false, "callers (warren's and the baseline's) receive replies in an exclusive queue of their own instead of direct reply-to (--mode rpc)")
-	f.StringVar(&cfg.BaselineWire, "baseline-wire", "", "what the rpc baseline's requests carry, each adding to the one before: minimal (a correlation id; the default), props (a job id, type, app id, timestamp), deadline (and the warren-deadline header) or warren (and mandatory: all of warren's request, to measure warren's code alone) (--mode rpc)")
+	f.BoolVar(&cfg.ReplyQueue, "reply-queue", false, "warren's Caller receives its replies in an exclusive queue of its own instead of direct reply-to (--mode rpc)")
+	f.BoolVar(&cfg.DurableRequests, "durable-requests", false, "warren's Caller sends persistent requests (--mode rpc)")
+	f.StringVar(&cfg.BaselineWire, "baseline-wire", "", "diagnostic: what the direct reply-to baseline's requests carry, each adding to the one before: minimal (a correlation id; the default), props (a job id, type, app id, timestamp), deadline (and the warren-deadline header) or warren (and mandatory: all of warren's request, to measure warren's code alone) (--mode rpc)")
+	f.BoolVar(&cfg.BaselineDurable, "baseline-durable", false, "diagnostic: the rpc baselines send persistent requests instead of transient ones, the like-for-like comparison with --durable-requests (--mode rpc)")
 	f.IntVar(&rounds, "rounds", 1, "rounds to run; medians are reported when more than one")
-	f.BoolVar(&onlyBaseline, "only-baseline", false, "run the amqp091-go baseline alone")
+	f.BoolVar(&onlyBaseline, "only-baseline", false, "run the amqp091-go baselines alone")
 	_ = f.MarkHidden("only-baseline") // MarkHidden fails only for an unknown flag
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the runs to this file (go tool pprof)")
 	f.StringVar(&memProfile, "memprofile", "", "write an allocation profile of the runs to this file (go tool pprof)")

@@ -106,11 +106,11 @@ func TestBenchRPC(t *testing.T) {
 	for _, res := range r.Results {
 		runs = append(runs, fmt.Sprintf("%s/%d", res.Impl, res.Callers))
 	}
-	if want := "amqp091-go/1 warren/1 amqp091-go/16 warren/16"; strings.Join(runs, " ") != want {
+	if want := "amqp091-go/1 amqp091-go-queue/1 warren/1 amqp091-go/16 amqp091-go-queue/16 warren/16"; strings.Join(runs, " ") != want {
 		t.Errorf("runs %v, want %s", runs, want)
 	}
-	if len(r.Medians) != 4 || len(r.Ratios) != 2 {
-		t.Fatalf("medians %+v, ratios %+v: want 4 and 2", r.Medians, r.Ratios)
+	if len(r.Medians) != 6 || len(r.Ratios) != 2 {
+		t.Fatalf("medians %+v, ratios %+v: want 6 and 2", r.Medians, r.Ratios)
 	}
 	for i, ra := range r.Ratios {
 		if ra.Mode != "rpc" || ra.QueueType != "classic" || ra.Callers != []int{1, 16}[i] || ra.CallsPerSec <= 0 ||
@@ -193,6 +193,8 @@ func TestBenchFlagErrors(t *testing.T) {
 		{"jobs in rpc mode", []string{"bench", "--mode", "rpc", "--jobs", "10"}, "--jobs applies to --mode jobs"},
 		{"calls in jobs mode", []string{"bench", "--calls", "10"}, "--calls applies to --mode rpc"},
 		{"callers in jobs mode", []string{"bench", "--callers", "2"}, "--callers applies to --mode rpc"},
+		{"durable requests in jobs mode", []string{"bench", "--durable-requests"}, "--durable-requests applies to --mode rpc"},
+		{"baseline durable in jobs mode", []string{"bench", "--baseline-durable"}, "--baseline-durable applies to --mode rpc"},
 		{"no callers", []string{"bench", "--mode", "rpc", "--callers", "0"}, "--callers 0"},
 		{"calls", []string{"bench", "--mode", "rpc", "--calls", "-1"}, "calls -1"},
 		{"too many callers", []string{"bench", "--mode", "rpc", "--callers", "1,20000"}, "callers 20000"},

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/warrenmq/warren/broker"
@@ -109,8 +110,10 @@ func TestRunsRPC(t *testing.T) {
 		name string
 		run  func(context.Context, Config) (Result, error)
 	}
-	baseline := impl{ImplBaseline, func(ctx context.Context, cfg Config) (Result, error) { return Run(ctx, ImplBaseline, cfg) }}
-	warren := impl{ImplWarren, RunWarren}
+	run := func(name string) impl {
+		return impl{name, func(ctx context.Context, cfg Config) (Result, error) { return Run(ctx, name, cfg) }}
+	}
+	baseline, queue, warren := run(ImplBaseline), run(ImplBaselineQueue), run(ImplWarren)
 	const n = 200
 	cases := []struct {
 		name string
@@ -121,9 +124,13 @@ func TestRunsRPC(t *testing.T) {
 		{"baseline/4", baseline, Config{Callers: 4}},
 		{"warren/1", warren, Config{Callers: 1}},
 		{"warren/4", warren, Config{Callers: 4}},
-		// Both with reply queues of their own.
-		{"baseline/reply-queue", baseline, Config{Callers: 4, ReplyQueue: true}},
+		{"queue/1", queue, Config{Callers: 1}},
+		{"queue/4", queue, Config{Callers: 4}},
 		{"warren/reply-queue", warren, Config{Callers: 4, ReplyQueue: true}},
+		// The diagnostics: persistent requests, warren's own wire.
+		{"baseline/durable", baseline, Config{Callers: 4, BaselineDurable: true}},
+		{"queue/durable", queue, Config{Callers: 4, BaselineDurable: true}},
+		{"warren/durable", warren, Config{Callers: 4, DurableRequests: true}},
 		// The baseline sending warren's request properties: answered by
 		// the message id, every call paired with its own reply.
 		{"baseline/warren-wire", baseline, Config{Callers: 4, BaselineWire: WireWarren}},
@@ -286,6 +293,8 @@ func TestConfigValidate(t *testing.T) {
 		{"unknown wire", Config{Mode: ModeRPC, BaselineWire: "amqp"}, []string{`baseline wire "amqp"`}},
 		{"reply queue", Config{Mode: ModeRPC, ReplyQueue: true}, nil},
 		{"reply queue of jobs", Config{ReplyQueue: true}, []string{"reply queue"}},
+		{"durable", Config{Mode: ModeRPC, BaselineDurable: true, DurableRequests: true}, nil},
+		{"durable of jobs", Config{BaselineDurable: true, DurableRequests: true}, []string{"baseline durable", "durable requests"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -547,16 +556,16 @@ func TestRPCClientFollowsTheConfig(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
 		wire                       string
-		replyQueue                 bool
+		replyQueue, durable        bool
 		props, deadline, mandatory bool
 	}{
-		{WireMinimal, false, false, false, false},
-		{WireProps, true, true, false, false},
-		{WireDeadline, false, true, true, false},
-		{WireWarren, true, true, true, true},
+		{WireMinimal, false, false, false, false, false},
+		{WireProps, true, true, true, false, false},
+		{WireDeadline, false, false, true, true, false},
+		{WireWarren, true, true, true, true, true},
 	} {
 		conn := brokertest.Conn(t)
-		rc, err := newRPCClient(conn, c.wire, c.replyQueue)
+		rc, err := newRPCClient(conn, c.wire, c.replyQueue, c.durable)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -566,6 +575,9 @@ func TestRPCClientFollowsTheConfig(t *testing.T) {
 		if rc.props != c.props || rc.deadline != c.deadline || rc.mandatory != c.mandatory {
 			t.Errorf("wire %s: props, deadline, mandatory = %v, %v, %v; want %v, %v, %v",
 				c.wire, rc.props, rc.deadline, rc.mandatory, c.props, c.deadline, c.mandatory)
+		}
+		if want := map[bool]uint8{false: amqp.Transient, true: amqp.Persistent}[c.durable]; rc.mode != want {
+			t.Errorf("durable %v: delivery mode %d, want %d", c.durable, rc.mode, want)
 		}
 		if err := rc.close(); err != nil {
 			t.Error(err)

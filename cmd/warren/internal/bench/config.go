@@ -101,13 +101,23 @@ type Config struct {
 	Concurrency int `json:"concurrency"`
 	// QueueType is Classic (the default) or Quorum.
 	QueueType string `json:"queue_type"`
-	// BaselineWire is what the rpc baseline's requests carry: WireMinimal
-	// (the default), WireProps, WireDeadline or WireWarren. ModeRPC only.
+	// BaselineWire is what the direct reply-to baseline's requests carry:
+	// WireMinimal (the default), WireProps, WireDeadline or WireWarren. A
+	// diagnostic: the targets are judged with the minimal wire. ModeRPC
+	// only.
 	BaselineWire string `json:"baseline_wire,omitempty"`
-	// ReplyQueue makes both implementations' callers receive their replies
-	// in an exclusive queue of their own instead of through direct
-	// reply-to (broker.WithCallReplyQueue). ModeRPC only.
+	// BaselineDurable makes the rpc baselines' requests persistent instead
+	// of transient: a diagnostic, the like-for-like comparison with a
+	// Caller sending durable requests. ModeRPC only.
+	BaselineDurable bool `json:"baseline_durable,omitempty"`
+	// ReplyQueue makes warren's Caller receive its replies in an exclusive
+	// queue of its own instead of through direct reply-to
+	// (broker.WithCallReplyQueue). The baselines are set by their
+	// implementation. ModeRPC only.
 	ReplyQueue bool `json:"reply_queue,omitempty"`
+	// DurableRequests asks warren's Caller for persistent requests.
+	// ModeRPC only.
+	DurableRequests bool `json:"durable_requests,omitempty"`
 }
 
 func (c *Config) setDefaults() {
@@ -168,6 +178,8 @@ func (c Config) Validate() error {
 	check(c.Concurrency >= 1 && c.Concurrency <= MaxConcurrency, "concurrency %d: want 1 to %d", c.Concurrency, MaxConcurrency)
 	check(c.QueueType == Classic || c.QueueType == Quorum, "queue type %q: want %q or %q", c.QueueType, Classic, Quorum)
 	check(!c.ReplyQueue || c.Mode == ModeRPC, "reply queue: only with mode %q", ModeRPC)
+	check(!c.BaselineDurable || c.Mode == ModeRPC, "baseline durable: only with mode %q", ModeRPC)
+	check(!c.DurableRequests || c.Mode == ModeRPC, "durable requests: only with mode %q", ModeRPC)
 	check(c.BaselineWire == "" || c.Mode == ModeRPC && slices.Contains(wires, c.BaselineWire),
 		"baseline wire %q: want one of %s, with mode %q", c.BaselineWire, strings.Join(wires, ", "), ModeRPC)
 	return errors.Join(errs...)

@@ -22,13 +22,17 @@ const (
 	// ImplBaselineBatched is the ModeJobs baseline acking in batches, as
 	// careful hand-written consumers with concurrent handlers do.
 	ImplBaselineBatched = "amqp091-go-batched"
+	// ImplBaselineQueue is the ModeRPC baseline whose client receives its
+	// replies in an exclusive reply queue of its own; ImplBaseline's
+	// uses direct reply-to.
+	ImplBaselineQueue = "amqp091-go-queue"
 )
 
 // Baselines returns the baselines of a mode, in the order of a round's
 // first turn.
 func Baselines(mode string) []string {
 	if mode == ModeRPC {
-		return []string{ImplBaseline}
+		return []string{ImplBaseline, ImplBaselineQueue}
 	}
 	return []string{ImplBaseline, ImplBaselineBatched}
 }
@@ -43,7 +47,7 @@ func Run(ctx context.Context, impl string, cfg Config) (Result, error) {
 	case !slices.Contains(Baselines(cfg.Mode), impl):
 		return Result{}, fmt.Errorf("bench: no implementation %q of mode %s: want %s or one of %v", impl, cfg.Mode, ImplWarren, Baselines(cfg.Mode))
 	case cfg.Mode == ModeRPC:
-		return MeasureCalls(ctx, impl, cfg, baselineRPC)
+		return MeasureCalls(ctx, impl, cfg, baselineRPC(impl))
 	default:
 		return Measure(ctx, impl, cfg, baselineJobs(impl))
 	}

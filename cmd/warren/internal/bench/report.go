@@ -62,12 +62,17 @@ type ReportConfig struct {
 	QueueTypes    []string `json:"queue_types"`
 	Rounds        int      `json:"rounds"`
 	PublishWindow int      `json:"publish_window,omitempty"` // ModeJobs
-	// BaselineWire is what the rpc baseline's requests carried, and
-	// ReplyQueue whether the callers had reply queues (ModeRPC).
-	BaselineWire string `json:"baseline_wire,omitempty"`
-	ReplyQueue   bool   `json:"reply_queue,omitempty"`
-	GoVersion    string `json:"go_version"`
-	CPUs         int    `json:"cpus"`
+	// BaselineWire is what the direct reply-to baseline's requests
+	// carried, BaselineDurable whether the baselines' requests were
+	// persistent, ReplyQueue whether warren's Caller had a reply queue,
+	// DurableRequests whether it was asked for persistent requests
+	// (ModeRPC).
+	BaselineWire    string `json:"baseline_wire,omitempty"`
+	BaselineDurable bool   `json:"baseline_durable,omitempty"`
+	ReplyQueue      bool   `json:"reply_queue,omitempty"`
+	DurableRequests bool   `json:"durable_requests,omitempty"`
+	GoVersion       string `json:"go_version"`
+	CPUs            int    `json:"cpus"`
 }
 
 // Ratio compares warren's medians with the baseline's on one queue type
@@ -169,6 +174,7 @@ func NewReport(cfg Config, queueTypes []string, rounds int, results []Result) *R
 	}
 	if cfg.Mode == ModeRPC {
 		r.Config.Calls, r.Config.Callers, r.Config.BaselineWire, r.Config.ReplyQueue = cfg.Calls, callers, cfg.BaselineWire, cfg.ReplyQueue
+		r.Config.BaselineDurable, r.Config.DurableRequests = cfg.BaselineDurable, cfg.DurableRequests
 	} else {
 		r.Config.Jobs, r.Config.PublishWindow = cfg.Jobs, PublishWindow
 		callers = []int{0}
