@@ -37,20 +37,30 @@ ends when every job is handled and acked; it reports jobs/s end to end,
 publish and consume rates, client CPU seconds per 10k jobs, peak RSS and the
 p50/p99 publish-to-handler latency.
 
---mode rpc: make --calls request-reply calls over direct reply-to, each
-waiting for its reply, from K concurrent callers on one connection, for each
+--mode rpc: make --calls request-reply calls over direct reply-to
+(--reply-queue: a reply queue of the Caller's own), each waiting for its
+reply, from K concurrent callers on one connection, for each
 K of --callers (1: one call after another). A server on two more connections
 consumes a fresh queue (manual acks, --prefetch, --concurrency handlers),
 decodes each request of about --payload-bytes and replies with a small
 result. A run reports calls/s, client CPU seconds per 10k calls, allocations
 per call, peak RSS and the p50/p99 latency of a call.
 
---baseline also runs the same workload written with plain amqp091-go, in the
-same process, and compares. jobs: warren should reach at least 0.95x the
-baseline's jobs/s with at most 1.15x its CPU per job; rpc: at least 0.95x
-its calls/s with each number of callers. Each round runs both, in turns
-(baseline first on odd rounds, warren first on even ones), and with several
---rounds the medians are compared.
+--baseline also runs the same workload written with plain amqp091-go, in
+the same process, as a careful user writes it by hand, and prints warren's
+ratio to each baseline. jobs: amqp091-go acks each delivery as it is
+handled; amqp091-go-batched acks the contiguous handled deliveries with
+multiple=true, a quarter of --prefetch at a time or whenever its handlers
+are idle. rpc: amqp091-go calls over direct reply-to, amqp091-go-queue
+with an exclusive reply queue of its own; both send transient requests
+(--baseline-durable: persistent, a diagnostic, as is --baseline-wire).
+
+The targets: jobs, warren reaches at least 1.00x the jobs/s of
+amqp091-go-batched with at most 1.05x its CPU per job, and a peak RSS of at
+most 20 MiB; rpc, with each number of callers, at least 1.00x the calls/s of
+the better baseline (the one with more calls/s) and at most its p99. Each
+round runs every implementation, each round starting one further along the
+order, and with several --rounds the medians are compared.
 
 Each run creates and deletes its own queue and exchange (bench.*). The broker
 and this process should be otherwise idle; the first --url is used. Each run gives up after --timeout

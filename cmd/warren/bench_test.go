@@ -27,12 +27,16 @@ type benchReport struct {
 		Mode          string  `json:"mode"`
 		QueueType     string  `json:"queue_type"`
 		Callers       int     `json:"callers"`
+		Baseline      string  `json:"baseline"`
+		Judged        bool    `json:"judged"`
 		JobsPerSec    float64 `json:"jobs_per_sec"`
 		CallsPerSec   float64 `json:"calls_per_sec"`
 		CPUPerJob     float64 `json:"cpu_per_job"`
 		JobsPerSecOK  *bool   `json:"jobs_per_sec_ok"`
 		CPUPerJobOK   *bool   `json:"cpu_per_job_ok"`
 		CallsPerSecOK *bool   `json:"calls_per_sec_ok"`
+		P99OK         *bool   `json:"p99_ok"`
+		PeakRSSOK     *bool   `json:"peak_rss_ok"`
 	} `json:"ratios"`
 }
 
@@ -70,7 +74,7 @@ func runBench(t *testing.T, args ...string) benchReport {
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("--json output is not JSON: %v\n%s", err, out)
 	}
-	if r.Schema != "warren.bench/v1" || r.Date.IsZero() || r.Medians == nil || r.Ratios == nil {
+	if r.Schema != "warren.bench/v2" || r.Date.IsZero() || r.Medians == nil || r.Ratios == nil {
 		t.Errorf("report header: schema %q, date %v, medians %v, ratios %v", r.Schema, r.Date, r.Medians, r.Ratios)
 	}
 	if strings.Contains(out, "guest:guest@") {
@@ -109,14 +113,22 @@ func TestBenchRPC(t *testing.T) {
 	if want := "amqp091-go/1 amqp091-go-queue/1 warren/1 amqp091-go/16 amqp091-go-queue/16 warren/16"; strings.Join(runs, " ") != want {
 		t.Errorf("runs %v, want %s", runs, want)
 	}
-	if len(r.Medians) != 6 || len(r.Ratios) != 2 {
-		t.Fatalf("medians %+v, ratios %+v: want 6 and 2", r.Medians, r.Ratios)
+	if len(r.Medians) != 6 || len(r.Ratios) != 4 {
+		t.Fatalf("medians %+v, ratios %+v: want 6 and 4", r.Medians, r.Ratios)
 	}
+	judged := map[int]int{}
 	for i, ra := range r.Ratios {
-		if ra.Mode != "rpc" || ra.QueueType != "classic" || ra.Callers != []int{1, 16}[i] || ra.CallsPerSec <= 0 ||
-			ra.CPUPerJob <= 0 || ra.CallsPerSecOK == nil || ra.JobsPerSecOK != nil || ra.CPUPerJobOK != nil {
+		if ra.Mode != "rpc" || ra.QueueType != "classic" || ra.Callers != []int{1, 1, 16, 16}[i] ||
+			ra.Baseline != []string{"amqp091-go", "amqp091-go-queue"}[i%2] || ra.CallsPerSec <= 0 || ra.CPUPerJob <= 0 ||
+			(ra.CallsPerSecOK != nil) != ra.Judged || (ra.P99OK != nil) != ra.Judged || ra.JobsPerSecOK != nil || ra.CPUPerJobOK != nil {
 			t.Errorf("ratio %d: %+v", i, ra)
 		}
+		if ra.Judged {
+			judged[ra.Callers]++
+		}
+	}
+	if judged[1] != 1 || judged[16] != 1 {
+		t.Errorf("judged ratios by callers %v, want one each", judged)
 	}
 }
 
@@ -161,9 +173,15 @@ func TestBenchBaselineAlternates(t *testing.T) {
 	if want := "amqp091-go amqp091-go-batched warren amqp091-go-batched warren amqp091-go"; strings.Join(order, " ") != want {
 		t.Errorf("runs in the order %v, want %s", order, want)
 	}
-	if len(r.Medians) != 3 || len(r.Ratios) != 1 || r.Ratios[0].QueueType != "classic" ||
-		r.Ratios[0].JobsPerSec <= 0 || r.Ratios[0].CPUPerJob <= 0 || r.Ratios[0].JobsPerSecOK == nil {
-		t.Errorf("medians %+v, ratios %+v", r.Medians, r.Ratios)
+	if len(r.Medians) != 3 || len(r.Ratios) != 2 {
+		t.Fatalf("medians %+v, ratios %+v: want 3 and 2", r.Medians, r.Ratios)
+	}
+	for i, ra := range r.Ratios {
+		judged := i == 1
+		if ra.QueueType != "classic" || ra.Baseline != []string{"amqp091-go", "amqp091-go-batched"}[i] || ra.Judged != judged ||
+			ra.JobsPerSec <= 0 || ra.CPUPerJob <= 0 || (ra.JobsPerSecOK != nil) != judged || (ra.PeakRSSOK != nil) != judged {
+			t.Errorf("ratio %d: %+v", i, ra)
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"strings"
 	"sync"
@@ -386,44 +387,67 @@ func TestRecorderFailsOnForeignSeq(t *testing.T) {
 }
 
 func TestReport(t *testing.T) {
-	run := func(impl, qt string, round int, jps, cpu float64) Result {
-		return Result{Impl: impl, QueueType: qt, Round: round, Jobs: 1000, Seconds: 1000 / jps, JobsPerSec: jps,
-			PublishPerSec: jps, ConsumePerSec: jps, CPUSecondsPer10k: cpu, PeakRSSBytes: 40 << 20,
+	run := func(impl, qt string, round int, jps, cpu float64, rss int64) Result {
+		return Result{Impl: impl, Mode: ModeJobs, QueueType: qt, Round: round, Jobs: 1000, Seconds: 1000 / jps, JobsPerSec: jps,
+			PublishPerSec: jps, ConsumePerSec: jps, CPUSecondsPer10k: cpu, PeakRSSBytes: rss,
 			P50: 3 * time.Millisecond, P99: 12345 * time.Microsecond}
 	}
+	const mib = 1 << 20
 	results := []Result{
-		run(ImplBaseline, Classic, 1, 10000, 0.40), run(ImplWarren, Classic, 1, 9800, 0.44),
-		run(ImplWarren, Classic, 2, 9000, 0.50), run(ImplBaseline, Classic, 2, 10400, 0.42),
-		run(ImplWarren, Classic, 3, 9900, 0.45), run(ImplBaseline, Classic, 3, 9000, 0.38),
-		run(ImplBaseline, Quorum, 1, 8000, 0.50), run(ImplWarren, Quorum, 1, 6000, 0.70),
+		run(ImplBaseline, Classic, 1, 9000, 0.50, 30*mib), run(ImplBaselineBatched, Classic, 1, 10000, 0.40, 30*mib), run(ImplWarren, Classic, 1, 10200, 0.42, 15*mib),
+		run(ImplBaselineBatched, Classic, 2, 10400, 0.42, 30*mib), run(ImplWarren, Classic, 2, 9000, 0.50, 25*mib), run(ImplBaseline, Classic, 2, 9000, 0.50, 30*mib),
+		run(ImplWarren, Classic, 3, 10100, 0.41, 16*mib), run(ImplBaseline, Classic, 3, 9000, 0.50, 30*mib), run(ImplBaselineBatched, Classic, 3, 9000, 0.38, 30*mib),
+		// Quorum: faster than the per-message baseline, slower than the
+		// batched one, and too big.
+		run(ImplBaseline, Quorum, 1, 5000, 0.80, 30*mib), run(ImplBaselineBatched, Quorum, 1, 8000, 0.50, 30*mib), run(ImplWarren, Quorum, 1, 6000, 0.70, 21*mib),
 	}
 	r := NewReport(Config{URL: "amqp://guest:s3cret@127.0.0.1:5672/", Jobs: 1000}, []string{Classic, Quorum}, 3, results)
-	if len(r.Medians) != 4 {
-		t.Fatalf("%d medians, want 4", len(r.Medians))
+	if len(r.Medians) != 6 {
+		t.Fatalf("%d medians, want 6", len(r.Medians))
 	}
-	m := r.Medians[0] // the baseline on classic
-	if m.Impl != ImplBaseline || m.Runs != 3 || m.JobsPerSec != 10000 || m.CPUSecondsPer10k != 0.40 {
+	m := r.Medians[1] // the batched baseline on classic
+	if m.Impl != ImplBaselineBatched || m.Runs != 3 || m.JobsPerSec != 10000 || m.CPUSecondsPer10k != 0.40 {
 		t.Errorf("median = %+v", m)
 	}
-	if len(r.Ratios) != 2 {
-		t.Fatalf("ratios = %+v", r.Ratios)
+	if got := len(r.Ratios); got != 4 {
+		t.Fatalf("%d ratios, want 4 (2 baselines x 2 queue types): %+v", got, r.Ratios)
 	}
-	classic, quorum := r.Ratios[0], r.Ratios[1]
-	if classic.QueueType != Classic || classic.JobsPerSec != 0.98 || !classic.JobsPerSecOK || !classic.CPUPerJobOK {
-		t.Errorf("classic ratio = %+v", classic)
+	cases := []struct {
+		baseline, queueType string
+		judged, ok          bool
+		jobsPerSec, cpu     float64
+		jpsOK, cpuOK, rssOK bool
+	}{
+		// Warren's medians on classic: 10100 jobs/s, 0.42 s/10k, 16 MiB.
+		{ImplBaseline, Classic, false, true, 10100.0 / 9000, 0.42 / 0.50, false, false, false},
+		{ImplBaselineBatched, Classic, true, true, 1.01, 1.05, true, true, true},
+		{ImplBaseline, Quorum, false, true, 1.2, 0.70 / 0.80, false, false, false},
+		{ImplBaselineBatched, Quorum, true, false, 0.75, 1.4, false, false, false},
 	}
-	if quorum.JobsPerSecOK || quorum.CPUPerJobOK || quorum.OK() {
-		t.Errorf("quorum ratio = %+v, want both targets missed", quorum)
+	for i, c := range cases {
+		ra := r.Ratios[i]
+		if ra.Baseline != c.baseline || ra.QueueType != c.queueType || ra.Judged != c.judged || ra.OK() != c.ok ||
+			math.Abs(ra.JobsPerSec-c.jobsPerSec) > 1e-9 || math.Abs(ra.CPUPerJob-c.cpu) > 1e-9 ||
+			ra.JobsPerSecOK != c.jpsOK || ra.CPUPerJobOK != c.cpuOK || ra.PeakRSSOK != c.rssOK || ra.P99 != 1 {
+			t.Errorf("ratio %d = %+v, want %+v", i, ra, c)
+		}
+	}
+	if ra := r.Ratios[1]; ra.PeakRSSBytes != 16*mib {
+		t.Errorf("warren's peak RSS in the ratio = %d, want its median, 16 MiB", ra.PeakRSSBytes)
 	}
 
 	var table bytes.Buffer
 	if err := r.WriteTable(&table); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"median/3", "0.980x ok", "0.750x MISS", "targets MISSED on quorum", "12.3ms"} {
+	for _, want := range []string{"median/3", "warren/amqp091-go-batched", "warren/amqp091-go ", "1.010x ok", "1.050x ok", "16.0 MiB ok",
+		"0.750x MISS", "21.0 MiB MISS", "1.122x  ", "targets MISSED on quorum", "12.3ms", "the jobs/s of amqp091-go-batched"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}
+	}
+	if n := strings.Count(table.String(), " ok ") + strings.Count(table.String(), " MISS "); n != 6 {
+		t.Errorf("%d verdicts in the table, want 6: the judged ratios' only\n%s", n, table.String())
 	}
 
 	b, err := json.Marshal(r)
@@ -437,20 +461,33 @@ func TestReport(t *testing.T) {
 	if err := json.Unmarshal(b, &back); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"schema", "date", "config", "results", "medians", "ratios"} {
+	if back["schema"] != "warren.bench/v2" {
+		t.Errorf("schema %v", back["schema"])
+	}
+	for _, k := range []string{"date", "config", "results", "medians", "ratios"} {
 		if _, ok := back[k]; !ok {
 			t.Errorf("JSON lacks %q", k)
 		}
 	}
-	ratio := back["ratios"].([]any)[0].(map[string]any)
-	for _, k := range []string{"mode", "queue_type", "jobs_per_sec", "cpu_per_job", "jobs_per_sec_ok", "cpu_per_job_ok"} {
-		if _, ok := ratio[k]; !ok {
-			t.Errorf("a jobs ratio lacks %q: %v", k, ratio)
+	ratios := back["ratios"].([]any)
+	judged, plain := ratios[1].(map[string]any), ratios[0].(map[string]any)
+	for _, k := range []string{"mode", "queue_type", "baseline", "judged", "jobs_per_sec", "cpu_per_job", "p99", "peak_rss_bytes",
+		"jobs_per_sec_ok", "cpu_per_job_ok", "peak_rss_ok"} {
+		if _, ok := judged[k]; !ok {
+			t.Errorf("a judged jobs ratio lacks %q: %v", k, judged)
 		}
 	}
-	for _, k := range []string{"callers", "calls_per_sec", "calls_per_sec_ok"} {
-		if _, ok := ratio[k]; ok {
-			t.Errorf("a jobs ratio has %q: %v", k, ratio)
+	if judged["baseline"] != ImplBaselineBatched || judged["judged"] != true || plain["judged"] != false {
+		t.Errorf("ratios %v and %v", plain, judged)
+	}
+	for _, k := range []string{"callers", "calls_per_sec", "calls_per_sec_ok", "p99_ok"} {
+		if _, ok := judged[k]; ok {
+			t.Errorf("a jobs ratio has %q: %v", k, judged)
+		}
+	}
+	for _, k := range []string{"jobs_per_sec_ok", "cpu_per_job_ok", "peak_rss_ok"} {
+		if _, ok := plain[k]; ok {
+			t.Errorf("a ratio not judged has the verdict %q: %v", k, plain)
 		}
 	}
 	if cfg := back["config"].(map[string]any); cfg["mode"] != ModeJobs || cfg["jobs"] != 1000.0 || cfg["calls"] != nil {
@@ -459,33 +496,51 @@ func TestReport(t *testing.T) {
 }
 
 func TestReportRPC(t *testing.T) {
-	run := func(impl string, callers, round int, cps, cpu float64) Result {
+	run := func(impl string, callers, round int, cps, cpu float64, p99 time.Duration) Result {
 		return Result{Impl: impl, Mode: ModeRPC, QueueType: Classic, Callers: callers, Round: round, Calls: 500,
 			Seconds: 500 / cps, CallsPerSec: cps, CPUSecondsPer10k: cpu, AllocsPerJob: 150, PeakRSSBytes: 16 << 20,
-			P50: 400 * time.Microsecond, P99: 1500 * time.Microsecond}
+			P50: 400 * time.Microsecond, P99: p99}
 	}
+	const ms = time.Millisecond
 	results := []Result{
-		run(ImplBaseline, 1, 1, 2000, 2.0), run(ImplWarren, 1, 1, 1960, 2.2),
-		run(ImplBaseline, 16, 1, 9000, 0.8), run(ImplWarren, 16, 1, 8000, 1.0),
-		run(ImplWarren, 1, 2, 1900, 2.3), run(ImplBaseline, 1, 2, 2000, 2.0),
-		run(ImplWarren, 16, 2, 8200, 1.0), run(ImplBaseline, 16, 2, 9000, 0.8),
+		// One caller: direct reply-to is the better baseline, and warren
+		// beats it on both counts.
+		run(ImplBaseline, 1, 1, 2000, 2.0, 2*ms), run(ImplBaselineQueue, 1, 1, 1900, 2.1, 2*ms), run(ImplWarren, 1, 1, 2100, 2.2, 1*ms),
+		run(ImplBaselineQueue, 1, 2, 1900, 2.1, 2*ms), run(ImplWarren, 1, 2, 2000, 2.3, 3*ms), run(ImplBaseline, 1, 2, 2000, 2.0, 2*ms),
+		// 16 callers: the reply queue is the better baseline; warren
+		// beats direct reply-to, not it, and its p99 is longer.
+		run(ImplBaseline, 16, 1, 8000, 0.8, 4*ms), run(ImplBaselineQueue, 16, 1, 10000, 0.8, 2*ms), run(ImplWarren, 16, 1, 9000, 1.0, 3*ms),
+		run(ImplBaselineQueue, 16, 2, 10000, 0.8, 2*ms), run(ImplWarren, 16, 2, 9000, 1.0, 3*ms), run(ImplBaseline, 16, 2, 8000, 0.8, 4*ms),
 	}
 	r := NewReport(Config{Mode: ModeRPC, Calls: 500}, []string{Classic}, 2, results)
-	if len(r.Medians) != 4 {
-		t.Fatalf("%d medians, want 4 (2 implementations x 2 numbers of callers)", len(r.Medians))
+	if len(r.Medians) != 6 {
+		t.Fatalf("%d medians, want 6 (3 implementations x 2 numbers of callers)", len(r.Medians))
 	}
-	if m := r.Medians[1]; m.Impl != ImplWarren || m.Callers != 1 || m.Runs != 2 || m.CallsPerSec != 1930 || m.Mode != ModeRPC {
+	if m := r.Medians[2]; m.Impl != ImplWarren || m.Callers != 1 || m.Runs != 2 || m.CallsPerSec != 2050 || m.Mode != ModeRPC || m.P99 != 2*ms {
 		t.Errorf("median = %+v", m)
 	}
-	if len(r.Ratios) != 2 {
+	if len(r.Ratios) != 4 {
 		t.Fatalf("ratios = %+v", r.Ratios)
 	}
-	seq, conc := r.Ratios[0], r.Ratios[1]
-	if seq.Callers != 1 || seq.CallsPerSec != 0.965 || !seq.CallsPerSecOK || !seq.OK() {
-		t.Errorf("sequential ratio = %+v", seq)
+	cases := []struct {
+		baseline      string
+		callers       int
+		judged, ok    bool
+		cps, cpu, p99 float64
+		cpsOK, p99OK  bool
+	}{
+		{ImplBaseline, 1, true, true, 1.025, 1.125, 1, true, true},
+		{ImplBaselineQueue, 1, false, true, 2050.0 / 1900, 2.25 / 2.1, 1, false, false},
+		{ImplBaseline, 16, false, true, 1.125, 1.25, 0.75, false, false},
+		{ImplBaselineQueue, 16, true, false, 0.9, 1.25, 1.5, false, false},
 	}
-	if conc.Callers != 16 || conc.CallsPerSecOK || conc.OK() || conc.CPUPerJob != 1.25 {
-		t.Errorf("concurrent ratio = %+v", conc)
+	for i, c := range cases {
+		ra := r.Ratios[i]
+		if ra.Baseline != c.baseline || ra.Callers != c.callers || ra.Judged != c.judged || ra.OK() != c.ok ||
+			math.Abs(ra.CallsPerSec-c.cps) > 1e-9 || math.Abs(ra.CPUPerJob-c.cpu) > 1e-9 || math.Abs(ra.P99-c.p99) > 1e-9 ||
+			ra.CallsPerSecOK != c.cpsOK || ra.P99OK != c.p99OK {
+			t.Errorf("ratio %d = %+v, want %+v", i, ra, c)
+		}
 	}
 	if r.Config.Mode != ModeRPC || r.Config.Calls != 500 || fmt.Sprint(r.Config.Callers) != "[1 16]" || r.Config.Jobs != 0 {
 		t.Errorf("config = %+v", r.Config)
@@ -495,8 +550,8 @@ func TestReportRPC(t *testing.T) {
 	if err := r.WriteTable(&table); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"calls/s", "allocs/call", "callers", "median/2", "0.965x ok", "0.900x MISS", "1.250x",
-		"targets MISSED on classic with 16 callers"} {
+	for _, want := range []string{"calls/s", "allocs/call", "callers", "median/2", "warren/amqp091-go-queue", "1.025x ok", "1.000x ok",
+		"0.900x MISS", "1.500x MISS", "1.250x", "targets MISSED on classic with 16 callers", "the better baseline's calls/s"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}
@@ -522,7 +577,7 @@ func TestReportRPC(t *testing.T) {
 			t.Errorf("config lacks %q: %v", k, back.Config)
 		}
 	}
-	for _, k := range []string{"jobs", "publish_window"} {
+	for _, k := range []string{"jobs", "publish_window", "queues"} {
 		if _, ok := back.Config[k]; ok {
 			t.Errorf("rpc config has %q: %v", k, back.Config)
 		}
@@ -538,13 +593,42 @@ func TestReportRPC(t *testing.T) {
 			t.Errorf("rpc result has %q: %v", k, res)
 		}
 	}
-	ratio := back.Ratios[1]
-	if ratio["mode"] != ModeRPC || ratio["callers"] != 16.0 || ratio["calls_per_sec_ok"] != false || ratio["cpu_per_job"] != 1.25 {
+	ratio := back.Ratios[3]
+	if ratio["mode"] != ModeRPC || ratio["callers"] != 16.0 || ratio["baseline"] != ImplBaselineQueue || ratio["judged"] != true ||
+		ratio["calls_per_sec_ok"] != false || ratio["p99_ok"] != false || ratio["cpu_per_job"] != 1.25 {
 		t.Errorf("rpc ratio %v", ratio)
 	}
-	for _, k := range []string{"jobs_per_sec", "jobs_per_sec_ok", "cpu_per_job_ok"} {
+	for _, k := range []string{"jobs_per_sec", "jobs_per_sec_ok", "cpu_per_job_ok", "peak_rss_ok", "peak_rss_bytes"} {
 		if _, ok := ratio[k]; ok {
 			t.Errorf("rpc ratio has %q: %v", k, ratio)
+		}
+	}
+	if _, ok := back.Ratios[2]["calls_per_sec_ok"]; ok {
+		t.Errorf("a ratio not judged has a verdict: %v", back.Ratios[2])
+	}
+}
+
+// TestReportDiagnostics: with the baselines sending other requests than
+// the judged ones, the table says the verdicts are a diagnostic.
+func TestReportDiagnostics(t *testing.T) {
+	results := []Result{
+		{Impl: ImplBaseline, Mode: ModeRPC, QueueType: Classic, Callers: 1, Calls: 10, CallsPerSec: 100, CPUSecondsPer10k: 1, P99: time.Millisecond},
+		{Impl: ImplWarren, Mode: ModeRPC, QueueType: Classic, Callers: 1, Calls: 10, CallsPerSec: 100, CPUSecondsPer10k: 1, P99: time.Millisecond},
+	}
+	for _, c := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Mode: ModeRPC, BaselineDurable: true}, "the baselines sent persistent requests (--baseline-durable): a diagnostic"},
+		{Config{Mode: ModeRPC, BaselineWire: WireWarren}, "(--baseline-wire warren): a diagnostic"},
+		{Config{Mode: ModeRPC}, "targets: warren >= 1.00x the better baseline's calls/s and <= 1.00x its p99, with each number of callers: targets hold"},
+	} {
+		var table bytes.Buffer
+		if err := NewReport(c.cfg, []string{Classic}, 1, results).WriteTable(&table); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(table.String(), c.want) {
+			t.Errorf("table lacks %q:\n%s", c.want, table.String())
 		}
 	}
 }
