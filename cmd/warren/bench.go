@@ -27,7 +27,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 		memProfile   string
 	)
 	cmd := &cobra.Command{
-		Use:   "bench [--mode jobs|rpc] [--jobs N | --calls N --callers K,...] [--queue-type classic|quorum|both] [--baseline] [--rounds R]",
+		Use:   "bench [--mode jobs|rpc] [--jobs N [--queues Q] [--workers W] | --calls N --callers K,...] [--queue-type classic|quorum|both] [--baseline] [--rounds R]",
 		Short: "Measure end-to-end throughput, CPU, memory and latency against a broker",
 		Long: `--mode jobs (the default): publish --jobs persistent jobs of about
 --payload-bytes of MessagePack with pipelined publisher confirms into a fresh
@@ -36,6 +36,13 @@ durable queue, and consume them at the same time on a second connection
 ends when every job is handled and acked; it reports jobs/s end to end,
 publish and consume rates, client CPU seconds per 10k jobs, peak RSS and the
 p50/p99 publish-to-handler latency.
+
+--queues Q spreads the jobs round-robin over Q queues of one exchange, each
+consumed with --prefetch and --concurrency handlers. --workers W consumes in
+W processes of this executable instead of this one, each consuming every
+queue: a run adds their CPU time to its own and reports the peak RSS of the
+largest; a job lost or handled twice fails the run. Both apply to every
+implementation alike.
 
 --mode rpc: make --calls request-reply calls over direct reply-to
 (--reply-queue: a reply queue of the Caller's own), each waiting for its
@@ -91,11 +98,21 @@ if it is given, else after 2 minutes or 1ms per job or call, whichever is longer
 						return fmt.Errorf("--%s applies to --mode %s only", name, bench.ModeRPC)
 					}
 				}
+				if cfg.Queues < 1 {
+					return fmt.Errorf("--queues %d: give at least 1 queue", cfg.Queues)
+				}
 				perRun = []int{0}
 			case bench.ModeRPC:
 				if flags.Changed("jobs") {
 					return fmt.Errorf("--jobs applies to --mode %s only; --mode %s makes --calls calls", bench.ModeJobs, bench.ModeRPC)
 				}
+				for _, name := range []string{"queues", "workers"} {
+					if flags.Changed(name) {
+						v, _ := flags.GetInt(name) // both are int flags
+						return fmt.Errorf("--%s %d applies to --mode %s; with --mode %s, --callers and --concurrency set the load", name, v, bench.ModeJobs, bench.ModeRPC)
+					}
+				}
+				cfg.Queues, cfg.Workers = 0, 0
 				if len(callers) == 0 {
 					return errors.New("--callers: give at least one number of concurrent callers, e.g. 1,16")
 				}
@@ -170,6 +187,8 @@ if it is given, else after 2 minutes or 1ms per job or call, whichever is longer
 							if cfg.Mode == bench.ModeRPC {
 								c.Callers = k
 								what += fmt.Sprintf(", %d caller(s)", k)
+							} else if cfg.Queues > 1 || cfg.Workers > 0 {
+								what += fmt.Sprintf(", %d queue(s), %d worker(s)", cfg.Queues, cfg.Workers)
 							}
 							fmt.Fprintf(progress, "[%d/%d] round %d: %s ... ", n, total, round, what)
 							ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
@@ -209,6 +228,8 @@ if it is given, else after 2 minutes or 1ms per job or call, whichever is longer
 	f.IntVar(&cfg.Prefetch, "prefetch", bench.DefaultPrefetch, "consumer prefetch count")
 	f.IntVar(&cfg.Concurrency, "concurrency", bench.DefaultConcurrency, "concurrent handlers")
 	f.StringVar(&queueType, "queue-type", bench.Classic, "queue type: classic, quorum or both")
+	f.IntVar(&cfg.Queues, "queues", bench.DefaultQueues, "queues the jobs are spread over, round-robin, each consumed with --prefetch and --concurrency (--mode jobs)")
+	f.IntVar(&cfg.Workers, "workers", 0, "consumer processes, each consuming every queue; 0: consume in this process (--mode jobs)")
 	f.BoolVar(&baseline, "baseline", false, "also run the plain amqp091-go baseline and compare")
 	f.BoolVar(&cfg.ReplyQueue, "reply-queue", false, "warren's Caller receives its replies in an exclusive queue of its own instead of direct reply-to (--mode rpc)")
 	f.BoolVar(&cfg.DurableRequests, "durable-requests", false, "warren's Caller sends persistent requests (--mode rpc)")
@@ -219,7 +240,26 @@ if it is given, else after 2 minutes or 1ms per job or call, whichever is longer
 	_ = f.MarkHidden("only-baseline") // MarkHidden fails only for an unknown flag
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the runs to this file (go tool pprof)")
 	f.StringVar(&memProfile, "memprofile", "", "write an allocation profile of the runs to this file (go tool pprof)")
+	cmd.AddCommand(newBenchConsumeCmd(g))
 	return cmd
+}
+
+// newBenchConsumeCmd is the worker process of a run with --workers: warren
+// bench starts its own executable with bench.WorkerArgs, and the run's
+// part in the environment (bench.WorkerEnv). Hidden: not for use by hand.
+func newBenchConsumeCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:    "consume",
+		Short:  "Consume a benchmark run's queues as one of its --workers",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !bench.IsWorker() {
+				return errors.New("warren bench consume is started by warren bench --workers N; run that instead")
+			}
+			return bench.ServeWorker(cmd.Context(), os.Stdin, g.stdout)
+		},
+	}
 }
 
 // rotate returns s turned left by n places.

@@ -1,12 +1,25 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/warrenmq/warren/cmd/warren/internal/bench"
 )
+
+// init lets the test binary serve as a worker process of a bench run with
+// --workers: the run starts its own executable, this binary, with
+// bench.WorkerEnv set. It runs before TestMain, which would run the tests.
+func init() {
+	if bench.IsWorker() {
+		os.Exit(run(context.Background(), bench.WorkerArgs, os.Stdout, os.Stderr))
+	}
+}
 
 // benchReport is the part of `warren bench --json` that scripts rely on.
 type benchReport struct {
@@ -16,6 +29,8 @@ type benchReport struct {
 		URL        string   `json:"url"`
 		Mode       string   `json:"mode"`
 		Jobs       int      `json:"jobs"`
+		Queues     int      `json:"queues"`
+		Workers    *int     `json:"workers"`
 		Calls      int      `json:"calls"`
 		Callers    []int    `json:"callers"`
 		QueueTypes []string `json:"queue_types"`
@@ -185,6 +200,32 @@ func TestBenchBaselineAlternates(t *testing.T) {
 	}
 }
 
+// TestBenchScale: --queues and --workers, for warren and each baseline:
+// every job handled once (else the run fails), and the report says how.
+func TestBenchScale(t *testing.T) {
+	r := runBench(t, "--jobs", "2000", "--queues", "3", "--workers", "2", "--concurrency", "4", "--prefetch", "16", "--baseline")
+	if r.Config.Queues != 3 || r.Config.Workers == nil || *r.Config.Workers != 2 || r.Config.Jobs != 2000 {
+		t.Errorf("config = %+v", r.Config)
+	}
+	if len(r.Results) != 3 || len(r.Ratios) != 2 {
+		t.Errorf("results %+v, ratios %+v: want 3 and 2", r.Results, r.Ratios)
+	}
+	code, out, errOut := warren(t, "bench", "--jobs", "500", "--queues", "2", "--workers", "1")
+	if code != 0 {
+		t.Fatalf("bench: exit %d\n%s%s", code, out, errOut)
+	}
+	if want := "500 jobs of about 200 bytes over 2 queues, consumed by 1 worker process,"; !strings.Contains(out, want) {
+		t.Errorf("table lacks %q:\n%s", want, out)
+	}
+}
+
+func TestBenchConsumeIsNotForHands(t *testing.T) {
+	code, _, errOut := warren(t, "bench", "consume")
+	if code == 0 || !strings.Contains(errOut, "warren bench --workers") {
+		t.Errorf("bench consume by hand: exit %d, stderr %q", code, errOut)
+	}
+}
+
 func TestBenchTable(t *testing.T) {
 	code, out, errOut := warren(t, "bench", "--jobs", "100", "--only-baseline", "--queue-type", "quorum")
 	if code != 0 {
@@ -216,6 +257,11 @@ func TestBenchFlagErrors(t *testing.T) {
 		{"no callers", []string{"bench", "--mode", "rpc", "--callers", "0"}, "--callers 0"},
 		{"calls", []string{"bench", "--mode", "rpc", "--calls", "-1"}, "calls -1"},
 		{"too many callers", []string{"bench", "--mode", "rpc", "--callers", "1,20000"}, "callers 20000"},
+		{"workers in rpc mode", []string{"bench", "--mode", "rpc", "--workers", "2"}, "--workers 2 applies to --mode jobs"},
+		{"queues in rpc mode", []string{"bench", "--mode", "rpc", "--queues", "3"}, "--queues 3 applies to --mode jobs"},
+		{"no queues", []string{"bench", "--queues", "0"}, "--queues 0: give at least 1"},
+		{"too many queues", []string{"bench", "--queues", "101"}, "queues 101: want 1 to 100"},
+		{"workers", []string{"bench", "--workers", "-1"}, "workers -1: want 0"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -31,12 +31,12 @@ const JobType = "bench.job"
 // baselineJobs returns the ModeJobs workload written with amqp091-go
 // alone, as impl: ImplBaseline acks each delivery as it is handled,
 // ImplBaselineBatched acks in batches (batchAcker). Like warren's run, it
-// publishes through a direct exchange bound to the queue, so the broker
+// publishes through a direct exchange bound to the queues, so the broker
 // routes both the same way.
 func baselineJobs(impl string) Runner {
 	return func(ctx context.Context, cfg Config, rec *Recorder) (err error) {
 		name := uniqueName(impl, cfg.QueueType)
-		exchange, queues, keys := name, []string{name}, []string{JobType}
+		exchange, queues, keys := name, queueNames(name, cfg.Queues), routingKeys(cfg.Queues)
 		pubConn, err := dial(cfg.URL, "warren-bench-baseline-publisher")
 		if err != nil {
 			return err
@@ -48,22 +48,33 @@ func baselineJobs(impl string) Runner {
 		if err := declareJobQueues(pubConn, exchange, queues, keys, cfg.QueueType); err != nil {
 			return err
 		}
-		conConn, err := dial(cfg.URL, "warren-bench-baseline-consumer")
-		if err != nil {
-			return err
+		var cons consumerSide
+		if cfg.Workers > 0 {
+			ws, err := startWorkers(ctx, cfg, workerSpec{Impl: impl, Name: name}, rec)
+			if err != nil {
+				return err
+			}
+			cons = ws
+		} else {
+			conConn, err := dial(cfg.URL, "warren-bench-baseline-consumer")
+			if err != nil {
+				return err
+			}
+			defer conConn.Close()
+			ac, err := startAMQPConsumer(conConn, cfg, queues, impl == ImplBaselineBatched, rec)
+			if err != nil {
+				return err
+			}
+			cons = localConsumer{ac, rec}
 		}
-		defer conConn.Close()
-		cons, err := startAMQPConsumer(conConn, cfg, queues, impl == ImplBaselineBatched, rec)
-		if err != nil {
-			return err
-		}
-		// On an early return, closing the channels ends the handlers.
+		// On an early return, closing the channels (or ending the worker
+		// processes) ends the handlers.
 		defer cons.abort()
 
 		if err := publishAMQP(ctx, pubConn, cfg, exchange, keys, rec); err != nil {
 			return err
 		}
-		if err := rec.Wait(ctx); err != nil {
+		if err := cons.wait(ctx); err != nil {
 			return err
 		}
 		if err := cons.stop(); err != nil {

@@ -20,7 +20,19 @@ import (
 	"github.com/warrenmq/warren/internal/brokertest"
 )
 
-func TestMain(m *testing.M) { os.Exit(brokertest.MainWithLeakCheck(m)) }
+// TestMain lets the test binary serve as a worker process of a run with
+// Config.Workers: the run starts its own executable, this binary, with
+// WorkerEnv set.
+func TestMain(m *testing.M) {
+	if IsWorker() {
+		if err := ServeWorker(context.Background(), os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(brokertest.MainWithLeakCheck(m))
+}
 
 // checkSane checks what any successful run of n jobs must satisfy, with no
 // timing thresholds.
@@ -58,6 +70,102 @@ func TestRunBaselines(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestRunsScale runs every jobs implementation over several queues,
+// consumed in this process and by worker processes: every job handled
+// once, or the run fails.
+func TestRunsScale(t *testing.T) {
+	for _, impl := range append(Baselines(ModeJobs), ImplWarren) {
+		for _, c := range []struct {
+			name            string
+			queues, workers int
+		}{
+			{"3 queues", 3, 0},
+			{"3 queues, 2 workers", 3, 2},
+			{"1 queue, 1 worker", 1, 1},
+		} {
+			t.Run(impl+"/"+c.name, func(t *testing.T) {
+				const n = 2000
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				res, err := Run(ctx, impl, Config{URL: brokertest.URL(t), Jobs: n, Queues: c.queues, Workers: c.workers, Concurrency: 4, Prefetch: 16})
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkSane(t, res, impl, Classic, n)
+				t.Logf("%.0f jobs/s, %.3f CPU s/10k, %.1f allocs/job, peak RSS %d, p99 %v", res.JobsPerSec, res.CPUSecondsPer10k, res.AllocsPerJob, res.PeakRSSBytes, res.P99)
+				if c.workers > 0 && (res.PeakRSSLifetime || res.AllocsPerJob <= 0) {
+					t.Errorf("with workers: peak RSS of the process's life %v, allocs per job %v", res.PeakRSSLifetime, res.AllocsPerJob)
+				}
+			})
+		}
+	}
+}
+
+// TestWorkerFailureIsReported: a worker that cannot start says why, and
+// the run fails with it.
+func TestWorkerFailureIsReported(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := Config{URL: brokertest.URL(t), Jobs: 10, Workers: 2}.WithDefaults()
+	_, err := startWorkers(ctx, cfg, workerSpec{Impl: "stream", Name: "bench.none"}, newRecorder(cfg))
+	if err == nil || !strings.Contains(err.Error(), `worker 0: bench: worker of stream: no jobs implementation "stream"`) {
+		t.Errorf("startWorkers = %v, want the worker's own error", err)
+	}
+}
+
+// TestRecorderMerge: what the workers report adds up, and a job handled
+// twice, by one worker or two, fails the run.
+func TestRecorderMerge(t *testing.T) {
+	cfg := Config{Jobs: 4, PayloadBytes: DefaultPayloadBytes}
+	now := time.Now().UnixNano()
+	final := func(seqs ...int) *workerFinal {
+		f := &workerFinal{Seqs: seqs, FirstNanos: now, LastNanos: now + int64(len(seqs)), Mallocs: 10, Bytes: 100}
+		for range seqs {
+			f.LatencyNanos = append(f.LatencyNanos, 1000)
+		}
+		return f
+	}
+	t.Run("once each", func(t *testing.T) {
+		rec := newRecorder(cfg)
+		if err := errors.Join(rec.merge(0, final(0, 2), time.Second, 5<<20), rec.merge(1, final(1, 3), 2*time.Second, 7<<20)); err != nil {
+			t.Fatal(err)
+		}
+		if rec.handled.Load() != 4 || rec.workerCPU != 3*time.Second || rec.workerPeakRSS != 7<<20 || rec.workerMallocs != 20 || rec.workers != 2 {
+			t.Errorf("recorder after the merge: handled %d, CPU %v, peak RSS %d, mallocs %d, workers %d",
+				rec.handled.Load(), rec.workerCPU, rec.workerPeakRSS, rec.workerMallocs, rec.workers)
+		}
+	})
+	for _, c := range []struct {
+		name string
+		a, b *workerFinal
+		want string
+	}{
+		{"by two workers", final(0, 1), final(1, 2, 3), "job 1 was handled by two workers"},
+		{"by one worker", final(0, 1), &workerFinal{Seqs: []int{2, 3}, LatencyNanos: []int64{1, 1}, Duplicates: 1}, "worker 1 handled 1 job(s) twice"},
+		{"foreign", final(0, 1), final(2, 9), "sequence number 9"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rec := newRecorder(cfg)
+			err := errors.Join(rec.merge(0, c.a, 0, 0), rec.merge(1, c.b, 0, 0))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("merge = %v, want %q", err, c.want)
+			}
+		})
+	}
+	t.Run("lost", func(t *testing.T) {
+		rec := newRecorder(cfg)
+		rec.Start()
+		rec.Published()
+		rec.Stop()
+		if err := errors.Join(rec.merge(0, final(0), 0, 0), rec.merge(1, final(2, 3), 0, 0)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rec.result(ImplWarren, cfg.WithDefaults()); err == nil || !strings.Contains(err.Error(), "3 of 4 jobs handled") {
+			t.Errorf("result with a job lost: %v", err)
+		}
+	})
 }
 
 func TestRunRefusesUnknownImpl(t *testing.T) {

@@ -145,6 +145,13 @@ type Recorder struct {
 	cpuStart, cpuStop      time.Duration
 	memStart, memStop      runtime.MemStats
 	cpuErr                 error
+
+	// What the worker processes of a run with Config.Workers used, added
+	// by merge: their CPU time, allocations, and the largest peak RSS.
+	workers                    int
+	workerCPU                  time.Duration
+	workerMallocs, workerBytes uint64
+	workerPeakRSS              int64
 }
 
 func newRecorder(cfg Config) *Recorder {
@@ -188,6 +195,41 @@ func (r *Recorder) Handled(seq int, sentAt int64) {
 		r.last = off
 		close(r.done)
 	}
+}
+
+// merge adds what worker i handled, and what it used, once the run
+// stopped it. A job handled twice, by one worker or two, fails the run.
+func (r *Recorder) merge(i int, f *workerFinal, cpu time.Duration, peakRSS int64) error {
+	if f.Duplicates > 0 {
+		return fmt.Errorf("worker %d handled %d job(s) twice", i, f.Duplicates)
+	}
+	if len(f.Seqs) != len(f.LatencyNanos) {
+		return fmt.Errorf("worker %d reported %d jobs and %d latencies (a bug in the worker)", i, len(f.Seqs), len(f.LatencyNanos))
+	}
+	for k, seq := range f.Seqs {
+		switch {
+		case seq < 0 || seq >= len(r.latency):
+			return fmt.Errorf("worker %d handled a job with sequence number %d, outside 0..%d", i, seq, len(r.latency)-1)
+		case r.latency[seq] != 0:
+			return fmt.Errorf("job %d was handled by two workers", seq)
+		}
+		r.latency[seq] = max(f.LatencyNanos[k], 1)
+	}
+	if len(f.Seqs) > 0 {
+		// The workers' times are Unix nanoseconds, read on the same clock.
+		base := r.base.UnixNano()
+		if first := f.FirstNanos - base + 1; r.first.Load() == 0 || first < r.first.Load() {
+			r.first.Store(first)
+		}
+		r.last = max(r.last, f.LastNanos-base)
+	}
+	r.handled.Add(int64(len(f.Seqs)))
+	r.workers++
+	r.workerCPU += cpu
+	r.workerMallocs += f.Mallocs
+	r.workerBytes += f.Bytes
+	r.workerPeakRSS = max(r.workerPeakRSS, peakRSS)
+	return nil
 }
 
 // Fail ends the run with err; the first failure wins.
@@ -252,6 +294,10 @@ func Measure(ctx context.Context, impl string, cfg Config, run Runner) (Result, 
 		return Result{}, fmt.Errorf("bench: %s on a %s queue: %w", impl, cfg.QueueType, err)
 	}
 	res.PeakRSSBytes, res.PeakRSSLifetime = peakRSS(reset)
+	if rec.workers > 0 {
+		// The consumers' memory, as a deployment sizes its workers.
+		res.PeakRSSBytes, res.PeakRSSLifetime = rec.workerPeakRSS, false
+	}
 	return res, nil
 }
 
@@ -294,9 +340,9 @@ func (r *Recorder) result(impl string, cfg Config) (Result, error) {
 		JobsPerSec:       rate(n, total),
 		PublishPerSec:    rate(n, publish),
 		ConsumePerSec:    rate(n, consume),
-		CPUSecondsPer10k: (r.cpuStop - r.cpuStart).Seconds() / n * 10_000,
-		AllocsPerJob:     float64(r.memStop.Mallocs-r.memStart.Mallocs) / n,
-		BytesPerJob:      float64(r.memStop.TotalAlloc-r.memStart.TotalAlloc) / n,
+		CPUSecondsPer10k: (r.cpuStop - r.cpuStart + r.workerCPU).Seconds() / n * 10_000,
+		AllocsPerJob:     float64(r.memStop.Mallocs-r.memStart.Mallocs+r.workerMallocs) / n,
+		BytesPerJob:      float64(r.memStop.TotalAlloc-r.memStart.TotalAlloc+r.workerBytes) / n,
 		P50:              time.Duration(percentile(r.latency, 0.50)),
 		P99:              time.Duration(percentile(r.latency, 0.99)),
 	}, nil

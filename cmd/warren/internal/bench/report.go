@@ -241,7 +241,7 @@ func NewReport(cfg Config, queueTypes []string, rounds int, results []Result) *R
 		r.Config.Calls, r.Config.Callers, r.Config.BaselineWire, r.Config.ReplyQueue = cfg.Calls, callers, cfg.BaselineWire, cfg.ReplyQueue
 		r.Config.BaselineDurable, r.Config.DurableRequests = cfg.BaselineDurable, cfg.DurableRequests
 	} else {
-		r.Config.Jobs, r.Config.PublishWindow = cfg.Jobs, PublishWindow
+		r.Config.Jobs, r.Config.PublishWindow, r.Config.Queues, r.Config.Workers = cfg.Jobs, PublishWindow, cfg.Queues, cfg.Workers
 		callers = []int{0}
 	}
 	medians := map[key]Result{}
@@ -345,6 +345,17 @@ func median(runs []Result) Result {
 // saying whether the targets hold.
 func (r *Report) WriteTable(w io.Writer) error {
 	rpc := r.Config.Mode == ModeRPC
+	if !rpc {
+		consumers := "consumed in this process"
+		if r.Config.Workers > 0 {
+			consumers = "consumed by " + plural(r.Config.Workers, "worker process")
+			consumers = strings.Replace(consumers, "processs", "processes", 1)
+		}
+		if _, err := fmt.Fprintf(w, "%d jobs of about %d bytes over %s, %s, prefetch %d, concurrency %d per queue\n",
+			r.Config.Jobs, r.Config.PayloadBytes, plural(r.Config.Queues, "queue"), consumers, r.Config.Prefetch, r.Config.Concurrency); err != nil {
+			return err
+		}
+	}
 	var table bytes.Buffer
 	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', tabwriter.AlignRight)
 	if rpc {

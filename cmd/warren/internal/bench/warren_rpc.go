@@ -21,7 +21,7 @@ func warrenRPC(ctx context.Context, cfg Config, rec *CallRecorder) (err error) {
 		return err
 	}
 	defer replyConn.Close()
-	bq, err := applyBenchQueue(ctx, cfg, replyConn, ImplWarren+".rpc", CallType)
+	bq, err := applyBenchQueue(ctx, cfg, replyConn, ImplWarren+".rpc", []string{CallType})
 	if bq != nil {
 		// Deferred after the close, so it runs before.
 		defer func() { err = errors.Join(err, bq.delete(cfg.URL)) }()
@@ -29,7 +29,7 @@ func warrenRPC(ctx context.Context, cfg Config, rec *CallRecorder) (err error) {
 	if err != nil {
 		return err
 	}
-	queue, topo := bq.name, bq.topo
+	queue, topo := bq.queues[0], bq.topo
 	serverConn, err := broker.Dial(ctx, []string{cfg.URL}, broker.WithName("warren-bench-rpc-server"))
 	if err != nil {
 		return err
