@@ -111,11 +111,13 @@ type Result struct {
 // Runner runs the workload of cfg once with one implementation, reporting
 // to rec. In order, it:
 //
-//  1. connects (a connection to publish, another to consume), declares a
-//     fresh queue and starts consuming from it;
+//  1. connects (a connection to publish, another to consume), declares
+//     cfg.Queues fresh queues and starts consuming from them, in its own
+//     process or, with cfg.Workers, in worker processes;
 //  2. calls rec.Start right before the first publish;
 //  3. publishes cfg.Jobs jobs whose payloads are Payloads numbered 0 to
-//     cfg.Jobs-1 (from rec.Filler), at most PublishWindow awaiting their
+//     cfg.Jobs-1 (from rec.Filler), round-robin over the queues' routing
+//     keys, at most PublishWindow awaiting their
 //     confirms, and calls rec.Published once every one is confirmed; the
 //     handlers, meanwhile, decode each payload and call rec.Handled;
 //  4. waits with rec.Wait until every job was handled, stops consuming once
