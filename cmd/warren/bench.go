@@ -69,7 +69,7 @@ the better baseline (the one with more calls/s) and at most its p99. Each
 round runs every implementation, each round starting one further along the
 order, and with several --rounds the medians are compared.
 
-Each run creates and deletes its own queue and exchange (bench.*). The broker
+Each run creates and deletes its own queues and exchange (bench.*). The broker
 and this process should be otherwise idle; the first --url is used. Each run gives up after --timeout
 if it is given, else after 2 minutes or 1ms per job or call, whichever is longer.`,
 		Example: `  warren bench --baseline
