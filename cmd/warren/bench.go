@@ -74,6 +74,7 @@ and this process should be otherwise idle; the first --url is used. Each run giv
 if it is given, else after 2 minutes or 1ms per job or call, whichever is longer.`,
 		Example: `  warren bench --baseline
   warren bench --baseline --queue-type both --rounds 3 --json
+  warren bench --baseline --queues 4 --workers 2 --rounds 3
   warren bench --mode rpc --baseline --rounds 3`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -226,11 +227,11 @@ if it is given, else after 2 minutes or 1ms per job or call, whichever is longer
 	f.IntSliceVar(&callers, "callers", []int{1, 16}, "concurrent callers on one connection; one run for each number (--mode rpc)")
 	f.IntVar(&cfg.PayloadBytes, "payload-bytes", bench.DefaultPayloadBytes, "approximate size of each job's or request's MessagePack payload")
 	f.IntVar(&cfg.Prefetch, "prefetch", bench.DefaultPrefetch, "consumer prefetch count")
-	f.IntVar(&cfg.Concurrency, "concurrency", bench.DefaultConcurrency, "concurrent handlers")
+	f.IntVar(&cfg.Concurrency, "concurrency", bench.DefaultConcurrency, "concurrent handlers (per queue, in each consumer)")
 	f.StringVar(&queueType, "queue-type", bench.Classic, "queue type: classic, quorum or both")
 	f.IntVar(&cfg.Queues, "queues", bench.DefaultQueues, "queues the jobs are spread over, round-robin, each consumed with --prefetch and --concurrency (--mode jobs)")
 	f.IntVar(&cfg.Workers, "workers", 0, "consumer processes, each consuming every queue; 0: consume in this process (--mode jobs)")
-	f.BoolVar(&baseline, "baseline", false, "also run the plain amqp091-go baseline and compare")
+	f.BoolVar(&baseline, "baseline", false, "also run the plain amqp091-go baselines and compare warren with each")
 	f.BoolVar(&cfg.ReplyQueue, "reply-queue", false, "warren's Caller receives its replies in an exclusive queue of its own instead of direct reply-to (--mode rpc)")
 	f.BoolVar(&cfg.DurableRequests, "durable-requests", false, "warren's Caller sends persistent requests (--mode rpc)")
 	f.StringVar(&cfg.BaselineWire, "baseline-wire", "", "diagnostic: what the direct reply-to baseline's requests carry, each adding to the one before: minimal (a correlation id; the default), props (a job id, type, app id, timestamp), deadline (and the warren-deadline header) or warren (and mandatory: all of warren's request, to measure warren's code alone) (--mode rpc)")
