@@ -28,50 +28,97 @@ import (
 // implementations, the routing key they are published with.
 const JobType = "bench.job"
 
-// RunBaseline runs the workload of cfg.Mode with plain amqp091-go code and
-// measures it.
-func RunBaseline(ctx context.Context, cfg Config) (Result, error) {
-	if cfg.Mode == ModeRPC {
-		return MeasureCalls(ctx, ImplBaseline, cfg, baselineRPC)
+// baselineJobs returns the ModeJobs workload written with amqp091-go
+// alone, as impl: ImplBaseline acks each delivery as it is handled,
+// ImplBaselineBatched acks in batches (batchAcker). Like warren's run, it
+// publishes through a direct exchange bound to the queues, so the broker
+// routes both the same way.
+func baselineJobs(impl string) Runner {
+	return func(ctx context.Context, cfg Config, rec *Recorder) (err error) {
+		name := uniqueName(impl, cfg.QueueType)
+		exchange, queues, keys := name, queueNames(name, cfg.Queues), routingKeys(cfg.Queues)
+		pubConn, err := dial(cfg.URL, "warren-bench-baseline-publisher")
+		if err != nil {
+			return err
+		}
+		defer pubConn.Close()
+		// Deferred after the close, so it runs before: with the broker
+		// reachable, whatever was declared goes.
+		defer func() { err = errors.Join(err, deleteEntities(cfg.URL, queues, []string{exchange})) }()
+		if err := declareJobQueues(pubConn, exchange, queues, keys, cfg.QueueType); err != nil {
+			return err
+		}
+		var cons consumerSide
+		if cfg.Workers > 0 {
+			ws, err := startWorkers(ctx, cfg, workerSpec{Impl: impl, Name: name}, rec)
+			if err != nil {
+				return err
+			}
+			cons = ws
+		} else {
+			conConn, err := dial(cfg.URL, "warren-bench-baseline-consumer")
+			if err != nil {
+				return err
+			}
+			defer conConn.Close()
+			ac, err := startAMQPConsumer(conConn, cfg, queues, impl == ImplBaselineBatched, rec)
+			if err != nil {
+				return err
+			}
+			cons = localConsumer{ac, rec}
+		}
+		// On an early return, closing the channels (or ending the worker
+		// processes) ends the handlers.
+		defer cons.abort()
+
+		if err := publishAMQP(ctx, pubConn, cfg, exchange, keys, rec); err != nil {
+			return err
+		}
+		if err := cons.wait(ctx); err != nil {
+			return err
+		}
+		if err := cons.stop(); err != nil {
+			return err
+		}
+		rec.Stop()
+		return nil
 	}
-	return Measure(ctx, ImplBaseline, cfg, baseline)
 }
 
-// baseline is the workload written with amqp091-go alone. Like warren's
-// run, it publishes through a direct exchange bound to the queue, so the
-// broker routes both the same way.
-func baseline(ctx context.Context, cfg Config, rec *Recorder) (err error) {
-	name := uniqueName(ImplBaseline, cfg.QueueType)
-	queue, exchange := name, name
-	pubConn, err := dial(cfg.URL, "warren-bench-baseline-publisher")
-	if err != nil {
-		return err
-	}
-	defer pubConn.Close()
-	// Deferred after the close, so it runs before: with the broker
-	// reachable, whatever was declared goes.
-	defer func() { err = errors.Join(err, deleteEntities(cfg.URL, []string{queue}, []string{exchange})) }()
-	conConn, err := dial(cfg.URL, "warren-bench-baseline-consumer")
-	if err != nil {
-		return err
-	}
-	defer conConn.Close()
-
-	// Declare, then put the channel in confirm mode.
-	ch, err := pubConn.Channel()
+// declareJobQueues declares the durable direct exchange and the durable
+// queues of type queueType, queue i bound with routing key keys[i], on a
+// channel of its own.
+func declareJobQueues(conn *amqp.Connection, exchange string, queues, keys []string, queueType string) error {
+	ch, err := conn.Channel()
 	if err != nil {
 		return fmt.Errorf("open channel: %w", err)
 	}
+	defer ch.Close()
 	if err := ch.ExchangeDeclare(exchange, amqp.ExchangeDirect, true, false, false, false, nil); err != nil {
 		return fmt.Errorf("declare exchange: %w", err)
 	}
-	if _, err := ch.QueueDeclare(queue, true, false, false, false, amqp.Table{"x-queue-type": cfg.QueueType}); err != nil {
-		return fmt.Errorf("declare queue: %w", err)
+	for i, q := range queues {
+		if _, err := ch.QueueDeclare(q, true, false, false, false, amqp.Table{"x-queue-type": queueType}); err != nil {
+			return fmt.Errorf("declare queue: %w", err)
+		}
+		if err := ch.QueueBind(q, keys[i], exchange, false, nil); err != nil {
+			return fmt.Errorf("bind queue: %w", err)
+		}
 	}
-	if err := ch.QueueBind(queue, JobType, exchange, false, nil); err != nil {
-		return fmt.Errorf("bind queue: %w", err)
+	return nil
+}
+
+// publishAMQP publishes the run's jobs to exchange on a channel of conn in
+// confirm mode, round-robin over the routing keys, with at most
+// PublishWindow awaiting their confirms. It calls rec.Start before the
+// first publish and rec.Published once every job is confirmed.
+func publishAMQP(ctx context.Context, conn *amqp.Connection, cfg Config, exchange string, keys []string, rec *Recorder) error {
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("open channel: %w", err)
 	}
 	if err := ch.Confirm(false); err != nil {
+		_ = ch.Close()
 		return fmt.Errorf("confirm mode: %w", err)
 	}
 	// Buffers of one window: at most PublishWindow messages await their
@@ -134,50 +181,6 @@ func baseline(ctx context.Context, cfg Config, rec *Recorder) (err error) {
 		<-confirmLoopDone
 	}()
 
-	// Consume on the other connection with C goroutines, each acking what
-	// it handled.
-	cch, err := conConn.Channel()
-	if err != nil {
-		return fmt.Errorf("open consumer channel: %w", err)
-	}
-	if err := cch.Qos(cfg.Prefetch, 0, false); err != nil {
-		return fmt.Errorf("qos: %w", err)
-	}
-	const tag = "warren-bench-baseline"
-	deliveries, err := cch.Consume(queue, tag, false, false, false, false, nil)
-	if err != nil {
-		return fmt.Errorf("consume: %w", err)
-	}
-	var wg sync.WaitGroup
-	for range cfg.Concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for d := range deliveries {
-				var p Payload
-				if err := msgpack.Unmarshal(d.Body, &p); err != nil {
-					rec.Fail(fmt.Errorf("decode a delivery: %w", err))
-					_ = d.Reject(false)
-					continue
-				}
-				rec.Handled(p.Seq, p.SentAt)
-				if err := d.Ack(false); err != nil {
-					rec.Fail(fmt.Errorf("ack: %w", err))
-				}
-			}
-		}()
-	}
-	// On an early return, closing the channel closes deliveries and ends
-	// the handlers.
-	consuming := true
-	defer func() {
-		if consuming {
-			_ = cch.Close()
-			wg.Wait()
-		}
-	}()
-
-	// Publish with at most PublishWindow messages unconfirmed.
 	data := rec.Filler()
 	rec.Start()
 	for seq := range cfg.Jobs {
@@ -197,7 +200,7 @@ func baseline(ctx context.Context, cfg Config, rec *Recorder) (err error) {
 		if err != nil {
 			return fmt.Errorf("encode: %w", err)
 		}
-		err = ch.PublishWithContext(ctx, exchange, JobType, true, false, amqp.Publishing{
+		err = ch.PublishWithContext(ctx, exchange, keys[seq%len(keys)], true, false, amqp.Publishing{
 			ContentType:  broker.ContentType,
 			DeliveryMode: amqp.Persistent,
 			Body:         body,
@@ -215,26 +218,156 @@ func baseline(ctx context.Context, cfg Config, rec *Recorder) (err error) {
 		return fmt.Errorf("waiting for confirms: %w", ctx.Err())
 	}
 	rec.Published()
-
-	if err := rec.Wait(ctx); err != nil {
-		return err
-	}
-	// Every job was handled. Cancelling closes deliveries once the
-	// handlers took what was buffered; their acks are written by the time
-	// they return, and the channel's close-ok follows the broker's
-	// processing of them.
-	consuming = false
-	if err := cch.Cancel(tag, false); err != nil {
-		_ = cch.Close()
-		wg.Wait()
-		return fmt.Errorf("cancel consumer: %w", err)
-	}
-	wg.Wait()
-	if err := cch.Close(); err != nil {
-		return fmt.Errorf("close consumer channel: %w", err)
-	}
-	rec.Stop()
 	return nil
+}
+
+// sink is where a consumer side reports the jobs it handled: the run's
+// Recorder, or the tally of a worker process.
+type sink interface {
+	Handled(seq int, sentAt int64)
+	Fail(err error)
+}
+
+// amqpConsumer is the baseline's consumer side: one channel per queue,
+// each with cfg.Concurrency handler goroutines sharing the deliveries of
+// one consumer.
+type amqpConsumer struct {
+	queues []*amqpQueue
+	done   bool
+}
+
+// amqpQueue consumes one queue.
+type amqpQueue struct {
+	ch       *amqp.Channel
+	tag      string
+	handlers sync.WaitGroup
+	// acks takes each finished delivery tag to the batchAcker (batched
+	// consumers only); ackerDone is closed when the acker returned.
+	acks      chan uint64
+	ackerDone chan struct{}
+}
+
+// startAMQPConsumer starts consuming queues on conn, with manual acks and
+// prefetch cfg.Prefetch per channel. Each handler decodes a delivery's
+// Payload and reports it to s, then acks it alone or, if batched, hands
+// its tag to the channel's batchAcker.
+func startAMQPConsumer(conn *amqp.Connection, cfg Config, queues []string, batched bool, s sink) (*amqpConsumer, error) {
+	c := &amqpConsumer{}
+	for i, queue := range queues {
+		q, err := consumeAMQPQueue(conn, cfg, queue, fmt.Sprintf("warren-bench-baseline-%d", i), batched, s)
+		if err != nil {
+			c.abort()
+			return nil, err
+		}
+		c.queues = append(c.queues, q)
+	}
+	return c, nil
+}
+
+func consumeAMQPQueue(conn *amqp.Connection, cfg Config, queue, tag string, batched bool, s sink) (*amqpQueue, error) {
+	ch, err := conn.Channel()
+	if err != nil {
+		return nil, fmt.Errorf("open consumer channel: %w", err)
+	}
+	if err := ch.Qos(cfg.Prefetch, 0, false); err != nil {
+		_ = ch.Close()
+		return nil, fmt.Errorf("qos: %w", err)
+	}
+	deliveries, err := ch.Consume(queue, tag, false, false, false, false, nil)
+	if err != nil {
+		_ = ch.Close()
+		return nil, fmt.Errorf("consume: %w", err)
+	}
+	q := &amqpQueue{ch: ch, tag: tag}
+	if batched {
+		// Each handler holds at most one finished tag it hands over: a
+		// buffer of one per handler, so that none waits for the acker.
+		q.acks = make(chan uint64, cfg.Concurrency)
+		q.ackerDone = make(chan struct{})
+		go func() {
+			defer close(q.ackerDone)
+			if err := newBatchAcker(ch, ackBatch(cfg.Prefetch)).run(q.acks); err != nil {
+				s.Fail(fmt.Errorf("ack: %w", err))
+			}
+		}()
+	}
+	for range cfg.Concurrency {
+		q.handlers.Add(1)
+		go func() {
+			defer q.handlers.Done()
+			for d := range deliveries {
+				var p Payload
+				if err := msgpack.Unmarshal(d.Body, &p); err != nil {
+					s.Fail(fmt.Errorf("decode a delivery: %w", err))
+					if !batched {
+						_ = d.Reject(false)
+					}
+					// Batched, the tag is never finished: the acker stops
+					// below it, and the failed run closes the channel.
+					continue
+				}
+				s.Handled(p.Seq, p.SentAt)
+				if batched {
+					q.acks <- d.DeliveryTag
+				} else if err := d.Ack(false); err != nil {
+					s.Fail(fmt.Errorf("ack: %w", err))
+				}
+			}
+		}()
+	}
+	return q, nil
+}
+
+// stop ends consuming once every job was handled. Cancelling closes
+// deliveries once the handlers took what was buffered; their acks (the
+// batched acker's last flush too) are written by the time they return, and
+// each channel's close-ok follows the broker's processing of them.
+func (c *amqpConsumer) stop() error {
+	if c.done {
+		return nil
+	}
+	c.done = true
+	var errs []error
+	for _, q := range c.queues {
+		if err := q.ch.Cancel(q.tag, false); err != nil {
+			errs = append(errs, fmt.Errorf("cancel consumer: %w", err))
+			_ = q.ch.Close()
+		}
+	}
+	for _, q := range c.queues {
+		q.wait()
+	}
+	for _, q := range c.queues {
+		if err := q.ch.Close(); err != nil && !errors.Is(err, amqp.ErrClosed) {
+			errs = append(errs, fmt.Errorf("close consumer channel: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// abort ends consuming at once, on a failed run: closing the channels
+// closes the deliveries and ends the handlers. It does nothing after stop.
+func (c *amqpConsumer) abort() {
+	if c.done {
+		return
+	}
+	c.done = true
+	for _, q := range c.queues {
+		_ = q.ch.Close()
+	}
+	for _, q := range c.queues {
+		q.wait()
+	}
+}
+
+// wait waits for the handlers, then for the acker, once no handler can
+// hand it a tag.
+func (q *amqpQueue) wait() {
+	q.handlers.Wait()
+	if q.acks != nil {
+		close(q.acks)
+		<-q.ackerDone
+	}
 }
 
 // dial opens an amqp091-go connection named name.

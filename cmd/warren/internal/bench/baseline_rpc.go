@@ -24,21 +24,31 @@ import (
 // a hand-written client would.
 const directReplyTo = "amq.rabbitmq.reply-to"
 
-// baselineRPC is the rpc workload written with amqp091-go alone, as a
-// competent user writes request-reply over direct reply-to (RabbitMQ's
-// tutorial 6, with a map of pending calls so that many goroutines share one
-// channel). Its connections are laid out like warren's: the server consumes
-// on one, publishes its replies on another, and the client has the third.
+// baselineRPC returns the rpc workload written with amqp091-go alone, as
+// impl, the way a competent user writes request-reply (RabbitMQ's tutorial
+// 6, with a map of pending calls so that many goroutines share one
+// channel): ImplBaseline receives its replies over direct reply-to,
+// ImplBaselineQueue in an exclusive, server-named reply queue of its own.
+// Its connections are laid out like warren's: the server consumes on one,
+// publishes its replies on another, and the client has the third.
 //
-// The requests are persistent, as warren's Caller sends them, so the broker
-// does the same work for both; the server publishes its replies without
-// publisher confirms and acks the request right after, as most hand-written
-// servers do. warren's pool waits for each reply's confirm before acking:
-// that wait is part of what is measured (a reply to direct reply-to is
-// never stored, so its confirm proves little; a caller that gets no reply
-// times out either way).
-func baselineRPC(ctx context.Context, cfg Config, rec *CallRecorder) (err error) {
-	name := uniqueName(ImplBaseline+".rpc", cfg.QueueType)
+// The requests are transient, as hand-written clients send requests whose
+// caller awaits the reply (a request lost with the broker is a call that
+// times out and is retried); Config.BaselineDurable makes them persistent,
+// for a like-for-like comparison with a Caller sending durable requests.
+// The server publishes its replies without publisher confirms and acks the
+// request right after, as most hand-written servers do. warren's pool waits
+// for each reply's confirm before acking: that wait is part of what is
+// measured (a reply to direct reply-to is never stored, so its confirm
+// proves little; a caller that gets no reply times out either way).
+func baselineRPC(impl string) CallRunner {
+	return func(ctx context.Context, cfg Config, rec *CallRecorder) error {
+		return runBaselineRPC(ctx, impl, cfg, rec)
+	}
+}
+
+func runBaselineRPC(ctx context.Context, impl string, cfg Config, rec *CallRecorder) (err error) {
+	name := uniqueName(impl+".rpc", cfg.QueueType)
 	queue, exchange := name, name
 	serverConn, err := dial(cfg.URL, "warren-bench-baseline-rpc-server")
 	if err != nil {
@@ -102,7 +112,13 @@ func baselineRPC(ctx context.Context, cfg Config, rec *CallRecorder) (err error)
 		}
 	}()
 
-	c, err := newRPCClient(clientConn, cfg.BaselineWire, cfg.ReplyQueue)
+	// The wire is a diagnostic of the direct reply-to baseline; the reply
+	// queue's sends the minimal one.
+	wire, replyQueue := cfg.BaselineWire, impl == ImplBaselineQueue
+	if replyQueue {
+		wire = WireMinimal
+	}
+	c, err := newRPCClient(clientConn, wire, replyQueue, cfg.BaselineDurable)
 	if err != nil {
 		return err
 	}
@@ -191,12 +207,15 @@ type rpcClient struct {
 	// What requests carry besides the minimal wire (Config.BaselineWire):
 	// warren's properties, its deadline header, the mandatory flag.
 	props, deadline, mandatory bool
+	// mode is the requests' delivery mode: transient, or persistent with
+	// Config.BaselineDurable.
+	mode uint8
 
 	mu      sync.Mutex
 	pending map[string]chan []byte // by correlation id; buffered 1
 }
 
-func newRPCClient(conn *amqp.Connection, wire string, replyQueue bool) (*rpcClient, error) {
+func newRPCClient(conn *amqp.Connection, wire string, replyQueue, durable bool) (*rpcClient, error) {
 	level := slices.Index(wires, wire) // each wire adds to the one before
 	ch, err := conn.Channel()
 	if err != nil {
@@ -225,8 +244,12 @@ func newRPCClient(conn *amqp.Connection, wire string, replyQueue bool) (*rpcClie
 		props:     level >= slices.Index(wires, WireProps),
 		deadline:  level >= slices.Index(wires, WireDeadline),
 		mandatory: level >= slices.Index(wires, WireWarren),
+		mode:      amqp.Transient,
 		loopDone:  make(chan struct{}),
 		pending:   make(map[string]chan []byte),
+	}
+	if durable {
+		c.mode = amqp.Persistent
 	}
 	// The loop ends when amqp091-go closes replies, on the channel's close.
 	go func() {
@@ -267,7 +290,7 @@ func (c *rpcClient) call(ctx context.Context, exchange string, p Payload) (Answe
 	}()
 	msg := amqp.Publishing{
 		ContentType:   broker.ContentType,
-		DeliveryMode:  amqp.Persistent,
+		DeliveryMode:  c.mode,
 		CorrelationId: corr,
 		ReplyTo:       c.replyTo,
 		Body:          body,

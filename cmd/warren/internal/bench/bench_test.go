@@ -6,19 +6,33 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/internal/brokertest"
 )
 
-func TestMain(m *testing.M) { os.Exit(brokertest.MainWithLeakCheck(m)) }
+// TestMain lets the test binary serve as a worker process of a run with
+// Config.Workers: the run starts its own executable, this binary, with
+// WorkerEnv set.
+func TestMain(m *testing.M) {
+	if IsWorker() {
+		if err := ServeWorker(context.Background(), os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(brokertest.MainWithLeakCheck(m))
+}
 
 // checkSane checks what any successful run of n jobs must satisfy, with no
 // timing thresholds.
@@ -41,18 +55,122 @@ func checkSane(t *testing.T, res Result, impl, queueType string, n int) {
 	}
 }
 
-func TestRunBaseline(t *testing.T) {
-	for _, qt := range []string{Classic, Quorum} {
-		t.Run(qt, func(t *testing.T) {
-			const n = 300
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			res, err := RunBaseline(ctx, Config{URL: brokertest.URL(t), Jobs: n, QueueType: qt})
-			if err != nil {
-				t.Fatal(err)
+func TestRunBaselines(t *testing.T) {
+	for _, impl := range Baselines(ModeJobs) {
+		for _, qt := range []string{Classic, Quorum} {
+			t.Run(impl+"/"+qt, func(t *testing.T) {
+				const n = 300
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				res, err := Run(ctx, impl, Config{URL: brokertest.URL(t), Jobs: n, QueueType: qt, Concurrency: 4, Prefetch: 8})
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkSane(t, res, impl, qt, n)
+			})
+		}
+	}
+}
+
+// TestRunsScale runs every jobs implementation over several queues,
+// consumed in this process and by worker processes: every job handled
+// once, or the run fails.
+func TestRunsScale(t *testing.T) {
+	for _, impl := range append(Baselines(ModeJobs), ImplWarren) {
+		for _, c := range []struct {
+			name            string
+			queues, workers int
+		}{
+			{"3 queues", 3, 0},
+			{"3 queues, 2 workers", 3, 2},
+			{"1 queue, 1 worker", 1, 1},
+		} {
+			t.Run(impl+"/"+c.name, func(t *testing.T) {
+				const n = 2000
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				res, err := Run(ctx, impl, Config{URL: brokertest.URL(t), Jobs: n, Queues: c.queues, Workers: c.workers, Concurrency: 4, Prefetch: 16})
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkSane(t, res, impl, Classic, n)
+				t.Logf("%.0f jobs/s, %.3f CPU s/10k, %.1f allocs/job, peak RSS %d, p99 %v", res.JobsPerSec, res.CPUSecondsPer10k, res.AllocsPerJob, res.PeakRSSBytes, res.P99)
+				if c.workers > 0 && (res.PeakRSSLifetime || res.AllocsPerJob <= 0) {
+					t.Errorf("with workers: peak RSS of the process's life %v, allocs per job %v", res.PeakRSSLifetime, res.AllocsPerJob)
+				}
+			})
+		}
+	}
+}
+
+// TestWorkerFailureIsReported: a worker that cannot start says why, and
+// the run fails with it.
+func TestWorkerFailureIsReported(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := Config{URL: brokertest.URL(t), Jobs: 10, Workers: 2}.WithDefaults()
+	_, err := startWorkers(ctx, cfg, workerSpec{Impl: "stream", Name: "bench.none"}, newRecorder(cfg))
+	if err == nil || !strings.Contains(err.Error(), `worker 0: bench: worker of stream: no jobs implementation "stream"`) {
+		t.Errorf("startWorkers = %v, want the worker's own error", err)
+	}
+}
+
+// TestRecorderMerge: what the workers report adds up, and a job handled
+// twice, by one worker or two, fails the run.
+func TestRecorderMerge(t *testing.T) {
+	cfg := Config{Jobs: 4, PayloadBytes: DefaultPayloadBytes}
+	now := time.Now().UnixNano()
+	final := func(seqs ...int) *workerFinal {
+		f := &workerFinal{Seqs: seqs, FirstNanos: now, LastNanos: now + int64(len(seqs)), Mallocs: 10, Bytes: 100}
+		for range seqs {
+			f.LatencyNanos = append(f.LatencyNanos, 1000)
+		}
+		return f
+	}
+	t.Run("once each", func(t *testing.T) {
+		rec := newRecorder(cfg)
+		if err := errors.Join(rec.merge(0, final(0, 2), time.Second, 5<<20), rec.merge(1, final(1, 3), 2*time.Second, 7<<20)); err != nil {
+			t.Fatal(err)
+		}
+		if rec.handled.Load() != 4 || rec.workerCPU != 3*time.Second || rec.workerPeakRSS != 7<<20 || rec.workerMallocs != 20 || rec.workers != 2 {
+			t.Errorf("recorder after the merge: handled %d, CPU %v, peak RSS %d, mallocs %d, workers %d",
+				rec.handled.Load(), rec.workerCPU, rec.workerPeakRSS, rec.workerMallocs, rec.workers)
+		}
+	})
+	for _, c := range []struct {
+		name string
+		a, b *workerFinal
+		want string
+	}{
+		{"by two workers", final(0, 1), final(1, 2, 3), "job 1 was handled by two workers"},
+		{"by one worker", final(0, 1), &workerFinal{Seqs: []int{2, 3}, LatencyNanos: []int64{1, 1}, Duplicates: 1}, "worker 1 handled 1 job(s) twice"},
+		{"foreign", final(0, 1), final(2, 9), "sequence number 9"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rec := newRecorder(cfg)
+			err := errors.Join(rec.merge(0, c.a, 0, 0), rec.merge(1, c.b, 0, 0))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("merge = %v, want %q", err, c.want)
 			}
-			checkSane(t, res, ImplBaseline, qt, n)
 		})
+	}
+	t.Run("lost", func(t *testing.T) {
+		rec := newRecorder(cfg)
+		rec.Start()
+		rec.Published()
+		rec.Stop()
+		if err := errors.Join(rec.merge(0, final(0), 0, 0), rec.merge(1, final(2, 3), 0, 0)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rec.result(ImplWarren, cfg.WithDefaults()); err == nil || !strings.Contains(err.Error(), "3 of 4 jobs handled") {
+			t.Errorf("result with a job lost: %v", err)
+		}
+	})
+}
+
+func TestRunRefusesUnknownImpl(t *testing.T) {
+	if _, err := Run(context.Background(), ImplBaselineBatched, Config{Mode: ModeRPC}); err == nil || !strings.Contains(err.Error(), "no implementation") {
+		t.Errorf("Run of the batched baseline in rpc mode: %v", err)
 	}
 }
 
@@ -101,7 +219,10 @@ func TestRunsRPC(t *testing.T) {
 		name string
 		run  func(context.Context, Config) (Result, error)
 	}
-	baseline, warren := impl{ImplBaseline, RunBaseline}, impl{ImplWarren, RunWarren}
+	run := func(name string) impl {
+		return impl{name, func(ctx context.Context, cfg Config) (Result, error) { return Run(ctx, name, cfg) }}
+	}
+	baseline, queue, warren := run(ImplBaseline), run(ImplBaselineQueue), run(ImplWarren)
 	const n = 200
 	cases := []struct {
 		name string
@@ -112,9 +233,13 @@ func TestRunsRPC(t *testing.T) {
 		{"baseline/4", baseline, Config{Callers: 4}},
 		{"warren/1", warren, Config{Callers: 1}},
 		{"warren/4", warren, Config{Callers: 4}},
-		// Both with reply queues of their own.
-		{"baseline/reply-queue", baseline, Config{Callers: 4, ReplyQueue: true}},
+		{"queue/1", queue, Config{Callers: 1}},
+		{"queue/4", queue, Config{Callers: 4}},
 		{"warren/reply-queue", warren, Config{Callers: 4, ReplyQueue: true}},
+		// The diagnostics: persistent requests, warren's own wire.
+		{"baseline/durable", baseline, Config{Callers: 4, BaselineDurable: true}},
+		{"queue/durable", queue, Config{Callers: 4, BaselineDurable: true}},
+		{"warren/durable", warren, Config{Callers: 4, DurableRequests: true}},
 		// The baseline sending warren's request properties: answered by
 		// the message id, every call paired with its own reply.
 		{"baseline/warren-wire", baseline, Config{Callers: 4, BaselineWire: WireWarren}},
@@ -145,20 +270,18 @@ func TestDeleteEntitiesSparesSharedOnes(t *testing.T) {
 }
 
 func TestRunsGiveUpWithCtx(t *testing.T) {
-	cases := []struct {
-		impl, mode string
-		run        func(context.Context, Config) (Result, error)
-	}{
-		{ImplBaseline, ModeJobs, RunBaseline},
-		{ImplWarren, ModeJobs, RunWarren},
-		{ImplBaseline, ModeRPC, RunBaseline},
-		{ImplWarren, ModeRPC, RunWarren},
+	cases := []struct{ impl, mode string }{
+		{ImplBaseline, ModeJobs},
+		{ImplBaselineBatched, ModeJobs},
+		{ImplWarren, ModeJobs},
+		{ImplBaseline, ModeRPC},
+		{ImplWarren, ModeRPC},
 	}
 	for _, c := range cases {
 		t.Run(c.impl+"/"+c.mode, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 			defer cancel()
-			_, err := c.run(ctx, Config{URL: brokertest.URL(t), Mode: c.mode, Jobs: 5_000_000, Calls: 5_000_000, Callers: 4})
+			_, err := Run(ctx, c.impl, Config{URL: brokertest.URL(t), Mode: c.mode, Jobs: 5_000_000, Calls: 5_000_000, Callers: 4})
 			if err == nil {
 				t.Fatal("a run of 5M jobs or calls finished within 300ms")
 			}
@@ -279,6 +402,8 @@ func TestConfigValidate(t *testing.T) {
 		{"unknown wire", Config{Mode: ModeRPC, BaselineWire: "amqp"}, []string{`baseline wire "amqp"`}},
 		{"reply queue", Config{Mode: ModeRPC, ReplyQueue: true}, nil},
 		{"reply queue of jobs", Config{ReplyQueue: true}, []string{"reply queue"}},
+		{"durable", Config{Mode: ModeRPC, BaselineDurable: true, DurableRequests: true}, nil},
+		{"durable of jobs", Config{BaselineDurable: true, DurableRequests: true}, []string{"baseline durable", "durable requests"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -370,44 +495,67 @@ func TestRecorderFailsOnForeignSeq(t *testing.T) {
 }
 
 func TestReport(t *testing.T) {
-	run := func(impl, qt string, round int, jps, cpu float64) Result {
-		return Result{Impl: impl, QueueType: qt, Round: round, Jobs: 1000, Seconds: 1000 / jps, JobsPerSec: jps,
-			PublishPerSec: jps, ConsumePerSec: jps, CPUSecondsPer10k: cpu, PeakRSSBytes: 40 << 20,
+	run := func(impl, qt string, round int, jps, cpu float64, rss int64) Result {
+		return Result{Impl: impl, Mode: ModeJobs, QueueType: qt, Round: round, Jobs: 1000, Seconds: 1000 / jps, JobsPerSec: jps,
+			PublishPerSec: jps, ConsumePerSec: jps, CPUSecondsPer10k: cpu, PeakRSSBytes: rss,
 			P50: 3 * time.Millisecond, P99: 12345 * time.Microsecond}
 	}
+	const mib = 1 << 20
 	results := []Result{
-		run(ImplBaseline, Classic, 1, 10000, 0.40), run(ImplWarren, Classic, 1, 9800, 0.44),
-		run(ImplWarren, Classic, 2, 9000, 0.50), run(ImplBaseline, Classic, 2, 10400, 0.42),
-		run(ImplWarren, Classic, 3, 9900, 0.45), run(ImplBaseline, Classic, 3, 9000, 0.38),
-		run(ImplBaseline, Quorum, 1, 8000, 0.50), run(ImplWarren, Quorum, 1, 6000, 0.70),
+		run(ImplBaseline, Classic, 1, 9000, 0.50, 30*mib), run(ImplBaselineBatched, Classic, 1, 10000, 0.40, 30*mib), run(ImplWarren, Classic, 1, 10200, 0.42, 15*mib),
+		run(ImplBaselineBatched, Classic, 2, 10400, 0.42, 30*mib), run(ImplWarren, Classic, 2, 9000, 0.50, 25*mib), run(ImplBaseline, Classic, 2, 9000, 0.50, 30*mib),
+		run(ImplWarren, Classic, 3, 10100, 0.41, 16*mib), run(ImplBaseline, Classic, 3, 9000, 0.50, 30*mib), run(ImplBaselineBatched, Classic, 3, 9000, 0.38, 30*mib),
+		// Quorum: faster than the per-message baseline, slower than the
+		// batched one, and too big.
+		run(ImplBaseline, Quorum, 1, 5000, 0.80, 30*mib), run(ImplBaselineBatched, Quorum, 1, 8000, 0.50, 30*mib), run(ImplWarren, Quorum, 1, 6000, 0.70, 21*mib),
 	}
 	r := NewReport(Config{URL: "amqp://guest:s3cret@127.0.0.1:5672/", Jobs: 1000}, []string{Classic, Quorum}, 3, results)
-	if len(r.Medians) != 4 {
-		t.Fatalf("%d medians, want 4", len(r.Medians))
+	if len(r.Medians) != 6 {
+		t.Fatalf("%d medians, want 6", len(r.Medians))
 	}
-	m := r.Medians[0] // the baseline on classic
-	if m.Impl != ImplBaseline || m.Runs != 3 || m.JobsPerSec != 10000 || m.CPUSecondsPer10k != 0.40 {
+	m := r.Medians[1] // the batched baseline on classic
+	if m.Impl != ImplBaselineBatched || m.Runs != 3 || m.JobsPerSec != 10000 || m.CPUSecondsPer10k != 0.40 {
 		t.Errorf("median = %+v", m)
 	}
-	if len(r.Ratios) != 2 {
-		t.Fatalf("ratios = %+v", r.Ratios)
+	if got := len(r.Ratios); got != 4 {
+		t.Fatalf("%d ratios, want 4 (2 baselines x 2 queue types): %+v", got, r.Ratios)
 	}
-	classic, quorum := r.Ratios[0], r.Ratios[1]
-	if classic.QueueType != Classic || classic.JobsPerSec != 0.98 || !classic.JobsPerSecOK || !classic.CPUPerJobOK {
-		t.Errorf("classic ratio = %+v", classic)
+	cases := []struct {
+		baseline, queueType string
+		judged, ok          bool
+		jobsPerSec, cpu     float64
+		jpsOK, cpuOK, rssOK bool
+	}{
+		// Warren's medians on classic: 10100 jobs/s, 0.42 s/10k, 16 MiB.
+		{ImplBaseline, Classic, false, true, 10100.0 / 9000, 0.42 / 0.50, false, false, false},
+		{ImplBaselineBatched, Classic, true, true, 1.01, 1.05, true, true, true},
+		{ImplBaseline, Quorum, false, true, 1.2, 0.70 / 0.80, false, false, false},
+		{ImplBaselineBatched, Quorum, true, false, 0.75, 1.4, false, false, false},
 	}
-	if quorum.JobsPerSecOK || quorum.CPUPerJobOK || quorum.OK() {
-		t.Errorf("quorum ratio = %+v, want both targets missed", quorum)
+	for i, c := range cases {
+		ra := r.Ratios[i]
+		if ra.Baseline != c.baseline || ra.QueueType != c.queueType || ra.Judged != c.judged || ra.OK() != c.ok ||
+			math.Abs(ra.JobsPerSec-c.jobsPerSec) > 1e-9 || math.Abs(ra.CPUPerJob-c.cpu) > 1e-9 ||
+			ra.JobsPerSecOK != c.jpsOK || ra.CPUPerJobOK != c.cpuOK || ra.PeakRSSOK != c.rssOK || ra.P99 != 1 {
+			t.Errorf("ratio %d = %+v, want %+v", i, ra, c)
+		}
+	}
+	if ra := r.Ratios[1]; ra.PeakRSSBytes != 16*mib {
+		t.Errorf("warren's peak RSS in the ratio = %d, want its median, 16 MiB", ra.PeakRSSBytes)
 	}
 
 	var table bytes.Buffer
 	if err := r.WriteTable(&table); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"median/3", "0.980x ok", "0.750x MISS", "targets MISSED on quorum", "12.3ms"} {
+	for _, want := range []string{"median/3", "warren/amqp091-go-batched", "warren/amqp091-go ", "1.010x ok", "1.050x ok", "16.0 MiB ok",
+		"0.750x MISS", "21.0 MiB MISS", "1.122x  ", "targets MISSED on quorum", "12.3ms", "the jobs/s of amqp091-go-batched"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}
+	}
+	if n := strings.Count(table.String(), " ok ") + strings.Count(table.String(), " MISS "); n != 6 {
+		t.Errorf("%d verdicts in the table, want 6: the judged ratios' only\n%s", n, table.String())
 	}
 
 	b, err := json.Marshal(r)
@@ -421,20 +569,33 @@ func TestReport(t *testing.T) {
 	if err := json.Unmarshal(b, &back); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"schema", "date", "config", "results", "medians", "ratios"} {
+	if back["schema"] != "warren.bench/v2" {
+		t.Errorf("schema %v", back["schema"])
+	}
+	for _, k := range []string{"date", "config", "results", "medians", "ratios"} {
 		if _, ok := back[k]; !ok {
 			t.Errorf("JSON lacks %q", k)
 		}
 	}
-	ratio := back["ratios"].([]any)[0].(map[string]any)
-	for _, k := range []string{"mode", "queue_type", "jobs_per_sec", "cpu_per_job", "jobs_per_sec_ok", "cpu_per_job_ok"} {
-		if _, ok := ratio[k]; !ok {
-			t.Errorf("a jobs ratio lacks %q: %v", k, ratio)
+	ratios := back["ratios"].([]any)
+	judged, plain := ratios[1].(map[string]any), ratios[0].(map[string]any)
+	for _, k := range []string{"mode", "queue_type", "baseline", "judged", "jobs_per_sec", "cpu_per_job", "p99", "peak_rss_bytes",
+		"jobs_per_sec_ok", "cpu_per_job_ok", "peak_rss_ok"} {
+		if _, ok := judged[k]; !ok {
+			t.Errorf("a judged jobs ratio lacks %q: %v", k, judged)
 		}
 	}
-	for _, k := range []string{"callers", "calls_per_sec", "calls_per_sec_ok"} {
-		if _, ok := ratio[k]; ok {
-			t.Errorf("a jobs ratio has %q: %v", k, ratio)
+	if judged["baseline"] != ImplBaselineBatched || judged["judged"] != true || plain["judged"] != false {
+		t.Errorf("ratios %v and %v", plain, judged)
+	}
+	for _, k := range []string{"callers", "calls_per_sec", "calls_per_sec_ok", "p99_ok"} {
+		if _, ok := judged[k]; ok {
+			t.Errorf("a jobs ratio has %q: %v", k, judged)
+		}
+	}
+	for _, k := range []string{"jobs_per_sec_ok", "cpu_per_job_ok", "peak_rss_ok"} {
+		if _, ok := plain[k]; ok {
+			t.Errorf("a ratio not judged has the verdict %q: %v", k, plain)
 		}
 	}
 	if cfg := back["config"].(map[string]any); cfg["mode"] != ModeJobs || cfg["jobs"] != 1000.0 || cfg["calls"] != nil {
@@ -443,33 +604,51 @@ func TestReport(t *testing.T) {
 }
 
 func TestReportRPC(t *testing.T) {
-	run := func(impl string, callers, round int, cps, cpu float64) Result {
+	run := func(impl string, callers, round int, cps, cpu float64, p99 time.Duration) Result {
 		return Result{Impl: impl, Mode: ModeRPC, QueueType: Classic, Callers: callers, Round: round, Calls: 500,
 			Seconds: 500 / cps, CallsPerSec: cps, CPUSecondsPer10k: cpu, AllocsPerJob: 150, PeakRSSBytes: 16 << 20,
-			P50: 400 * time.Microsecond, P99: 1500 * time.Microsecond}
+			P50: 400 * time.Microsecond, P99: p99}
 	}
+	const ms = time.Millisecond
 	results := []Result{
-		run(ImplBaseline, 1, 1, 2000, 2.0), run(ImplWarren, 1, 1, 1960, 2.2),
-		run(ImplBaseline, 16, 1, 9000, 0.8), run(ImplWarren, 16, 1, 8000, 1.0),
-		run(ImplWarren, 1, 2, 1900, 2.3), run(ImplBaseline, 1, 2, 2000, 2.0),
-		run(ImplWarren, 16, 2, 8200, 1.0), run(ImplBaseline, 16, 2, 9000, 0.8),
+		// One caller: direct reply-to is the better baseline, and warren
+		// beats it on both counts.
+		run(ImplBaseline, 1, 1, 2000, 2.0, 2*ms), run(ImplBaselineQueue, 1, 1, 1900, 2.1, 2*ms), run(ImplWarren, 1, 1, 2100, 2.2, 1*ms),
+		run(ImplBaselineQueue, 1, 2, 1900, 2.1, 2*ms), run(ImplWarren, 1, 2, 2000, 2.3, 3*ms), run(ImplBaseline, 1, 2, 2000, 2.0, 2*ms),
+		// 16 callers: the reply queue is the better baseline; warren
+		// beats direct reply-to, not it, and its p99 is longer.
+		run(ImplBaseline, 16, 1, 8000, 0.8, 4*ms), run(ImplBaselineQueue, 16, 1, 10000, 0.8, 2*ms), run(ImplWarren, 16, 1, 9000, 1.0, 3*ms),
+		run(ImplBaselineQueue, 16, 2, 10000, 0.8, 2*ms), run(ImplWarren, 16, 2, 9000, 1.0, 3*ms), run(ImplBaseline, 16, 2, 8000, 0.8, 4*ms),
 	}
 	r := NewReport(Config{Mode: ModeRPC, Calls: 500}, []string{Classic}, 2, results)
-	if len(r.Medians) != 4 {
-		t.Fatalf("%d medians, want 4 (2 implementations x 2 numbers of callers)", len(r.Medians))
+	if len(r.Medians) != 6 {
+		t.Fatalf("%d medians, want 6 (3 implementations x 2 numbers of callers)", len(r.Medians))
 	}
-	if m := r.Medians[1]; m.Impl != ImplWarren || m.Callers != 1 || m.Runs != 2 || m.CallsPerSec != 1930 || m.Mode != ModeRPC {
+	if m := r.Medians[2]; m.Impl != ImplWarren || m.Callers != 1 || m.Runs != 2 || m.CallsPerSec != 2050 || m.Mode != ModeRPC || m.P99 != 2*ms {
 		t.Errorf("median = %+v", m)
 	}
-	if len(r.Ratios) != 2 {
+	if len(r.Ratios) != 4 {
 		t.Fatalf("ratios = %+v", r.Ratios)
 	}
-	seq, conc := r.Ratios[0], r.Ratios[1]
-	if seq.Callers != 1 || seq.CallsPerSec != 0.965 || !seq.CallsPerSecOK || !seq.OK() {
-		t.Errorf("sequential ratio = %+v", seq)
+	cases := []struct {
+		baseline      string
+		callers       int
+		judged, ok    bool
+		cps, cpu, p99 float64
+		cpsOK, p99OK  bool
+	}{
+		{ImplBaseline, 1, true, true, 1.025, 1.125, 1, true, true},
+		{ImplBaselineQueue, 1, false, true, 2050.0 / 1900, 2.25 / 2.1, 1, false, false},
+		{ImplBaseline, 16, false, true, 1.125, 1.25, 0.75, false, false},
+		{ImplBaselineQueue, 16, true, false, 0.9, 1.25, 1.5, false, false},
 	}
-	if conc.Callers != 16 || conc.CallsPerSecOK || conc.OK() || conc.CPUPerJob != 1.25 {
-		t.Errorf("concurrent ratio = %+v", conc)
+	for i, c := range cases {
+		ra := r.Ratios[i]
+		if ra.Baseline != c.baseline || ra.Callers != c.callers || ra.Judged != c.judged || ra.OK() != c.ok ||
+			math.Abs(ra.CallsPerSec-c.cps) > 1e-9 || math.Abs(ra.CPUPerJob-c.cpu) > 1e-9 || math.Abs(ra.P99-c.p99) > 1e-9 ||
+			ra.CallsPerSecOK != c.cpsOK || ra.P99OK != c.p99OK {
+			t.Errorf("ratio %d = %+v, want %+v", i, ra, c)
+		}
 	}
 	if r.Config.Mode != ModeRPC || r.Config.Calls != 500 || fmt.Sprint(r.Config.Callers) != "[1 16]" || r.Config.Jobs != 0 {
 		t.Errorf("config = %+v", r.Config)
@@ -479,8 +658,8 @@ func TestReportRPC(t *testing.T) {
 	if err := r.WriteTable(&table); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"calls/s", "allocs/call", "callers", "median/2", "0.965x ok", "0.900x MISS", "1.250x",
-		"targets MISSED on classic with 16 callers"} {
+	for _, want := range []string{"calls/s", "allocs/call", "callers", "median/2", "warren/amqp091-go-queue", "1.025x ok", "1.000x ok",
+		"0.900x MISS", "1.500x MISS", "1.250x", "targets MISSED on classic with 16 callers", "the better baseline's calls/s"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}
@@ -506,7 +685,7 @@ func TestReportRPC(t *testing.T) {
 			t.Errorf("config lacks %q: %v", k, back.Config)
 		}
 	}
-	for _, k := range []string{"jobs", "publish_window"} {
+	for _, k := range []string{"jobs", "publish_window", "queues"} {
 		if _, ok := back.Config[k]; ok {
 			t.Errorf("rpc config has %q: %v", k, back.Config)
 		}
@@ -522,13 +701,42 @@ func TestReportRPC(t *testing.T) {
 			t.Errorf("rpc result has %q: %v", k, res)
 		}
 	}
-	ratio := back.Ratios[1]
-	if ratio["mode"] != ModeRPC || ratio["callers"] != 16.0 || ratio["calls_per_sec_ok"] != false || ratio["cpu_per_job"] != 1.25 {
+	ratio := back.Ratios[3]
+	if ratio["mode"] != ModeRPC || ratio["callers"] != 16.0 || ratio["baseline"] != ImplBaselineQueue || ratio["judged"] != true ||
+		ratio["calls_per_sec_ok"] != false || ratio["p99_ok"] != false || ratio["cpu_per_job"] != 1.25 {
 		t.Errorf("rpc ratio %v", ratio)
 	}
-	for _, k := range []string{"jobs_per_sec", "jobs_per_sec_ok", "cpu_per_job_ok"} {
+	for _, k := range []string{"jobs_per_sec", "jobs_per_sec_ok", "cpu_per_job_ok", "peak_rss_ok", "peak_rss_bytes"} {
 		if _, ok := ratio[k]; ok {
 			t.Errorf("rpc ratio has %q: %v", k, ratio)
+		}
+	}
+	if _, ok := back.Ratios[2]["calls_per_sec_ok"]; ok {
+		t.Errorf("a ratio not judged has a verdict: %v", back.Ratios[2])
+	}
+}
+
+// TestReportDiagnostics: with the baselines sending other requests than
+// the judged ones, the table says the verdicts are a diagnostic.
+func TestReportDiagnostics(t *testing.T) {
+	results := []Result{
+		{Impl: ImplBaseline, Mode: ModeRPC, QueueType: Classic, Callers: 1, Calls: 10, CallsPerSec: 100, CPUSecondsPer10k: 1, P99: time.Millisecond},
+		{Impl: ImplWarren, Mode: ModeRPC, QueueType: Classic, Callers: 1, Calls: 10, CallsPerSec: 100, CPUSecondsPer10k: 1, P99: time.Millisecond},
+	}
+	for _, c := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Mode: ModeRPC, BaselineDurable: true}, "the baselines sent persistent requests (--baseline-durable): a diagnostic"},
+		{Config{Mode: ModeRPC, BaselineWire: WireWarren}, "(--baseline-wire warren): a diagnostic"},
+		{Config{Mode: ModeRPC}, "targets: warren >= 1.00x the better baseline's calls/s and <= 1.00x its p99, with each number of callers: targets hold"},
+	} {
+		var table bytes.Buffer
+		if err := NewReport(c.cfg, []string{Classic}, 1, results).WriteTable(&table); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(table.String(), c.want) {
+			t.Errorf("table lacks %q:\n%s", c.want, table.String())
 		}
 	}
 }
@@ -540,16 +748,16 @@ func TestRPCClientFollowsTheConfig(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
 		wire                       string
-		replyQueue                 bool
+		replyQueue, durable        bool
 		props, deadline, mandatory bool
 	}{
-		{WireMinimal, false, false, false, false},
-		{WireProps, true, true, false, false},
-		{WireDeadline, false, true, true, false},
-		{WireWarren, true, true, true, true},
+		{WireMinimal, false, false, false, false, false},
+		{WireProps, true, true, true, false, false},
+		{WireDeadline, false, false, true, true, false},
+		{WireWarren, true, true, true, true, true},
 	} {
 		conn := brokertest.Conn(t)
-		rc, err := newRPCClient(conn, c.wire, c.replyQueue)
+		rc, err := newRPCClient(conn, c.wire, c.replyQueue, c.durable)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -559,6 +767,9 @@ func TestRPCClientFollowsTheConfig(t *testing.T) {
 		if rc.props != c.props || rc.deadline != c.deadline || rc.mandatory != c.mandatory {
 			t.Errorf("wire %s: props, deadline, mandatory = %v, %v, %v; want %v, %v, %v",
 				c.wire, rc.props, rc.deadline, rc.mandatory, c.props, c.deadline, c.mandatory)
+		}
+		if want := map[bool]uint8{false: amqp.Transient, true: amqp.Persistent}[c.durable]; rc.mode != want {
+			t.Errorf("durable %v: delivery mode %d, want %d", c.durable, rc.mode, want)
 		}
 		if err := rc.close(); err != nil {
 			t.Error(err)

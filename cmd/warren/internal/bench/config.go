@@ -54,6 +54,7 @@ const (
 	DefaultPrefetch     = 128
 	DefaultConcurrency  = 16
 	DefaultQueueType    = Classic
+	DefaultQueues       = 1
 	DefaultURL          = broker.DefaultURL
 )
 
@@ -73,6 +74,11 @@ const (
 	// MaxConcurrency bounds the handler goroutines, and the callers of an
 	// rpc run.
 	MaxConcurrency = 10_000
+	// MaxQueues bounds the queues of a run: each has its own channel and
+	// handlers in every consumer.
+	MaxQueues = 100
+	// MaxWorkers bounds the consumer processes of a run.
+	MaxWorkers = 64
 )
 
 // Config describes one run's workload. Every zero value means the default
@@ -101,13 +107,34 @@ type Config struct {
 	Concurrency int `json:"concurrency"`
 	// QueueType is Classic (the default) or Quorum.
 	QueueType string `json:"queue_type"`
-	// BaselineWire is what the rpc baseline's requests carry: WireMinimal
-	// (the default), WireProps, WireDeadline or WireWarren. ModeRPC only.
+	// Queues is how many queues the jobs are published to, round-robin
+	// (default 1). They share one direct exchange, each bound with a
+	// routing key of its own; every consumer consumes them all, each
+	// queue with Prefetch and Concurrency handlers. ModeJobs only.
+	Queues int `json:"queues,omitempty"`
+	// Workers is how many consumer processes a run starts (default 0:
+	// the run consumes in its own process). Each runs the benchmark's own
+	// executable as a worker (ServeWorker) consuming every queue; a run
+	// adds their CPU time to its own and reports the peak RSS of the
+	// largest. ModeJobs only.
+	Workers int `json:"workers,omitempty"`
+	// BaselineWire is what the direct reply-to baseline's requests carry:
+	// WireMinimal (the default), WireProps, WireDeadline or WireWarren. A
+	// diagnostic: the targets are judged with the minimal wire. ModeRPC
+	// only.
 	BaselineWire string `json:"baseline_wire,omitempty"`
-	// ReplyQueue makes both implementations' callers receive their replies
-	// in an exclusive queue of their own instead of through direct
-	// reply-to (broker.WithCallReplyQueue). ModeRPC only.
+	// BaselineDurable makes the rpc baselines' requests persistent instead
+	// of transient: a diagnostic, the like-for-like comparison with a
+	// Caller sending durable requests. ModeRPC only.
+	BaselineDurable bool `json:"baseline_durable,omitempty"`
+	// ReplyQueue makes warren's Caller receive its replies in an exclusive
+	// queue of its own instead of through direct reply-to
+	// (broker.WithCallReplyQueue). The baselines are set by their
+	// implementation. ModeRPC only.
 	ReplyQueue bool `json:"reply_queue,omitempty"`
+	// DurableRequests asks warren's Caller for persistent requests.
+	// ModeRPC only.
+	DurableRequests bool `json:"durable_requests,omitempty"`
 }
 
 func (c *Config) setDefaults() {
@@ -138,6 +165,9 @@ func (c *Config) setDefaults() {
 	if c.QueueType == "" {
 		c.QueueType = DefaultQueueType
 	}
+	if c.Queues == 0 && c.Mode == ModeJobs {
+		c.Queues = DefaultQueues
+	}
 	if c.BaselineWire == "" && c.Mode == ModeRPC {
 		c.BaselineWire = WireMinimal
 	}
@@ -167,7 +197,15 @@ func (c Config) Validate() error {
 	check(c.Prefetch >= 1 && c.Prefetch <= MaxPrefetch, "prefetch %d: want 1 to %d", c.Prefetch, MaxPrefetch)
 	check(c.Concurrency >= 1 && c.Concurrency <= MaxConcurrency, "concurrency %d: want 1 to %d", c.Concurrency, MaxConcurrency)
 	check(c.QueueType == Classic || c.QueueType == Quorum, "queue type %q: want %q or %q", c.QueueType, Classic, Quorum)
+	if c.Mode == ModeJobs {
+		check(c.Queues >= 1 && c.Queues <= MaxQueues, "queues %d: want 1 to %d", c.Queues, MaxQueues)
+		check(c.Workers >= 0 && c.Workers <= MaxWorkers, "workers %d: want 0 (consume in this process) to %d", c.Workers, MaxWorkers)
+	}
+	check(c.Queues == 0 || c.Mode == ModeJobs, "queues %d: only with mode %q", c.Queues, ModeJobs)
+	check(c.Workers == 0 || c.Mode == ModeJobs, "workers %d: only with mode %q", c.Workers, ModeJobs)
 	check(!c.ReplyQueue || c.Mode == ModeRPC, "reply queue: only with mode %q", ModeRPC)
+	check(!c.BaselineDurable || c.Mode == ModeRPC, "baseline durable: only with mode %q", ModeRPC)
+	check(!c.DurableRequests || c.Mode == ModeRPC, "durable requests: only with mode %q", ModeRPC)
 	check(c.BaselineWire == "" || c.Mode == ModeRPC && slices.Contains(wires, c.BaselineWire),
 		"baseline wire %q: want one of %s, with mode %q", c.BaselineWire, strings.Join(wires, ", "), ModeRPC)
 	return errors.Join(errs...)

@@ -15,16 +15,50 @@ import (
 
 // Implementation names, in Result.Impl.
 const (
-	ImplWarren   = "warren"
+	ImplWarren = "warren"
+	// ImplBaseline is the plain amqp091-go baseline: in ModeJobs, a
+	// consumer acking each delivery as it is handled.
 	ImplBaseline = "amqp091-go"
+	// ImplBaselineBatched is the ModeJobs baseline acking in batches, as
+	// careful hand-written consumers with concurrent handlers do.
+	ImplBaselineBatched = "amqp091-go-batched"
+	// ImplBaselineQueue is the ModeRPC baseline whose client receives its
+	// replies in an exclusive reply queue of its own; ImplBaseline's
+	// uses direct reply-to.
+	ImplBaselineQueue = "amqp091-go-queue"
 )
+
+// Baselines returns the baselines of a mode, in the order of a round's
+// first turn.
+func Baselines(mode string) []string {
+	if mode == ModeRPC {
+		return []string{ImplBaseline, ImplBaselineQueue}
+	}
+	return []string{ImplBaseline, ImplBaselineBatched}
+}
+
+// Run runs the workload of cfg.Mode once with the implementation impl
+// (ImplWarren or one of Baselines) and measures it.
+func Run(ctx context.Context, impl string, cfg Config) (Result, error) {
+	cfg.setDefaults()
+	switch {
+	case impl == ImplWarren:
+		return RunWarren(ctx, cfg)
+	case !slices.Contains(Baselines(cfg.Mode), impl):
+		return Result{}, fmt.Errorf("bench: no implementation %q of mode %s: want %s or one of %v", impl, cfg.Mode, ImplWarren, Baselines(cfg.Mode))
+	case cfg.Mode == ModeRPC:
+		return MeasureCalls(ctx, impl, cfg, baselineRPC(impl))
+	default:
+		return Measure(ctx, impl, cfg, baselineJobs(impl))
+	}
+}
 
 // Result is what one run measured. In ModeRPC the jobs are the requests,
 // one per call: CPUSecondsPer10k, AllocsPerJob and BytesPerJob are per call,
 // and the fields of ModeJobs alone (Jobs, JobsPerSec, PublishPerSec,
 // ConsumePerSec) are zero, and left out of the JSON.
 type Result struct {
-	// Impl is ImplWarren or ImplBaseline.
+	// Impl is ImplWarren or one of Baselines(Mode).
 	Impl string `json:"impl"`
 	// Mode is the workload: ModeJobs or ModeRPC.
 	Mode      string `json:"mode"`
@@ -77,11 +111,13 @@ type Result struct {
 // Runner runs the workload of cfg once with one implementation, reporting
 // to rec. In order, it:
 //
-//  1. connects (a connection to publish, another to consume), declares a
-//     fresh queue and starts consuming from it;
+//  1. connects (a connection to publish, another to consume), declares
+//     cfg.Queues fresh queues and starts consuming from them, in its own
+//     process or, with cfg.Workers, in worker processes;
 //  2. calls rec.Start right before the first publish;
 //  3. publishes cfg.Jobs jobs whose payloads are Payloads numbered 0 to
-//     cfg.Jobs-1 (from rec.Filler), at most PublishWindow awaiting their
+//     cfg.Jobs-1 (from rec.Filler), round-robin over the queues' routing
+//     keys, at most PublishWindow awaiting their
 //     confirms, and calls rec.Published once every one is confirmed; the
 //     handlers, meanwhile, decode each payload and call rec.Handled;
 //  4. waits with rec.Wait until every job was handled, stops consuming once
@@ -111,6 +147,13 @@ type Recorder struct {
 	cpuStart, cpuStop      time.Duration
 	memStart, memStop      runtime.MemStats
 	cpuErr                 error
+
+	// What the worker processes of a run with Config.Workers used, added
+	// by merge: their CPU time, allocations, and the largest peak RSS.
+	workers                    int
+	workerCPU                  time.Duration
+	workerMallocs, workerBytes uint64
+	workerPeakRSS              int64
 }
 
 func newRecorder(cfg Config) *Recorder {
@@ -154,6 +197,41 @@ func (r *Recorder) Handled(seq int, sentAt int64) {
 		r.last = off
 		close(r.done)
 	}
+}
+
+// merge adds what worker i handled, and what it used, once the run
+// stopped it. A job handled twice, by one worker or two, fails the run.
+func (r *Recorder) merge(i int, f *workerFinal, cpu time.Duration, peakRSS int64) error {
+	if f.Duplicates > 0 {
+		return fmt.Errorf("worker %d handled %d job(s) twice", i, f.Duplicates)
+	}
+	if len(f.Seqs) != len(f.LatencyNanos) {
+		return fmt.Errorf("worker %d reported %d jobs and %d latencies (a bug in the worker)", i, len(f.Seqs), len(f.LatencyNanos))
+	}
+	for k, seq := range f.Seqs {
+		switch {
+		case seq < 0 || seq >= len(r.latency):
+			return fmt.Errorf("worker %d handled a job with sequence number %d, outside 0..%d", i, seq, len(r.latency)-1)
+		case r.latency[seq] != 0:
+			return fmt.Errorf("job %d was handled by two workers", seq)
+		}
+		r.latency[seq] = max(f.LatencyNanos[k], 1)
+	}
+	if len(f.Seqs) > 0 {
+		// The workers' times are Unix nanoseconds, read on the same clock.
+		base := r.base.UnixNano()
+		if first := f.FirstNanos - base + 1; r.first.Load() == 0 || first < r.first.Load() {
+			r.first.Store(first)
+		}
+		r.last = max(r.last, f.LastNanos-base)
+	}
+	r.handled.Add(int64(len(f.Seqs)))
+	r.workers++
+	r.workerCPU += cpu
+	r.workerMallocs += f.Mallocs
+	r.workerBytes += f.Bytes
+	r.workerPeakRSS = max(r.workerPeakRSS, peakRSS)
+	return nil
 }
 
 // Fail ends the run with err; the first failure wins.
@@ -218,6 +296,10 @@ func Measure(ctx context.Context, impl string, cfg Config, run Runner) (Result, 
 		return Result{}, fmt.Errorf("bench: %s on a %s queue: %w", impl, cfg.QueueType, err)
 	}
 	res.PeakRSSBytes, res.PeakRSSLifetime = peakRSS(reset)
+	if rec.workers > 0 {
+		// The consumers' memory, as a deployment sizes its workers.
+		res.PeakRSSBytes, res.PeakRSSLifetime = rec.workerPeakRSS, false
+	}
 	return res, nil
 }
 
@@ -260,9 +342,9 @@ func (r *Recorder) result(impl string, cfg Config) (Result, error) {
 		JobsPerSec:       rate(n, total),
 		PublishPerSec:    rate(n, publish),
 		ConsumePerSec:    rate(n, consume),
-		CPUSecondsPer10k: (r.cpuStop - r.cpuStart).Seconds() / n * 10_000,
-		AllocsPerJob:     float64(r.memStop.Mallocs-r.memStart.Mallocs) / n,
-		BytesPerJob:      float64(r.memStop.TotalAlloc-r.memStart.TotalAlloc) / n,
+		CPUSecondsPer10k: (r.cpuStop - r.cpuStart + r.workerCPU).Seconds() / n * 10_000,
+		AllocsPerJob:     float64(r.memStop.Mallocs-r.memStart.Mallocs+r.workerMallocs) / n,
+		BytesPerJob:      float64(r.memStop.TotalAlloc-r.memStart.TotalAlloc+r.workerBytes) / n,
 		P50:              time.Duration(percentile(r.latency, 0.50)),
 		P99:              time.Duration(percentile(r.latency, 0.99)),
 	}, nil

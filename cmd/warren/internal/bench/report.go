@@ -14,25 +14,59 @@ import (
 	"github.com/warrenmq/warren/broker"
 )
 
-// Schema names the JSON form of a Report.
-const Schema = "warren.bench/v1"
+// Schema names the JSON form of a Report. v2: a ratio per baseline, each
+// naming its baseline and saying whether the targets are judged on it.
+const Schema = "warren.bench/v2"
 
-// Targets warren is held to against the amqp091-go baseline (DESIGN.md §11).
+// Targets warren is held to against the amqp091-go baselines (DESIGN.md
+// §11): at least as fast and as cheap as what a careful user writes by
+// hand. In ModeJobs they are judged against ImplBaselineBatched; in ModeRPC
+// against the better baseline with each number of callers, the one with
+// more calls per second.
 const (
-	// TargetCallsPerSec is the least ratio of warren's calls per second
-	// to the baseline's, with each number of callers (ModeRPC).
-	TargetCallsPerSec = 0.95
 	// TargetJobsPerSec is the least ratio of warren's end-to-end jobs per
-	// second to the baseline's.
-	TargetJobsPerSec = 0.95
+	// second to the batched baseline's.
+	TargetJobsPerSec = 1.0
 	// TargetCPUPerJob is the greatest ratio of warren's client CPU time per
-	// job to the baseline's.
-	TargetCPUPerJob = 1.15
+	// job to the batched baseline's.
+	TargetCPUPerJob = 1.05
+	// TargetPeakRSSBytes is the greatest median peak RSS of warren's runs
+	// (ModeJobs; with Config.Workers, of its largest worker process).
+	TargetPeakRSSBytes = 20 << 20
+	// TargetCallsPerSec is the least ratio of warren's calls per second
+	// to the better baseline's, with each number of callers (ModeRPC).
+	TargetCallsPerSec = 1.0
+	// TargetP99 is the greatest ratio of warren's 99th percentile call
+	// latency to the better baseline's (ModeRPC).
+	TargetP99 = 1.0
 )
 
+// judgedBaseline returns which of the baselines' medians base, all on one
+// queue type and number of callers, the targets are judged against: the
+// batched one in ModeJobs, the one with the most calls per second in
+// ModeRPC. It returns "" when that one did not run.
+func judgedBaseline(mode string, base []Result) string {
+	if mode != ModeRPC {
+		for _, b := range base {
+			if b.Impl == ImplBaselineBatched {
+				return b.Impl
+			}
+		}
+		return ""
+	}
+	best := ""
+	var rate float64
+	for _, b := range base {
+		if b.CallsPerSec > rate {
+			best, rate = b.Impl, b.CallsPerSec
+		}
+	}
+	return best
+}
+
 // Report is a benchmark's runs, their medians per implementation and queue
-// type (and number of callers, in ModeRPC), and how warren compares with the
-// baseline. A report holds the runs of one mode.
+// type (and number of callers, in ModeRPC), and how warren compares with
+// each baseline. A report holds the runs of one mode.
 type Report struct {
 	Schema string       `json:"schema"`
 	Date   time.Time    `json:"date"`
@@ -42,8 +76,8 @@ type Report struct {
 	// Medians has one entry per implementation and queue type (and
 	// number of callers): the median of each measure over its runs.
 	Medians []Result `json:"medians"`
-	// Ratios has one entry per queue type (and number of callers) both
-	// implementations ran with.
+	// Ratios has one entry per baseline and queue type (and number of
+	// callers) that both warren and the baseline ran with.
 	Ratios []Ratio `json:"ratios"`
 }
 
@@ -52,6 +86,10 @@ type ReportConfig struct {
 	URL  string `json:"url"` // password redacted
 	Mode string `json:"mode"`
 	Jobs int    `json:"jobs,omitempty"` // ModeJobs
+	// Queues and Workers are ModeJobs': the queues a run spread its jobs
+	// over, and the consumer processes (0: the benchmark's own).
+	Queues  int `json:"queues,omitempty"`
+	Workers int `json:"workers"`
 	// Calls and Callers are ModeRPC's: calls per run, and the numbers of
 	// concurrent callers run, in order.
 	Calls         int      `json:"calls,omitempty"`
@@ -62,21 +100,32 @@ type ReportConfig struct {
 	QueueTypes    []string `json:"queue_types"`
 	Rounds        int      `json:"rounds"`
 	PublishWindow int      `json:"publish_window,omitempty"` // ModeJobs
-	// BaselineWire is what the rpc baseline's requests carried, and
-	// ReplyQueue whether the callers had reply queues (ModeRPC).
-	BaselineWire string `json:"baseline_wire,omitempty"`
-	ReplyQueue   bool   `json:"reply_queue,omitempty"`
-	GoVersion    string `json:"go_version"`
-	CPUs         int    `json:"cpus"`
+	// BaselineWire is what the direct reply-to baseline's requests
+	// carried, BaselineDurable whether the baselines' requests were
+	// persistent, ReplyQueue whether warren's Caller had a reply queue,
+	// DurableRequests whether it was asked for persistent requests
+	// (ModeRPC).
+	BaselineWire    string `json:"baseline_wire,omitempty"`
+	BaselineDurable bool   `json:"baseline_durable,omitempty"`
+	ReplyQueue      bool   `json:"reply_queue,omitempty"`
+	DurableRequests bool   `json:"durable_requests,omitempty"`
+	GoVersion       string `json:"go_version"`
+	CPUs            int    `json:"cpus"`
 }
 
-// Ratio compares warren's medians with the baseline's on one queue type
+// Ratio compares warren's medians with one baseline's on one queue type
 // and, in ModeRPC, with one number of callers.
 type Ratio struct {
 	Mode      string `json:"mode"`
 	QueueType string `json:"queue_type"`
 	// Callers is the number of concurrent callers (ModeRPC).
 	Callers int `json:"callers,omitempty"`
+	// Baseline names the baseline: one of Baselines(Mode).
+	Baseline string `json:"baseline"`
+	// Judged says whether the targets are judged on this ratio: against
+	// ImplBaselineBatched in ModeJobs, against the baseline with the most
+	// calls per second in ModeRPC. Only a judged ratio has verdicts.
+	Judged bool `json:"judged"`
 	// JobsPerSec is warren's end-to-end jobs per second over the
 	// baseline's (ModeJobs).
 	JobsPerSec float64 `json:"jobs_per_sec,omitempty"`
@@ -84,46 +133,67 @@ type Ratio struct {
 	// (ModeRPC).
 	CallsPerSec float64 `json:"calls_per_sec,omitempty"`
 	// CPUPerJob is warren's client CPU time per job over the baseline's;
-	// per call in ModeRPC, where it is reported, with no target.
+	// per call in ModeRPC, where it has no target.
 	CPUPerJob float64 `json:"cpu_per_job"`
-	// JobsPerSecOK says whether JobsPerSec >= TargetJobsPerSec, and
-	// CPUPerJobOK whether CPUPerJob <= TargetCPUPerJob (ModeJobs).
-	JobsPerSecOK bool `json:"jobs_per_sec_ok"`
-	CPUPerJobOK  bool `json:"cpu_per_job_ok"`
-	// CallsPerSecOK says whether CallsPerSec >= TargetCallsPerSec
-	// (ModeRPC).
+	// P99 is warren's 99th percentile latency over the baseline's; a
+	// target in ModeRPC only.
+	P99 float64 `json:"p99"`
+	// PeakRSSBytes is warren's median peak RSS (ModeJobs), held to
+	// TargetPeakRSSBytes.
+	PeakRSSBytes int64 `json:"peak_rss_bytes,omitempty"`
+	// The verdicts of a judged ratio. ModeJobs: JobsPerSec >=
+	// TargetJobsPerSec, CPUPerJob <= TargetCPUPerJob, PeakRSSBytes <=
+	// TargetPeakRSSBytes. ModeRPC: CallsPerSec >= TargetCallsPerSec, P99
+	// <= TargetP99.
+	JobsPerSecOK  bool `json:"jobs_per_sec_ok"`
+	CPUPerJobOK   bool `json:"cpu_per_job_ok"`
+	PeakRSSOK     bool `json:"peak_rss_ok"`
 	CallsPerSecOK bool `json:"calls_per_sec_ok"`
+	P99OK         bool `json:"p99_ok"`
 }
 
-// OK says whether the targets of the ratio's mode hold.
+// OK says whether the targets of the ratio's mode hold; true for a ratio
+// the targets are not judged on.
 func (r Ratio) OK() bool {
-	if r.Mode == ModeRPC {
-		return r.CallsPerSecOK
+	switch {
+	case !r.Judged:
+		return true
+	case r.Mode == ModeRPC:
+		return r.CallsPerSecOK && r.P99OK
+	default:
+		return r.JobsPerSecOK && r.CPUPerJobOK && r.PeakRSSOK
 	}
-	return r.JobsPerSecOK && r.CPUPerJobOK
 }
 
-// MarshalJSON writes the fields of the ratio's mode only, so that a
-// verdict never reads false for a target that does not apply. (The tags
-// above are for decoding.)
+// MarshalJSON writes the fields of the ratio's mode only, and the verdicts
+// of a judged ratio only, so that a verdict never reads false for a target
+// that does not apply. (The tags above are for decoding.)
 func (r Ratio) MarshalJSON() ([]byte, error) {
 	type wire struct {
 		Mode          string  `json:"mode"`
 		QueueType     string  `json:"queue_type"`
 		Callers       int     `json:"callers,omitempty"`
+		Baseline      string  `json:"baseline"`
+		Judged        bool    `json:"judged"`
 		JobsPerSec    float64 `json:"jobs_per_sec,omitempty"`
 		CallsPerSec   float64 `json:"calls_per_sec,omitempty"`
 		CPUPerJob     float64 `json:"cpu_per_job"`
+		P99           float64 `json:"p99"`
+		PeakRSSBytes  int64   `json:"peak_rss_bytes,omitempty"`
 		JobsPerSecOK  *bool   `json:"jobs_per_sec_ok,omitempty"`
 		CPUPerJobOK   *bool   `json:"cpu_per_job_ok,omitempty"`
+		PeakRSSOK     *bool   `json:"peak_rss_ok,omitempty"`
 		CallsPerSecOK *bool   `json:"calls_per_sec_ok,omitempty"`
+		P99OK         *bool   `json:"p99_ok,omitempty"`
 	}
-	w := wire{Mode: r.Mode, QueueType: r.QueueType, Callers: r.Callers, JobsPerSec: r.JobsPerSec,
-		CallsPerSec: r.CallsPerSec, CPUPerJob: r.CPUPerJob}
-	if r.Mode == ModeRPC {
-		w.CallsPerSecOK = &r.CallsPerSecOK
-	} else {
-		w.JobsPerSecOK, w.CPUPerJobOK = &r.JobsPerSecOK, &r.CPUPerJobOK
+	w := wire{Mode: r.Mode, QueueType: r.QueueType, Callers: r.Callers, Baseline: r.Baseline, Judged: r.Judged,
+		JobsPerSec: r.JobsPerSec, CallsPerSec: r.CallsPerSec, CPUPerJob: r.CPUPerJob, P99: r.P99, PeakRSSBytes: r.PeakRSSBytes}
+	switch {
+	case !r.Judged:
+	case r.Mode == ModeRPC:
+		w.CallsPerSecOK, w.P99OK = &r.CallsPerSecOK, &r.P99OK
+	default:
+		w.JobsPerSecOK, w.CPUPerJobOK, w.PeakRSSOK = &r.JobsPerSecOK, &r.CPUPerJobOK, &r.PeakRSSOK
 	}
 	return json.Marshal(w)
 }
@@ -169,8 +239,9 @@ func NewReport(cfg Config, queueTypes []string, rounds int, results []Result) *R
 	}
 	if cfg.Mode == ModeRPC {
 		r.Config.Calls, r.Config.Callers, r.Config.BaselineWire, r.Config.ReplyQueue = cfg.Calls, callers, cfg.BaselineWire, cfg.ReplyQueue
+		r.Config.BaselineDurable, r.Config.DurableRequests = cfg.BaselineDurable, cfg.DurableRequests
 	} else {
-		r.Config.Jobs, r.Config.PublishWindow = cfg.Jobs, PublishWindow
+		r.Config.Jobs, r.Config.PublishWindow, r.Config.Queues, r.Config.Workers = cfg.Jobs, PublishWindow, cfg.Queues, cfg.Workers
 		callers = []int{0}
 	}
 	medians := map[key]Result{}
@@ -181,27 +252,58 @@ func NewReport(cfg Config, queueTypes []string, rounds int, results []Result) *R
 	}
 	for _, qt := range queueTypes {
 		for _, n := range callers {
-			w, okW := medians[key{ImplWarren, qt, n}]
-			b, okB := medians[key{ImplBaseline, qt, n}]
-			if !okW || !okB || b.CPUSecondsPer10k == 0 {
+			w, ok := medians[key{ImplWarren, qt, n}]
+			if !ok {
 				continue
 			}
-			ratio := Ratio{Mode: cfg.Mode, QueueType: qt, Callers: n, CPUPerJob: w.CPUSecondsPer10k / b.CPUSecondsPer10k}
-			switch {
-			case cfg.Mode == ModeRPC && b.CallsPerSec > 0:
-				ratio.CallsPerSec = w.CallsPerSec / b.CallsPerSec
-				ratio.CallsPerSecOK = ratio.CallsPerSec >= TargetCallsPerSec
-			case cfg.Mode != ModeRPC && b.JobsPerSec > 0:
-				ratio.JobsPerSec = w.JobsPerSec / b.JobsPerSec
-				ratio.JobsPerSecOK = ratio.JobsPerSec >= TargetJobsPerSec
-				ratio.CPUPerJobOK = ratio.CPUPerJob <= TargetCPUPerJob
-			default:
-				continue
+			var base []Result
+			for _, impl := range Baselines(cfg.Mode) {
+				if b, ok := medians[key{impl, qt, n}]; ok {
+					base = append(base, b)
+				}
 			}
-			r.Ratios = append(r.Ratios, ratio)
+			judged := judgedBaseline(cfg.Mode, base)
+			for _, b := range base {
+				if ratio, ok := newRatio(cfg.Mode, w, b, b.Impl == judged); ok {
+					r.Ratios = append(r.Ratios, ratio)
+				}
+			}
 		}
 	}
 	return r
+}
+
+// newRatio compares warren's median w with the baseline's b, with the
+// verdicts of the mode's targets if judged. It reports false when a
+// measure of b is zero, so that there is nothing to divide by.
+func newRatio(mode string, w, b Result, judged bool) (Ratio, bool) {
+	if b.CPUSecondsPer10k == 0 || b.P99 == 0 {
+		return Ratio{}, false
+	}
+	ra := Ratio{Mode: mode, QueueType: w.QueueType, Callers: w.Callers, Baseline: b.Impl, Judged: judged,
+		CPUPerJob: w.CPUSecondsPer10k / b.CPUSecondsPer10k, P99: float64(w.P99) / float64(b.P99)}
+	if mode == ModeRPC {
+		if b.CallsPerSec == 0 {
+			return Ratio{}, false
+		}
+		ra.CallsPerSec = w.CallsPerSec / b.CallsPerSec
+		if judged {
+			ra.CallsPerSecOK = ra.CallsPerSec >= TargetCallsPerSec
+			ra.P99OK = ra.P99 <= TargetP99
+		}
+		return ra, true
+	}
+	if b.JobsPerSec == 0 {
+		return Ratio{}, false
+	}
+	ra.JobsPerSec = w.JobsPerSec / b.JobsPerSec
+	ra.PeakRSSBytes = w.PeakRSSBytes
+	if judged {
+		ra.JobsPerSecOK = ra.JobsPerSec >= TargetJobsPerSec
+		ra.CPUPerJobOK = ra.CPUPerJob <= TargetCPUPerJob
+		ra.PeakRSSOK = ra.PeakRSSBytes <= TargetPeakRSSBytes
+	}
+	return ra, true
 }
 
 // median returns a Result whose every measure is the median of runs' (the
@@ -243,6 +345,17 @@ func median(runs []Result) Result {
 // saying whether the targets hold.
 func (r *Report) WriteTable(w io.Writer) error {
 	rpc := r.Config.Mode == ModeRPC
+	if !rpc {
+		consumers := "consumed in this process"
+		if r.Config.Workers > 0 {
+			consumers = "consumed by " + plural(r.Config.Workers, "worker process")
+			consumers = strings.Replace(consumers, "processs", "processes", 1)
+		}
+		if _, err := fmt.Fprintf(w, "%d jobs of about %d bytes over %s, %s, prefetch %d, concurrency %d per queue\n",
+			r.Config.Jobs, r.Config.PayloadBytes, plural(r.Config.Queues, "queue"), consumers, r.Config.Prefetch, r.Config.Concurrency); err != nil {
+			return err
+		}
+	}
 	var table bytes.Buffer
 	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', tabwriter.AlignRight)
 	if rpc {
@@ -275,23 +388,31 @@ func (r *Report) WriteTable(w io.Writer) error {
 			row(fmt.Sprintf("median/%d", m.Runs), m)
 		}
 	}
-	verdict := func(ok bool) string {
-		if ok {
-			return "ok"
+	verdict := func(ra Ratio, ok bool) string {
+		switch {
+		case !ra.Judged:
+			return ""
+		case ok:
+			return " ok"
 		}
-		return "MISS"
+		return " MISS"
 	}
 	for _, ra := range r.Ratios {
+		name := ImplWarren + "/" + ra.Baseline
 		if rpc {
 			// The CPU ratio has no target in this mode: no verdict.
-			fmt.Fprintf(tw, "%s/%s\t%s\t%d\t%s\t\t%.3fx %s\t%.3fx\t\t\t\t\t\n",
-				ImplWarren, ImplBaseline, ra.QueueType, ra.Callers, "ratio",
-				ra.CallsPerSec, verdict(ra.CallsPerSecOK), ra.CPUPerJob)
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t\t%.3fx%s\t%.3fx\t\t\t\t%.3fx%s\t\n",
+				name, ra.QueueType, ra.Callers, "ratio",
+				ra.CallsPerSec, verdict(ra, ra.CallsPerSecOK), ra.CPUPerJob, ra.P99, verdict(ra, ra.P99OK))
 			continue
 		}
-		fmt.Fprintf(tw, "%s/%s\t%s\t%s\t\t%.3fx %s\t\t\t%.3fx %s\t\t\t\t\n",
-			ImplWarren, ImplBaseline, ra.QueueType, "ratio",
-			ra.JobsPerSec, verdict(ra.JobsPerSecOK), ra.CPUPerJob, verdict(ra.CPUPerJobOK))
+		rss := ""
+		if ra.Judged {
+			rss = formatBytes(ra.PeakRSSBytes) + verdict(ra, ra.PeakRSSOK)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t\t%.3fx%s\t\t\t%.3fx%s\t\t%s\t\t%.3fx\t\n",
+			name, ra.QueueType, "ratio",
+			ra.JobsPerSec, verdict(ra, ra.JobsPerSecOK), ra.CPUPerJob, verdict(ra, ra.CPUPerJobOK), rss, ra.P99)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -307,11 +428,13 @@ func (r *Report) WriteTable(w io.Writer) error {
 			return err
 		}
 	}
-	if len(r.Ratios) == 0 {
-		return nil
-	}
+	judged := 0
 	var missed []string
 	for _, ra := range r.Ratios {
+		if !ra.Judged {
+			continue
+		}
+		judged++
 		switch {
 		case ra.OK():
 		case rpc:
@@ -320,31 +443,42 @@ func (r *Report) WriteTable(w io.Writer) error {
 			missed = append(missed, ra.QueueType)
 		}
 	}
+	if judged == 0 {
+		return nil
+	}
 	status := "targets hold"
 	if len(missed) > 0 {
 		status = "targets MISSED on " + strings.Join(missed, ", ")
 	}
 	var err error
 	switch {
-	case rpc && r.Config.ReplyQueue:
-		_, err = fmt.Fprintf(w, "with reply queues on both sides (--reply-queue), warren >= %.2fx the baseline's calls/s: %s; "+
-			"the targets are judged with direct reply-to, the default\n", TargetCallsPerSec, status)
-	case rpc && r.Config.BaselineWire != "" && r.Config.BaselineWire != WireMinimal:
-		what := "part of warren's request properties"
-		if r.Config.BaselineWire == WireWarren {
-			what = "warren's request properties, so these ratios compare the code alone"
+	case rpc && (r.Config.BaselineDurable || r.Config.BaselineWire != "" && r.Config.BaselineWire != WireMinimal):
+		var what []string
+		if r.Config.BaselineWire != "" && r.Config.BaselineWire != WireMinimal {
+			what = append(what, fmt.Sprintf("the direct reply-to baseline sent %s (--baseline-wire %s)", wireWhat(r.Config.BaselineWire), r.Config.BaselineWire))
 		}
-		_, err = fmt.Fprintf(w, "the baseline sent %s (--baseline-wire %s) (at %.2fx: %s); "+
-			"the target is judged against the minimal baseline (--baseline-wire %s)\n",
-			what, r.Config.BaselineWire, TargetCallsPerSec, status, WireMinimal)
+		if r.Config.BaselineDurable {
+			what = append(what, "the baselines sent persistent requests (--baseline-durable)")
+		}
+		_, err = fmt.Fprintf(w, "%s: a diagnostic (at >= %.2fx the better baseline's calls/s and <= %.2fx its p99: %s); "+
+			"the targets are judged against the baselines' transient, minimal requests, the default\n",
+			strings.Join(what, ", and "), TargetCallsPerSec, TargetP99, status)
 	case rpc:
-		_, err = fmt.Fprintf(w, "targets: warren >= %.2fx the baseline's calls/s with each number of callers: %s\n",
-			TargetCallsPerSec, status)
+		_, err = fmt.Fprintf(w, "targets: warren >= %.2fx the better baseline's calls/s and <= %.2fx its p99, with each number of callers: %s\n",
+			TargetCallsPerSec, TargetP99, status)
 	default:
-		_, err = fmt.Fprintf(w, "targets: warren >= %.2fx the baseline's jobs/s and <= %.2fx its CPU per job: %s\n",
-			TargetJobsPerSec, TargetCPUPerJob, status)
+		_, err = fmt.Fprintf(w, "targets: warren >= %.2fx the jobs/s of %s, <= %.2fx its CPU per job, and a peak RSS <= %s: %s\n",
+			TargetJobsPerSec, ImplBaselineBatched, TargetCPUPerJob, formatBytes(TargetPeakRSSBytes), status)
 	}
 	return err
+}
+
+// wireWhat says what a baseline wire other than WireMinimal adds.
+func wireWhat(wire string) string {
+	if wire == WireWarren {
+		return "warren's request properties, so these ratios compare the code alone"
+	}
+	return "part of warren's request properties"
 }
 
 func formatBytes(n int64) string {

@@ -4,6 +4,7 @@ package bench
 
 import (
 	"errors"
+	"os"
 	"time"
 )
 
@@ -12,3 +13,5 @@ func cpuTime() (time.Duration, error) {
 }
 
 func lifetimeMaxRSS() int64 { return 0 }
+
+func processMaxRSS(*os.ProcessState) int64 { return 0 }

@@ -21,7 +21,7 @@ func warrenRPC(ctx context.Context, cfg Config, rec *CallRecorder) (err error) {
 		return err
 	}
 	defer replyConn.Close()
-	bq, err := applyBenchQueue(ctx, cfg, replyConn, ImplWarren+".rpc", CallType)
+	bq, err := applyBenchQueue(ctx, cfg, replyConn, ImplWarren+".rpc", []string{CallType})
 	if bq != nil {
 		// Deferred after the close, so it runs before.
 		defer func() { err = errors.Join(err, bq.delete(cfg.URL)) }()
@@ -29,7 +29,7 @@ func warrenRPC(ctx context.Context, cfg Config, rec *CallRecorder) (err error) {
 	if err != nil {
 		return err
 	}
-	queue, topo := bq.name, bq.topo
+	queue, topo := bq.queues[0], bq.topo
 	serverConn, err := broker.Dial(ctx, []string{cfg.URL}, broker.WithName("warren-bench-rpc-server"))
 	if err != nil {
 		return err
@@ -81,11 +81,7 @@ func warrenRPC(ctx context.Context, cfg Config, rec *CallRecorder) (err error) {
 		}
 	}()
 
-	callerOpts := []broker.CallerOption{broker.WithCallRouter(topo)}
-	if cfg.ReplyQueue {
-		callerOpts = append(callerOpts, broker.WithCallReplyQueue())
-	}
-	caller, err := broker.NewCaller(callConn, callerOpts...)
+	caller, err := broker.NewCaller(callConn, callerOptions(cfg, topo)...)
 	if err != nil {
 		return err
 	}
@@ -124,4 +120,15 @@ func warrenRPC(ctx context.Context, cfg Config, rec *CallRecorder) (err error) {
 		return fmt.Errorf("pool: %w", err)
 	}
 	return nil
+}
+
+// callerOptions configures warren's Caller as the run's Config says:
+// replies in a queue of its own with ReplyQueue. DurableRequests needs no
+// option with this build's Caller, which sends every request persistent.
+func callerOptions(cfg Config, r broker.Router) []broker.CallerOption {
+	opts := []broker.CallerOption{broker.WithCallRouter(r)}
+	if cfg.ReplyQueue {
+		opts = append(opts, broker.WithCallReplyQueue())
+	}
+	return opts
 }
