@@ -123,12 +123,15 @@ func warrenRPC(ctx context.Context, cfg Config, rec *CallRecorder) (err error) {
 }
 
 // callerOptions configures warren's Caller as the run's Config says:
-// replies in a queue of its own with ReplyQueue. DurableRequests needs no
-// option with this build's Caller, which sends every request persistent.
+// replies in a queue of its own with ReplyQueue, persistent requests with
+// DurableRequests.
 func callerOptions(cfg Config, r broker.Router) []broker.CallerOption {
 	opts := []broker.CallerOption{broker.WithCallRouter(r)}
 	if cfg.ReplyQueue {
 		opts = append(opts, broker.WithCallReplyQueue())
+	}
+	if cfg.DurableRequests {
+		opts = append(opts, broker.WithDurableRequests())
 	}
 	return opts
 }
