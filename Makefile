@@ -106,6 +106,10 @@ bench: broker ## Run the Go benchmarks
 bench-e2e: build ## warren bench --baseline for classic and quorum queues
 	$(BIN) bench --baseline --queue-type both
 
+.PHONY: bench-report
+bench-report: broker ## The measurements of docs/benchmarks.md (scripts/bench.sh; SECTIONS="jobs rpc scaling rabbitmq4")
+	scripts/bench.sh $(SECTIONS)
+
 .PHONY: fmt
 fmt: ## Format the code
 	gofmt -w $$(git ls-files '*.go')

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 
 func newBenchCmd(g *globals) *cobra.Command {
 	var (
+		tableOf      string
 		cfg          bench.Config
 		queueType    string
 		callers      []int
@@ -78,6 +80,9 @@ if it is given, else after 2 minutes or 1ms per job or call, whichever is longer
   warren bench --mode rpc --baseline --rounds 3`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if tableOf != "" {
+				return printBenchTable(g, tableOf)
+			}
 			var queueTypes []string
 			switch queueType {
 			case bench.Classic, bench.Quorum:
@@ -239,6 +244,7 @@ if it is given, else after 2 minutes or 1ms per job or call, whichever is longer
 	f.IntVar(&rounds, "rounds", 1, "rounds to run; medians are reported when more than one")
 	f.BoolVar(&onlyBaseline, "only-baseline", false, "run the amqp091-go baselines alone")
 	_ = f.MarkHidden("only-baseline") // MarkHidden fails only for an unknown flag
+	f.StringVar(&tableOf, "table", "", "print the table of a report saved with --json in this file, and run nothing")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the runs to this file (go tool pprof)")
 	f.StringVar(&memProfile, "memprofile", "", "write an allocation profile of the runs to this file (go tool pprof)")
 	cmd.AddCommand(newBenchConsumeCmd(g))
@@ -277,4 +283,20 @@ func isTerminal(w io.Writer) bool {
 	}
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// printBenchTable prints the table of the JSON report in path.
+func printBenchTable(g *globals, path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var r bench.Report
+	if err := json.Unmarshal(data, &r); err != nil {
+		return fmt.Errorf("%s: not a report of warren bench --json: %w", path, err)
+	}
+	if r.Schema != bench.Schema {
+		return fmt.Errorf("%s: schema %q; this warren reads %q (run the benchmark again with this build)", path, r.Schema, bench.Schema)
+	}
+	return r.WriteTable(g.stdout)
 }
