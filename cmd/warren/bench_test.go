@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -235,6 +236,37 @@ func TestBenchTable(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestBenchTableOfSavedReport prints the table of a report saved with
+// --json, the same as the run printed it, and refuses what is not a report.
+func TestBenchTableOfSavedReport(t *testing.T) {
+	args := []string{"bench", "--jobs", "100", "--baseline"}
+	code, saved, errOut := warren(t, append([]string{"--json"}, args...)...)
+	if code != 0 {
+		t.Fatalf("bench: exit %d\n%s%s", code, saved, errOut)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "report.json")
+	if err := os.WriteFile(path, []byte(saved), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := warren(t, "bench", "--table", path)
+	if code != 0 {
+		t.Fatalf("bench --table: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{"100 jobs", "amqp091-go-batched", "warren/amqp091-go-batched", "targets"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	bad := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"schema": "warren.bench/v1"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := warren(t, "bench", "--table", bad); code == 0 || !strings.Contains(errOut, "schema") {
+		t.Errorf("an old report: exit %d, stderr %q", code, errOut)
 	}
 }
 
