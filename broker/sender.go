@@ -27,9 +27,10 @@ import (
 type Sender struct {
 	pipe pipe
 
-	mu     sync.Mutex // serializes publishes on the channel: delivery tags follow publish order
-	ch     *confirmChannel
-	closed bool
+	mu        sync.Mutex // serializes publishes on the channel: delivery tags follow publish order
+	ch        *confirmChannel
+	closed    bool
+	sendFlush coalescer // concurrent publishes share their flushes
 
 	directMu     sync.Mutex    // serializes replies to callers' own channels; guards direct and directClosed
 	directFlush  coalescer     // concurrent replies share their flushes
@@ -244,8 +245,12 @@ func (s *Sender) sendFlushed(ctx context.Context, t publishTarget, msg amqp.Publ
 	if err := s.pipe.checkFrame(&msg, id); err != nil {
 		return nil, err
 	}
+	s.sendFlush.enter()
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer func() {
+		s.sendFlush.leave()
+		s.mu.Unlock()
+	}()
 	if s.closed {
 		return nil, fmt.Errorf("%w: sender closed", ErrClosed)
 	}
@@ -265,11 +270,13 @@ func (s *Sender) sendFlushed(ctx context.Context, t publishTarget, msg amqp.Publ
 		cc.remove(seq)
 		return nil, err
 	}
-	publish := cc.ch.PublishWithDeferredConfirm
-	if !flush {
-		publish = cc.ch.PublishUnflushed
+	if flush {
+		// Concurrent publishes share their flushes.
+		err = s.sendFlush.publish(cc.ch, t.exchange, t.key, mandatory, msg)
+	} else {
+		_, err = cc.ch.PublishUnflushed(t.exchange, t.key, mandatory, false, msg)
 	}
-	if _, err := publish(t.exchange, t.key, mandatory, false, msg); err != nil {
+	if err != nil {
 		cc.remove(seq)
 		if errors.Is(err, amqp.ErrClosed) {
 			return nil, fmt.Errorf("%w: %w", ErrClosed, err)
