@@ -213,3 +213,34 @@ func TestAckerStragglers(t *testing.T) {
 		t.Errorf("unacked %v, failures %v", fb.unacked, fb.failures)
 	}
 }
+
+// nopSettler takes every ack and nack.
+type nopSettler struct{}
+
+func (nopSettler) Ack(uint64, bool) error        { return nil }
+func (nopSettler) Nack(uint64, bool, bool) error { return nil }
+
+// BenchmarkDelivery is a consumer's cost per job, from the delivery
+// amqp091-go hands over to its ack, grouped as Consume groups them: what
+// allocs/op counts is broker's (the pool's side is worker's
+// BenchmarkProcess).
+func BenchmarkDelivery(b *testing.B) {
+	env, err := newEnvelope(Job{Type: "invoice.render", Payload: samplePayload()}, testNow)
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := deliveryOf(env.publishing())
+	c := &Consumer{queue: "jobs", acks: newAcker(nopSettler{}, 32, 2*time.Millisecond)}
+	defer c.acks.markClosed()
+	b.ReportAllocs()
+	for b.Loop() {
+		in.DeliveryTag++
+		d := c.wrap(in)
+		if d.Err != nil {
+			b.Fatal(d.Err)
+		}
+		if err := d.Ack(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

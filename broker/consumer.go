@@ -254,19 +254,18 @@ func (c *Consumer) wrap(d *amqp.Delivery) *Delivery {
 // settled through acks; received is the highest tag of the channel handed
 // out.
 func newDelivery(d *amqp.Delivery, queue string, acks *acker, received *atomic.Uint64) *Delivery {
+	// The delivery and its envelope in one allocation: they live as long
+	// as each other.
+	both := new(struct {
+		d Delivery
+		e Envelope
+	})
 	m := messageOf(d)
-	env, err := readMessage(&m)
-	out := &Delivery{
-		Envelope:    env,
-		Err:         err,
-		Queue:       queue,
-		Exchange:    d.Exchange,
-		RoutingKey:  d.RoutingKey,
-		Redelivered: d.Redelivered,
-		tag:         d.DeliveryTag,
-		acks:        acks,
-		received:    received,
-	}
+	out := &both.d
+	out.Envelope, out.Err = &both.e, readMessageInto(&m, &both.e)
+	out.Queue, out.Exchange, out.RoutingKey = queue, d.Exchange, d.RoutingKey
+	out.Redelivered = d.Redelivered
+	out.tag, out.acks, out.received = d.DeliveryTag, acks, received
 	if n, ok := d.Headers["x-delivery-count"]; ok {
 		out.DeliveryCount, _ = headerInt("x-delivery-count", n, 0, 1<<31-1)
 	}
