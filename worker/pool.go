@@ -348,6 +348,8 @@ func (p *Pool) serve(stopCtx, jobCtx context.Context, q *queueRun, c *broker.Con
 				defer handlers.Done()
 				defer workers.Done()
 				defer endOnce.Do(func() { close(ended) })
+				var w watchdog // the handler timeout of this goroutine's jobs
+				defer w.stop()
 				for stopCtx.Err() == nil {
 					select {
 					case q.slots <- struct{}{}:
@@ -371,7 +373,7 @@ func (p *Pool) serve(stopCtx, jobCtx context.Context, q *queueRun, c *broker.Con
 						<-q.slots
 						return
 					}
-					p.process(jobCtx, q, d)
+					p.process(jobCtx, &w, q, d, d)
 					p.gate.Release(1)
 					<-q.slots
 				}

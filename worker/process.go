@@ -22,34 +22,39 @@ func correlationID(env *broker.Envelope) string {
 
 // process handles one delivery and settles it: decide, before the
 // handler and again after it, then settle (verdict.go, settle.go). ctx is
-// the pool's job context: it ends at the shutdown deadline.
-func (p *Pool) process(ctx context.Context, q *queueRun, d *broker.Delivery) {
+// the pool's job context: it ends at the shutdown deadline. ack settles
+// d: d itself, but for tests. w keeps the handler timeout for the
+// goroutine calling process.
+func (p *Pool) process(ctx context.Context, w *watchdog, q *queueRun, d *broker.Delivery, ack acknowledger) {
 	f := p.facts(q, d)
 	job, out := p.newJob(q, d, f)
 	// The observers' ctx (a span's) is the parent of everything the
 	// delivery leads to: the handler, and the publishes of its retry, dead
 	// letter or reply.
-	ctx, done := p.take(ctx, job, d)
-	defer func() { done(out) }()
+	var buf [observedJobs]func(Outcome)
+	ctx, dones := p.take(ctx, job, d, buf[:0])
+	defer func() { told(dones, out) }()
 
 	// Messages that cannot be jobs, bodies over the limit, expired
 	// requests and suspects are settled before any handler or decoder
 	// sees them.
 	if v := decide(f); v.kind != verdictRun {
-		p.settle(ctx, q, d, d, v, &out)
+		p.settle(ctx, q, d, ack, v, &out)
 		return
 	}
 
-	hctx, cancel := context.WithTimeout(ctx, q.cfg.handlerTimeout)
+	hctx := newHandlerCtx(ctx, q.cfg.handlerTimeout)
+	w.start(hctx)
 	start := p.opts.now()
 	err := p.call(hctx, job)
-	out.Duration = p.opts.now().Sub(start)
+	end := p.opts.now()
+	out.Duration = end.Sub(start)
 	f.ran, f.err, f.result = true, err, job.result
 	f.timedOut = hctx.Err() == context.DeadlineExceeded
-	cancel()
+	w.end(hctx)
 	f.shutdown = ctx.Err() != nil
-	f.now = p.opts.now()
-	p.settle(ctx, q, d, d, decide(f), &out)
+	f.now = end
+	p.settle(ctx, q, d, ack, decide(f), &out)
 }
 
 // newJob returns the job of d as its handler sees it, and its outcome so
