@@ -24,8 +24,9 @@ type handlerCtx struct {
 	parent   context.Context
 	deadline time.Time
 
-	err  atomic.Value // error; stored once, by cancel
-	done atomic.Value // chan struct{}; made by the first Done, closed by cancel
+	ended atomic.Bool  // set by cancel, once err is
+	err   error        // why c ended; written once, before ended
+	done  atomic.Value // chan struct{}; made by the first Done, closed by cancel
 
 	mu       sync.Mutex   // orders cancel with Done and AfterFunc
 	watching bool         // the parent is watched: its end cancels c
@@ -33,15 +34,23 @@ type handlerCtx struct {
 	afters   []*afterFunc // AfterFunc's, run by cancel
 }
 
-// closedDone is the Done of a handlerCtx that ended before anyone asked.
+// closedDone is the Done of a handlerCtx that ended before anyone asked
+// for it.
 var closedDone = func() chan struct{} {
 	c := make(chan struct{})
 	close(c)
 	return c
 }()
 
-func newHandlerCtx(parent context.Context, timeout time.Duration) *handlerCtx {
-	return &handlerCtx{parent: parent, deadline: time.Now().Add(timeout)}
+func newHandlerCtx(parent context.Context, deadline time.Time) *handlerCtx {
+	c := new(handlerCtx)
+	c.init(parent, deadline)
+	return c
+}
+
+// init makes c, a zero handlerCtx, end at deadline or with parent.
+func (c *handlerCtx) init(parent context.Context, deadline time.Time) {
+	c.parent, c.deadline = parent, deadline
 }
 
 // Deadline is the handler's deadline, or its parent's when earlier.
@@ -57,12 +66,12 @@ func (c *handlerCtx) Value(key any) any { return c.parent.Value(key) }
 // Err reads the parent's too: until Done is asked for, the parent's end
 // is learnt here.
 func (c *handlerCtx) Err() error {
-	if err := c.err.Load(); err != nil {
-		return err.(error)
+	if c.ended.Load() {
+		return c.err
 	}
 	if err := c.parent.Err(); err != nil {
 		c.cancel(err)
-		return c.err.Load().(error)
+		return c.err // ended now, by this cancel or another
 	}
 	return nil
 }
@@ -82,6 +91,9 @@ func (c *handlerCtx) doneLocked() chan struct{} {
 	if d := c.done.Load(); d != nil {
 		return d.(chan struct{})
 	}
+	if c.ended.Load() {
+		return closedDone
+	}
 	d := make(chan struct{})
 	c.done.Store(d)
 	if !c.watching && c.parent.Done() != nil {
@@ -98,7 +110,7 @@ func (c *handlerCtx) doneLocked() chan struct{} {
 func (c *handlerCtx) AfterFunc(f func()) func() bool {
 	a := &afterFunc{f: f}
 	c.mu.Lock()
-	if c.err.Load() != nil {
+	if c.ended.Load() {
 		c.mu.Unlock()
 		a.run()
 		return a.stop
@@ -113,15 +125,14 @@ func (c *handlerCtx) AfterFunc(f func()) func() bool {
 // the parent and runs the AfterFunc's.
 func (c *handlerCtx) cancel(err error) {
 	c.mu.Lock()
-	if c.err.Load() != nil {
+	if c.ended.Load() {
 		c.mu.Unlock()
 		return
 	}
-	c.err.Store(err)
+	c.err = err
+	c.ended.Store(true)
 	if d := c.done.Load(); d != nil {
 		close(d.(chan struct{}))
-	} else {
-		c.done.Store(closedDone)
 	}
 	stop, afters := c.stop, c.afters
 	c.stop, c.afters = nil, nil

@@ -23,7 +23,7 @@ func TestHandlerCtxTimeout(t *testing.T) {
 	defer w.stop()
 	parent, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	c := newHandlerCtx(parent, 20*time.Millisecond)
+	c := newHandlerCtx(parent, time.Now().Add(20*time.Millisecond))
 	w.start(c)
 	if dl, ok := c.Deadline(); !ok || !dl.Equal(c.deadline) {
 		t.Errorf("Deadline() = %v, %v; want %v, true", dl, ok, c.deadline)
@@ -52,14 +52,14 @@ func TestHandlerCtxTimeout(t *testing.T) {
 func TestWatchdogNextJob(t *testing.T) {
 	var w watchdog
 	defer w.stop()
-	first := newHandlerCtx(context.Background(), 20*time.Millisecond)
+	first := newHandlerCtx(context.Background(), time.Now().Add(20*time.Millisecond))
 	w.start(first)
 	w.end(first)
 	if err := first.Err(); err != context.Canceled {
 		t.Errorf("Err() of a finished job = %v, want context.Canceled", err)
 	}
 	time.Sleep(5 * time.Millisecond) // so the second deadline is later
-	second := newHandlerCtx(context.Background(), 20*time.Millisecond)
+	second := newHandlerCtx(context.Background(), time.Now().Add(20*time.Millisecond))
 	w.start(second)
 	waitDone(t, second, "the second job's timeout")
 	if now := time.Now(); now.Before(second.deadline) {
@@ -75,7 +75,7 @@ func TestHandlerCtxParent(t *testing.T) {
 	errShutdown := errors.New("shutdown deadline")
 	t.Run("asked Err", func(t *testing.T) {
 		parent, cancel := context.WithCancelCause(context.Background())
-		c := newHandlerCtx(parent, time.Hour)
+		c := newHandlerCtx(parent, time.Now().Add(time.Hour))
 		cancel(errShutdown)
 		if err := c.Err(); err != context.Canceled {
 			t.Errorf("Err() = %v, want context.Canceled", err)
@@ -91,7 +91,7 @@ func TestHandlerCtxParent(t *testing.T) {
 	})
 	t.Run("waiting on Done", func(t *testing.T) {
 		parent, cancel := context.WithCancel(context.Background())
-		c := newHandlerCtx(parent, time.Hour)
+		c := newHandlerCtx(parent, time.Now().Add(time.Hour))
 		done := c.Done()
 		cancel()
 		waitDone(t, c, "the parent's end")
@@ -104,14 +104,14 @@ func TestHandlerCtxParent(t *testing.T) {
 		dl := time.Now().Add(time.Minute)
 		parent, cancel := context.WithDeadline(context.Background(), dl)
 		defer cancel()
-		c := newHandlerCtx(parent, time.Hour)
+		c := newHandlerCtx(parent, time.Now().Add(time.Hour))
 		if got, ok := c.Deadline(); !ok || !got.Equal(dl) {
 			t.Errorf("Deadline() = %v, %v; want the parent's %v", got, ok, dl)
 		}
 	})
 	t.Run("values", func(t *testing.T) {
 		type key struct{}
-		c := newHandlerCtx(context.WithValue(context.Background(), key{}, "v"), time.Hour)
+		c := newHandlerCtx(context.WithValue(context.Background(), key{}, "v"), time.Now().Add(time.Hour))
 		if got := c.Value(key{}); got != "v" {
 			t.Errorf("Value = %v, want the parent's", got)
 		}
@@ -123,7 +123,7 @@ func TestHandlerCtxParent(t *testing.T) {
 func TestHandlerCtxEnd(t *testing.T) {
 	var w watchdog
 	defer w.stop()
-	c := newHandlerCtx(context.Background(), time.Hour)
+	c := newHandlerCtx(context.Background(), time.Now().Add(time.Hour))
 	w.start(c)
 	child, cancelChild := context.WithTimeout(c, time.Hour)
 	defer cancelChild()

@@ -27,7 +27,12 @@ func correlationID(env *broker.Envelope) string {
 // goroutine calling process.
 func (p *Pool) process(ctx context.Context, w *watchdog, q *queueRun, d *broker.Delivery, ack acknowledger) {
 	f := p.facts(q, d)
-	job, out := p.newJob(q, d, f)
+	// The job and its handler's ctx in one allocation.
+	run := new(struct {
+		job  Job
+		hctx handlerCtx
+	})
+	job, out := &run.job, p.initJob(&run.job, q, d, f)
 	// The observers' ctx (a span's) is the parent of everything the
 	// delivery leads to: the handler, and the publishes of its retry, dead
 	// letter or reply.
@@ -43,9 +48,12 @@ func (p *Pool) process(ctx context.Context, w *watchdog, q *queueRun, d *broker.
 		return
 	}
 
-	hctx := newHandlerCtx(ctx, q.cfg.handlerTimeout)
-	w.start(hctx)
+	// One reading of the clock for the handler's start and its deadline:
+	// reading it is a good part of the pool's cost per job.
 	start := p.opts.now()
+	hctx := &run.hctx
+	hctx.init(ctx, start.Add(q.cfg.handlerTimeout))
+	w.start(hctx)
 	err := p.call(hctx, job)
 	end := p.opts.now()
 	out.Duration = end.Sub(start)
@@ -60,9 +68,16 @@ func (p *Pool) process(ctx context.Context, w *watchdog, q *queueRun, d *broker.
 // newJob returns the job of d as its handler sees it, and its outcome so
 // far.
 func (p *Pool) newJob(q *queueRun, d *broker.Delivery, f facts) (*Job, Outcome) {
+	job := new(Job)
+	return job, p.initJob(job, q, d, f)
+}
+
+// initJob makes job, a zero Job, the job of d, and returns its outcome so
+// far.
+func (p *Pool) initJob(job *Job, q *queueRun, d *broker.Delivery, f facts) Outcome {
 	env := d.Envelope
 	out := Outcome{Queue: q.queue.Name, JobID: env.ID, JobType: env.Type, Attempt: max(env.Attempt, 1)}
-	job := &Job{
+	*job = Job{
 		ID:            env.ID,
 		Type:          env.Type,
 		Queue:         q.queue.Name,
@@ -76,7 +91,7 @@ func (p *Pool) newJob(q *queueRun, d *broker.Delivery, f facts) (*Job, Outcome) 
 		Envelope:      env,
 		limits:        p.opts.limits,
 	}
-	return job, out
+	return out
 }
 
 // facts returns what decide knows of d before its handler runs.
