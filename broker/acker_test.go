@@ -225,22 +225,40 @@ func (nopSettler) Nack(uint64, bool, bool) error { return nil }
 // allocs/op counts is broker's (the pool's side is worker's
 // BenchmarkProcess).
 func BenchmarkDelivery(b *testing.B) {
+	job := deliveredJob(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		job()
+	}
+}
+
+// TestDeliveryAllocs holds a consumer's allocations per job to what
+// BenchmarkDelivery measures: the delivery and its envelope, in one.
+func TestDeliveryAllocs(t *testing.T) {
+	if n := testing.AllocsPerRun(100, deliveredJob(t)); n > 1 {
+		t.Errorf("%v allocations per job, want 1", n)
+	}
+}
+
+// deliveredJob returns a func that takes a job from a consumer, as Next
+// does once amqp091-go hands it over, and acks it.
+func deliveredJob(tb testing.TB) func() {
+	tb.Helper()
 	env, err := newEnvelope(Job{Type: "invoice.render", Payload: samplePayload()}, testNow)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	in := deliveryOf(env.publishing())
 	c := &Consumer{queue: "jobs", acks: newAcker(nopSettler{}, 32, 2*time.Millisecond)}
-	defer c.acks.markClosed()
-	b.ReportAllocs()
-	for b.Loop() {
+	tb.Cleanup(c.acks.markClosed)
+	return func() {
 		in.DeliveryTag++
 		d := c.wrap(in)
 		if d.Err != nil {
-			b.Fatal(d.Err)
+			tb.Fatal(d.Err)
 		}
 		if err := d.Ack(); err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 	}
 }

@@ -85,3 +85,18 @@ func BenchmarkProcess(b *testing.B) {
 		})
 	}
 }
+
+// TestProcessAllocs holds the pool's allocations per job to what
+// BenchmarkProcess measures: the job and its handler's ctx, in one.
+func TestProcessAllocs(t *testing.T) {
+	done := HandlerFunc(func(context.Context, *Job) error { return nil })
+	p, q := benchPool(t, done)
+	d := benchDelivery(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var w watchdog
+	defer w.stop()
+	if n := testing.AllocsPerRun(100, func() { p.process(ctx, &w, q, d, nopAck{}) }); n > 1 {
+		t.Errorf("%v allocations per job, want 1", n)
+	}
+}
