@@ -125,6 +125,7 @@ func (p *Pool) observed(ctx context.Context, q *queueRun, d *broker.Delivery, se
 	job, out := p.newJob(q, d, f)
 	var buf [observedJobs]func(Outcome)
 	ctx, dones := p.take(ctx, job, d, buf[:0])
+	f.now = p.opts.now()
 	settle(ctx, f, &out)
 	told(dones, out)
 }

@@ -40,6 +40,12 @@ func (p *Pool) process(ctx context.Context, w *watchdog, q *queueRun, d *broker.
 	ctx, dones := p.take(ctx, job, d, buf[:0])
 	defer func() { told(dones, out) }()
 
+	// One reading of the clock for the decision, the handler's start and
+	// its deadline, and one for its end and the decision after it:
+	// reading it is a good part of the pool's cost per job.
+	f.now = p.opts.now()
+	start := f.now
+
 	// Messages that cannot be jobs, bodies over the limit, expired
 	// requests and suspects are settled before any handler or decoder
 	// sees them.
@@ -48,9 +54,6 @@ func (p *Pool) process(ctx context.Context, w *watchdog, q *queueRun, d *broker.
 		return
 	}
 
-	// One reading of the clock for the handler's start and its deadline:
-	// reading it is a good part of the pool's cost per job.
-	start := p.opts.now()
 	hctx := &run.hctx
 	hctx.init(ctx, start.Add(q.cfg.handlerTimeout))
 	w.start(hctx)
@@ -94,7 +97,8 @@ func (p *Pool) initJob(job *Job, q *queueRun, d *broker.Delivery, f facts) Outco
 	return out
 }
 
-// facts returns what decide knows of d before its handler runs.
+// facts returns what decide knows of d before its handler runs, but the
+// time: the caller reads the clock just before it decides.
 func (p *Pool) facts(q *queueRun, d *broker.Delivery) facts {
 	f := facts{
 		d:          d,
@@ -103,7 +107,6 @@ func (p *Pool) facts(q *queueRun, d *broker.Delivery) facts {
 		panics:     p.opts.panics,
 		crashLimit: p.opts.crashLimit,
 		host:       p.opts.host,
-		now:        p.opts.now(),
 		random:     rand.Float64(),
 	}
 	if d.Err == nil {
