@@ -28,10 +28,9 @@ type handlerCtx struct {
 	err   error        // why c ended; written once, before ended
 	done  atomic.Value // chan struct{}; made by the first Done, closed by cancel
 
-	mu       sync.Mutex   // orders cancel with Done and AfterFunc
-	watching bool         // the parent is watched: its end cancels c
-	stop     func() bool  // ends the watch of the parent
-	afters   []*afterFunc // AfterFunc's, run by cancel
+	mu     sync.Mutex   // orders cancel with Done and AfterFunc
+	stop   func() bool  // ends the watch of the parent, once Done made it
+	afters []*afterFunc // AfterFunc's, run by cancel
 }
 
 // closedDone is the Done of a handlerCtx that ended before anyone asked
@@ -96,8 +95,7 @@ func (c *handlerCtx) doneLocked() chan struct{} {
 	}
 	d := make(chan struct{})
 	c.done.Store(d)
-	if !c.watching && c.parent.Done() != nil {
-		c.watching = true
+	if c.parent.Done() != nil {
 		c.stop = context.AfterFunc(c.parent, func() { c.cancel(c.parent.Err()) })
 	}
 	return d
