@@ -104,7 +104,14 @@ func (a *acker) settle(tag, received uint64, alone bool) error {
 	if a.batch == 1 {
 		return a.sendLocked(tag, func() error { return a.ch.Ack(tag, false) })
 	}
-	a.finished[tag] = a.tick
+	if tag == a.base+1 {
+		// The oldest outstanding one, as most are: base passes it without
+		// a trip through the map.
+		a.base, a.last = tag, tag
+		a.unsent++
+	} else {
+		a.finished[tag] = a.tick
+	}
 	a.advanceLocked()
 	if alone && a.base == received || a.unsent >= a.batch {
 		return a.flushPrefixLocked()
@@ -144,7 +151,7 @@ func (a *acker) sendLocked(tag uint64, send func() error) error {
 
 // advanceLocked moves base over the finished tags that follow it.
 func (a *acker) advanceLocked() {
-	for {
+	for len(a.finished) > 0 {
 		t, ok := a.finished[a.base+1]
 		if !ok {
 			return

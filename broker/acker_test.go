@@ -213,3 +213,52 @@ func TestAckerStragglers(t *testing.T) {
 		t.Errorf("unacked %v, failures %v", fb.unacked, fb.failures)
 	}
 }
+
+// nopSettler takes every ack and nack.
+type nopSettler struct{}
+
+func (nopSettler) Ack(uint64, bool) error        { return nil }
+func (nopSettler) Nack(uint64, bool, bool) error { return nil }
+
+// BenchmarkDelivery is a consumer's cost per job, from the delivery
+// amqp091-go hands over to its ack, grouped as Consume groups them: what
+// allocs/op counts is broker's (the pool's side is worker's
+// BenchmarkProcess).
+func BenchmarkDelivery(b *testing.B) {
+	job := deliveredJob(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		job()
+	}
+}
+
+// TestDeliveryAllocs holds a consumer's allocations per job to what
+// BenchmarkDelivery measures: the delivery and its envelope, in one.
+func TestDeliveryAllocs(t *testing.T) {
+	if n := testing.AllocsPerRun(100, deliveredJob(t)); n > 1 {
+		t.Errorf("%v allocations per job, want 1", n)
+	}
+}
+
+// deliveredJob returns a func that takes a job from a consumer, as Next
+// does once amqp091-go hands it over, and acks it.
+func deliveredJob(tb testing.TB) func() {
+	tb.Helper()
+	env, err := newEnvelope(Job{Type: "invoice.render", Payload: samplePayload()}, testNow)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	in := deliveryOf(env.publishing())
+	c := &Consumer{queue: "jobs", acks: newAcker(nopSettler{}, 32, 2*time.Millisecond)}
+	tb.Cleanup(c.acks.markClosed)
+	return func() {
+		in.DeliveryTag++
+		d := c.wrap(in)
+		if d.Err != nil {
+			tb.Fatal(d.Err)
+		}
+		if err := d.Ack(); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}

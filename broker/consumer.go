@@ -227,16 +227,30 @@ func (c *Consumer) Queue() string { return c.queue }
 // its channel closed; Err says why) or ctx ended. Deliveries already
 // received when Cancel is called are still returned: settle them.
 func (c *Consumer) Next(ctx context.Context) (*Delivery, bool) {
+	// A delivery waiting already is taken without the select on ctx,
+	// which costs more than the receive: under load, one always waits.
+	if ctx.Err() == nil {
+		select {
+		case d, ok := <-c.in:
+			return c.received(&d, ok)
+		default:
+		}
+	}
 	select {
 	case d, ok := <-c.in:
-		if !ok {
-			c.ended()
-			return nil, false
-		}
-		return c.wrap(&d), true
+		return c.received(&d, ok)
 	case <-ctx.Done():
 		return nil, false
 	}
+}
+
+// received is Next's result for what it received from in.
+func (c *Consumer) received(d *amqp.Delivery, ok bool) (*Delivery, bool) {
+	if !ok {
+		c.ended()
+		return nil, false
+	}
+	return c.wrap(d), true
 }
 
 // wrap makes a Delivery of an amqp091-go delivery.
@@ -254,19 +268,18 @@ func (c *Consumer) wrap(d *amqp.Delivery) *Delivery {
 // settled through acks; received is the highest tag of the channel handed
 // out.
 func newDelivery(d *amqp.Delivery, queue string, acks *acker, received *atomic.Uint64) *Delivery {
+	// The delivery and its envelope in one allocation: they live as long
+	// as each other.
+	both := new(struct {
+		d Delivery
+		e Envelope
+	})
 	m := messageOf(d)
-	env, err := readMessage(&m)
-	out := &Delivery{
-		Envelope:    env,
-		Err:         err,
-		Queue:       queue,
-		Exchange:    d.Exchange,
-		RoutingKey:  d.RoutingKey,
-		Redelivered: d.Redelivered,
-		tag:         d.DeliveryTag,
-		acks:        acks,
-		received:    received,
-	}
+	out := &both.d
+	out.Envelope, out.Err = &both.e, readMessageInto(&m, &both.e)
+	out.Queue, out.Exchange, out.RoutingKey = queue, d.Exchange, d.RoutingKey
+	out.Redelivered = d.Redelivered
+	out.tag, out.acks, out.received = d.DeliveryTag, acks, received
 	if n, ok := d.Headers["x-delivery-count"]; ok {
 		out.DeliveryCount, _ = headerInt("x-delivery-count", n, 0, 1<<31-1)
 	}

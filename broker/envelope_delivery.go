@@ -75,6 +75,13 @@ func messageOfReturn(r *amqp.Return) message {
 // that could not be read stays in Headers as it came, so a malformed job
 // can still be dead-lettered without losing anything.
 func readMessage(m *message) (*Envelope, error) {
+	e := new(Envelope)
+	return e, readMessageInto(m, e)
+}
+
+// readMessageInto is readMessage into e, which must be a zero Envelope:
+// a Consumer allocates it with its Delivery.
+func readMessageInto(m *message, e *Envelope) error {
 	var first error
 	if !isMsgpack(m.contentType) {
 		if m.contentType == "" {
@@ -87,19 +94,11 @@ func readMessage(m *message) (*Envelope, error) {
 	} else if m.typ == "" && !m.typeOptional {
 		first = fmt.Errorf("%w (message id %q)", ErrMissingType, m.messageID)
 	}
-	e := &Envelope{
-		ID:            m.messageID,
-		Type:          m.typ,
-		ContentType:   m.contentType,
-		AppID:         m.appID,
-		CorrelationID: m.correlationID,
-		ReplyTo:       m.replyTo,
-		Timestamp:     m.timestamp.UTC(),
-		Priority:      m.priority,
-		Expiration:    m.expiration,
-		Attempt:       1,
-		Body:          m.body,
-	}
+	// Field by field: e is zero already, and assigning a whole Envelope
+	// copies every byte of it, a good part of a delivery's cost.
+	e.ID, e.Type, e.ContentType, e.AppID = m.messageID, m.typ, m.contentType, m.appID
+	e.CorrelationID, e.ReplyTo, e.Expiration = m.correlationID, m.replyTo, m.expiration
+	e.Timestamp, e.Priority, e.Attempt, e.Body = m.timestamp.UTC(), m.priority, 1, m.body
 	var problems []string
 	fail := func(err error) {
 		problems = append(problems, err.Error())
@@ -169,18 +168,18 @@ func readMessage(m *message) (*Envelope, error) {
 		// Without headers there is nothing else to find wrong in them.
 		h := &HeadersError{err: m.headersErr}
 		if first != nil {
-			return e, fmt.Errorf("%w; %w", first, h)
+			return fmt.Errorf("%w; %w", first, h)
 		}
-		return e, fmt.Errorf("%w (message id %q): %w", ErrMalformedEnvelope, m.messageID, h)
+		return fmt.Errorf("%w (message id %q): %w", ErrMalformedEnvelope, m.messageID, h)
 	}
 	if first != nil {
-		return e, first
+		return first
 	}
 	if len(problems) > 0 {
 		slices.Sort(problems) // map order is random; messages should not be
-		return e, fmt.Errorf("%w (message id %q): %s", ErrMalformedEnvelope, m.messageID, strings.Join(problems, "; "))
+		return fmt.Errorf("%w (message id %q): %s", ErrMalformedEnvelope, m.messageID, strings.Join(problems, "; "))
 	}
-	return e, nil
+	return nil
 }
 
 // isMsgpack reports whether a content type names MessagePack, ignoring

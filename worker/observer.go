@@ -86,13 +86,14 @@ func observersOf(conn *broker.Conn, given []Observer) []Observer {
 }
 
 // take calls the pool's observers for job, taken from d, and returns the
-// ctx to handle it with and the func to call once with its outcome.
-func (p *Pool) take(ctx context.Context, job *Job, d *broker.Delivery) (context.Context, func(Outcome)) {
+// ctx to handle it with, and dones with the funcs they returned appended:
+// call told with it once, with the outcome. dones is the caller's, often
+// on its stack, so that observing a job allocates nothing of the pool's.
+func (p *Pool) take(ctx context.Context, job *Job, d *broker.Delivery, dones []func(Outcome)) (context.Context, []func(Outcome)) {
 	if len(p.observers) == 0 {
-		return ctx, func(Outcome) {}
+		return ctx, dones
 	}
 	from := Source{Exchange: d.Exchange, RoutingKey: d.RoutingKey}
-	dones := make([]func(Outcome), 0, len(p.observers))
 	for _, o := range p.observers {
 		next, done := o.Job(ctx, job, from)
 		if next != nil {
@@ -102,12 +103,19 @@ func (p *Pool) take(ctx context.Context, job *Job, d *broker.Delivery) (context.
 			dones = append(dones, done)
 		}
 	}
-	return ctx, func(out Outcome) {
-		for i := len(dones) - 1; i >= 0; i-- {
-			dones[i](out)
-		}
+	return ctx, dones
+}
+
+// told calls the funcs take returned with out, in reverse order.
+func told(dones []func(Outcome), out Outcome) {
+	for i := len(dones) - 1; i >= 0; i-- {
+		dones[i](out)
 	}
 }
+
+// observedJobs is how many observers' funcs a job's handling keeps
+// without allocating: metrics and tracing.
+const observedJobs = 2
 
 // observed settles d, whose handler does not run, under the pool's
 // observers as process does: a delivery returned to its queue at shutdown,
@@ -115,7 +123,9 @@ func (p *Pool) take(ctx context.Context, job *Job, d *broker.Delivery) (context.
 func (p *Pool) observed(ctx context.Context, q *queueRun, d *broker.Delivery, settle func(ctx context.Context, f facts, out *Outcome)) {
 	f := p.facts(q, d)
 	job, out := p.newJob(q, d, f)
-	ctx, done := p.take(ctx, job, d)
+	var buf [observedJobs]func(Outcome)
+	ctx, dones := p.take(ctx, job, d, buf[:0])
+	f.now = p.opts.now()
 	settle(ctx, f, &out)
-	done(out)
+	told(dones, out)
 }

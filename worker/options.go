@@ -44,7 +44,10 @@ type options struct {
 	panics          PanicPolicy
 	crashLimit      int
 	observers       []Observer
-	now             func() time.Time
+	// now is the pool's clock, time.Now but in tests. A handler's
+	// deadline is read from it too: a test that runs handlers keeps its
+	// readings close to the real clock's (a watchdog's timer is real).
+	now func() time.Time
 }
 
 type queueOptions struct {

@@ -348,13 +348,27 @@ func (p *Pool) serve(stopCtx, jobCtx context.Context, q *queueRun, c *broker.Con
 				defer handlers.Done()
 				defer workers.Done()
 				defer endOnce.Do(func() { close(ended) })
+				var w watchdog // the handler timeout of this goroutine's jobs
+				defer w.stop()
 				for stopCtx.Err() == nil {
+					// A free slot is taken without the select, which
+					// costs more: one is free but after a lost channel,
+					// when cur is done.
 					select {
-					case q.slots <- struct{}{}:
-					case <-stopCtx.Done():
-						return
 					case <-cur.Done():
 						return
+					default:
+					}
+					select {
+					case q.slots <- struct{}{}:
+					default:
+						select {
+						case q.slots <- struct{}{}:
+						case <-stopCtx.Done():
+							return
+						case <-cur.Done():
+							return
+						}
 					}
 					d, ok := cur.Next(stopCtx)
 					if !ok {
@@ -371,7 +385,7 @@ func (p *Pool) serve(stopCtx, jobCtx context.Context, q *queueRun, c *broker.Con
 						<-q.slots
 						return
 					}
-					p.process(jobCtx, q, d)
+					p.process(jobCtx, &w, q, d, d)
 					p.gate.Release(1)
 					<-q.slots
 				}

@@ -22,42 +22,65 @@ func correlationID(env *broker.Envelope) string {
 
 // process handles one delivery and settles it: decide, before the
 // handler and again after it, then settle (verdict.go, settle.go). ctx is
-// the pool's job context: it ends at the shutdown deadline.
-func (p *Pool) process(ctx context.Context, q *queueRun, d *broker.Delivery) {
+// the pool's job context: it ends at the shutdown deadline. ack settles
+// d: d itself, but for tests. w keeps the handler timeout for the
+// goroutine calling process.
+func (p *Pool) process(ctx context.Context, w *watchdog, q *queueRun, d *broker.Delivery, ack acknowledger) {
 	f := p.facts(q, d)
-	job, out := p.newJob(q, d, f)
+	// The job and its handler's ctx in one allocation.
+	run := new(struct {
+		job  Job
+		hctx handlerCtx
+	})
+	job, out := &run.job, p.initJob(&run.job, q, d, f)
 	// The observers' ctx (a span's) is the parent of everything the
 	// delivery leads to: the handler, and the publishes of its retry, dead
 	// letter or reply.
-	ctx, done := p.take(ctx, job, d)
-	defer func() { done(out) }()
+	var buf [observedJobs]func(Outcome)
+	ctx, dones := p.take(ctx, job, d, buf[:0])
+	defer func() { told(dones, out) }()
+
+	// One reading of the clock for the decision, the handler's start and
+	// its deadline, and one for its end and the decision after it:
+	// reading it is a good part of the pool's cost per job.
+	f.now = p.opts.now()
+	start := f.now
 
 	// Messages that cannot be jobs, bodies over the limit, expired
 	// requests and suspects are settled before any handler or decoder
 	// sees them.
 	if v := decide(f); v.kind != verdictRun {
-		p.settle(ctx, q, d, d, v, &out)
+		p.settle(ctx, q, d, ack, v, &out)
 		return
 	}
 
-	hctx, cancel := context.WithTimeout(ctx, q.cfg.handlerTimeout)
-	start := p.opts.now()
+	hctx := &run.hctx
+	hctx.init(ctx, start.Add(q.cfg.handlerTimeout))
+	w.start(hctx)
 	err := p.call(hctx, job)
-	out.Duration = p.opts.now().Sub(start)
+	end := p.opts.now()
+	out.Duration = end.Sub(start)
 	f.ran, f.err, f.result = true, err, job.result
 	f.timedOut = hctx.Err() == context.DeadlineExceeded
-	cancel()
+	w.end(hctx)
 	f.shutdown = ctx.Err() != nil
-	f.now = p.opts.now()
-	p.settle(ctx, q, d, d, decide(f), &out)
+	f.now = end
+	p.settle(ctx, q, d, ack, decide(f), &out)
 }
 
 // newJob returns the job of d as its handler sees it, and its outcome so
 // far.
 func (p *Pool) newJob(q *queueRun, d *broker.Delivery, f facts) (*Job, Outcome) {
+	job := new(Job)
+	return job, p.initJob(job, q, d, f)
+}
+
+// initJob makes job, a zero Job, the job of d, and returns its outcome so
+// far.
+func (p *Pool) initJob(job *Job, q *queueRun, d *broker.Delivery, f facts) Outcome {
 	env := d.Envelope
 	out := Outcome{Queue: q.queue.Name, JobID: env.ID, JobType: env.Type, Attempt: max(env.Attempt, 1)}
-	job := &Job{
+	*job = Job{
 		ID:            env.ID,
 		Type:          env.Type,
 		Queue:         q.queue.Name,
@@ -71,10 +94,11 @@ func (p *Pool) newJob(q *queueRun, d *broker.Delivery, f facts) (*Job, Outcome) 
 		Envelope:      env,
 		limits:        p.opts.limits,
 	}
-	return job, out
+	return out
 }
 
-// facts returns what decide knows of d before its handler runs.
+// facts returns what decide knows of d before its handler runs, but the
+// time: the caller reads the clock just before it decides.
 func (p *Pool) facts(q *queueRun, d *broker.Delivery) facts {
 	f := facts{
 		d:          d,
@@ -83,7 +107,6 @@ func (p *Pool) facts(q *queueRun, d *broker.Delivery) facts {
 		panics:     p.opts.panics,
 		crashLimit: p.opts.crashLimit,
 		host:       p.opts.host,
-		now:        p.opts.now(),
 		random:     rand.Float64(),
 	}
 	if d.Err == nil {

@@ -58,6 +58,8 @@ const isolated = 1 << 62
 func (p *Pool) runQuarantine(stopCtx, jobCtx context.Context, q *queueRun) {
 	g := broker.NewGetter(p.conn, q.queue.QuarantineQueue)
 	defer g.Close(context.WithoutCancel(stopCtx))
+	var w watchdog // the handler timeout of the jobs run here
+	defer w.stop()
 	decl := broker.NewDeclarer(p.conn)
 	defer decl.Close(context.WithoutCancel(stopCtx))
 	tick := time.NewTicker(quarantinePoll)
@@ -108,7 +110,7 @@ func (p *Pool) runQuarantine(stopCtx, jobCtx context.Context, q *queueRun) {
 			if !ok {
 				break
 			}
-			p.runSuspect(jobCtx, q, d)
+			p.runSuspect(jobCtx, &w, q, d)
 			if stopCtx.Err() != nil {
 				break
 			}
@@ -119,12 +121,12 @@ func (p *Pool) runQuarantine(stopCtx, jobCtx context.Context, q *queueRun) {
 
 // runSuspect runs a quarantined job, alone, or counts a crash against it
 // when it comes back redelivered (see decide).
-func (p *Pool) runSuspect(ctx context.Context, q *queueRun, d *broker.Delivery) {
+func (p *Pool) runSuspect(ctx context.Context, w *watchdog, q *queueRun, d *broker.Delivery) {
 	if d.Err == nil && d.Redelivered {
 		p.observed(ctx, q, d, func(ctx context.Context, f facts, out *Outcome) {
 			p.settle(ctx, q, d, d, decide(f), out)
 		})
 		return
 	}
-	p.process(ctx, q, d)
+	p.process(ctx, w, q, d, d)
 }

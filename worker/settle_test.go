@@ -111,9 +111,9 @@ func testSettler(s *fakeSender) (*Pool, *queueRun, *[]Outcome) {
 // settleObserved settles d as the pool does: its observers are told the
 // outcome once settle returns.
 func settleObserved(ctx context.Context, p *Pool, q *queueRun, d *broker.Delivery, ack acknowledger, v verdict, out *Outcome) {
-	ctx, done := p.take(ctx, &Job{}, d)
+	ctx, dones := p.take(ctx, &Job{}, d, nil)
 	p.settle(ctx, q, d, ack, v, out)
-	done(*out)
+	told(dones, *out)
 }
 
 var (
