@@ -65,8 +65,10 @@ with an exclusive reply queue of its own; both send transient requests
 (--baseline-durable: persistent, a diagnostic, as is --baseline-wire).
 
 The targets: jobs, warren reaches at least 1.00x the jobs/s of
-amqp091-go-batched with at most 1.05x its CPU per job, and a peak RSS of at
-most 20 MiB; rpc, with each number of callers, at least 1.00x the calls/s of
+amqp091-go-batched with at most 1.05x its CPU per job, and a peak of at most
+20 MiB of allocated memory (the anonymous RSS: heap, stacks, runtime; the
+"peak RSS" column adds the pages of this executable it maps, the same for
+every implementation); rpc, with each number of callers, at least 1.00x the calls/s of
 the better baseline (the one with more calls/s) and at most its p99. Each
 round runs every implementation, each round starting one further along the
 order, and with several --rounds the medians are compared.

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -774,5 +776,64 @@ func TestRPCClientFollowsTheConfig(t *testing.T) {
 		if err := rc.close(); err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// TestReportJudgesAllocatedMemory: where the anonymous RSS is reported,
+// it is what the memory target judges, not the whole RSS, which counts the
+// executable's pages too.
+func TestReportJudgesAllocatedMemory(t *testing.T) {
+	const mib = 1 << 20
+	run := func(impl string, rss, anon int64) Result {
+		return Result{Impl: impl, Mode: ModeJobs, QueueType: Classic, Round: 1, Jobs: 1000, Seconds: 0.1, JobsPerSec: 10000,
+			PublishPerSec: 10000, ConsumePerSec: 10000, CPUSecondsPer10k: 0.4, PeakRSSBytes: rss, PeakAnonBytes: anon,
+			P50: time.Millisecond, P99: 2 * time.Millisecond}
+	}
+	for _, c := range []struct {
+		anon int64
+		ok   bool
+	}{{8 * mib, true}, {21 * mib, false}} {
+		r := NewReport(Config{Jobs: 1000}, []string{Classic}, 1, []Result{
+			run(ImplBaselineBatched, 21*mib, 7*mib), run(ImplWarren, 22*mib, c.anon)})
+		if len(r.Ratios) != 1 {
+			t.Fatalf("%d ratios, want 1", len(r.Ratios))
+		}
+		ra := r.Ratios[0]
+		if ra.PeakRSSOK != c.ok || ra.PeakAnonBytes != c.anon || ra.PeakRSSBytes != 22*mib {
+			t.Errorf("anonymous peak %d: ratio %+v, want the verdict %v", c.anon, ra, c.ok)
+		}
+		var table bytes.Buffer
+		if err := r.WriteTable(&table); err != nil {
+			t.Fatal(err)
+		}
+		want := formatBytes(c.anon) + map[bool]string{true: " ok", false: " MISS"}[c.ok]
+		if !strings.Contains(table.String(), want) || !strings.Contains(table.String(), "peak anon") {
+			t.Errorf("table lacks %q:\n%s", want, table.String())
+		}
+	}
+}
+
+// TestAnonSampler sees a peak of allocated memory that is gone by the
+// time it finishes.
+func TestAnonSampler(t *testing.T) {
+	if _, err := procStatus("RssAnon:"); err != nil {
+		t.Skipf("the kernel does not report the anonymous RSS here: %v", err)
+	}
+	s := startAnonSampler()
+	const size = 64 << 20
+	b := make([]byte, size)
+	for i := 0; i < len(b); i += 4096 {
+		b[i] = 1 // resident
+	}
+	// The loop reads every anonInterval; give it time to, however busy
+	// the machine.
+	for deadline := time.Now().Add(10 * time.Second); s.peak.Load() < size && time.Now().Before(deadline); {
+		time.Sleep(anonInterval)
+	}
+	runtime.KeepAlive(b)
+	b = nil
+	debug.FreeOSMemory()
+	if peak := s.finish(); peak < size {
+		t.Errorf("peak anonymous RSS %d, want at least the %d bytes made resident", peak, size)
 	}
 }

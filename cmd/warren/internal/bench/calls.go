@@ -188,7 +188,10 @@ func MeasureCalls(ctx context.Context, impl string, cfg Config, run CallRunner) 
 	what := fmt.Sprintf("bench: %s on a %s queue, rpc with %s", impl, cfg.QueueType, plural(cfg.Callers, "caller"))
 	rec := newCallRecorder(cfg)
 	reset := settle()
-	if err := run(ctx, cfg, rec); err != nil {
+	anon := startAnonSampler()
+	err := run(ctx, cfg, rec)
+	peakAnon := anon.finish()
+	if err != nil {
 		return Result{}, fmt.Errorf("%s: %w", what, err)
 	}
 	res, err := rec.result(impl, cfg)
@@ -196,6 +199,7 @@ func MeasureCalls(ctx context.Context, impl string, cfg Config, run CallRunner) 
 		return Result{}, fmt.Errorf("%s: %w", what, err)
 	}
 	res.PeakRSSBytes, res.PeakRSSLifetime = peakRSS(reset)
+	res.PeakAnonBytes = peakAnon
 	return res, nil
 }
 

@@ -97,6 +97,12 @@ type Result struct {
 	// PeakRSSBytes is the process's peak resident set size during the run,
 	// setup and teardown included.
 	PeakRSSBytes int64 `json:"peak_rss_bytes"`
+	// PeakAnonBytes is the peak of the process's anonymous RSS during the
+	// run (sampled every 10 ms): the memory it allocated (heap, stacks,
+	// the runtime's), without the pages of the executable it maps, which
+	// PeakRSSBytes counts and which are the same for every implementation
+	// of one binary. 0 where the kernel does not report it.
+	PeakAnonBytes int64 `json:"peak_anon_bytes,omitempty"`
 	// PeakRSSLifetime is set when the peak could not be reset before the
 	// run (no writable /proc/self/clear_refs): PeakRSSBytes is then the
 	// peak of the process's whole life.
@@ -154,6 +160,7 @@ type Recorder struct {
 	workerCPU                  time.Duration
 	workerMallocs, workerBytes uint64
 	workerPeakRSS              int64
+	workerPeakAnon             int64
 }
 
 func newRecorder(cfg Config) *Recorder {
@@ -231,6 +238,7 @@ func (r *Recorder) merge(i int, f *workerFinal, cpu time.Duration, peakRSS int64
 	r.workerMallocs += f.Mallocs
 	r.workerBytes += f.Bytes
 	r.workerPeakRSS = max(r.workerPeakRSS, peakRSS)
+	r.workerPeakAnon = max(r.workerPeakAnon, f.PeakAnonBytes)
 	return nil
 }
 
@@ -288,7 +296,10 @@ func Measure(ctx context.Context, impl string, cfg Config, run Runner) (Result, 
 	}
 	rec := newRecorder(cfg)
 	reset := settle()
-	if err := run(ctx, cfg, rec); err != nil {
+	anon := startAnonSampler()
+	err := run(ctx, cfg, rec)
+	peakAnon := anon.finish()
+	if err != nil {
 		return Result{}, fmt.Errorf("bench: %s on a %s queue: %w", impl, cfg.QueueType, err)
 	}
 	res, err := rec.result(impl, cfg)
@@ -296,9 +307,11 @@ func Measure(ctx context.Context, impl string, cfg Config, run Runner) (Result, 
 		return Result{}, fmt.Errorf("bench: %s on a %s queue: %w", impl, cfg.QueueType, err)
 	}
 	res.PeakRSSBytes, res.PeakRSSLifetime = peakRSS(reset)
+	res.PeakAnonBytes = peakAnon
 	if rec.workers > 0 {
 		// The consumers' memory, as a deployment sizes its workers.
 		res.PeakRSSBytes, res.PeakRSSLifetime = rec.workerPeakRSS, false
+		res.PeakAnonBytes = rec.workerPeakAnon
 	}
 	return res, nil
 }

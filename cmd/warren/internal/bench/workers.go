@@ -105,6 +105,8 @@ type workerFinal struct {
 	// consumed.
 	Mallocs uint64 `json:"mallocs"`
 	Bytes   uint64 `json:"bytes"`
+	// PeakAnonBytes is the worker's peak anonymous RSS (Result's).
+	PeakAnonBytes int64 `json:"peak_anon_bytes,omitempty"`
 }
 
 // progressInterval is how often a worker reports its count: the run learns
@@ -147,6 +149,8 @@ func ServeWorker(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 
 	var memStart, memStop runtime.MemStats
 	runtime.ReadMemStats(&memStart)
+	anon := startAnonSampler()
+	defer anon.finish() // on the failures' returns; a second finish is not made
 	cpu, err := cpuTime()
 	if err != nil {
 		return fail(fmt.Errorf("measure CPU time: %w", err))
@@ -189,6 +193,7 @@ func ServeWorker(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 	runtime.ReadMemStats(&memStop)
 	final := t.final()
 	final.Mallocs, final.Bytes = memStop.Mallocs-memStart.Mallocs, memStop.TotalAlloc-memStart.TotalAlloc
+	final.PeakAnonBytes = anon.peakNow()
 	return enc.Encode(workerMsg{Handled: t.handled.Load(), Final: final})
 }
 
