@@ -63,14 +63,15 @@ func readHeaders(r io.Reader) (Table, *HeadersError, error) {
 	if size > math.MaxInt32 {
 		return nil, nil, ErrSyntax
 	}
-	raw, err := readBytes(r, int64(size))
+	raw, err := tableBytes(r, size)
 	if err != nil {
 		return nil, nil, err
 	}
-	t, err := readTable(io.MultiReader(bytes.NewReader(binary.BigEndian.AppendUint32(nil, size)), bytes.NewReader(raw)))
+	t, err := parseTable(raw, 0)
 	if err == nil {
 		return t, nil, nil
 	}
+	raw = bytes.Clone(raw) // it may be the frame's payload, which the next frame reuses
 	e := &HeadersError{Raw: raw, Err: ErrSyntax}
 	e.Key, e.Type, e.reason = unreadable(raw, false, 0)
 	if e.reason == "" {

@@ -138,20 +138,16 @@ func readBytes(r io.Reader, n int64) ([]byte, error) {
 
 func readShortstr(r io.Reader) (v string, err error) {
 	var length uint8
-	if err = binary.Read(r, binary.BigEndian, &length); err != nil {
+	if err = getInt(r, &length); err != nil {
 		return
 	}
 
-	bytes, err := readBytes(r, int64(length))
-	if err != nil {
-		return
-	}
-	return string(bytes), nil
+	return readString(r, int64(length))
 }
 
 func readLongstr(r io.Reader) (v string, err error) {
 	var length uint32
-	if err = binary.Read(r, binary.BigEndian, &length); err != nil {
+	if err = getInt(r, &length); err != nil {
 		return
 	}
 
@@ -160,18 +156,14 @@ func readLongstr(r io.Reader) (v string, err error) {
 		return "", ErrSyntax
 	}
 
-	bytes, err := readBytes(r, int64(length))
-	if err != nil {
-		return
-	}
-	return string(bytes), nil
+	return readString(r, int64(length))
 }
 
 func readDecimal(r io.Reader) (v Decimal, err error) {
-	if err = binary.Read(r, binary.BigEndian, &v.Scale); err != nil {
+	if err = getInt(r, &v.Scale); err != nil {
 		return
 	}
-	if err = binary.Read(r, binary.BigEndian, &v.Value); err != nil {
+	if err = getInt(r, &v.Value); err != nil {
 		return
 	}
 	return
@@ -179,7 +171,7 @@ func readDecimal(r io.Reader) (v Decimal, err error) {
 
 func readTimestamp(r io.Reader) (v time.Time, err error) {
 	var sec int64
-	if err = binary.Read(r, binary.BigEndian, &sec); err != nil {
+	if err = getInt(r, &sec); err != nil {
 		return
 	}
 	return time.Unix(sec, 0), nil
@@ -223,14 +215,14 @@ func readField(r io.Reader) (v any, err error) {
 
 func readFieldDepth(r io.Reader, depth int) (v any, err error) {
 	var typ byte
-	if err = binary.Read(r, binary.BigEndian, &typ); err != nil {
+	if err = getInt(r, &typ); err != nil {
 		return
 	}
 
 	switch typ {
 	case 't':
 		var value uint8
-		if err = binary.Read(r, binary.BigEndian, &value); err != nil {
+		if err = getInt(r, &value); err != nil {
 			return
 		}
 		return value != 0, nil
@@ -244,21 +236,21 @@ func readFieldDepth(r io.Reader, depth int) (v any, err error) {
 
 	case 'b':
 		var value int8
-		if err = binary.Read(r, binary.BigEndian, &value); err != nil {
+		if err = getInt(r, &value); err != nil {
 			return
 		}
 		return value, nil
 
 	case 's':
 		var value int16
-		if err = binary.Read(r, binary.BigEndian, &value); err != nil {
+		if err = getInt(r, &value); err != nil {
 			return
 		}
 		return value, nil
 
 	case 'I':
 		var value int32
-		if err = binary.Read(r, binary.BigEndian, &value); err != nil {
+		if err = getInt(r, &value); err != nil {
 			return
 		}
 		return value, nil
@@ -268,21 +260,21 @@ func readFieldDepth(r io.Reader, depth int) (v any, err error) {
 		// integers beyond 32 bits. RabbitMQ reads it as 'l', a signed
 		// 64-bit integer, and so do they (see WARREN-PATCH.md).
 		var value int64
-		if err = binary.Read(r, binary.BigEndian, &value); err != nil {
+		if err = getInt(r, &value); err != nil {
 			return
 		}
 		return value, nil
 
 	case 'u':
 		var value uint16
-		if err = binary.Read(r, binary.BigEndian, &value); err != nil {
+		if err = getInt(r, &value); err != nil {
 			return
 		}
 		return value, nil
 
 	case 'i':
 		var value uint32
-		if err = binary.Read(r, binary.BigEndian, &value); err != nil {
+		if err = getInt(r, &value); err != nil {
 			return
 		}
 		return value, nil
@@ -318,7 +310,7 @@ func readFieldDepth(r io.Reader, depth int) (v any, err error) {
 
 	case 'x':
 		var len int32
-		if err = binary.Read(r, binary.BigEndian, &len); err != nil {
+		if err = getInt(r, &len); err != nil {
 			return nil, err
 		}
 		if len < 0 {
@@ -355,14 +347,35 @@ func readTableDepth(r io.Reader, depth int) (table Table, err error) {
 		return nil, ErrSyntax
 	}
 
-	var nested bytes.Buffer
-	var str string
-
-	if str, err = readLongstr(r); err != nil {
+	// The table's bytes, parsed in place when r holds them already (a
+	// frame's payload), else copied once (warren's patch: fastio.go).
+	var length uint32
+	if err = getInt(r, &length); err != nil {
 		return
 	}
+	if length > (^uint32(0) >> 1) {
+		return nil, ErrSyntax
+	}
+	content, err := tableBytes(r, length)
+	if err != nil {
+		return nil, err
+	}
+	return parseTable(content, depth)
+}
 
-	nested.WriteString(str)
+// tableBytes returns the next n bytes of r: in place when r is a buffer
+// holding them (a frame's payload: the slice is valid until the next
+// frame), else a copy (warren's patch: fastio.go).
+func tableBytes(r io.Reader, n uint32) ([]byte, error) {
+	if br, ok := r.(*bytes.Buffer); ok && int64(br.Len()) >= int64(n) {
+		return br.Next(int(n)), nil
+	}
+	return readBytes(r, int64(n))
+}
+
+// parseTable reads the entries of a table whose bytes are content.
+func parseTable(content []byte, depth int) (table Table, err error) {
+	nested := bytes.NewBuffer(content)
 
 	table = make(Table)
 
@@ -370,11 +383,11 @@ func readTableDepth(r io.Reader, depth int) (table Table, err error) {
 		var key string
 		var value any
 
-		if key, err = readShortstr(&nested); err != nil {
+		if key, err = readShortstr(nested); err != nil {
 			return
 		}
 
-		if value, err = readFieldDepth(&nested, depth); err != nil {
+		if value, err = readFieldDepth(nested, depth); err != nil {
 			return
 		}
 
@@ -399,7 +412,7 @@ func readArrayDepth(r io.Reader, depth int) (arr []any, err error) {
 
 	var size uint32
 
-	if err = binary.Read(r, binary.BigEndian, &size); err != nil {
+	if err = getInt(r, &size); err != nil {
 		return nil, err
 	}
 
@@ -442,23 +455,28 @@ func (r *reader) parseHeaderFrame(channel uint16, size uint32) (frame frame, err
 		ChannelId: channel,
 	}
 
-	lim := &io.LimitedReader{R: r.r, N: int64(size)}
-
-	if err = binary.Read(lim, binary.BigEndian, &hf.ClassId); err != nil {
+	// The payload is read whole and parsed in memory (warren's patch:
+	// fastio.go).
+	lim, err := r.payloadReader(size)
+	if err != nil {
 		return
 	}
 
-	if err = binary.Read(lim, binary.BigEndian, &hf.weight); err != nil {
+	if err = getInt(lim, &hf.ClassId); err != nil {
 		return
 	}
 
-	if err = binary.Read(lim, binary.BigEndian, &hf.Size); err != nil {
+	if err = getInt(lim, &hf.weight); err != nil {
+		return
+	}
+
+	if err = getInt(lim, &hf.Size); err != nil {
 		return
 	}
 
 	var flags uint16
 
-	if err = binary.Read(lim, binary.BigEndian, &flags); err != nil {
+	if err = getInt(lim, &flags); err != nil {
 		return
 	}
 
@@ -478,12 +496,12 @@ func (r *reader) parseHeaderFrame(channel uint16, size uint32) (frame frame, err
 		}
 	}
 	if hasProperty(flags, flagDeliveryMode) {
-		if err = binary.Read(lim, binary.BigEndian, &hf.Properties.DeliveryMode); err != nil {
+		if err = getInt(lim, &hf.Properties.DeliveryMode); err != nil {
 			return
 		}
 	}
 	if hasProperty(flags, flagPriority) {
-		if err = binary.Read(lim, binary.BigEndian, &hf.Properties.Priority); err != nil {
+		if err = getInt(lim, &hf.Properties.Priority); err != nil {
 			return
 		}
 	}
@@ -533,13 +551,9 @@ func (r *reader) parseHeaderFrame(channel uint16, size uint32) (frame frame, err
 		}
 	}
 
-	// Drain any bytes remaining in the frame payload that were not consumed
-	// by property parsing (e.g. padding added by other AMQP implementations).
-	if lim.N > 0 {
-		if _, err = io.CopyN(io.Discard, lim, lim.N); err != nil {
-			return
-		}
-	}
+	// Any bytes remaining in the frame payload that were not consumed by
+	// property parsing (e.g. padding added by other AMQP implementations)
+	// are left in the payload buffer, which the next frame resets.
 
 	return hf, nil
 }

@@ -9,7 +9,6 @@
 package amqp091
 
 import (
-	"encoding/binary"
 	"fmt"
 	"io"
 )
@@ -84,10 +83,10 @@ func (msg *connectionStart) wait() bool {
 }
 
 func (msg *connectionStart) write(w io.Writer) (err error) {
-	if err = binary.Write(w, binary.BigEndian, msg.VersionMajor); err != nil {
+	if err = putInt(w, msg.VersionMajor); err != nil {
 		return
 	}
-	if err = binary.Write(w, binary.BigEndian, msg.VersionMinor); err != nil {
+	if err = putInt(w, msg.VersionMinor); err != nil {
 		return
 	}
 
@@ -106,10 +105,10 @@ func (msg *connectionStart) write(w io.Writer) (err error) {
 }
 
 func (msg *connectionStart) read(r io.Reader) (err error) {
-	if err = binary.Read(r, binary.BigEndian, &msg.VersionMajor); err != nil {
+	if err = getInt(r, &msg.VersionMajor); err != nil {
 		return
 	}
-	if err = binary.Read(r, binary.BigEndian, &msg.VersionMinor); err != nil {
+	if err = getInt(r, &msg.VersionMinor); err != nil {
 		return
 	}
 
@@ -253,15 +252,15 @@ func (msg *connectionTune) wait() bool {
 }
 
 func (msg *connectionTune) write(w io.Writer) (err error) {
-	if err = binary.Write(w, binary.BigEndian, msg.ChannelMax); err != nil {
+	if err = putInt(w, msg.ChannelMax); err != nil {
 		return
 	}
 
-	if err = binary.Write(w, binary.BigEndian, msg.FrameMax); err != nil {
+	if err = putInt(w, msg.FrameMax); err != nil {
 		return
 	}
 
-	if err = binary.Write(w, binary.BigEndian, msg.Heartbeat); err != nil {
+	if err = putInt(w, msg.Heartbeat); err != nil {
 		return
 	}
 
@@ -269,15 +268,15 @@ func (msg *connectionTune) write(w io.Writer) (err error) {
 }
 
 func (msg *connectionTune) read(r io.Reader) (err error) {
-	if err = binary.Read(r, binary.BigEndian, &msg.ChannelMax); err != nil {
+	if err = getInt(r, &msg.ChannelMax); err != nil {
 		return
 	}
 
-	if err = binary.Read(r, binary.BigEndian, &msg.FrameMax); err != nil {
+	if err = getInt(r, &msg.FrameMax); err != nil {
 		return
 	}
 
-	if err = binary.Read(r, binary.BigEndian, &msg.Heartbeat); err != nil {
+	if err = getInt(r, &msg.Heartbeat); err != nil {
 		return
 	}
 
@@ -299,15 +298,15 @@ func (msg *connectionTuneOk) wait() bool {
 }
 
 func (msg *connectionTuneOk) write(w io.Writer) (err error) {
-	if err = binary.Write(w, binary.BigEndian, msg.ChannelMax); err != nil {
+	if err = putInt(w, msg.ChannelMax); err != nil {
 		return
 	}
 
-	if err = binary.Write(w, binary.BigEndian, msg.FrameMax); err != nil {
+	if err = putInt(w, msg.FrameMax); err != nil {
 		return
 	}
 
-	if err = binary.Write(w, binary.BigEndian, msg.Heartbeat); err != nil {
+	if err = putInt(w, msg.Heartbeat); err != nil {
 		return
 	}
 
@@ -315,15 +314,15 @@ func (msg *connectionTuneOk) write(w io.Writer) (err error) {
 }
 
 func (msg *connectionTuneOk) read(r io.Reader) (err error) {
-	if err = binary.Read(r, binary.BigEndian, &msg.ChannelMax); err != nil {
+	if err = getInt(r, &msg.ChannelMax); err != nil {
 		return
 	}
 
-	if err = binary.Read(r, binary.BigEndian, &msg.FrameMax); err != nil {
+	if err = getInt(r, &msg.FrameMax); err != nil {
 		return
 	}
 
-	if err = binary.Read(r, binary.BigEndian, &msg.Heartbeat); err != nil {
+	if err = getInt(r, &msg.Heartbeat); err != nil {
 		return
 	}
 
@@ -358,7 +357,7 @@ func (msg *connectionOpen) write(w io.Writer) (err error) {
 		bits |= 1 << 0
 	}
 
-	if err = binary.Write(w, binary.BigEndian, bits); err != nil {
+	if err = putInt(w, bits); err != nil {
 		return
 	}
 
@@ -375,7 +374,7 @@ func (msg *connectionOpen) read(r io.Reader) (err error) {
 		return
 	}
 
-	if err = binary.Read(r, binary.BigEndian, &bits); err != nil {
+	if err = getInt(r, &bits); err != nil {
 		return
 	}
 	msg.reserved2 = (bits&(1<<0) > 0)
@@ -427,7 +426,7 @@ func (msg *connectionClose) wait() bool {
 }
 
 func (msg *connectionClose) write(w io.Writer) (err error) {
-	if err = binary.Write(w, binary.BigEndian, msg.ReplyCode); err != nil {
+	if err = putInt(w, msg.ReplyCode); err != nil {
 		return
 	}
 
@@ -435,10 +434,10 @@ func (msg *connectionClose) write(w io.Writer) (err error) {
 		return
 	}
 
-	if err = binary.Write(w, binary.BigEndian, msg.ClassId); err != nil {
+	if err = putInt(w, msg.ClassId); err != nil {
 		return
 	}
-	if err = binary.Write(w, binary.BigEndian, msg.MethodId); err != nil {
+	if err = putInt(w, msg.MethodId); err != nil {
 		return
 	}
 
@@ -446,7 +445,7 @@ func (msg *connectionClose) write(w io.Writer) (err error) {
 }
 
 func (msg *connectionClose) read(r io.Reader) (err error) {
-	if err = binary.Read(r, binary.BigEndian, &msg.ReplyCode); err != nil {
+	if err = getInt(r, &msg.ReplyCode); err != nil {
 		return
 	}
 
@@ -454,10 +453,10 @@ func (msg *connectionClose) read(r io.Reader) (err error) {
 		return
 	}
 
-	if err = binary.Read(r, binary.BigEndian, &msg.ClassId); err != nil {
+	if err = getInt(r, &msg.ClassId); err != nil {
 		return
 	}
-	if err = binary.Read(r, binary.BigEndian, &msg.MethodId); err != nil {
+	if err = getInt(r, &msg.MethodId); err != nil {
 		return
 	}
 
@@ -658,7 +657,7 @@ func (msg *channelFlow) write(w io.Writer) (err error) {
 		bits |= 1 << 0
 	}
 
-	if err = binary.Write(w, binary.BigEndian, bits); err != nil {
+	if err = putInt(w, bits); err != nil {
 		return
 	}
 
@@ -668,7 +667,7 @@ func (msg *channelFlow) write(w io.Writer) (err error) {
 func (msg *channelFlow) read(r io.Reader) (err error) {
 	var bits byte
 
-	if err = binary.Read(r, binary.BigEndian, &bits); err != nil {
+	if err = getInt(r, &bits); err != nil {
 		return
 	}
 	msg.Active = (bits&(1<<0) > 0)
@@ -695,7 +694,7 @@ func (msg *channelFlowOk) write(w io.Writer) (err error) {
 		bits |= 1 << 0
 	}
 
-	if err = binary.Write(w, binary.BigEndian, bits); err != nil {
+	if err = putInt(w, bits); err != nil {
 		return
 	}
 
@@ -705,7 +704,7 @@ func (msg *channelFlowOk) write(w io.Writer) (err error) {
 func (msg *channelFlowOk) read(r io.Reader) (err error) {
 	var bits byte
 
-	if err = binary.Read(r, binary.BigEndian, &bits); err != nil {
+	if err = getInt(r, &bits); err != nil {
 		return
 	}
 	msg.Active = (bits&(1<<0) > 0)
@@ -729,7 +728,7 @@ func (msg *channelClose) wait() bool {
 }
 
 func (msg *channelClose) write(w io.Writer) (err error) {
-	if err = binary.Write(w, binary.BigEndian, msg.ReplyCode); err != nil {
+	if err = putInt(w, msg.ReplyCode); err != nil {
 		return
 	}
 
@@ -737,10 +736,10 @@ func (msg *channelClose) write(w io.Writer) (err error) {
 		return
 	}
 
-	if err = binary.Write(w, binary.BigEndian, msg.ClassId); err != nil {
+	if err = putInt(w, msg.ClassId); err != nil {
 		return
 	}
-	if err = binary.Write(w, binary.BigEndian, msg.MethodId); err != nil {
+	if err = putInt(w, msg.MethodId); err != nil {
 		return
 	}
 
@@ -748,7 +747,7 @@ func (msg *channelClose) write(w io.Writer) (err error) {
 }
 
 func (msg *channelClose) read(r io.Reader) (err error) {
-	if err = binary.Read(r, binary.BigEndian, &msg.ReplyCode); err != nil {
+	if err = getInt(r, &msg.ReplyCode); err != nil {
 		return
 	}
 
@@ -756,10 +755,10 @@ func (msg *channelClose) read(r io.Reader) (err error) {
 		return
 	}
 
-	if err = binary.Read(r, binary.BigEndian, &msg.ClassId); err != nil {
+	if err = getInt(r, &msg.ClassId); err != nil {
 		return
 	}
-	if err = binary.Read(r, binary.BigEndian, &msg.MethodId); err != nil {
+	if err = getInt(r, &msg.MethodId); err != nil {
 		return
 	}
 
@@ -807,7 +806,7 @@ func (msg *exchangeDeclare) wait() bool {
 func (msg *exchangeDeclare) write(w io.Writer) (err error) {
 	var bits byte
 
-	if err = binary.Write(w, binary.BigEndian, msg.reserved1); err != nil {
+	if err = putInt(w, msg.reserved1); err != nil {
 		return
 	}
 
@@ -838,7 +837,7 @@ func (msg *exchangeDeclare) write(w io.Writer) (err error) {
 		bits |= 1 << 4
 	}
 
-	if err = binary.Write(w, binary.BigEndian, bits); err != nil {
+	if err = putInt(w, bits); err != nil {
 		return
 	}
 
@@ -852,7 +851,7 @@ func (msg *exchangeDeclare) write(w io.Writer) (err error) {
 func (msg *exchangeDeclare) read(r io.Reader) (err error) {
 	var bits byte
 
-	if err = binary.Read(r, binary.BigEndian, &msg.reserved1); err != nil {
+	if err = getInt(r, &msg.reserved1); err != nil {
 		return
 	}
 
@@ -863,7 +862,7 @@ func (msg *exchangeDeclare) read(r io.Reader) (err error) {
 		return
 	}
 
-	if err = binary.Read(r, binary.BigEndian, &bits); err != nil {
+	if err = getInt(r, &bits); err != nil {
 		return
 	}
 	msg.Passive = (bits&(1<<0) > 0)
@@ -915,7 +914,7 @@ func (msg *exchangeDelete) wait() bool {
 func (msg *exchangeDelete) write(w io.Writer) (err error) {
 	var bits byte
 
-	if err = binary.Write(w, binary.BigEndian, msg.reserved1); err != nil {
+	if err = putInt(w, msg.reserved1); err != nil {
 		return
 	}
 
@@ -931,7 +930,7 @@ func (msg *exchangeDelete) write(w io.Writer) (err error) {
 		bits |= 1 << 1
 	}
 
-	if err = binary.Write(w, binary.BigEndian, bits); err != nil {
+	if err = putInt(w, bits); err != nil {
 		return
 	}
 
@@ -941,7 +940,7 @@ func (msg *exchangeDelete) write(w io.Writer) (err error) {
 func (msg *exchangeDelete) read(r io.Reader) (err error) {
 	var bits byte
 
-	if err = binary.Read(r, binary.BigEndian, &msg.reserved1); err != nil {
+	if err = getInt(r, &msg.reserved1); err != nil {
 		return
 	}
 
@@ -949,7 +948,7 @@ func (msg *exchangeDelete) read(r io.Reader) (err error) {
 		return
 	}
 
-	if err = binary.Read(r, binary.BigEndian, &bits); err != nil {
+	if err = getInt(r, &bits); err != nil {
 		return
 	}
 	msg.IfUnused = (bits&(1<<0) > 0)
@@ -996,7 +995,7 @@ func (msg *exchangeBind) wait() bool {
 func (msg *exchangeBind) write(w io.Writer) (err error) {
 	var bits byte
 
-	if err = binary.Write(w, binary.BigEndian, msg.reserved1); err != nil {
+	if err = putInt(w, msg.reserved1); err != nil {
 		return
 	}
 
@@ -1014,7 +1013,7 @@ func (msg *exchangeBind) write(w io.Writer) (err error) {
 		bits |= 1 << 0
 	}
 
-	if err = binary.Write(w, binary.BigEndian, bits); err != nil {
+	if err = putInt(w, bits); err != nil {
 		return
 	}
 
@@ -1028,7 +1027,7 @@ func (msg *exchangeBind) write(w io.Writer) (err error) {
 func (msg *exchangeBind) read(r io.Reader) (err error) {
 	var bits byte
 
-	if err = binary.Read(r, binary.BigEndian, &msg.reserved1); err != nil {
+	if err = getInt(r, &msg.reserved1); err != nil {
 		return
 	}
 
@@ -1042,7 +1041,7 @@ func (msg *exchangeBind) read(r io.Reader) (err error) {
 		return
 	}
 
-	if err = binary.Read(r, binary.BigEndian, &bits); err != nil {
+	if err = getInt(r, &bits); err != nil {
 		return
 	}
 	msg.NoWait = (bits&(1<<0) > 0)
@@ -1092,7 +1091,7 @@ func (msg *exchangeUnbind) wait() bool {
 func (msg *exchangeUnbind) write(w io.Writer) (err error) {
 	var bits byte
 
-	if err = binary.Write(w, binary.BigEndian, msg.reserved1); err != nil {
+	if err = putInt(w, msg.reserved1); err != nil {
 		return
 	}
 
@@ -1110,7 +1109,7 @@ func (msg *exchangeUnbind) write(w io.Writer) (err error) {
 		bits |= 1 << 0
 	}
 
-	if err = binary.Write(w, binary.BigEndian, bits); err != nil {
+	if err = putInt(w, bits); err != nil {
 		return
 	}
 
@@ -1124,7 +1123,7 @@ func (msg *exchangeUnbind) write(w io.Writer) (err error) {
 func (msg *exchangeUnbind) read(r io.Reader) (err error) {
 	var bits byte
 
-	if err = binary.Read(r, binary.BigEndian, &msg.reserved1); err != nil {
+	if err = getInt(r, &msg.reserved1); err != nil {
 		return
 	}
 
@@ -1138,7 +1137,7 @@ func (msg *exchangeUnbind) read(r io.Reader) (err error) {
 		return
 	}
 
-	if err = binary.Read(r, binary.BigEndian, &bits); err != nil {
+	if err = getInt(r, &bits); err != nil {
 		return
 	}
 	msg.NoWait = (bits&(1<<0) > 0)
@@ -1190,7 +1189,7 @@ func (msg *queueDeclare) wait() bool {
 func (msg *queueDeclare) write(w io.Writer) (err error) {
 	var bits byte
 
-	if err = binary.Write(w, binary.BigEndian, msg.reserved1); err != nil {
+	if err = putInt(w, msg.reserved1); err != nil {
 		return
 	}
 
@@ -1218,7 +1217,7 @@ func (msg *queueDeclare) write(w io.Writer) (err error) {
 		bits |= 1 << 4
 	}
 
-	if err = binary.Write(w, binary.BigEndian, bits); err != nil {
+	if err = putInt(w, bits); err != nil {
 		return
 	}
 
@@ -1232,7 +1231,7 @@ func (msg *queueDeclare) write(w io.Writer) (err error) {
 func (msg *queueDeclare) read(r io.Reader) (err error) {
 	var bits byte
 
-	if err = binary.Read(r, binary.BigEndian, &msg.reserved1); err != nil {
+	if err = getInt(r, &msg.reserved1); err != nil {
 		return
 	}
 
@@ -1240,7 +1239,7 @@ func (msg *queueDeclare) read(r io.Reader) (err error) {
 		return
 	}
 
-	if err = binary.Read(r, binary.BigEndian, &bits); err != nil {
+	if err = getInt(r, &bits); err != nil {
 		return
 	}
 	msg.Passive = (bits&(1<<0) > 0)
@@ -1275,10 +1274,10 @@ func (msg *queueDeclareOk) write(w io.Writer) (err error) {
 		return
 	}
 
-	if err = binary.Write(w, binary.BigEndian, msg.MessageCount); err != nil {
+	if err = putInt(w, msg.MessageCount); err != nil {
 		return
 	}
-	if err = binary.Write(w, binary.BigEndian, msg.ConsumerCount); err != nil {
+	if err = putInt(w, msg.ConsumerCount); err != nil {
 		return
 	}
 
@@ -1290,10 +1289,10 @@ func (msg *queueDeclareOk) read(r io.Reader) (err error) {
 		return
 	}
 
-	if err = binary.Read(r, binary.BigEndian, &msg.MessageCount); err != nil {
+	if err = getInt(r, &msg.MessageCount); err != nil {
 		return
 	}
-	if err = binary.Read(r, binary.BigEndian, &msg.ConsumerCount); err != nil {
+	if err = getInt(r, &msg.ConsumerCount); err != nil {
 		return
 	}
 
@@ -1320,7 +1319,7 @@ func (msg *queueBind) wait() bool {
 func (msg *queueBind) write(w io.Writer) (err error) {
 	var bits byte
 
-	if err = binary.Write(w, binary.BigEndian, msg.reserved1); err != nil {
+	if err = putInt(w, msg.reserved1); err != nil {
 		return
 	}
 
@@ -1338,7 +1337,7 @@ func (msg *queueBind) write(w io.Writer) (err error) {
 		bits |= 1 << 0
 	}
 
-	if err = binary.Write(w, binary.BigEndian, bits); err != nil {
+	if err = putInt(w, bits); err != nil {
 		return
 	}
 
@@ -1352,7 +1351,7 @@ func (msg *queueBind) write(w io.Writer) (err error) {
 func (msg *queueBind) read(r io.Reader) (err error) {
 	var bits byte
 
-	if err = binary.Read(r, binary.BigEndian, &msg.reserved1); err != nil {
+	if err = getInt(r, &msg.reserved1); err != nil {
 		return
 	}
 
@@ -1366,7 +1365,7 @@ func (msg *queueBind) read(r io.Reader) (err error) {
 		return
 	}
 
-	if err = binary.Read(r, binary.BigEndian, &bits); err != nil {
+	if err = getInt(r, &bits); err != nil {
 		return
 	}
 	msg.NoWait = (bits&(1<<0) > 0)
@@ -1413,7 +1412,7 @@ func (msg *queueUnbind) wait() bool {
 }
 
 func (msg *queueUnbind) write(w io.Writer) (err error) {
-	if err = binary.Write(w, binary.BigEndian, msg.reserved1); err != nil {
+	if err = putInt(w, msg.reserved1); err != nil {
 		return
 	}
 
@@ -1435,7 +1434,7 @@ func (msg *queueUnbind) write(w io.Writer) (err error) {
 }
 
 func (msg *queueUnbind) read(r io.Reader) (err error) {
-	if err = binary.Read(r, binary.BigEndian, &msg.reserved1); err != nil {
+	if err = getInt(r, &msg.reserved1); err != nil {
 		return
 	}
 
@@ -1491,7 +1490,7 @@ func (msg *queuePurge) wait() bool {
 func (msg *queuePurge) write(w io.Writer) (err error) {
 	var bits byte
 
-	if err = binary.Write(w, binary.BigEndian, msg.reserved1); err != nil {
+	if err = putInt(w, msg.reserved1); err != nil {
 		return
 	}
 
@@ -1503,7 +1502,7 @@ func (msg *queuePurge) write(w io.Writer) (err error) {
 		bits |= 1 << 0
 	}
 
-	if err = binary.Write(w, binary.BigEndian, bits); err != nil {
+	if err = putInt(w, bits); err != nil {
 		return
 	}
 
@@ -1513,7 +1512,7 @@ func (msg *queuePurge) write(w io.Writer) (err error) {
 func (msg *queuePurge) read(r io.Reader) (err error) {
 	var bits byte
 
-	if err = binary.Read(r, binary.BigEndian, &msg.reserved1); err != nil {
+	if err = getInt(r, &msg.reserved1); err != nil {
 		return
 	}
 
@@ -1521,7 +1520,7 @@ func (msg *queuePurge) read(r io.Reader) (err error) {
 		return
 	}
 
-	if err = binary.Read(r, binary.BigEndian, &bits); err != nil {
+	if err = getInt(r, &bits); err != nil {
 		return
 	}
 	msg.NoWait = (bits&(1<<0) > 0)
@@ -1542,7 +1541,7 @@ func (msg *queuePurgeOk) wait() bool {
 }
 
 func (msg *queuePurgeOk) write(w io.Writer) (err error) {
-	if err = binary.Write(w, binary.BigEndian, msg.MessageCount); err != nil {
+	if err = putInt(w, msg.MessageCount); err != nil {
 		return
 	}
 
@@ -1550,7 +1549,7 @@ func (msg *queuePurgeOk) write(w io.Writer) (err error) {
 }
 
 func (msg *queuePurgeOk) read(r io.Reader) (err error) {
-	if err = binary.Read(r, binary.BigEndian, &msg.MessageCount); err != nil {
+	if err = getInt(r, &msg.MessageCount); err != nil {
 		return
 	}
 
@@ -1576,7 +1575,7 @@ func (msg *queueDelete) wait() bool {
 func (msg *queueDelete) write(w io.Writer) (err error) {
 	var bits byte
 
-	if err = binary.Write(w, binary.BigEndian, msg.reserved1); err != nil {
+	if err = putInt(w, msg.reserved1); err != nil {
 		return
 	}
 
@@ -1596,7 +1595,7 @@ func (msg *queueDelete) write(w io.Writer) (err error) {
 		bits |= 1 << 2
 	}
 
-	if err = binary.Write(w, binary.BigEndian, bits); err != nil {
+	if err = putInt(w, bits); err != nil {
 		return
 	}
 
@@ -1606,7 +1605,7 @@ func (msg *queueDelete) write(w io.Writer) (err error) {
 func (msg *queueDelete) read(r io.Reader) (err error) {
 	var bits byte
 
-	if err = binary.Read(r, binary.BigEndian, &msg.reserved1); err != nil {
+	if err = getInt(r, &msg.reserved1); err != nil {
 		return
 	}
 
@@ -1614,7 +1613,7 @@ func (msg *queueDelete) read(r io.Reader) (err error) {
 		return
 	}
 
-	if err = binary.Read(r, binary.BigEndian, &bits); err != nil {
+	if err = getInt(r, &bits); err != nil {
 		return
 	}
 	msg.IfUnused = (bits&(1<<0) > 0)
@@ -1637,7 +1636,7 @@ func (msg *queueDeleteOk) wait() bool {
 }
 
 func (msg *queueDeleteOk) write(w io.Writer) (err error) {
-	if err = binary.Write(w, binary.BigEndian, msg.MessageCount); err != nil {
+	if err = putInt(w, msg.MessageCount); err != nil {
 		return
 	}
 
@@ -1645,7 +1644,7 @@ func (msg *queueDeleteOk) write(w io.Writer) (err error) {
 }
 
 func (msg *queueDeleteOk) read(r io.Reader) (err error) {
-	if err = binary.Read(r, binary.BigEndian, &msg.MessageCount); err != nil {
+	if err = getInt(r, &msg.MessageCount); err != nil {
 		return
 	}
 
@@ -1669,11 +1668,11 @@ func (msg *basicQos) wait() bool {
 func (msg *basicQos) write(w io.Writer) (err error) {
 	var bits byte
 
-	if err = binary.Write(w, binary.BigEndian, msg.PrefetchSize); err != nil {
+	if err = putInt(w, msg.PrefetchSize); err != nil {
 		return
 	}
 
-	if err = binary.Write(w, binary.BigEndian, msg.PrefetchCount); err != nil {
+	if err = putInt(w, msg.PrefetchCount); err != nil {
 		return
 	}
 
@@ -1681,7 +1680,7 @@ func (msg *basicQos) write(w io.Writer) (err error) {
 		bits |= 1 << 0
 	}
 
-	if err = binary.Write(w, binary.BigEndian, bits); err != nil {
+	if err = putInt(w, bits); err != nil {
 		return
 	}
 
@@ -1691,15 +1690,15 @@ func (msg *basicQos) write(w io.Writer) (err error) {
 func (msg *basicQos) read(r io.Reader) (err error) {
 	var bits byte
 
-	if err = binary.Read(r, binary.BigEndian, &msg.PrefetchSize); err != nil {
+	if err = getInt(r, &msg.PrefetchSize); err != nil {
 		return
 	}
 
-	if err = binary.Read(r, binary.BigEndian, &msg.PrefetchCount); err != nil {
+	if err = getInt(r, &msg.PrefetchCount); err != nil {
 		return
 	}
 
-	if err = binary.Read(r, binary.BigEndian, &bits); err != nil {
+	if err = getInt(r, &bits); err != nil {
 		return
 	}
 	msg.Global = (bits&(1<<0) > 0)
@@ -1747,7 +1746,7 @@ func (msg *basicConsume) wait() bool {
 func (msg *basicConsume) write(w io.Writer) (err error) {
 	var bits byte
 
-	if err = binary.Write(w, binary.BigEndian, msg.reserved1); err != nil {
+	if err = putInt(w, msg.reserved1); err != nil {
 		return
 	}
 
@@ -1774,7 +1773,7 @@ func (msg *basicConsume) write(w io.Writer) (err error) {
 		bits |= 1 << 3
 	}
 
-	if err = binary.Write(w, binary.BigEndian, bits); err != nil {
+	if err = putInt(w, bits); err != nil {
 		return
 	}
 
@@ -1788,7 +1787,7 @@ func (msg *basicConsume) write(w io.Writer) (err error) {
 func (msg *basicConsume) read(r io.Reader) (err error) {
 	var bits byte
 
-	if err = binary.Read(r, binary.BigEndian, &msg.reserved1); err != nil {
+	if err = getInt(r, &msg.reserved1); err != nil {
 		return
 	}
 
@@ -1799,7 +1798,7 @@ func (msg *basicConsume) read(r io.Reader) (err error) {
 		return
 	}
 
-	if err = binary.Read(r, binary.BigEndian, &bits); err != nil {
+	if err = getInt(r, &bits); err != nil {
 		return
 	}
 	msg.NoLocal = (bits&(1<<0) > 0)
@@ -1866,7 +1865,7 @@ func (msg *basicCancel) write(w io.Writer) (err error) {
 		bits |= 1 << 0
 	}
 
-	if err = binary.Write(w, binary.BigEndian, bits); err != nil {
+	if err = putInt(w, bits); err != nil {
 		return
 	}
 
@@ -1880,7 +1879,7 @@ func (msg *basicCancel) read(r io.Reader) (err error) {
 		return
 	}
 
-	if err = binary.Read(r, binary.BigEndian, &bits); err != nil {
+	if err = getInt(r, &bits); err != nil {
 		return
 	}
 	msg.NoWait = (bits&(1<<0) > 0)
@@ -1949,7 +1948,7 @@ func (msg *basicPublish) setContent(props properties, body []byte) {
 func (msg *basicPublish) write(w io.Writer) (err error) {
 	var bits byte
 
-	if err = binary.Write(w, binary.BigEndian, msg.reserved1); err != nil {
+	if err = putInt(w, msg.reserved1); err != nil {
 		return
 	}
 
@@ -1968,7 +1967,7 @@ func (msg *basicPublish) write(w io.Writer) (err error) {
 		bits |= 1 << 1
 	}
 
-	if err = binary.Write(w, binary.BigEndian, bits); err != nil {
+	if err = putInt(w, bits); err != nil {
 		return
 	}
 
@@ -1978,7 +1977,7 @@ func (msg *basicPublish) write(w io.Writer) (err error) {
 func (msg *basicPublish) read(r io.Reader) (err error) {
 	var bits byte
 
-	if err = binary.Read(r, binary.BigEndian, &msg.reserved1); err != nil {
+	if err = getInt(r, &msg.reserved1); err != nil {
 		return
 	}
 
@@ -1989,7 +1988,7 @@ func (msg *basicPublish) read(r io.Reader) (err error) {
 		return
 	}
 
-	if err = binary.Read(r, binary.BigEndian, &bits); err != nil {
+	if err = getInt(r, &bits); err != nil {
 		return
 	}
 	msg.Mandatory = (bits&(1<<0) > 0)
@@ -2024,7 +2023,7 @@ func (msg *basicReturn) setContent(props properties, body []byte) {
 }
 
 func (msg *basicReturn) write(w io.Writer) (err error) {
-	if err = binary.Write(w, binary.BigEndian, msg.ReplyCode); err != nil {
+	if err = putInt(w, msg.ReplyCode); err != nil {
 		return
 	}
 
@@ -2042,7 +2041,7 @@ func (msg *basicReturn) write(w io.Writer) (err error) {
 }
 
 func (msg *basicReturn) read(r io.Reader) (err error) {
-	if err = binary.Read(r, binary.BigEndian, &msg.ReplyCode); err != nil {
+	if err = getInt(r, &msg.ReplyCode); err != nil {
 		return
 	}
 
@@ -2092,7 +2091,7 @@ func (msg *basicDeliver) write(w io.Writer) (err error) {
 		return
 	}
 
-	if err = binary.Write(w, binary.BigEndian, msg.DeliveryTag); err != nil {
+	if err = putInt(w, msg.DeliveryTag); err != nil {
 		return
 	}
 
@@ -2100,7 +2099,7 @@ func (msg *basicDeliver) write(w io.Writer) (err error) {
 		bits |= 1 << 0
 	}
 
-	if err = binary.Write(w, binary.BigEndian, bits); err != nil {
+	if err = putInt(w, bits); err != nil {
 		return
 	}
 
@@ -2121,11 +2120,11 @@ func (msg *basicDeliver) read(r io.Reader) (err error) {
 		return
 	}
 
-	if err = binary.Read(r, binary.BigEndian, &msg.DeliveryTag); err != nil {
+	if err = getInt(r, &msg.DeliveryTag); err != nil {
 		return
 	}
 
-	if err = binary.Read(r, binary.BigEndian, &bits); err != nil {
+	if err = getInt(r, &bits); err != nil {
 		return
 	}
 	msg.Redelivered = (bits&(1<<0) > 0)
@@ -2157,7 +2156,7 @@ func (msg *basicGet) wait() bool {
 func (msg *basicGet) write(w io.Writer) (err error) {
 	var bits byte
 
-	if err = binary.Write(w, binary.BigEndian, msg.reserved1); err != nil {
+	if err = putInt(w, msg.reserved1); err != nil {
 		return
 	}
 
@@ -2169,7 +2168,7 @@ func (msg *basicGet) write(w io.Writer) (err error) {
 		bits |= 1 << 0
 	}
 
-	if err = binary.Write(w, binary.BigEndian, bits); err != nil {
+	if err = putInt(w, bits); err != nil {
 		return
 	}
 
@@ -2179,7 +2178,7 @@ func (msg *basicGet) write(w io.Writer) (err error) {
 func (msg *basicGet) read(r io.Reader) (err error) {
 	var bits byte
 
-	if err = binary.Read(r, binary.BigEndian, &msg.reserved1); err != nil {
+	if err = getInt(r, &msg.reserved1); err != nil {
 		return
 	}
 
@@ -2187,7 +2186,7 @@ func (msg *basicGet) read(r io.Reader) (err error) {
 		return
 	}
 
-	if err = binary.Read(r, binary.BigEndian, &bits); err != nil {
+	if err = getInt(r, &bits); err != nil {
 		return
 	}
 	msg.NoAck = (bits&(1<<0) > 0)
@@ -2224,7 +2223,7 @@ func (msg *basicGetOk) setContent(props properties, body []byte) {
 func (msg *basicGetOk) write(w io.Writer) (err error) {
 	var bits byte
 
-	if err = binary.Write(w, binary.BigEndian, msg.DeliveryTag); err != nil {
+	if err = putInt(w, msg.DeliveryTag); err != nil {
 		return
 	}
 
@@ -2232,7 +2231,7 @@ func (msg *basicGetOk) write(w io.Writer) (err error) {
 		bits |= 1 << 0
 	}
 
-	if err = binary.Write(w, binary.BigEndian, bits); err != nil {
+	if err = putInt(w, bits); err != nil {
 		return
 	}
 
@@ -2243,7 +2242,7 @@ func (msg *basicGetOk) write(w io.Writer) (err error) {
 		return
 	}
 
-	if err = binary.Write(w, binary.BigEndian, msg.MessageCount); err != nil {
+	if err = putInt(w, msg.MessageCount); err != nil {
 		return
 	}
 
@@ -2253,11 +2252,11 @@ func (msg *basicGetOk) write(w io.Writer) (err error) {
 func (msg *basicGetOk) read(r io.Reader) (err error) {
 	var bits byte
 
-	if err = binary.Read(r, binary.BigEndian, &msg.DeliveryTag); err != nil {
+	if err = getInt(r, &msg.DeliveryTag); err != nil {
 		return
 	}
 
-	if err = binary.Read(r, binary.BigEndian, &bits); err != nil {
+	if err = getInt(r, &bits); err != nil {
 		return
 	}
 	msg.Redelivered = (bits&(1<<0) > 0)
@@ -2269,7 +2268,7 @@ func (msg *basicGetOk) read(r io.Reader) (err error) {
 		return
 	}
 
-	if err = binary.Read(r, binary.BigEndian, &msg.MessageCount); err != nil {
+	if err = getInt(r, &msg.MessageCount); err != nil {
 		return
 	}
 
@@ -2320,7 +2319,7 @@ func (msg *basicAck) wait() bool {
 func (msg *basicAck) write(w io.Writer) (err error) {
 	var bits byte
 
-	if err = binary.Write(w, binary.BigEndian, msg.DeliveryTag); err != nil {
+	if err = putInt(w, msg.DeliveryTag); err != nil {
 		return
 	}
 
@@ -2328,7 +2327,7 @@ func (msg *basicAck) write(w io.Writer) (err error) {
 		bits |= 1 << 0
 	}
 
-	if err = binary.Write(w, binary.BigEndian, bits); err != nil {
+	if err = putInt(w, bits); err != nil {
 		return
 	}
 
@@ -2338,11 +2337,11 @@ func (msg *basicAck) write(w io.Writer) (err error) {
 func (msg *basicAck) read(r io.Reader) (err error) {
 	var bits byte
 
-	if err = binary.Read(r, binary.BigEndian, &msg.DeliveryTag); err != nil {
+	if err = getInt(r, &msg.DeliveryTag); err != nil {
 		return
 	}
 
-	if err = binary.Read(r, binary.BigEndian, &bits); err != nil {
+	if err = getInt(r, &bits); err != nil {
 		return
 	}
 	msg.Multiple = (bits&(1<<0) > 0)
@@ -2366,7 +2365,7 @@ func (msg *basicReject) wait() bool {
 func (msg *basicReject) write(w io.Writer) (err error) {
 	var bits byte
 
-	if err = binary.Write(w, binary.BigEndian, msg.DeliveryTag); err != nil {
+	if err = putInt(w, msg.DeliveryTag); err != nil {
 		return
 	}
 
@@ -2374,7 +2373,7 @@ func (msg *basicReject) write(w io.Writer) (err error) {
 		bits |= 1 << 0
 	}
 
-	if err = binary.Write(w, binary.BigEndian, bits); err != nil {
+	if err = putInt(w, bits); err != nil {
 		return
 	}
 
@@ -2384,11 +2383,11 @@ func (msg *basicReject) write(w io.Writer) (err error) {
 func (msg *basicReject) read(r io.Reader) (err error) {
 	var bits byte
 
-	if err = binary.Read(r, binary.BigEndian, &msg.DeliveryTag); err != nil {
+	if err = getInt(r, &msg.DeliveryTag); err != nil {
 		return
 	}
 
-	if err = binary.Read(r, binary.BigEndian, &bits); err != nil {
+	if err = getInt(r, &bits); err != nil {
 		return
 	}
 	msg.Requeue = (bits&(1<<0) > 0)
@@ -2415,7 +2414,7 @@ func (msg *basicRecoverAsync) write(w io.Writer) (err error) {
 		bits |= 1 << 0
 	}
 
-	if err = binary.Write(w, binary.BigEndian, bits); err != nil {
+	if err = putInt(w, bits); err != nil {
 		return
 	}
 
@@ -2425,7 +2424,7 @@ func (msg *basicRecoverAsync) write(w io.Writer) (err error) {
 func (msg *basicRecoverAsync) read(r io.Reader) (err error) {
 	var bits byte
 
-	if err = binary.Read(r, binary.BigEndian, &bits); err != nil {
+	if err = getInt(r, &bits); err != nil {
 		return
 	}
 	msg.Requeue = (bits&(1<<0) > 0)
@@ -2452,7 +2451,7 @@ func (msg *basicRecover) write(w io.Writer) (err error) {
 		bits |= 1 << 0
 	}
 
-	if err = binary.Write(w, binary.BigEndian, bits); err != nil {
+	if err = putInt(w, bits); err != nil {
 		return
 	}
 
@@ -2462,7 +2461,7 @@ func (msg *basicRecover) write(w io.Writer) (err error) {
 func (msg *basicRecover) read(r io.Reader) (err error) {
 	var bits byte
 
-	if err = binary.Read(r, binary.BigEndian, &bits); err != nil {
+	if err = getInt(r, &bits); err != nil {
 		return
 	}
 	msg.Requeue = (bits&(1<<0) > 0)
@@ -2505,7 +2504,7 @@ func (msg *basicNack) wait() bool {
 func (msg *basicNack) write(w io.Writer) (err error) {
 	var bits byte
 
-	if err = binary.Write(w, binary.BigEndian, msg.DeliveryTag); err != nil {
+	if err = putInt(w, msg.DeliveryTag); err != nil {
 		return
 	}
 
@@ -2517,7 +2516,7 @@ func (msg *basicNack) write(w io.Writer) (err error) {
 		bits |= 1 << 1
 	}
 
-	if err = binary.Write(w, binary.BigEndian, bits); err != nil {
+	if err = putInt(w, bits); err != nil {
 		return
 	}
 
@@ -2527,11 +2526,11 @@ func (msg *basicNack) write(w io.Writer) (err error) {
 func (msg *basicNack) read(r io.Reader) (err error) {
 	var bits byte
 
-	if err = binary.Read(r, binary.BigEndian, &msg.DeliveryTag); err != nil {
+	if err = getInt(r, &msg.DeliveryTag); err != nil {
 		return
 	}
 
-	if err = binary.Read(r, binary.BigEndian, &bits); err != nil {
+	if err = getInt(r, &bits); err != nil {
 		return
 	}
 	msg.Multiple = (bits&(1<<0) > 0)
@@ -2667,7 +2666,7 @@ func (msg *confirmSelect) write(w io.Writer) (err error) {
 		bits |= 1 << 0
 	}
 
-	if err = binary.Write(w, binary.BigEndian, bits); err != nil {
+	if err = putInt(w, bits); err != nil {
 		return
 	}
 
@@ -2677,7 +2676,7 @@ func (msg *confirmSelect) write(w io.Writer) (err error) {
 func (msg *confirmSelect) read(r io.Reader) (err error) {
 	var bits byte
 
-	if err = binary.Read(r, binary.BigEndian, &bits); err != nil {
+	if err = getInt(r, &bits); err != nil {
 		return
 	}
 	msg.Nowait = (bits&(1<<0) > 0)
@@ -2708,11 +2707,24 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		ChannelId: channel,
 	}
 
-	if err = binary.Read(r.r, binary.BigEndian, &mf.ClassId); err != nil {
+	// The payload is read whole and parsed in memory (warren's patch:
+	// fastio.go); whatever a method leaves unread is a malformed frame,
+	// as it was when the next octet read had to be the frame end.
+	src, err := r.payloadReader(size)
+	if err != nil {
+		return
+	}
+	defer func() {
+		if err == nil && src.Len() > 0 {
+			f, err = nil, ErrFrame
+		}
+	}()
+
+	if err = getInt(src, &mf.ClassId); err != nil {
 		return
 	}
 
-	if err = binary.Read(r.r, binary.BigEndian, &mf.MethodId); err != nil {
+	if err = getInt(src, &mf.MethodId); err != nil {
 		return
 	}
 
@@ -2724,7 +2736,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 10: // connection start
 			// fmt.Println("NextMethod: class:10 method:10")
 			method := &connectionStart{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -2732,7 +2744,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 11: // connection start-ok
 			// fmt.Println("NextMethod: class:10 method:11")
 			method := &connectionStartOk{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -2740,7 +2752,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 20: // connection secure
 			// fmt.Println("NextMethod: class:10 method:20")
 			method := &connectionSecure{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -2748,7 +2760,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 21: // connection secure-ok
 			// fmt.Println("NextMethod: class:10 method:21")
 			method := &connectionSecureOk{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -2756,7 +2768,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 30: // connection tune
 			// fmt.Println("NextMethod: class:10 method:30")
 			method := &connectionTune{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -2764,7 +2776,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 31: // connection tune-ok
 			// fmt.Println("NextMethod: class:10 method:31")
 			method := &connectionTuneOk{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -2772,7 +2784,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 40: // connection open
 			// fmt.Println("NextMethod: class:10 method:40")
 			method := &connectionOpen{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -2780,7 +2792,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 41: // connection open-ok
 			// fmt.Println("NextMethod: class:10 method:41")
 			method := &connectionOpenOk{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -2788,7 +2800,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 50: // connection close
 			// fmt.Println("NextMethod: class:10 method:50")
 			method := &connectionClose{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -2796,7 +2808,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 51: // connection close-ok
 			// fmt.Println("NextMethod: class:10 method:51")
 			method := &connectionCloseOk{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -2804,7 +2816,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 60: // connection blocked
 			// fmt.Println("NextMethod: class:10 method:60")
 			method := &connectionBlocked{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -2812,7 +2824,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 61: // connection unblocked
 			// fmt.Println("NextMethod: class:10 method:61")
 			method := &connectionUnblocked{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -2820,7 +2832,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 70: // connection update-secret
 			// fmt.Println("NextMethod: class:10 method:70")
 			method := &connectionUpdateSecret{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -2828,7 +2840,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 71: // connection update-secret-ok
 			// fmt.Println("NextMethod: class:10 method:71")
 			method := &connectionUpdateSecretOk{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -2843,7 +2855,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 10: // channel open
 			// fmt.Println("NextMethod: class:20 method:10")
 			method := &channelOpen{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -2851,7 +2863,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 11: // channel open-ok
 			// fmt.Println("NextMethod: class:20 method:11")
 			method := &channelOpenOk{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -2859,7 +2871,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 20: // channel flow
 			// fmt.Println("NextMethod: class:20 method:20")
 			method := &channelFlow{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -2867,7 +2879,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 21: // channel flow-ok
 			// fmt.Println("NextMethod: class:20 method:21")
 			method := &channelFlowOk{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -2875,7 +2887,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 40: // channel close
 			// fmt.Println("NextMethod: class:20 method:40")
 			method := &channelClose{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -2883,7 +2895,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 41: // channel close-ok
 			// fmt.Println("NextMethod: class:20 method:41")
 			method := &channelCloseOk{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -2898,7 +2910,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 10: // exchange declare
 			// fmt.Println("NextMethod: class:40 method:10")
 			method := &exchangeDeclare{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -2906,7 +2918,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 11: // exchange declare-ok
 			// fmt.Println("NextMethod: class:40 method:11")
 			method := &exchangeDeclareOk{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -2914,7 +2926,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 20: // exchange delete
 			// fmt.Println("NextMethod: class:40 method:20")
 			method := &exchangeDelete{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -2922,7 +2934,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 21: // exchange delete-ok
 			// fmt.Println("NextMethod: class:40 method:21")
 			method := &exchangeDeleteOk{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -2930,7 +2942,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 30: // exchange bind
 			// fmt.Println("NextMethod: class:40 method:30")
 			method := &exchangeBind{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -2938,7 +2950,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 31: // exchange bind-ok
 			// fmt.Println("NextMethod: class:40 method:31")
 			method := &exchangeBindOk{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -2946,7 +2958,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 40: // exchange unbind
 			// fmt.Println("NextMethod: class:40 method:40")
 			method := &exchangeUnbind{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -2954,7 +2966,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 51: // exchange unbind-ok
 			// fmt.Println("NextMethod: class:40 method:51")
 			method := &exchangeUnbindOk{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -2969,7 +2981,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 10: // queue declare
 			// fmt.Println("NextMethod: class:50 method:10")
 			method := &queueDeclare{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -2977,7 +2989,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 11: // queue declare-ok
 			// fmt.Println("NextMethod: class:50 method:11")
 			method := &queueDeclareOk{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -2985,7 +2997,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 20: // queue bind
 			// fmt.Println("NextMethod: class:50 method:20")
 			method := &queueBind{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -2993,7 +3005,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 21: // queue bind-ok
 			// fmt.Println("NextMethod: class:50 method:21")
 			method := &queueBindOk{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -3001,7 +3013,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 50: // queue unbind
 			// fmt.Println("NextMethod: class:50 method:50")
 			method := &queueUnbind{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -3009,7 +3021,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 51: // queue unbind-ok
 			// fmt.Println("NextMethod: class:50 method:51")
 			method := &queueUnbindOk{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -3017,7 +3029,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 30: // queue purge
 			// fmt.Println("NextMethod: class:50 method:30")
 			method := &queuePurge{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -3025,7 +3037,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 31: // queue purge-ok
 			// fmt.Println("NextMethod: class:50 method:31")
 			method := &queuePurgeOk{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -3033,7 +3045,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 40: // queue delete
 			// fmt.Println("NextMethod: class:50 method:40")
 			method := &queueDelete{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -3041,7 +3053,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 41: // queue delete-ok
 			// fmt.Println("NextMethod: class:50 method:41")
 			method := &queueDeleteOk{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -3056,7 +3068,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 10: // basic qos
 			// fmt.Println("NextMethod: class:60 method:10")
 			method := &basicQos{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -3064,7 +3076,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 11: // basic qos-ok
 			// fmt.Println("NextMethod: class:60 method:11")
 			method := &basicQosOk{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -3072,7 +3084,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 20: // basic consume
 			// fmt.Println("NextMethod: class:60 method:20")
 			method := &basicConsume{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -3080,7 +3092,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 21: // basic consume-ok
 			// fmt.Println("NextMethod: class:60 method:21")
 			method := &basicConsumeOk{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -3088,7 +3100,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 30: // basic cancel
 			// fmt.Println("NextMethod: class:60 method:30")
 			method := &basicCancel{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -3096,7 +3108,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 31: // basic cancel-ok
 			// fmt.Println("NextMethod: class:60 method:31")
 			method := &basicCancelOk{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -3104,7 +3116,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 40: // basic publish
 			// fmt.Println("NextMethod: class:60 method:40")
 			method := &basicPublish{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -3112,7 +3124,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 50: // basic return
 			// fmt.Println("NextMethod: class:60 method:50")
 			method := &basicReturn{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -3120,7 +3132,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 60: // basic deliver
 			// fmt.Println("NextMethod: class:60 method:60")
 			method := &basicDeliver{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -3128,7 +3140,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 70: // basic get
 			// fmt.Println("NextMethod: class:60 method:70")
 			method := &basicGet{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -3136,7 +3148,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 71: // basic get-ok
 			// fmt.Println("NextMethod: class:60 method:71")
 			method := &basicGetOk{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -3144,7 +3156,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 72: // basic get-empty
 			// fmt.Println("NextMethod: class:60 method:72")
 			method := &basicGetEmpty{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -3152,7 +3164,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 80: // basic ack
 			// fmt.Println("NextMethod: class:60 method:80")
 			method := &basicAck{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -3160,7 +3172,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 90: // basic reject
 			// fmt.Println("NextMethod: class:60 method:90")
 			method := &basicReject{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -3168,7 +3180,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 100: // basic recover-async
 			// fmt.Println("NextMethod: class:60 method:100")
 			method := &basicRecoverAsync{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -3176,7 +3188,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 110: // basic recover
 			// fmt.Println("NextMethod: class:60 method:110")
 			method := &basicRecover{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -3184,7 +3196,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 111: // basic recover-ok
 			// fmt.Println("NextMethod: class:60 method:111")
 			method := &basicRecoverOk{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -3192,7 +3204,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 120: // basic nack
 			// fmt.Println("NextMethod: class:60 method:120")
 			method := &basicNack{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -3207,7 +3219,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 10: // tx select
 			// fmt.Println("NextMethod: class:90 method:10")
 			method := &txSelect{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -3215,7 +3227,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 11: // tx select-ok
 			// fmt.Println("NextMethod: class:90 method:11")
 			method := &txSelectOk{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -3223,7 +3235,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 20: // tx commit
 			// fmt.Println("NextMethod: class:90 method:20")
 			method := &txCommit{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -3231,7 +3243,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 21: // tx commit-ok
 			// fmt.Println("NextMethod: class:90 method:21")
 			method := &txCommitOk{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -3239,7 +3251,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 30: // tx rollback
 			// fmt.Println("NextMethod: class:90 method:30")
 			method := &txRollback{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -3247,7 +3259,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 31: // tx rollback-ok
 			// fmt.Println("NextMethod: class:90 method:31")
 			method := &txRollbackOk{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -3262,7 +3274,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 10: // confirm select
 			// fmt.Println("NextMethod: class:85 method:10")
 			method := &confirmSelect{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method
@@ -3270,7 +3282,7 @@ func (r *reader) parseMethodFrame(channel uint16, size uint32) (f frame, err err
 		case 11: // confirm select-ok
 			// fmt.Println("NextMethod: class:85 method:11")
 			method := &confirmSelectOk{}
-			if err = method.read(r.r); err != nil {
+			if err = method.read(src); err != nil {
 				return
 			}
 			mf.Method = method

@@ -6,6 +6,7 @@
 package amqp091
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"sync/atomic"
@@ -509,6 +510,10 @@ func updateChannel(f frame, channel *Channel) {
 
 type reader struct {
 	r io.Reader
+
+	// payload holds the method or content header frame being parsed
+	// (warren's patch: fastio.go).
+	payload bytes.Buffer
 
 	// maxFrameSize, when non-nil, points at the connection's negotiated
 	// frame_max (total frame length, including header and frame-end byte).

@@ -42,11 +42,11 @@ func (f *methodFrame) write(w io.Writer) (err error) {
 
 	class, method := f.Method.id()
 
-	if err = binary.Write(&payload, binary.BigEndian, class); err != nil {
+	if err = putInt(&payload, class); err != nil {
 		return
 	}
 
-	if err = binary.Write(&payload, binary.BigEndian, method); err != nil {
+	if err = putInt(&payload, method); err != nil {
 		return
 	}
 
@@ -74,15 +74,15 @@ func (f *heartbeatFrame) write(w io.Writer) (err error) {
 func (f *headerFrame) write(w io.Writer) (err error) {
 	var payload bytes.Buffer
 
-	if err = binary.Write(&payload, binary.BigEndian, f.ClassId); err != nil {
+	if err = putInt(&payload, f.ClassId); err != nil {
 		return
 	}
 
-	if err = binary.Write(&payload, binary.BigEndian, f.weight); err != nil {
+	if err = putInt(&payload, f.weight); err != nil {
 		return
 	}
 
-	if err = binary.Write(&payload, binary.BigEndian, f.Size); err != nil {
+	if err = putInt(&payload, f.Size); err != nil {
 		return
 	}
 
@@ -131,7 +131,7 @@ func (f *headerFrame) write(w io.Writer) (err error) {
 		mask |= flagAppId
 	}
 
-	if err = binary.Write(&payload, binary.BigEndian, mask); err != nil {
+	if err = putInt(&payload, mask); err != nil {
 		return
 	}
 
@@ -151,12 +151,12 @@ func (f *headerFrame) write(w io.Writer) (err error) {
 		}
 	}
 	if hasProperty(mask, flagDeliveryMode) {
-		if err = binary.Write(&payload, binary.BigEndian, f.Properties.DeliveryMode); err != nil {
+		if err = putInt(&payload, f.Properties.DeliveryMode); err != nil {
 			return
 		}
 	}
 	if hasProperty(mask, flagPriority) {
-		if err = binary.Write(&payload, binary.BigEndian, f.Properties.Priority); err != nil {
+		if err = putInt(&payload, f.Properties.Priority); err != nil {
 			return
 		}
 	}
@@ -181,7 +181,7 @@ func (f *headerFrame) write(w io.Writer) (err error) {
 		}
 	}
 	if hasProperty(mask, flagTimestamp) {
-		if err = binary.Write(&payload, binary.BigEndian, uint64(f.Properties.Timestamp.Unix())); err != nil {
+		if err = putInt(&payload, uint64(f.Properties.Timestamp.Unix())); err != nil {
 			return
 		}
 	}
@@ -213,6 +213,9 @@ func (f *bodyFrame) write(w io.Writer) (err error) {
 }
 
 func writeFrame(w io.Writer, typ uint8, channel uint16, payload []byte) (err error) {
+	if bw, ok := w.(*bufio.Writer); ok {
+		return writeFrameTo(bw, typ, channel, payload) // warren's patch: fastio.go
+	}
 	end := []byte{frameEnd}
 	size := uint(len(payload))
 
@@ -241,38 +244,23 @@ func writeFrame(w io.Writer, typ uint8, channel uint16, payload []byte) (err err
 }
 
 func writeShortstr(w io.Writer, s string) (err error) {
-	b := []byte(s)
-	if len(b) > 255 {
+	if len(s) > 255 {
 		return fmt.Errorf("amqp: shortstr %q exceeds 255 bytes", s)
 	}
 
-	length := uint8(len(b))
-
-	if err = binary.Write(w, binary.BigEndian, length); err != nil {
+	if err = putInt(w, uint8(len(s))); err != nil {
 		return
 	}
 
-	if _, err = w.Write(b[:length]); err != nil {
-		return
-	}
-
-	return
+	return writeString(w, s)
 }
 
 func writeLongstr(w io.Writer, s string) (err error) {
-	b := []byte(s)
-
-	length := uint32(len(b))
-
-	if err = binary.Write(w, binary.BigEndian, length); err != nil {
+	if err = putInt(w, uint32(len(s))); err != nil {
 		return
 	}
 
-	if _, err = w.Write(b[:length]); err != nil {
-		return
-	}
-
-	return
+	return writeString(w, s)
 }
 
 /*
@@ -428,6 +416,23 @@ func writeField(w io.Writer, value any) (err error) {
 // writeTable serializes a Table to the given writer.
 // It writes each key-value pair and returns the serialized data as a longstr.
 func writeTable(w io.Writer, table Table) (err error) {
+	if bw, ok := w.(*bytes.Buffer); ok {
+		// In place, its length written once known (warren's patch:
+		// fastio.go).
+		start := bw.Len()
+		bw.Write([]byte{0, 0, 0, 0})
+		for key, val := range table {
+			if err = writeShortstr(bw, key); err != nil {
+				return fmt.Errorf("writing key %q: %w", key, err)
+			}
+			if err = writeField(bw, val); err != nil {
+				return fmt.Errorf("writing value for key %q: %w", key, err)
+			}
+		}
+		binary.BigEndian.PutUint32(bw.Bytes()[start:], uint32(bw.Len()-start-4))
+		return nil
+	}
+
 	var buf bytes.Buffer
 
 	for key, val := range table {
