@@ -65,7 +65,7 @@ func TestPutIntWritesAsBinaryWrite(t *testing.T) {
 	var fast bytes.Buffer
 	var slow struct{ bytes.Buffer } // not a *bytes.Buffer: the encoding/binary path
 	for _, w := range []io.Writer{&fast, &slow} {
-		for _, err := range []error{putInt(w, uint8(0xab)), putInt(w, int16(-2)), putInt(w, uint32(0xdeadbeef)), putInt(w, int64(-1) << 40)} {
+		for _, err := range []error{putInt(w, uint8(0xab)), putInt(w, int16(-2)), putInt(w, uint32(0xdeadbeef)), putInt(w, int64(-1)<<40)} {
 			if err != nil {
 				t.Fatal(err)
 			}
