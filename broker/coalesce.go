@@ -26,7 +26,15 @@ type coalescer struct {
 
 	// The channel with frames left in its connection's buffer, nil when
 	// none: guarded by the writers' lock.
-	unflushed *amqp.Channel
+	unflushed flusher
+}
+
+// flusher is what a coalescer needs of a channel: *amqp.Channel, or a
+// fake in tests.
+type flusher interface {
+	PublishUnflushed(exchange, key string, mandatory, immediate bool, msg amqp.Publishing) (*amqp.DeferredConfirmation, error)
+	PublishWithDeferredConfirm(exchange, key string, mandatory, immediate bool, msg amqp.Publishing) (*amqp.DeferredConfirmation, error)
+	Flush() error
 }
 
 // enter counts a writer in, before it takes the lock.
@@ -34,7 +42,7 @@ func (g *coalescer) enter() { g.queued.Add(1) }
 
 // publish publishes msg on ch, unflushed when another writer is queued.
 // The writers' lock must be held.
-func (g *coalescer) publish(ch *amqp.Channel, exchange, key string, mandatory bool, msg amqp.Publishing) error {
+func (g *coalescer) publish(ch flusher, exchange, key string, mandatory bool, msg amqp.Publishing) error {
 	if g.queued.Load() > 1 {
 		if _, err := ch.PublishUnflushed(exchange, key, mandatory, false, msg); err != nil {
 			return err
