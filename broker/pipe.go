@@ -29,10 +29,13 @@ type pipe struct {
 // observers' func for its outcome, and, once sent on a confirm channel, its pending
 // confirm.
 type inflight struct {
-	env     *Envelope
-	target  publishTarget
-	pending *pending
-	done    func(error) // the observers', called once with the outcome
+	// The job's id and type, for errors: not its envelope, whose body
+	// would stay in memory until the confirm (a PublishBatch of large jobs
+	// would hold a window of encoded bodies already written).
+	id, jobType string
+	target      publishTarget
+	pending     *pending
+	done        func(error) // the observers', called once with the outcome
 }
 
 // begin readies env for t: the app id filled in when empty, t resolved to
@@ -40,7 +43,7 @@ type inflight struct {
 // kind; confirmed says whether the outcome they will see is a confirm). A
 // job type without a route fails without calling the observers.
 func (p *pipe) begin(ctx context.Context, kind PublishKind, env *Envelope, t publishTarget, confirmed bool) (*inflight, error) {
-	f := &inflight{env: env, target: t}
+	f := &inflight{id: env.ID, jobType: env.Type, target: t}
 	if env.AppID == "" {
 		env.AppID = p.appID
 	}
@@ -117,7 +120,7 @@ func (f *inflight) wait(ctx context.Context) error {
 // fail ends f with err, wrapped in a *PublishError naming the job and its
 // target.
 func (f *inflight) fail(err error) error {
-	return f.end(&PublishError{JobID: f.env.ID, JobType: f.env.Type, Exchange: f.target.exchange, RoutingKey: f.target.key, Err: err})
+	return f.end(&PublishError{JobID: f.id, JobType: f.jobType, Exchange: f.target.exchange, RoutingKey: f.target.key, Err: err})
 }
 
 // end calls the observers' done func, once, with the outcome, and returns err.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -434,5 +435,46 @@ func TestPublishHonoursCancelledContext(t *testing.T) {
 	}
 	if n := brokertest.Depth(t, queue); n != 0 {
 		t.Fatalf("queue holds %d jobs, want 0", n)
+	}
+}
+
+// TestPublishBatchHoldsNoWrittenBodies: a batch of large jobs holds in
+// memory only what the caller gave it, not the encoded body of every job
+// already written and awaiting its confirm. 100 jobs of 1 MiB share one
+// payload; the live heap, read as the 91st job is published, must not hold
+// the 90 encoded bodies before it.
+func TestPublishBatchHoldsNoWrittenBodies(t *testing.T) {
+	const mib = 1 << 20
+	var live uint64
+	var seen int
+	obs := broker.ObserverFuncs{OnPublish: func(ctx context.Context, _ broker.PublishInfo, _ *broker.Envelope) (context.Context, func(error)) {
+		if seen++; seen == 91 {
+			runtime.GC()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			live = ms.HeapAlloc
+		}
+		return ctx, nil
+	}}
+	conn := dial(t, broker.WithObserver(obs))
+	queue := brokertest.Queue(t, "batch-memory", nil)
+	p := newPublisher(t, conn)
+	data := make([]byte, mib)
+	jobs := make([]broker.Job, 100)
+	for i := range jobs {
+		jobs[i] = broker.Job{Type: "large", Payload: data}
+	}
+	if err := p.PublishBatch(brokertest.Context(t, time.Minute), jobs, broker.ToQueue(queue)); err != nil {
+		t.Fatal(err)
+	}
+	if seen < 91 {
+		t.Fatalf("the observer saw %d publishes, want 100", seen)
+	}
+	t.Logf("live heap at the 91st job: %.1f MiB", float64(live)/mib)
+	if live > 32*mib {
+		t.Fatalf("live heap at the 91st of 100 jobs of 1 MiB is %.1f MiB: the batch holds the bodies it wrote", float64(live)/mib)
+	}
+	if n := brokertest.Depth(t, queue); n != len(jobs) {
+		t.Fatalf("queue holds %d jobs, want %d", n, len(jobs))
 	}
 }

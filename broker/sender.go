@@ -114,7 +114,7 @@ func (s *Sender) Publish(ctx context.Context, kind PublishKind, env *Envelope, e
 // publish opens a new channel.
 func (s *Sender) PublishMessage(ctx context.Context, exchange, routingKey string, msg Message) error {
 	t := publishTarget{exchange: exchange, key: routingKey, explicit: true}
-	f := &inflight{env: &Envelope{ID: msg.MessageID, Type: msg.Type}, target: t}
+	f := &inflight{id: msg.MessageID, jobType: msg.Type, target: t}
 	if err := ctx.Err(); err != nil {
 		return f.fail(err)
 	}
