@@ -16,7 +16,7 @@ import (
 func newTopologyCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "topology",
-		Short: "Validate and apply a topology file",
+		Short: "Validate, plan, apply and export a topology file",
 	}
 	cmd.AddCommand(newTopologyValidateCmd(g), newTopologyApplyCmd(g), newTopologyPlanCmd(g), newTopologyExportCmd(g))
 	return cmd
