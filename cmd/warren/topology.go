@@ -290,11 +290,12 @@ func (g *globals) settleByPolicy(ctx context.Context, mgmtURL, path string, t *t
 			continue
 		}
 		ch, ok := pending[o.Name]
+		policy, hasPolicy := live.Policies[o.Name]
 		switch {
-		case !ok:
-			policy := live.Policies[o.Name].Name
+		case !ok && hasPolicy:
+			// Plan finds no difference left: the policy settles them all.
 			o.Err, o.Existed = nil, true
-			o.Warning = fmt.Sprintf("queue %q has other arguments than the file's (%s); policy %s gives it the file's values, so it is left as it is", o.Name, ce.Argument, policy)
+			o.Warning = fmt.Sprintf("queue %q has other arguments than the file's (%s); policy %s gives it the file's values, so it is left as it is", o.Name, ce.Argument, policy.Name)
 		case ch.Fix != nil:
 			pr.remedies = append(pr.remedies, ch)
 		}
