@@ -63,8 +63,10 @@ deps: ## Install the Debian packages the tests need (python3-amqp, python3-msgpa
 	@scripts/deps.sh
 
 .PHONY: test
-test: broker deps test-amqp091 ## Run every test (with -race) against the local broker (RABBITMQ=4.0|4.3: against a private node of that release)
-	$(BROKER_ENV) $(GO) test -race -count=1 -timeout 5m ./...
+test: broker deps test-amqp091 ## Run the unit and broker tests (with -race; not the fault suite, torture or soak), a line per package as it finishes; full log in bin/test.log (RABBITMQ=4.0|4.3: against a private node of that release)
+	@mkdir -p bin; $(BROKER_ENV) $(GO) test -race -count=1 -timeout 5m ./... 2>&1 | tee bin/test.log | \
+		grep --line-buffered -E '^(ok|FAIL|panic)|^\s*--- FAIL|_test\.go:[0-9]+:|goleak|DATA RACE|race detected'; \
+		rc=$${PIPESTATUS[0]}; if [ $$rc -ne 0 ]; then echo "test failed (exit $$rc); the last lines of bin/test.log:"; tail -n 80 bin/test.log; fi; exit $$rc
 
 .PHONY: test-amqp091
 test-amqp091: ## Run the unit tests of the patched amqp091-go copy (third_party/, a module of its own)
@@ -77,14 +79,14 @@ patch-diff: ## Write third_party/amqp091-go/WARREN-PATCH.diff (the copy against 
 .PHONY: test-faults
 test-faults: broker ## Run the fault suite: private RabbitMQ nodes killed, stopped, alarmed, clustered; prints each ledger (RABBITMQ=4.3: 4.3 nodes)
 	@mkdir -p bin; $(BROKER_ENV) $(GO) test -tags faults -race -count=1 -timeout 15m -v -run . ./internal/faults/ 2>&1 | tee bin/test-faults.log | \
-		grep -E '^(=== RUN|\s*---|ok|FAIL|panic)|ledger:|first publish|_test.go|goleak|DATA RACE|race detected'; \
+		grep --line-buffered -E '^(=== RUN|\s*---|ok|FAIL|panic)|ledger:|first publish|_test.go|goleak|DATA RACE|race detected'; \
 		rc=$${PIPESTATUS[0]}; if [ $$rc -ne 0 ]; then echo "test-faults failed (exit $$rc); the last lines of bin/test-faults.log:"; tail -n 80 bin/test-faults.log; fi; exit $$rc
 
 .PHONY: torture
 torture: broker ## Lifecycle torture test (with -race; about 2 minutes): TORTURE_JOBS (default 2000) jobs of every behaviour, workers killed and disconnected; prints the ledger (TORTURE_SEED replays a run; RABBITMQ=4.3: on a 4.3 node)
 	@mkdir -p bin; $(BROKER_ENV) TORTURE_SEED=$(TORTURE_SEED) TORTURE_JOBS=$(TORTURE_JOBS) TORTURE_MINUTES=$(TORTURE_MINUTES) \
 		$(GO) test -race -tags torture -count=1 -timeout 20m -v -run 'TestLedgerCheck|TestTorture' ./internal/torture/ 2>&1 | tee bin/torture.log | \
-		grep -E '^(=== RUN|\s*---|ok|FAIL|panic)|torture|_test.go|goleak|DATA RACE'; exit $${PIPESTATUS[0]}
+		grep --line-buffered -E '^(=== RUN|\s*---|ok|FAIL|panic)|torture|_test.go|goleak|DATA RACE'; exit $${PIPESTATUS[0]}
 
 .PHONY: soak
 soak: ## Soak run (not in CI): SOAK_MINUTES (default 10) of mixed load and random faults on a private node; prints the ledger and memory every 30s

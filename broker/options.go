@@ -38,8 +38,10 @@ func defaultOptions() options {
 	}
 }
 
-// WithReconnectBackoff sets the wait between reconnection rounds: from min,
-// doubling (with jitter) up to max (defaults 200ms and 15s).
+// WithReconnectBackoff sets the wait after each failed reconnection
+// attempt: from min, 1.5 times longer after each failure up to max
+// (defaults 200ms and 15s), each wait then spread by ±50%, so a capped
+// wait lasts from max/2 to 1.5×max.
 func WithReconnectBackoff(min, max time.Duration) Option {
 	return func(o *options) error {
 		if min <= 0 || max < min {

@@ -47,6 +47,10 @@ type Live struct {
 	Exchanges []Exchange
 	Queues    []Queue
 	Bindings  []Binding
+	// Policies holds the policy in effect on each queue that has one, by
+	// queue name. A tunable that it already gives the file's value is no
+	// difference.
+	Policies map[string]LivePolicy
 }
 
 // Change is one difference between a topology and a broker.
@@ -62,6 +66,8 @@ type Change struct {
 	Diffs []Diff
 	// Note says more about a create or an extra, e.g. "quorum, durable".
 	Note string
+	// Fix is the policy that settles an ActionUpdate; nil for the others.
+	Fix *PolicyFix
 }
 
 // Diff is one attribute or argument that differs.
@@ -115,6 +121,9 @@ var tunables = map[string]tunable{
 // file's value (the queue lacks the argument, or the file's limit is lower:
 // RabbitMQ applies the lower of argument and policy for limits, and the
 // argument alone for the others); anything else is an ActionRecreate.
+// A tunable that the policy in effect on the queue (Live.Policies) already
+// gives the file's value is settled, no difference. An ActionUpdate's Fix
+// is the policy that settles it.
 // Values are compared after normalising numbers, so int64(60000) equals
 // 60000.0, and []byte equals string.
 //
@@ -138,7 +147,7 @@ var tunables = map[string]tunable{
 // The default exchange (""), its implicit bindings, and the "amq."
 // exchanges are never extras.
 func Plan(want *Topology, live Live) []Change {
-	p := planner{want: want}
+	p := planner{want: want, policies: live.Policies}
 	p.exchanges(live.Exchanges)
 	p.queues(live.Queues)
 	p.bindings(live.Bindings)
@@ -146,8 +155,9 @@ func Plan(want *Topology, live Live) []Change {
 }
 
 type planner struct {
-	want    *Topology
-	changes []Change
+	want     *Topology
+	policies map[string]LivePolicy
+	changes  []Change
 	// extraQueues are the live queues reported as extras.
 	extraQueues map[string]bool
 }
@@ -206,7 +216,15 @@ func (p *planner) queues(live []Queue) {
 		diffs = appendDiff(diffs, "durable", l.Durable, w.Durable)
 		diffs = appendDiff(diffs, "auto_delete", l.AutoDelete, w.AutoDelete)
 		diffs = appendDiff(diffs, "exclusive", l.Exclusive, w.Exclusive)
-		diffs = append(diffs, argDiffs(l.Args, w.Args, tunables)...)
+		var policy *LivePolicy
+		if lp, ok := p.policies[w.Name]; ok {
+			policy = &lp
+		}
+		for _, d := range argDiffs(l.Args, w.Args, tunables) {
+			if !settled(d, policy) {
+				diffs = append(diffs, d)
+			}
+		}
 		if len(diffs) == 0 {
 			continue
 		}
@@ -216,7 +234,11 @@ func (p *planner) queues(live []Queue) {
 				action = ActionRecreate
 			}
 		}
-		p.add(Change{Action: action, Kind: EntityQueue, Name: w.Name, Derived: w.Derived, Diffs: diffs})
+		c := Change{Action: action, Kind: EntityQueue, Name: w.Name, Derived: w.Derived, Diffs: diffs}
+		if action == ActionUpdate {
+			c.Fix = policyFix(w.Name, diffs, policy)
+		}
+		p.add(c)
 	}
 
 	// Leftover dead-letter queues of the file's work queues.

@@ -21,10 +21,15 @@ import (
 func newDLQCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "dlq",
-		Short: "Inspect dead-letter queues",
-		Long: `Inspect the jobs parked in a dead-letter queue (a work queue's is <queue>.dlq):
-what failed, why, and where it came from. Reading removes nothing: the jobs
-are read without acks and go back to the queue.`,
+		Short: "List, show, replay, purge, export and import the jobs of dead-letter queues",
+		Long: `Work with the jobs parked in a dead-letter queue (a work queue's is <queue>.dlq):
+list and show what failed, why, and where it came from; replay them to run
+again; purge them; export them to a file and import them back.
+
+list and show remove nothing: the jobs are read without acks and go back
+to the queue. replay takes a job out only once its target has confirmed
+it; purge deletes jobs for good (with --export, each only once it is written
+to the file).`,
 	}
 	cmd.AddCommand(newDLQListCmd(g), newDLQShowCmd(g), newDLQReplayCmd(g), newDLQPurgeCmd(g), newDLQExportCmd(g), newDLQImportCmd(g))
 	return cmd

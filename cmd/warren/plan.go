@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"strings"
@@ -178,13 +179,7 @@ func printPlan(g *globals, path string, c *mgmt.Client, t *topology.Topology, ch
 		// The widest action is "update (by policy)", the widest kind
 		// "exchange". Differences and notes on extras go on lines of their
 		// own, as a binding's name can be long.
-		fmt.Fprintf(g.stdout, "%-18s  %-8s  %s\n", ch.Action.Text(), ch.Kind, name)
-		for _, d := range ch.Diffs {
-			fmt.Fprintf(g.stdout, "    %s\n", d)
-		}
-		if ch.Action == topology.ActionExtra && ch.Note != "" {
-			fmt.Fprintf(g.stdout, "    %s\n", ch.Note)
-		}
+		printChange(g.stdout, c.Vhost(), path, ch, name)
 	}
 	where := fmt.Sprintf("vhost %s at %s", c.Vhost(), c.URL())
 	extra := ""
@@ -199,8 +194,41 @@ func printPlan(g *globals, path string, c *mgmt.Client, t *topology.Topology, ch
 	fmt.Fprintf(g.stdout, "%d to create, %d to update by policy, %d needing a recreate (%s)%s\n",
 		counts[topology.ActionCreate], counts[topology.ActionUpdate], counts[topology.ActionRecreate], where, extra)
 	if counts[topology.ActionUpdate]+counts[topology.ActionRecreate] > 0 {
-		fmt.Fprintln(g.stdout, "apply reports a conflict for each update and recreate: set the policies, or delete those entities (losing their messages), or change the file to match; see docs/topology.md, \"Changing a topology that is in use\"")
+		fmt.Fprintln(g.stdout, "apply reports a conflict for each update and recreate: set the policies (each update's remedy, or apply --policies), or delete those entities (losing their messages), or change the file to match; see docs/topology.md, \"Changing a topology that is in use\"")
 	}
+}
+
+// printChange prints a change of plan, or a conflict of apply: its action,
+// kind and name, its differences, and the remedy of an update by policy.
+func printChange(w io.Writer, vhost, path string, ch topology.Change, name string) {
+	fmt.Fprintf(w, "%-18s  %-8s  %s\n", ch.Action.Text(), ch.Kind, name)
+	for _, d := range ch.Diffs {
+		fmt.Fprintf(w, "    %s\n", d)
+	}
+	if ch.Action == topology.ActionExtra && ch.Note != "" {
+		fmt.Fprintf(w, "    %s\n", ch.Note)
+	}
+	for _, l := range ch.Remedy(vhost, path) {
+		fmt.Fprintf(w, "    %s\n", l)
+	}
+}
+
+type planFixJSON struct {
+	Policy     string         `json:"policy"`
+	Pattern    string         `json:"pattern"`
+	ApplyTo    string         `json:"apply_to"`
+	Priority   int            `json:"priority"`
+	Definition map[string]any `json:"definition"`
+	Replaces   string         `json:"replaces,omitempty"`
+	Command    string         `json:"command"`
+}
+
+func fixJSON(f *topology.PolicyFix, vhost string) *planFixJSON {
+	if f == nil {
+		return nil
+	}
+	return &planFixJSON{Policy: f.Name, Pattern: f.Pattern, ApplyTo: f.ApplyTo, Priority: f.Priority,
+		Definition: f.Definition, Replaces: f.Replaces, Command: f.Command(vhost)}
 }
 
 type planDiffJSON struct {
@@ -218,6 +246,8 @@ type planChangeJSON struct {
 	Derived bool           `json:"derived"`
 	Details string         `json:"details"`
 	Diffs   []planDiffJSON `json:"diffs,omitempty"`
+	// Fix is the policy that settles an update.
+	Fix *planFixJSON `json:"fix,omitempty"`
 }
 
 func planJSON(path string, c *mgmt.Client, changes []topology.Change, warnings []string) any {
@@ -231,7 +261,8 @@ func planJSON(path string, c *mgmt.Client, changes []topology.Change, warnings [
 		Warnings   []string         `json:"warnings,omitempty"`
 	}{Version: 1, File: path, Management: c.URL(), Vhost: c.Vhost(), Pending: pending(changes), Changes: []planChangeJSON{}, Warnings: warnings}
 	for _, ch := range changes {
-		cj := planChangeJSON{Action: string(ch.Action), Kind: ch.Kind, Name: ch.Name, Derived: ch.Derived, Details: ch.Details()}
+		cj := planChangeJSON{Action: string(ch.Action), Kind: ch.Kind, Name: ch.Name, Derived: ch.Derived, Details: ch.Details(),
+			Fix: fixJSON(ch.Fix, c.Vhost())}
 		for _, d := range ch.Diffs {
 			cj.Diffs = append(cj.Diffs, planDiffJSON{Attribute: d.Attribute, Broker: d.Live, File: d.Want, Policy: d.Policy, Why: d.Why})
 		}

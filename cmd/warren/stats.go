@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -16,8 +17,10 @@ import (
 
 func newStatsCmd(g *globals) *cobra.Command {
 	var path, mgmtURL string
+	var byOrigin bool
+	var sample int
 	cmd := &cobra.Command{
-		Use:   "stats [-f FILE]",
+		Use:   "stats [-f FILE] [--by-origin [--sample N]]",
 		Short: "Show queue depths, consumers and rates",
 		Long: `Show, per queue, the jobs ready and unacknowledged, the jobs dead-lettered
 (the depth of the queue's .dlq), the consumers, and the publish, deliver and
@@ -27,13 +30,28 @@ With -f, the topology's work queues and their dead-letter queues, in file
 order; a queue the broker does not have is listed as missing. Without -f,
 every queue of the virtual host except warren's own (warren.*).
 
+Then the delay cascade: the jobs waiting in it, retrying or scheduled, in
+total and per level, and the jobs in warren.delay.unroutable (their delay
+ended and no queue took them). The levels are shared by every queue of the
+vhost; --by-origin reads the jobs waiting there, at most --sample of each
+level, without taking them (the management API hands them out and puts
+them back), and counts them per queue they are delayed for: retrying (they
+carry a failure), scheduled, unroutable. With -f, the file's queues.
+
 The management API refreshes its counts every few seconds (5 by default),
 so they lag the queues a little. Deliver counts deliveries of every kind
 (to consumers with or without acks, and basic.get).`,
 		Example: `  warren stats -f topology.yaml
+  warren stats -f topology.yaml --by-origin
   warren stats --json | jq '.queues[] | select(.dead_lettered > 0)'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if sample < 1 {
+				return fmt.Errorf("--sample %d: give the most jobs to read from each queue of the delay cascade, at least 1", sample)
+			}
+			if cmd.Flags().Changed("sample") && !byOrigin {
+				return errors.New("--sample sets how many jobs --by-origin reads: add --by-origin")
+			}
 			var t *topology.Topology
 			if path != "" {
 				var err error
@@ -53,24 +71,34 @@ so they lag the queues a little. Deliver counts deliveries of every kind
 				return err
 			}
 			rows := statsRows(t, queues)
+			delay := delayCounts(queues)
+			if byOrigin && delay.Declared {
+				if err := delayByOrigin(ctx, c, t, delay, sample); err != nil {
+					return err
+				}
+			}
 			if g.json {
 				return writeJSON(g.stdout, struct {
-					Version    int        `json:"version"`
-					Management string     `json:"management"`
-					Vhost      string     `json:"vhost"`
-					File       string     `json:"file,omitempty"`
-					Queues     []statsRow `json:"queues"`
-				}{1, c.URL(), c.Vhost(), path, rows})
+					Version    int         `json:"version"`
+					Management string      `json:"management"`
+					Vhost      string      `json:"vhost"`
+					File       string      `json:"file,omitempty"`
+					Queues     []statsRow  `json:"queues"`
+					Delay      *delayStats `json:"delay"`
+				}{1, c.URL(), c.Vhost(), path, rows, delay})
 			}
 			printStats(g.stdout, rows, !noColor(g.stdout))
 			if len(rows) == 0 {
 				fmt.Fprintf(g.stdout, "no queues on vhost %s\n", c.Vhost())
 			}
+			printDelay(g.stdout, delay)
 			return nil
 		},
 	}
 	topologyFlag(cmd, &path)
 	managementFlag(cmd, &mgmtURL)
+	cmd.Flags().BoolVar(&byOrigin, "by-origin", false, "count the jobs in the delay cascade per queue they are delayed for, reading them without taking them")
+	cmd.Flags().IntVar(&sample, "sample", 100, "with --by-origin, the most jobs to read from each queue of the delay cascade")
 	return cmd
 }
 

@@ -79,11 +79,14 @@ func TestStatsCountsPublishedJobs(t *testing.T) {
 		t.Fatalf("stats: exit %d", code)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 5 || !strings.HasPrefix(lines[0], "QUEUE") || !strings.Contains(lines[0], "DEAD-LETTERED") {
+	if len(lines) != 6 || !strings.HasPrefix(lines[0], "QUEUE") || !strings.Contains(lines[0], "DEAD-LETTERED") {
 		t.Fatalf("stats table:\n%s", out)
 	}
 	if f := strings.Fields(lines[1]); f[0] != n.Queue || f[1] != "quorum" || f[2] != "3" || f[3] != "0" || f[4] != "0" {
 		t.Errorf("row of %s: %q", n.Queue, lines[1])
+	}
+	if !strings.HasPrefix(lines[5], "delay cascade: ") {
+		t.Errorf("no delay cascade line after the table:\n%s", out)
 	}
 	if strings.Contains(out, "\x1b[") {
 		t.Errorf("colour codes in output that is not a terminal:\n%q", out)

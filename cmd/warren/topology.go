@@ -5,18 +5,21 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/cmd/warren/internal/mgmt"
 	"github.com/warrenmq/warren/topology"
 )
 
 func newTopologyCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "topology",
-		Short: "Validate and apply a topology file",
+		Short: "Validate, plan, apply and export a topology file",
 	}
 	cmd.AddCommand(newTopologyValidateCmd(g), newTopologyApplyCmd(g), newTopologyPlanCmd(g), newTopologyExportCmd(g))
 	return cmd
@@ -122,16 +125,25 @@ func summary(t *topology.Topology) string {
 }
 
 func newTopologyApplyCmd(g *globals) *cobra.Command {
-	var path string
-	var verbose bool
+	var path, mgmtURL string
+	var verbose, policies bool
 	cmd := &cobra.Command{
-		Use:   "apply -f FILE",
+		Use:   "apply -f FILE [--policies]",
 		Short: "Declare a topology's exchanges, queues and bindings on the broker",
 		Long: `Declare every exchange, queue and binding of the file, including those warren
 derives for retries and dead letters. Applying is idempotent: entities that
 already exist with the same attributes are left alone. An entity that exists
 with different attributes is reported with the differing argument; RabbitMQ
-cannot change it in place.`,
+cannot change it in place.
+
+A queue whose differences are all tunables a policy can set (what plan
+calls "update (by policy)") is reported with the same remedy as plan's: the
+exact rabbitmqctl set_policy command. --policies sets those policies through
+the management HTTP API, then reads the broker again: a queue the policy in
+effect gives the file's values is no conflict (it is listed as existed, with
+a warning that says so), in this run and the next ones.`,
+		Example: `  warren topology apply -f topology.yaml
+  warren topology apply -f topology.yaml --policies`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			t, err := g.loadTopology(path)
@@ -148,12 +160,18 @@ cannot change it in place.`,
 			d := broker.NewDeclarer(conn)
 			defer d.Close(ctx)
 			report, declErr := topology.Declare(ctx, d, t)
+			var pr policyRemedies
+			if declErr != nil && queueConflicts(report) > 0 {
+				pr = g.settleByPolicy(ctx, mgmtURL, path, t, report, policies)
+				declErr = reportErrors(report, ctx.Err())
+			}
 			if g.json {
-				if err := writeJSON(g.stdout, applyJSON(path, conn.URL(), report, declErr)); err != nil {
+				if err := writeJSON(g.stdout, applyJSON(path, conn.URL(), report, declErr, pr)); err != nil {
 					return err
 				}
 			} else {
 				printApply(g, report, verbose)
+				pr.print(g, path)
 			}
 			if declErr != nil {
 				if g.json {
@@ -166,7 +184,135 @@ cannot change it in place.`,
 	}
 	topologyFlag(cmd, &path)
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "list derived entities and bindings too")
+	cmd.Flags().BoolVar(&policies, "policies", false, "set the policies that settle the conflicts a policy can settle (needs the management API and a policymaker user)")
+	managementFlag(cmd, &mgmtURL)
 	return cmd
+}
+
+// queueConflicts counts the queues whose declaration conflicted.
+func queueConflicts(r *topology.Report) int {
+	n := 0
+	for _, o := range r.Entries {
+		var ce *topology.ConflictError
+		if o.Kind == topology.EntityQueue && errors.As(o.Err, &ce) {
+			n++
+		}
+	}
+	return n
+}
+
+// reportErrors joins the errors left in the report, and ctxErr.
+func reportErrors(r *topology.Report, ctxErr error) error {
+	var errs []error
+	for _, o := range r.Failed() {
+		errs = append(errs, o.Err)
+	}
+	if ctxErr != nil {
+		errs = append(errs, ctxErr)
+	}
+	return errors.Join(errs...)
+}
+
+// policyRemedies is what apply found out, through the management API,
+// about the queues that conflicted.
+type policyRemedies struct {
+	vhost string
+	// remedies are the conflicts a policy can settle, not settled yet.
+	remedies []topology.Change
+	// set lists the policies --policies set.
+	set []*topology.PolicyFix
+	// unavailable says why there is no remedy: the management API's error.
+	unavailable error
+}
+
+// settleByPolicy reads the broker through the management API and plans:
+// a conflicting queue that the policy in effect settles is no failure
+// (report is updated); the others that a policy can settle get their
+// remedy, and with set, their policy, after which the broker is read
+// again until the policies are in effect (the broker applies them a moment
+// after it answers).
+func (g *globals) settleByPolicy(ctx context.Context, mgmtURL, path string, t *topology.Topology, report *topology.Report, set bool) policyRemedies {
+	var pr policyRemedies
+	c, err := g.mgmtClient(mgmtURL)
+	if err != nil {
+		pr.unavailable = err
+		return pr
+	}
+	defer c.Close()
+	pr.vhost = c.Vhost()
+	live, err := c.Live(ctx)
+	if err != nil {
+		pr.unavailable = err
+		return pr
+	}
+	changes := topology.Plan(t, live)
+	if set {
+		for _, ch := range changes {
+			if ch.Fix == nil {
+				continue
+			}
+			f := ch.Fix
+			err := c.PutPolicy(ctx, mgmt.Policy{Name: f.Name, Pattern: f.Pattern, ApplyTo: f.ApplyTo, Priority: f.Priority, Definition: f.Definition})
+			if err != nil {
+				pr.unavailable = fmt.Errorf("setting policy %s: %w", f.Name, err)
+				break
+			}
+			pr.set = append(pr.set, f)
+		}
+		deadline := time.Now().Add(15 * time.Second)
+	wait:
+		for len(pr.set) > 0 {
+			if live, err = c.Live(ctx); err != nil {
+				pr.unavailable = err
+				break
+			}
+			changes = topology.Plan(t, live)
+			if !slices.ContainsFunc(changes, func(ch topology.Change) bool { return ch.Fix != nil }) || time.Now().After(deadline) {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				break wait
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+	}
+	pending := map[string]topology.Change{}
+	for _, ch := range changes {
+		if ch.Kind == topology.EntityQueue {
+			pending[ch.Name] = ch
+		}
+	}
+	for i := range report.Entries {
+		o := &report.Entries[i]
+		var ce *topology.ConflictError
+		if o.Kind != topology.EntityQueue || !errors.As(o.Err, &ce) {
+			continue
+		}
+		ch, ok := pending[o.Name]
+		policy, hasPolicy := live.Policies[o.Name]
+		switch {
+		case !ok && hasPolicy:
+			// Plan finds no difference left: the policy settles them all.
+			o.Err, o.Existed = nil, true
+			o.Warning = fmt.Sprintf("queue %q has other arguments than the file's (%s); policy %s gives it the file's values, so it is left as it is", o.Name, ce.Argument, policy.Name)
+		case ch.Fix != nil:
+			pr.remedies = append(pr.remedies, ch)
+		}
+	}
+	return pr
+}
+
+func (pr policyRemedies) print(g *globals, path string) {
+	for _, f := range pr.set {
+		fmt.Fprintf(g.stdout, "set policy %s on queue %s: %s\n", f.Name, f.Queue, f.DefinitionJSON())
+	}
+	for _, ch := range pr.remedies {
+		printChange(g.stdout, pr.vhost, path, ch, ch.Name)
+	}
+	if pr.unavailable != nil {
+		fmt.Fprintf(g.stderr, "warren: no remedy for the conflicts from the management API: %v\n", pr.unavailable)
+	}
 }
 
 func printApply(g *globals, r *topology.Report, verbose bool) {
@@ -205,14 +351,28 @@ type applyEntryJSON struct {
 	Warning string `json:"warning,omitempty"`
 }
 
-func applyJSON(path, url string, r *topology.Report, err error) any {
+func applyJSON(path, url string, r *topology.Report, err error, pr policyRemedies) any {
 	out := struct {
 		Version int              `json:"version"`
 		File    string           `json:"file"`
 		Broker  string           `json:"broker"`
 		Entries []applyEntryJSON `json:"entries"`
 		Errors  []string         `json:"errors"`
+		// Remedies are the conflicts a policy can settle, as plan
+		// lists them; PoliciesSet the policies --policies set.
+		Remedies    []planChangeJSON `json:"remedies,omitempty"`
+		PoliciesSet []planFixJSON    `json:"policies_set,omitempty"`
 	}{Version: 1, File: path, Broker: url, Entries: []applyEntryJSON{}, Errors: []string{}}
+	for _, ch := range pr.remedies {
+		out.Remedies = append(out.Remedies, planChangeJSON{Action: string(ch.Action), Kind: ch.Kind, Name: ch.Name, Derived: ch.Derived,
+			Details: ch.Details(), Fix: fixJSON(ch.Fix, pr.vhost)})
+	}
+	for _, f := range pr.set {
+		out.PoliciesSet = append(out.PoliciesSet, *fixJSON(f, pr.vhost))
+	}
+	if pr.unavailable != nil {
+		out.Errors = append(out.Errors, "no remedy from the management API: "+pr.unavailable.Error())
+	}
 	if r != nil {
 		for _, o := range r.Entries {
 			out.Entries = append(out.Entries, applyEntryJSON{Kind: o.Kind, Name: o.Name, Derived: o.Derived, State: o.Status(), Warning: o.Warning})

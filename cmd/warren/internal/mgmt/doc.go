@@ -3,6 +3,8 @@
 // one virtual host, with their arguments and the queues' message counts and
 // rates. warren's CLI uses it where AMQP cannot see: a passive declare
 // tells whether an entity exists, but not its arguments, nor the bindings.
+// PeekMessages reads messages of a queue without taking them (the delay
+// cascade's, for warren stats --by-origin).
 //
 // New takes the API's base URL; URLFromAMQP derives it from a broker URL
 // on the standard port (same host and credentials, port 15672 over http,

@@ -8,10 +8,10 @@ import (
 	"github.com/warrenmq/warren/topology"
 )
 
-// Live fetches the virtual host's exchanges, queues and bindings and
-// returns them as topology types, for topology.Plan. The three requests are
-// not one snapshot: an entity declared or deleted between them may show in
-// one list and not another.
+// Live fetches the virtual host's exchanges, queues, bindings and the
+// policies in effect on its queues, and returns them as topology types, for
+// topology.Plan. The requests are not one snapshot: an entity declared or
+// deleted between them may show in one list and not another.
 func (c *Client) Live(ctx context.Context) (topology.Live, error) {
 	var live topology.Live
 	xs, err := c.Exchanges(ctx)
@@ -24,6 +24,9 @@ func (c *Client) Live(ctx context.Context) (topology.Live, error) {
 	}
 	bs, err := c.Bindings(ctx)
 	if err != nil {
+		return live, err
+	}
+	if live.Policies, err = c.QueuePolicies(ctx); err != nil {
 		return live, err
 	}
 	for _, x := range xs {

@@ -1,6 +1,7 @@
 package mgmt
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -22,7 +23,8 @@ var ErrUnreachable = errors.New("mgmt: the management API does not answer")
 // is not where the standard port's is. Its URL must be given.
 var ErrUnknownURL = errors.New("mgmt: the management API's URL cannot be derived from the broker URL")
 
-// StatusError is an answer of the management API other than 200 OK.
+// StatusError is an answer of the management API other than a success
+// (2xx).
 type StatusError struct {
 	Method string
 	Path   string // e.g. "/api/queues/%2F"
@@ -148,32 +150,56 @@ func (c *Client) Vhost() string { return c.vhost }
 // get fetches path (e.g. "/api/queues/%2F") and decodes the JSON answer
 // into v, numbers in interface values as json.Number.
 func (c *Client) get(ctx context.Context, path string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	return c.do(ctx, http.MethodGet, path, nil, v)
+}
+
+// do sends a request with in, if not nil, as its JSON body, and decodes
+// the JSON answer into out, if not nil, numbers in interface values as
+// json.Number. Any 2xx status is a success.
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("mgmt: %s %s: %w", method, path, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
-		return fmt.Errorf("mgmt: GET %s: %w", path, err)
+		return fmt.Errorf("mgmt: %s %s: %w", method, path, err)
 	}
 	req.SetBasicAuth(c.user, c.password)
 	req.Header.Set("Accept", "application/json")
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return fmt.Errorf("mgmt: GET %s at %s: %w", path, c.shown, ctx.Err())
+			return fmt.Errorf("mgmt: %s %s at %s: %w", method, path, c.shown, ctx.Err())
 		}
 		var op *net.OpError
 		if errors.As(err, &op) {
 			return fmt.Errorf("%w at %s (%v): enable it with `rabbitmq-plugins enable rabbitmq_management`, "+
 				"or give its URL with --management-url (env WARREN_MANAGEMENT_URL)", ErrUnreachable, c.shown, op)
 		}
-		return fmt.Errorf("mgmt: GET %s at %s: %w", path, c.shown, err)
+		return fmt.Errorf("mgmt: %s %s at %s: %w", method, path, c.shown, err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return c.statusError(path, resp)
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		e := c.statusError(path, resp).(*StatusError)
+		e.Method = method
+		return e
+	}
+	if out == nil {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+		return nil
 	}
 	dec := json.NewDecoder(resp.Body)
 	dec.UseNumber()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("mgmt: GET %s at %s: the answer is not the management API's JSON (is this the management API's URL?): %w", path, c.shown, err)
+	if err := dec.Decode(out); err != nil {
+		return fmt.Errorf("mgmt: %s %s at %s: the answer is not the management API's JSON (is this the management API's URL?): %w", method, path, c.shown, err)
 	}
 	return nil
 }

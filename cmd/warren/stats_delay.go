@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/cmd/warren/internal/mgmt"
+	"github.com/warrenmq/warren/topology"
+)
+
+// delayStats is what waits in the delay cascade, the --json "delay"
+// entry: jobs retrying or scheduled, per level, and those whose delay
+// ended with no queue to take them.
+type delayStats struct {
+	// Declared is false when the vhost has no cascade (no topology was
+	// applied there).
+	Declared bool `json:"declared"`
+	// Total is the jobs in every level: retrying or scheduled.
+	Total int64 `json:"total"`
+	// Levels are the levels holding jobs, longest first.
+	Levels []delayLevel `json:"levels"`
+	// Unroutable is the depth of warren.delay.unroutable.
+	Unroutable int64 `json:"unroutable"`
+	// ByQueue (with --by-origin) counts the jobs read, per queue they are
+	// delayed for; Sampled says how many were read.
+	ByQueue []delayOrigin `json:"by_queue,omitempty"`
+	Sampled *delaySample  `json:"sampled,omitempty"`
+}
+
+type delayLevel struct {
+	Queue    string `json:"queue"`
+	Seconds  int64  `json:"seconds"` // how long the level holds a job
+	Messages int64  `json:"messages"`
+}
+
+// delayOrigin counts the jobs read in the cascade for one queue:
+// retrying (they carry a failure), scheduled (they do not), and
+// unroutable (in warren.delay.unroutable, either kind).
+type delayOrigin struct {
+	Queue      string `json:"queue"`
+	Retrying   int64  `json:"retrying"`
+	Scheduled  int64  `json:"scheduled"`
+	Unroutable int64  `json:"unroutable"`
+}
+
+type delaySample struct {
+	Read     int64 `json:"read"`      // messages read
+	Of       int64 `json:"of"`        // messages in the cascade's queues, as counted
+	PerQueue int   `json:"per_queue"` // the most read from one queue (--sample)
+}
+
+// otherQueues is the row of the jobs for queues not in the file.
+const otherQueues = "(other queues)"
+
+// delayCounts reads the cascade's depths from the management API's queue
+// list (as lagging as the rest of stats).
+func delayCounts(queues []mgmt.Queue) *delayStats {
+	byName := make(map[string]mgmt.Queue, len(queues))
+	for _, q := range queues {
+		byName[q.Name] = q
+	}
+	s := &delayStats{Levels: []delayLevel{}}
+	for level := topology.DelayLevels - 1; level >= 0; level-- {
+		q, ok := byName[topology.DelayExchangeName(level)]
+		if !ok {
+			continue
+		}
+		s.Declared = true
+		s.Total += q.Messages
+		if q.Messages > 0 {
+			s.Levels = append(s.Levels, delayLevel{Queue: q.Name, Seconds: 1 << level, Messages: q.Messages})
+		}
+	}
+	if q, ok := byName[topology.DelayUnroutable]; ok {
+		s.Declared = true
+		s.Unroutable = q.Messages
+	}
+	return s
+}
+
+// delayByOrigin reads up to sample messages of each of the cascade's
+// queues without taking them, and counts them per queue they are delayed
+// for. With t, the file's work queues are listed, every one, and the rest
+// counted together as otherQueues.
+func delayByOrigin(ctx context.Context, c *mgmt.Client, t *topology.Topology, s *delayStats, sample int) error {
+	counts := map[string]*delayOrigin{}
+	count := func(queue string) *delayOrigin {
+		o, ok := counts[queue]
+		if !ok {
+			o = &delayOrigin{Queue: queue}
+			counts[queue] = o
+		}
+		return o
+	}
+	var file map[string]bool
+	if t != nil {
+		file = map[string]bool{}
+		for _, q := range t.Queues {
+			if !q.Derived {
+				file[q.Name] = true
+				count(q.Name)
+			}
+		}
+	}
+	s.Sampled = &delaySample{Of: s.Total + s.Unroutable, PerQueue: sample}
+	names := make([]string, 0, topology.DelayLevels+1)
+	for level := topology.DelayLevels - 1; level >= 0; level-- {
+		names = append(names, topology.DelayExchangeName(level))
+	}
+	names = append(names, topology.DelayUnroutable)
+	for _, name := range names {
+		msgs, err := c.PeekMessages(ctx, name, sample)
+		if err != nil {
+			var se *mgmt.StatusError
+			if errors.As(err, &se) && se.Status == http.StatusNotFound {
+				continue // not declared
+			}
+			return fmt.Errorf("reading the jobs in %s (--by-origin): %w", name, err)
+		}
+		for _, m := range msgs {
+			s.Sampled.Read++
+			queue := delayedFor(m)
+			if file != nil && !file[queue] {
+				queue = otherQueues
+			}
+			o := count(queue)
+			switch {
+			case name == topology.DelayUnroutable:
+				o.Unroutable++
+			case retrying(m):
+				o.Retrying++
+			default:
+				o.Scheduled++
+			}
+		}
+	}
+	s.ByQueue = make([]delayOrigin, 0, len(counts))
+	for _, o := range counts {
+		s.ByQueue = append(s.ByQueue, *o)
+	}
+	sort.Slice(s.ByQueue, func(i, j int) bool {
+		a, b := s.ByQueue[i].Queue, s.ByQueue[j].Queue
+		if (a == otherQueues) != (b == otherQueues) {
+			return b == otherQueues
+		}
+		return a < b
+	})
+	return nil
+}
+
+// delayedFor returns the queue a message in the cascade is delayed for:
+// the words of its routing key after the delay's bits (see
+// topology.DelayRoute), else its origin queue header, else "?".
+func delayedFor(m mgmt.Message) string {
+	words := strings.SplitN(m.RoutingKey, ".", topology.DelayLevels+1)
+	if len(words) == topology.DelayLevels+1 {
+		bits := true
+		for _, w := range words[:topology.DelayLevels] {
+			bits = bits && (w == "0" || w == "1")
+		}
+		if bits && words[topology.DelayLevels] != "" {
+			return words[topology.DelayLevels]
+		}
+	}
+	if q, ok := m.Properties.Headers[broker.HeaderOriginQueue].(string); ok && q != "" {
+		return q
+	}
+	return "?"
+}
+
+// retrying reports whether a message in the cascade is a retry (it carries
+// the failure of an attempt) rather than a scheduled job.
+func retrying(m mgmt.Message) bool {
+	_, e := m.Properties.Headers[broker.HeaderError]
+	_, c := m.Properties.Headers[broker.HeaderErrorClass]
+	return e || c
+}
+
+// printDelay writes the cascade's lines after the stats table.
+func printDelay(w io.Writer, s *delayStats) {
+	if !s.Declared {
+		fmt.Fprintln(w, "delay cascade: not declared on this vhost (warren topology apply declares it)")
+		return
+	}
+	levels := make([]string, 0, len(s.Levels))
+	for _, l := range s.Levels {
+		levels = append(levels, fmt.Sprintf("%s: %d", l.Queue, l.Messages))
+	}
+	line := fmt.Sprintf("delay cascade: %d retrying or scheduled", s.Total)
+	if len(levels) > 0 {
+		line += " (" + strings.Join(levels, ", ") + ")"
+	}
+	fmt.Fprintf(w, "%s; %s: %d\n", line, topology.DelayUnroutable, s.Unroutable)
+	if s.ByQueue != nil {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "QUEUE\tRETRYING\tSCHEDULED\tUNROUTABLE")
+		for _, o := range s.ByQueue {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\n", o.Queue, o.Retrying, o.Scheduled, o.Unroutable)
+		}
+		tw.Flush()
+		fmt.Fprintf(w, "read %d of the %d jobs counted in the cascade (at most %d per queue: --sample)\n", s.Sampled.Read, s.Sampled.Of, s.Sampled.PerQueue)
+	}
+	if s.Unroutable > 0 {
+		fmt.Fprintf(w, "%d job(s) in %s: their delay ended and no queue took them (the queue was deleted, or not applied);"+
+			" see them with `warren dlq list %s`, and apply the topology that has their queue\n",
+			s.Unroutable, topology.DelayUnroutable, topology.DelayUnroutable)
+	}
+}
