@@ -277,16 +277,6 @@ func rotate(s []string, n int) []string {
 	return slices.Concat(s[n:], s[:n])
 }
 
-// isTerminal says whether w is a terminal, where progress lines are shown.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
-
 // printBenchTable prints the table of the JSON report in path.
 func printBenchTable(g *globals, path string) error {
 	data, err := os.ReadFile(path)
