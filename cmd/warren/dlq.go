@@ -47,6 +47,11 @@ func (f *dlqFilterFlags) add(cmd *cobra.Command) {
 	fl.DurationVar(&f.newerThan, "newer-than", 0, "only jobs that last failed at most this long ago")
 }
 
+// empty says whether no filter was given: every job matches.
+func (f *dlqFilterFlags) empty() bool {
+	return len(f.types) == 0 && len(f.classes) == 0 && len(f.ids) == 0 && f.errPattern == "" && f.olderThan == 0 && f.newerThan == 0
+}
+
 func (f *dlqFilterFlags) filter() (deadletter.Filter, error) {
 	re, err := deadletter.ErrorPattern(f.errPattern)
 	if err != nil {
@@ -369,6 +374,7 @@ func newDLQReplayCmd(g *globals) *cobra.Command {
 		dryRun            bool
 		limit             int
 		rate              float64
+		yes               bool
 	)
 	cmd := &cobra.Command{
 		Use:   "replay QUEUE",
@@ -403,8 +409,11 @@ their order as far as RabbitMQ allows. --dry-run says what would move.`,
 			case cmd.Flags().Changed("exchange"):
 				opts.To = deadletter.Target{Exchange: exchange, RoutingKey: key, Set: true}
 			}
-			if limit < 0 || rate < 0 {
-				return errors.New("--limit and --rate must not be negative")
+			if limit < 0 {
+				return usageError("--limit %d: must be 0 (all that match) or more", limit)
+			}
+			if cmd.Flags().Changed("rate") && !(rate > 0) { // NaN too
+				return usageError("--rate %v: must be more than 0 jobs a second (leave it out for no limit)", rate)
 			}
 			ctx := cmd.Context()
 			conn, err := g.dial(ctx)
@@ -412,6 +421,11 @@ their order as far as RabbitMQ allows. --dry-run says what would move.`,
 				return err
 			}
 			defer conn.Close()
+			if !dryRun && !yes && ff.empty() {
+				if err := confirmReplayAll(ctx, g, conn, queue); err != nil {
+					return err
+				}
+			}
 			pub, err := broker.NewSender(conn, broker.WithAppID("warren-cli"))
 			if err != nil {
 				return err
@@ -442,8 +456,22 @@ their order as far as RabbitMQ allows. --dry-run says what would move.`,
 	f.StringVar(&key, "key", "", "routing key, with --exchange")
 	f.BoolVar(&dryRun, "dry-run", false, "say what would move; move nothing")
 	f.IntVar(&limit, "limit", 0, "move at most this many jobs (0: all that match)")
-	f.Float64Var(&rate, "rate", 0, "move at most this many jobs per second (0: no limit)")
+	f.Float64Var(&rate, "rate", 0, "move at most this many jobs per second, more than 0 (default: no limit)")
+	f.BoolVar(&yes, "yes", false, "with no filter, move every job without asking")
 	return cmd
+}
+
+// confirmReplayAll asks before a replay without a filter moves every job
+// of queue.
+func confirmReplayAll(ctx context.Context, g *globals, conn *broker.Conn, queue string) error {
+	d := broker.NewDeclarer(conn)
+	info, err := d.QueueInfo(ctx, queue)
+	d.Close(context.WithoutCancel(ctx))
+	if err != nil {
+		return err
+	}
+	return g.confirm(fmt.Sprintf("no filter: move all %d job(s) of %s?", info.Messages, queue),
+		"no filter: this moves every job; pass --yes to confirm, or narrow it with a filter (--type, --class, --id, --error, --older-than, --newer-than)")
 }
 
 func printReplay(g *globals, queue string, dryRun bool, s deadletter.Summary) error {
@@ -528,9 +556,8 @@ back.`,
 			}
 			defer conn.Close()
 			if !yes {
-				in, ok := cmd.InOrStdin().(*os.File)
-				if !ok || !isTerminal(in) || !isTerminal(g.stderr) {
-					return errors.New("purge deletes jobs for good: pass --yes to confirm (no terminal to ask on)")
+				if !isTerminal(g.stdin) || !isTerminal(g.stderr) {
+					return usageError("purge deletes jobs for good: pass --yes to confirm (no terminal to ask on)")
 				}
 				now, matching := time.Now(), 0
 				if _, err := deadletter.Browse(ctx, conn, queue, func(e deadletter.Entry) bool {
@@ -541,11 +568,9 @@ back.`,
 				}); err != nil {
 					return err
 				}
-				fmt.Fprintf(g.stderr, "delete %d job(s) from %s for good? type yes: ", matching, queue)
-				var answer string
-				fmt.Fscanln(in, &answer)
-				if answer != "yes" {
-					return &exitError{code: 1, err: errors.New("nothing deleted")}
+				if err := g.confirm(fmt.Sprintf("delete %d job(s) from %s for good?", matching, queue),
+					"purge deletes jobs for good: pass --yes to confirm"); err != nil {
+					return err
 				}
 			}
 			var deleted, kept int
