@@ -91,7 +91,7 @@ func Replay(ctx context.Context, conn *broker.Conn, pub *broker.Sender, queue st
 	}
 	// Acks grouped: a job acked late is at worst replayed and still in
 	// the dead-letter queue, which release settles before it returns.
-	h, err := hold(ctx, conn, queue, broker.WithAckBatch(replayWindow/4, 5*time.Millisecond))
+	h, err := hold(ctx, conn, queue, maxBrowse, broker.WithAckBatch(replayWindow/4, 5*time.Millisecond))
 	if err != nil {
 		return s, err
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"sort"
 	"strings"
@@ -150,6 +151,8 @@ func newDLQListCmd(g *globals) *cobra.Command {
 		ff      dlqFilterFlags
 		limit   int
 		groupBy string
+		scan    int
+		all     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "list QUEUE",
@@ -162,7 +165,11 @@ x-death, with classes rabbitmq:<reason>.
 
 Filters narrow the list; --group-by error|type|class counts the matching jobs
 per group instead, for the "what failed and why" question. Reading removes
-nothing.`,
+nothing.
+
+It reads at most 65,535 jobs (--scan N reads at most N), and says when it
+stopped before the end of the queue; --all reads every job the queue held
+when it started, holding them all unacked until it is done.`,
 		Example: `  warren dlq list default.dlq --group-by error
   warren dlq list default.dlq --class permanent --type email.send --limit 20
   warren dlq list default.dlq --error 'timeout|reset' --newer-than 1h --json`,
@@ -180,10 +187,19 @@ nothing.`,
 				}
 			}
 			if limit < 0 {
-				return fmt.Errorf("--limit %d: must be 0 (no limit) or more", limit)
+				return usageError("--limit %d: must be 0 (no limit) or more", limit)
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
-			defer cancel()
+			if scan < 1 {
+				return usageError("--scan %d: must be 1 or more (--all reads every job)", scan)
+			}
+			if all && cmd.Flags().Changed("scan") {
+				return usageError("--all and --scan cannot be combined")
+			}
+			max := scan
+			if all {
+				max = math.MaxInt
+			}
+			ctx := cmd.Context()
 			conn, err := g.dial(ctx)
 			if err != nil {
 				return err
@@ -192,7 +208,7 @@ nothing.`,
 			now := time.Now()
 			var matched []deadletter.Entry
 			count := 0
-			scanned, err := deadletter.Browse(ctx, conn, queue, func(e deadletter.Entry) bool {
+			bs, err := deadletter.BrowseWith(ctx, conn, queue, deadletter.BrowseOptions{Max: max}, func(e deadletter.Entry) bool {
 				if !filter.Match(e, now) {
 					return true
 				}
@@ -207,30 +223,37 @@ nothing.`,
 			if err != nil {
 				return err
 			}
-			if grouper != nil {
-				return printGroups(g, queue, groupBy, scanned, count, grouper.Groups())
+			if bs.Capped && !g.json {
+				fmt.Fprintf(g.stderr, "warren: stopped after %d of the %d job(s) in %s: the counts cover those read; --scan N or --all reads more\n", bs.Seen, bs.Total, queue)
 			}
-			return printEntries(g, queue, scanned, count, matched, now)
+			if grouper != nil {
+				return printGroups(g, queue, groupBy, bs, count, grouper.Groups())
+			}
+			return printEntries(g, queue, bs, count, matched, now)
 		},
 	}
 	ff.add(cmd)
-	cmd.Flags().IntVar(&limit, "limit", 100, "list at most this many jobs (0: all); counts cover every job")
+	cmd.Flags().IntVar(&limit, "limit", 100, "list at most this many jobs (0: all); counts cover every job read")
+	cmd.Flags().IntVar(&scan, "scan", deadletter.DefaultMax, "read at most this many jobs of the queue")
+	cmd.Flags().BoolVar(&all, "all", false, "read every job of the queue, beyond 65,535 (each is held unacked until the end)")
 	cmd.Flags().StringVar(&groupBy, "group-by", "", "count jobs per error, type or class instead of listing them")
 	return cmd
 }
 
-func printGroups(g *globals, queue, by string, scanned, matched int, groups []deadletter.Group) error {
+func printGroups(g *globals, queue, by string, bs deadletter.BrowseSummary, matched int, groups []deadletter.Group) error {
 	if g.json {
 		return writeJSON(g.stdout, struct {
 			Version int                `json:"version"`
 			Queue   string             `json:"queue"`
+			Total   int                `json:"total"`
 			Scanned int                `json:"scanned"`
+			Capped  bool               `json:"capped"`
 			Matched int                `json:"matched"`
 			GroupBy string             `json:"group_by"`
 			Groups  []deadletter.Group `json:"groups"`
-		}{1, queue, scanned, matched, by, groups})
+		}{1, queue, bs.Total, bs.Seen, bs.Capped, matched, by, groups})
 	}
-	fmt.Fprintf(g.stdout, "%s: %d job(s), %d matching, by %s\n", queue, scanned, matched, by)
+	fmt.Fprintf(g.stdout, "%s: %d job(s), %d matching, by %s\n", queue, bs.Seen, matched, by)
 	if len(groups) == 0 {
 		return nil
 	}
@@ -242,7 +265,7 @@ func printGroups(g *globals, queue, by string, scanned, matched int, groups []de
 	return tw.Flush()
 }
 
-func printEntries(g *globals, queue string, scanned, matched int, entries []deadletter.Entry, now time.Time) error {
+func printEntries(g *globals, queue string, bs deadletter.BrowseSummary, matched int, entries []deadletter.Entry, now time.Time) error {
 	if g.json {
 		jobs := make([]dlqJob, len(entries))
 		for i, e := range entries {
@@ -251,12 +274,14 @@ func printEntries(g *globals, queue string, scanned, matched int, entries []dead
 		return writeJSON(g.stdout, struct {
 			Version int      `json:"version"`
 			Queue   string   `json:"queue"`
+			Total   int      `json:"total"`
 			Scanned int      `json:"scanned"`
+			Capped  bool     `json:"capped"`
 			Matched int      `json:"matched"`
 			Jobs    []dlqJob `json:"jobs"`
-		}{1, queue, scanned, matched, jobs})
+		}{1, queue, bs.Total, bs.Seen, bs.Capped, matched, jobs})
 	}
-	fmt.Fprintf(g.stdout, "%s: %d job(s), %d matching", queue, scanned, matched)
+	fmt.Fprintf(g.stdout, "%s: %d job(s), %d matching", queue, bs.Seen, matched)
 	if len(entries) < matched {
 		fmt.Fprintf(g.stdout, ", %d shown (--limit)", len(entries))
 	}

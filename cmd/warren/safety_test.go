@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
@@ -164,5 +165,42 @@ func unwrapAll(err error) error {
 			return err
 		}
 		err = u.Unwrap()
+	}
+}
+
+// TestDLQListSaysWhereItStopped: a list that reads less than the queue
+// holds says so and how to read more; --all reads on.
+func TestDLQListSaysWhereItStopped(t *testing.T) {
+	origin := brokertest.Name(t, "work")
+	dlq := origin + ".dlq"
+	declareQueues(t, origin, dlq)
+	parkJobs(t, dlq, origin, 5)
+
+	code, out, errOut := warren(t, "dlq", "list", dlq, "--scan", "3")
+	if code != 0 || !strings.Contains(errOut, "stopped after 3 of the 5 job(s)") || !strings.Contains(errOut, "--all") {
+		t.Fatalf("--scan 3: exit %d, stderr %q\n%s", code, errOut, out)
+	}
+	var res struct {
+		Total, Scanned int
+		Capped         bool
+		Jobs           []dlqJob
+	}
+	code, out, _ = warren(t, "--json", "dlq", "list", dlq, "--scan", "3")
+	if code != 0 || json.Unmarshal([]byte(out), &res) != nil || res.Total != 5 || res.Scanned != 3 || !res.Capped || len(res.Jobs) != 3 {
+		t.Fatalf("--json --scan 3: exit %d, %s", code, out)
+	}
+	for _, args := range [][]string{{"--all"}, {}} {
+		code, out, errOut = warren(t, append([]string{"--json", "dlq", "list", dlq}, args...)...)
+		if code != 0 || json.Unmarshal([]byte(out), &res) != nil || res.Scanned != 5 || res.Capped || len(res.Jobs) != 5 || errOut != "" {
+			t.Fatalf("%v: exit %d, %s%s", args, code, out, errOut)
+		}
+	}
+	for _, args := range [][]string{{"--scan", "0"}, {"--all", "--scan", "3"}} {
+		if code, _, errOut := warren(t, append([]string{"dlq", "list", dlq}, args...)...); code != exitUsage {
+			t.Errorf("%v: exit %d, %s; want %d", args, code, errOut, exitUsage)
+		}
+	}
+	if d := brokertest.Depth(t, dlq); d != 5 {
+		t.Errorf("list removed jobs: %d left of 5", d)
 	}
 }
