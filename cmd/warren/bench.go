@@ -29,8 +29,9 @@ func newBenchCmd(g *globals) *cobra.Command {
 		memProfile   string
 	)
 	cmd := &cobra.Command{
-		Use:   "bench [--mode jobs|rpc] [--jobs N [--queues Q] [--workers W] | --calls N --callers K,...] [--queue-type classic|quorum|both] [--baseline] [--rounds R]",
-		Short: "Measure end-to-end throughput, CPU, memory and latency against a broker",
+		Use:         "bench [--mode jobs|rpc] [--jobs N [--queues Q] [--workers W] | --calls N --callers K,...] [--queue-type classic|quorum|both] [--baseline] [--rounds R]",
+		Annotations: map[string]string{noDeadline: "yes"}, // its work grows with what it reads
+		Short:       "Measure end-to-end throughput, CPU, memory and latency against a broker",
 		Long: `--mode jobs (the default): publish --jobs persistent jobs of about
 --payload-bytes of MessagePack with pipelined publisher confirms into a fresh
 durable queue, and consume them at the same time on a second connection

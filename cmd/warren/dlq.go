@@ -310,8 +310,7 @@ func newDLQShowCmd(g *globals) *cobra.Command {
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			queue, id := args[0], args[1]
-			ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
-			defer cancel()
+			ctx := cmd.Context() // --timeout bounds it (root.go, prepare)
 			conn, err := g.dial(ctx)
 			if err != nil {
 				return err
@@ -402,8 +401,9 @@ func newDLQReplayCmd(g *globals) *cobra.Command {
 		yes               bool
 	)
 	cmd := &cobra.Command{
-		Use:   "replay QUEUE",
-		Short: "Move matching jobs of a dead-letter queue back to their origin, to run again",
+		Use:         "replay QUEUE",
+		Annotations: map[string]string{noDeadline: "yes"}, // its work grows with what it reads
+		Short:       "Move matching jobs of a dead-letter queue back to their origin, to run again",
 		Long: `Move the jobs of a dead-letter queue that match the filters back to the
 exchange and routing key they failed from (or --to a queue, or --exchange with
 --key), with their attempt count reset, their replay count plus one, and
@@ -549,8 +549,9 @@ func newDLQPurgeCmd(g *globals) *cobra.Command {
 		export string
 	)
 	cmd := &cobra.Command{
-		Use:   "purge QUEUE",
-		Short: "Delete the jobs of a dead-letter queue that match the filters, for good",
+		Use:         "purge QUEUE",
+		Annotations: map[string]string{noDeadline: "yes"}, // its work grows with what it reads
+		Short:       "Delete the jobs of a dead-letter queue that match the filters, for good",
 		Long: `Delete jobs from a dead-letter queue for good: those matching the filters (the
 same as dlq list's), or every job. On a terminal it shows how many jobs
 match and asks first; elsewhere pass --yes. List them first with

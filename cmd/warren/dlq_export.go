@@ -22,8 +22,9 @@ func newDLQExportCmd(g *globals) *cobra.Command {
 		force bool
 	)
 	cmd := &cobra.Command{
-		Use:   "export QUEUE FILE",
-		Short: "Write the jobs of a dead-letter queue to a file, exactly as they are, removing none",
+		Use:         "export QUEUE FILE",
+		Annotations: map[string]string{noDeadline: "yes"}, // its work grows with what it reads
+		Short:       "Write the jobs of a dead-letter queue to a file, exactly as they are, removing none",
 		Long: `Write the jobs of a dead-letter queue that match the filters (the same as
 dlq list's) to FILE, one JSON record per line: every AMQP property, every
 header with its AMQP type, the body's bytes in base64, and the queue they were
@@ -197,8 +198,9 @@ func newDLQImportCmd(g *globals) *cobra.Command {
 		dryRun            bool
 	)
 	cmd := &cobra.Command{
-		Use:   "import FILE",
-		Short: "Publish the jobs of a dlq export file again, exactly as they were exported",
+		Use:         "import FILE",
+		Annotations: map[string]string{noDeadline: "yes"}, // its work grows with what it reads
+		Short:       "Publish the jobs of a dlq export file again, exactly as they were exported",
 		Long: `Publish each record of FILE (written by warren dlq export or dlq purge
 --export; - reads stdin) with the same properties, headers and body, byte for
 byte: to the queue the record was exported from (through the default

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,7 +53,7 @@ error (warnings alone exit 0).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if path == "" {
-				return errors.New("no topology file: pass -f FILE or set WARREN_TOPOLOGY")
+				return usageError("no topology file: pass -f FILE or set WARREN_TOPOLOGY")
 			}
 			t, err := topology.Load(path)
 			var problems topology.Problems
@@ -138,8 +137,7 @@ cannot change it in place.`,
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
-			defer cancel()
+			ctx := cmd.Context() // --timeout bounds it (root.go, prepare)
 			conn, err := g.dial(ctx)
 			if err != nil {
 				return err
