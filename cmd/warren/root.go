@@ -269,7 +269,10 @@ func (g *globals) exit(ctx, parent context.Context, err error) error {
 	if errors.As(err, &ee) {
 		return err
 	}
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) && parent.Err() == nil {
+	// A deadline passed, even when what failed noticed it a moment before
+	// the context did (a dial's I/O deadline is the context's).
+	dl, ok := ctx.Deadline()
+	if (errors.Is(ctx.Err(), context.DeadlineExceeded) || (ok && !time.Now().Before(dl))) && parent.Err() == nil {
 		return &exitError{code: exitPartial, err: fmt.Errorf("%w (gave up at --timeout %v; pass a longer one, or 0 for none)", err, g.timeout)}
 	}
 	return &exitError{code: exitFailure, err: err}
