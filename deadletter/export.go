@@ -50,7 +50,7 @@ func Export(ctx context.Context, conn *broker.Conn, queue string, w io.Writer, o
 	if now == nil {
 		now = time.Now
 	}
-	h, err := hold(ctx, conn, queue)
+	h, err := hold(ctx, conn, queue, maxBrowse)
 	if err != nil {
 		return s, err
 	}

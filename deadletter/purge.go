@@ -23,7 +23,7 @@ func Purge(ctx context.Context, conn *broker.Conn, queue string, f Filter, seen 
 
 // purge is Purge, handing seen the message as it was delivered too.
 func purge(ctx context.Context, conn *broker.Conn, queue string, f Filter, seen func(Entry, broker.Message) error) (deleted, kept int, retErr error) {
-	h, err := hold(ctx, conn, queue)
+	h, err := hold(ctx, conn, queue, maxBrowse)
 	if err != nil {
 		return 0, 0, err
 	}

@@ -3,7 +3,10 @@ package deadletter
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/warrenmq/warren/broker"
 )
@@ -28,7 +31,9 @@ type ReplayOptions struct {
 	DryRun bool
 	// Limit stops after this many jobs moved (0: no limit).
 	Limit int
-	// Rate caps the jobs moved per second (0: no cap).
+	// Rate caps the jobs moved per second (0 or +Inf: no cap). Any
+	// positive value works, however large or small; a negative one or
+	// NaN is an error.
 	Rate float64
 	// Progress, when set, is called after each message read, with the
 	// number read and the count taken at the start.
@@ -77,13 +82,16 @@ type Summary struct {
 // and keep their order as far as RabbitMQ allows. It reads at most 65,535
 // messages in one call.
 func Replay(ctx context.Context, conn *broker.Conn, pub *broker.Sender, queue string, opts ReplayOptions) (s Summary, retErr error) {
+	if opts.Rate < 0 || math.IsNaN(opts.Rate) {
+		return s, fmt.Errorf("deadletter: rate %v: must be positive (0: no cap)", opts.Rate)
+	}
 	now := opts.Now
 	if now == nil {
 		now = time.Now
 	}
 	// Acks grouped: a job acked late is at worst replayed and still in
 	// the dead-letter queue, which release settles before it returns.
-	h, err := hold(ctx, conn, queue, broker.WithAckBatch(replayWindow/4, 5*time.Millisecond))
+	h, err := hold(ctx, conn, queue, maxBrowse, broker.WithAckBatch(replayWindow/4, 5*time.Millisecond))
 	if err != nil {
 		return s, err
 	}
@@ -93,11 +101,7 @@ func Replay(ctx context.Context, conn *broker.Conn, pub *broker.Sender, queue st
 			retErr = err
 		}
 	}()
-	var pace *time.Ticker
-	if opts.Rate > 0 && !opts.DryRun {
-		pace = time.NewTicker(time.Duration(float64(time.Second) / opts.Rate))
-		defer pace.Stop()
-	}
+	pace := pacer(opts)
 	// Publishes in flight, oldest first: each delivery is acked once its
 	// copy is confirmed, and not before.
 	var window []sent
@@ -123,7 +127,9 @@ func Replay(ctx context.Context, conn *broker.Conn, pub *broker.Sender, queue st
 		e := NewEntry(dl)
 		if !opts.Filter.Match(e, now()) || (opts.Limit > 0 && len(s.Moved)+len(window) >= opts.Limit) {
 			s.Skipped++
-		} else if m, err := send(ctx, pub, dl, e, opts, pace); err != nil {
+		} else if err := pace(ctx); err != nil {
+			return s, err // this job and the rest stay in the queue
+		} else if m, err := send(ctx, pub, dl, e, opts); err != nil {
 			s.Failed = append(s.Failed, Failed{Entry: e, Err: err})
 		} else if m.conf == nil { // a dry run
 			s.Moved = append(s.Moved, m.moved)
@@ -140,6 +146,26 @@ func Replay(ctx context.Context, conn *broker.Conn, pub *broker.Sender, queue st
 		if opts.Progress != nil {
 			opts.Progress(s.Read, s.Total)
 		}
+	}
+}
+
+// pacer returns the wait before each job moved: none without a rate (or
+// in a dry run), else a token bucket of one job, which takes any rate,
+// from a job an hour to more jobs a second than a clock can tick.
+func pacer(opts ReplayOptions) func(context.Context) error {
+	if opts.Rate == 0 || math.IsInf(opts.Rate, 1) || opts.DryRun {
+		return func(context.Context) error { return nil }
+	}
+	lim := rate.NewLimiter(rate.Limit(opts.Rate), 1)
+	return func(ctx context.Context) error {
+		if err := lim.Wait(ctx); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			// The next job is due after the deadline.
+			return fmt.Errorf("deadletter: at %v job(s) a second the next job is due after the deadline: %w", opts.Rate, context.DeadlineExceeded)
+		}
+		return nil
 	}
 }
 
@@ -171,7 +197,7 @@ func (m sent) settle(ctx context.Context, s *Summary) {
 }
 
 // send republishes one job, without waiting for its confirm.
-func send(ctx context.Context, pub *broker.Sender, dl *broker.Delivery, e Entry, opts ReplayOptions, pace *time.Ticker) (sent, error) {
+func send(ctx context.Context, pub *broker.Sender, dl *broker.Delivery, e Entry, opts ReplayOptions) (sent, error) {
 	exchange, key := opts.To.Exchange, opts.To.RoutingKey
 	if !opts.To.Set {
 		if e.Origin.Queue == "" && e.Origin.Exchange == "" && e.Origin.RoutingKey == "" {
@@ -185,13 +211,6 @@ func send(ctx context.Context, pub *broker.Sender, dl *broker.Delivery, e Entry,
 	m := sent{dl: dl, moved: Moved{Entry: e, Exchange: exchange, RoutingKey: key}}
 	if opts.DryRun {
 		return m, nil
-	}
-	if pace != nil {
-		select {
-		case <-pace.C:
-		case <-ctx.Done():
-			return sent{}, ctx.Err()
-		}
 	}
 	if e.Malformed != nil {
 		return sent{}, fmt.Errorf("%w (%w)", ErrNotAJob, e.Malformed)

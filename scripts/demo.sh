@@ -8,9 +8,27 @@
 #   DEMO_HTTP_ADDR  where the worker serves /livez, /readyz and /metrics
 #                 (default 127.0.0.1:0, a free port, so that nothing else on
 #                 :8080 gets in the way)
+#   DEMO_NAMESPACE  prefix of the demo's exchange and queues (default demo.),
+#                 so that it touches nothing of anyone else's on the broker
+#   DEMO_PURGE    yes: empty the demo's queues first without asking, even on
+#                 a broker that is not this machine; no: never empty them.
+#                 Default: empty them on a local broker (127.0.0.1,
+#                 localhost, ::1), ask on a terminal elsewhere, else skip.
+#
+# What it changes on the broker (README.md, "make demo"): it declares the
+# exchange demo.jobs, the queues demo.default and demo.reports with their
+# dead-letter queues demo.default.dlq and demo.reports.dlq, the bindings,
+# and warren's shared entities (the exchange warren.dead-letter and the
+# delay cascade warren.delay.*); it empties the demo's four queues (see
+# DEMO_PURGE) and publishes jobs to them. It enables no plugin and deletes
+# nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-topo=examples/quickstart/topology.yaml
+ns=${DEMO_NAMESPACE-demo.}
+if [[ ! $ns =~ ^[A-Za-z0-9._-]*$ ]]; then
+  echo "demo: DEMO_NAMESPACE=$ns: use letters, digits, '.', '_' and '-' only" >&2
+  exit 2
+fi
 jobs=${JOBS:-3000}
 timeout_s=${DEMO_TIMEOUT:-120}
 url=${WARREN_URL:-${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/}}
@@ -20,17 +38,55 @@ export WARREN_URL=$url
 
 section() { printf '\n== %s\n' "$*"; }
 
+rest=${url#*://}
+host=${rest##*@}
+host=${host%%/*}
+if [[ $host == \[* ]]; then host=${host%%]*}; host=${host#[}; else host=${host%:*}; fi
+is_local() { [ "$host" = "127.0.0.1" ] || [ "$host" = "localhost" ] || [ "$host" = "::1" ]; }
+
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+# The quickstart's topology with every name of its own under the namespace
+# (warren.* names are warren's, shared by every topology, and stay).
+topo=$out/topology.yaml
+sed -E \
+  -e "s/^(  )(jobs|default|reports):/\\1${ns}\\2:/" \
+  -e "s/(exchange: )jobs\\b/\\1${ns}jobs/" \
+  -e "s/(queue: )(default|reports)\\b/\\1${ns}\\2/" \
+  examples/quickstart/topology.yaml >"$topo"
+
 # purge empties queues through the management API (scripts/rabbitmq.sh
-# enables it), with the credentials and host of WARREN_URL: the CLI cannot
-# purge yet. A failure is reported, not fatal: the counts would then include
-# what earlier runs left.
+# enables it on a local broker), with the credentials and host of
+# WARREN_URL: the CLI cannot purge yet. A failure is reported, not fatal:
+# the counts would then include what earlier runs left. On a broker that is
+# not this machine it asks first (see DEMO_PURGE).
 purge() {
-  local rest=${url#*://} creds=guest:guest host
+  local creds=guest:guest answer
   [[ $rest == *@* ]] && creds=${rest%%@*}
-  host=${rest##*@}
-  host=${host%%/*}
-  host=${host%:*}
-  local api="http://$host:${MANAGEMENT_PORT:-15672}/api/queues/%2F"
+  case ${DEMO_PURGE:-} in
+  no)
+    echo "not emptied (DEMO_PURGE=no): the counts below include what earlier runs left"
+    return 0
+    ;;
+  yes) ;;
+  *)
+    if ! is_local; then
+      if [ -t 0 ] && [ -t 1 ]; then
+        read -r -p "empty $* on $host, which is not this machine? [y/N] " answer || answer=
+      else
+        answer=
+      fi
+      if [[ $answer != [yY]* ]]; then
+        echo "not emptied: $host is not this machine (DEMO_PURGE=yes empties them); the counts below include what earlier runs left"
+        return 0
+      fi
+    fi
+    ;;
+  esac
+  local h=$host
+  [[ $h == *:* ]] && h="[$h]"
+  local api="http://$h:${MANAGEMENT_PORT:-15672}/api/queues/%2F"
   for q in "$@"; do
     if curl -fsS -o /dev/null -u "$creds" -X DELETE "$api/$q/contents"; then
       echo "$q: emptied"
@@ -46,22 +102,20 @@ go build -o bin/quickstart-producer ./examples/quickstart/producer
 go build -o bin/quickstart-worker ./examples/quickstart/worker
 echo ok
 
-section "validate $topo"
+section "validate examples/quickstart/topology.yaml, its names prefixed with $ns"
 bin/warren topology validate -f "$topo"
 
-section "apply $topo"
+section "apply it"
 bin/warren topology apply -f "$topo"
 
-section "empty the quickstart's queues and dead-letter queues, in case an earlier run left jobs"
-purge default reports default.dlq reports.dlq
+section "empty the demo's queues and dead-letter queues, in case an earlier run left jobs"
+purge "${ns}default" "${ns}reports" "${ns}default.dlq" "${ns}reports.dlq"
 
 section "publish one job with the CLI"
 bin/warren publish -f "$topo" --type email.send --data '{"to":"ada@example.com","subject":"Hello from the CLI"}'
 
 until=$((jobs + 1))
 section "run the worker (until $until jobs are done) and the producer ($jobs jobs)"
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
 # The worker consumes while the producer publishes. On a terminal its
 # progress line shows here; both programs' reports are printed once both
 # are done, so that they do not mix.

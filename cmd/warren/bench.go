@@ -29,8 +29,9 @@ func newBenchCmd(g *globals) *cobra.Command {
 		memProfile   string
 	)
 	cmd := &cobra.Command{
-		Use:   "bench [--mode jobs|rpc] [--jobs N [--queues Q] [--workers W] | --calls N --callers K,...] [--queue-type classic|quorum|both] [--baseline] [--rounds R]",
-		Short: "Measure end-to-end throughput, CPU, memory and latency against a broker",
+		Use:         "bench [--mode jobs|rpc] [--jobs N [--queues Q] [--workers W] | --calls N --callers K,...] [--queue-type classic|quorum|both] [--baseline] [--rounds R]",
+		Annotations: map[string]string{noDeadline: "yes"}, // its work grows with what it reads
+		Short:       "Measure end-to-end throughput, CPU, memory and latency against a broker",
 		Long: `--mode jobs (the default): publish --jobs persistent jobs of about
 --payload-bytes of MessagePack with pipelined publisher confirms into a fresh
 durable queue, and consume them at the same time on a second connection
@@ -275,16 +276,6 @@ func newBenchConsumeCmd(g *globals) *cobra.Command {
 func rotate(s []string, n int) []string {
 	n %= len(s)
 	return slices.Concat(s[n:], s[:n])
-}
-
-// isTerminal says whether w is a terminal, where progress lines are shown.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // printBenchTable prints the table of the JSON report in path.

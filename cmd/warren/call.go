@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 
@@ -12,8 +11,8 @@ import (
 
 // Exit codes of warren call.
 const (
-	exitRemoteError = 1 // the job failed in its worker, or could not be sent
-	exitCallTimeout = 2 // no reply in time
+	exitRemoteError = exitFailure // the job failed in its worker, or could not be sent
+	exitCallTimeout = exitPartial // no reply in time
 )
 
 func newCallCmd(g *globals) *cobra.Command {
@@ -53,8 +52,7 @@ not be sent; 2 when no reply came before --timeout.`,
 			if durable {
 				copts = append(copts, broker.WithDurableRequests())
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
-			defer cancel()
+			ctx := cmd.Context() // --timeout bounds it (root.go, prepare)
 			conn, err := g.dial(ctx)
 			if err != nil {
 				return err

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"sort"
 	"strings"
@@ -50,6 +51,11 @@ func (f *dlqFilterFlags) add(cmd *cobra.Command) {
 	fl.StringVar(&f.errPattern, "error", "", "only jobs whose error matches this regular expression (or substring)")
 	fl.DurationVar(&f.olderThan, "older-than", 0, "only jobs that last failed at least this long ago")
 	fl.DurationVar(&f.newerThan, "newer-than", 0, "only jobs that last failed at most this long ago")
+}
+
+// empty says whether no filter was given: every job matches.
+func (f *dlqFilterFlags) empty() bool {
+	return len(f.types) == 0 && len(f.classes) == 0 && len(f.ids) == 0 && f.errPattern == "" && f.olderThan == 0 && f.newerThan == 0
 }
 
 func (f *dlqFilterFlags) filter() (deadletter.Filter, error) {
@@ -150,6 +156,8 @@ func newDLQListCmd(g *globals) *cobra.Command {
 		ff      dlqFilterFlags
 		limit   int
 		groupBy string
+		scan    int
+		all     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "list QUEUE",
@@ -162,7 +170,11 @@ x-death, with classes rabbitmq:<reason>.
 
 Filters narrow the list; --group-by error|type|class counts the matching jobs
 per group instead, for the "what failed and why" question. Reading removes
-nothing.`,
+nothing.
+
+It reads at most 65,535 jobs (--scan N reads at most N), and says when it
+stopped before the end of the queue; --all reads every job the queue held
+when it started, holding them all unacked until it is done.`,
 		Example: `  warren dlq list default.dlq --group-by error
   warren dlq list default.dlq --class permanent --type email.send --limit 20
   warren dlq list default.dlq --error 'timeout|reset' --newer-than 1h --json`,
@@ -180,10 +192,19 @@ nothing.`,
 				}
 			}
 			if limit < 0 {
-				return fmt.Errorf("--limit %d: must be 0 (no limit) or more", limit)
+				return usageError("--limit %d: must be 0 (no limit) or more", limit)
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
-			defer cancel()
+			if scan < 1 {
+				return usageError("--scan %d: must be 1 or more (--all reads every job)", scan)
+			}
+			if all && cmd.Flags().Changed("scan") {
+				return usageError("--all and --scan cannot be combined")
+			}
+			max := scan
+			if all {
+				max = math.MaxInt
+			}
+			ctx := cmd.Context()
 			conn, err := g.dial(ctx)
 			if err != nil {
 				return err
@@ -192,7 +213,7 @@ nothing.`,
 			now := time.Now()
 			var matched []deadletter.Entry
 			count := 0
-			scanned, err := deadletter.Browse(ctx, conn, queue, func(e deadletter.Entry) bool {
+			bs, err := deadletter.BrowseWith(ctx, conn, queue, deadletter.BrowseOptions{Max: max}, func(e deadletter.Entry) bool {
 				if !filter.Match(e, now) {
 					return true
 				}
@@ -207,30 +228,37 @@ nothing.`,
 			if err != nil {
 				return err
 			}
-			if grouper != nil {
-				return printGroups(g, queue, groupBy, scanned, count, grouper.Groups())
+			if bs.Capped && !g.json {
+				fmt.Fprintf(g.stderr, "warren: stopped after %d of the %d job(s) in %s: the counts cover those read; --scan N or --all reads more\n", bs.Seen, bs.Total, queue)
 			}
-			return printEntries(g, queue, scanned, count, matched, now)
+			if grouper != nil {
+				return printGroups(g, queue, groupBy, bs, count, grouper.Groups())
+			}
+			return printEntries(g, queue, bs, count, matched, now)
 		},
 	}
 	ff.add(cmd)
-	cmd.Flags().IntVar(&limit, "limit", 100, "list at most this many jobs (0: all); counts cover every job")
+	cmd.Flags().IntVar(&limit, "limit", 100, "list at most this many jobs (0: all); counts cover every job read")
+	cmd.Flags().IntVar(&scan, "scan", deadletter.DefaultMax, "read at most this many jobs of the queue")
+	cmd.Flags().BoolVar(&all, "all", false, "read every job of the queue, beyond 65,535 (each is held unacked until the end)")
 	cmd.Flags().StringVar(&groupBy, "group-by", "", "count jobs per error, type or class instead of listing them")
 	return cmd
 }
 
-func printGroups(g *globals, queue, by string, scanned, matched int, groups []deadletter.Group) error {
+func printGroups(g *globals, queue, by string, bs deadletter.BrowseSummary, matched int, groups []deadletter.Group) error {
 	if g.json {
 		return writeJSON(g.stdout, struct {
 			Version int                `json:"version"`
 			Queue   string             `json:"queue"`
+			Total   int                `json:"total"`
 			Scanned int                `json:"scanned"`
+			Capped  bool               `json:"capped"`
 			Matched int                `json:"matched"`
 			GroupBy string             `json:"group_by"`
 			Groups  []deadletter.Group `json:"groups"`
-		}{1, queue, scanned, matched, by, groups})
+		}{1, queue, bs.Total, bs.Seen, bs.Capped, matched, by, groups})
 	}
-	fmt.Fprintf(g.stdout, "%s: %d job(s), %d matching, by %s\n", queue, scanned, matched, by)
+	fmt.Fprintf(g.stdout, "%s: %d job(s), %d matching, by %s\n", queue, bs.Seen, matched, by)
 	if len(groups) == 0 {
 		return nil
 	}
@@ -242,7 +270,7 @@ func printGroups(g *globals, queue, by string, scanned, matched int, groups []de
 	return tw.Flush()
 }
 
-func printEntries(g *globals, queue string, scanned, matched int, entries []deadletter.Entry, now time.Time) error {
+func printEntries(g *globals, queue string, bs deadletter.BrowseSummary, matched int, entries []deadletter.Entry, now time.Time) error {
 	if g.json {
 		jobs := make([]dlqJob, len(entries))
 		for i, e := range entries {
@@ -251,12 +279,14 @@ func printEntries(g *globals, queue string, scanned, matched int, entries []dead
 		return writeJSON(g.stdout, struct {
 			Version int      `json:"version"`
 			Queue   string   `json:"queue"`
+			Total   int      `json:"total"`
 			Scanned int      `json:"scanned"`
+			Capped  bool     `json:"capped"`
 			Matched int      `json:"matched"`
 			Jobs    []dlqJob `json:"jobs"`
-		}{1, queue, scanned, matched, jobs})
+		}{1, queue, bs.Total, bs.Seen, bs.Capped, matched, jobs})
 	}
-	fmt.Fprintf(g.stdout, "%s: %d job(s), %d matching", queue, scanned, matched)
+	fmt.Fprintf(g.stdout, "%s: %d job(s), %d matching", queue, bs.Seen, matched)
 	if len(entries) < matched {
 		fmt.Fprintf(g.stdout, ", %d shown (--limit)", len(entries))
 	}
@@ -285,8 +315,7 @@ func newDLQShowCmd(g *globals) *cobra.Command {
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			queue, id := args[0], args[1]
-			ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
-			defer cancel()
+			ctx := cmd.Context() // --timeout bounds it (root.go, prepare)
 			conn, err := g.dial(ctx)
 			if err != nil {
 				return err
@@ -374,10 +403,12 @@ func newDLQReplayCmd(g *globals) *cobra.Command {
 		dryRun            bool
 		limit             int
 		rate              float64
+		yes               bool
 	)
 	cmd := &cobra.Command{
-		Use:   "replay QUEUE",
-		Short: "Move matching jobs of a dead-letter queue back to their origin, to run again",
+		Use:         "replay QUEUE",
+		Annotations: map[string]string{noDeadline: "yes"}, // its work grows with what it reads
+		Short:       "Move matching jobs of a dead-letter queue back to their origin, to run again",
 		Long: `Move the jobs of a dead-letter queue that match the filters back to the
 exchange and routing key they failed from (or --to a queue, or --exchange with
 --key), with their attempt count reset, their replay count plus one, and
@@ -408,8 +439,11 @@ their order as far as RabbitMQ allows. --dry-run says what would move.`,
 			case cmd.Flags().Changed("exchange"):
 				opts.To = deadletter.Target{Exchange: exchange, RoutingKey: key, Set: true}
 			}
-			if limit < 0 || rate < 0 {
-				return errors.New("--limit and --rate must not be negative")
+			if limit < 0 {
+				return usageError("--limit %d: must be 0 (all that match) or more", limit)
+			}
+			if cmd.Flags().Changed("rate") && !(rate > 0) { // NaN too
+				return usageError("--rate %v: must be more than 0 jobs a second (leave it out for no limit)", rate)
 			}
 			ctx := cmd.Context()
 			conn, err := g.dial(ctx)
@@ -417,6 +451,11 @@ their order as far as RabbitMQ allows. --dry-run says what would move.`,
 				return err
 			}
 			defer conn.Close()
+			if !dryRun && !yes && ff.empty() {
+				if err := confirmReplayAll(ctx, g, conn, queue); err != nil {
+					return err
+				}
+			}
 			pub, err := broker.NewSender(conn, broker.WithAppID("warren-cli"))
 			if err != nil {
 				return err
@@ -447,8 +486,22 @@ their order as far as RabbitMQ allows. --dry-run says what would move.`,
 	f.StringVar(&key, "key", "", "routing key, with --exchange")
 	f.BoolVar(&dryRun, "dry-run", false, "say what would move; move nothing")
 	f.IntVar(&limit, "limit", 0, "move at most this many jobs (0: all that match)")
-	f.Float64Var(&rate, "rate", 0, "move at most this many jobs per second (0: no limit)")
+	f.Float64Var(&rate, "rate", 0, "move at most this many jobs per second, more than 0 (default: no limit)")
+	f.BoolVar(&yes, "yes", false, "with no filter, move every job without asking")
 	return cmd
+}
+
+// confirmReplayAll asks before a replay without a filter moves every job
+// of queue.
+func confirmReplayAll(ctx context.Context, g *globals, conn *broker.Conn, queue string) error {
+	d := broker.NewDeclarer(conn)
+	info, err := d.QueueInfo(ctx, queue)
+	d.Close(context.WithoutCancel(ctx))
+	if err != nil {
+		return err
+	}
+	return g.confirm(fmt.Sprintf("no filter: move all %d job(s) of %s?", info.Messages, queue),
+		"no filter: this moves every job; pass --yes to confirm, or narrow it with a filter (--type, --class, --id, --error, --older-than, --newer-than)")
 }
 
 func printReplay(g *globals, queue string, dryRun bool, s deadletter.Summary) error {
@@ -501,8 +554,9 @@ func newDLQPurgeCmd(g *globals) *cobra.Command {
 		export string
 	)
 	cmd := &cobra.Command{
-		Use:   "purge QUEUE",
-		Short: "Delete the jobs of a dead-letter queue that match the filters, for good",
+		Use:         "purge QUEUE",
+		Annotations: map[string]string{noDeadline: "yes"}, // its work grows with what it reads
+		Short:       "Delete the jobs of a dead-letter queue that match the filters, for good",
 		Long: `Delete jobs from a dead-letter queue for good: those matching the filters (the
 same as dlq list's), or every job. On a terminal it shows how many jobs
 match and asks first; elsewhere pass --yes. List them first with
@@ -533,9 +587,8 @@ back.`,
 			}
 			defer conn.Close()
 			if !yes {
-				in, ok := cmd.InOrStdin().(*os.File)
-				if !ok || !isTerminal(in) || !isTerminal(g.stderr) {
-					return errors.New("purge deletes jobs for good: pass --yes to confirm (no terminal to ask on)")
+				if !isTerminal(g.stdin) || !isTerminal(g.stderr) {
+					return usageError("purge deletes jobs for good: pass --yes to confirm (no terminal to ask on)")
 				}
 				now, matching := time.Now(), 0
 				if _, err := deadletter.Browse(ctx, conn, queue, func(e deadletter.Entry) bool {
@@ -546,11 +599,9 @@ back.`,
 				}); err != nil {
 					return err
 				}
-				fmt.Fprintf(g.stderr, "delete %d job(s) from %s for good? type yes: ", matching, queue)
-				var answer string
-				fmt.Fscanln(in, &answer)
-				if answer != "yes" {
-					return &exitError{code: 1, err: errors.New("nothing deleted")}
+				if err := g.confirm(fmt.Sprintf("delete %d job(s) from %s for good?", matching, queue),
+					"purge deletes jobs for good: pass --yes to confirm"); err != nil {
+					return err
 				}
 			}
 			var deleted, kept int

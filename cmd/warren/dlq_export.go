@@ -19,10 +19,12 @@ func newDLQExportCmd(g *globals) *cobra.Command {
 	var (
 		ff    dlqFilterFlags
 		limit int
+		force bool
 	)
 	cmd := &cobra.Command{
-		Use:   "export QUEUE FILE",
-		Short: "Write the jobs of a dead-letter queue to a file, exactly as they are, removing none",
+		Use:         "export QUEUE FILE",
+		Annotations: map[string]string{noDeadline: "yes"}, // its work grows with what it reads
+		Short:       "Write the jobs of a dead-letter queue to a file, exactly as they are, removing none",
 		Long: `Write the jobs of a dead-letter queue that match the filters (the same as
 dlq list's) to FILE, one JSON record per line: every AMQP property, every
 header with its AMQP type, the body's bytes in base64, and the queue they were
@@ -32,7 +34,8 @@ here or on another cluster, exactly as they were.
 Nothing is removed: the jobs are held unacked while they are read and all go
 back with one nack, in their order. FILE is written under a temporary name
 and renamed when it is complete, so a FILE that exists is whole; - writes to
-stdout. It reads at most 65,535 jobs per run.`,
+stdout. A FILE that exists is not overwritten (it may hold the evidence of an
+earlier export) unless --force is given. It reads at most 65,535 jobs per run.`,
 		Example: `  warren dlq export default.dlq evidence.ndjson
   warren dlq export default.dlq - --class permanent | jq -r .error
   warren dlq export default.dlq moved.ndjson --type email.send --limit 1000`,
@@ -44,7 +47,12 @@ stdout. It reads at most 65,535 jobs per run.`,
 				return err
 			}
 			if limit < 0 {
-				return fmt.Errorf("--limit %d: must be 0 (no limit) or more", limit)
+				return usageError("--limit %d: must be 0 (no limit) or more", limit)
+			}
+			if path != "-" && !force {
+				if _, err := os.Lstat(path); err == nil {
+					return fileExists(path)
+				}
 			}
 			ctx := cmd.Context()
 			conn, err := g.dial(ctx)
@@ -60,7 +68,7 @@ stdout. It reads at most 65,535 jobs per run.`,
 				}
 				return printExport(g, queue, path, s)
 			}
-			out, err := createAtomic(path)
+			out, err := createAtomic(path, force)
 			if err != nil {
 				return err
 			}
@@ -70,6 +78,9 @@ stdout. It reads at most 65,535 jobs per run.`,
 			}
 			if err != nil {
 				out.abort()
+				if errors.Is(err, os.ErrExist) {
+					return fileExists(path)
+				}
 				return fmt.Errorf("%w; nothing written to %s", err, path)
 			}
 			return printExport(g, queue, path, s)
@@ -77,7 +88,14 @@ stdout. It reads at most 65,535 jobs per run.`,
 	}
 	ff.add(cmd)
 	cmd.Flags().IntVar(&limit, "limit", 0, "export at most this many jobs (0: all that match)")
+	cmd.Flags().BoolVar(&force, "force", false, "overwrite FILE if it exists")
 	return cmd
+}
+
+// fileExists is the error of an export to a file that exists, without
+// --force.
+func fileExists(path string) error {
+	return &exitError{code: exitFailure, err: fmt.Errorf("%s exists (an earlier export?): choose a new name, or pass --force to overwrite it; nothing written", path)}
 }
 
 func printExport(g *globals, queue, path string, s deadletter.ExportSummary) error {
@@ -107,18 +125,21 @@ func printExport(g *globals, queue, path string, s deadletter.ExportSummary) err
 // whole: an interrupted export leaves at most a hidden temporary file,
 // never a short file that looks complete.
 type atomicFile struct {
-	f    *os.File
-	w    *bufio.Writer
-	path string
+	f         *os.File
+	w         *bufio.Writer
+	path      string
+	overwrite bool // commit replaces a file under the name
 }
 
-func createAtomic(path string) (*atomicFile, error) {
+// createAtomic starts the file; unless overwrite, commit fails with an
+// error wrapping os.ErrExist when a file has the name by then.
+func createAtomic(path string, overwrite bool) (*atomicFile, error) {
 	// 0600 (CreateTemp's mode): dead letters may hold personal data.
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
-	return &atomicFile{f: f, w: bufio.NewWriterSize(f, 1<<20), path: path}, nil
+	return &atomicFile{f: f, w: bufio.NewWriterSize(f, 1<<20), path: path, overwrite: overwrite}, nil
 }
 
 func (a *atomicFile) Write(p []byte) (int, error) { return a.w.Write(p) }
@@ -133,7 +154,7 @@ func (a *atomicFile) commit() error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(a.f.Name(), a.path)
+		err = a.rename()
 	}
 	if err != nil {
 		return fmt.Errorf("write %s: %w", a.path, err)
@@ -143,6 +164,26 @@ func (a *atomicFile) commit() error {
 		d.Close()
 	}
 	return nil
+}
+
+// rename gives the temporary file its name: a hard link when it must not
+// replace a file (the link fails if one exists, even one created during
+// the export), else, or where links are not supported, a rename.
+func (a *atomicFile) rename() error {
+	if a.overwrite {
+		return os.Rename(a.f.Name(), a.path)
+	}
+	err := os.Link(a.f.Name(), a.path)
+	if errors.Is(err, os.ErrExist) {
+		return err
+	}
+	if err == nil {
+		return os.Remove(a.f.Name())
+	}
+	if _, serr := os.Lstat(a.path); serr == nil {
+		return fmt.Errorf("%s: %w", a.path, os.ErrExist)
+	}
+	return os.Rename(a.f.Name(), a.path)
 }
 
 // abort removes the temporary file.
@@ -157,8 +198,9 @@ func newDLQImportCmd(g *globals) *cobra.Command {
 		dryRun            bool
 	)
 	cmd := &cobra.Command{
-		Use:   "import FILE",
-		Short: "Publish the jobs of a dlq export file again, exactly as they were exported",
+		Use:         "import FILE",
+		Annotations: map[string]string{noDeadline: "yes"}, // its work grows with what it reads
+		Short:       "Publish the jobs of a dlq export file again, exactly as they were exported",
 		Long: `Publish each record of FILE (written by warren dlq export or dlq purge
 --export; - reads stdin) with the same properties, headers and body, byte for
 byte: to the queue the record was exported from (through the default

@@ -149,7 +149,7 @@ func TestDLQReplayKilledLosesNothing(t *testing.T) {
 	const n = 2000
 	ids := parkJobs(t, dlq, origin, n)
 
-	cmd, out := warrenProcess(t, "dlq", "replay", dlq, "--rate", "1000")
+	cmd, out := warrenProcess(t, "dlq", "replay", dlq, "--rate", "1000", "--yes")
 	testkit.WaitDepth(t, origin, n/4, 30*time.Second)
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
@@ -167,7 +167,7 @@ func TestDLQReplayKilledLosesNothing(t *testing.T) {
 	t.Logf("killed with %d in the origin, %d in the dead-letter queue", brokertest.Depth(t, origin), brokertest.Depth(t, dlq))
 
 	// Nothing lost between the two queues.
-	code, stdout, stderr := warren(t, "dlq", "replay", dlq)
+	code, stdout, stderr := warren(t, "dlq", "replay", dlq, "--yes")
 	if code != 0 {
 		t.Fatalf("second replay: exit %d\n%s%s", code, stdout, stderr)
 	}
@@ -195,7 +195,7 @@ func TestDLQReplaysAtOnceLoseNothing(t *testing.T) {
 		out *bytes.Buffer
 	}, 2)
 	for i := range results {
-		cmd, out := warrenProcess(t, "--json", "dlq", "replay", dlq)
+		cmd, out := warrenProcess(t, "--json", "dlq", "replay", dlq, "--yes")
 		results[i].out = out
 		wg.Add(1)
 		go func() {
@@ -240,7 +240,7 @@ func TestDLQReplayToMissingOriginKeepsTheJob(t *testing.T) {
 	kept := parkJobs(t, dlq, gone, 2)
 	ids := parkJobs(t, dlq, origin, 3)
 
-	code, stdout, stderr := warren(t, "dlq", "replay", dlq)
+	code, stdout, stderr := warren(t, "dlq", "replay", dlq, "--yes")
 	if code != 1 {
 		t.Fatalf("exit %d, want 1 (some failed)\n%s%s", code, stdout, stderr)
 	}
@@ -302,7 +302,7 @@ func TestDLQReplayForgetsCallersGone(t *testing.T) {
 		}
 		want[env.ID] = kept
 	}
-	if code, stdout, stderr := warren(t, "dlq", "replay", dlq); code != 0 {
+	if code, stdout, stderr := warren(t, "dlq", "replay", dlq, "--yes"); code != 0 {
 		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
 	}
 	ch := brokertest.Channel(t)

@@ -210,7 +210,7 @@ func TestDLQReplay(t *testing.T) {
 	// origin: the worker handles the rejected one, the unknown type fails
 	// again and comes back to the dead-letter queue, but only after this
 	// run, which stops at the count it took at its start.
-	code, out, errOut = warren(t, "--json", "dlq", "replay", dlq)
+	code, out, errOut = warren(t, "--json", "dlq", "replay", dlq, "--yes")
 	if code != 0 || json.Unmarshal([]byte(out), &res) != nil || len(res.Moved) != 2 {
 		t.Fatalf("replay to origin: exit %d\n%s%s", code, out, errOut)
 	}
@@ -238,7 +238,7 @@ func TestDLQPurge(t *testing.T) {
 
 	// Without a terminal and without --yes, nothing is deleted.
 	code, _, errOut := warren(t, "dlq", "purge", dlq, "--class", "permanent")
-	if code != 1 || !strings.Contains(errOut, "--yes") {
+	if code != exitUsage || !strings.Contains(errOut, "--yes") {
 		t.Fatalf("purge without --yes: exit %d, %s", code, errOut)
 	}
 	if d := brokertest.Depth(t, dlq); d != 4 {

@@ -215,7 +215,7 @@ func TestRolePermissions(t *testing.T) {
 	var replay struct {
 		Moved []struct{ ID, Exchange string }
 	}
-	if err := json.Unmarshal([]byte(operator("--json", "dlq", "replay", "billing.emails.dlq")), &replay); err != nil {
+	if err := json.Unmarshal([]byte(operator("--json", "dlq", "replay", "billing.emails.dlq", "--yes")), &replay); err != nil {
 		t.Fatal(err)
 	}
 	if len(replay.Moved) != 1 || replay.Moved[0].ID != failing || replay.Moved[0].Exchange != "billing.jobs" {

@@ -94,8 +94,7 @@ there is, 1 on errors: a CI job can gate on it.`,
 				return err
 			}
 			defer c.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
-			defer cancel()
+			ctx := cmd.Context() // --timeout bounds it (root.go, prepare)
 			live, err := c.Live(ctx)
 			if err != nil {
 				return err
@@ -116,7 +115,7 @@ there is, 1 on errors: a CI job can gate on it.`,
 				}
 			}
 			if pending(changes) > 0 {
-				return &exitError{code: 2}
+				return &exitError{code: exitPartial} // drift
 			}
 			return nil
 		},

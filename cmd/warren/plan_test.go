@@ -96,8 +96,8 @@ func TestPlanAfterApply(t *testing.T) {
 		"    type: classic\n    max_priority: 5\n", "    type: quorum\n  "+added+":\n    type: classic\n")
 
 	code, res = runPlan(t, path)
-	if code != 2 {
-		t.Fatalf("plan of a changed file: exit %d, want 2: %+v", code, res)
+	if code != exitPartial {
+		t.Fatalf("plan of a changed file: exit %d, want 3 (drift): %+v", code, res)
 	}
 	got := map[string]string{}
 	for _, c := range res.Changes {
@@ -131,8 +131,8 @@ func TestPlanAfterApply(t *testing.T) {
 			t.Errorf("plan output lacks %q:\n%s", w, out)
 		}
 	}
-	if code != 2 {
-		t.Errorf("plan: exit %d, want 2", code)
+	if code != exitPartial {
+		t.Errorf("plan: exit %d, want 3 (drift)", code)
 	}
 }
 

@@ -61,8 +61,7 @@ error (unroutable), not a silent success.`,
 			if appID != "" {
 				popts = append(popts, broker.WithAppID(appID))
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
-			defer cancel()
+			ctx := cmd.Context() // --timeout bounds it (root.go, prepare)
 			conn, err := g.dial(ctx)
 			if err != nil {
 				return err

@@ -39,8 +39,8 @@ func TestPolicyRemedy(t *testing.T) {
 		"      or: warren topology apply -f " + path + " --policies",
 	}
 	code, planOut, errOut := warren(t, "topology", "plan", "-f", path, "--management-url", mgmtURL)
-	if code != 2 || !strings.Contains(planOut, strings.Join(remedy, "\n")+"\n") {
-		t.Fatalf("plan: exit %d, want 2 and the remedy\n%s\nin:\n%s%s", code, strings.Join(remedy, "\n"), planOut, errOut)
+	if code != exitPartial || !strings.Contains(planOut, strings.Join(remedy, "\n")+"\n") {
+		t.Fatalf("plan: exit %d, want 3 and the remedy\n%s\nin:\n%s%s", code, strings.Join(remedy, "\n"), planOut, errOut)
 	}
 	code, jsonOut, _ := warren(t, "--json", "topology", "plan", "-f", path, "--management-url", mgmtURL)
 	var res struct {
@@ -52,7 +52,7 @@ func TestPolicyRemedy(t *testing.T) {
 			}
 		}
 	}
-	if err := json.Unmarshal([]byte(jsonOut), &res); err != nil || code != 2 || len(res.Changes) != 1 || res.Changes[0].Fix == nil ||
+	if err := json.Unmarshal([]byte(jsonOut), &res); err != nil || code != exitPartial || len(res.Changes) != 1 || res.Changes[0].Fix == nil ||
 		res.Changes[0].Fix.Command != command || res.Changes[0].Fix.Policy != "warren."+n.Queue || res.Changes[0].Fix.Definition["message-ttl"] != float64(30000) {
 		t.Fatalf("plan --json: exit %d, %v, want the fix:\n%s", code, err, jsonOut)
 	}

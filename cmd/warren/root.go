@@ -17,8 +17,19 @@ import (
 	"github.com/warrenmq/warren/topology"
 )
 
-// exitError carries an exit code other than 1 and an optional message;
-// a nil err means the command already printed what it had to say.
+// Exit statuses, the same for every command (docs/cli.md, "Exit status").
+const (
+	exitOK      = 0
+	exitFailure = 1 // the command failed: a broker error, a bad file, a job not confirmed
+	exitUsage   = 2 // the command line is wrong: unknown command or flag, bad value, missing argument
+	// exitPartial: done in part, or "not in sync": drift (topology plan),
+	// no reply or no end in time (call, --timeout), a dlq command that
+	// read, moved or exported only part of what it was asked.
+	exitPartial = 3
+)
+
+// exitError carries an exit status and an optional message; a nil err
+// means the command already printed what it had to say.
 type exitError struct {
 	code int
 	err  error
@@ -33,6 +44,11 @@ func (e *exitError) Error() string {
 
 func (e *exitError) Unwrap() error { return e.err }
 
+// usageError is a mistake in the command line (exit status 2).
+func usageError(format string, args ...any) error {
+	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
+}
+
 // globals are the flags every command shares.
 type globals struct {
 	urls     []string
@@ -42,29 +58,224 @@ type globals struct {
 	name     string
 	timeout  time.Duration
 	logLevel string
-	stdout   io.Writer
+	stdout   io.Writer // counts what is written, so an error is not a second JSON document
 	stderr   io.Writer
+	stdin    io.Reader
+	// ask asks a yes/no question on the terminal; see askTerminal.
+	ask func(question string) (yes bool, err error)
+}
+
+// errNoTerminal is ask's error when there is no terminal to ask on.
+var errNoTerminal = errors.New("no terminal to ask on")
+
+// askTerminal returns the question asker of a run: on the terminal of
+// stdin and stderr, for "yes". Tests replace it.
+var askTerminal = func(in io.Reader, out io.Writer) func(string) (bool, error) {
+	return func(question string) (bool, error) {
+		if !isTerminal(in) || !isTerminal(out) {
+			return false, errNoTerminal
+		}
+		fmt.Fprintf(out, "%s type yes: ", question)
+		var answer string
+		fmt.Fscanln(in, &answer)
+		return answer == "yes", nil
+	}
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	g := &globals{stdout: stdout, stderr: stderr}
+	return runWithInput(ctx, args, os.Stdin, stdout, stderr)
+}
+
+func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	out := &countingWriter{w: stdout}
+	g := &globals{stdout: out, stderr: stderr, stdin: stdin, ask: askTerminal(stdin, stderr)}
 	root := newRoot(g)
 	root.SetArgs(args)
-	root.SetOut(stdout)
+	root.SetIn(stdin)
+	root.SetOut(out)
 	root.SetErr(stderr)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
-		return 0
+		return exitOK
+	}
+	// What a command returns is an exitError (see prepare); anything else
+	// is cobra's: an unknown command or flag, a bad flag value, the wrong
+	// number of arguments.
+	code, msg := exitUsage, err
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code, msg = ee.code, ee.err
+	}
+	if msg == nil {
+		return code
+	}
+	text := advised(msg)
+	fmt.Fprintf(stderr, "warren: %s\n", text)
+	if code == exitUsage && cmd != nil {
+		fmt.Fprintf(stderr, "run '%s --help' for usage\n", cmd.CommandPath())
+	}
+	// With --json, a command that printed nothing prints its error as a
+	// document of its own; one that printed its document said there
+	// what went wrong.
+	if (g.json || jsonAsked(args)) && out.n == 0 {
+		_ = writeJSON(stdout, errorJSON(code, text))
+	}
+	return code
+}
+
+// errorDoc is the --json document of a command that failed before it had
+// a result to print.
+type errorDoc struct {
+	Version int `json:"version"`
+	Error   struct {
+		Message string `json:"message"`
+		Code    int    `json:"code"` // the exit status
+		Kind    string `json:"kind"` // usage, failure, partial
+	} `json:"error"`
+}
+
+func errorJSON(code int, message string) errorDoc {
+	d := errorDoc{Version: 1}
+	d.Error.Message, d.Error.Code = message, code
+	switch code {
+	case exitUsage:
+		d.Error.Kind = "usage"
+	case exitPartial:
+		d.Error.Kind = "partial"
+	default:
+		d.Error.Kind = "failure"
+	}
+	return d
+}
+
+// jsonAsked reports whether args ask for --json, for a command line that
+// could not be parsed as far as the flag.
+func jsonAsked(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "--json", "--json=true", "--json=1":
+			return true
+		}
+	}
+	return false
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// file is the *os.File under w, if any, to tell a terminal.
+func file(w any) (*os.File, bool) {
+	if c, ok := w.(*countingWriter); ok {
+		w = c.w
+	}
+	f, ok := w.(*os.File)
+	return f, ok
+}
+
+// noDeadline marks a command whose work grows with what it reads (a queue,
+// a file, a benchmark): without --timeout it has no deadline.
+const noDeadline = "warren/no-default-deadline"
+
+// prepare gives every command of cmd's tree the same way out: a group run
+// with an unknown subcommand is a usage error; before a command runs, the
+// global flags are checked and --timeout becomes the deadline of its
+// context; what it returns becomes an exitError (status 1 unless it chose
+// one, 3 when its deadline passed).
+func prepare(g *globals, cmd *cobra.Command) {
+	for _, c := range cmd.Commands() {
+		prepare(g, c)
+	}
+	if cmd.RunE == nil && cmd.Run == nil {
+		if !cmd.HasSubCommands() {
+			return
+		}
+		cmd.Args = cobra.ArbitraryArgs
+		cmd.RunE = func(c *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				err := fmt.Errorf("unknown command %q for %q", args[0], c.CommandPath())
+				if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+					err = fmt.Errorf("%w; did you mean %s?", err, strings.Join(s, " or "))
+				}
+				return &exitError{code: exitUsage, err: err}
+			}
+			return c.Help()
+		}
+	}
+	runE := cmd.RunE
+	cmd.RunE = func(c *cobra.Command, args []string) error {
+		if err := g.check(c); err != nil {
+			return err
+		}
+		parent := c.Context()
+		ctx, cancel := g.deadline(c)
+		defer cancel()
+		c.SetContext(ctx)
+		err := runE(c, args)
+		c.SetContext(parent)
+		return g.exit(ctx, parent, err)
+	}
+}
+
+// check checks the global flags.
+func (g *globals) check(cmd *cobra.Command) error {
+	if !validLevel(g.logLevel) {
+		what := "--" + daemon.FlagLogLevel
+		if !cmd.Flags().Changed(daemon.FlagLogLevel) {
+			what = daemon.EnvLogLevel // the flag's default comes from it
+		}
+		return usageError("%s %q: use debug, info, warn or error", what, g.logLevel)
+	}
+	if g.timeout < 0 {
+		return usageError("--timeout %v: must be a duration, e.g. 30s, or 0 for none", g.timeout)
+	}
+	return nil
+}
+
+// validLevel reports whether s is a log level, as a worker daemon reads
+// it: debug, info, warn or error.
+func validLevel(s string) bool {
+	lvl, err := zerolog.ParseLevel(s)
+	return err == nil && s != "" && lvl >= zerolog.DebugLevel && lvl <= zerolog.ErrorLevel
+}
+
+// deadline is the context of a command: --timeout from its start, for
+// every command; without --timeout, 30s, or none for the commands marked
+// noDeadline; --timeout 0 is none.
+func (g *globals) deadline(cmd *cobra.Command) (context.Context, context.CancelFunc) {
+	ctx := cmd.Context()
+	if g.timeout == 0 || (!cmd.Flags().Changed("timeout") && cmd.Annotations[noDeadline] != "") {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, g.timeout)
+}
+
+// exit turns what a command returned into an exitError.
+func (g *globals) exit(ctx, parent context.Context, err error) error {
+	if err == nil {
+		return nil
 	}
 	var ee *exitError
 	if errors.As(err, &ee) {
-		if ee.err != nil {
-			fmt.Fprintf(stderr, "warren: %s\n", advised(ee.err))
-		}
-		return ee.code
+		return err
 	}
-	fmt.Fprintf(stderr, "warren: %s\n", advised(err))
-	return 1
+	// A deadline passed, even when what failed noticed it a moment before
+	// the context did (a dial's I/O deadline is the context's).
+	dl, ok := ctx.Deadline()
+	if (errors.Is(ctx.Err(), context.DeadlineExceeded) || (ok && !time.Now().Before(dl))) && parent.Err() == nil {
+		return &exitError{code: exitPartial, err: fmt.Errorf("%w (gave up at --timeout %v; pass a longer one, or 0 for none)", err, g.timeout)}
+	}
+	return &exitError{code: exitFailure, err: err}
 }
 
 func newRoot(g *globals) *cobra.Command {
@@ -87,21 +298,19 @@ the deprecated AMQP_URL and WARREN_AMQP_URL still work, with a warning),
 		", else the deprecated "+daemon.EnvAMQPURL+" or "+daemon.EnvAMQPURLFallback+", else "+broker.RedactURL(broker.DefaultURL)+")")
 	pf.BoolVar(&g.json, "json", false, "print results as JSON (schema in docs/cli.md)")
 	pf.StringVar(&g.name, "connection-name", "warren-cli", "connection name shown by the broker")
-	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "give up after this long")
+	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "deadline of the whole command, connecting included; 0: none (default 30s; none for bench and the dlq commands that move or export jobs)")
 	level := strings.TrimSpace(os.Getenv(daemon.EnvLogLevel))
 	if level == "" {
 		level = "warn"
 	}
 	pf.StringVar(&g.logLevel, daemon.FlagLogLevel, level, "log level: debug, info, warn, error (env "+daemon.EnvLogLevel+")")
 	root.AddCommand(newTopologyCmd(g), newPublishCmd(g), newCallCmd(g), newDLQCmd(g), newBenchCmd(g), newStatsCmd(g))
+	prepare(g, root)
 	return root
 }
 
 func (g *globals) logger() zerolog.Logger {
-	lvl, err := zerolog.ParseLevel(g.logLevel)
-	if err != nil {
-		lvl = zerolog.WarnLevel
-	}
+	lvl, _ := zerolog.ParseLevel(g.logLevel) // checked before the command ran
 	return zerolog.New(zerolog.ConsoleWriter{Out: g.stderr, NoColor: noColor(g.stderr)}).Level(lvl).With().Timestamp().Logger()
 }
 
@@ -136,7 +345,7 @@ func topologyFlag(cmd *cobra.Command, path *string) {
 // loadTopology loads path, printing every problem on failure.
 func (g *globals) loadTopology(path string) (*topology.Topology, error) {
 	if path == "" {
-		return nil, errors.New("no topology file: pass -f FILE or set WARREN_TOPOLOGY")
+		return nil, usageError("no topology file: pass -f FILE or set WARREN_TOPOLOGY")
 	}
 	t, err := topology.Load(path)
 	if err != nil {
@@ -153,10 +362,15 @@ func noColor(w io.Writer) bool {
 	if os.Getenv("NO_COLOR") != "" {
 		return true
 	}
-	f, ok := w.(*os.File)
+	return !isTerminal(w)
+}
+
+// isTerminal reports whether w (or the file under it) is a terminal.
+func isTerminal(w any) bool {
+	f, ok := file(w)
 	if !ok {
-		return true
+		return false
 	}
 	fi, err := f.Stat()
-	return err != nil || fi.Mode()&os.ModeCharDevice == 0
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

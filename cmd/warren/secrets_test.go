@@ -59,7 +59,7 @@ func TestCommandsNeverPrintThePassword(t *testing.T) {
 		{"topology", "plan", "-f", path},
 		{"stats", "-f", path},
 		{"dlq", "list", queue},
-		{"dlq", "replay", queue},
+		{"dlq", "replay", queue, "--yes"},
 	}
 	for name, u := range urls {
 		for _, cmd := range commands {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -64,8 +63,7 @@ so they lag the queues a little. Deliver counts deliveries of every kind
 				return err
 			}
 			defer c.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
-			defer cancel()
+			ctx := cmd.Context() // --timeout bounds it (root.go, prepare)
 			queues, err := c.Queues(ctx)
 			if err != nil {
 				return err

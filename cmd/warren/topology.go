@@ -57,7 +57,7 @@ error (warnings alone exit 0).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if path == "" {
-				return errors.New("no topology file: pass -f FILE or set WARREN_TOPOLOGY")
+				return usageError("no topology file: pass -f FILE or set WARREN_TOPOLOGY")
 			}
 			t, err := topology.Load(path)
 			var problems topology.Problems
@@ -150,8 +150,7 @@ a warning that says so), in this run and the next ones.`,
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
-			defer cancel()
+			ctx := cmd.Context() // --timeout bounds it (root.go, prepare)
 			conn, err := g.dial(ctx)
 			if err != nil {
 				return err
