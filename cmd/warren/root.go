@@ -79,7 +79,9 @@ the deprecated AMQP_URL and WARREN_AMQP_URL still work, with a warning),
 --log-level to WARREN_LOG_LEVEL, -f to WARREN_TOPOLOGY.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       readBuildInfo().String(),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	pf := root.PersistentFlags()
 	// No default value is shown: WARREN_URL may hold a password, and
 	// --help would print it. brokerURLs applies the fallback.
@@ -94,6 +96,7 @@ the deprecated AMQP_URL and WARREN_AMQP_URL still work, with a warning),
 	}
 	pf.StringVar(&g.logLevel, daemon.FlagLogLevel, level, "log level: debug, info, warn, error (env "+daemon.EnvLogLevel+")")
 	root.AddCommand(newTopologyCmd(g), newPublishCmd(g), newCallCmd(g), newDLQCmd(g), newBenchCmd(g), newStatsCmd(g))
+	root.AddCommand(newVersionCmd(g))
 	return root
 }
 
