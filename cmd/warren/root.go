@@ -96,7 +96,7 @@ the deprecated AMQP_URL and WARREN_AMQP_URL still work, with a warning),
 	}
 	pf.StringVar(&g.logLevel, daemon.FlagLogLevel, level, "log level: debug, info, warn, error (env "+daemon.EnvLogLevel+")")
 	root.AddCommand(newTopologyCmd(g), newPublishCmd(g), newCallCmd(g), newDLQCmd(g), newBenchCmd(g), newStatsCmd(g))
-	root.AddCommand(newVersionCmd(g))
+	root.AddCommand(newVersionCmd(g), newQueueCmd(g))
 	return root
 }
 
