@@ -95,8 +95,8 @@ the deprecated AMQP_URL and WARREN_AMQP_URL still work, with a warning),
 		level = "warn"
 	}
 	pf.StringVar(&g.logLevel, daemon.FlagLogLevel, level, "log level: debug, info, warn, error (env "+daemon.EnvLogLevel+")")
-	root.AddCommand(newTopologyCmd(g), newPublishCmd(g), newCallCmd(g), newDLQCmd(g), newBenchCmd(g), newStatsCmd(g))
-	root.AddCommand(newVersionCmd(g), newQueueCmd(g))
+	root.AddCommand(newTopologyCmd(g), hiddenAlias(newPublishCmd(g)), hiddenAlias(newCallCmd(g)), newDLQCmd(g), newBenchCmd(g), newStatsCmd(g))
+	root.AddCommand(newVersionCmd(g), newQueueCmd(g), newJobCmd(g))
 	return root
 }
 
