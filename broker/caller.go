@@ -194,6 +194,9 @@ func (c *Caller) Call(ctx context.Context, job Job, opts ...PublishOption) (repl
 	if o.delayed {
 		return nil, fmt.Errorf("%w: a request cannot be scheduled (At, In): its caller waits for the reply now", ErrInvalidOption)
 	}
+	if o.expire > 0 {
+		return nil, fmt.Errorf("%w: a request cannot Expire: its deadline (the caller's timeout) says when it is no longer wanted", ErrInvalidOption)
+	}
 	job.ReplyTo = DirectReplyTo // or, once sent, the reply queue's name (WithCallReplyQueue)
 	env, err := newEnvelope(job, start)
 	if err != nil {

@@ -201,6 +201,28 @@ func (d *Declarer) Purge(ctx context.Context, name string) (int, error) {
 	return n, nil
 }
 
+// DeleteQueue deletes the queue (queue.delete) and returns how many
+// messages were in it, now gone with it. With ifEmpty the broker deletes it
+// only when it holds no ready message; otherwise the error wraps
+// ErrQueueNotEmpty and nothing changes. A missing queue is an error
+// wrapping ErrNoQueue.
+func (d *Declarer) DeleteQueue(ctx context.Context, name string, ifEmpty bool) (int, error) {
+	var n int
+	err := d.do(ctx, func(ch *amqp.Channel) error {
+		var err error
+		n, err = ch.QueueDelete(name, false, ifEmpty, false)
+		return err
+	})
+	var ae *amqp.Error
+	if ifEmpty && errors.As(err, &ae) && ae.Code == amqp.PreconditionFailed {
+		return 0, fmt.Errorf("broker: delete queue %q: %w", name, ErrQueueNotEmpty)
+	}
+	if err != nil {
+		return 0, queueErr("delete", name, err)
+	}
+	return n, nil
+}
+
 func queueErr(what, name string, err error) error {
 	var ae *amqp.Error
 	if errors.As(err, &ae) && ae.Code == amqp.NotFound {

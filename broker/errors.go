@@ -28,6 +28,9 @@ var (
 	// inspect, or to schedule a job to with ToQueue). Apply the topology
 	// first, or check the name.
 	ErrNoQueue = errors.New("broker: queue does not exist; apply the topology first, or check the queue's name")
+	// ErrQueueNotEmpty: a queue deleted only when empty (DeleteQueue with
+	// ifEmpty) holds messages; it is left as it was.
+	ErrQueueNotEmpty = errors.New("broker: queue is not empty; it was not deleted")
 	// ErrNoRoute: the job type has no route and no exchange was given.
 	ErrNoRoute = errors.New("broker: no route for job type; add it to the topology's routes or publish with an explicit exchange")
 

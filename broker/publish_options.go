@@ -2,15 +2,16 @@ package broker
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/warrenmq/warren/topology"
 )
 
 // PublishOption adjusts one Publish, PublishBatch or Call: where the job
-// goes (To, ToQueue) and when it reaches its queues (At, In). What a job
-// is (its id, headers, priority, …) is in the Job itself. An option that
-// cannot be honoured is an error wrapping ErrInvalidOption, returned
+// goes (To, ToQueue), when it reaches its queues (At, In) and how long it
+// may wait there (Expire). What a job is (its id, headers, priority, …) is
+// in the Job itself. An option that cannot be honoured is an error wrapping ErrInvalidOption, returned
 // before anything is published.
 type PublishOption func(*publishOptions) error
 
@@ -21,6 +22,8 @@ type publishOptions struct {
 	delayed bool
 	at      time.Time // zero unless At
 	in      time.Duration
+	// expire is the per-message TTL set by Expire; 0 without one.
+	expire time.Duration
 }
 
 // publishTarget is where a message goes: the route of its job type
@@ -95,6 +98,34 @@ func In(d time.Duration) PublishOption {
 	}
 }
 
+// Expire gives the job a time to live: the broker drops it (or moves it
+// to the queue's dead-letter exchange, when the queue has one) if it is
+// still waiting in its queue after d, rounded down to whole milliseconds
+// (AMQP's per-message expiration). d must be at least a millisecond.
+//
+// A scheduled job (At, In) cannot expire: the delay cascade holds it by
+// expiring it from one delay queue into the next, and RabbitMQ removes a
+// message's expiration when it dead-letters it, so the TTL would cut the
+// delay short and then be lost. Expire with At or In is refused, and a
+// Call refuses Expire too: a request has its deadline instead.
+func Expire(d time.Duration) PublishOption {
+	return func(o *publishOptions) error {
+		if d < time.Millisecond {
+			return fmt.Errorf("%w: Expire(%s): give a time to live of at least 1ms", ErrInvalidOption, d)
+		}
+		o.expire = d
+		return nil
+	}
+}
+
+// expiration is the AMQP expiration property Expire sets, "" without it.
+func (o *publishOptions) expiration() string {
+	if o.expire <= 0 {
+		return ""
+	}
+	return strconv.FormatInt(o.expire.Milliseconds(), 10)
+}
+
 // applyPublishOptions applies opts in order, stopping at the first error.
 func applyPublishOptions(opts []PublishOption) (publishOptions, error) {
 	if len(opts) == 0 {
@@ -108,6 +139,9 @@ func applyPublishOptions(opts []PublishOption) (publishOptions, error) {
 		if err := opt(&o); err != nil {
 			return o, err
 		}
+	}
+	if o.delayed && o.expire > 0 {
+		return o, fmt.Errorf("%w: Expire with At or In: a scheduled job cannot expire (the delay cascade holds it by expiring it, and RabbitMQ drops its TTL on the way); drop one of them", ErrInvalidOption)
 	}
 	return o, nil
 }

@@ -42,6 +42,10 @@ func TestApplyPublishOptions(t *testing.T) {
 		{name: "At and In", opts: []PublishOption{At(now), In(time.Second)}, err: "At and In"},
 		{name: "In and At", opts: []PublishOption{In(time.Second), At(now)}, err: "At and In"},
 		{name: "nil", opts: []PublishOption{nil}, err: "nil option"},
+		{name: "Expire", opts: []PublishOption{Expire(90 * time.Second)}, want: publishOptions{expire: 90 * time.Second}},
+		{name: "Expire under 1ms", opts: []PublishOption{Expire(time.Microsecond)}, err: "at least 1ms"},
+		{name: "Expire and In", opts: []PublishOption{Expire(time.Minute), In(time.Second)}, err: "scheduled job cannot expire"},
+		{name: "At and Expire", opts: []PublishOption{At(now), Expire(time.Minute)}, err: "scheduled job cannot expire"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -65,5 +69,17 @@ func TestApplyPublishOptions(t *testing.T) {
 				t.Errorf("delay %s, want %s", d, tt.delay)
 			}
 		})
+	}
+}
+
+func TestExpiration(t *testing.T) {
+	for _, tt := range []struct {
+		d    time.Duration
+		want string
+	}{{0, ""}, {time.Millisecond, "1"}, {90 * time.Second, "90000"}, {1500 * time.Microsecond, "1"}} {
+		o := publishOptions{expire: tt.d}
+		if got := o.expiration(); got != tt.want {
+			t.Errorf("expiration of %s = %q, want %q", tt.d, got, tt.want)
+		}
 	}
 }

@@ -154,6 +154,7 @@ func (p *Publisher) Publish(ctx context.Context, job Job, opts ...PublishOption)
 	if err != nil {
 		return err
 	}
+	env.Expiration = o.expiration()
 	if o.delayed {
 		return p.publishDelayed(ctx, env, o)
 	}
@@ -234,6 +235,7 @@ func (p *Publisher) PublishBatch(ctx context.Context, jobs []Job, opts ...Publis
 			continue
 		}
 		jobs[i].ID = env.ID
+		env.Expiration = o.expiration()
 		if o.delayed {
 			if err := p.publishDelayed(ctx, env, o); err != nil {
 				failed = append(failed, BatchFailure{Index: i, JobID: env.ID, Err: err})

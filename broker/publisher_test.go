@@ -138,6 +138,17 @@ func TestPublishConfirmedJobHasDocumentedProperties(t *testing.T) {
 			t.Errorf("%s = %#v, want %#v", c.name, c.got, c.want)
 		}
 	}
+	if d.Expiration != "" {
+		t.Errorf("expiration = %q without Expire", d.Expiration)
+	}
+	if err := p.PublishBatch(ctx, []broker.Job{job, job}, broker.To(exchange, "k"), broker.Expire(90*time.Second)); err != nil {
+		t.Fatalf("PublishBatch with Expire: %v", err)
+	}
+	for range 2 {
+		if e := brokertest.Get(t, queue, 5*time.Second); e.Expiration != "90000" {
+			t.Errorf("expiration with Expire(90s) = %q, want 90000", e.Expiration)
+		}
+	}
 	if d.Timestamp.IsZero() || time.Since(d.Timestamp) > time.Minute {
 		t.Errorf("timestamp = %v, want about now", d.Timestamp)
 	}

@@ -30,16 +30,16 @@ given: nobody waits for it once the deadline passed.
 Exit status: 0 with the result; 1 when the job failed in its worker (its error
 and class are printed; the job is in its queue's dead-letter queue) or could
 not be sent; 2 when no reply came before --timeout.`,
-		Example: `  warren call -f topology.yaml --type passenger.authorise --data '{"rider":"ada"}' --timeout 5s
-  warren call --queue passenger --type passenger.authorise --json`,
+		Example: `  warren job call -f topology.yaml --type passenger.authorise --data '{"rider":"ada"}' --timeout 5s
+  warren job call --queue passenger --type passenger.authorise --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if jobType == "" {
 				return errors.New("--type is required: the job type workers dispatch on")
 			}
-			payload, err := parseJSON(data)
+			payload, err := readData(cmd, data)
 			if err != nil {
-				return fmt.Errorf("--data: %w", err)
+				return err
 			}
 			var copts []broker.CallerOption
 			router, target, err := g.destination(cmd, path, exchange, key, queue, "send the request")
@@ -70,7 +70,7 @@ not be sent; 2 when no reply came before --timeout.`,
 	topologyFlag(cmd, &path)
 	f := cmd.Flags()
 	f.StringVarP(&jobType, "type", "t", "", "job type (required)")
-	f.StringVarP(&data, "data", "d", "null", "payload as JSON")
+	f.StringVarP(&data, "data", "d", "null", "payload as JSON, @FILE to read it from FILE, or - to read it from stdin")
 	f.StringVar(&exchange, "exchange", "", "exchange to publish the request to (instead of the topology's route)")
 	f.StringVar(&key, "key", "", "routing key, with --exchange")
 	f.StringVar(&queue, "queue", "", "send the request straight to this queue through the default exchange")

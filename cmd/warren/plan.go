@@ -38,6 +38,9 @@ func (g *globals) mgmtClient(flagURL string) (*mgmt.Client, error) {
 	if base == "" {
 		base = os.Getenv("WARREN_MANAGEMENT_URL")
 	}
+	if base == "" && g.ctx != nil {
+		base = g.ctx.ManagementURL
+	}
 	var opts []mgmt.Option
 	if base == "" {
 		if base, err = mgmt.URLFromAMQP(amqpURL); err != nil {

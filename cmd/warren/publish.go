@@ -18,6 +18,7 @@ func newPublishCmd(g *globals) *cobra.Command {
 		count                                                int
 		priority                                             uint8
 		headers                                              []string
+		sched                                                scheduleFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "publish --type TYPE [--data JSON] [-f FILE | --exchange E --key K | --queue Q]",
@@ -29,8 +30,10 @@ straight to --queue through the default exchange.
 
 Exits 0 only when every job was confirmed; a job no queue receives is an
 error (unroutable), not a silent success.`,
-		Example: `  warren publish -f topology.yaml --type email.send --data '{"to":"a@example.com"}'
-  warren publish --exchange jobs --key email.send --type email.send --count 1000`,
+		Example: `  warren job publish -f topology.yaml --type email.send --data '{"to":"a@example.com"}'
+  warren job publish --exchange jobs --key email.send --type email.send --count 1000
+  warren job publish -f topology.yaml --type report.render --data @report.json --in 10m
+  jq -c .job event.json | warren job publish --queue emails --type email.send --data - --expiration 1h`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if jobType == "" {
@@ -42,11 +45,15 @@ error (unroutable), not a silent success.`,
 			if id != "" && count > 1 {
 				return errors.New("--id with --count > 1 would publish one id several times; drop one of them")
 			}
-			payload, err := parseJSON(data)
+			payload, err := readData(cmd, data)
 			if err != nil {
-				return fmt.Errorf("--data: %w", err)
+				return err
 			}
 			hdrs, err := parseHeaders(headers)
+			if err != nil {
+				return err
+			}
+			when, err := sched.options()
 			if err != nil {
 				return err
 			}
@@ -55,6 +62,10 @@ error (unroutable), not a silent success.`,
 			if err != nil {
 				return err
 			}
+			if len(when) > 0 && cmd.Flags().Changed("exchange") {
+				return errors.New("--in/--at with --exchange: a scheduled job goes to queues, not through an exchange; use -f FILE (its routes) or --queue Q")
+			}
+			target = append(target, when...)
 			if router != nil {
 				popts = append(popts, broker.WithRouter(router))
 			}
@@ -83,7 +94,8 @@ error (unroutable), not a silent success.`,
 	topologyFlag(cmd, &path)
 	f := cmd.Flags()
 	f.StringVarP(&jobType, "type", "t", "", "job type (required)")
-	f.StringVarP(&data, "data", "d", "null", "payload as JSON")
+	f.StringVarP(&data, "data", "d", "null", "payload as JSON, @FILE to read it from FILE, or - to read it from stdin")
+	sched.add(cmd)
 	f.StringVar(&id, "id", "", "job id (default: a new UUIDv7 per job)")
 	f.IntVarP(&count, "count", "n", 1, "how many jobs to publish")
 	f.StringVar(&exchange, "exchange", "", "exchange to publish to (instead of the topology's route)")

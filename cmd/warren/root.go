@@ -58,9 +58,12 @@ type globals struct {
 	name     string
 	timeout  time.Duration
 	logLevel string
-	stdout   io.Writer // counts what is written, so an error is not a second JSON document
-	stderr   io.Writer
-	stdin    io.Reader
+	// contextName is --context; ctx the context in use (nil: none).
+	contextName string
+	ctx         *contextConfig
+	stdout      io.Writer // counts what is written, so an error is not a second JSON document
+	stderr      io.Writer
+	stdin       io.Reader
 	// ask asks a yes/no question on the terminal; see askTerminal.
 	ask func(question string) (yes bool, err error)
 }
@@ -290,12 +293,21 @@ the deprecated AMQP_URL and WARREN_AMQP_URL still work, with a warning),
 --log-level to WARREN_LOG_LEVEL, -f to WARREN_TOPOLOGY.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       readBuildInfo().String(),
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Parent() != nil && cmd.Parent().Name() == "context" {
+				return nil // context commands read the file themselves
+			}
+			return g.useContext(cmd)
+		},
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	pf := root.PersistentFlags()
 	// No default value is shown: WARREN_URL may hold a password, and
 	// --help would print it. brokerURLs applies the fallback.
 	pf.StringSliceVar(&g.urls, daemon.FlagURL, nil, "broker URL(s), tried in turn (default: env "+daemon.EnvURL+
 		", else the deprecated "+daemon.EnvAMQPURL+" or "+daemon.EnvAMQPURLFallback+", else "+broker.RedactURL(broker.DefaultURL)+")")
+	pf.StringVar(&g.contextName, "context", "", "use this context of the config file for this command (see warren context)")
 	pf.BoolVar(&g.json, "json", false, "print results as JSON (schema in docs/cli.md)")
 	pf.StringVar(&g.name, "connection-name", "warren-cli", "connection name shown by the broker")
 	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "deadline of the whole command, connecting included; 0: none (default 30s; none for bench and the dlq commands that move or export jobs)")
@@ -304,7 +316,8 @@ the deprecated AMQP_URL and WARREN_AMQP_URL still work, with a warning),
 		level = "warn"
 	}
 	pf.StringVar(&g.logLevel, daemon.FlagLogLevel, level, "log level: debug, info, warn, error (env "+daemon.EnvLogLevel+")")
-	root.AddCommand(newTopologyCmd(g), newPublishCmd(g), newCallCmd(g), newDLQCmd(g), newBenchCmd(g), newStatsCmd(g))
+	root.AddCommand(newTopologyCmd(g), hiddenAlias(newPublishCmd(g)), hiddenAlias(newCallCmd(g)), newDLQCmd(g), newBenchCmd(g), newStatsCmd(g))
+	root.AddCommand(newVersionCmd(g), newQueueCmd(g), newJobCmd(g), newContextCmd(g))
 	prepare(g, root)
 	return root
 }
@@ -316,7 +329,8 @@ func (g *globals) logger() zerolog.Logger {
 
 // brokerURLs returns the URLs of --url, else of the environment, as a
 // worker daemon reads it (WARREN_URL, else the deprecated WARREN_AMQP_URL
-// or AMQP_URL, with a warning on stderr), else the default.
+// or AMQP_URL, with a warning on stderr), else the context's (see
+// useContext), else the default.
 func (g *globals) brokerURLs() []string {
 	if len(g.urls) > 0 {
 		return g.urls
@@ -326,6 +340,9 @@ func (g *globals) brokerURLs() []string {
 	}
 	if len(g.envURLs) > 0 {
 		return g.envURLs
+	}
+	if g.ctx != nil && g.ctx.URL != "" {
+		return strings.Split(strings.ReplaceAll(g.ctx.URL, " ", ""), ",")
 	}
 	return []string{broker.DefaultURL}
 }
