@@ -154,14 +154,14 @@ func TestQueuePurgeAndDelete(t *testing.T) {
 	publishTo(t, q, `1`, `2`)
 
 	code, _, errOut := warren(t, "queue", "purge", q)
-	if code == 0 || !strings.Contains(errOut, "--yes") || !strings.Contains(errOut, "not a terminal") {
+	if code != exitUsage || !strings.Contains(errOut, "--yes") || !strings.Contains(errOut, "no terminal") {
 		t.Errorf("purge without --yes off a terminal: exit %d, stderr %q", code, errOut)
 	}
 	if got := brokertest.Depth(t, q); got != 2 {
 		t.Fatalf("refused purge left %d jobs, want 2", got)
 	}
 	code, _, errOut = warren(t, "queue", "delete", q)
-	if code == 0 || !strings.Contains(errOut, "--yes") {
+	if code != exitUsage || !strings.Contains(errOut, "--yes") {
 		t.Errorf("delete without --yes off a terminal: exit %d, stderr %q", code, errOut)
 	}
 	code, _, errOut = warren(t, "queue", "delete", q, "--if-empty", "--yes")
