@@ -319,6 +319,7 @@ the deprecated AMQP_URL and WARREN_AMQP_URL still work, with a warning),
 	root.AddCommand(newTopologyCmd(g), hiddenAlias(newPublishCmd(g)), hiddenAlias(newCallCmd(g)), newDLQCmd(g), newBenchCmd(g), newStatsCmd(g))
 	root.AddCommand(newVersionCmd(g), newQueueCmd(g), newJobCmd(g), newContextCmd(g))
 	prepare(g, root)
+	g.addCompletions(root)
 	return root
 }
 
