@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -91,5 +92,23 @@ func TestCompletionWithoutABrokerOffersNothing(t *testing.T) {
 	t.Setenv("WARREN_MANAGEMENT_URL", "http://127.0.0.1:1")
 	if got := complete(t, "queue", "purge", ""); len(got) != 0 {
 		t.Errorf("queue purge <Tab> with no management API = %q, want nothing", got)
+	}
+}
+
+// TestBrokenConfigStopsNeitherVersionNorCompletion: commands that need
+// no broker work whatever the config file holds.
+func TestBrokenConfigStopsNeitherVersionNorCompletion(t *testing.T) {
+	path := t.TempDir() + "/config.yaml"
+	if err := os.WriteFile(path, []byte("contexts: [not, a, map\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("WARREN_CONFIG", path)
+	for _, args := range [][]string{{"version"}, {"completion", "bash"}} {
+		if code, _, errOut := warren(t, args...); code != 0 {
+			t.Errorf("%v with a broken config file: exit %d, %s", args, code, errOut)
+		}
+	}
+	if code, _, _ := warren(t, "queue", "ls"); code == 0 {
+		t.Error("queue ls with a broken config file succeeded: the file should have been refused")
 	}
 }

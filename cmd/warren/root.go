@@ -298,6 +298,9 @@ the deprecated AMQP_URL and WARREN_AMQP_URL still work, with a warning),
 			if cmd.Parent() != nil && cmd.Parent().Name() == "context" {
 				return nil // context commands read the file themselves
 			}
+			if cmd.Name() == "version" || (cmd.Parent() != nil && cmd.Parent().Name() == "completion") {
+				return nil // they need no broker: a broken config file must not stop them
+			}
 			return g.useContext(cmd)
 		},
 	}
