@@ -119,15 +119,31 @@ func (b *Broker) Now() time.Time {
 }
 
 // Advance moves the virtual clock forward by d and expires (dead-letters
-// or drops) the messages whose TTL has run out, as RabbitMQ does: a queue
-// expires messages from its head.
+// or drops) the messages whose TTL runs out meanwhile, as RabbitMQ does: a
+// queue expires messages from its head. The clock stops at each expiry on
+// the way, so a message dead-lettered into another queue with a TTL (a
+// delay cascade) starts that TTL when it expired, not at the end of d.
 func (b *Broker) Advance(d time.Duration) {
 	if d < 0 {
 		d = 0
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.now = b.now.Add(d)
+	target := b.now.Add(d)
+	for {
+		next, ok := b.nextExpiryLocked()
+		if !ok || next.After(target) {
+			break
+		}
+		if !next.After(b.now) {
+			// settleLocked leaves no due message at a queue's head; this
+			// is a safety stop, not a path taken.
+			break
+		}
+		b.now = next
+		b.settleLocked()
+	}
+	b.now = target
 	b.settleLocked()
 }
 
@@ -136,16 +152,19 @@ func (b *Broker) Advance(d time.Duration) {
 func (b *Broker) NextExpiry() (time.Time, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	return b.nextExpiryLocked()
+}
+
+// nextExpiryLocked is the earliest expiry of a message at a queue's head.
+func (b *Broker) nextExpiryLocked() (time.Time, bool) {
 	var next time.Time
 	found := false
 	for _, q := range b.queues {
-		for _, m := range q.msgs {
-			if m.expiresAt.IsZero() {
-				continue
-			}
-			if !found || m.expiresAt.Before(next) {
-				next, found = m.expiresAt, true
-			}
+		if len(q.msgs) == 0 {
+			continue
+		}
+		if m := q.msgs[0]; !m.expiresAt.IsZero() && (!found || m.expiresAt.Before(next)) {
+			next, found = m.expiresAt, true
 		}
 	}
 	return next, found
