@@ -44,10 +44,10 @@ type queue struct {
 	hasDLRK       bool
 	deliveryLimit int // x-delivery-limit; -1: none
 
-	msgs      []*message // ready, by seq
-	consumers []*consumer
-	next      int // round robin among consumers
-	unacked   int
+	msgs        []*message // ready, by seq
+	consumers   []*consumer
+	next        int // round robin among consumers
+	unacked     int
 	hadConsumer bool
 }
 
