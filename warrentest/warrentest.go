@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/deadletter"
 	"github.com/warrenmq/warren/internal/amqpmem"
@@ -261,46 +259,11 @@ func (k *Kit) Enqueued(queue string) []*broker.Envelope {
 
 func (k *Kit) messages(queue string) []broker.Message {
 	k.t.Helper()
-	raw, err := k.mem.Messages(queue)
+	msgs, err := k.mem.Messages(queue)
 	if err != nil {
 		k.t.Fatalf("warrentest: %v; the topology's queues are %v", err, queueNames(k.topo))
 	}
-	out := make([]broker.Message, len(raw))
-	for i, m := range raw {
-		p := m.Properties
-		out[i] = broker.Message{ContentType: p.ContentType, ContentEncoding: p.ContentEncoding, DeliveryMode: p.DeliveryMode,
-			Priority: p.Priority, CorrelationID: p.CorrelationId, ReplyTo: p.ReplyTo, Expiration: p.Expiration,
-			MessageID: p.MessageId, Timestamp: p.Timestamp, Type: p.Type, UserID: p.UserId, AppID: p.AppId,
-			Headers: brokerTable(p.Headers), Body: m.Body}
-	}
-	return out
-}
-
-func brokerTable(t amqp.Table) broker.Table {
-	if t == nil {
-		return nil
-	}
-	out := make(broker.Table, len(t))
-	for k, v := range t {
-		out[k] = brokerValue(v)
-	}
-	return out
-}
-
-func brokerValue(v any) any {
-	switch v := v.(type) {
-	case amqp.Table:
-		return brokerTable(v)
-	case []any:
-		out := make([]any, len(v))
-		for i, e := range v {
-			out[i] = brokerValue(e)
-		}
-		return out
-	case amqp.Decimal:
-		return broker.Decimal{Scale: v.Scale, Value: v.Value}
-	}
-	return v
+	return msgs
 }
 
 func queueNames(t *topology.Topology) []string {

@@ -294,3 +294,82 @@ func TestTopicCascadeBindings(t *testing.T) {
 		}
 	}
 }
+
+// A message that waits in two queues with TTLs in turn (as in warren's
+// delay cascade) leaves each when its own TTL runs out, even when one
+// Advance covers both.
+func TestAdvanceStepsThroughChainedTTLs(t *testing.T) {
+	b := newBroker(t)
+	ch := channel(t, dial(t, b))
+	_, err := ch.QueueDeclare("out", true, false, false, false, nil)
+	must(t, err)
+	_, err = ch.QueueDeclare("second", true, false, false, false, amqp.Table{
+		"x-message-ttl": int32(1000), "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "out"})
+	must(t, err)
+	_, err = ch.QueueDeclare("first", true, false, false, false, amqp.Table{
+		"x-message-ttl": int32(4000), "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "second"})
+	must(t, err)
+	must(t, ch.Publish("", "first", false, false, amqp.Publishing{Body: []byte("x")}))
+	ds, err := ch.Consume("out", "", false, false, false, false, nil)
+	must(t, err)
+	b.Advance(4999 * time.Millisecond)
+	none(t, ds)
+	b.Advance(time.Millisecond)
+	d := recv(t, ds)
+	deaths, _ := d.Headers["x-death"].([]any)
+	if len(deaths) != 2 {
+		t.Fatalf("x-death %v", d.Headers)
+	}
+	for i, want := range []struct {
+		queue string
+		at    time.Duration
+	}{{"second", 5 * time.Second}, {"first", 4 * time.Second}} {
+		death := deaths[i].(amqp.Table)
+		if death["queue"] != want.queue || !death["time"].(time.Time).Equal(amqpmem.Epoch.Add(want.at)) {
+			t.Errorf("x-death[%d] = %v, want queue %s at +%v", i, death, want.queue, want.at)
+		}
+	}
+}
+
+func TestDroppedConnectionRequeuesUnacked(t *testing.T) {
+	b := newBroker(t)
+	admin := channel(t, dial(t, b))
+	_, err := admin.QueueDeclare("q", true, false, false, false, nil)
+	must(t, err)
+	must(t, admin.Publish("", "q", false, false, amqp.Publishing{Body: []byte("x")}))
+	other := dial(t, b)
+	ds, err := channel(t, other).Consume("q", "", false, false, false, false, nil)
+	must(t, err)
+	recv(t, ds)
+	other.Close() // closed without settling: the message goes back
+	ds, err = admin.Consume("q", "", false, false, false, false, nil)
+	must(t, err)
+	if d := recv(t, ds); !d.Redelivered {
+		t.Fatal("not marked redelivered")
+	}
+}
+
+func TestPurgeCounts(t *testing.T) {
+	b := newBroker(t)
+	ch := channel(t, dial(t, b))
+	_, err := ch.QueueDeclare("q", false, false, false, false, nil)
+	must(t, err)
+	for range 3 {
+		must(t, ch.Publish("", "q", false, false, amqp.Publishing{}))
+	}
+	n, err := ch.QueuePurge("q", false)
+	must(t, err)
+	if n != 3 {
+		t.Fatalf("purged %d, want 3", n)
+	}
+}
+
+func TestUnimplementedMethodClosesTheChannel(t *testing.T) {
+	b := newBroker(t)
+	ch := channel(t, dial(t, b))
+	err := ch.Tx()
+	var ae *amqp.Error
+	if err == nil || !asAMQP(err, &ae) || ae.Code != 540 {
+		t.Fatalf("tx.select: got %v, want 540 NOT_IMPLEMENTED", err)
+	}
+}

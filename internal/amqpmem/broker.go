@@ -11,6 +11,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/warrenmq/warren/broker"
 )
 
 // ErrClosed is returned by Dial once the Broker is closed.
@@ -118,11 +120,12 @@ func (b *Broker) Now() time.Time {
 	return b.now
 }
 
-// Advance moves the virtual clock forward by d and expires (dead-letters
-// or drops) the messages whose TTL runs out meanwhile, as RabbitMQ does: a
-// queue expires messages from its head. The clock stops at each expiry on
-// the way, so a message dead-lettered into another queue with a TTL (a
-// delay cascade) starts that TTL when it expired, not at the end of d.
+// Advance moves the virtual clock forward by d. It stops at each moment
+// within d when a message at the head of a queue expires, and expires
+// (dead-letters or drops) it then, as RabbitMQ would at that moment: so a
+// message that passes through several queues with TTLs (warren's delay
+// cascade) moves on from each at the right time, and its x-death times
+// are those RabbitMQ would write.
 func (b *Broker) Advance(d time.Duration) {
 	if d < 0 {
 		d = 0
@@ -131,40 +134,51 @@ func (b *Broker) Advance(d time.Duration) {
 	defer b.mu.Unlock()
 	target := b.now.Add(d)
 	for {
-		next, ok := b.nextExpiryLocked()
+		next, ok := b.nextExpiryLocked(nil)
 		if !ok || next.After(target) {
 			break
 		}
-		if !next.After(b.now) {
-			// settleLocked leaves no due message at a queue's head; this
-			// is a safety stop, not a path taken.
-			break
+		if next.After(b.now) {
+			b.now = next
 		}
-		b.now = next
 		b.settleLocked()
+		if next, ok := b.nextExpiryLocked(nil); ok && !next.After(b.now) {
+			break // settling expires every due head; never spin on one it did not
+		}
 	}
 	b.now = target
 	b.settleLocked()
 }
 
-// NextExpiry is the earliest time at which a message at the head of a
-// queue expires, and false when no message has a TTL.
-func (b *Broker) NextExpiry() (time.Time, bool) {
+// NextExpiry is the earliest time at which a message at the head of one
+// of the named queues (of any queue, when none is named) expires, and
+// false when no such message has a TTL. Only a queue's head expires, as
+// in RabbitMQ.
+func (b *Broker) NextExpiry(queues ...string) (time.Time, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.nextExpiryLocked()
+	return b.nextExpiryLocked(queues)
 }
 
-// nextExpiryLocked is the earliest expiry of a message at a queue's head.
-func (b *Broker) nextExpiryLocked() (time.Time, bool) {
+func (b *Broker) nextExpiryLocked(names []string) (time.Time, bool) {
 	var next time.Time
 	found := false
-	for _, q := range b.queues {
-		if len(q.msgs) == 0 {
-			continue
+	consider := func(q *queue) {
+		if len(q.msgs) == 0 || q.msgs[0].expiresAt.IsZero() {
+			return
 		}
-		if m := q.msgs[0]; !m.expiresAt.IsZero() && (!found || m.expiresAt.Before(next)) {
-			next, found = m.expiresAt, true
+		if at := q.msgs[0].expiresAt; !found || at.Before(next) {
+			next, found = at, true
+		}
+	}
+	if len(names) == 0 {
+		for _, q := range b.queues {
+			consider(q)
+		}
+	}
+	for _, n := range names {
+		if q, ok := b.queues[n]; ok {
+			consider(q)
 		}
 	}
 	return next, found
@@ -198,32 +212,61 @@ func (b *Broker) Queues() []QueueState {
 	return out
 }
 
-// Message is a copy of a message held by a queue.
-type Message struct {
-	Exchange    string
-	RoutingKey  string
-	Redelivered bool
-	Properties  amqp.WireProperties
-	Body        []byte
-}
-
-// Messages returns copies of the messages ready in queue, head first,
-// without consuming them; an error if there is no such queue.
-func (b *Broker) Messages(queue string) ([]Message, error) {
+// Messages returns copies of the messages ready in queue, head first, as
+// a consumer would read them (but without consuming them or marking them
+// redelivered); an error if there is no such queue.
+func (b *Broker) Messages(queue string) ([]broker.Message, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	q, ok := b.queues[queue]
 	if !ok {
 		return nil, fmt.Errorf("amqpmem: no queue %q", queue)
 	}
-	out := make([]Message, 0, len(q.msgs))
+	out := make([]broker.Message, 0, len(q.msgs))
 	for _, m := range q.msgs {
 		p := m.props
-		p.Headers = copyTable(p.Headers)
-		out = append(out, Message{Exchange: m.exchange, RoutingKey: m.routingKey, Redelivered: m.redelivered,
-			Properties: p, Body: slices.Clone(m.body)})
+		out = append(out, broker.Message{
+			ContentType: p.ContentType, ContentEncoding: p.ContentEncoding, DeliveryMode: p.DeliveryMode,
+			Priority: p.Priority, CorrelationID: p.CorrelationId, ReplyTo: p.ReplyTo, Expiration: p.Expiration,
+			MessageID: p.MessageId, Timestamp: p.Timestamp, Type: p.Type, UserID: p.UserId, AppID: p.AppId,
+			Headers: brokerTable(p.Headers), Body: slices.Clone(m.body),
+		})
 	}
 	return out, nil
+}
+
+// brokerTable converts a table read from the wire into broker's types, as
+// a warren consumer reads it.
+func brokerTable(t amqp.Table) broker.Table {
+	if t == nil {
+		return nil
+	}
+	out := make(broker.Table, len(t))
+	for k, v := range t {
+		out[k] = brokerValue(v)
+	}
+	return out
+}
+
+func brokerValue(v any) any {
+	switch v := v.(type) {
+	case amqp.Table:
+		return brokerTable(v)
+	case amqp.Decimal:
+		return broker.Decimal{Scale: v.Scale, Value: v.Value}
+	case []any:
+		if len(v) == 0 {
+			return nil
+		}
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = brokerValue(e)
+		}
+		return out
+	case []byte:
+		return slices.Clone(v)
+	}
+	return v
 }
 
 // changedLocked wakes the waiters of Changed.
