@@ -52,11 +52,12 @@ type conn struct {
 	out     bytes.Buffer
 	wake    chan struct{} // cap 1: the writer has something to write
 	done    chan struct{} // closed when the reader ends
+	flushed chan struct{} // closed when the writer ends, its last frames written
 	closing bool          // the broker sent connection.close; under outMu
 }
 
 func newConn(b *Broker, nc net.Conn) *conn {
-	return &conn{b: b, nc: nc, channels: map[uint16]*channel{}, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	return &conn{b: b, nc: nc, channels: map[uint16]*channel{}, wake: make(chan struct{}, 1), done: make(chan struct{}), flushed: make(chan struct{})}
 }
 
 // send queues a frame for the writer.
@@ -88,6 +89,7 @@ func (c *conn) sendContent(ch uint16, m amqp.WireMethod, props amqp.WireProperti
 }
 
 func (c *conn) writeLoop() {
+	defer close(c.flushed)
 	var tick <-chan time.Time
 	for {
 		select {
@@ -140,6 +142,13 @@ func (c *conn) readLoop() {
 		c.b.settleLocked()
 		c.b.mu.Unlock()
 		close(c.done)
+		// Let the writer send what is queued (connection.close-ok) before
+		// the network connection closes; a client that does not read is
+		// given a second.
+		select {
+		case <-c.flushed:
+		case <-time.After(time.Second):
+		}
 		c.nc.Close()
 	}()
 	r := bufio.NewReader(c.nc)
