@@ -26,6 +26,7 @@ var scenarios = []scenario{
 	{"PurgeAndPassiveDeclareCounts", purgeAndCounts},
 	{"ExpiredMessagesDeadLettered", expiredDeadLettered},
 	{"ScheduledJobAfterItsDelay", scheduledAfterDelay},
+	{"QuorumDeliveryLimitDeadLetters", quorumDeliveryLimit},
 }
 
 // jobType is the job type of every scenario; each has its own exchange.
@@ -381,5 +382,28 @@ func scheduledAfterDelay(t *testing.T, target Target) {
 		t.Fatalf("the job delayed 2s was handled after 1s")
 	}
 	target.Await(t, "the scheduled job handled", func() bool { return l.count("handled") == 1 })
+	l.check(t)
+}
+
+func quorumDeliveryLimit(t *testing.T, target Target) {
+	s := newSetup(t, target, 1, "type: quorum, delivery_limit: 2")
+	l := newLedger()
+	id := l.publish(t, s.pub, broker.Job{Type: jobType, Payload: "poison"})
+	c := consume(t, s.worker, s.queue, 1)
+	// Delivered once, then again after each of two requeues; the third
+	// requeue passes the limit and the broker dead-letters the job.
+	for want := range 3 {
+		d := next(t, c)
+		if d.Envelope.ID != id || d.DeliveryCount != want || d.Redelivered != (want > 0) {
+			t.Errorf("delivery %d: job %s, delivery count %d, redelivered %v; want %s, %d, %v", want+1, d.Envelope.ID, d.DeliveryCount, d.Redelivered, id, want, want > 0)
+		}
+		must(t, d.Requeue())
+	}
+	es := takeDeadLetters(t, target, s.worker, s.dlq, 1)
+	l.deadLettered(es)
+	if e := es[0]; e.By != "rabbitmq" || e.Class != "rabbitmq:delivery_limit" || len(e.Deaths) != 1 || e.Deaths[0].Queue != s.queue {
+		t.Errorf("dead letter by %q, class %q, x-death %+v; want delivery_limit from %s, by rabbitmq", e.By, e.Class, e.Deaths, s.queue)
+	}
+	nothingMore(t, c)
 	l.check(t)
 }
