@@ -153,6 +153,10 @@ func (k *Kit) Now() time.Time { return k.mem.Now() }
 // runs out in that time move on (a delayed job reaches its queue).
 func (k *Kit) Advance(d time.Duration) { k.mem.Advance(d) }
 
+// DrainShutdownTimeout is how long Drain's pool lets a job in flight
+// finish once Drain's ctx has ended.
+const DrainShutdownTimeout = time.Second
+
 // Drain runs a worker.Pool with h on the kit's connection (opts are
 // worker.NewPool's; without WithQueue every work queue is consumed) until
 // nothing is left to do: every consumed queue is empty, no job is in
@@ -162,6 +166,11 @@ func (k *Kit) Advance(d time.Duration) { k.mem.Advance(d) }
 // ctx ends first. Jobs that are not handled stay where they are: in
 // dead-letter queues, in queues nobody consumes.
 func (k *Kit) Drain(ctx context.Context, h worker.Handler, opts ...worker.Option) error {
+	// When ctx ends with a job in flight, its handler gets a second
+	// before its ctx is cancelled (worker.WithShutdownTimeout in opts
+	// overrides it), so a hanging handler does not hold the test for the
+	// pool's default of 30s.
+	opts = append([]worker.Option{worker.WithShutdownTimeout(DrainShutdownTimeout)}, opts...)
 	pool, err := worker.NewPool(k.conn, k.topo, h, opts...)
 	if err != nil {
 		return fmt.Errorf("warrentest: drain: %w", err)
@@ -245,7 +254,12 @@ func (k *Kit) describe() string {
 // test.
 func (k *Kit) Enqueued(queue string) []*broker.Envelope {
 	k.t.Helper()
-	msgs := k.messages(queue)
+	return k.enqueued(k.t, queue)
+}
+
+func (k *Kit) enqueued(t testing.TB, queue string) []*broker.Envelope {
+	t.Helper()
+	msgs := k.messages(t, queue)
 	out := make([]*broker.Envelope, 0, len(msgs))
 	for _, m := range msgs {
 		env, err := m.Envelope()
@@ -257,11 +271,11 @@ func (k *Kit) Enqueued(queue string) []*broker.Envelope {
 	return out
 }
 
-func (k *Kit) messages(queue string) []broker.Message {
-	k.t.Helper()
+func (k *Kit) messages(t testing.TB, queue string) []broker.Message {
+	t.Helper()
 	msgs, err := k.mem.Messages(queue)
 	if err != nil {
-		k.t.Fatalf("warrentest: %v; the topology's queues are %v", err, queueNames(k.topo))
+		t.Fatalf("warrentest: %v; the topology's work queues are %v (their dead letters: DeadLettered)", err, queueNames(k.topo))
 	}
 	return msgs
 }
@@ -280,7 +294,7 @@ func (k *Kit) RequireEnqueued(t testing.TB, queue, jobType string) []*broker.Env
 	t.Helper()
 	var out []*broker.Envelope
 	var types []string
-	for _, env := range k.Enqueued(queue) {
+	for _, env := range k.enqueued(t, queue) {
 		if env.Type == jobType {
 			out = append(out, env)
 		}
@@ -298,11 +312,16 @@ func (k *Kit) RequireEnqueued(t testing.TB, queue, jobType string) []*broker.Env
 // them.
 func (k *Kit) DeadLettered(queue string) []deadletter.Entry {
 	k.t.Helper()
+	return k.deadLettered(k.t, queue)
+}
+
+func (k *Kit) deadLettered(t testing.TB, queue string) []deadletter.Entry {
+	t.Helper()
 	dlq := queue
 	if q, ok := k.topo.Queue(queue); ok && q.DeadLetterQueue != "" {
 		dlq = q.DeadLetterQueue
 	}
-	msgs := k.messages(dlq)
+	msgs := k.messages(t, dlq)
 	out := make([]deadletter.Entry, 0, len(msgs))
 	for _, m := range msgs {
 		env, err := m.Envelope()
@@ -320,7 +339,7 @@ func (k *Kit) RequireDeadLettered(t testing.TB, queue, jobType string) []deadlet
 	t.Helper()
 	var out []deadletter.Entry
 	var types []string
-	for _, e := range k.DeadLettered(queue) {
+	for _, e := range k.deadLettered(t, queue) {
 		if e.Envelope.Type == jobType {
 			out = append(out, e)
 		}

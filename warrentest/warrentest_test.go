@@ -223,3 +223,63 @@ func TestRequestReply(t *testing.T) {
 		t.Fatalf("got %v, want a RemoteError", err)
 	}
 }
+
+// fatal records a Fatalf instead of ending the test, to check the
+// messages of the Require functions.
+type fatal struct {
+	testing.TB
+	msg string
+}
+
+func (f *fatal) Helper() {}
+
+// Fatalf keeps the first message: a real Fatalf would have stopped there.
+func (f *fatal) Fatalf(format string, args ...any) {
+	if f.msg == "" {
+		f.msg = fmt.Sprintf(format, args...)
+	}
+}
+
+func TestRequireSaysWhatIsThere(t *testing.T) {
+	kit := newKit(t)
+	publish(t, kit, broker.Job{Type: "email.send", Payload: "hi"})
+	f := &fatal{TB: t}
+	if got := kit.RequireEnqueued(f, "default", "charge"); got != nil || !strings.Contains(f.msg, `no job of type "charge" in queue "default" (it holds 1: [email.send])`) {
+		t.Errorf("RequireEnqueued of a missing type: %v, %q", got, f.msg)
+	}
+	if got := kit.RequireEnqueued(t, "default", "email.send"); len(got) != 1 {
+		t.Errorf("RequireEnqueued: %d jobs, want 1", len(got))
+	}
+	f.msg = ""
+	if got := kit.RequireDeadLettered(f, "default", "email.send"); got != nil || !strings.Contains(f.msg, "holds 0") {
+		t.Errorf("RequireDeadLettered with none: %v, %q", got, f.msg)
+	}
+	f.msg = ""
+	if got := kit.RequireEnqueued(f, "nosuch", "charge"); got != nil || !strings.Contains(f.msg, `no queue "nosuch"; the topology's work queues are [default reports]`) {
+		t.Errorf("RequireEnqueued of a missing queue: %v, %q", got, f.msg)
+	}
+}
+
+func TestDrainSaysWhatIsLeftWhenCtxEnds(t *testing.T) {
+	kit := newKit(t)
+	publish(t, kit, broker.Job{Type: "email.send", Payload: "hi"})
+	started := make(chan struct{})
+	mux := worker.NewMux()
+	mux.HandleFunc("email.send", func(ctx context.Context, job *worker.Job) error {
+		close(started)
+		<-ctx.Done() // a handler that hangs until shutdown
+		return ctx.Err()
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-started; cancel() }()
+	began := time.Now()
+	err := kit.Drain(ctx, mux)
+	if took := time.Since(began); took > 10*time.Second {
+		t.Errorf("Drain took %v to give up after its ctx ended", took)
+	}
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "still in the queues: default: 1 ready") {
+		t.Fatalf("Drain: %v; want ctx's error and what is left in default", err)
+	}
+	// The job interrupted by the shutdown is not lost.
+	kit.RequireEnqueued(t, "default", "email.send")
+}
