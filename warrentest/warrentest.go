@@ -164,7 +164,9 @@ const DrainShutdownTimeout = time.Second
 // job) remains — when only delayed jobs are left, the virtual clock jumps
 // to the next one's due time. It returns the pool's error, or ctx's when
 // ctx ends first. Jobs that are not handled stay where they are: in
-// dead-letter queues, in queues nobody consumes.
+// dead-letter queues, in queues nobody consumes. Drain moves the clock
+// only for the delay cascade: a message TTL of a queue (x-message-ttl,
+// a per-message expiration) runs out only when Advance passes it.
 func (k *Kit) Drain(ctx context.Context, h worker.Handler, opts ...worker.Option) error {
 	// When ctx ends with a job in flight, its handler gets a second
 	// before its ctx is cancelled (worker.WithShutdownTimeout in opts
@@ -188,13 +190,13 @@ func (k *Kit) Drain(ctx context.Context, h worker.Handler, opts ...worker.Option
 	for {
 		changed := k.mem.Changed()
 		if pool.Ready() == nil && k.idle() {
-			at, ok := k.mem.NextExpiry()
+			at, ok := k.mem.NextExpiry(delayQueues...)
 			if !ok {
 				// Settled: confirm it holds once more after a pause, in
 				// case a client-side step (an ack on its way) is pending.
 				time.Sleep(2 * time.Millisecond)
 				if k.idle() {
-					if _, ok := k.mem.NextExpiry(); !ok {
+					if _, ok := k.mem.NextExpiry(delayQueues...); !ok {
 						return stopped()
 					}
 				}
@@ -223,6 +225,16 @@ func (k *Kit) Drain(ctx context.Context, h worker.Handler, opts ...worker.Option
 		}
 	}
 }
+
+// delayQueues are the queues of the delay cascade, where retries and
+// scheduled jobs wait.
+var delayQueues = func() []string {
+	names := make([]string, topology.DelayLevels)
+	for level := range names {
+		names[level] = topology.DelayExchangeName(level)
+	}
+	return names
+}()
 
 // idle says whether no message is unacked anywhere and every consumed
 // queue is empty.

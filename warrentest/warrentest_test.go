@@ -283,3 +283,37 @@ func TestDrainSaysWhatIsLeftWhenCtxEnds(t *testing.T) {
 	// The job interrupted by the shutdown is not lost.
 	kit.RequireEnqueued(t, "default", "email.send")
 }
+
+// Drain jumps the clock for the delay cascade only: a queue's own TTL runs
+// out when the test advances the clock past it.
+func TestDrainLeavesQueueTTLsToAdvance(t *testing.T) {
+	topo, err := topology.Parse("ttl.yaml", []byte(`
+version: 1
+exchanges: {jobs: {type: direct}}
+queues:
+  default: {type: classic}
+  held: {type: classic, message_ttl: 1h}
+bindings:
+  - {exchange: jobs, queue: default, routing_key: email.send}
+  - {exchange: jobs, queue: held, routing_key: report.render}
+routes: {email.send: {exchange: jobs}, report.render: {exchange: jobs}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kit := warrentest.New(t, topo)
+	id := publish(t, kit, broker.Job{Type: "report.render", Payload: "q3"})
+	mux := worker.NewMux()
+	mux.HandleFunc("email.send", func(ctx context.Context, job *worker.Job) error { return nil })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := kit.Drain(ctx, mux, worker.WithQueue("default")); err != nil {
+		t.Fatal(err)
+	}
+	kit.RequireEnqueued(t, "held", "report.render")
+	kit.Advance(time.Hour)
+	dead := kit.RequireDeadLettered(t, "held", "report.render")
+	if dead[0].Envelope.ID != id || dead[0].Class != "rabbitmq:expired" {
+		t.Fatalf("dead letter %s of class %q, want %s expired", dead[0].Envelope.ID, dead[0].Class, id)
+	}
+}
