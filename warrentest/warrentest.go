@@ -146,6 +146,13 @@ func (k *Kit) Publisher() *broker.Publisher {
 	return k.pub
 }
 
+// DropConnections breaks every connection to the kit's broker at once, as
+// a network failure would: the broker returns their unacked jobs to their
+// queues, marked redelivered, and the Conns reconnect (as they would to
+// RabbitMQ), so a test can check that its code rides out a lost
+// connection without losing a job.
+func (k *Kit) DropConnections() { k.mem.DropConnections() }
+
 // Now is the virtual time of the broker.
 func (k *Kit) Now() time.Time { return k.mem.Now() }
 
@@ -185,17 +192,18 @@ func (k *Kit) Drain(ctx context.Context, h worker.Handler, opts ...worker.Option
 		stop()
 		return <-runErr
 	}
+	consumed := map[string]bool{} // queues the pool has consumed, even if its consumer is gone now
 	poll := time.NewTicker(5 * time.Millisecond)
 	defer poll.Stop()
 	for {
 		changed := k.mem.Changed()
-		if pool.Ready() == nil && k.idle() {
+		if idle := k.idle(consumed); idle && pool.Ready() == nil {
 			at, ok := k.mem.NextExpiry(delayQueues...)
 			if !ok {
 				// Settled: confirm it holds once more after a pause, in
 				// case a client-side step (an ack on its way) is pending.
 				time.Sleep(2 * time.Millisecond)
-				if k.idle() {
+				if k.idle(consumed) {
 					if _, ok := k.mem.NextExpiry(delayQueues...); !ok {
 						return stopped()
 					}
@@ -236,11 +244,31 @@ var delayQueues = func() []string {
 	return names
 }()
 
-// idle says whether no message is unacked anywhere and every consumed
-// queue is empty.
-func (k *Kit) idle() bool {
-	for _, q := range k.mem.Queues() {
-		if q.Unacked > 0 || q.Consumers > 0 && q.Ready > 0 {
+// idle says whether no message is unacked anywhere, and every queue the
+// pool consumes is empty, and so is its quarantine (a pool reads its
+// quarantine with basic.get, not with a consumer: see package worker).
+// consumed gathers the queues seen with a consumer or with jobs in
+// flight: one whose connection dropped still counts, or Drain could end in the moment its jobs wait
+// for the pool to reconnect.
+func (k *Kit) idle(consumed map[string]bool) bool {
+	qs := k.mem.Queues()
+	ready := make(map[string]int, len(qs))
+	busy := false
+	for _, q := range qs {
+		if q.Consumers > 0 || q.Unacked > 0 {
+			consumed[q.Name] = true
+		}
+		busy = busy || q.Unacked > 0
+		ready[q.Name] = q.Ready
+	}
+	if busy {
+		return false
+	}
+	for name := range consumed {
+		if ready[name] > 0 {
+			return false
+		}
+		if q, ok := k.topo.Queue(name); ok && q.QuarantineQueue != "" && ready[q.QuarantineQueue] > 0 {
 			return false
 		}
 	}

@@ -317,3 +317,53 @@ routes: {email.send: {exchange: jobs}, report.render: {exchange: jobs}}
 		t.Fatalf("dead letter %s of class %q, want %s expired", dead[0].Envelope.ID, dead[0].Class, id)
 	}
 }
+
+// After a dropped connection the Conns reconnect: a job whose worker lost
+// its connection while running it is delivered again, marked
+// redelivered; the pool runs it from the quarantine, and Drain waits for
+// that. Publishing works again.
+func TestDropConnections(t *testing.T) {
+	kit := newKit(t)
+	id := publish(t, kit, broker.Job{Type: "email.send", Payload: "hi"})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	running, dropped := make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	var redelivered []bool
+	var l ledger
+	mux := worker.NewMux()
+	mux.HandleFunc("email.send", func(ctx context.Context, job *worker.Job) error {
+		mu.Lock()
+		redelivered = append(redelivered, job.Redelivered)
+		first := len(redelivered) == 1
+		mu.Unlock()
+		if first {
+			close(running)
+			<-dropped // its ack then fails: the broker has it back already
+			return nil
+		}
+		l.add(job)
+		return nil
+	})
+	go func() {
+		<-running
+		kit.DropConnections()
+		close(dropped)
+	}()
+	if err := kit.Drain(ctx, mux); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(l.of(id)); got != "[1]" {
+		t.Errorf("attempts after the drop %s, want [1]", got)
+	}
+	mu.Lock()
+	if fmt.Sprint(redelivered) != "[false true]" {
+		t.Errorf("deliveries redelivered %v, want [false true]", redelivered)
+	}
+	mu.Unlock()
+	if n := len(kit.Enqueued("default.quarantine")); n != 0 {
+		t.Errorf("%d jobs left in the quarantine", n)
+	}
+	publish(t, kit, broker.Job{Type: "email.send", Payload: "after"})
+	kit.RequireEnqueued(t, "default", "email.send")
+}
