@@ -27,6 +27,7 @@ var scenarios = []scenario{
 	{"ExpiredMessagesDeadLettered", expiredDeadLettered},
 	{"ScheduledJobAfterItsDelay", scheduledAfterDelay},
 	{"QuorumDeliveryLimitDeadLetters", quorumDeliveryLimit},
+	{"RejectedDeadLettered", rejectedDeadLettered},
 }
 
 // jobType is the job type of every scenario; each has its own exchange.
@@ -364,6 +365,12 @@ func expiredDeadLettered(t *testing.T, target Target) {
 			t.Errorf("dead letter %s: by %q, class %q, x-death %+v; want expired from %s once, by rabbitmq", e.Envelope.ID, e.By, e.Class, e.Deaths, s.queue)
 		}
 	}
+	for _, e := range es {
+		want := map[string][2]string{byQueue: {s.exchange, jobType}, env.ID: {"", s.queue}}[e.Envelope.ID]
+		if d := e.Deaths; len(d) == 1 && (d[0].Exchange != want[0] || !slices.Equal(d[0].RoutingKeys, []string{want[1]}) || d[0].Time.IsZero()) {
+			t.Errorf("x-death of %s: exchange %q, routing keys %q, time %v; want %q, [%q], a time", e.Envelope.ID, d[0].Exchange, d[0].RoutingKeys, d[0].Time, want[0], want[1])
+		}
+	}
 	// Only a queue's head expires: the message with the shorter
 	// expiration waits behind the other and leaves after it.
 	if es[0].Envelope.ID != byQueue || es[1].Envelope.ID != env.ID {
@@ -403,6 +410,27 @@ func quorumDeliveryLimit(t *testing.T, target Target) {
 	l.deadLettered(es)
 	if e := es[0]; e.By != "rabbitmq" || e.Class != "rabbitmq:delivery_limit" || len(e.Deaths) != 1 || e.Deaths[0].Queue != s.queue {
 		t.Errorf("dead letter by %q, class %q, x-death %+v; want delivery_limit from %s, by rabbitmq", e.By, e.Class, e.Deaths, s.queue)
+	}
+	nothingMore(t, c)
+	l.check(t)
+}
+
+func rejectedDeadLettered(t *testing.T, target Target) {
+	s := newSetup(t, target, 1, "")
+	l := newLedger()
+	id := l.publish(t, s.pub, broker.Job{Type: jobType, Payload: "x"})
+	c := consume(t, s.worker, s.queue, 1)
+	d := next(t, c)
+	must(t, d.Reject())
+	es := takeDeadLetters(t, target, s.worker, s.dlq, 1)
+	l.deadLettered(es)
+	e := es[0]
+	if e.Envelope.ID != id || e.By != "rabbitmq" || e.Class != "rabbitmq:rejected" || len(e.Deaths) != 1 ||
+		e.Deaths[0].Queue != s.queue || e.Deaths[0].Exchange != s.exchange || e.Deaths[0].Count != 1 {
+		t.Errorf("dead letter %s by %q, class %q, x-death %+v; want %s rejected from %s (published to %s) once, by rabbitmq", e.Envelope.ID, e.By, e.Class, e.Deaths, id, s.queue, s.exchange)
+	}
+	if first := e.Envelope.Headers["x-first-death-reason"]; first != "rejected" {
+		t.Errorf("x-first-death-reason %v, want rejected", first)
 	}
 	nothingMore(t, c)
 	l.check(t)
