@@ -160,8 +160,12 @@ func dialOne(ctx context.Context, rawURL string, o options) (*session, error) {
 		Properties: props,
 		Locale:     "en_US",
 		Dial: func(network, addr string) (net.Conn, error) {
-			d := net.Dialer{Timeout: o.dialTimeout}
-			conn, err := d.DialContext(ctx, network, addr)
+			dial := o.dialer
+			if dial == nil {
+				d := net.Dialer{Timeout: o.dialTimeout}
+				dial = d.DialContext
+			}
+			conn, err := dial(ctx, network, addr)
 			if err != nil {
 				return nil, err
 			}

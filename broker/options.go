@@ -3,9 +3,11 @@
 package broker
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -25,6 +27,7 @@ type options struct {
 	reconnectMin time.Duration
 	reconnectMax time.Duration
 	observers    []Observer
+	dialer       func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 func defaultOptions() options {
@@ -144,6 +147,21 @@ func WithDialTimeout(d time.Duration) Option {
 			return fmt.Errorf("broker: dial timeout %v must be positive", d)
 		}
 		o.dialTimeout = d
+		return nil
+	}
+}
+
+// WithDialer sets how the network connection to a broker is made (default:
+// a net.Dialer bounded by WithDialTimeout and ctx): through a SOCKS proxy,
+// say, or to an in-process broker in tests (warrentest). It is given the
+// host and port of each URL; TLS (amqps://) and the AMQP handshake run on
+// the connection it returns.
+func WithDialer(dial func(ctx context.Context, network, addr string) (net.Conn, error)) Option {
+	return func(o *options) error {
+		if dial == nil {
+			return errors.New("broker: WithDialer: nil dial function")
+		}
+		o.dialer = dial
 		return nil
 	}
 }
