@@ -40,7 +40,11 @@ func (g *globals) queueNames(cmd *cobra.Command, kind queueKind) []string {
 		return nil
 	}
 	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), completionTimeout)
+	parent := cmd.Context()
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(parent, completionTimeout)
 	defer cancel()
 	qs, err := c.Queues(ctx)
 	if err != nil {
