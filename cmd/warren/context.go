@@ -10,12 +10,12 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/cmd/warren/internal/table"
 )
 
 // cliConfig is the config file: named contexts, each a broker with its
@@ -237,17 +237,17 @@ func newContextLsCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(g.stdout, "no contexts in %s; add one with warren context add NAME --url URL\n", path)
 				return nil
 			}
-			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "CURRENT\tNAME\tURL\tMANAGEMENT URL\tTOPOLOGY")
+			tb := table.New("CURRENT", "NAME", "URL", "MANAGEMENT URL", "TOPOLOGY")
 			for _, n := range c.names() {
 				ctx := redactContext(c.Contexts[n])
 				mark := ""
 				if n == c.CurrentContext {
 					mark = "*"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", mark, n, ctx.URL, ctx.ManagementURL, ctx.Topology)
+				tb.Row(mark, n, ctx.URL, ctx.ManagementURL, ctx.Topology)
 			}
-			return tw.Flush()
+			_, err := tb.WriteTo(g.stdout)
+			return err
 		}),
 	}
 }

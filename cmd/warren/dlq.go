@@ -9,13 +9,14 @@ import (
 	"math"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/cmd/warren/internal/table"
 	"github.com/warrenmq/warren/deadletter"
 )
 
@@ -71,19 +72,43 @@ func (f *dlqFilterFlags) filter() (deadletter.Filter, error) {
 
 // dlqJob is one job in dlq's --json output.
 type dlqJob struct {
-	ID             string         `json:"id"`
-	Type           string         `json:"type"`
-	Attempts       int            `json:"attempts"`
-	DeadLetteredBy string         `json:"dead_lettered_by,omitempty"`
-	Class          string         `json:"class,omitempty"`
-	Error          string         `json:"error,omitempty"`
-	FirstFailedAt  *time.Time     `json:"first_failed_at,omitempty"`
-	LastFailedAt   *time.Time     `json:"last_failed_at,omitempty"`
-	Origin         broker.Origin  `json:"origin"`
-	PublishedAt    *time.Time     `json:"published_at,omitempty"`
-	ReplayCount    int            `json:"replay_count,omitempty"`
-	Payload        any            `json:"payload"`
-	Deaths         []broker.Death `json:"x_death,omitempty"`
+	ID             string      `json:"id"`
+	Type           string      `json:"type"`
+	Attempts       int         `json:"attempts"`
+	DeadLetteredBy string      `json:"dead_lettered_by,omitempty"`
+	Class          string      `json:"class,omitempty"`
+	Error          string      `json:"error,omitempty"`
+	FirstFailedAt  *time.Time  `json:"first_failed_at,omitempty"`
+	LastFailedAt   *time.Time  `json:"last_failed_at,omitempty"`
+	Origin         originJSON  `json:"origin"`
+	PublishedAt    *time.Time  `json:"published_at,omitempty"`
+	ReplayCount    int         `json:"replay_count,omitempty"`
+	Payload        any         `json:"payload"`
+	Deaths         []deathJSON `json:"x_death,omitempty"`
+}
+
+// originJSON is a broker.Origin in --json output.
+type originJSON struct {
+	Exchange   string `json:"exchange"`
+	RoutingKey string `json:"routing_key"`
+	Queue      string `json:"queue"`
+}
+
+// deathJSON is one x-death entry (a broker.Death) in --json output.
+type deathJSON struct {
+	Reason      string    `json:"reason"`
+	Queue       string    `json:"queue"`
+	Exchange    string    `json:"exchange"`
+	RoutingKeys []string  `json:"routing_keys"`
+	Count       int64     `json:"count"`
+	Time        time.Time `json:"time"`
+}
+
+// groupJSON is a deadletter.Group in --json output.
+type groupJSON struct {
+	Key   string   `json:"key"`
+	Count int      `json:"count"`
+	Types []string `json:"types"`
 }
 
 func jobJSON(e deadletter.Entry) dlqJob {
@@ -94,10 +119,15 @@ func jobJSON(e deadletter.Entry) dlqJob {
 		}
 		return &v
 	}
+	var deaths []deathJSON
+	for _, d := range e.Deaths {
+		deaths = append(deaths, deathJSON{d.Reason, d.Queue, d.Exchange, d.RoutingKeys, d.Count, d.Time})
+	}
 	return dlqJob{
 		ID: env.ID, Type: env.Type, Attempts: e.Attempts, DeadLetteredBy: e.By, Class: e.Class, Error: e.Error,
-		FirstFailedAt: t(e.FirstFailed), LastFailedAt: t(e.LastFailed), Origin: e.Origin,
-		PublishedAt: t(env.Timestamp), ReplayCount: env.ReplayCount, Payload: payloadValue(env), Deaths: e.Deaths,
+		FirstFailedAt: t(e.FirstFailed), LastFailedAt: t(e.LastFailed),
+		Origin:      originJSON{e.Origin.Exchange, e.Origin.RoutingKey, e.Origin.Queue},
+		PublishedAt: t(env.Timestamp), ReplayCount: env.ReplayCount, Payload: payloadValue(env), Deaths: deaths,
 	}
 }
 
@@ -142,13 +172,9 @@ func jsonSafe(v any) any {
 }
 
 // shorten shortens s to n runes, on one line.
+// shorten fits s on one line of at most n terminal cells.
 func shorten(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n-1]) + "…"
+	return table.Truncate(strings.Join(strings.Fields(s), " "), n)
 }
 
 func newDLQListCmd(g *globals) *cobra.Command {
@@ -247,27 +273,31 @@ when it started, holding them all unacked until it is done.`,
 
 func printGroups(g *globals, queue, by string, bs deadletter.BrowseSummary, matched int, groups []deadletter.Group) error {
 	if g.json {
+		out := make([]groupJSON, len(groups))
+		for i, gr := range groups {
+			out[i] = groupJSON{gr.Key, gr.Count, gr.Types}
+		}
 		return writeJSON(g.stdout, struct {
-			Version int                `json:"version"`
-			Queue   string             `json:"queue"`
-			Total   int                `json:"total"`
-			Scanned int                `json:"scanned"`
-			Capped  bool               `json:"capped"`
-			Matched int                `json:"matched"`
-			GroupBy string             `json:"group_by"`
-			Groups  []deadletter.Group `json:"groups"`
-		}{1, queue, bs.Total, bs.Seen, bs.Capped, matched, by, groups})
+			Version int         `json:"version"`
+			Queue   string      `json:"queue"`
+			Total   int         `json:"total"`
+			Scanned int         `json:"scanned"`
+			Capped  bool        `json:"capped"`
+			Matched int         `json:"matched"`
+			GroupBy string      `json:"group_by"`
+			Groups  []groupJSON `json:"groups"`
+		}{1, queue, bs.Total, bs.Seen, bs.Capped, matched, by, out})
 	}
 	fmt.Fprintf(g.stdout, "%s: %d job(s), %d matching, by %s\n", queue, bs.Seen, matched, by)
 	if len(groups) == 0 {
 		return nil
 	}
-	tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "COUNT\t%s\tJOB TYPES\n", strings.ToUpper(by))
+	tb := table.New("COUNT", strings.ToUpper(by), "JOB TYPES").AlignRight(0)
 	for _, gr := range groups {
-		fmt.Fprintf(tw, "%d\t%s\t%s\n", gr.Count, shorten(gr.Key, 80), strings.Join(gr.Types, ","))
+		tb.Row(strconv.Itoa(gr.Count), shorten(gr.Key, 80), strings.Join(gr.Types, ","))
 	}
-	return tw.Flush()
+	_, err := tb.WriteTo(g.stdout)
+	return err
 }
 
 func printEntries(g *globals, queue string, bs deadletter.BrowseSummary, matched int, entries []deadletter.Entry, now time.Time) error {
@@ -294,18 +324,18 @@ func printEntries(g *globals, queue string, bs deadletter.BrowseSummary, matched
 	if len(entries) == 0 {
 		return nil
 	}
-	tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tTYPE\tATT\tCLASS\tERROR\tFAILED\tORIGIN\tPAYLOAD")
+	tb := table.New("ID", "TYPE", "ATT", "CLASS", "ERROR", "FAILED", "ORIGIN", "PAYLOAD").AlignRight(2)
 	for _, e := range entries {
 		failed := "-"
 		if !e.LastFailed.IsZero() {
 			failed = now.Sub(e.LastFailed).Round(time.Second).String() + " ago"
 		}
 		payload, _ := json.Marshal(payloadValue(e.Envelope))
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", e.Envelope.ID, e.Envelope.Type, e.Attempts, e.Class,
+		tb.Row(e.Envelope.ID, e.Envelope.Type, strconv.Itoa(e.Attempts), e.Class,
 			shorten(e.FirstLine(), 50), failed, e.Origin.Queue, shorten(string(payload), 40))
 	}
-	return tw.Flush()
+	_, err := tb.WriteTo(g.stdout)
+	return err
 }
 
 func newDLQShowCmd(g *globals) *cobra.Command {

@@ -130,7 +130,7 @@ func TestDLQListAndShow(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, out)
 		}
-		for _, want := range []string{`(?m)^2\s+permanent\s`, `(?m)^1\s+unknown-type\s`, `(?m)^1\s+rabbitmq:rejected\s`} {
+		for _, want := range []string{`(?m)^ *2\s+permanent\s`, `(?m)^ *1\s+unknown-type\s`, `(?m)^ *1\s+rabbitmq:rejected\s`} {
 			if !regexp.MustCompile(want).MatchString(out) {
 				t.Errorf("group-by output lacks %q:\n%s", want, out)
 			}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"text/template"
@@ -33,6 +34,9 @@ func warren(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	code = run(ctx, append([]string{"--url", brokertest.URL(t)}, args...), &out, &errb)
+	if slices.Contains(args, "--json") && code != exitUsage {
+		checkJSONStyle(t, args, out.String())
+	}
 	return code, out.String(), errb.String()
 }
 

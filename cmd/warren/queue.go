@@ -8,12 +8,12 @@ import (
 	"maps"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/cmd/warren/internal/table"
 	"github.com/warrenmq/warren/topology"
 )
 
@@ -177,8 +177,8 @@ func (g *globals) queueRowsFromAMQP(ctx context.Context, t *topology.Topology) (
 }
 
 func printQueueRows(g *globals, rows []queueRow) {
-	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "QUEUE\tTYPE\tREADY\tUNACKED\tCONSUMERS\tDEAD-LETTERED\tQUARANTINED\tPUBLISH/S\tDELIVER/S\t")
+	tb := table.New("QUEUE", "TYPE", "READY", "UNACKED", "CONSUMERS", "DEAD-LETTERED", "QUARANTINED", "PUBLISH/S", "DELIVER/S").
+		AlignRight(2, 3, 4, 5, 6, 7, 8)
 	num := func(n *int64) string {
 		if n == nil {
 			return "-"
@@ -187,17 +187,17 @@ func printQueueRows(g *globals, rows []queueRow) {
 	}
 	for _, r := range rows {
 		if !r.Exists {
-			fmt.Fprintf(tw, "%s\tmissing\t-\t-\t-\t-\t-\t-\t-\t\n", r.Name)
+			tb.Row(r.Name, "missing", "-", "-", "-", "-", "-", "-", "-")
 			continue
 		}
 		pub, del := "-", "-"
 		if r.Rates != nil {
 			pub, del = strconv.FormatFloat(r.Rates.Publish, 'f', 1, 64), strconv.FormatFloat(r.Rates.Deliver, 'f', 1, 64)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\t\n", r.Name, r.Type, r.Ready, num(r.Unacked), r.Consumers,
+		tb.Row(r.Name, r.Type, strconv.FormatInt(r.Ready, 10), num(r.Unacked), strconv.FormatInt(r.Consumers, 10),
 			num(r.DeadLettered), num(r.Quarantined), pub, del)
 	}
-	tw.Flush()
+	tb.WriteTo(g.stdout)
 	if len(rows) == 0 {
 		fmt.Fprintln(g.stdout, "no queues")
 	}
@@ -386,8 +386,7 @@ warren dlq list reads a dead-letter queue, where none of this matters.`,
 				fmt.Fprintf(g.stdout, "%s: no ready job\n", queue)
 				return nil
 			}
-			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tTYPE\tATTEMPT\tPUBLISHED\tREDELIVERED\tPAYLOAD")
+			tb := table.New("ID", "TYPE", "ATTEMPT", "PUBLISHED", "REDELIVERED", "PAYLOAD").AlignRight(2)
 			for _, j := range jobs {
 				published := "-"
 				if j.PublishedAt != nil {
@@ -398,9 +397,10 @@ warren dlq list reads a dead-letter queue, where none of this matters.`,
 					b, _ := json.Marshal(j.Payload)
 					payload = string(b)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%t\t%s\n", j.ID, j.Type, j.Attempt, published, j.Redelivered, shorten(payload, 60))
+				tb.Row(j.ID, j.Type, strconv.Itoa(j.Attempt), published, strconv.FormatBool(j.Redelivered), shorten(payload, 60))
 			}
-			return tw.Flush()
+			_, err = tb.WriteTo(g.stdout)
+			return err
 		},
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "peek into a .quarantine queue too")

@@ -7,11 +7,12 @@ import (
 	"io"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/cmd/warren/internal/mgmt"
+	"github.com/warrenmq/warren/cmd/warren/internal/table"
 	"github.com/warrenmq/warren/topology"
 )
 
@@ -199,12 +200,11 @@ func printDelay(w io.Writer, s *delayStats) {
 	}
 	fmt.Fprintf(w, "%s; %s: %d\n", line, topology.DelayUnroutable, s.Unroutable)
 	if s.ByQueue != nil {
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "QUEUE\tRETRYING\tSCHEDULED\tUNROUTABLE")
+		tb := table.New("QUEUE", "RETRYING", "SCHEDULED", "UNROUTABLE").AlignRight(1, 2, 3)
 		for _, o := range s.ByQueue {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\n", o.Queue, o.Retrying, o.Scheduled, o.Unroutable)
+			tb.Row(o.Queue, strconv.FormatInt(o.Retrying, 10), strconv.FormatInt(o.Scheduled, 10), strconv.FormatInt(o.Unroutable, 10))
 		}
-		tw.Flush()
+		tb.WriteTo(w)
 		fmt.Fprintf(w, "read %d of the %d jobs counted in the cascade (at most %d per queue: --sample)\n", s.Sampled.Read, s.Sampled.Of, s.Sampled.PerQueue)
 	}
 	if s.Unroutable > 0 {

@@ -185,7 +185,7 @@ func TestStatsDelayCascade(t *testing.T) {
 	_, out := stats("-f", path, "--by-origin")
 	for _, want := range []string{
 		"delay cascade: 2 retrying or scheduled (warren.delay.12: 1, warren.delay.11: 1); warren.delay.unroutable: 1\n",
-		"QUEUE           RETRYING  SCHEDULED  UNROUTABLE\nemails          1         1          0\n(other queues)  0         0          1\n",
+		"QUEUE           RETRYING  SCHEDULED  UNROUTABLE\nemails                 1          1           0\n(other queues)         0          0           1\n",
 		"read 3 of the 3 jobs counted in the cascade (at most 100 per queue: --sample)\n",
 		"1 job(s) in warren.delay.unroutable: their delay ended and no queue took them",
 	} {

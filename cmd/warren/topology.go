@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/cmd/warren/internal/mgmt"
+	"github.com/warrenmq/warren/cmd/warren/internal/table"
 	"github.com/warrenmq/warren/topology"
 )
 
@@ -318,7 +318,7 @@ func printApply(g *globals, r *topology.Report, verbose bool) {
 	if r == nil {
 		return
 	}
-	w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	tb := table.New("STATE", "KIND", "NAME")
 	counts := map[string]int{}
 	var derived int
 	for _, o := range r.Entries {
@@ -330,9 +330,11 @@ func printApply(g *globals, r *topology.Report, verbose bool) {
 		if !verbose && state != "failed" && (o.Derived || o.Kind == topology.EntityBinding) {
 			continue
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\n", state, o.Kind, o.Name)
+		tb.Row(state, o.Kind, o.Name)
 	}
-	w.Flush()
+	if tb.Len() > 0 {
+		tb.WriteTo(g.stdout)
+	}
 	fmt.Fprintf(g.stdout, "%d created, %d already existed, %d binding(s) in place, %d failed (%d derived entities; -v lists them)\n",
 		counts["created"], counts["existed"], counts["bound"], counts["failed"], derived)
 	for _, o := range r.Entries {

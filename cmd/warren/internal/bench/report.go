@@ -73,9 +73,10 @@ func judgedBaseline(mode string, base []Result) string {
 // type (and number of callers, in ModeRPC), and how warren compares with
 // each baseline. A report holds the runs of one mode.
 type Report struct {
-	Schema string       `json:"schema"`
-	Date   time.Time    `json:"date"`
-	Config ReportConfig `json:"config"`
+	Version int          `json:"version"` // 1, as every --json document of warren's; Schema versions the rest
+	Schema  string       `json:"schema"`
+	Date    time.Time    `json:"date"`
+	Config  ReportConfig `json:"config"`
 	// Results lists every run in the order run.
 	Results []Result `json:"results"`
 	// Medians has one entry per implementation and queue type (and
@@ -211,8 +212,9 @@ func (r Ratio) MarshalJSON() ([]byte, error) {
 func NewReport(cfg Config, queueTypes []string, rounds int, results []Result) *Report {
 	cfg.setDefaults()
 	r := &Report{
-		Schema: Schema,
-		Date:   time.Now().UTC().Truncate(time.Second),
+		Version: 1,
+		Schema:  Schema,
+		Date:    time.Now().UTC().Truncate(time.Second),
 		Config: ReportConfig{
 			URL:          broker.RedactURL(cfg.URL),
 			Mode:         cfg.Mode,
