@@ -10,7 +10,7 @@ import (
 
 // Plan compares a resolved topology with what a broker holds and lists what
 // differs (DESIGN §3). The broker's side comes from its management HTTP API
-// (cmd/warren/internal/mgmt fetches it): a passive declare sees neither
+// (internal/mgmt fetches it): a passive declare sees neither
 // arguments nor bindings. How values are compared is in plan_normalize.go,
 // how changes are printed in plan_render.go.
 

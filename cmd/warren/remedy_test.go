@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/warrenmq/warren/cmd/warren/internal/mgmt"
+	"github.com/warrenmq/warren/internal/mgmt"
 	"github.com/warrenmq/warren/internal/brokertest"
 	"github.com/warrenmq/warren/topology"
 )

@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/warrenmq/warren/cmd/warren/internal/mgmt"
+	"github.com/warrenmq/warren/internal/mgmt"
 	"github.com/warrenmq/warren/topology"
 )
 
