@@ -1,6 +1,6 @@
 module github.com/warrenmq/warren
 
-go 1.24
+go 1.25
 
 require (
 	github.com/Shopify/toxiproxy/v2 v2.9.0

@@ -1,0 +1,50 @@
+package dashboard
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/warrenmq/warren/internal/brokertest"
+)
+
+func newTestServer(t *testing.T, opts Options) *httptest.Server {
+	t.Helper()
+	if opts.URLs == nil {
+		opts.URLs = []string{brokertest.URL(t)}
+	}
+	if opts.ManagementURL == "" {
+		opts.ManagementURL = brokertest.ManagementURL(t)
+	}
+	s, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	t.Cleanup(func() {
+		srv.Close()
+		s.Close()
+	})
+	return srv
+}
+
+func TestOverviewServes(t *testing.T) {
+	srv := newTestServer(t, Options{})
+	resp, err := http.Get(srv.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("GET /: %s %s", resp.Status, resp.Header.Get("Content-Type"))
+	}
+}
+
+func TestNewRefusesBadOptions(t *testing.T) {
+	for _, o := range []Options{{}, {URLs: []string{"amqp://x/"}, Prefix: "ui/"}} {
+		if _, err := New(o); err == nil {
+			t.Errorf("New(%+v) = nil error", o)
+		}
+	}
+}

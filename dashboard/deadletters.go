@@ -1,0 +1,4 @@
+package dashboard
+
+// deadLetterRoutes registers the dead-letter pages and actions.
+func (s *Server) deadLetterRoutes() {}

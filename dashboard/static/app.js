@@ -1,0 +1,1 @@
+// warren dashboard: progressive enhancement only; every page works without it.
