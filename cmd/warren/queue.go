@@ -213,6 +213,25 @@ func (g *globals) confirmUnlessYes(cmd *cobra.Command, yes bool, question string
 	return g.confirm(question+"?", cmd.CommandPath()+" cannot be undone: pass --yes to confirm")
 }
 
+// openQueue dials and checks that queue exists, for a command that then
+// changes it with d; done closes d and the connection.
+func (g *globals) openQueue(ctx context.Context, queue string) (d *broker.Declarer, info broker.QueueInfo, done func(), err error) {
+	conn, err := g.dial(ctx)
+	if err != nil {
+		return nil, info, nil, err
+	}
+	d = broker.NewDeclarer(conn)
+	done = func() {
+		d.Close(context.WithoutCancel(ctx))
+		conn.Close()
+	}
+	if info, err = d.QueueInfo(ctx, queue); err != nil {
+		done()
+		return nil, info, nil, err
+	}
+	return d, info, done, nil
+}
+
 func newQueuePurgeCmd(g *globals) *cobra.Command {
 	var yes bool
 	cmd := &cobra.Command{
@@ -227,17 +246,11 @@ holds, or delete only some of its jobs, use warren dlq purge instead.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			queue := args[0]
 			ctx := cmd.Context() // --timeout's deadline (prepare)
-			conn, err := g.dial(ctx)
+			d, info, done, err := g.openQueue(ctx, queue)
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			d := broker.NewDeclarer(conn)
-			defer d.Close(context.WithoutCancel(ctx))
-			info, err := d.QueueInfo(ctx, queue)
-			if err != nil {
-				return err
-			}
+			defer done()
 			if err := g.confirmUnlessYes(cmd, yes, fmt.Sprintf("delete the %d ready job(s) of %s for good", info.Messages, queue)); err != nil {
 				return err
 			}
@@ -274,17 +287,11 @@ comes back, empty, at the next warren topology apply.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			queue := args[0]
 			ctx := cmd.Context() // --timeout's deadline (prepare)
-			conn, err := g.dial(ctx)
+			d, info, done, err := g.openQueue(ctx, queue)
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			d := broker.NewDeclarer(conn)
-			defer d.Close(context.WithoutCancel(ctx))
-			info, err := d.QueueInfo(ctx, queue)
-			if err != nil {
-				return err
-			}
+			defer done()
 			q := fmt.Sprintf("delete queue %s and its %d ready job(s)", queue, info.Messages)
 			if ifEmpty {
 				q = fmt.Sprintf("delete queue %s if it is empty", queue)
