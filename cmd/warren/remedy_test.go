@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/warrenmq/warren/internal/mgmt"
 	"github.com/warrenmq/warren/internal/brokertest"
+	"github.com/warrenmq/warren/internal/mgmt"
 	"github.com/warrenmq/warren/topology"
 )
 

@@ -11,8 +11,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/warrenmq/warren/broker"
-	"github.com/warrenmq/warren/internal/mgmt"
 	"github.com/warrenmq/warren/cmd/warren/internal/table"
+	"github.com/warrenmq/warren/internal/mgmt"
 	"github.com/warrenmq/warren/topology"
 )
 
