@@ -2,7 +2,6 @@
 # Installs the Debian packages warren's tests need beyond Go and RabbitMQ
 # (scripts/rabbitmq.sh installs the broker):
 #   python3, python3-amqp, python3-msgpack   the Python producer test (worker/python_test.go)
-#   chromium                                 the dashboard's browser tests (dashboard/browser_test.go)
 # Packages already installed are left alone; missing ones are installed with
 # apt-get, from the machine's own apt sources, as root or with sudo.
 # Usage: scripts/deps.sh [--check]   (--check: only report, change nothing)
@@ -13,7 +12,7 @@ check_only=false
 
 say() { printf 'deps.sh: %s\n' "$*" >&2; }
 
-packages=(python3 python3-amqp python3-msgpack chromium)
+packages=(python3 python3-amqp python3-msgpack)
 
 # The tests run /usr/bin/python3, not whatever python3 is first on PATH.
 python_ok() { /usr/bin/python3 -c 'import amqp, msgpack' >/dev/null 2>&1; }
@@ -36,7 +35,7 @@ if $check_only; then
   exit 1
 fi
 if ! [ -f /etc/debian_version ] || ! command -v apt-get >/dev/null 2>&1; then
-  say "not a Debian or Ubuntu system: install Python 3 with py-amqp (pip install amqp) and msgpack for /usr/bin/python3, and Chromium (or set CHROMIUM to a Chrome binary)"
+  say "not a Debian or Ubuntu system: install Python 3 with py-amqp (pip install amqp) and msgpack for /usr/bin/python3"
   exit 1
 fi
 
