@@ -208,7 +208,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, err er
 
 func (s *Server) funcs() template.FuncMap {
 	return template.FuncMap{
-		"path": func(p string) string { return s.opts.Prefix + p },
+		"path":  func(p string) string { return s.opts.Prefix + p },
+		"deref": func(n *int64) int64 { return *n },
 	}
 }
 
