@@ -210,6 +210,7 @@ func (s *Server) funcs() template.FuncMap {
 	return template.FuncMap{
 		"path":  func(p string) string { return s.opts.Prefix + p },
 		"deref": func(n *int64) int64 { return *n },
+		"table": tableString,
 	}
 }
 

@@ -2,6 +2,5 @@ package dashboard
 
 import "net/http"
 
-func (s *Server) queuePage(w http.ResponseWriter, r *http.Request)    {}
-func (s *Server) workers(w http.ResponseWriter, r *http.Request)      {}
-func (s *Server) topologyPage(w http.ResponseWriter, r *http.Request) {}
+func (s *Server) queuePage(w http.ResponseWriter, r *http.Request) {}
+func (s *Server) workers(w http.ResponseWriter, r *http.Request)   {}
