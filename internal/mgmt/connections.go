@@ -2,6 +2,7 @@ package mgmt
 
 import (
 	"context"
+	"encoding/json"
 	"net/url"
 )
 
@@ -38,10 +39,25 @@ type Consumer struct {
 	Prefetch      int64                 `json:"prefetch_count"`
 	AckRequired   bool                  `json:"ack_required"`
 	Queue         struct{ Name string } `json:"queue"`
-	ChannelDetail struct {
-		Name           string `json:"name"`
-		ConnectionName string `json:"connection_name"`
-	} `json:"channel_details"`
+	ChannelDetail ChannelDetails        `json:"channel_details"`
+}
+
+// ChannelDetails name a consumer's channel and its connection; empty when
+// the API does not know them (it sends [] then).
+type ChannelDetails struct {
+	Name           string `json:"name"`
+	ConnectionName string `json:"connection_name"`
+}
+
+// UnmarshalJSON reads the object, or the empty list the API sends for
+// unknown details.
+func (d *ChannelDetails) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '[' {
+		*d = ChannelDetails{}
+		return nil
+	}
+	type plain ChannelDetails
+	return json.Unmarshal(b, (*plain)(d))
 }
 
 // Consumers lists the virtual host's consumers (GET /api/consumers/{vhost}).
