@@ -309,6 +309,15 @@ type MessageStats struct {
 // Rate is a counter's rate per second.
 type Rate struct {
 	Rate float64 `json:"rate"`
+	// Samples are the counter's values over time, newest first; only
+	// QueueDetail asks for them.
+	Samples []Sample `json:"samples,omitempty"`
+}
+
+// Sample is a counter's value at a time.
+type Sample struct {
+	Sample    int64 `json:"sample"`
+	Timestamp int64 `json:"timestamp"` // milliseconds since the epoch
 }
 
 // Binding is a binding as the management API describes it. Source "" is

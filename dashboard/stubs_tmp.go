@@ -1,5 +1,0 @@
-package dashboard
-
-import "net/http"
-
-func (s *Server) queuePage(w http.ResponseWriter, r *http.Request) {}
