@@ -142,4 +142,3 @@ func hostForURL(addr string) string {
 	}
 	return net.JoinHostPort(host, port)
 }
-
