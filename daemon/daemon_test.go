@@ -480,6 +480,29 @@ func TestMetricsNeedAGatherer(t *testing.T) {
 	}
 }
 
+func TestWithHandlerMountsUnderPrefix(t *testing.T) {
+	t.Parallel()
+	ln, base := listen(t)
+	ui := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ui "+r.URL.Path) })
+	d, err := daemon.New(daemon.WithListener(ln), daemon.WithSignals(nil), daemon.WithHandler("/ui", ui))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := runDaemon(ctx, d, newGate())
+	waitStatus(t, base+daemon.ReadyPath, http.StatusOK, 10*time.Second)
+	if code, body := mustGet(t, base+"/ui/queues/x"); code != http.StatusOK || body != "ui /ui/queues/x" {
+		t.Errorf("GET /ui/queues/x: %d %q, want 200 from the mounted handler with the whole path", code, body)
+	}
+	if code, _ := mustGet(t, base+"/elsewhere"); code != http.StatusNotFound {
+		t.Errorf("GET /elsewhere: %d, want 404", code)
+	}
+	cancel()
+	if err := testkit.Recv(t, errc, 30*time.Second, "Run to return"); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestNewRefusesBadOptions(t *testing.T) {
 	t.Parallel()
 	bad := daemon.DefaultConfig()
@@ -491,6 +514,9 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		"nil gatherer":     daemon.WithGatherer(nil),
 		"nil exit":         daemon.WithForceExit(nil),
 		"invalid config":   daemon.WithConfig(bad),
+		"nil handler":      daemon.WithHandler("/ui", nil),
+		"handler prefix":   daemon.WithHandler("ui/", http.NotFoundHandler()),
+		"handler on livez": daemon.WithHandler(daemon.LivePath, http.NotFoundHandler()),
 	} {
 		if _, err := daemon.New(opt); err == nil {
 			t.Errorf("%s: New succeeded", name)

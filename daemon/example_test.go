@@ -141,3 +141,21 @@ func ExampleConfig_String() {
 	// Output:
 	// url=amqp://app:xxxxx@rabbitmq.default.svc:5672/
 }
+
+// A worker daemon can serve the dashboard on its HTTP server, under /ui,
+// beside /livez, /readyz and /metrics. The handler is any http.Handler:
+// here warren's dashboard would be dashboard.New(dashboard.Options{URLs:
+// urls, Prefix: "/ui", ReadOnly: true, Token: token}).
+func ExampleWithHandler() {
+	ui := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "dashboard at", r.URL.Path)
+	})
+	d, err := daemon.New(daemon.WithHTTPAddr("127.0.0.1:0"), daemon.WithHandler("/ui", ui))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	_ = d // d.Run(ctx, pool) serves /ui/ until ctx ends
+	fmt.Println("mounted")
+	// Output: mounted
+}

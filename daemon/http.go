@@ -45,6 +45,11 @@ func (d *Daemon) serve(ln net.Listener, wg *sync.WaitGroup) *server {
 		}))
 		paths = append(paths, MetricsPath)
 	}
+	for _, m := range d.opts.mounts {
+		mux.Handle(m.prefix+"/", m.h)
+		mux.Handle(m.prefix, http.RedirectHandler(m.prefix+"/", http.StatusMovedPermanently))
+		paths = append(paths, m.prefix+"/")
+	}
 	s := &server{
 		http: &http.Server{
 			Handler:           mux,

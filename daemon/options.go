@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,6 +59,13 @@ type options struct {
 	signals         <-chan os.Signal
 	signalsSet      bool
 	exit            func(code int)
+	mounts          []mount
+}
+
+// mount is a handler WithHandler serves under a prefix.
+type mount struct {
+	prefix string
+	h      http.Handler
 }
 
 func defaultOptions() options {
@@ -66,6 +75,24 @@ func defaultOptions() options {
 		shutdownTimeout: DefaultShutdownTimeout,
 		grace:           ShutdownGrace,
 		exit:            os.Exit,
+	}
+}
+
+// WithHandler serves h under prefix (as "/ui") on the daemon's HTTP
+// server, beside /livez, /readyz and /metrics: for example warren's
+// dashboard, built with dashboard.Options{Prefix: prefix}. The handler
+// sees the whole path, prefix included. The prefix starts with / and ends
+// without one, and cannot be one of the daemon's own paths.
+func WithHandler(prefix string, h http.Handler) Option {
+	return func(o *options) error {
+		if h == nil {
+			return errors.New("daemon: WithHandler: nil handler")
+		}
+		if !strings.HasPrefix(prefix, "/") || strings.HasSuffix(prefix, "/") || prefix == LivePath || prefix == ReadyPath || prefix == MetricsPath {
+			return fmt.Errorf("daemon: WithHandler: prefix %q: start it with / and end it without one, as /ui, apart from %s, %s and %s", prefix, LivePath, ReadyPath, MetricsPath)
+		}
+		o.mounts = append(o.mounts, mount{prefix, h})
+		return nil
 	}
 }
 

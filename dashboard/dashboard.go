@@ -69,6 +69,8 @@ type Server struct {
 	mux   *http.ServeMux
 	h     http.Handler
 
+	sessionKey [32]byte // signs the session cookie (auth.go)
+
 	connMu sync.Mutex
 	conn   *broker.Conn
 }
@@ -98,7 +100,7 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dashboard: %w", err)
 	}
-	s := &Server{opts: opts, mgmt: mc, mux: http.NewServeMux()}
+	s := &Server{opts: opts, mgmt: mc, mux: http.NewServeMux(), sessionKey: newSessionKey()}
 	if s.pages, err = parsePages(s.funcs()); err != nil {
 		mc.Close()
 		return nil, err
@@ -131,6 +133,7 @@ func (s *Server) Close() error {
 // own in its file's routes function.
 func (s *Server) routes() {
 	s.mux.Handle("GET /static/", http.FileServerFS(staticFS))
+	s.authRoutes()
 	s.overviewRoutes()
 	s.deadLetterRoutes()
 }
@@ -156,11 +159,6 @@ func (s *Server) brokerConn(ctx context.Context) (*broker.Conn, error) {
 	return c, nil
 }
 
-// authenticate requires Options.Token of every request when it is set.
-func (s *Server) authenticate(next http.Handler) http.Handler {
-	return next // the token check: see auth.go
-}
-
 // action wraps a handler that changes the broker (POST): it refuses in
 // read-only mode. Cross-origin requests are refused for every route by
 // http.CrossOriginProtection.
@@ -180,6 +178,7 @@ type page struct {
 	Nav      string // the nav entry to mark current
 	Prefix   string
 	ReadOnly bool
+	Auth     bool // a token is required: the layout offers to log out
 	Data     any
 }
 
@@ -191,7 +190,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 		return
 	}
 	var b strings.Builder
-	p := page{Title: title, Nav: name, Prefix: s.opts.Prefix, ReadOnly: s.opts.ReadOnly, Data: data}
+	p := page{Title: title, Nav: name, Prefix: s.opts.Prefix, ReadOnly: s.opts.ReadOnly, Auth: s.opts.Token != "", Data: data}
 	if err := t.ExecuteTemplate(&b, "layout", p); err != nil {
 		s.opts.Logger.Error().Err(err).Str("page", name).Msg("dashboard: render")
 		http.Error(w, "render "+name+": "+err.Error(), http.StatusInternalServerError)
@@ -209,7 +208,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, err er
 
 func (s *Server) funcs() template.FuncMap {
 	return template.FuncMap{
-		"path": func(p string) string { return s.opts.Prefix + p },
+		"path":  func(p string) string { return s.opts.Prefix + p },
+		"deref": func(n *int64) int64 { return *n },
+		"table": tableString,
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/warrenmq/warren/internal/brokertest"
+	"github.com/warrenmq/warren/topology"
 )
 
 func newTestServer(t *testing.T, opts Options) *httptest.Server {
@@ -47,4 +48,26 @@ func TestNewRefusesBadOptions(t *testing.T) {
 			t.Errorf("New(%+v) = nil error", o)
 		}
 	}
+}
+
+// testTopology parses a topology with unique names, declared nowhere.
+func testTopology(t *testing.T) *topology.Topology {
+	t.Helper()
+	ex, q := brokertest.Name(t, "jobs"), brokertest.Name(t, "emails")
+	tp, err := topology.Parse("topology.yaml", []byte(`
+exchanges:
+  `+ex+`:
+    type: direct
+queues:
+  `+q+`:
+    type: quorum
+bindings:
+  - exchange: `+ex+`
+    queue: `+q+`
+    routing_key: email.send
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tp
 }

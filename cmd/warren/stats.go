@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/warrenmq/warren/internal/inspect"
 	"github.com/warrenmq/warren/internal/mgmt"
 	"github.com/warrenmq/warren/topology"
 )
@@ -100,15 +101,16 @@ so they lag the queues a little. Deliver counts deliveries of every kind
 	return cmd
 }
 
-// statsRow is one queue's line, and its --json entry.
-type statsRow = mgmt.Row
+// The rows and their --json entries are internal/inspect's, shared with
+// the dashboard.
+type (
+	statsRow  = inspect.Row
+	statsRate = inspect.Rates
+)
 
-// statsRate is a row's rates.
-type statsRate = mgmt.Rates
+func statsRows(t *topology.Topology, queues []mgmt.Queue) []statsRow { return inspect.Rows(t, queues) }
 
-func statsRows(t *topology.Topology, queues []mgmt.Queue) []statsRow { return mgmt.Rows(t, queues) }
-
-func isQuarantine(t *topology.Topology, q topology.Queue) bool { return mgmt.IsQuarantine(t, q) }
+func isQuarantine(t *topology.Topology, q topology.Queue) bool { return inspect.IsQuarantine(t, q) }
 
 // ANSI styles for the table.
 const (

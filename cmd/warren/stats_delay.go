@@ -12,79 +12,23 @@ import (
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/cmd/warren/internal/table"
+	"github.com/warrenmq/warren/internal/inspect"
 	"github.com/warrenmq/warren/internal/mgmt"
 	"github.com/warrenmq/warren/topology"
 )
 
-// delayStats is what waits in the delay cascade, the --json "delay"
-// entry: jobs retrying or scheduled, per level, and those whose delay
-// ended with no queue to take them.
-type delayStats struct {
-	// Declared is false when the vhost has no cascade (no topology was
-	// applied there).
-	Declared bool `json:"declared"`
-	// Total is the jobs in every level: retrying or scheduled.
-	Total int64 `json:"total"`
-	// Levels are the levels holding jobs, longest first.
-	Levels []delayLevel `json:"levels"`
-	// Unroutable is the depth of warren.delay.unroutable.
-	Unroutable int64 `json:"unroutable"`
-	// ByQueue (with --by-origin) counts the jobs read, per queue they are
-	// delayed for; Sampled says how many were read.
-	ByQueue []delayOrigin `json:"by_queue,omitempty"`
-	Sampled *delaySample  `json:"sampled,omitempty"`
-}
-
-type delayLevel struct {
-	Queue    string `json:"queue"`
-	Seconds  int64  `json:"seconds"` // how long the level holds a job
-	Messages int64  `json:"messages"`
-}
-
-// delayOrigin counts the jobs read in the cascade for one queue:
-// retrying (they carry a failure), scheduled (they do not), and
-// unroutable (in warren.delay.unroutable, either kind).
-type delayOrigin struct {
-	Queue      string `json:"queue"`
-	Retrying   int64  `json:"retrying"`
-	Scheduled  int64  `json:"scheduled"`
-	Unroutable int64  `json:"unroutable"`
-}
-
-type delaySample struct {
-	Read     int64 `json:"read"`      // messages read
-	Of       int64 `json:"of"`        // messages in the cascade's queues, as counted
-	PerQueue int   `json:"per_queue"` // the most read from one queue (--sample)
-}
+// The cascade's counts, the --json "delay" entry, are internal/inspect's.
+type (
+	delayStats  = inspect.Delay
+	delayLevel  = inspect.DelayLevel
+	delayOrigin = inspect.DelayOrigin
+	delaySample = inspect.DelaySample
+)
 
 // otherQueues is the row of the jobs for queues not in the file.
 const otherQueues = "(other queues)"
 
-// delayCounts reads the cascade's depths from the management API's queue
-// list (as lagging as the rest of stats).
-func delayCounts(queues []mgmt.Queue) *delayStats {
-	byName := make(map[string]mgmt.Queue, len(queues))
-	for _, q := range queues {
-		byName[q.Name] = q
-	}
-	s := &delayStats{Levels: []delayLevel{}}
-	for level := topology.DelayLevels - 1; level >= 0; level-- {
-		q, ok := byName[topology.DelayExchangeName(level)]
-		if !ok {
-			continue
-		}
-		s.Declared = true
-		s.Total += q.Messages
-		if q.Messages > 0 {
-			s.Levels = append(s.Levels, delayLevel{Queue: q.Name, Seconds: 1 << level, Messages: q.Messages})
-		}
-	}
-	if q, ok := byName[topology.DelayUnroutable]; ok {
-		s.Declared = true
-		s.Unroutable = q.Messages
-	}
-	return s
-}
+func delayCounts(queues []mgmt.Queue) *delayStats { return inspect.DelayCounts(queues) }
 
 // delayByOrigin reads up to sample messages of each of the cascade's
 // queues without taking them, and counts them per queue they are delayed

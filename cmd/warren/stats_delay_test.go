@@ -145,7 +145,7 @@ func TestStatsDelayCascade(t *testing.T) {
 		return res, out
 	}
 	// The management API refreshes its counts every 5 seconds by default.
-	wantLevels := []delayLevel{{"warren.delay.12", 4096, 1}, {"warren.delay.11", 2048, 1}}
+	wantLevels := []delayLevel{{Queue: "warren.delay.12", Seconds: 4096, Messages: 1}, {Queue: "warren.delay.11", Seconds: 2048, Messages: 1}}
 	var res output
 	testkit.WaitFor(t, 30*time.Second, "the cascade's counts", func() bool {
 		res, _ = stats("--json", "-f", path)

@@ -112,7 +112,7 @@ func TestQueuesDecodesAndEncodesVhost(t *testing.T) {
 		want := Queue{Name: "emails", Vhost: "/", Type: "quorum", Durable: true,
 			Arguments: map[string]any{"x-message-ttl": int64(60000), "x-queue-type": "quorum", "x-ratio": 0.5, "x-list": []any{int64(1), "a"}},
 			Messages:  3, MessagesReady: 2, MessagesUnacknowledged: 1, Consumers: 4,
-			MessageStats: &MessageStats{Publish: 10, PublishDetails: &Rate{1.5}, Ack: 7, AckDetails: &Rate{0.2}}}
+			MessageStats: &MessageStats{Publish: 10, PublishDetails: &Rate{Rate: 1.5}, Ack: 7, AckDetails: &Rate{Rate: 0.2}}}
 		if diff := cmp.Diff([]Queue{want}, qs); diff != "" {
 			t.Errorf("Queues (-want +got):\n%s", diff)
 		}

@@ -9,6 +9,10 @@ import "context"
 type Node struct {
 	Name    string `json:"name"`
 	Running bool   `json:"running"`
+	// MemAlarm and DiskFreeAlarm are set while the node blocks publishers
+	// for want of memory or disk.
+	MemAlarm      bool `json:"mem_alarm"`
+	DiskFreeAlarm bool `json:"disk_free_alarm"`
 	// ConfigFiles are the configuration files the node read
 	// (rabbitmq.conf, advanced.config), where it reports them.
 	ConfigFiles []string `json:"config_files"`

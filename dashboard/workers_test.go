@@ -1,0 +1,47 @@
+package dashboard
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/warrenmq/warren/internal/brokertest"
+)
+
+func TestWorkersPage(t *testing.T) {
+	q := brokertest.Queue(t, "work", nil)
+	name := brokertest.ConnName(t, "worker")
+	props := amqp.NewConnectionProperties()
+	props.SetClientConnectionName(name)
+	conn, err := amqp.DialConfig(brokertest.URL(t), amqp.Config{Properties: props})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.Consume(q, "", false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	srv := newTestServer(t, Options{})
+	deadline := time.Now().Add(20 * time.Second) // the API lists a connection within a few seconds
+	for {
+		resp, body := get(t, srv.URL+"/workers", nil)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /workers: %s\n%s", resp.Status, body)
+		}
+		i := strings.Index(body, name)
+		if i >= 0 && strings.Contains(body[i:], `href="/queues/`+q+`"`) && strings.Contains(body, "<h1>Workers</h1>") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the workers page does not show connection %s consuming %s:\n%s", name, q, body)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
