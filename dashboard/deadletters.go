@@ -214,6 +214,7 @@ type dlqView struct {
 	Jobs      []jobRow
 	Offset    int
 	Limit     int
+	Scan      int    // the most jobs read (0: deadletter.DefaultMax)
 	Prev      string // the previous and next page's query, "" when none
 	Next      string
 	ExportURL string // the download of the filtered jobs, unprefixed
@@ -296,6 +297,9 @@ func (s *Server) dlqQueue(w http.ResponseWriter, r *http.Request) {
 	if v.Limit, err = intParam(q, "limit", defaultLimit, 1, maxLimit); err == nil {
 		v.Offset, err = intParam(q, "offset", 0, 0, deadletter.DefaultMax)
 	}
+	if err == nil {
+		v.Scan, err = intParam(q, "scan", 0, 0, deadletter.DefaultMax)
+	}
 	if err != nil {
 		s.fail(w, r, http.StatusBadRequest, err)
 		return
@@ -306,7 +310,7 @@ func (s *Server) dlqQueue(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := time.Now()
-	v.Summary, err = deadletter.BrowseWith(r.Context(), conn, queue, deadletter.BrowseOptions{}, func(e deadletter.Entry) bool {
+	v.Summary, err = deadletter.BrowseWith(r.Context(), conn, queue, deadletter.BrowseOptions{Max: v.Scan}, func(e deadletter.Entry) bool {
 		if !f.Match(e, now) {
 			return true
 		}
@@ -333,6 +337,9 @@ func (s *Server) dlqQueue(w http.ResponseWriter, r *http.Request) {
 		p.Set("group_by", v.GroupBy)
 		p.Set("limit", strconv.Itoa(v.Limit))
 		p.Set("offset", strconv.Itoa(off))
+		if v.Scan > 0 {
+			p.Set("scan", strconv.Itoa(v.Scan))
+		}
 		return "?" + p.Encode()
 	}
 	if v.Offset > 0 {

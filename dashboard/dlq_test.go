@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -372,6 +373,16 @@ func TestDLQPages(t *testing.T) {
 		if !slices.Equal(seen, []string{"perm-1", "perm-2", "rejected-1", "unknown-1", "xss-1"}) {
 			t.Errorf("pages hold %v", seen)
 		}
+		_, body := get(t, srv.URL+qpath+"?scan=2")
+		if got := attrText(t, body, `id="capped"`); !strings.Contains(got, "Stopped after 2 of 5 jobs") {
+			t.Errorf("capped read: notice %q", got)
+		}
+		if n := len(jobRowRe.FindAllString(body, -1)); n != 2 {
+			t.Errorf("capped read lists %d jobs, want 2", n)
+		}
+		if _, body := get(t, srv.URL+qpath); strings.Contains(body, `id="capped"`) {
+			t.Error("a whole read says it stopped early")
+		}
 	})
 
 	t.Run("escapes", func(t *testing.T) {
@@ -635,5 +646,79 @@ func TestDLQActionsRefused(t *testing.T) {
 	}
 	if d := brokertest.Depth(t, p.queue); d != 0 {
 		t.Errorf("refused actions replayed %d job(s)", d)
+	}
+}
+
+// TestDLQActionProgress runs an action that waits: its page refreshes
+// while it runs, and closing the registry stops it and waits for it.
+func TestDLQActionProgress(t *testing.T) {
+	srv := newDLQServer(t, Options{})
+	s := srv.Config.Handler.(*Server)
+	conn, err := s.brokerConn(brokertest.Context(t, 10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	started, stopped := make(chan struct{}), make(chan error, 1)
+	reg := s.dlqActions()
+	a, err := reg.start(conn, "replay", selection{Queue: "q.dlq"}, func(ctx context.Context, a *dlqAction) error {
+		a.progress(3, 10)
+		close(started)
+		<-ctx.Done()
+		stopped <- ctx.Err()
+		return fmt.Errorf("stopped: %w", ctx.Err())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	code, body := get(t, srv.URL+"/dlq/actions/"+a.ID)
+	if code != http.StatusOK || !strings.Contains(body, `<meta http-equiv="refresh" content="1">`) ||
+		attr(t, body, `id="progress"`, "data-read") != "3" || attr(t, body, `id="progress"`, "data-total") != "10" {
+		t.Fatalf("running action's page: %d\n%s", code, body)
+	}
+	if err := s.closeDLQActions(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-stopped:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("the action's context ended with %v", err)
+		}
+	default:
+		t.Fatal("closing the registry returned before the action ended")
+	}
+	if v := a.view(); v.Running || !strings.Contains(v.Err, "stopped") {
+		t.Errorf("after close: %+v", v)
+	}
+	if _, err := reg.start(conn, "replay", selection{Queue: "q.dlq"}, nil); err == nil {
+		t.Error("a closed registry started an action")
+	}
+	if code, _ := get(t, srv.URL+"/dlq/actions/nope"); code != http.StatusNotFound {
+		t.Errorf("an unknown action: %d, want 404", code)
+	}
+}
+
+// TestDLQActionStopsWithConnection: closing the Server's broker
+// connection (Server.Close does) ends a running action.
+func TestDLQActionStopsWithConnection(t *testing.T) {
+	srv := newDLQServer(t, Options{})
+	s := srv.Config.Handler.(*Server)
+	conn, err := s.brokerConn(brokertest.Context(t, 10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	if _, err := s.dlqActions().start(conn, "purge", selection{Queue: "q.dlq"}, func(ctx context.Context, _ *dlqAction) error {
+		<-ctx.Done()
+		close(done)
+		return ctx.Err()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the action still runs after its connection closed")
 	}
 }
