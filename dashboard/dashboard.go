@@ -118,15 +118,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.h.ServeHT
 
 // Close closes the dashboard's broker connection, if it dialed one.
 func (s *Server) Close() error {
+	actionsErr := s.closeDLQActions() // stops running replays and purges first
 	s.mgmt.Close()
 	s.connMu.Lock()
 	defer s.connMu.Unlock()
 	if s.conn != nil {
 		err := s.conn.Close()
 		s.conn = nil
-		return err
+		return errors.Join(actionsErr, err)
 	}
-	return nil
+	return actionsErr
 }
 
 // routes registers every page. Each part of the dashboard registers its

@@ -148,7 +148,7 @@ func newDLQServer(t *testing.T, opts Options) *httptest.Server {
 	return srv
 }
 
-func get(t *testing.T, u string) (int, string) {
+func dlqGet(t *testing.T, u string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(u)
 	if err != nil {
@@ -219,7 +219,7 @@ func waitResult(t *testing.T, u string) string {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		code, body := get(t, u)
+		code, body := dlqGet(t, u)
 		if code != http.StatusOK {
 			t.Fatalf("GET %s: %d\n%s", u, code, body)
 		}
@@ -275,7 +275,7 @@ func TestDLQPages(t *testing.T) {
 		// The management API's counts lag by up to its statistics interval.
 		deadline := time.Now().Add(15 * time.Second)
 		for {
-			code, body := get(t, srv.URL+"/dlq")
+			code, body := dlqGet(t, srv.URL+"/dlq")
 			if code != http.StatusOK {
 				t.Fatalf("GET /dlq: %d\n%s", code, body)
 			}
@@ -302,7 +302,7 @@ func TestDLQPages(t *testing.T) {
 			{"class", map[string]int{"permanent": 2, "unknown-type": 1, "error": 1, "rabbitmq:rejected": 1}},
 			{"type", map[string]int{"email.send": 4, "sms.send": 1}},
 		} {
-			code, body := get(t, srv.URL+qpath+"?group_by="+tc.by)
+			code, body := dlqGet(t, srv.URL+qpath+"?group_by="+tc.by)
 			if code != http.StatusOK {
 				t.Fatalf("group_by %q: %d\n%s", tc.by, code, body)
 			}
@@ -336,7 +336,7 @@ func TestDLQPages(t *testing.T) {
 			{"older_than=1h", nil},
 			{"older_than=30s&type=email.send&class=permanent", []string{"perm-1", "perm-2"}},
 		} {
-			code, body := get(t, srv.URL+qpath+"?"+tc.query)
+			code, body := dlqGet(t, srv.URL+qpath+"?"+tc.query)
 			if code != http.StatusOK {
 				t.Fatalf("%s: %d\n%s", tc.query, code, body)
 			}
@@ -349,7 +349,7 @@ func TestDLQPages(t *testing.T) {
 				}
 			}
 		}
-		if code, body := get(t, srv.URL+qpath+"?older_than=yesterday"); code != http.StatusBadRequest || !strings.Contains(body, "older_than") {
+		if code, body := dlqGet(t, srv.URL+qpath+"?older_than=yesterday"); code != http.StatusBadRequest || !strings.Contains(body, "older_than") {
 			t.Errorf("a bad duration: %d\n%s", code, body)
 		}
 	})
@@ -357,7 +357,7 @@ func TestDLQPages(t *testing.T) {
 	t.Run("paging", func(t *testing.T) {
 		var seen []string
 		for off := 0; off < 6; off += 2 {
-			_, body := get(t, fmt.Sprintf("%s%s?limit=2&offset=%d", srv.URL, qpath, off))
+			_, body := dlqGet(t, fmt.Sprintf("%s%s?limit=2&offset=%d", srv.URL, qpath, off))
 			ids := jobRowRe.FindAllStringSubmatch(body, -1)
 			if want := min(2, 5-off); len(ids) != want {
 				t.Fatalf("offset %d: %d rows, want %d", off, len(ids), want)
@@ -373,21 +373,21 @@ func TestDLQPages(t *testing.T) {
 		if !slices.Equal(seen, []string{"perm-1", "perm-2", "rejected-1", "unknown-1", "xss-1"}) {
 			t.Errorf("pages hold %v", seen)
 		}
-		_, body := get(t, srv.URL+qpath+"?scan=2")
+		_, body := dlqGet(t, srv.URL+qpath+"?scan=2")
 		if got := attrText(t, body, `id="capped"`); !strings.Contains(got, "Stopped after 2 of 5 jobs") {
 			t.Errorf("capped read: notice %q", got)
 		}
 		if n := len(jobRowRe.FindAllString(body, -1)); n != 2 {
 			t.Errorf("capped read lists %d jobs, want 2", n)
 		}
-		if _, body := get(t, srv.URL+qpath); strings.Contains(body, `id="capped"`) {
+		if _, body := dlqGet(t, srv.URL+qpath); strings.Contains(body, `id="capped"`) {
 			t.Error("a whole read says it stopped early")
 		}
 	})
 
 	t.Run("escapes", func(t *testing.T) {
 		for _, path := range []string{qpath, qpath + "/jobs/xss-1"} {
-			_, body := get(t, srv.URL+path)
+			_, body := dlqGet(t, srv.URL+path)
 			if strings.Contains(body, "<script>alert") {
 				t.Errorf("%s renders a job's markup as markup", path)
 			}
@@ -398,7 +398,7 @@ func TestDLQPages(t *testing.T) {
 	})
 
 	t.Run("detail", func(t *testing.T) {
-		code, body := get(t, srv.URL+qpath+"/jobs/perm-1")
+		code, body := dlqGet(t, srv.URL+qpath+"/jobs/perm-1")
 		if code != http.StatusOK {
 			t.Fatalf("%d\n%s", code, body)
 		}
@@ -414,16 +414,16 @@ func TestDLQPages(t *testing.T) {
 				t.Errorf("perm-1's page lacks %q", want)
 			}
 		}
-		_, body = get(t, srv.URL+qpath+"/jobs/rejected-1")
+		_, body = dlqGet(t, srv.URL+qpath+"/jobs/rejected-1")
 		for _, want := range []string{`<tr data-reason="rejected"><td>rejected</td><td>` + p.queue + `</td>`, `data-header="x-death"`, "rabbitmq:rejected", `&#34;to&#34;: &#34;x@example.com&#34;`} {
 			if !strings.Contains(body, want) {
 				t.Errorf("rejected-1's page lacks %q:\n%s", want, body)
 			}
 		}
-		if code, _ := get(t, srv.URL+qpath+"/jobs/nope"); code != http.StatusNotFound {
+		if code, _ := dlqGet(t, srv.URL+qpath+"/jobs/nope"); code != http.StatusNotFound {
 			t.Errorf("a missing job: %d, want 404", code)
 		}
-		if code, _ := get(t, srv.URL+"/dlq/"+url.PathEscape(p.queue)); code != http.StatusNotFound {
+		if code, _ := dlqGet(t, srv.URL+"/dlq/"+url.PathEscape(p.queue)); code != http.StatusNotFound {
 			t.Errorf("a work queue's page: %d, want 404 (the dashboard never reads work queues)", code)
 		}
 	})
@@ -605,7 +605,7 @@ func TestDLQActionsRefused(t *testing.T) {
 
 	t.Run("read-only", func(t *testing.T) {
 		srv := newDLQServer(t, Options{ReadOnly: true})
-		code, body := get(t, srv.URL+qpath)
+		code, body := dlqGet(t, srv.URL+qpath)
 		if code != http.StatusOK || len(jobIDs(body)) != 5 {
 			t.Fatalf("read-only page: %d\n%s", code, body)
 		}
@@ -671,7 +671,7 @@ func TestDLQActionProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-started
-	code, body := get(t, srv.URL+"/dlq/actions/"+a.ID)
+	code, body := dlqGet(t, srv.URL+"/dlq/actions/"+a.ID)
 	if code != http.StatusOK || !strings.Contains(body, `<meta http-equiv="refresh" content="1">`) ||
 		attr(t, body, `id="progress"`, "data-read") != "3" || attr(t, body, `id="progress"`, "data-total") != "10" {
 		t.Fatalf("running action's page: %d\n%s", code, body)
@@ -693,7 +693,7 @@ func TestDLQActionProgress(t *testing.T) {
 	if _, err := reg.start(conn, "replay", selection{Queue: "q.dlq"}, nil); err == nil {
 		t.Error("a closed registry started an action")
 	}
-	if code, _ := get(t, srv.URL+"/dlq/actions/nope"); code != http.StatusNotFound {
+	if code, _ := dlqGet(t, srv.URL+"/dlq/actions/nope"); code != http.StatusNotFound {
 		t.Errorf("an unknown action: %d, want 404", code)
 	}
 }
