@@ -59,7 +59,7 @@ taxi: broker build ## Run the taxi-booking request-reply example
 	WARREN_URL=$${WARREN_URL:-$$AMQP_URL} $(GO) run ./examples/taxi
 
 .PHONY: deps
-deps: ## Install the Debian packages the tests need (python3-amqp, python3-msgpack) unless they are there
+deps: ## Install the Debian packages the tests need (python3-amqp, python3-msgpack, chromium) unless they are there
 	@scripts/deps.sh
 
 .PHONY: test
