@@ -357,15 +357,39 @@ func (b *Browser) ClickAndLoad(sel string) int {
 
 // byText is a JavaScript expression giving the first visible button, link
 // or submit input whose trimmed text (or value) is text, else null.
-func byText(text string) string {
+func byText(text string) string { return byTextIn("", "", text) }
+
+// byTextIn is byText within the first element matching the CSS selector
+// scope whose text contains scopeText (scope "": the whole document).
+func byTextIn(scope, scopeText, text string) string {
 	return fmt.Sprintf(`(() => {
-		const want = %s;
-		for (const e of document.querySelectorAll('button, a, input[type=submit], input[type=button], [role=button]')) {
+		const scope = %s, scopeText = %s, want = %s;
+		const root = scope === '' ? document : [...document.querySelectorAll(scope)].find(e => e.innerText.includes(scopeText));
+		if (!root) return null;
+		for (const e of root.querySelectorAll('button, a, input[type=submit], input[type=button], [role=button]')) {
 			const t = (e.tagName === 'INPUT' ? e.value : e.innerText || e.textContent || '').trim();
 			if (t === want && e.getClientRects().length > 0) return e;
 		}
 		return null;
-	})()`, jsString(text))
+	})()`, jsString(scope), jsString(scopeText), jsString(text))
+}
+
+// ClickTextInAndLoad clicks the button or link reading text inside the
+// first element matching the CSS selector scope whose text contains
+// scopeText (a table row, by what it shows), waits for the page the click
+// loads and returns its HTTP status.
+func (b *Browser) ClickTextInAndLoad(scope, scopeText, text string) int {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, b.step)
+	defer cancel()
+	resp, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.JSPath(byTextIn(scope, scopeText, text))))
+	if err != nil {
+		b.t.Fatalf("browsertest: click %q in the %s showing %q, and wait for the page it loads: %v", text, scope, scopeText, b.explain(err))
+	}
+	if resp == nil {
+		return 0
+	}
+	return int(resp.Status)
 }
 
 // ClickText clicks the first visible button or link whose text is text,
@@ -457,6 +481,13 @@ func (b *Browser) Count(sel string) int {
 func (b *Browser) Press(key string) {
 	b.t.Helper()
 	b.do(fmt.Sprintf("press %q", key), chromedp.KeyEvent(key))
+}
+
+// Type types text into the first element matching the CSS selector, once
+// it is visible, as a user would (key by key, with its events).
+func (b *Browser) Type(sel, text string) {
+	b.t.Helper()
+	b.do("type into "+sel, chromedp.SendKeys(chromedp.CSS(sel), text))
 }
 
 // Tab presses the Tab key.
