@@ -139,6 +139,10 @@ func New(t testing.TB, opts ...Option) *Browser {
 		chromedp.DisableGPU,
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.WindowSize(cfg.size.Width, cfg.size.Height),
+		// Chromium's crash handler, a process of its own, keeps its
+		// database under the configuration directory: there, it names the
+		// profile too, so cleanup finds it.
+		chromedp.Env("XDG_CONFIG_HOME="+filepath.Join(dir, "config"), "XDG_CACHE_HOME="+filepath.Join(dir, "cache")),
 	)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, allocOpts...)
 	b := &Browser{t: t, step: cfg.step, dataDir: dir, urls: map[network.RequestID]string{}}
@@ -590,9 +594,9 @@ func (b *Browser) killLeftovers() {
 }
 
 // processesUsing lists the running processes whose command line names the
-// profile dir (Chromium passes --user-data-dir to every child it starts).
+// profile dir or a path in it (Chromium passes --user-data-dir to every
+// child it starts; its crash handler gets a database in dir/config).
 func processesUsing(dir string) []*os.Process {
-	want := "--user-data-dir=" + dir
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
@@ -608,7 +612,7 @@ func processesUsing(dir string) []*os.Process {
 			continue
 		}
 		for _, arg := range strings.Split(string(cmdline), "\x00") {
-			if arg == want {
+			if names(arg, dir) {
 				if p, err := os.FindProcess(pid); err == nil {
 					out = append(out, p)
 				}
@@ -617,4 +621,19 @@ func processesUsing(dir string) []*os.Process {
 		}
 	}
 	return out
+}
+
+// names reports whether the argument arg holds the path dir, or a path
+// below it.
+func names(arg, dir string) bool {
+	for {
+		i := strings.Index(arg, dir)
+		if i < 0 {
+			return false
+		}
+		arg = arg[i+len(dir):]
+		if arg == "" || arg[0] == '/' || arg[0] == ' ' {
+			return true
+		}
+	}
 }

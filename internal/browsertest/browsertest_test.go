@@ -154,9 +154,15 @@ func TestCleanupKillsBrowser(t *testing.T) {
 	t.Run("browser", func(t *testing.T) {
 		b := New(t)
 		dir = b.dataDir
+		var crashHandler bool
+		for _, p := range processesUsing(dir) {
+			exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", p.Pid))
+			crashHandler = crashHandler || strings.Contains(exe, "crashpad")
+		}
 		if n := len(processesUsing(dir)); n == 0 {
 			t.Fatalf("no process with the profile %s while the browser runs", dir)
 		}
+		t.Logf("crash handler among them: %v", crashHandler)
 	})
 	if left := processesUsing(dir); len(left) != 0 {
 		t.Errorf("%d browser processes left after the test", len(left))
@@ -176,6 +182,20 @@ func TestPathFromEnvironment(t *testing.T) {
 		}
 	} else if _, err := Path(); err == nil || !strings.Contains(err.Error(), "apt-get install chromium") {
 		t.Errorf("Path without a browser: %v, want how to install one", err)
+	}
+}
+
+func TestNames(t *testing.T) {
+	const dir = "/tmp/T1/001"
+	for arg, want := range map[string]bool{
+		"--user-data-dir=/tmp/T1/001":                    true,
+		"--database=/tmp/T1/001/config/chromium/Crash R": true,
+		"--user-data-dir=/tmp/T1/0012":                   false,
+		"--database=/root/.config/chromium/Crash":        false,
+	} {
+		if got := names(arg, dir); got != want {
+			t.Errorf("names(%q, %q) = %v, want %v", arg, dir, got, want)
+		}
 	}
 }
 
