@@ -59,7 +59,7 @@ taxi: broker build ## Run the taxi-booking request-reply example
 	WARREN_URL=$${WARREN_URL:-$$AMQP_URL} $(GO) run ./examples/taxi
 
 .PHONY: deps
-deps: ## Install the Debian packages the tests need (python3-amqp, python3-msgpack) unless they are there
+deps: ## Install the Debian packages the tests need (python3-amqp, python3-msgpack, chromium) unless they are there
 	@scripts/deps.sh
 
 .PHONY: test
@@ -67,6 +67,14 @@ test: broker deps test-amqp091 ## Run the unit and broker tests (with -race; not
 	@mkdir -p bin; $(BROKER_ENV) $(GO) test -race -count=1 -timeout 5m ./... 2>&1 | tee bin/test.log | \
 		grep --line-buffered -E '^(ok|FAIL|panic)|^\s*--- FAIL|_test\.go:[0-9]+:|goleak|DATA RACE|race detected'; \
 		rc=$${PIPESTATUS[0]}; if [ $$rc -ne 0 ]; then echo "test failed (exit $$rc); the last lines of bin/test.log:"; tail -n 80 bin/test.log; fi; exit $$rc
+
+.PHONY: screenshots
+screenshots: broker deps ## Write the dashboard's screenshots (docs/dashboard/*.png, 1280 and 390 px wide) from headless Chromium
+	$(GO) test -count=1 -run TestScreenshots ./dashboard -screenshots docs/dashboard -v 2>&1 | grep -E 'wrote|^(ok|FAIL|---)|_test\.go'; exit $${PIPESTATUS[0]}
+
+.PHONY: test-e2e
+test-e2e: broker deps ## Run the dashboard's end-to-end scenarios in headless Chromium (the dashboard_e2e tag)
+	$(GO) test -race -count=1 -timeout 10m -tags dashboard_e2e -run 'TestE2E' -v ./dashboard 2>&1 | grep --line-buffered -E '^(=== RUN|\s*---|ok|FAIL|panic)|_test\.go|DATA RACE'; exit $${PIPESTATUS[0]}
 
 .PHONY: test-amqp091
 test-amqp091: ## Run the unit tests of the patched amqp091-go copy (third_party/, a module of its own)
