@@ -57,7 +57,8 @@ if ! as_root true 2>/dev/null; then
 fi
 
 say "installing ${missing[*]} with apt-get"
-apt() { as_root env DEBIAN_FRONTEND=noninteractive apt-get "$@"; }
+# DPkg::Lock::Timeout: wait for another installer (a parallel script) rather than fail.
+apt() { as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 "$@"; }
 # Try without refreshing the package lists first: they may be recent enough.
 if ! apt install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
   apt update -qq >/dev/null

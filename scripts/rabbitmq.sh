@@ -93,8 +93,8 @@ fi
 
 if [ -f /etc/debian_version ] && command -v apt-get >/dev/null 2>&1 && as_root true 2>/dev/null; then
   say "installing rabbitmq-server with apt-get"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq rabbitmq-server >/dev/null
   PATH="$PATH:/usr/sbin"
   # The package may start the service itself (systemd); otherwise start it.
   wait_until 10 answers || start_local || { say "rabbitmq-server was installed but did not start; see /var/log/rabbitmq/"; exit 1; }

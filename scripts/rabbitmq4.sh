@@ -108,14 +108,14 @@ ensure_debootstrap() {
   command -v debootstrap >/dev/null 2>&1 && return 0
   command -v apt-get >/dev/null 2>&1 || die "debootstrap is missing and this is no Debian/Ubuntu machine: install debootstrap"
   say "installing debootstrap"
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq debootstrap >/dev/null
 }
 
 ensure_keyring() {
   [ -s "$keyring" ] && return 0
   say "installing debian-archive-keyring"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debian-archive-keyring >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq debian-archive-keyring >/dev/null
   [ -s "$keyring" ] || die "$keyring is missing: install the debian-archive-keyring package"
 }
 
