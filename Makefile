@@ -73,8 +73,8 @@ screenshots: broker deps ## Write the dashboard's screenshots (docs/dashboard/*.
 	$(GO) test -count=1 -run TestScreenshots ./dashboard -screenshots docs/dashboard -v 2>&1 | grep -E 'wrote|^(ok|FAIL|---)|_test\.go'; exit $${PIPESTATUS[0]}
 
 .PHONY: test-e2e
-test-e2e: broker deps ## Run the dashboard's end-to-end scenarios in headless Chromium (the dashboard_e2e tag)
-	$(GO) test -race -count=1 -timeout 10m -tags dashboard_e2e -run 'TestE2E' -v ./dashboard 2>&1 | grep --line-buffered -E '^(=== RUN|\s*---|ok|FAIL|panic)|_test\.go|DATA RACE'; exit $${PIPESTATUS[0]}
+test-e2e: broker deps ## Run only the dashboard's end-to-end scenarios in headless Chromium (make test runs them too), and the demo replayed in the dashboard
+	$(GO) test -race -count=1 -timeout 10m -run 'TestE2E|TestDemoReplayGroupInDashboard' -v ./dashboard ./examples/quickstart 2>&1 | grep --line-buffered -E '^(=== RUN|\s*---|ok|FAIL|panic)|_test\.go|DATA RACE'; exit $${PIPESTATUS[0]}
 
 .PHONY: test-amqp091
 test-amqp091: ## Run the unit tests of the patched amqp091-go copy (third_party/, a module of its own)

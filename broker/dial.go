@@ -153,7 +153,7 @@ func dialOne(ctx context.Context, rawURL string, o options) (*session, error) {
 	if name == "" {
 		name = "warren"
 	}
-	props := amqp.NewConnectionProperties()
+	props := clientProperties(o.props)
 	props.SetClientConnectionName(name)
 	cfg := amqp.Config{
 		Heartbeat:  o.heartbeat,

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -58,9 +60,12 @@ func TestDialErrorsNeverShowThePassword(t *testing.T) {
 func TestDialOptionsRejectBadValues(t *testing.T) {
 	ctx := context.Background()
 	for name, opt := range map[string]broker.Option{
-		"heartbeat":    broker.WithHeartbeat(0),
-		"dial timeout": broker.WithDialTimeout(-time.Second),
-		"tls":          broker.WithTLS(nil),
+		"heartbeat":     broker.WithHeartbeat(0),
+		"dial timeout":  broker.WithDialTimeout(-time.Second),
+		"tls":           broker.WithTLS(nil),
+		"property key":  broker.WithClientProperty("", "x"),
+		"own property":  broker.WithClientProperty("pid", "1"),
+		"property type": broker.WithClientProperty("queues", []string{"a"}),
 	} {
 		if _, err := broker.Dial(ctx, []string{brokertest.URL(t)}, opt); err == nil {
 			t.Errorf("%s: Dial accepted a bad value", name)
@@ -68,6 +73,30 @@ func TestDialOptionsRejectBadValues(t *testing.T) {
 	}
 	if _, err := broker.Dial(ctx, nil); err == nil {
 		t.Error("Dial without URLs succeeded")
+	}
+}
+
+func TestClientProperties(t *testing.T) {
+	props, err := broker.ClientPropertiesOf(broker.WithClientProperty("queues", "email,images"), broker.WithClientProperty("concurrency", 16))
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	for k, want := range map[string]any{
+		"product": "warren", "version": broker.Version(), "platform": "Go " + runtime.Version(),
+		"host": host, "pid": int64(os.Getpid()), "queues": "email,images", "concurrency": int64(16),
+	} {
+		if got := props[k]; got != want {
+			t.Errorf("client property %s = %v (%T), want %v (%T)", k, got, got, want, want)
+		}
+	}
+	for _, bad := range []broker.Option{
+		broker.WithClientProperty("product", "other"), broker.WithClientProperty("capabilities", "x"),
+		broker.WithClientProperty("connection_name", "x"), broker.WithClientProperty("x", 1.5),
+	} {
+		if _, err := broker.ClientPropertiesOf(bad); err == nil {
+			t.Error("a reserved key or a float was accepted as a client property")
+		}
 	}
 }
 

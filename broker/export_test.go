@@ -59,3 +59,15 @@ var NewReplyAt = newReply
 func (s *Sender) ReplyAt(ctx context.Context, request *Envelope, result any, failure *Failure, now time.Time) error {
 	return s.reply(ctx, request, result, failure, now)
 }
+
+// ClientPropertiesOf returns the client properties Dial would send with
+// opts.
+func ClientPropertiesOf(opts ...Option) (amqp.Table, error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	return clientProperties(o.props), nil
+}

@@ -27,6 +27,7 @@ type options struct {
 	reconnectMin time.Duration
 	reconnectMax time.Duration
 	observers    []Observer
+	props        map[string]any // WithClientProperty
 	dialer       func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
@@ -164,4 +165,52 @@ func WithDialer(dial func(ctx context.Context, network, addr string) (net.Conn, 
 		o.dialer = dial
 		return nil
 	}
+}
+
+// WithClientProperty adds a client property to every connection Dial
+// makes: the broker keeps it with the connection, and the management API,
+// `rabbitmqctl list_connections client_properties` and warren's dashboard
+// (its workers page) show it. A worker daemon says which queues it
+// consumes and with what concurrency:
+//
+//	broker.WithClientProperty("queues", "email,images"),
+//	broker.WithClientProperty("concurrency", 16),
+//
+// value is a string, a bool or an integer. warren sets product ("warren"),
+// version (warren's), platform (Go's), host and pid itself; those keys,
+// capabilities and connection_name (WithName) are refused, as is an empty
+// key.
+func WithClientProperty(key string, value any) Option {
+	return func(o *options) error {
+		if key == "" {
+			return errors.New("broker: WithClientProperty: empty key")
+		}
+		if _, ok := ownProperties[key]; ok {
+			return fmt.Errorf("broker: WithClientProperty: %q is set by warren itself (product, version, platform, host, pid, capabilities; connection_name through WithName); choose another key", key)
+		}
+		var v any
+		switch x := value.(type) {
+		case string, bool, int64, int32:
+			v = x
+		case int:
+			v = int64(x)
+		case uint16:
+			v = int32(x)
+		case uint32:
+			v = int64(x)
+		default:
+			return fmt.Errorf("broker: WithClientProperty %q: a %T cannot be a client property; give a string, a bool or an integer", key, value)
+		}
+		if o.props == nil {
+			o.props = map[string]any{}
+		}
+		o.props[key] = v
+		return nil
+	}
+}
+
+// ownProperties are the client properties Dial sets itself.
+var ownProperties = map[string]struct{}{
+	"product": {}, "version": {}, "platform": {}, "host": {}, "pid": {},
+	"capabilities": {}, "connection_name": {}, "information": {},
 }

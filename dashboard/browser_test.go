@@ -22,6 +22,9 @@ import (
 // mainPages are the pages every layout check visits: path and <h1>.
 var mainPages = []struct{ path, h1 string }{
 	{"/", "Overview"},
+	{"/dlq", "Dead letters"},
+	{"/topology", "Topology"},
+	{"/workers", "Workers"},
 }
 
 // browserOn starts a browser of size for the dashboard srv serves, and fails

@@ -191,7 +191,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 		return
 	}
 	var b strings.Builder
-	p := page{Title: title, Nav: name, Prefix: s.opts.Prefix, ReadOnly: s.opts.ReadOnly, Auth: s.opts.Token != "", Data: data}
+	p := page{Title: title, Nav: navOf(name), Prefix: s.opts.Prefix, ReadOnly: s.opts.ReadOnly, Auth: s.opts.Token != "", Data: data}
 	if err := t.ExecuteTemplate(&b, "layout", p); err != nil {
 		s.opts.Logger.Error().Err(err).Str("page", name).Msg("dashboard: render")
 		http.Error(w, "render "+name+": "+err.Error(), http.StatusInternalServerError)
@@ -200,6 +200,17 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(b.String()))
+}
+
+// navOf names the navigation entry a page belongs to: the dead-letter
+// pages (dlq_queue, dlq_job, dlq_replay…) to "dlq", a queue's page to the
+// overview that lists it.
+func navOf(page string) string {
+	section, _, _ := strings.Cut(page, "_")
+	if section == "queue" {
+		return "overview"
+	}
+	return section
 }
 
 // fail renders an error page that says what went wrong.

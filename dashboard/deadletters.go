@@ -14,6 +14,7 @@ import (
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/deadletter"
+	"github.com/warrenmq/warren/internal/jsonwire"
 )
 
 // unroutableQueue is where the delay cascade parks what it cannot route:
@@ -446,51 +447,15 @@ func jsonText(v any) string {
 	if s, ok := v.(string); ok {
 		return s
 	}
-	b, err := json.Marshal(jsonSafe(v))
+	b, err := json.Marshal(jsonwire.Plain(v))
 	if err != nil {
 		return fmt.Sprint(v)
 	}
 	return string(b)
 }
 
-// payloadValue is the job's payload as a JSON-ready value: decoded from
-// MessagePack, or {"hex": …} when it is not MessagePack (as warren dlq
-// show prints it).
-func payloadValue(env *broker.Envelope) any {
-	var v any
-	if err := env.Decode(&v); err != nil {
-		return map[string]string{"hex": fmt.Sprintf("%x", env.Body), "error": err.Error()}
-	}
-	return jsonSafe(v)
-}
-
-// jsonSafe turns what MessagePack decodes into values encoding/json
-// writes: maps with non-string keys get string keys.
-func jsonSafe(v any) any {
-	switch x := v.(type) {
-	case broker.Table:
-		return jsonSafe(map[string]any(x))
-	case map[string]any:
-		m := make(map[string]any, len(x))
-		for k, el := range x {
-			m[k] = jsonSafe(el)
-		}
-		return m
-	case map[any]any:
-		m := make(map[string]any, len(x))
-		for k, el := range x {
-			m[fmt.Sprint(k)] = jsonSafe(el)
-		}
-		return m
-	case []any:
-		out := make([]any, len(x))
-		for i, el := range x {
-			out[i] = jsonSafe(el)
-		}
-		return out
-	}
-	return v
-}
+// payloadValue returns env's payload as plain JSON values.
+func payloadValue(env *broker.Envelope) any { return jsonwire.Payload(env.Body, env.Decode) }
 
 // dial returns the dashboard's broker connection.
 func (s *Server) dial(r *http.Request) (*broker.Conn, error) {

@@ -81,21 +81,43 @@ func destination(exchange, key string) string {
 	return fmt.Sprintf("exchange %s, key %s", exchange, key)
 }
 
-// dlqReplay shows what a replay would move (a dry run), and replays once
-// the form is posted again with confirm=1.
-func (s *Server) dlqReplay(w http.ResponseWriter, r *http.Request) {
+// actionRequest reads the selection an action's form posts and connects
+// to the broker; on an error it answers the request itself and returns
+// false.
+func (s *Server) actionRequest(w http.ResponseWriter, r *http.Request) (selection, *broker.Conn, bool) {
 	if err := r.ParseForm(); err != nil {
 		s.fail(w, r, http.StatusBadRequest, err)
-		return
+		return selection{}, nil, false
 	}
 	sel, err := parseSelection(r)
 	if err != nil {
 		s.fail(w, r, http.StatusBadRequest, err)
-		return
+		return selection{}, nil, false
 	}
 	conn, err := s.dial(r)
 	if err != nil {
 		s.fail(w, r, http.StatusBadGateway, err)
+		return selection{}, nil, false
+	}
+	return sel, conn, true
+}
+
+// started sends the browser to the progress page of the action a, or
+// answers err when it could not start.
+func (s *Server) started(w http.ResponseWriter, r *http.Request, sel selection, a *dlqAction, err error) {
+	if err != nil {
+		s.fail(w, r, http.StatusServiceUnavailable, err)
+		return
+	}
+	s.opts.Logger.Info().Str("queue", sel.Queue).Str("action", a.ID).Str("kind", a.Kind).Msg("dashboard: dead-letter action started")
+	http.Redirect(w, r, s.opts.Prefix+"/dlq/actions/"+a.ID, http.StatusSeeOther)
+}
+
+// dlqReplay shows what a replay would move (a dry run), and replays once
+// the form is posted again with confirm=1.
+func (s *Server) dlqReplay(w http.ResponseWriter, r *http.Request) {
+	sel, conn, ok := s.actionRequest(w, r)
+	if !ok {
 		return
 	}
 	if r.PostFormValue("confirm") != "1" {
@@ -133,30 +155,15 @@ func (s *Server) dlqReplay(w http.ResponseWriter, r *http.Request) {
 		}
 		return err
 	})
-	if err != nil {
-		s.fail(w, r, http.StatusServiceUnavailable, err)
-		return
-	}
-	s.opts.Logger.Info().Str("queue", sel.Queue).Str("action", a.ID).Msg("dashboard: replay started")
-	http.Redirect(w, r, s.opts.Prefix+"/dlq/actions/"+a.ID, http.StatusSeeOther)
+	s.started(w, r, sel, a, err)
 }
 
 // dlqPurge shows what a purge would delete, and purges once the form is
 // posted again with confirm=1: each job is written to an export file,
 // kept by the dashboard and offered as a download, before it is deleted.
 func (s *Server) dlqPurge(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil {
-		s.fail(w, r, http.StatusBadRequest, err)
-		return
-	}
-	sel, err := parseSelection(r)
-	if err != nil {
-		s.fail(w, r, http.StatusBadRequest, err)
-		return
-	}
-	conn, err := s.dial(r)
-	if err != nil {
-		s.fail(w, r, http.StatusBadGateway, err)
+	sel, conn, ok := s.actionRequest(w, r)
+	if !ok {
 		return
 	}
 	if r.PostFormValue("confirm") != "1" {
@@ -213,12 +220,7 @@ func (s *Server) dlqPurge(w http.ResponseWriter, r *http.Request) {
 		}
 		return nil
 	})
-	if err != nil {
-		s.fail(w, r, http.StatusServiceUnavailable, err)
-		return
-	}
-	s.opts.Logger.Info().Str("queue", sel.Queue).Str("action", a.ID).Msg("dashboard: purge started")
-	http.Redirect(w, r, s.opts.Prefix+"/dlq/actions/"+a.ID, http.StatusSeeOther)
+	s.started(w, r, sel, a, err)
 }
 
 // dlqExport streams the jobs of a dead-letter queue that match the

@@ -150,16 +150,8 @@ func newDLQServer(t *testing.T, opts Options) *httptest.Server {
 
 func dlqGet(t *testing.T, u string) (int, string) {
 	t.Helper()
-	resp, err := http.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
+	resp, body := get(t, u, nil)
+	return resp.StatusCode, body
 }
 
 func post(t *testing.T, u string, form url.Values) (int, string) {
@@ -308,6 +300,9 @@ func TestDLQPages(t *testing.T) {
 			}
 			if got := groups(body); fmt.Sprint(got) != fmt.Sprint(tc.want) {
 				t.Errorf("group_by %q: groups %v, want %v", tc.by, got, tc.want)
+			}
+			if !strings.Contains(body, `<a href="/dlq" aria-current="page">`) {
+				t.Error("the dead-letter queue's page does not mark Dead letters as the current section in the nav")
 			}
 			if got := attrText(t, body, `id="depth"`); got != "5" {
 				t.Errorf("#depth %q, want 5", got)

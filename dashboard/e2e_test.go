@@ -1,5 +1,3 @@
-//go:build dashboard_e2e
-
 package dashboard
 
 import (

@@ -13,8 +13,8 @@ import (
 // carry that the workers page shows, in order, when present.
 var workerProperties = []string{"host", "pid", "version", "queues", "concurrency"}
 
-// worker is one client connection of the vhost.
-type worker struct {
+// workerRow is one client connection of the vhost.
+type workerRow struct {
 	Name       string // the connection name the client gave (warren's: broker.WithName)
 	Peer       string
 	User       string
@@ -42,9 +42,9 @@ func (s *Server) workers(w http.ResponseWriter, r *http.Request) {
 	for _, c := range consumers {
 		byConn[c.ChannelDetail.ConnectionName] = append(byConn[c.ChannelDetail.ConnectionName], c)
 	}
-	out := make([]worker, 0, len(conns))
+	out := make([]workerRow, 0, len(conns))
 	for _, c := range conns {
-		wk := worker{
+		wk := workerRow{
 			Name: fmtProp(c.ClientProperties, "connection_name"), Peer: c.PeerHost, User: c.User,
 			Channels: c.Channels, State: c.State, Consumers: byConn[c.Name],
 		}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/cmd/warren/internal/table"
 	"github.com/warrenmq/warren/deadletter"
+	"github.com/warrenmq/warren/internal/jsonwire"
 )
 
 func newDLQCmd(g *globals) *cobra.Command {
@@ -131,47 +131,9 @@ func jobJSON(e deadletter.Entry) dlqJob {
 	}
 }
 
-// payloadValue is the job's payload as a JSON-ready value: decoded from
-// MessagePack, or {"hex": …} when it is not MessagePack.
-func payloadValue(env *broker.Envelope) any {
-	var v any
-	if err := env.Decode(&v); err != nil {
-		return map[string]string{"hex": hex.EncodeToString(env.Body), "error": err.Error()}
-	}
-	return jsonSafe(v)
-}
+// payloadValue returns env's payload as plain JSON values.
+func payloadValue(env *broker.Envelope) any { return jsonwire.Payload(env.Body, env.Decode) }
 
-// jsonSafe turns what MessagePack decodes into values encoding/json writes:
-// maps with non-string keys get string keys.
-func jsonSafe(v any) any {
-	switch x := v.(type) {
-	case broker.Table: // plain JSON here, not the typed form of export files; a copy: it may be the envelope's
-		m := make(map[string]any, len(x))
-		for k, el := range x {
-			m[k] = jsonSafe(el)
-		}
-		return m
-	case map[string]any:
-		for k, el := range x {
-			x[k] = jsonSafe(el)
-		}
-		return x
-	case map[any]any:
-		m := make(map[string]any, len(x))
-		for k, el := range x {
-			m[fmt.Sprint(k)] = jsonSafe(el)
-		}
-		return m
-	case []any:
-		for i, el := range x {
-			x[i] = jsonSafe(el)
-		}
-		return x
-	}
-	return v
-}
-
-// shorten shortens s to n runes, on one line.
 // shorten fits s on one line of at most n terminal cells.
 func shorten(s string, n int) string {
 	return table.Truncate(strings.Join(strings.Fields(s), " "), n)
@@ -373,7 +335,7 @@ func printEntry(g *globals, e deadletter.Entry) error {
 	env := e.Envelope
 	headers := map[string]any{}
 	for k, v := range env.Message().Headers {
-		headers[k] = jsonSafe(v)
+		headers[k] = jsonwire.Plain(v)
 	}
 	if g.json {
 		return writeJSON(g.stdout, struct {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/cmd/warren/internal/table"
+	"github.com/warrenmq/warren/internal/jsonwire"
 	"github.com/warrenmq/warren/topology"
 )
 
@@ -450,7 +450,7 @@ func peek(ctx context.Context, conn *broker.Conn, queue string, n int) (jobs []p
 			j.PublishedAt = &ts
 		}
 		if len(env.Headers) > 0 {
-			j.Headers = jsonSafe(maps.Clone(env.Headers)).(map[string]any)
+			j.Headers = jsonwire.Plain(env.Headers).(map[string]any)
 		}
 		if d.Err != nil {
 			j.Malformed = d.Err.Error()

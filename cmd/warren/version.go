@@ -6,6 +6,8 @@ import (
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
+
+	"github.com/warrenmq/warren/broker"
 )
 
 // buildInfo is what warren version prints: the module version and the
@@ -22,13 +24,10 @@ type buildInfo struct {
 // readBuildInfo reads the binary's build information; a binary built
 // without module support reports "unknown".
 func readBuildInfo() buildInfo {
-	b := buildInfo{Version: 1, Warren: "unknown", Go: runtime.Version()}
+	b := buildInfo{Version: 1, Warren: broker.Version(), Go: runtime.Version()}
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
 		return b
-	}
-	if info.Main.Version != "" {
-		b.Warren = info.Main.Version
 	}
 	for _, s := range info.Settings {
 		switch s.Key {

@@ -537,10 +537,11 @@ func (b *Browser) Screenshot(path string) {
 	}
 }
 
-// Eval returns the value of the JavaScript expression in the page.
+// Eval returns the value of the JavaScript expression in the page; for a
+// promise (a fetch, say), the value it resolves to.
 func Eval[T any](b *Browser, expr string) T {
 	b.t.Helper()
-	return run(b, "evaluate "+firstLine(expr), chromedp.Evaluate[T](expr))
+	return run(b, "evaluate "+firstLine(expr), chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
 }
 
 func firstLine(s string) string {

@@ -7,9 +7,11 @@ package jsonwire
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
 	"time"
 )
@@ -94,4 +96,56 @@ func Short(b []byte) string {
 		return fmt.Sprintf("%q…", b[:n])
 	}
 	return fmt.Sprintf("%q", b)
+}
+
+// Plain returns v, a value decoded from MessagePack or a header table,
+// as values encoding/json writes plainly: every map, whatever its type
+// (a named map type such as broker.Table included), becomes a
+// map[string]any with its keys formatted by fmt.Sprint, every slice of
+// values a []any. v is not changed: what Plain returns is a copy down to
+// the leaves.
+func Plain(v any) any {
+	switch x := v.(type) {
+	case nil, string, bool, int64, uint64, float64, []byte, time.Time:
+		return v
+	case map[string]any:
+		m := make(map[string]any, len(x))
+		for k, el := range x {
+			m[k] = Plain(el)
+		}
+		return m
+	case map[any]any:
+		m := make(map[string]any, len(x))
+		for k, el := range x {
+			m[fmt.Sprint(k)] = Plain(el)
+		}
+		return m
+	case []any:
+		out := make([]any, len(x))
+		for i, el := range x {
+			out[i] = Plain(el)
+		}
+		return out
+	}
+	rv := reflect.ValueOf(v)
+	if rv.Kind() == reflect.Map {
+		m := make(map[string]any, rv.Len())
+		for it := rv.MapRange(); it.Next(); {
+			m[fmt.Sprint(it.Key().Interface())] = Plain(it.Value().Interface())
+		}
+		return m
+	}
+	return v
+}
+
+// Payload returns a job's payload, body, as plain JSON values (Plain):
+// decode is the envelope's Decode. A payload that does not decode comes
+// back as {"hex": the body in hex, "error": why}, so a listing still
+// shows it.
+func Payload(body []byte, decode func(v any) error) any {
+	var v any
+	if err := decode(&v); err != nil {
+		return map[string]string{"hex": hex.EncodeToString(body), "error": err.Error()}
+	}
+	return Plain(v)
 }

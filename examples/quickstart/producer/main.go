@@ -100,7 +100,7 @@ func run(ctx context.Context, conf *config.Flags, n int) error {
 		n, confirmed, elapsed.Round(time.Millisecond), float64(confirmed)/elapsed.Seconds())
 	fmt.Printf("  %-14s %5d  %d of them scheduled %s ahead (broker.In)\n", jobs.EmailSend, plan.emails, now, scheduleDelay)
 	fmt.Printf("  %-14s %5d  %d fail on their first attempt (width divisible by 3), then succeed when retried\n", jobs.ImageResize, plan.images, plan.flaky)
-	fmt.Printf("  %-14s %5d  %d have an invalid month (2026-13): dead-lettered at once, never retried\n", jobs.ReportRender, plan.reports, plan.invalid)
+	fmt.Printf("  %-14s %5d  %d have an invalid month (2026-13), %d an unknown report (payroll): dead-lettered at once, never retried\n", jobs.ReportRender, plan.reports, plan.invalid, plan.unknown)
 	return nil
 }
 
@@ -108,15 +108,17 @@ func run(ctx context.Context, conf *config.Flags, n int) error {
 type plan struct {
 	emails, images, reports int
 	flaky                   int // image.resize jobs that fail on their first attempt
-	invalid                 int // report.render jobs that fail for good
+	invalid                 int // report.render jobs for a month that does not exist: they fail for good
+	unknown                 int // report.render jobs for a report the worker does not know: they fail for good
 }
 
 // mix returns n jobs, 60% e-mails, 30% image resizes and 10% reports, in an
 // order fixed so that every run fails the same share of them:
 //   - one image in three has a width divisible by 3, which the worker fails
 //     on its first attempt, as a flaky download would: it is retried once;
-//   - one report in five is for the month "2026-13", which the worker
-//     refuses for good: it is dead-lettered.
+//   - one report in five is for the month "2026-13", and one in ten for
+//     the report "payroll", which the worker does not know: it refuses
+//     both for good, and they are dead-lettered, two groups by error.
 func mix(n int) ([]broker.Job, plan) {
 	subjects := []string{"Welcome", "Your receipt", "Password reset"}
 	widths := []int{1200, 640, 320, 96, 1024, 800} // 1200 and 96 are divisible by 3
@@ -144,12 +146,17 @@ func mix(n int) ([]broker.Job, plan) {
 			p.images++
 		default:
 			month := fmt.Sprintf("2026-%02d", p.reports%12+1)
-			if p.reports%5 == 4 {
+			report := reports[p.reports%len(reports)]
+			switch {
+			case p.reports%5 == 4:
 				month = "2026-13"
 				p.invalid++
+			case p.reports%10 == 7:
+				report = "payroll"
+				p.unknown++
 			}
 			out[i] = broker.Job{Type: jobs.ReportRender, Payload: jobs.Report{
-				Report: reports[p.reports%len(reports)],
+				Report: report,
 				Month:  month,
 			}}
 			p.reports++

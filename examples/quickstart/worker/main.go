@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -93,8 +95,15 @@ func run(cfg daemon.Config, o options) error {
 	// that publish, and the consumers' acks must not wait behind them.
 	// The metrics observe both: everything built on them is counted, and
 	// their reconnections under their names.
+	// Its client properties tell the management API and the dashboard's
+	// workers page what this worker consumes.
+	var queues []string
+	for _, q := range topo.WorkQueues() {
+		queues = append(queues, q.Name)
+	}
 	ctx := context.Background()
-	conn, err := broker.Dial(ctx, cfg.URLs, broker.WithName("quickstart-worker"), broker.WithLogger(log), broker.WithObserver(m))
+	conn, err := broker.Dial(ctx, cfg.URLs, broker.WithName("quickstart-worker"), broker.WithLogger(log), broker.WithObserver(m),
+		broker.WithClientProperty("queues", strings.Join(queues, ",")), broker.WithClientProperty("concurrency", o.concurrency))
 	if err != nil {
 		return err
 	}
@@ -184,15 +193,21 @@ func resizeImage(ctx context.Context, job *worker.Job, img jobs.Resize) error {
 	return work(ctx, 2*time.Millisecond)
 }
 
-// renderReport refuses an invalid month for good: retrying cannot fix the
-// payload, so worker.Permanent sends the job to its dead-letter queue at
-// once, with the error in its headers.
+// renderReport refuses an invalid month or an unknown report for good:
+// retrying cannot fix the payload, so worker.Permanent sends the job to its
+// dead-letter queue at once, with the error in its headers.
 func renderReport(ctx context.Context, _ *worker.Job, r jobs.Report) error {
 	if _, err := time.Parse("2006-01", r.Month); err != nil {
 		return worker.Permanent(fmt.Errorf("invalid month: %w", err))
 	}
+	if !slices.Contains(knownReports, r.Report) {
+		return worker.Permanent(fmt.Errorf("unknown report %q", r.Report))
+	}
 	return work(ctx, 5*time.Millisecond)
 }
+
+// knownReports are the reports renderReport renders.
+var knownReports = []string{"sales", "usage", "invoices"}
 
 // work simulates d of work. Like any handler, it returns when ctx ends
 // (the job's timeout, or the end of the shutdown grace period).
