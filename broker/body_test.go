@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -421,6 +422,24 @@ func BenchmarkCheckBodyBombs(b *testing.B) {
 				var v any
 				if err := decodeBody(bc.body, Limits{MaxBytes: 2 << 20}, &v); err == nil {
 					b.Fatal("accepted")
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkNewEnvelopePayload: the bytes a job's payload costs to encode,
+// small and large (B/op: a large body is encoded into its own buffer and
+// kept, not copied out of a pooled one).
+func BenchmarkNewEnvelopePayload(b *testing.B) {
+	for _, size := range []int{200, 64 << 10, 1 << 20} {
+		payload := map[string]string{"data": strings.Repeat("x", size)}
+		b.Run(fmt.Sprint(size), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(size))
+			for b.Loop() {
+				if _, err := NewEnvelope(Job{Type: "bench", Payload: payload}); err != nil {
+					b.Fatal(err)
 				}
 			}
 		})
