@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -102,6 +103,26 @@ func (d *Daemon) Ready() error {
 		return fmt.Errorf("%w: %w", ErrNotReady, errors.Join(problems...))
 	}
 	return nil
+}
+
+// Statuser is a service that has something to say beside "ok" in a
+// ready answer: *worker.Pool names its paused queues.
+type Statuser interface {
+	Status() string
+}
+
+// status is what /readyz says when ready: "ok", then each service's
+// Status, one a line.
+func (d *Daemon) status() string {
+	lines := []string{"ok"}
+	for i, s := range d.services {
+		if st, ok := s.(Statuser); ok {
+			if text := st.Status(); text != "" {
+				lines = append(lines, serviceName(i, s)+": "+text)
+			}
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 func serviceName(i int, s Service) string {

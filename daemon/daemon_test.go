@@ -530,3 +530,34 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		t.Error("Run without services succeeded")
 	}
 }
+
+// TestReadyzNamesPausedQueues: a pool whose queue is paused stays ready,
+// and /readyz says which queue is paused.
+func TestReadyzNamesPausedQueues(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	pool, err := worker.NewPool(f.conn, f.topo, worker.NewMux(), worker.WithSender(f.snd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, base := listen(t)
+	d, err := daemon.New(daemon.WithListener(ln), daemon.WithSignals(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := runDaemon(ctx, d, pool)
+	waitStatus(t, base+daemon.ReadyPath, http.StatusOK, 30*time.Second)
+	if err := broker.SetPaused(ctx, f.conn, f.queue, true); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = broker.SetPaused(context.Background(), f.conn, f.queue, false) })
+	testkit.WaitFor(t, 30*time.Second, "/readyz to name the paused queue", func() bool {
+		code, body := mustGet(t, base+daemon.ReadyPath)
+		return code == http.StatusOK && strings.Contains(body, "paused: "+f.queue)
+	})
+	cancel()
+	if err := testkit.Recv(t, errc, 30*time.Second, "Run to return"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -36,7 +36,7 @@ func (d *Daemon) serve(ln net.Listener, wg *sync.WaitGroup) *server {
 			writeText(w, http.StatusServiceUnavailable, err.Error())
 			return
 		}
-		writeText(w, http.StatusOK, "ok")
+		writeText(w, http.StatusOK, d.status())
 	})
 	if g := d.opts.gatherer; g != nil {
 		mux.Handle("GET "+MetricsPath, promhttp.HandlerFor(g, promhttp.HandlerOpts{

@@ -51,6 +51,7 @@ type Metrics struct {
 	calls        *prometheus.CounterVec   // type, outcome
 	callDuration *prometheus.HistogramVec // type
 	reconnects   *prometheus.CounterVec   // role
+	paused       *prometheus.GaugeVec     // queue
 }
 
 // New returns warren's metrics, registered on reg. Register them once per
@@ -108,9 +109,13 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 			Namespace: Namespace, Name: "reconnects_total",
 			Help: "Connections re-established after a loss, by role.",
 		}, []string{"role"}),
+		paused: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "queue_paused",
+			Help: "1 while a queue a pool consumes is paused (warren queue pause), 0 once resumed, by queue.",
+		}, []string{"queue"}),
 	}
 	collectors := []prometheus.Collector{m.published, m.confirm, m.processed, m.handler, m.inFlight,
-		m.replies, m.calls, m.callDuration, m.reconnects}
+		m.replies, m.calls, m.callDuration, m.reconnects, m.paused}
 	for i, c := range collectors {
 		if err := reg.Register(c); err != nil {
 			for _, done := range collectors[:i] {
@@ -126,9 +131,19 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 // broker.Dial with broker.WithObserver, and the Publishers, Senders,
 // Callers and worker pools built on the connection are counted.
 var (
-	_ broker.Observer = (*Metrics)(nil)
-	_ worker.Observer = (*Metrics)(nil)
+	_ broker.Observer      = (*Metrics)(nil)
+	_ worker.Observer      = (*Metrics)(nil)
+	_ worker.PauseObserver = (*Metrics)(nil)
 )
+
+// QueuePaused sets warren_queue_paused for queue.
+func (m *Metrics) QueuePaused(queue string, paused bool) {
+	v := 0.0
+	if paused {
+		v = 1
+	}
+	m.paused.WithLabelValues(queue).Set(v)
+}
 
 // Publish counts a publish (warren_jobs_published_total, or
 // warren_replies_sent_total for a reply) and times its confirm; for a

@@ -492,3 +492,23 @@ func (r *failingRegisterer) Unregister(c prometheus.Collector) bool {
 	r.unregistered++
 	return r.Registerer.Unregister(c)
 }
+
+func TestQueuePaused(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.QueuePaused("emails", true)
+	m.QueuePaused("reports", true)
+	m.QueuePaused("reports", false)
+	expected := `
+# HELP warren_queue_paused 1 while a queue a pool consumes is paused (warren queue pause), 0 once resumed, by queue.
+# TYPE warren_queue_paused gauge
+warren_queue_paused{queue="emails"} 1
+warren_queue_paused{queue="reports"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(expected), "warren_queue_paused"); err != nil {
+		t.Error(err)
+	}
+}

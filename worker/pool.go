@@ -33,7 +33,9 @@ type Pool struct {
 	ownPub    bool
 	send      sender        // what settling publishes through: pub's
 	pause     time.Duration // settlePause, shorter in tests
-	running   atomic.Bool
+	// pauseRecheck: PauseRecheck, shorter in tests.
+	pauseRecheck time.Duration
+	running      atomic.Bool
 
 	consuming atomic.Int32 // queues with a live consumer
 	stopping  atomic.Bool  // shutting down (draining) or stopped
@@ -61,7 +63,7 @@ func (p *Pool) Ready() error {
 	case p.stopping.Load():
 		return fmt.Errorf("%w: shutting down", ErrNotReady)
 	}
-	if n, want := int(p.consuming.Load()), len(p.queues); n < want {
+	if n, want := int(p.consuming.Load()), len(p.queues)-len(p.Paused()); n < want {
 		return fmt.Errorf("%w: consuming %d of %d queues", ErrNotReady, n, want)
 	}
 	if err := p.conn.Err(); err != nil {
@@ -90,6 +92,11 @@ type queueRun struct {
 	// kick wakes the queue's quarantine runner when a job was moved there
 	// (buffer 1: one pending wake-up is enough, more are dropped).
 	kick chan struct{}
+
+	// paused: warren queue pause asked the pools to stop consuming the
+	// queue (pause.go); resumed wakes serve when it is resumed (buffer 1).
+	paused  atomic.Bool
+	resumed chan struct{}
 }
 
 func (q *queueRun) current() *broker.Consumer {
@@ -164,12 +171,13 @@ func NewPool(conn *broker.Conn, topo *topology.Topology, h Handler, opts ...Opti
 			qo.handlerTimeout = o.handlerTimeout
 		}
 		p.queues = append(p.queues, &queueRun{
-			cfg:   qo,
-			queue: q,
-			topo:  topo,
-			log:   o.log.With().Str(logfield.Queue, q.Name).Logger(),
-			slots: make(chan struct{}, qo.concurrency),
-			kick:  make(chan struct{}, 1),
+			cfg:     qo,
+			queue:   q,
+			topo:    topo,
+			log:     o.log.With().Str(logfield.Queue, q.Name).Logger(),
+			slots:   make(chan struct{}, qo.concurrency),
+			kick:    make(chan struct{}, 1),
+			resumed: make(chan struct{}, 1),
 		})
 	}
 	if err := errors.Join(problems...); err != nil {
@@ -184,7 +192,7 @@ func NewPool(conn *broker.Conn, topo *topology.Topology, h Handler, opts ...Opti
 		}
 		p.pub, p.ownPub = pub, true
 	}
-	p.send, p.pause = brokerSender{p.pub}, settlePause
+	p.send, p.pause, p.pauseRecheck = brokerSender{p.pub}, settlePause, PauseRecheck
 	return p, nil
 }
 
@@ -231,13 +239,25 @@ func (p *Pool) Run(ctx context.Context) error {
 	if err := p.checkQuarantines(ctx); err != nil {
 		return errors.Join(err, p.closePublisher())
 	}
+	// A queue paused (warren queue pause) is not consumed until resumed.
+	if err := p.readPaused(ctx); err != nil {
+		p.opts.log.Warn().Err(err).Msg("worker: could not read which queues are paused; consuming them all until told otherwise")
+	}
 	// The first consumers start here, so a missing queue fails Run at once.
 	first := make([]*broker.Consumer, len(p.queues))
 	for i, q := range p.queues {
-		c, err := p.consume(ctx, q)
+		var c *broker.Consumer
+		var err error
+		if q.paused.Load() {
+			err = p.checkExists(ctx, q) // a missing queue fails Run here too
+		} else {
+			c, err = p.consume(ctx, q)
+		}
 		if err != nil {
 			for _, c := range first[:i] {
-				p.closeConsumer(c)
+				if c != nil {
+					p.closeConsumer(c)
+				}
 			}
 			return errors.Join(fmt.Errorf("worker: %w", err), p.closePublisher())
 		}
@@ -263,6 +283,11 @@ func (p *Pool) Run(ctx context.Context) error {
 			p.runQuarantine(stopCtx, jobCtx, q)
 		}()
 	}
+	loops.Add(1)
+	go func() {
+		defer loops.Done()
+		p.watchControl(stopCtx)
+	}()
 	for i, q := range p.queues {
 		loops.Add(1)
 		// serve holds a count of handlers for as long as it runs, so the
@@ -335,7 +360,22 @@ func (p *Pool) serve(stopCtx, jobCtx context.Context, q *queueRun, c *broker.Con
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 100*time.Millisecond, 10*time.Second, 0
 	for {
+		if c == nil { // paused before it was consumed
+			next, err := p.reconsume(stopCtx, q, b, nil)
+			if err != nil || next == nil {
+				return err
+			}
+			c = next
+			q.log.Info().Msg("worker: consuming")
+		}
 		q.setCurrent(c)
+		if q.paused.Load() {
+			// Paused while c was being made: setPaused found no consumer
+			// to cancel.
+			ctx, cancel := context.WithTimeout(stopCtx, 10*time.Second)
+			_ = c.Cancel(ctx)
+			cancel()
+		}
 		p.consuming.Add(1)
 		var workers sync.WaitGroup
 		ended := make(chan struct{}) // closed once c delivers no more
@@ -350,7 +390,7 @@ func (p *Pool) serve(stopCtx, jobCtx context.Context, q *queueRun, c *broker.Con
 				defer endOnce.Do(func() { close(ended) })
 				var w watchdog // the handler timeout of this goroutine's jobs
 				defer w.stop()
-				for stopCtx.Err() == nil {
+				for stopCtx.Err() == nil && !q.paused.Load() {
 					// A free slot is taken without the select, which
 					// costs more: one is free but after a lost channel,
 					// when cur is done.
@@ -412,6 +452,18 @@ func (p *Pool) serve(stopCtx, jobCtx context.Context, q *queueRun, c *broker.Con
 			return nil // Run's shutdown settles and closes c
 		}
 		err := c.Err()
+		if err == nil && q.paused.Load() {
+			// Paused: the jobs running are done; those received and not
+			// started go back to the queue, and serve waits for the
+			// resume.
+			if n := p.requeueRest(q, c); n > 0 {
+				q.log.Debug().Int(logfield.Jobs, n).Msg("worker: paused: returned prefetched jobs to the queue")
+			}
+			p.closeConsumer(c)
+			q.setCurrent(nil)
+			c = nil
+			continue
+		}
 		switch {
 		case err == nil || errors.Is(err, broker.ErrConsumerCancelled):
 			// Cancelled by the broker: the queue was deleted, or (in a
@@ -426,37 +478,15 @@ func (p *Pool) serve(stopCtx, jobCtx context.Context, q *queueRun, c *broker.Con
 		// The channel or the connection was lost, or the broker cancelled
 		// the consumer of a queue that still answered: its deliveries are
 		// back in the queue. Consume again, once the Conn is back.
-		lost := err
 		q.log.Warn().Err(err).Msg("worker: consumer lost; consuming again")
 		p.closeConsumer(c)
 		q.setCurrent(nil)
-		for {
-			wait := b.NextBackOff()
-			select {
-			case <-stopCtx.Done():
-				return nil
-			case <-time.After(wait):
-			}
-			next, err := p.consume(stopCtx, q)
-			if err == nil {
-				c = next
-				q.log.Info().Msg("worker: consuming again")
-				break
-			}
-			if stopCtx.Err() != nil {
-				return nil
-			}
-			if errors.Is(err, broker.ErrNoQueue) && errors.Is(lost, broker.ErrConsumerCancelled) {
-				// The cancel came while the queue was being deleted
-				// (RabbitMQ 4 cancels a quorum queue's consumers before
-				// it removes the queue): it is gone now.
-				return fmt.Errorf("worker: queue %q stopped: %w; consuming again: %w", q.queue.Name, lost, err)
-			}
-			if errors.Is(err, broker.ErrNoQueue) || p.conn.State() == broker.Closed {
-				return fmt.Errorf("worker: queue %q: %w", q.queue.Name, err)
-			}
-			q.log.Warn().Err(err).Dur(logfield.RetryIn, wait).Msg("worker: could not consume again; retrying")
+		next, err := p.reconsume(stopCtx, q, b, err)
+		if err != nil || next == nil {
+			return err
 		}
+		c = next
+		q.log.Info().Msg("worker: consuming again")
 		b.Reset()
 	}
 }

@@ -22,7 +22,8 @@ func newQueueCmd(g *globals) *cobra.Command {
 		Use:   "queue",
 		Short: "List, peek into, purge and delete queues",
 	}
-	cmd.AddCommand(newQueueLsCmd(g), newQueuePeekCmd(g), newQueuePurgeCmd(g), newQueueDeleteCmd(g))
+	cmd.AddCommand(newQueueLsCmd(g), newQueuePeekCmd(g), newQueuePurgeCmd(g), newQueueDeleteCmd(g),
+		newQueuePauseCmd(g, true), newQueuePauseCmd(g, false))
 	return cmd
 }
 
@@ -42,6 +43,8 @@ type queueRow struct {
 	DeadLettered    *int64     `json:"dead_lettered"`
 	Quarantined     *int64     `json:"quarantined,omitempty"`
 	Rates           *statsRate `json:"rates"` // nil without the management API, or before the first message
+	// Paused: warren queue pause stopped the pools consuming it.
+	Paused bool `json:"paused"`
 }
 
 func newQueueLsCmd(g *globals) *cobra.Command {
@@ -116,6 +119,12 @@ func (g *globals) queueRowsFromManagement(ctx context.Context, t *topology.Topol
 	if err != nil {
 		return nil, err
 	}
+	paused := map[string]bool{}
+	for _, q := range queues {
+		if name, ok := strings.CutPrefix(q.Name, broker.PausedMarker("")); ok {
+			paused[name] = true
+		}
+	}
 	var rows []queueRow
 	for _, r := range statsRows(t, queues) {
 		unacked := r.Unacked
@@ -124,6 +133,7 @@ func (g *globals) queueRowsFromManagement(ctx context.Context, t *topology.Topol
 		if r.Exists {
 			q.Unacked = &unacked
 		}
+		q.Paused = paused[r.Name]
 		rows = append(rows, q)
 	}
 	return rows, nil
@@ -155,6 +165,9 @@ func (g *globals) queueRowsFromAMQP(ctx context.Context, t *topology.Topology) (
 			return nil, err
 		}
 		r := queueRow{Name: q.Name, Type: q.Type, Exists: ok, Ready: int64(info.Messages), Consumers: int64(info.Consumers), DeadLetterQueue: q.DeadLetterQueue}
+		if _, r.Paused, err = depth(broker.PausedMarker(q.Name)); err != nil {
+			return nil, err
+		}
 		for _, side := range []struct {
 			name string
 			n    **int64
@@ -194,7 +207,11 @@ func printQueueRows(g *globals, rows []queueRow) {
 		if r.Rates != nil {
 			pub, del = strconv.FormatFloat(r.Rates.Publish, 'f', 1, 64), strconv.FormatFloat(r.Rates.Deliver, 'f', 1, 64)
 		}
-		tb.Row(r.Name, r.Type, strconv.FormatInt(r.Ready, 10), num(r.Unacked), strconv.FormatInt(r.Consumers, 10),
+		name := r.Name
+		if r.Paused {
+			name += " (paused)"
+		}
+		tb.Row(name, r.Type, strconv.FormatInt(r.Ready, 10), num(r.Unacked), strconv.FormatInt(r.Consumers, 10),
 			num(r.DeadLettered), num(r.Quarantined), pub, del)
 	}
 	tb.WriteTo(g.stdout)
@@ -458,4 +475,68 @@ func peek(ctx context.Context, conn *broker.Conn, queue string, n int) (jobs []p
 		jobs = append(jobs, j)
 	}
 	return jobs, nil
+}
+
+// newQueuePauseCmd is warren queue pause (pause) or warren queue resume.
+func newQueuePauseCmd(g *globals, pause bool) *cobra.Command {
+	use, short, long, example := "pause QUEUE", "Stop every worker consuming a queue until it is resumed",
+		`Stop every worker pool consuming QUEUE, now and after restarts, until
+warren queue resume. Jobs running finish; jobs received and not started
+go back to the queue; jobs wait there, never retried or dead-lettered.
+Producers keep publishing.
+
+The paused state is kept by the broker (the empty quorum queue
+warren.paused.QUEUE), and pools hear the change at once on the fanout
+exchange warren.control; a pool that was reconnecting reads it when it
+consumes again, and every 30 s. A pool started later does not consume a
+paused queue. /readyz stays 200 and names the paused queues; the metric
+warren_queue_paused is 1.`, "  warren queue pause emails"
+	if !pause {
+		use, short, long, example = "resume QUEUE", "Let the workers consume a paused queue again",
+			`Let every worker pool consume QUEUE again (see warren queue pause).`, "  warren queue resume emails"
+	}
+	return &cobra.Command{
+		Use: use, Short: short, Long: long, Example: example,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			queue := args[0]
+			ctx := cmd.Context()
+			_, _, done, err := g.openQueue(ctx, queue) // the queue must exist
+			if err != nil {
+				return err
+			}
+			defer done()
+			conn, err := g.dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			was, err := broker.IsPaused(ctx, conn, queue)
+			if err != nil {
+				return err
+			}
+			if err := broker.SetPaused(ctx, conn, queue, pause); err != nil {
+				return err
+			}
+			if g.json {
+				return writeJSON(g.stdout, struct {
+					Version int    `json:"version"`
+					Queue   string `json:"queue"`
+					Paused  bool   `json:"paused"`
+					Changed bool   `json:"changed"`
+				}{1, queue, pause, was != pause})
+			}
+			switch {
+			case was == pause && pause:
+				fmt.Fprintf(g.stdout, "%s: already paused\n", queue)
+			case was == pause:
+				fmt.Fprintf(g.stdout, "%s: not paused\n", queue)
+			case pause:
+				fmt.Fprintf(g.stdout, "%s: paused: the workers finish the jobs they run and take no more (warren queue resume %s)\n", queue, queue)
+			default:
+				fmt.Fprintf(g.stdout, "%s: resumed\n", queue)
+			}
+			return nil
+		},
+	}
 }

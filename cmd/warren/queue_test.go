@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/warrenmq/warren/internal/brokertest"
+	"github.com/warrenmq/warren/internal/testkit"
 )
 
 // publishTo publishes one job per payload to queue through the CLI.
@@ -29,6 +31,7 @@ type queueLs struct {
 		DeadLettered    *int64 `json:"dead_lettered"`
 		Quarantined     *int64
 		Rates           *statsRate
+		Paused          bool
 	}
 }
 
@@ -186,5 +189,60 @@ func TestQueuePurgeAndDelete(t *testing.T) {
 	code, _, errOut = warren(t, "queue", "delete", q, "--yes")
 	if code == 0 || !strings.Contains(errOut, "does not exist") {
 		t.Errorf("delete of a deleted queue: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// TestQueuePauseResume: pause records the state (queue ls shows it, by
+// the management API and by passive declare), says so again when asked
+// twice, and resume clears it.
+func TestQueuePauseResume(t *testing.T) {
+	path, n := writeTopology(t)
+	if code, _, errOut := warren(t, "topology", "apply", "-f", path); code != 0 {
+		t.Fatalf("apply: %s", errOut)
+	}
+	t.Cleanup(func() { warren(t, "queue", "resume", n.Queue) })
+	paused := func(mgmt string) bool {
+		t.Helper()
+		code, out, errOut := warren(t, "--json", "queue", "ls", "-f", path, "--management-url", mgmt)
+		if code != 0 {
+			t.Fatalf("queue ls: exit %d\n%s%s", code, out, errOut)
+		}
+		var res queueLs
+		if err := json.Unmarshal([]byte(out), &res); err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range res.Queues {
+			if q.Name == n.Queue {
+				return q.Paused
+			}
+		}
+		t.Fatalf("queue %s not listed:\n%s", n.Queue, out)
+		return false
+	}
+	code, out, errOut := warren(t, "queue", "pause", n.Queue)
+	if code != 0 || !strings.Contains(out, "paused") {
+		t.Fatalf("pause: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, _ = warren(t, "queue", "pause", n.Queue); code != 0 || !strings.Contains(out, "already paused") {
+		t.Errorf("pause again: exit %d, %q", code, out)
+	}
+	// The management API lists a new queue within its statistics interval.
+	testkit.WaitFor(t, 30*time.Second, "queue ls to show the queue paused", func() bool { return paused(brokertest.ManagementURL(t)) })
+	if !paused("http://127.0.0.1:1") {
+		t.Error("queue ls by passive declare does not show the queue paused")
+	}
+	if code, out, _ = warren(t, "queue", "ls", "-f", path, "--management-url", "http://127.0.0.1:1"); !strings.Contains(out, n.Queue+" (paused)") {
+		t.Errorf("text output does not mark the queue paused:\n%s", out)
+	}
+	code, out, errOut = warren(t, "--json", "queue", "resume", n.Queue)
+	var res struct{ Paused, Changed bool }
+	if err := json.Unmarshal([]byte(out), &res); code != 0 || err != nil || res.Paused || !res.Changed {
+		t.Fatalf("resume: exit %d (%v)\n%s%s", code, err, out, errOut)
+	}
+	if paused("http://127.0.0.1:1") {
+		t.Error("still paused after resume")
+	}
+	if code, _, errOut = warren(t, "queue", "pause", "no-such-queue-"+n.Queue); code == 0 || !strings.Contains(errOut, "does not exist") {
+		t.Errorf("pause of a missing queue: exit %d, stderr %q", code, errOut)
 	}
 }
