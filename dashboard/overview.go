@@ -17,6 +17,7 @@ func (s *Server) overviewRoutes() {
 	s.mux.HandleFunc("GET /{$}", s.overview)
 	s.mux.HandleFunc("GET /api/overview", s.overviewJSON)
 	s.mux.HandleFunc("GET /queues/{name}", s.queuePage)
+	s.mux.HandleFunc("POST /queues/{name}/{action}", s.action(s.queuePause))
 	s.mux.HandleFunc("GET /workers", s.workers)
 	s.mux.HandleFunc("GET /topology", s.topologyPage)
 }

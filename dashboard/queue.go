@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/internal/mgmt"
 )
 
@@ -25,6 +27,7 @@ type queueData struct {
 	Policy   string
 	Chart    chart
 	Declared bool
+	Paused   bool // warren queue pause: its marker queue exists
 }
 
 func (s *Server) queuePage(w http.ResponseWriter, r *http.Request) {
@@ -40,6 +43,9 @@ func (s *Server) queuePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := queueData{Q: q, Args: argsString(q.Arguments), Policy: argsString(q.EffectivePolicy)}
+	if _, err := s.mgmt.QueueDetail(r.Context(), broker.PausedMarker(name), 0, chartStep); err == nil {
+		d.Paused = true
+	}
 	if !strings.HasSuffix(name, ".dlq") {
 		if _, err := s.mgmt.QueueDetail(r.Context(), name+".dlq", 0, chartStep); err == nil {
 			d.DLQ = name + ".dlq"
@@ -55,6 +61,36 @@ func (s *Server) queuePage(w http.ResponseWriter, r *http.Request) {
 	}
 	d.Chart = drawChart(lines)
 	s.render(w, r, http.StatusOK, "queue", "Queue "+name, d)
+}
+
+// queuePause pauses or resumes a queue for every worker (as warren queue
+// pause does), then shows its page again.
+func (s *Server) queuePause(w http.ResponseWriter, r *http.Request) {
+	name, action := r.PathValue("name"), r.PathValue("action")
+	if action != "pause" && action != "resume" {
+		s.fail(w, r, http.StatusNotFound, fmt.Errorf("no action %q: pause or resume", action))
+		return
+	}
+	if _, err := s.mgmt.QueueDetail(r.Context(), name, 0, chartStep); err != nil {
+		var se *mgmt.StatusError
+		if errors.As(err, &se) && se.Status == http.StatusNotFound {
+			s.fail(w, r, http.StatusNotFound, fmt.Errorf("no queue %q on vhost %s", name, s.mgmt.Vhost()))
+			return
+		}
+		s.fail(w, r, http.StatusBadGateway, err)
+		return
+	}
+	conn, err := s.dial(r)
+	if err != nil {
+		s.fail(w, r, http.StatusBadGateway, err)
+		return
+	}
+	if err := broker.SetPaused(r.Context(), conn, name, action == "pause"); err != nil {
+		s.fail(w, r, http.StatusBadGateway, err)
+		return
+	}
+	s.opts.Logger.Info().Str("queue", name).Str("action", action).Msg("dashboard: queue " + action + "d")
+	http.Redirect(w, r, s.opts.Prefix+"/queues/"+url.PathEscape(name), http.StatusSeeOther)
 }
 
 func samplesOf(r *mgmt.Rate) []mgmt.Sample {

@@ -13,6 +13,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/internal/logfield"
 )
 
 // PauseRecheck is how often a pool reads the paused state of its queues
@@ -117,7 +118,7 @@ func (p *Pool) watchControl(ctx context.Context) {
 				return
 			}
 			wait := b.NextBackOff()
-			p.opts.log.Warn().Err(err).Dur("retry_in", wait).Msg("worker: watch pause and resume")
+			p.opts.log.Warn().Err(err).Dur(logfield.RetryIn, wait).Msg("worker: watch pause and resume")
 			select {
 			case <-ctx.Done():
 				return

@@ -119,12 +119,6 @@ func (g *globals) queueRowsFromManagement(ctx context.Context, t *topology.Topol
 	if err != nil {
 		return nil, err
 	}
-	paused := map[string]bool{}
-	for _, q := range queues {
-		if name, ok := strings.CutPrefix(q.Name, broker.PausedMarker("")); ok {
-			paused[name] = true
-		}
-	}
 	var rows []queueRow
 	for _, r := range statsRows(t, queues) {
 		unacked := r.Unacked
@@ -133,7 +127,7 @@ func (g *globals) queueRowsFromManagement(ctx context.Context, t *topology.Topol
 		if r.Exists {
 			q.Unacked = &unacked
 		}
-		q.Paused = paused[r.Name]
+		q.Paused = r.Paused
 		rows = append(rows, q)
 	}
 	return rows, nil

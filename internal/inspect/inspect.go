@@ -7,6 +7,7 @@ package inspect
 import (
 	"strings"
 
+	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/internal/mgmt"
 	"github.com/warrenmq/warren/topology"
 )
@@ -28,6 +29,9 @@ type Row struct {
 	Quarantined *int64 `json:"quarantined,omitempty"`
 	Consumers   int64  `json:"consumers"`
 	Rates       *Rates `json:"rates"` // nil until the queue has seen a message
+	// Paused: warren queue pause stopped the workers consuming it (its
+	// broker.PausedMarker exists).
+	Paused bool `json:"paused"`
 }
 
 // Rates are a queue's message rates per second.
@@ -62,6 +66,7 @@ func Rows(t *topology.Topology, queues []mgmt.Queue) []Row {
 		if !ok {
 			return r
 		}
+		_, r.Paused = byName[broker.PausedMarker(name)]
 		r.Type, r.Ready, r.Unacked, r.Consumers = q.Type, q.MessagesReady, q.MessagesUnacknowledged, q.Consumers
 		if s := q.MessageStats; s != nil {
 			r.Rates = &Rates{Publish: rateOf(s.PublishDetails), Deliver: rateOf(s.DeliverGetDetails), Ack: rateOf(s.AckDetails)}

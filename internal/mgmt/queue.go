@@ -26,9 +26,13 @@ type QueueConsumer struct {
 
 // QueueDetail reads one queue (GET /api/queues/{vhost}/{name}) with its
 // rates sampled every step over the last age (msg_rates_age and
-// msg_rates_incr, in seconds).
+// msg_rates_incr, in seconds); with age zero, without samples (the API
+// refuses an age of 0).
 func (c *Client) QueueDetail(ctx context.Context, name string, age, step time.Duration) (*QueueDetail, error) {
-	path := fmt.Sprintf("%s/%s?msg_rates_age=%d&msg_rates_incr=%d", c.vhostPath("queues"), url.PathEscape(name), int(age.Seconds()), int(step.Seconds()))
+	path := c.vhostPath("queues") + "/" + url.PathEscape(name)
+	if age > 0 {
+		path += fmt.Sprintf("?msg_rates_age=%d&msg_rates_incr=%d", int(age.Seconds()), max(1, int(step.Seconds())))
+	}
 	var out QueueDetail
 	if err := c.get(ctx, path, &out); err != nil {
 		return nil, err
