@@ -44,6 +44,7 @@ type options struct {
 	panics          PanicPolicy
 	crashLimit      int
 	observers       []Observer
+	typeLimits      map[string]limit // TypeRateLimit, by job type
 	// now is the pool's clock, time.Now but in tests. A handler's
 	// deadline is read from it too: a test that runs handlers keeps its
 	// readings close to the real clock's (a watchdog's timer is real).
@@ -55,6 +56,7 @@ type queueOptions struct {
 	concurrency    int
 	prefetch       int
 	handlerTimeout time.Duration
+	limit          limit // RateLimit; zero for none
 }
 
 // QueueOption configures one queue of a pool.

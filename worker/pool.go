@@ -12,6 +12,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/semaphore"
+	"golang.org/x/time/rate"
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/internal/logfield"
@@ -42,6 +43,12 @@ type Pool struct {
 	// quarantined job alone, holding all of it (see quarantine.go). A
 	// waiting isolation holds back the jobs that come after it.
 	gate *semaphore.Weighted
+
+	// typeLimits are the TypeRateLimit buckets, by job type; read-only
+	// once built. limitMu is held to take a job's tokens, all at once
+	// (see ratelimit.go).
+	typeLimits map[string]*rate.Limiter
+	limitMu    sync.Mutex
 
 	// queueGoneCheck, when set (by tests), replaces queueGone's question
 	// to the broker.
@@ -84,12 +91,33 @@ type queueRun struct {
 	// together never run more than the queue's concurrency.
 	slots chan struct{}
 
+	// limit is the queue's RateLimit bucket, nil for none.
+	limit *rate.Limiter
+
 	mu       sync.Mutex
 	consumer *broker.Consumer // the current one, nil between two
 
 	// kick wakes the queue's quarantine runner when a job was moved there
 	// (buffer 1: one pending wake-up is enough, more are dropped).
 	kick chan struct{}
+}
+
+// takeSlot waits for a free slot of q and takes it; false when stopCtx
+// ends or cur's channel is lost first.
+func (q *queueRun) takeSlot(stopCtx context.Context, cur *broker.Consumer) bool {
+	// A free slot is taken without the select, which costs more.
+	select {
+	case q.slots <- struct{}{}:
+		return true
+	default:
+	}
+	select {
+	case q.slots <- struct{}{}:
+		return true
+	case <-stopCtx.Done():
+	case <-cur.Done():
+	}
+	return false
 }
 
 func (q *queueRun) current() *broker.Consumer {
@@ -137,6 +165,12 @@ func NewPool(conn *broker.Conn, topo *topology.Topology, h Handler, opts ...Opti
 		}
 	}
 	p := &Pool{conn: conn, topo: topo, handler: h, opts: o, gate: semaphore.NewWeighted(isolated)}
+	if len(o.typeLimits) > 0 {
+		p.typeLimits = make(map[string]*rate.Limiter, len(o.typeLimits))
+		for jt, l := range o.typeLimits {
+			p.typeLimits[jt] = l.limiter()
+		}
+	}
 	var problems []error
 	for _, qo := range o.queues {
 		q, ok := topo.Queue(qo.name)
@@ -163,14 +197,18 @@ func NewPool(conn *broker.Conn, topo *topology.Topology, h Handler, opts ...Opti
 		if qo.handlerTimeout == 0 {
 			qo.handlerTimeout = o.handlerTimeout
 		}
-		p.queues = append(p.queues, &queueRun{
+		run := &queueRun{
 			cfg:   qo,
 			queue: q,
 			topo:  topo,
 			log:   o.log.With().Str(logfield.Queue, q.Name).Logger(),
 			slots: make(chan struct{}, qo.concurrency),
 			kick:  make(chan struct{}, 1),
-		})
+		}
+		if qo.limit.n > 0 {
+			run.limit = qo.limit.limiter()
+		}
+		p.queues = append(p.queues, run)
 	}
 	if err := errors.Join(problems...); err != nil {
 		return nil, err
@@ -351,42 +389,36 @@ func (p *Pool) serve(stopCtx, jobCtx context.Context, q *queueRun, c *broker.Con
 				var w watchdog // the handler timeout of this goroutine's jobs
 				defer w.stop()
 				for stopCtx.Err() == nil {
-					// A free slot is taken without the select, which
-					// costs more: one is free but after a lost channel,
-					// when cur is done.
+					// After a lost channel, cur is done: its deliveries
+					// are back in the queue.
 					select {
 					case <-cur.Done():
 						return
 					default:
 					}
-					select {
-					case q.slots <- struct{}{}:
-					default:
-						select {
-						case q.slots <- struct{}{}:
-						case <-stopCtx.Done():
-							return
-						case <-cur.Done():
-							return
-						}
-					}
 					d, ok := cur.Next(stopCtx)
 					if !ok {
-						<-q.slots
 						return
 					}
-					// Waits while a quarantined job runs alone; jobCtx
-					// ends only at the shutdown deadline, after which
-					// the job goes back untouched.
-					if err := p.gate.Acquire(jobCtx, 1); err != nil {
-						p.observed(jobCtx, q, d, func(ctx context.Context, _ facts, out *Outcome) {
-							p.settle(ctx, q, d, d, verdict{kind: verdictRequeue}, out)
-						})
-						<-q.slots
+					l := p.limitsOf(q, d)
+					if !p.typeReady(l) {
+						// Its type's turn may be far off: it waits in a
+						// goroutine of its own, without a slot, and the
+						// queue's other jobs go on.
+						workers.Add(1)
+						handlers.Add(1)
+						go func() {
+							defer handlers.Done()
+							defer workers.Done()
+							p.awaitType(stopCtx, jobCtx, q, cur, d, l)
+						}()
+						continue
+					}
+					if !q.takeSlot(stopCtx, cur) {
+						p.returnUnstarted(q, cur, d)
 						return
 					}
-					p.process(jobCtx, &w, q, d, d)
-					p.gate.Release(1)
+					p.start(stopCtx, jobCtx, &w, q, cur, d, l)
 					<-q.slots
 				}
 			}()
@@ -542,24 +574,42 @@ func (p *Pool) closePublisher() error {
 func (p *Pool) requeueRest(q *queueRun, c *broker.Consumer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	type copied struct {
-		d    *broker.Delivery
-		conf confirmation
-	}
-	var copies []copied
-	n := 0
-	requeue := func(d *broker.Delivery) {
-		p.observed(ctx, q, d, func(ctx context.Context, _ facts, out *Outcome) {
-			p.settle(ctx, q, d, d, verdict{kind: verdictRequeue}, out)
-		})
-	}
+	var rest []*broker.Delivery
 	for {
 		d, ok := c.Next(ctx)
 		if !ok {
 			break
 		}
-		n++
-		if d.Err == nil && !d.Redelivered {
+		rest = append(rest, d)
+	}
+	p.putBack(ctx, q, c, rest)
+	return len(rest)
+}
+
+// putBack returns ds, deliveries of c that no handler took, to q as
+// requeueRest says; a delivery whose channel is lost is back in the queue
+// already, and is not copied.
+func (p *Pool) putBack(ctx context.Context, q *queueRun, c *broker.Consumer, ds []*broker.Delivery) {
+	type copied struct {
+		d    *broker.Delivery
+		conf confirmation
+	}
+	var copies []copied
+	requeue := func(d *broker.Delivery) {
+		p.observed(ctx, q, d, func(ctx context.Context, _ facts, out *Outcome) {
+			p.settle(ctx, q, d, d, verdict{kind: verdictRequeue}, out)
+		})
+	}
+	lost := func() bool {
+		select {
+		case <-c.Done():
+			return true
+		default:
+			return false
+		}
+	}
+	for _, d := range ds {
+		if d.Err == nil && !d.Redelivered && !lost() {
 			e := *d.Envelope
 			if conf, err := p.send.send(ctx, &e, "", q.queue.Name); err == nil {
 				copies = append(copies, copied{d, conf})
@@ -577,7 +627,6 @@ func (p *Pool) requeueRest(q *queueRun, c *broker.Consumer) int {
 			p.ackCopied(q, cp.d, cp.d, out)
 		})
 	}
-	return n
 }
 
 // waitTimeout waits for wg up to d; it reports whether wg finished.

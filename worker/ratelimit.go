@@ -1,0 +1,244 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/warrenmq/warren/broker"
+)
+
+// Rate limits hold jobs back before they start; they never settle a job
+// because of a limit. A job held back waits unacked in the pool's
+// prefetch window (and the jobs behind it in the broker), which the broker
+// returns to the queue if the worker dies; when the pool stops, a job
+// still waiting goes back to its queue as one that never ran (see
+// Pool.returnUnstarted). docs/flow-control.md has the whole story.
+//
+// Each limit is a golang.org/x/time/rate token bucket with a burst of 1:
+// jobs start at least per/n apart, so no window of length per sees more
+// than n of them start. A burst of n would let 2n start within one
+// window (a full bucket spent at once, then refilled), which breaks the
+// promise "n per per" that an external API's quota usually means.
+//
+// A job takes its tokens at the instant it starts, all of them (its
+// queue's, its type's) at once under Pool.limitMu, so a token is never
+// spent on a job that then waits for another.
+
+// RateLimit lets at most n jobs of the queue start in any interval of
+// length per, in this pool: they start at least per/n apart (a token
+// bucket of golang.org/x/time/rate with a burst of 1: a burst of n
+// would let up to 2n start within one interval). A job waits for its
+// turn unacked, holding one of the queue's handler slots (every job of
+// the queue waits for the same turn, so the slot is not missed), and
+// before the quarantine gate. Jobs settled without a handler (malformed,
+// expired, moved to the quarantine) count too. Quarantined jobs, run
+// alone, are not limited.
+//
+// The limit is per pool: N workers each with RateLimit(n, per) start up
+// to N*n jobs per per. For a limit across workers, see
+// docs/flow-control.md#rate-limits.
+func RateLimit(n int, per time.Duration) QueueOption {
+	return func(q *queueOptions) error {
+		l, err := newLimit(n, per)
+		if err != nil {
+			return fmt.Errorf("RateLimit: %w", err)
+		}
+		q.limit = l
+		return nil
+	}
+}
+
+// TypeRateLimit lets at most n jobs of type jobType start in any interval
+// of length per, in this pool, across its queues (a token bucket with a
+// burst of 1, as RateLimit). A job of that type waiting for its turn holds
+// no handler slot: it waits in a goroutine of its own, unacked, while the
+// queue's handlers go on with jobs of other types. That holds as long as
+// the queue's prefetch window has room: once every delivery the broker
+// lets the pool hold (Prefetch) is a job of a limited type waiting its
+// turn, the queue's other jobs wait behind them in the broker. Raise
+// Prefetch for queues that mix a limited type with others.
+//
+// It may be given once per job type. A job of the type in a queue with a
+// RateLimit waits for both.
+func TypeRateLimit(jobType string, n int, per time.Duration) Option {
+	return func(o *options) error {
+		if jobType == "" {
+			return errors.New("worker: TypeRateLimit: empty job type; name the type the limit is for")
+		}
+		l, err := newLimit(n, per)
+		if err != nil {
+			return fmt.Errorf("worker: TypeRateLimit %q: %w", jobType, err)
+		}
+		if _, ok := o.typeLimits[jobType]; ok {
+			return fmt.Errorf("worker: TypeRateLimit %q is given twice", jobType)
+		}
+		if o.typeLimits == nil {
+			o.typeLimits = make(map[string]limit)
+		}
+		o.typeLimits[jobType] = l
+		return nil
+	}
+}
+
+// limit is a validated rate limit: n jobs per interval.
+type limit struct {
+	n   int
+	per time.Duration
+}
+
+func newLimit(n int, per time.Duration) (limit, error) {
+	if n <= 0 || per <= 0 {
+		return limit{}, fmt.Errorf("%d per %s: give a positive number of jobs per a positive interval, such as (10, time.Second)", n, per)
+	}
+	return limit{n: n, per: per}, nil
+}
+
+// limiter returns the token bucket of l: n per per, burst 1.
+func (l limit) limiter() *rate.Limiter {
+	return rate.NewLimiter(rate.Limit(float64(l.n)/l.per.Seconds()), 1)
+}
+
+// limiters are the rate limits a delivery waits for: its queue's and its
+// type's; nil for none.
+type limiters struct {
+	queue, typ *rate.Limiter
+}
+
+func (l limiters) none() bool { return l.queue == nil && l.typ == nil }
+
+// limitsOf returns the limits d waits for in q.
+func (p *Pool) limitsOf(q *queueRun, d *broker.Delivery) limiters {
+	l := limiters{queue: q.limit}
+	if len(p.typeLimits) > 0 && d.Err == nil && d.Envelope != nil {
+		l.typ = p.typeLimits[d.Envelope.Type]
+	}
+	return l
+}
+
+// untilTokens returns how long until every limiter of l has a token, 0 if
+// they have now. Call it with mu held to take them next.
+func untilTokens(now time.Time, ls ...*rate.Limiter) time.Duration {
+	var wait time.Duration
+	for _, l := range ls {
+		if l == nil {
+			continue
+		}
+		t := l.TokensAt(now)
+		if t >= 1 {
+			continue
+		}
+		d := time.Duration((1 - t) / float64(l.Limit()) * float64(time.Second))
+		wait = max(wait, d, time.Millisecond)
+	}
+	return wait
+}
+
+// admit waits until d may start under l, then takes its tokens, all at
+// once. It reports false, having taken none, when stopCtx ends or cur's
+// channel is lost first.
+func (p *Pool) admit(stopCtx context.Context, cur *broker.Consumer, l limiters) bool {
+	for {
+		p.limitMu.Lock()
+		now := time.Now()
+		wait := untilTokens(now, l.queue, l.typ)
+		if wait == 0 {
+			for _, r := range []*rate.Limiter{l.queue, l.typ} {
+				if r != nil {
+					r.AllowN(now, 1)
+				}
+			}
+			p.limitMu.Unlock()
+			return true
+		}
+		p.limitMu.Unlock()
+		if !sleep(stopCtx, cur, wait) {
+			return false
+		}
+	}
+}
+
+// sleep waits d; false when stopCtx ended or cur's channel was lost first.
+func sleep(stopCtx context.Context, cur *broker.Consumer, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-stopCtx.Done():
+	case <-cur.Done():
+	}
+	return false
+}
+
+// typeReady reports whether a job with limits l may start now as far as
+// its type's limit goes.
+func (p *Pool) typeReady(l limiters) bool {
+	if l.typ == nil {
+		return true
+	}
+	p.limitMu.Lock()
+	defer p.limitMu.Unlock()
+	return untilTokens(time.Now(), l.typ) == 0
+}
+
+// awaitType runs d, a job whose type's limit holds it back, once it may
+// start, without holding a handler slot meanwhile: it sleeps until its
+// type has a token, takes a slot of q, then waits for the tokens there
+// (briefly, unless another job of the type took the token first, or the
+// queue's own limit is the one to wait for). It is a goroutine of the
+// pool's handlers and of cur's workers; its caller added it to both.
+func (p *Pool) awaitType(stopCtx, jobCtx context.Context, q *queueRun, cur *broker.Consumer, d *broker.Delivery, l limiters) {
+	for {
+		p.limitMu.Lock()
+		wait := untilTokens(time.Now(), l.typ)
+		p.limitMu.Unlock()
+		if wait == 0 {
+			break
+		}
+		if !sleep(stopCtx, cur, wait) {
+			p.returnUnstarted(q, cur, d)
+			return
+		}
+	}
+	if !q.takeSlot(stopCtx, cur) {
+		p.returnUnstarted(q, cur, d)
+		return
+	}
+	defer func() { <-q.slots }()
+	var w watchdog // the handler timeout of d
+	defer w.stop()
+	p.start(stopCtx, jobCtx, &w, q, cur, d, l)
+}
+
+// start waits, holding a slot of q, for d's rate limits, then for the
+// quarantine gate, and runs d; a job that cannot start because the pool
+// stops is returned to its queue.
+func (p *Pool) start(stopCtx, jobCtx context.Context, w *watchdog, q *queueRun, cur *broker.Consumer, d *broker.Delivery, l limiters) {
+	if !l.none() && !p.admit(stopCtx, cur, l) {
+		p.returnUnstarted(q, cur, d)
+		return
+	}
+	// Waits while a quarantined job runs alone; jobCtx ends only at the
+	// shutdown deadline, after which the job goes back untouched.
+	if err := p.gate.Acquire(jobCtx, 1); err != nil {
+		p.observed(jobCtx, q, d, func(ctx context.Context, _ facts, out *Outcome) {
+			p.settle(ctx, q, d, d, verdict{kind: verdictRequeue}, out)
+		})
+		return
+	}
+	p.process(jobCtx, w, q, d, d)
+	p.gate.Release(1)
+}
+
+// returnUnstarted returns d, a delivery of cur that no handler took
+// because the pool is stopping (or cur's channel was lost), to its queue
+// as Pool.requeueRest does with the prefetched ones.
+func (p *Pool) returnUnstarted(q *queueRun, cur *broker.Consumer, d *broker.Delivery) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	p.putBack(ctx, q, cur, []*broker.Delivery{d})
+}

@@ -1,0 +1,188 @@
+package worker_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/warrenmq/warren/internal/brokertest"
+	"github.com/warrenmq/warren/internal/testkit"
+	"github.com/warrenmq/warren/topology"
+	"github.com/warrenmq/warren/worker"
+)
+
+// TestRateLimitOptions: bad limits are errors from NewPool that say what
+// to pass.
+func TestRateLimitOptions(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOpts{})
+	tests := []struct {
+		name string
+		opts []worker.Option
+		want string // in the error; "" for none
+	}{
+		{"queue limit", []worker.Option{worker.WithQueue(f.queue, worker.RateLimit(10, time.Second))}, ""},
+		{"type limit", []worker.Option{worker.TypeRateLimit("ok", 1, time.Minute)}, ""},
+		{"zero jobs", []worker.Option{worker.WithQueue(f.queue, worker.RateLimit(0, time.Second))}, "RateLimit: 0 per 1s: give a positive number of jobs per a positive interval"},
+		{"negative jobs", []worker.Option{worker.WithQueue(f.queue, worker.RateLimit(-1, time.Second))}, "positive number of jobs"},
+		{"zero interval", []worker.Option{worker.WithQueue(f.queue, worker.RateLimit(5, 0))}, "RateLimit: 5 per 0s"},
+		{"negative interval", []worker.Option{worker.WithQueue(f.queue, worker.RateLimit(5, -time.Second))}, "positive interval"},
+		{"type zero jobs", []worker.Option{worker.TypeRateLimit("ok", 0, time.Second)}, `TypeRateLimit "ok": 0 per 1s`},
+		{"type zero interval", []worker.Option{worker.TypeRateLimit("ok", 1, 0)}, "positive interval"},
+		{"type empty", []worker.Option{worker.TypeRateLimit("", 1, time.Second)}, "empty job type"},
+		{"type twice", []worker.Option{worker.TypeRateLimit("ok", 1, time.Second), worker.TypeRateLimit("ok", 2, time.Second)}, `TypeRateLimit "ok" is given twice`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := append([]worker.Option{worker.WithSender(f.snd)}, tt.opts...)
+			_, err := worker.NewPool(f.conn, f.topo, worker.NewMux(), opts...)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("NewPool: %v", err)
+			case tt.want != "" && err == nil:
+				t.Fatalf("NewPool: no error, want one with %q", tt.want)
+			case tt.want != "" && !strings.Contains(err.Error(), tt.want):
+				t.Fatalf("NewPool: %v, want an error with %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestRateLimitHandlesEveryJob: jobs held back by a queue's limit and by
+// their type's are all handled, once each, and none is retried or
+// dead-lettered.
+func TestRateLimitHandlesEveryJob(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOpts{})
+	const n = 40
+	ids := append(f.publish("ok", make([]any, n)...), f.publish("slow", make([]any, n/4)...)...)
+
+	l := newLedger()
+	mux := worker.NewMux()
+	handle := func(ctx context.Context, job *worker.Job) error {
+		l.add(job.ID)
+		return nil
+	}
+	mux.HandleFunc("ok", handle)
+	mux.HandleFunc("slow", handle)
+	stop := f.run(mux,
+		worker.WithQueue(f.queue, worker.Concurrency(2), worker.Prefetch(8), worker.RateLimit(200, time.Second)),
+		worker.TypeRateLimit("slow", 40, time.Second),
+		worker.WithObserver(worker.OutcomeFunc(l.observe)))
+	testkit.WaitFor(t, 60*time.Second, "every job handled", func() bool { return l.count() == len(ids) })
+	t.Logf("handled %d", l.count())
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	for _, id := range ids {
+		if c := l.handled[id]; c != 1 {
+			t.Errorf("job %s handled %d times", id, c)
+		}
+	}
+	for _, s := range []worker.Status{worker.Retried, worker.DeadLettered, worker.Requeued, worker.Rejected, worker.Quarantined} {
+		if got := l.status(s); got != 0 {
+			t.Errorf("%d outcomes %s, want none: a rate limit must only hold jobs back", got, s)
+		}
+	}
+	if got := l.status(worker.Succeeded); got != len(ids) {
+		t.Errorf("%d outcomes Succeeded, want %d", got, len(ids))
+	}
+	if d := brokertest.Depth(t, f.queue); d != 0 {
+		t.Errorf("%d jobs left in the queue", d)
+	}
+	if d := brokertest.Depth(t, topology.DeadLetterQueueName(f.queue)); d != 0 {
+		t.Errorf("%d jobs in the dead-letter queue", d)
+	}
+}
+
+// TestRateLimitShutdownReturnsWaitingJobs stops a pool while jobs wait for
+// their turn, under a queue's limit and under a type's: they go back to
+// the queue, none lost, none marked redelivered (so none is quarantined),
+// and another pool handles exactly them. Jobs of an unlimited type in the
+// same queue are not held back by the limited type's.
+func TestRateLimitShutdownReturnsWaitingJobs(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		opts      func(queue string) []worker.Option
+		slow, oks int // published; slow first
+		handled   int // before the shutdown
+	}{
+		{
+			name: "queue limit",
+			opts: func(queue string) []worker.Option {
+				return []worker.Option{worker.WithQueue(queue, worker.Concurrency(2), worker.Prefetch(4), worker.RateLimit(1, time.Hour))}
+			},
+			slow: 10, handled: 1,
+		},
+		{
+			// Two handlers, four slow jobs: the type's waiting jobs hold
+			// no handler slot, so every ok job behind them is handled.
+			name: "type limit",
+			opts: func(queue string) []worker.Option {
+				return []worker.Option{worker.WithQueue(queue, worker.Concurrency(2), worker.Prefetch(32)), worker.TypeRateLimit("slow", 1, time.Hour)}
+			},
+			slow: 4, oks: 20, handled: 1 + 20,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, fixtureOpts{})
+			ids := append(f.publish("slow", make([]any, tt.slow)...), f.publish("ok", make([]any, tt.oks)...)...)
+			first := newLedger()
+			mux := worker.NewMux()
+			mux.HandleFunc("slow", func(ctx context.Context, job *worker.Job) error {
+				first.add(job.ID)
+				return nil
+			})
+			mux.HandleFunc("ok", func(ctx context.Context, job *worker.Job) error {
+				first.add(job.ID)
+				return nil
+			})
+			stop := f.run(mux, append(tt.opts(f.queue), worker.WithObserver(worker.OutcomeFunc(first.observe)))...)
+			testkit.WaitFor(t, 30*time.Second, "the jobs that may start handled", func() bool { return first.count() >= tt.handled })
+			if err := stop(); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if got := first.count(); got != tt.handled {
+				t.Errorf("%d jobs handled before the shutdown, want %d", got, tt.handled)
+			}
+			for _, s := range []worker.Status{worker.Retried, worker.DeadLettered, worker.Rejected, worker.Quarantined} {
+				if got := first.status(s); got != 0 {
+					t.Errorf("%d outcomes %s, want none", got, s)
+				}
+			}
+			rest := len(ids) - tt.handled
+			if d := brokertest.Depth(t, f.queue); d != rest {
+				t.Errorf("after shutdown %d jobs are in the queue, want %d: jobs were lost or left unacked", d, rest)
+			}
+			if got := first.status(worker.Requeued); got < 1 || got > rest {
+				t.Errorf("%d outcomes Requeued, want from 1 to %d (the waiting jobs and the prefetched ones)", got, rest)
+			}
+
+			second := newLedger()
+			mux2 := worker.NewMux()
+			handle := func(ctx context.Context, job *worker.Job) error {
+				second.add(job.ID)
+				return nil
+			}
+			mux2.HandleFunc("slow", handle)
+			mux2.HandleFunc("ok", handle)
+			stop2 := f.run(mux2, worker.WithObserver(worker.OutcomeFunc(second.observe)))
+			testkit.WaitFor(t, 30*time.Second, "the rest handled", func() bool { return second.count() >= rest })
+			if err := stop2(); err != nil {
+				t.Fatal(err)
+			}
+			if got := second.status(worker.Quarantined); got != 0 {
+				t.Errorf("%d jobs returned at shutdown were quarantined, want 0: they came back marked redelivered", got)
+			}
+			for _, id := range ids {
+				if a, b := first.handled[id], second.handled[id]; a+b != 1 {
+					t.Errorf("job %s handled %d times before the shutdown and %d after", id, a, b)
+				}
+			}
+		})
+	}
+}
