@@ -57,6 +57,7 @@ type queueOptions struct {
 	prefetch       int
 	handlerTimeout time.Duration
 	limit          limit // RateLimit; zero for none
+	global         limit // GlobalRateLimit; zero for none
 }
 
 // QueueOption configures one queue of a pool.

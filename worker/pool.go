@@ -205,8 +205,14 @@ func NewPool(conn *broker.Conn, topo *topology.Topology, h Handler, opts ...Opti
 			slots: make(chan struct{}, qo.concurrency),
 			kick:  make(chan struct{}, 1),
 		}
-		if qo.limit.n > 0 {
+		switch {
+		case qo.limit.n > 0 && qo.global.n > 0:
+			problems = append(problems, fmt.Errorf("worker: queue %q: give RateLimit (this pool's) or GlobalRateLimit (shared by the queue's consumers), not both", qo.name))
+		case qo.limit.n > 0:
 			run.limit = qo.limit.limiter()
+		case qo.global.n > 0:
+			// This pool's share until it reads the queue's consumers.
+			run.limit = qo.global.limiter()
 		}
 		p.queues = append(p.queues, run)
 	}
@@ -281,6 +287,11 @@ func (p *Pool) Run(ctx context.Context) error {
 		}
 		first[i] = c
 	}
+	// A global rate limit is shared from the start: this pool's consumers
+	// count, and the others'.
+	if p.hasGlobal() {
+		p.shareGlobal(ctx)
+	}
 	p.opts.log.Info().Int(logfield.Queues, len(p.queues)).Msg("worker: pool running")
 
 	// stopCtx ends when the pool starts shutting down (ctx ended or a
@@ -299,6 +310,13 @@ func (p *Pool) Run(ctx context.Context) error {
 		go func() {
 			defer handlers.Done()
 			p.runQuarantine(stopCtx, jobCtx, q)
+		}()
+	}
+	if p.hasGlobal() {
+		loops.Add(1)
+		go func() {
+			defer loops.Done()
+			p.refreshGlobal(stopCtx)
 		}()
 	}
 	for i, q := range p.queues {

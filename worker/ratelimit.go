@@ -52,6 +52,94 @@ func RateLimit(n int, per time.Duration) QueueOption {
 	}
 }
 
+// GlobalRateLimit shares a limit of n jobs per per among the consumers of
+// the queue: each pool with it lets jobs of the queue start at n/c per per,
+// c being the queue's consumer count (each pool consuming the queue is one
+// consumer), which it reads from the broker (queue.declare, passive) when
+// Run starts and every GlobalRefresh after. Give every pool consuming the
+// queue the same GlobalRateLimit: a consumer without it counts in c but
+// takes what it likes.
+//
+// It is a division, not a distributed token bucket. While the consumer
+// count holds at c, the queue's starts stay within n per per: c shares of
+// n/c, each a bucket of burst 1 as RateLimit's (each rounded up to whole
+// jobs in a window of length per). While consumers join and leave, a
+// pool's share lags behind for up to GlobalRefresh: when k consumers join
+// c, those that have not read the new count go on at n/c each, so the sum
+// may reach n + k*n/(c+k) per per, under 2n, for up to GlobalRefresh; when
+// consumers leave, the sum falls below n for as long. In general the sum
+// is at most n times the consumers now over the fewest any pool read at its
+// last reading. A strict bound across workers needs a shared store (a
+// token bucket in Redis, say), which warren does not have.
+// docs/flow-control.md#rate-limits has the details.
+//
+// Give RateLimit or GlobalRateLimit to a queue, not both.
+func GlobalRateLimit(n int, per time.Duration) QueueOption {
+	return func(q *queueOptions) error {
+		l, err := newLimit(n, per)
+		if err != nil {
+			return fmt.Errorf("GlobalRateLimit: %w", err)
+		}
+		q.global = l
+		return nil
+	}
+}
+
+// GlobalRefresh is how often a pool reads the consumer count of its queues
+// with a GlobalRateLimit, to set its share.
+const GlobalRefresh = 5 * time.Second
+
+func (p *Pool) hasGlobal() bool {
+	for _, q := range p.queues {
+		if q.cfg.global.n > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// refreshGlobal sets the shares of p's global rate limits every
+// GlobalRefresh until stopCtx ends.
+func (p *Pool) refreshGlobal(stopCtx context.Context) {
+	t := time.NewTicker(GlobalRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-stopCtx.Done():
+			return
+		case <-t.C:
+		}
+		p.shareGlobal(stopCtx)
+	}
+}
+
+// shareGlobal sets the share of each of p's global rate limits from its
+// queue's consumer count; one it cannot read keeps its share.
+func (p *Pool) shareGlobal(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	d := broker.NewDeclarer(p.conn)
+	defer d.Close(context.WithoutCancel(ctx))
+	for _, q := range p.queues {
+		g := q.cfg.global
+		if g.n == 0 {
+			continue
+		}
+		info, err := d.QueueInfo(ctx, q.queue.Name)
+		if err != nil {
+			q.log.Warn().Err(err).Msg("worker: could not read the queue's consumer count for its global rate limit; keeping this pool's share")
+			continue
+		}
+		q.limit.SetLimit(share(g, info.Consumers))
+	}
+}
+
+// share is one consumer's part of g among consumers (at least one: this
+// pool's own consumer may be between two channels).
+func share(g limit, consumers int) rate.Limit {
+	return rate.Limit(float64(g.n) / g.per.Seconds() / float64(max(consumers, 1)))
+}
+
 // TypeRateLimit lets at most n jobs of type jobType start in any interval
 // of length per, in this pool, across its queues (a token bucket with a
 // burst of 1, as RateLimit). A job of that type waiting for its turn holds

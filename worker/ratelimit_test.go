@@ -31,6 +31,10 @@ func TestRateLimitOptions(t *testing.T) {
 		{"type zero jobs", []worker.Option{worker.TypeRateLimit("ok", 0, time.Second)}, `TypeRateLimit "ok": 0 per 1s`},
 		{"type zero interval", []worker.Option{worker.TypeRateLimit("ok", 1, 0)}, "positive interval"},
 		{"type empty", []worker.Option{worker.TypeRateLimit("", 1, time.Second)}, "empty job type"},
+		{"global limit", []worker.Option{worker.WithQueue(f.queue, worker.GlobalRateLimit(10, time.Second))}, ""},
+		{"global zero jobs", []worker.Option{worker.WithQueue(f.queue, worker.GlobalRateLimit(0, time.Second))}, "GlobalRateLimit: 0 per 1s: give a positive number"},
+		{"global zero interval", []worker.Option{worker.WithQueue(f.queue, worker.GlobalRateLimit(3, 0))}, "positive interval"},
+		{"global and pool limits", []worker.Option{worker.WithQueue(f.queue, worker.RateLimit(1, time.Second), worker.GlobalRateLimit(3, time.Second))}, "give RateLimit (this pool's) or GlobalRateLimit (shared by the queue's consumers), not both"},
 		{"type twice", []worker.Option{worker.TypeRateLimit("ok", 1, time.Second), worker.TypeRateLimit("ok", 2, time.Second)}, `TypeRateLimit "ok" is given twice`},
 	}
 	for _, tt := range tests {
@@ -71,7 +75,6 @@ func TestRateLimitHandlesEveryJob(t *testing.T) {
 		worker.TypeRateLimit("slow", 40, time.Second),
 		worker.WithObserver(worker.OutcomeFunc(l.observe)))
 	testkit.WaitFor(t, 60*time.Second, "every job handled", func() bool { return l.count() == len(ids) })
-	t.Logf("handled %d", l.count())
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -184,5 +187,54 @@ func TestRateLimitShutdownReturnsWaitingJobs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestGlobalRateLimitShares: two pools with the same GlobalRateLimit on a
+// queue each take half of it once they have read the queue's consumer
+// count, and handle every job once, none retried or dead-lettered.
+func TestGlobalRateLimitShares(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOpts{})
+	const n, perSecond = 40, 100
+	ids := f.publish("ok", make([]any, n)...)
+	l := newLedger()
+	mux := worker.NewMux()
+	mux.HandleFunc("ok", func(ctx context.Context, job *worker.Job) error {
+		l.add(job.ID)
+		return nil
+	})
+	var pools []*worker.Pool
+	for range 2 {
+		p, err := worker.NewPool(f.conn, f.topo, mux, worker.WithSender(f.snd),
+			worker.WithQueue(f.queue, worker.Concurrency(2), worker.GlobalRateLimit(perSecond, time.Second)),
+			worker.WithObserver(worker.OutcomeFunc(l.observe)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() { errc <- p.Run(ctx) }()
+		t.Cleanup(func() {
+			cancel()
+			if err := <-errc; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+		pools = append(pools, p)
+	}
+	testkit.WaitFor(t, 60*time.Second, "every job handled", func() bool { return l.count() == n })
+	// The first pool read one consumer at its start, the second two; the
+	// first reads two at its next refresh.
+	testkit.WaitFor(t, 3*worker.GlobalRefresh, "both pools at half the limit", func() bool {
+		return worker.QueueRate(pools[0], f.queue) == perSecond/2 && worker.QueueRate(pools[1], f.queue) == perSecond/2
+	})
+	for _, id := range ids {
+		if c := l.handled[id]; c != 1 {
+			t.Errorf("job %s handled %d times", id, c)
+		}
+	}
+	if got := l.status(worker.Succeeded); got != n {
+		t.Errorf("%d outcomes Succeeded, want %d", got, n)
 	}
 }
