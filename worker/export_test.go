@@ -12,7 +12,9 @@ func SetQueueGoneCheck(p *Pool, gone func() bool) { p.queueGoneCheck = gone }
 func QueueRate(p *Pool, queue string) float64 {
 	for _, q := range p.queues {
 		if q.queue.Name == queue && q.limit != nil {
-			return float64(q.limit.Limit())
+			p.limitMu.Lock()
+			defer p.limitMu.Unlock()
+			return float64(q.limit.lim.Limit())
 		}
 	}
 	return 0

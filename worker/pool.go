@@ -12,7 +12,6 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/semaphore"
-	"golang.org/x/time/rate"
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/internal/logfield"
@@ -47,7 +46,7 @@ type Pool struct {
 	// typeLimits are the TypeRateLimit buckets, by job type; read-only
 	// once built. limitMu is held to take a job's tokens, all at once
 	// (see ratelimit.go).
-	typeLimits map[string]*rate.Limiter
+	typeLimits map[string]*bucket
 	limitMu    sync.Mutex
 
 	// queueGoneCheck, when set (by tests), replaces queueGone's question
@@ -92,7 +91,7 @@ type queueRun struct {
 	slots chan struct{}
 
 	// limit is the queue's RateLimit bucket, nil for none.
-	limit *rate.Limiter
+	limit *bucket
 
 	mu       sync.Mutex
 	consumer *broker.Consumer // the current one, nil between two
@@ -166,9 +165,9 @@ func NewPool(conn *broker.Conn, topo *topology.Topology, h Handler, opts ...Opti
 	}
 	p := &Pool{conn: conn, topo: topo, handler: h, opts: o, gate: semaphore.NewWeighted(isolated)}
 	if len(o.typeLimits) > 0 {
-		p.typeLimits = make(map[string]*rate.Limiter, len(o.typeLimits))
+		p.typeLimits = make(map[string]*bucket, len(o.typeLimits))
 		for jt, l := range o.typeLimits {
-			p.typeLimits[jt] = l.limiter()
+			p.typeLimits[jt] = l.bucket()
 		}
 	}
 	var problems []error
@@ -209,10 +208,10 @@ func NewPool(conn *broker.Conn, topo *topology.Topology, h Handler, opts ...Opti
 		case qo.limit.n > 0 && qo.global.n > 0:
 			problems = append(problems, fmt.Errorf("worker: queue %q: give RateLimit (this pool's) or GlobalRateLimit (shared by the queue's consumers), not both", qo.name))
 		case qo.limit.n > 0:
-			run.limit = qo.limit.limiter()
+			run.limit = qo.limit.bucket()
 		case qo.global.n > 0:
 			// This pool's share until it reads the queue's consumers.
-			run.limit = qo.global.limiter()
+			run.limit = qo.global.bucket()
 		}
 		p.queues = append(p.queues, run)
 	}

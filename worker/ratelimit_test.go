@@ -2,12 +2,16 @@ package worker_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/internal/brokertest"
 	"github.com/warrenmq/warren/internal/testkit"
+	"github.com/warrenmq/warren/internal/topotest"
 	"github.com/warrenmq/warren/topology"
 	"github.com/warrenmq/warren/worker"
 )
@@ -237,4 +241,89 @@ func TestGlobalRateLimitShares(t *testing.T) {
 	if got := l.status(worker.Succeeded); got != n {
 		t.Errorf("%d outcomes Succeeded, want %d", got, n)
 	}
+}
+
+// BenchmarkRateLimit measures the rate a limited pool achieves against
+// the broker, in jobs/s from the first limited job's start to the last's
+// (reported, never asserted): a queue limited to 50 and to 500 jobs/s, and
+// a job type limited to 500 jobs/s among as many jobs of an unlimited
+// type. Each op is one job of the limited kind: run it with
+// -benchtime=200x (4 s at 50/s).
+func BenchmarkRateLimit(b *testing.B) {
+	cases := []struct {
+		name      string
+		perSecond int
+		opts      func(queue string, perSecond int) []worker.Option
+		other     bool // as many jobs of an unlimited type too
+	}{
+		{"queue 50/s", 50, queueLimit, false},
+		{"queue 500/s", 500, queueLimit, false},
+		{"type 500/s", 500, func(queue string, perSecond int) []worker.Option {
+			return []worker.Option{worker.WithQueue(queue, worker.Concurrency(8), worker.Prefetch(64)), worker.TypeRateLimit("slow", perSecond, time.Second)}
+		}, true},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			exchange, queue := brokertest.Name(b, "x"), brokertest.Name(b, "q")
+			topo := topotest.Apply(b, fmt.Sprintf("version: 1\nexchanges:\n  %s: {type: direct}\nqueues:\n  %s: {type: classic}\nbindings:\n  - {exchange: %s, queue: %s, routing_keys: [slow, ok]}\nroutes:\n  slow: {exchange: %s}\n  ok: {exchange: %s}\n",
+				exchange, queue, exchange, queue, exchange, exchange))
+			pubConn := testkit.Dial(b, "worker-bench-publish")
+			pub, err := broker.NewPublisher(pubConn, broker.WithRouter(topo))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer pub.Close(context.Background())
+			var jobs []broker.Job
+			for range b.N {
+				jobs = append(jobs, broker.Job{Type: "slow"})
+				if c.other {
+					jobs = append(jobs, broker.Job{Type: "ok"})
+				}
+			}
+			if err := pub.PublishBatch(brokertest.Context(b, 60*time.Second), jobs); err != nil {
+				b.Fatal(err)
+			}
+
+			var limited, others atomic.Int64
+			var last atomic.Int64 // when the last limited job started, in ns since start
+			start := time.Now()
+			mux := worker.NewMux()
+			mux.HandleFunc("slow", func(ctx context.Context, job *worker.Job) error {
+				last.Store(int64(time.Since(start)))
+				limited.Add(1)
+				return nil
+			})
+			mux.HandleFunc("ok", func(ctx context.Context, job *worker.Job) error {
+				others.Add(1)
+				return nil
+			})
+			pool, err := worker.NewPool(testkit.Dial(b, "worker-bench-consume"), topo, mux, c.opts(queue, c.perSecond)...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			errc := make(chan error, 1)
+			b.ResetTimer()
+			start = time.Now()
+			go func() { errc <- pool.Run(ctx) }()
+			testkit.WaitFor(b, 10*time.Minute, "every limited job handled", func() bool { return limited.Load() == int64(b.N) })
+			b.StopTimer()
+			cancel()
+			if err := <-errc; err != nil {
+				b.Fatal(err)
+			}
+			// From the first start to the last: b.N-1 intervals.
+			if el := time.Duration(last.Load()); b.N > 1 && el > 0 {
+				b.ReportMetric(float64(b.N-1)/el.Seconds(), "jobs/s")
+			}
+			b.ReportMetric(float64(c.perSecond), "limit-jobs/s")
+			if c.other {
+				b.ReportMetric(float64(others.Load()), "unlimited-jobs")
+			}
+		})
+	}
+}
+
+func queueLimit(queue string, perSecond int) []worker.Option {
+	return []worker.Option{worker.WithQueue(queue, worker.Concurrency(8), worker.Prefetch(64), worker.RateLimit(perSecond, time.Second))}
 }
