@@ -213,6 +213,15 @@ func NewPool(conn *broker.Conn, topo *topology.Topology, h Handler, opts ...Opti
 			// This pool's share until it reads the queue's consumers.
 			run.limit = qo.global.bucket()
 		}
+		if l := cmp.Or(qo.limit, qo.global); l.n > 0 {
+			// The last job of a full prefetch waits this long for its
+			// turn, unacked: past RabbitMQ's consumer_timeout, the broker
+			// closes the channel.
+			if wait := time.Duration(qo.prefetch-1) * l.per / time.Duration(l.n); wait > maxRateWait {
+				run.log.Warn().Int(logfield.Prefetch, qo.prefetch).Dur(logfield.Wait, wait).
+					Msg("worker: with this rate limit, prefetched jobs wait unacked longer than RabbitMQ's consumer_timeout may allow; lower Prefetch or raise consumer_timeout")
+			}
+		}
 		p.queues = append(p.queues, run)
 	}
 	if err := errors.Join(problems...); err != nil {

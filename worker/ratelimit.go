@@ -302,6 +302,12 @@ func (p *Pool) admit(stopCtx context.Context, cur *broker.Consumer, l limiters) 
 	}
 }
 
+// maxRateWait is the longest a prefetched job may wait for its rate limit
+// before NewPool warns: DefaultHandlerTimeout's margin below RabbitMQ's
+// consumer_timeout (30 minutes by default), past which the broker closes
+// the channel of a consumer holding an unacked delivery.
+const maxRateWait = DefaultHandlerTimeout
+
 // lateCredit bounds the delay a waiting job's tokens are taken back
 // over (see admit).
 const lateCredit = 5 * time.Millisecond
