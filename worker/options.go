@@ -301,6 +301,12 @@ type Outcome struct {
 	Err   error
 	// Duration is the handler's run time (zero when no handler ran).
 	Duration time.Duration
+	// RateWait is how long the delivery waited for its rate limits
+	// (RateLimit, TypeRateLimit, GlobalRateLimit) before it started; zero
+	// when it did not wait. A job of a limited type counts from when it
+	// was set aside to wait until it started, its wait for a free handler
+	// included.
+	RateWait time.Duration
 	// RetryIn is the delay before the next attempt, when Retried.
 	RetryIn time.Duration
 	// Replied is set when a reply was sent to the job's reply_to.

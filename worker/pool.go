@@ -431,6 +431,7 @@ func (p *Pool) serve(stopCtx, jobCtx context.Context, q *queueRun, c *broker.Con
 						// Its type's turn may be far off: it waits in a
 						// goroutine of its own, without a slot, and the
 						// queue's other jobs go on.
+						l.since = time.Now()
 						workers.Add(1)
 						handlers.Add(1)
 						go func() {

@@ -221,6 +221,9 @@ type limiters struct {
 	// due is when the tokens of a job that waited for them were due (see
 	// admit); zero before it waits.
 	due time.Time
+	// since is when the job began to wait in a goroutine of its own
+	// (awaitType); zero for one that waits where it is taken.
+	since time.Time
 }
 
 func (l limiters) none() bool { return l.queue == nil && l.typ == nil }
@@ -255,8 +258,8 @@ func untilTokens(at time.Time, bs ...*bucket) time.Duration {
 }
 
 // admit waits until d may start under l, then takes its tokens, all at
-// once. It reports false, having taken none, when stopCtx ends or cur's
-// channel is lost first.
+// once, and reports whether it had to wait. It reports false, having
+// taken none, when stopCtx ends or cur's channel is lost first.
 //
 // A job that waited takes its tokens as of when they were due, not as of
 // when its timer woke it: waking is late by the timer's and the
@@ -267,7 +270,7 @@ func untilTokens(at time.Time, bs ...*bucket) time.Duration {
 // than that by the difference of their delays, lateCredit at most. A job
 // woken later than that (a slot it waited for, a loaded machine) counts
 // from now: no backlog of late jobs starts at once.
-func (p *Pool) admit(stopCtx context.Context, cur *broker.Consumer, l limiters) bool {
+func (p *Pool) admit(stopCtx context.Context, cur *broker.Consumer, l limiters) (ok, waited bool) {
 	due := l.due
 	for {
 		p.limitMu.Lock()
@@ -292,13 +295,14 @@ func (p *Pool) admit(stopCtx context.Context, cur *broker.Consumer, l limiters) 
 				}
 			}
 			p.limitMu.Unlock()
-			return true
+			return true, waited
 		}
 		due = at.Add(wait)
 		p.limitMu.Unlock()
 		if !sleep(stopCtx, cur, due.Sub(now)) {
-			return false
+			return false, waited
 		}
+		waited = true
 	}
 }
 
@@ -375,9 +379,20 @@ func (p *Pool) awaitType(stopCtx, jobCtx context.Context, q *queueRun, cur *brok
 // quarantine gate, and runs d; a job that cannot start because the pool
 // stops is returned to its queue.
 func (p *Pool) start(stopCtx, jobCtx context.Context, w *watchdog, q *queueRun, cur *broker.Consumer, d *broker.Delivery, l limiters) {
-	if !l.none() && !p.admit(stopCtx, cur, l) {
-		p.returnUnstarted(q, cur, d)
-		return
+	var waited time.Duration
+	if !l.none() {
+		begin := l.since
+		if begin.IsZero() {
+			begin = time.Now()
+		}
+		ok, slept := p.admit(stopCtx, cur, l)
+		if !ok {
+			p.returnUnstarted(q, cur, d)
+			return
+		}
+		if slept || !l.since.IsZero() {
+			waited = time.Since(begin)
+		}
 	}
 	// Waits while a quarantined job runs alone; jobCtx ends only at the
 	// shutdown deadline, after which the job goes back untouched.
@@ -387,7 +402,7 @@ func (p *Pool) start(stopCtx, jobCtx context.Context, w *watchdog, q *queueRun, 
 		})
 		return
 	}
-	p.process(jobCtx, w, q, d, d)
+	p.process(jobCtx, w, q, d, d, waited)
 	p.gate.Release(1)
 }
 

@@ -74,10 +74,16 @@ func TestRateLimitHandlesEveryJob(t *testing.T) {
 	}
 	mux.HandleFunc("ok", handle)
 	mux.HandleFunc("slow", handle)
+	var waited atomic.Int32 // outcomes with a RateWait
 	stop := f.run(mux,
 		worker.WithQueue(f.queue, worker.Concurrency(2), worker.Prefetch(8), worker.RateLimit(200, time.Second)),
 		worker.TypeRateLimit("slow", 40, time.Second),
-		worker.WithObserver(worker.OutcomeFunc(l.observe)))
+		worker.WithObserver(worker.OutcomeFunc(l.observe)),
+		worker.WithObserver(worker.OutcomeFunc(func(o worker.Outcome) {
+			if o.RateWait > 0 {
+				waited.Add(1)
+			}
+		})))
 	testkit.WaitFor(t, 60*time.Second, "every job handled", func() bool { return l.count() == len(ids) })
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
@@ -100,6 +106,10 @@ func TestRateLimitHandlesEveryJob(t *testing.T) {
 	}
 	if d := brokertest.Depth(t, topology.DeadLetterQueueName(f.queue)); d != 0 {
 		t.Errorf("%d jobs in the dead-letter queue", d)
+	}
+	// 50 jobs at 200 a second, burst 1: all but the first wait their turn.
+	if waited.Load() == 0 {
+		t.Error("no outcome has a RateWait")
 	}
 }
 
