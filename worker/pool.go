@@ -427,26 +427,28 @@ func (p *Pool) serve(stopCtx, jobCtx context.Context, q *queueRun, c *broker.Con
 						return
 					}
 					l := p.limitsOf(q, d)
-					if !p.typeReady(l) {
-						// Its type's turn may be far off: it waits in a
-						// goroutine of its own, without a slot, and the
-						// queue's other jobs go on.
-						l.since = time.Now()
-						workers.Add(1)
-						handlers.Add(1)
-						go func() {
-							defer handlers.Done()
-							defer workers.Done()
-							p.awaitType(stopCtx, jobCtx, q, cur, d, l)
-						}()
-						continue
+					if p.typeReady(l) {
+						if !q.takeSlot(stopCtx, cur) {
+							p.returnUnstarted(q, cur, d)
+							return
+						}
+						started := p.start(stopCtx, jobCtx, &w, q, cur, d, l)
+						<-q.slots
+						if started {
+							continue
+						}
 					}
-					if !q.takeSlot(stopCtx, cur) {
-						p.returnUnstarted(q, cur, d)
-						return
-					}
-					p.start(stopCtx, jobCtx, &w, q, cur, d, l)
-					<-q.slots
+					// Its type's turn may be far off: it waits in a
+					// goroutine of its own, without a slot, and the
+					// queue's other jobs go on.
+					l.since = time.Now()
+					workers.Add(1)
+					handlers.Add(1)
+					go func() {
+						defer handlers.Done()
+						defer workers.Done()
+						p.awaitType(stopCtx, jobCtx, q, cur, d, l)
+					}()
 				}
 			}()
 		}

@@ -257,9 +257,20 @@ func untilTokens(at time.Time, bs ...*bucket) time.Duration {
 	return wait
 }
 
+// admission is what admit did.
+type admission int
+
+const (
+	admitted admission = iota // the tokens are taken: start the job
+	stopped                   // stopCtx ended or cur's channel was lost first
+	typeBusy                  // the type's token went to another job: wait for it without a slot
+)
+
 // admit waits until d may start under l, then takes its tokens, all at
-// once, and reports whether it had to wait. It reports false, having
-// taken none, when stopCtx ends or cur's channel is lost first.
+// once, and reports whether it had to wait. It takes none when stopCtx
+// ends or cur's channel is lost first, or when d's type has no token:
+// the caller holds a handler slot, which it must not keep for a type's
+// turn (another job of the type got there first).
 //
 // A job that waited takes its tokens as of when they were due, not as of
 // when its timer woke it: waking is late by the timer's and the
@@ -270,7 +281,7 @@ func untilTokens(at time.Time, bs ...*bucket) time.Duration {
 // than that by the difference of their delays, lateCredit at most. A job
 // woken later than that (a slot it waited for, a loaded machine) counts
 // from now: no backlog of late jobs starts at once.
-func (p *Pool) admit(stopCtx context.Context, cur *broker.Consumer, l limiters) (ok, waited bool) {
+func (p *Pool) admit(stopCtx context.Context, cur *broker.Consumer, l limiters) (a admission, waited bool) {
 	due := l.due
 	for {
 		p.limitMu.Lock()
@@ -295,12 +306,16 @@ func (p *Pool) admit(stopCtx context.Context, cur *broker.Consumer, l limiters) 
 				}
 			}
 			p.limitMu.Unlock()
-			return true, waited
+			return admitted, waited
+		}
+		if l.typ != nil && untilTokens(at, l.typ) > 0 {
+			p.limitMu.Unlock()
+			return typeBusy, waited
 		}
 		due = at.Add(wait)
 		p.limitMu.Unlock()
 		if !sleep(stopCtx, cur, due.Sub(now)) {
-			return false, waited
+			return stopped, waited
 		}
 		waited = true
 	}
@@ -342,11 +357,33 @@ func (p *Pool) typeReady(l limiters) bool {
 
 // awaitType runs d, a job whose type's limit holds it back, once it may
 // start, without holding a handler slot meanwhile: it sleeps until its
-// type has a token, takes a slot of q, then waits for the tokens there
-// (briefly, unless another job of the type took the token first, or the
-// queue's own limit is the one to wait for). It is a goroutine of the
-// pool's handlers and of cur's workers; its caller added it to both.
+// type has a token, takes a slot of q, then waits there for the queue's
+// limit, if any; when another job of the type took the token first, it
+// gives the slot back and sleeps again. It is a goroutine of the pool's
+// handlers and of cur's workers; its caller added it to both.
 func (p *Pool) awaitType(stopCtx, jobCtx context.Context, q *queueRun, cur *broker.Consumer, d *broker.Delivery, l limiters) {
+	var w watchdog // the handler timeout of d
+	defer w.stop()
+	for {
+		if !p.typeTurn(stopCtx, cur, &l) {
+			p.returnUnstarted(q, cur, d)
+			return
+		}
+		if !q.takeSlot(stopCtx, cur) {
+			p.returnUnstarted(q, cur, d)
+			return
+		}
+		started := p.start(stopCtx, jobCtx, &w, q, cur, d, l)
+		<-q.slots
+		if started {
+			return
+		}
+	}
+}
+
+// typeTurn sleeps until l's type has a token (which another job may take
+// first); false when stopCtx ended or cur's channel was lost first.
+func (p *Pool) typeTurn(stopCtx context.Context, cur *broker.Consumer, l *limiters) bool {
 	for {
 		p.limitMu.Lock()
 		now := time.Now()
@@ -357,38 +394,34 @@ func (p *Pool) awaitType(stopCtx, jobCtx context.Context, q *queueRun, cur *brok
 		wait := untilTokens(at, l.typ)
 		p.limitMu.Unlock()
 		if wait == 0 {
-			break
+			return true
 		}
 		l.due = at.Add(wait)
 		if !sleep(stopCtx, cur, l.due.Sub(now)) {
-			p.returnUnstarted(q, cur, d)
-			return
+			return false
 		}
 	}
-	if !q.takeSlot(stopCtx, cur) {
-		p.returnUnstarted(q, cur, d)
-		return
-	}
-	defer func() { <-q.slots }()
-	var w watchdog // the handler timeout of d
-	defer w.stop()
-	p.start(stopCtx, jobCtx, &w, q, cur, d, l)
 }
 
 // start waits, holding a slot of q, for d's rate limits, then for the
 // quarantine gate, and runs d; a job that cannot start because the pool
-// stops is returned to its queue.
-func (p *Pool) start(stopCtx, jobCtx context.Context, w *watchdog, q *queueRun, cur *broker.Consumer, d *broker.Delivery, l limiters) {
+// stops is returned to its queue. It reports false, d not started, when
+// d's type's turn went to another job: its caller gives the slot back and
+// waits for the type without it (awaitType).
+func (p *Pool) start(stopCtx, jobCtx context.Context, w *watchdog, q *queueRun, cur *broker.Consumer, d *broker.Delivery, l limiters) bool {
 	var waited time.Duration
 	if !l.none() {
 		begin := l.since
 		if begin.IsZero() {
 			begin = time.Now()
 		}
-		ok, slept := p.admit(stopCtx, cur, l)
-		if !ok {
+		a, slept := p.admit(stopCtx, cur, l)
+		switch a {
+		case stopped:
 			p.returnUnstarted(q, cur, d)
-			return
+			return true
+		case typeBusy:
+			return false
 		}
 		if slept || !l.since.IsZero() {
 			waited = time.Since(begin)
@@ -400,10 +433,11 @@ func (p *Pool) start(stopCtx, jobCtx context.Context, w *watchdog, q *queueRun, 
 		p.observed(jobCtx, q, d, func(ctx context.Context, _ facts, out *Outcome) {
 			p.settle(ctx, q, d, d, verdict{kind: verdictRequeue}, out)
 		})
-		return
+		return true
 	}
 	p.process(jobCtx, w, q, d, d, waited)
 	p.gate.Release(1)
+	return true
 }
 
 // returnUnstarted returns d, a delivery of cur that no handler took

@@ -142,6 +142,16 @@ func TestRateLimitShutdownReturnsWaitingJobs(t *testing.T) {
 			},
 			slow: 4, oks: 20, handled: 1 + 20,
 		},
+		{
+			// Four handlers find the type's one token at once: those
+			// that lose it give their slot back rather than hold it for
+			// an hour.
+			name: "type limit, handlers racing for its turn",
+			opts: func(queue string) []worker.Option {
+				return []worker.Option{worker.WithQueue(queue, worker.Concurrency(4), worker.Prefetch(64)), worker.TypeRateLimit("slow", 1, time.Hour)}
+			},
+			slow: 16, oks: 40, handled: 1 + 40,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
