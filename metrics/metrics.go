@@ -46,6 +46,7 @@ type Metrics struct {
 	confirm      *prometheus.HistogramVec // kind
 	processed    *prometheus.CounterVec   // queue, type, outcome
 	handler      *prometheus.HistogramVec // queue, type
+	rateWait     *prometheus.CounterVec   // queue, type
 	inFlight     *prometheus.GaugeVec     // queue
 	replies      *prometheus.CounterVec   // outcome
 	calls        *prometheus.CounterVec   // type, outcome
@@ -88,6 +89,10 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 			Help:    "Run time of handlers, by queue and job type.",
 			Buckets: o.durationBuckets,
 		}, []string{"queue", "type"}),
+		rateWait: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "rate_limit_wait_seconds_total",
+			Help: "Time deliveries waited for their pool's rate limits before they started, by queue and job type.",
+		}, []string{"queue", "type"}),
 		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: Namespace, Name: "jobs_in_flight",
 			Help: "Deliveries a pool has taken and not yet settled, by queue.",
@@ -114,7 +119,7 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 			Help: "1 while a queue a pool consumes is paused (warren queue pause), 0 once resumed, by queue.",
 		}, []string{"queue"}),
 	}
-	collectors := []prometheus.Collector{m.published, m.confirm, m.processed, m.handler, m.inFlight,
+	collectors := []prometheus.Collector{m.published, m.confirm, m.processed, m.handler, m.rateWait, m.inFlight,
 		m.replies, m.calls, m.callDuration, m.reconnects, m.paused}
 	for i, c := range collectors {
 		if err := reg.Register(c); err != nil {
@@ -193,7 +198,8 @@ func (m *Metrics) Connection(c broker.StateChange) {
 
 // Job keeps warren_jobs_in_flight, the deliveries a pool is handling by
 // queue, and, once the delivery is settled, counts it
-// (warren_jobs_processed_total) and its handler's run time. It is the
+// (warren_jobs_processed_total), its handler's run time and its wait for
+// rate limits (warren_rate_limit_wait_seconds_total). It is the
 // worker.Observer's: a pool on a connection dialled with the Metrics uses
 // it without being told.
 func (m *Metrics) Job(ctx context.Context, job *worker.Job, _ worker.Source) (context.Context, func(worker.Outcome)) {
@@ -208,6 +214,9 @@ func (m *Metrics) Job(ctx context.Context, job *worker.Job, _ worker.Source) (co
 		m.processed.WithLabelValues(o.Queue, jobType, StatusLabel(o.Status)).Inc()
 		if o.Duration > 0 { // a handler ran
 			m.handler.WithLabelValues(o.Queue, jobType).Observe(o.Duration.Seconds())
+		}
+		if o.RateWait > 0 {
+			m.rateWait.WithLabelValues(o.Queue, jobType).Add(o.RateWait.Seconds())
 		}
 	}
 }

@@ -512,3 +512,41 @@ warren_queue_paused{queue="reports"} 0
 		t.Error(err)
 	}
 }
+
+// TestRateLimitWait: the wait an outcome reports is added up by queue and
+// job type; an outcome without one adds no series.
+func TestRateLimitWait(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, metrics.WithJobTypes("sms.send", "email.send"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []worker.Outcome{
+		{Queue: "q", JobType: "sms.send", Status: worker.Succeeded, RateWait: 1500 * time.Millisecond},
+		{Queue: "q", JobType: "sms.send", Status: worker.Retried, RateWait: 500 * time.Millisecond},
+		{Queue: "q", JobType: "email.send", Status: worker.Succeeded},
+	} {
+		_, done := m.Job(context.Background(), &worker.Job{Queue: o.Queue, Type: o.JobType}, worker.Source{})
+		done(o)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != "warren_rate_limit_wait_seconds_total" {
+			continue
+		}
+		for _, s := range f.GetMetric() {
+			var labels []string
+			for _, l := range s.GetLabel() {
+				labels = append(labels, l.GetName()+"="+l.GetValue())
+			}
+			got[strings.Join(labels, ",")] = s.GetCounter().GetValue()
+		}
+	}
+	if diff := cmp.Diff(map[string]float64{"queue=q,type=sms.send": 2}, got); diff != "" {
+		t.Errorf("warren_rate_limit_wait_seconds_total (-want +got):\n%s", diff)
+	}
+}

@@ -61,6 +61,16 @@
 // WithObserver adds observers of the pool's own, after the connection's;
 // OutcomeFunc makes one of a func(Outcome).
 //
+// # Rate limits
+//
+// RateLimit (a queue's jobs), TypeRateLimit (a job type's, across queues)
+// and GlobalRateLimit (a queue's, divided among its consumers) hold jobs
+// back before they start, in token buckets of golang.org/x/time/rate. A
+// job held back waits unacked in the pool's prefetch window, and the
+// rest in the broker; a limit never acks, retries or dead-letters a job,
+// and a job still waiting when the pool stops goes back to its queue as a
+// prefetched one does. docs/flow-control.md says what each bounds.
+//
 // docs/retries.md describes retries, dead letters and scheduled jobs in
 // full.
 package worker

@@ -44,6 +44,7 @@ type options struct {
 	panics          PanicPolicy
 	crashLimit      int
 	observers       []Observer
+	typeLimits      map[string]limit // TypeRateLimit, by job type
 	// now is the pool's clock, time.Now but in tests. A handler's
 	// deadline is read from it too: a test that runs handlers keeps its
 	// readings close to the real clock's (a watchdog's timer is real).
@@ -55,6 +56,8 @@ type queueOptions struct {
 	concurrency    int
 	prefetch       int
 	handlerTimeout time.Duration
+	limit          limit // RateLimit; zero for none
+	global         limit // GlobalRateLimit; zero for none
 }
 
 // QueueOption configures one queue of a pool.
@@ -298,6 +301,12 @@ type Outcome struct {
 	Err   error
 	// Duration is the handler's run time (zero when no handler ran).
 	Duration time.Duration
+	// RateWait is how long the delivery waited for its rate limits
+	// (RateLimit, TypeRateLimit, GlobalRateLimit) before it started; zero
+	// when it did not wait. A job of a limited type counts from when it
+	// was set aside to wait until it started, its wait for a free handler
+	// included.
+	RateWait time.Duration
 	// RetryIn is the delay before the next attempt, when Retried.
 	RetryIn time.Duration
 	// Replied is set when a reply was sent to the job's reply_to.

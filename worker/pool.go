@@ -45,6 +45,12 @@ type Pool struct {
 	// waiting isolation holds back the jobs that come after it.
 	gate *semaphore.Weighted
 
+	// typeLimits are the TypeRateLimit buckets, by job type; read-only
+	// once built. limitMu is held to take a job's tokens, all at once
+	// (see ratelimit.go).
+	typeLimits map[string]*bucket
+	limitMu    sync.Mutex
+
 	// queueGoneCheck, when set (by tests), replaces queueGone's question
 	// to the broker.
 	queueGoneCheck func() bool
@@ -86,6 +92,9 @@ type queueRun struct {
 	// together never run more than the queue's concurrency.
 	slots chan struct{}
 
+	// limit is the queue's RateLimit bucket, nil for none.
+	limit *bucket
+
 	mu       sync.Mutex
 	consumer *broker.Consumer // the current one, nil between two
 
@@ -97,6 +106,24 @@ type queueRun struct {
 	// queue (pause.go); resumed wakes serve when it is resumed (buffer 1).
 	paused  atomic.Bool
 	resumed chan struct{}
+}
+
+// takeSlot waits for a free slot of q and takes it; false when stopCtx
+// ends or cur's channel is lost first.
+func (q *queueRun) takeSlot(stopCtx context.Context, cur *broker.Consumer) bool {
+	// A free slot is taken without the select, which costs more.
+	select {
+	case q.slots <- struct{}{}:
+		return true
+	default:
+	}
+	select {
+	case q.slots <- struct{}{}:
+		return true
+	case <-stopCtx.Done():
+	case <-cur.Done():
+	}
+	return false
 }
 
 func (q *queueRun) current() *broker.Consumer {
@@ -144,6 +171,12 @@ func NewPool(conn *broker.Conn, topo *topology.Topology, h Handler, opts ...Opti
 		}
 	}
 	p := &Pool{conn: conn, topo: topo, handler: h, opts: o, gate: semaphore.NewWeighted(isolated)}
+	if len(o.typeLimits) > 0 {
+		p.typeLimits = make(map[string]*bucket, len(o.typeLimits))
+		for jt, l := range o.typeLimits {
+			p.typeLimits[jt] = l.bucket()
+		}
+	}
 	var problems []error
 	for _, qo := range o.queues {
 		q, ok := topo.Queue(qo.name)
@@ -170,7 +203,7 @@ func NewPool(conn *broker.Conn, topo *topology.Topology, h Handler, opts ...Opti
 		if qo.handlerTimeout == 0 {
 			qo.handlerTimeout = o.handlerTimeout
 		}
-		p.queues = append(p.queues, &queueRun{
+		run := &queueRun{
 			cfg:     qo,
 			queue:   q,
 			topo:    topo,
@@ -178,7 +211,26 @@ func NewPool(conn *broker.Conn, topo *topology.Topology, h Handler, opts ...Opti
 			slots:   make(chan struct{}, qo.concurrency),
 			kick:    make(chan struct{}, 1),
 			resumed: make(chan struct{}, 1),
-		})
+		}
+		switch {
+		case qo.limit.n > 0 && qo.global.n > 0:
+			problems = append(problems, fmt.Errorf("worker: queue %q: give RateLimit (this pool's) or GlobalRateLimit (shared by the queue's consumers), not both", qo.name))
+		case qo.limit.n > 0:
+			run.limit = qo.limit.bucket()
+		case qo.global.n > 0:
+			// This pool's share until it reads the queue's consumers.
+			run.limit = qo.global.bucket()
+		}
+		if l := cmp.Or(qo.limit, qo.global); l.n > 0 {
+			// The last job of a full prefetch waits this long for its
+			// turn, unacked: past RabbitMQ's consumer_timeout, the broker
+			// closes the channel.
+			if wait := time.Duration(qo.prefetch-1) * l.per / time.Duration(l.n); wait > maxRateWait {
+				run.log.Warn().Int(logfield.Prefetch, qo.prefetch).Dur(logfield.Wait, wait).
+					Msg("worker: with this rate limit, prefetched jobs wait unacked longer than RabbitMQ's consumer_timeout may allow; lower Prefetch or raise consumer_timeout")
+			}
+		}
+		p.queues = append(p.queues, run)
 	}
 	if err := errors.Join(problems...); err != nil {
 		return nil, err
@@ -263,6 +315,11 @@ func (p *Pool) Run(ctx context.Context) error {
 		}
 		first[i] = c
 	}
+	// A global rate limit is shared from the start: this pool's consumers
+	// count, and the others'.
+	if p.hasGlobal() {
+		p.shareGlobal(ctx)
+	}
 	p.opts.log.Info().Int(logfield.Queues, len(p.queues)).Msg("worker: pool running")
 
 	// stopCtx ends when the pool starts shutting down (ctx ended or a
@@ -288,6 +345,13 @@ func (p *Pool) Run(ctx context.Context) error {
 		defer loops.Done()
 		p.watchControl(stopCtx)
 	}()
+	if p.hasGlobal() {
+		loops.Add(1)
+		go func() {
+			defer loops.Done()
+			p.refreshGlobal(stopCtx)
+		}()
+	}
 	for i, q := range p.queues {
 		loops.Add(1)
 		// serve holds a count of handlers for as long as it runs, so the
@@ -391,43 +455,40 @@ func (p *Pool) serve(stopCtx, jobCtx context.Context, q *queueRun, c *broker.Con
 				var w watchdog // the handler timeout of this goroutine's jobs
 				defer w.stop()
 				for stopCtx.Err() == nil && !q.paused.Load() {
-					// A free slot is taken without the select, which
-					// costs more: one is free but after a lost channel,
-					// when cur is done.
+					// After a lost channel, cur is done: its deliveries
+					// are back in the queue.
 					select {
 					case <-cur.Done():
 						return
 					default:
 					}
-					select {
-					case q.slots <- struct{}{}:
-					default:
-						select {
-						case q.slots <- struct{}{}:
-						case <-stopCtx.Done():
-							return
-						case <-cur.Done():
-							return
-						}
-					}
 					d, ok := cur.Next(stopCtx)
 					if !ok {
-						<-q.slots
 						return
 					}
-					// Waits while a quarantined job runs alone; jobCtx
-					// ends only at the shutdown deadline, after which
-					// the job goes back untouched.
-					if err := p.gate.Acquire(jobCtx, 1); err != nil {
-						p.observed(jobCtx, q, d, func(ctx context.Context, _ facts, out *Outcome) {
-							p.settle(ctx, q, d, d, verdict{kind: verdictRequeue}, out)
-						})
+					l := p.limitsOf(q, d)
+					if p.typeReady(l) {
+						if !q.takeSlot(stopCtx, cur) {
+							p.returnUnstarted(q, cur, d)
+							return
+						}
+						started := p.start(stopCtx, jobCtx, &w, q, cur, d, l)
 						<-q.slots
-						return
+						if started {
+							continue
+						}
 					}
-					p.process(jobCtx, &w, q, d, d)
-					p.gate.Release(1)
-					<-q.slots
+					// Its type's turn may be far off: it waits in a
+					// goroutine of its own, without a slot, and the
+					// queue's other jobs go on.
+					l.since = time.Now()
+					workers.Add(1)
+					handlers.Add(1)
+					go func() {
+						defer handlers.Done()
+						defer workers.Done()
+						p.awaitType(stopCtx, jobCtx, q, cur, d, l)
+					}()
 				}
 			}()
 		}
@@ -572,24 +633,42 @@ func (p *Pool) closePublisher() error {
 func (p *Pool) requeueRest(q *queueRun, c *broker.Consumer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	type copied struct {
-		d    *broker.Delivery
-		conf confirmation
-	}
-	var copies []copied
-	n := 0
-	requeue := func(d *broker.Delivery) {
-		p.observed(ctx, q, d, func(ctx context.Context, _ facts, out *Outcome) {
-			p.settle(ctx, q, d, d, verdict{kind: verdictRequeue}, out)
-		})
-	}
+	var rest []*broker.Delivery
 	for {
 		d, ok := c.Next(ctx)
 		if !ok {
 			break
 		}
-		n++
-		if d.Err == nil && !d.Redelivered {
+		rest = append(rest, d)
+	}
+	p.putBack(ctx, q, c, rest)
+	return len(rest)
+}
+
+// putBack returns ds, deliveries of c that no handler took, to q as
+// requeueRest says; a delivery whose channel is lost is back in the queue
+// already, and is not copied.
+func (p *Pool) putBack(ctx context.Context, q *queueRun, c *broker.Consumer, ds []*broker.Delivery) {
+	type copied struct {
+		d    *broker.Delivery
+		conf confirmation
+	}
+	var copies []copied
+	requeue := func(d *broker.Delivery) {
+		p.observed(ctx, q, d, func(ctx context.Context, _ facts, out *Outcome) {
+			p.settle(ctx, q, d, d, verdict{kind: verdictRequeue}, out)
+		})
+	}
+	lost := func() bool {
+		select {
+		case <-c.Done():
+			return true
+		default:
+			return false
+		}
+	}
+	for _, d := range ds {
+		if d.Err == nil && !d.Redelivered && !lost() {
 			e := *d.Envelope
 			if conf, err := p.send.send(ctx, &e, "", q.queue.Name); err == nil {
 				copies = append(copies, copied{d, conf})
@@ -607,7 +686,6 @@ func (p *Pool) requeueRest(q *queueRun, c *broker.Consumer) int {
 			p.ackCopied(q, cp.d, cp.d, out)
 		})
 	}
-	return n
 }
 
 // waitTimeout waits for wg up to d; it reports whether wg finished.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"runtime/debug"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -24,8 +25,9 @@ func correlationID(env *broker.Envelope) string {
 // handler and again after it, then settle (verdict.go, settle.go). ctx is
 // the pool's job context: it ends at the shutdown deadline. ack settles
 // d: d itself, but for tests. w keeps the handler timeout for the
-// goroutine calling process.
-func (p *Pool) process(ctx context.Context, w *watchdog, q *queueRun, d *broker.Delivery, ack acknowledger) {
+// goroutine calling process. waited is how long d waited for its rate
+// limits.
+func (p *Pool) process(ctx context.Context, w *watchdog, q *queueRun, d *broker.Delivery, ack acknowledger, waited time.Duration) {
 	f := p.facts(q, d)
 	// The job and its handler's ctx in one allocation.
 	run := new(struct {
@@ -33,6 +35,7 @@ func (p *Pool) process(ctx context.Context, w *watchdog, q *queueRun, d *broker.
 		hctx handlerCtx
 	})
 	job, out := &run.job, p.initJob(&run.job, q, d, f)
+	out.RateWait = waited
 	// The observers' ctx (a span's) is the parent of everything the
 	// delivery leads to: the handler, and the publishes of its retry, dead
 	// letter or reply.

@@ -128,5 +128,5 @@ func (p *Pool) runSuspect(ctx context.Context, w *watchdog, q *queueRun, d *brok
 		})
 		return
 	}
-	p.process(ctx, w, q, d, d)
+	p.process(ctx, w, q, d, d, 0)
 }

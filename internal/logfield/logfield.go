@@ -34,6 +34,8 @@ const (
 	Reason    = "reason"
 	Timeout   = "timeout"
 	Waited    = "waited"
+	Wait      = "wait"     // how long something will wait, e.g. a job for its rate limit
+	Prefetch  = "prefetch" // a consumer's prefetch count
 	Jobs      = "jobs"
 	Queues    = "queues"
 	Services  = "services"
