@@ -365,8 +365,8 @@ func (p *Pool) awaitType(stopCtx, jobCtx context.Context, q *queueRun, cur *brok
 	var w watchdog // the handler timeout of d
 	defer w.stop()
 	for {
-		if !p.typeTurn(stopCtx, cur, &l) {
-			p.returnUnstarted(q, cur, d)
+		if !p.typeTurn(stopCtx, cur, &l) || q.paused.Load() {
+			p.returnUnstarted(q, cur, d) // stopping, or paused meanwhile: it waits in the queue
 			return
 		}
 		if !q.takeSlot(stopCtx, cur) {
@@ -425,6 +425,12 @@ func (p *Pool) start(stopCtx, jobCtx context.Context, w *watchdog, q *queueRun, 
 		}
 		if slept || !l.since.IsZero() {
 			waited = time.Since(begin)
+		}
+		if q.paused.Load() {
+			// Paused while it waited for its turn: it goes back to wait
+			// in the queue, as the jobs received and not started do.
+			p.returnUnstarted(q, cur, d)
+			return true
 		}
 	}
 	// Waits while a quarantined job runs alone; jobCtx ends only at the
