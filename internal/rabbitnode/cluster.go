@@ -132,8 +132,30 @@ type QueueInfo struct {
 	Type     string   `json:"type"`
 	Messages int      `json:"messages"`
 	Leader   string   `json:"leader"`
-	Members  []string `json:"members"`
-	Online   []string `json:"online"`
+	Members  nodeList `json:"members"`
+	Online   nodeList `json:"online"`
+}
+
+// nodeList is a queue's members or online nodes as rabbitmqctl lists them:
+// a JSON array for a quorum queue, a string (empty) for a classic one, such
+// as the exclusive queues worker pools bind to warren.control.
+type nodeList []string
+
+func (l *nodeList) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*l = nil
+		if s != "" {
+			*l = nodeList{s}
+		}
+		return nil
+	}
+	var a []string
+	if err := json.Unmarshal(b, &a); err != nil {
+		return err
+	}
+	*l = a
+	return nil
 }
 
 // Queue returns what a running node of the cluster says about the queue,

@@ -1,6 +1,7 @@
 package rabbitnode
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"testing"
@@ -62,3 +63,14 @@ func TestClusterQuorumQueueSurvivesLeaderLoss(t *testing.T) {
 }
 
 func first(s []string, n int) []string { return s[:min(n, len(s))] }
+
+func TestNodeListReadsArraysAndStrings(t *testing.T) {
+	var qs []QueueInfo
+	in := `[{"name":"q","type":"quorum","members":["a@h","b@h"],"online":["a@h"]},{"name":"amq.gen-1","type":"classic","members":"","online":""}]`
+	if err := json.Unmarshal([]byte(in), &qs); err != nil {
+		t.Fatal(err)
+	}
+	if len(qs[0].Members) != 2 || len(qs[0].Online) != 1 || qs[1].Members != nil || qs[1].Online != nil {
+		t.Errorf("read %+v", qs)
+	}
+}
