@@ -18,7 +18,9 @@ const (
 	CrashLimit         = "crash_limit"
 	Duration           = "duration"
 	Deadline           = "deadline"
-	Verdict            = "verdict" // what the worker decided for a delivery
+	Verdict            = "verdict"  // what the worker decided for a delivery
+	Schedule           = "schedule" // a periodic job's schedule (package scheduler)
+	Tick               = "tick"     // the time a schedule's job is for
 )
 
 // Connections.
