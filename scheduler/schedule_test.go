@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
+
+	"github.com/warrenmq/warren/topology"
 )
 
 func mustTime(t *testing.T, s string) time.Time {
@@ -231,5 +233,37 @@ func TestTokenRoundTrip(t *testing.T) {
 	env.Type = "other"
 	if _, err := readToken(env); err == nil {
 		t.Error("a message of another type was read as a token")
+	}
+}
+
+func TestFromTopology(t *testing.T) {
+	top, err := topology.Parse("t.yaml", []byte(`version: 1
+exchanges:
+  jobs: {type: direct}
+queues:
+  reports: {}
+bindings:
+  - {exchange: jobs, queue: reports, routing_key: report.build}
+routes:
+  report.build: {exchange: jobs}
+schedules:
+  nightly: {cron: "30 2 * * *", time_zone: America/New_York, type: report.build, catch_up: 2h, payload: {kind: daily}}
+  often: {every: 10s, type: report.build}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := FromTopology(top)
+	want := []Schedule{
+		{Name: "nightly", Cron: "30 2 * * *", TimeZone: "America/New_York", Type: "report.build", Exchange: "jobs", RoutingKey: "report.build",
+			Payload: map[string]any{"kind": "daily"}, CatchUp: 2 * time.Hour},
+		{Name: "often", Every: 10 * time.Second, Type: "report.build", Exchange: "jobs", RoutingKey: "report.build"},
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("schedules (-want +got):\n%s", d)
+	}
+	// Every schedule the file accepts, the scheduler accepts.
+	if err := Validate(got); err != nil {
+		t.Error(err)
 	}
 }
