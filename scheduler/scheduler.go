@@ -230,9 +230,10 @@ func (s *Scheduler) session(ctx context.Context) (err error) {
 
 	st := state{}
 	var tokens []held
+	leading := false
 	for {
 		var wake <-chan time.Time
-		if s.Leading() {
+		if leading {
 			if next := s.nextTick(st); !next.IsZero() {
 				timer.Reset(time.Until(next))
 				wake = timer.C
@@ -261,9 +262,8 @@ func (s *Scheduler) session(ctx context.Context) (err error) {
 			}
 			st = st.merge(tok)
 			tokens = append(tokens, held{dl, tok})
-			if !s.Leading() {
-				s.setLeading(true)
-				s.o.log.Info().Str(logfield.Queue, s.o.queue).Msg("scheduler: leading")
+			if !leading {
+				leading = true
 				now := time.Now()
 				for _, p := range s.plans {
 					if _, ok := st[p.Name]; !ok {
@@ -276,6 +276,10 @@ func (s *Scheduler) session(ctx context.Context) (err error) {
 				if tokens, err = s.commit(sctx, st, tokens); err != nil {
 					return err
 				}
+				// Leading is reported once the takeover is committed: the
+				// token in the queue has every watermark.
+				s.setLeading(true)
+				s.o.log.Info().Str(logfield.Queue, s.o.queue).Msg("scheduler: leading")
 				continue
 			}
 			if tokens, err = s.settleTokens(sctx, st, tokens); err != nil {
@@ -289,7 +293,7 @@ func (s *Scheduler) session(ctx context.Context) (err error) {
 				return err
 			}
 		case <-check.C:
-			if !s.Leading() {
+			if !leading {
 				if err := s.seedToken(sctx, d); err != nil {
 					return err
 				}

@@ -1,6 +1,8 @@
 package scheduler
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"time"
@@ -75,4 +77,63 @@ func readToken(env *broker.Envelope) (state, error) {
 		s[name] = t
 	}
 	return s, nil
+}
+
+// ErrTokenHeld: the lease queue has no token ready to read, as the leader
+// holds it (or no scheduler ever ran).
+var ErrTokenHeld = errors.New("scheduler: no token to read in the lease queue: the leading scheduler holds it, or none has run")
+
+// Watermarks reads the schedules' watermarks from the tokens ready in
+// the lease queue (DefaultLeaseQueue when empty), without taking them:
+// they are returned to the queue at once. Every tick of a schedule up to
+// its watermark was fired or skipped. While a scheduler runs, the token is
+// its (held by the leader, or delivered to the leader first), and
+// Watermarks returns ErrTokenHeld; it is for operators, when the
+// schedulers are stopped. The queue does not allow basic.get (a quorum
+// queue with a single active consumer): Watermarks consumes it for a
+// moment, which it can only do while no scheduler does.
+func Watermarks(ctx context.Context, conn *broker.Conn, leaseQueue string) (map[string]time.Time, error) {
+	if leaseQueue == "" {
+		leaseQueue = DefaultLeaseQueue
+	}
+	d := broker.NewDeclarer(conn)
+	defer d.Close(context.WithoutCancel(ctx))
+	info, err := d.QueueInfo(ctx, leaseQueue)
+	if err != nil {
+		return nil, fmt.Errorf("scheduler: read the lease queue: %w", err)
+	}
+	if info.Messages == 0 || info.Consumers > 0 {
+		return nil, ErrTokenHeld
+	}
+	want := min(info.Messages, 4) // a few extra tokens at most; the leader merges more
+	cons, err := broker.Consume(ctx, conn, leaseQueue, broker.WithPrefetch(want))
+	if err != nil {
+		return nil, fmt.Errorf("scheduler: read the lease queue: %w", err)
+	}
+	defer func() {
+		cctx := context.WithoutCancel(ctx)
+		_ = cons.Cancel(cctx)
+		_ = cons.ReturnAll(cctx)
+		_ = cons.Close(cctx)
+	}()
+	// A scheduler that started meanwhile is the active consumer: then
+	// nothing comes, and ctx's deadline ends the wait.
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	merged := state{}
+	got := 0
+	for got < want {
+		dl, ok := cons.Next(wctx)
+		if !ok {
+			break
+		}
+		got++
+		if st, err := readToken(dl.Envelope); err == nil {
+			merged = merged.merge(st)
+		}
+	}
+	if got == 0 {
+		return nil, ErrTokenHeld
+	}
+	return merged, nil
 }
