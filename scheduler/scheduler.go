@@ -84,12 +84,13 @@ func New(conn *broker.Conn, schedules []Schedule, opts ...Option) (*Scheduler, e
 // fires the ticks.
 func (s *Scheduler) Leading() bool { return s.leading.Load() }
 
-// Status says, for the daemon's /readyz, whether the scheduler leads.
+// Status says, for the daemon's /readyz, whether the scheduler leads:
+// "leading" or "standby".
 func (s *Scheduler) Status() string {
 	if s.Leading() {
-		return "scheduler: leading"
+		return "leading"
 	}
-	return "scheduler: standby"
+	return "standby"
 }
 
 // Schedules returns the schedules, each with its target resolved.
@@ -397,12 +398,12 @@ func (s *Scheduler) fireDue(ctx context.Context, d *broker.Declarer, st state, n
 	for _, p := range s.plans {
 		fire, skipped, mark := p.due(st[p.Name], now)
 		if skipped > 0 {
-			s.o.log.Warn().Str(logfield.Schedule, p.Name).Int("ticks", skipped).Dur("catch_up", p.CatchUp).
+			s.o.log.Warn().Str(logfield.Schedule, p.Name).Int(logfield.Ticks, skipped).Dur(logfield.CatchUp, p.CatchUp).
 				Msg("scheduler: skipped ticks older than the schedule's catch-up window")
 			s.observe(p.Name, Missed, skipped)
 		}
 		if len(fire) > 0 && s.paused(ctx, d, p.Name, now) {
-			s.o.log.Debug().Str(logfield.Schedule, p.Name).Int("ticks", len(fire)).Msg("scheduler: schedule paused; ticks skipped")
+			s.o.log.Debug().Str(logfield.Schedule, p.Name).Int(logfield.Ticks, len(fire)).Msg("scheduler: schedule paused; ticks skipped")
 			s.observe(p.Name, Paused, len(fire))
 			fire = nil
 		}
