@@ -56,3 +56,12 @@ func ExampleValidate() {
 	// Output:
 	// scheduler: schedule "cleanup": cron "0 25 * * *": end of range (25) above maximum (23): 25; write five fields (minute hour day month weekday), six with seconds first, or @hourly, @daily, @weekly, @monthly, @yearly
 }
+
+// Every replica derives the same id for a tick: consumers de-duplicate on
+// it.
+func ExampleJobID() {
+	tick := time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC)
+	fmt.Println(scheduler.JobID("nightly-report", tick) == scheduler.JobID("nightly-report", tick.In(time.FixedZone("CET", 3600))))
+	// Output:
+	// true
+}

@@ -2,6 +2,7 @@ package scheduler_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,5 +107,47 @@ func TestPauseSkipsTicks(t *testing.T) {
 	span := int(last.Sub(first)/time.Second) + 1
 	if fired != counts[scheduler.Fired] || fired+counts[scheduler.Paused] != span || counts[scheduler.Missed] != 0 {
 		t.Errorf("%d jobs in the queue over %d ticks; observed %v", fired, span, counts)
+	}
+}
+
+type routes map[string][2]string
+
+func (r routes) Route(jobType string) (string, string, bool) {
+	v, ok := r[jobType]
+	return v[0], v[1], ok
+}
+
+func TestNewRefuses(t *testing.T) {
+	ctx := brokertest.Context(t, 30*time.Second)
+	conn, err := broker.Dial(ctx, []string{brokertest.URL(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	routed := scheduler.Schedule{Name: "a", Every: time.Minute, Type: "report"}
+	for _, tc := range []struct {
+		name      string
+		schedules []scheduler.Schedule
+		opts      []scheduler.Option
+		want      string
+	}{
+		{"no target, no router", []scheduler.Schedule{routed}, nil, "set them, or give WithRouter"},
+		{"no route for the type", []scheduler.Schedule{routed}, []scheduler.Option{scheduler.WithRouter(routes{})}, `job type "report" has no route`},
+		{"every mistake at once", []scheduler.Schedule{{Name: "x", Cron: "bad"}, {Name: "y", Every: time.Minute, Type: "t", TimeZone: "Nowhere"}}, nil, `schedule "y"`},
+		{"bad lease queue", nil, []scheduler.Option{scheduler.WithLeaseQueue("")}, "lease queue name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := scheduler.New(conn, tc.schedules, tc.opts...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("New: %v, want an error saying %q", err, tc.want)
+			}
+		})
+	}
+	s, err := scheduler.New(conn, []scheduler.Schedule{routed}, scheduler.WithRouter(routes{"report": {"jobs", "report.build"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Schedules()[0]; got.Exchange != "jobs" || got.RoutingKey != "report.build" {
+		t.Errorf("routed to %q %q", got.Exchange, got.RoutingKey)
 	}
 }
