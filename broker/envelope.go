@@ -37,6 +37,8 @@ const (
 	HeaderDeadline         = "warren-deadline"           // long-long int, Unix milliseconds (RFC 3339 strings are read too): a request's caller waits no longer
 	HeaderReplyStatus      = "warren-reply-status"       // string: "ok" or "error", on replies
 	HeaderCrashes          = "warren-crashes"            // long: times the job's worker died while running it alone
+	HeaderSchedule         = "warren-schedule"           // string: the schedule that published the job (package scheduler)
+	HeaderScheduleTick     = "warren-schedule-tick"      // string, RFC 3339 UTC with nanoseconds: the tick the job is for
 	HeaderTraceparent      = "traceparent"               // W3C trace context
 	HeaderTracestate       = "tracestate"
 )

@@ -16,7 +16,10 @@
 //
 // A Service is anything with Run(ctx) error that blocks until ctx ends; a
 // service that also has Ready() error (a Readier, as *worker.Pool is)
-// takes part in the readiness probe.
+// takes part in the readiness probe. A *scheduler.Scheduler is a Service
+// too: run it beside the pool (d.Run(ctx, pool, sched)) so that the
+// workers fire the topology's periodic jobs, one of them at a time, with
+// no process of its own to deploy; /readyz says whether it leads.
 //
 // # HTTP endpoints
 //

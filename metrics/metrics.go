@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/scheduler"
 	"github.com/warrenmq/warren/worker"
 )
 
@@ -53,6 +54,8 @@ type Metrics struct {
 	callDuration *prometheus.HistogramVec // type
 	reconnects   *prometheus.CounterVec   // role
 	paused       *prometheus.GaugeVec     // queue
+	ticks        *prometheus.CounterVec   // schedule, outcome
+	leading      prometheus.Gauge
 }
 
 // New returns warren's metrics, registered on reg. Register them once per
@@ -118,9 +121,17 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 			Namespace: Namespace, Name: "queue_paused",
 			Help: "1 while a queue a pool consumes is paused (warren queue pause), 0 once resumed, by queue.",
 		}, []string{"queue"}),
+		ticks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "schedule_ticks_total",
+			Help: "Ticks of periodic jobs the leading scheduler came to, by schedule and outcome (fired; missed: older than the catch-up window; paused).",
+		}, []string{"schedule", "outcome"}),
+		leading: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "scheduler_leading",
+			Help: "1 while this process's scheduler leads (fires the ticks of periodic jobs), 0 otherwise.",
+		}),
 	}
 	collectors := []prometheus.Collector{m.published, m.confirm, m.processed, m.handler, m.rateWait, m.inFlight,
-		m.replies, m.calls, m.callDuration, m.reconnects, m.paused}
+		m.replies, m.calls, m.callDuration, m.reconnects, m.paused, m.ticks, m.leading}
 	for i, c := range collectors {
 		if err := reg.Register(c); err != nil {
 			for _, done := range collectors[:i] {
@@ -139,7 +150,24 @@ var (
 	_ broker.Observer      = (*Metrics)(nil)
 	_ worker.Observer      = (*Metrics)(nil)
 	_ worker.PauseObserver = (*Metrics)(nil)
+	_ scheduler.Observer   = (*Metrics)(nil)
 )
+
+// SchedulerLeading sets warren_scheduler_leading; it is the
+// scheduler.Observer's.
+func (m *Metrics) SchedulerLeading(leading bool) {
+	v := 0.0
+	if leading {
+		v = 1
+	}
+	m.leading.Set(v)
+}
+
+// ScheduleTicks counts ticks in warren_schedule_ticks_total; it is the
+// scheduler.Observer's.
+func (m *Metrics) ScheduleTicks(schedule string, outcome scheduler.Outcome, n int) {
+	m.ticks.WithLabelValues(schedule, string(outcome)).Add(float64(n))
+}
 
 // QueuePaused sets warren_queue_paused for queue.
 func (m *Metrics) QueuePaused(queue string, paused bool) {

@@ -19,6 +19,7 @@ import (
 	"github.com/warrenmq/warren/internal/testkit"
 	"github.com/warrenmq/warren/internal/topotest"
 	"github.com/warrenmq/warren/metrics"
+	"github.com/warrenmq/warren/scheduler"
 	"github.com/warrenmq/warren/worker"
 )
 
@@ -548,5 +549,31 @@ func TestRateLimitWait(t *testing.T) {
 	}
 	if diff := cmp.Diff(map[string]float64{"queue=q,type=sms.send": 2}, got); diff != "" {
 		t.Errorf("warren_rate_limit_wait_seconds_total (-want +got):\n%s", diff)
+	}
+}
+
+func TestScheduler(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.SchedulerLeading(true)
+	m.ScheduleTicks("nightly", scheduler.Fired, 1)
+	m.ScheduleTicks("nightly", scheduler.Fired, 1)
+	m.ScheduleTicks("nightly", scheduler.Missed, 3)
+	m.ScheduleTicks("often", scheduler.Paused, 2)
+	expected := `
+# HELP warren_schedule_ticks_total Ticks of periodic jobs the leading scheduler came to, by schedule and outcome (fired; missed: older than the catch-up window; paused).
+# TYPE warren_schedule_ticks_total counter
+warren_schedule_ticks_total{outcome="fired",schedule="nightly"} 2
+warren_schedule_ticks_total{outcome="missed",schedule="nightly"} 3
+warren_schedule_ticks_total{outcome="paused",schedule="often"} 2
+# HELP warren_scheduler_leading 1 while this process's scheduler leads (fires the ticks of periodic jobs), 0 otherwise.
+# TYPE warren_scheduler_leading gauge
+warren_scheduler_leading 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(expected), "warren_schedule_ticks_total", "warren_scheduler_leading"); err != nil {
+		t.Error(err)
 	}
 }

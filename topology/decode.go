@@ -82,6 +82,13 @@ func decodeFile(d *decoder, root *yaml.Node) *fileSpec {
 				}
 			})
 		},
+		"schedules": func(_, v *yaml.Node) {
+			f.broken.schedules = !d.names(v, "schedules", func(name string, k, v *yaml.Node) {
+				if d.counted(k) {
+					f.schedules = append(f.schedules, decodeSchedule(d, name, k, v))
+				}
+			})
+		},
 	})
 	if d.entities > MaxEntities {
 		// What the file declares is not all known: leave the checks

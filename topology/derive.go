@@ -131,6 +131,7 @@ func derive(f *fileSpec) *Topology {
 		}
 		t.Routes[r.jobType] = route
 	}
+	deriveSchedules(t, f)
 	return t
 }
 

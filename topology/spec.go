@@ -46,9 +46,10 @@ type fileSpec struct {
 	queues    []*queueSpec
 	bindings  []*bindingSpec
 	routes    []*routeSpec
+	schedules []*scheduleSpec
 	// broken marks sections that are not a mapping or list as they should
 	// be: what they would declare is unknown.
-	broken struct{ exchanges, queues, bindings, routes bool }
+	broken struct{ exchanges, queues, bindings, routes, schedules bool }
 }
 
 type defaultsSpec struct {

@@ -18,6 +18,9 @@ type Topology struct {
 	Routes map[string]Route
 	// DefaultRetry is the file's defaults.retry over DefaultRetryPolicy.
 	DefaultRetry RetryPolicy
+	// Schedules are the periodic jobs the file declares, in file order,
+	// each with its target resolved (see package scheduler).
+	Schedules []Schedule
 	// Warnings are problems that did not stop the file from loading.
 	Warnings Problems
 

@@ -86,6 +86,7 @@ func (c *checker) check() {
 	c.checkBindings()
 	c.index()
 	c.checkRoutes()
+	c.checkSchedules()
 	c.checkRetries()
 	c.checkRouting()
 	c.checkDeadLetterCycles()

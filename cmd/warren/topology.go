@@ -120,8 +120,12 @@ func summary(t *topology.Topology) string {
 			derived++
 		}
 	}
-	return fmt.Sprintf("%d exchange(s), %d queue(s), %d binding(s), %d route(s); %d derived entities for retries and dead letters",
-		len(t.Exchanges), len(t.Queues), len(t.Bindings), len(t.Routes), derived)
+	schedules := ""
+	if len(t.Schedules) > 0 {
+		schedules = fmt.Sprintf(", %d schedule(s)", len(t.Schedules))
+	}
+	return fmt.Sprintf("%d exchange(s), %d queue(s), %d binding(s), %d route(s)%s; %d derived entities for retries and dead letters",
+		len(t.Exchanges), len(t.Queues), len(t.Bindings), len(t.Routes), schedules, derived)
 }
 
 func newTopologyApplyCmd(g *globals) *cobra.Command {

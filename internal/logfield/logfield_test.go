@@ -28,6 +28,7 @@ var products = []string{
 	"github.com/warrenmq/warren/deadletter",
 	"github.com/warrenmq/warren/topology",
 	"github.com/warrenmq/warren/metrics",
+	"github.com/warrenmq/warren/scheduler",
 	"github.com/warrenmq/warren/tracing",
 	"github.com/warrenmq/warren/cmd/warren",
 }

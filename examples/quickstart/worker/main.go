@@ -30,6 +30,7 @@ import (
 	"github.com/warrenmq/warren/examples/quickstart/internal/config"
 	"github.com/warrenmq/warren/examples/quickstart/internal/jobs"
 	"github.com/warrenmq/warren/metrics"
+	"github.com/warrenmq/warren/scheduler"
 	"github.com/warrenmq/warren/topology"
 	"github.com/warrenmq/warren/worker"
 )
@@ -39,6 +40,7 @@ type options struct {
 	concurrency int
 	prefetch    int
 	until       int64
+	scheduler   bool
 }
 
 func main() {
@@ -50,6 +52,7 @@ func main() {
 	pflag.IntVar(&o.concurrency, "concurrency", 16, "handlers running at once, per queue")
 	pflag.IntVar(&o.prefetch, "prefetch", 64, "jobs the broker sends ahead of the handlers, per queue")
 	pflag.Int64Var(&o.until, "until", 0, "exit once this many jobs succeeded or were dead-lettered (0: run until SIGINT or SIGTERM)")
+	pflag.BoolVar(&o.scheduler, "scheduler", true, "fire the topology's schedules (periodic jobs), when it has any: one of the workers that do fires each tick")
 	pflag.Parse()
 
 	// With --until, the progress line and the summary tell the story:
@@ -148,6 +151,19 @@ func run(cfg daemon.Config, o options) error {
 	if err != nil {
 		return err
 	}
+	services := []daemon.Service{pool}
+	// The topology's periodic jobs: every worker takes part in the
+	// election, and the one that leads fires the ticks, so that no
+	// separate process needs deploying. It publishes on the publishing
+	// connection; its state lives in the broker.
+	if o.scheduler && len(topo.Schedules) > 0 {
+		s, err := scheduler.New(pubConn, scheduler.FromTopology(topo), scheduler.WithRouter(topo),
+			scheduler.WithLogger(log), scheduler.WithObserver(m))
+		if err != nil {
+			return err
+		}
+		services = append(services, s)
+	}
 	d, err := daemon.New(daemon.WithConfig(cfg), daemon.WithLogger(log), daemon.WithGatherer(registry))
 	if err != nil {
 		return err
@@ -158,7 +174,7 @@ func run(cfg daemon.Config, o options) error {
 		stopProgress = tally.showProgress(os.Stderr, o.until)
 	}
 	// Until --until jobs are done, or SIGINT or SIGTERM.
-	runErr := d.Run(runCtx, pool)
+	runErr := d.Run(runCtx, services...)
 	stopProgress()
 
 	tally.print(os.Stdout)
