@@ -18,6 +18,8 @@
 # What it changes on the broker (README.md, "make demo"): it declares the
 # exchange demo.jobs, the queues demo.default and demo.reports with their
 # dead-letter queues demo.default.dlq and demo.reports.dlq, the bindings,
+# the queue demo.scheduler whose token elects the worker that fires the
+# schedule demo.stats-rollup,
 # and warren's shared entities (the exchange warren.dead-letter and the
 # delay cascade warren.delay.*); it empties the demo's four queues (see
 # DEMO_PURGE) and publishes jobs to them. It enables no plugin and deletes
@@ -51,7 +53,7 @@ trap 'rm -rf "$out"' EXIT
 # (warren.* names are warren's, shared by every topology, and stay).
 topo=$out/topology.yaml
 sed -E \
-  -e "s/^(  )(jobs|default|reports):/\\1${ns}\\2:/" \
+  -e "s/^(  )(jobs|default|reports|stats-rollup):/\\1${ns}\\2:/" \
   -e "s/(exchange: )jobs\\b/\\1${ns}jobs/" \
   -e "s/(queue: )(default|reports)\\b/\\1${ns}\\2/" \
   examples/quickstart/topology.yaml >"$topo"
@@ -119,7 +121,7 @@ section "run the worker (until $until jobs are done) and the producer ($jobs job
 # The worker consumes while the producer publishes. On a terminal its
 # progress line shows here; both programs' reports are printed once both
 # are done, so that they do not mix.
-timeout -k 10 "$timeout_s" bin/quickstart-worker -f "$topo" --until "$until" --http-addr "${DEMO_HTTP_ADDR:-127.0.0.1:0}" >"$out/worker" &
+timeout -k 10 "$timeout_s" bin/quickstart-worker -f "$topo" --until "$until" --lease-queue "${ns}scheduler" --http-addr "${DEMO_HTTP_ADDR:-127.0.0.1:0}" >"$out/worker" &
 worker=$!
 producer_status=0
 bin/quickstart-producer -f "$topo" --jobs "$jobs" >"$out/producer" || producer_status=$?

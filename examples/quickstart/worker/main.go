@@ -41,6 +41,7 @@ type options struct {
 	prefetch    int
 	until       int64
 	scheduler   bool
+	leaseQueue  string
 }
 
 func main() {
@@ -53,6 +54,7 @@ func main() {
 	pflag.IntVar(&o.prefetch, "prefetch", 64, "jobs the broker sends ahead of the handlers, per queue")
 	pflag.Int64Var(&o.until, "until", 0, "exit once this many jobs succeeded or were dead-lettered (0: run until SIGINT or SIGTERM)")
 	pflag.BoolVar(&o.scheduler, "scheduler", true, "fire the topology's schedules (periodic jobs), when it has any: one of the workers that do fires each tick")
+	pflag.StringVar(&o.leaseQueue, "lease-queue", scheduler.DefaultLeaseQueue, "the queue whose token elects the worker that fires the schedules; workers firing other schedules need another")
 	pflag.Parse()
 
 	// With --until, the progress line and the summary tell the story:
@@ -126,6 +128,22 @@ func run(cfg daemon.Config, o options) error {
 	mux.Handle(jobs.EmailSend, worker.Typed(sendEmail))
 	mux.Handle(jobs.ImageResize, worker.Typed(resizeImage))
 	mux.Handle(jobs.ReportRender, worker.Typed(renderReport))
+	// The periodic job: the schedule's ticks are recorded for the summary.
+	schedules := scheduler.FromTopology(topo)
+	var rollups *ticks
+	for _, s := range schedules {
+		if s.Type == jobs.StatsRollup {
+			rollups = newTicks(s.Name, s.Every)
+		}
+	}
+	mux.Handle(jobs.StatsRollup, worker.Typed(func(ctx context.Context, job *worker.Job, r jobs.Rollup) error {
+		if rollups != nil {
+			if err := rollups.add(job); err != nil {
+				return err
+			}
+		}
+		return work(ctx, time.Millisecond)
+	}))
 
 	// The observer counts every outcome; with --until, the daemon stops
 	// once enough jobs are done. The pool observes its jobs with the
@@ -134,6 +152,9 @@ func run(cfg daemon.Config, o options) error {
 	defer finish()
 	var tally counts
 	observe := func(out worker.Outcome) {
+		if out.JobType == jobs.StatsRollup {
+			return // the schedule's, not the producer's: not in --until
+		}
 		if done := tally.add(out); o.until > 0 && done >= o.until {
 			finish()
 		}
@@ -157,8 +178,8 @@ func run(cfg daemon.Config, o options) error {
 	// separate process needs deploying. It publishes on the publishing
 	// connection; its state lives in the broker.
 	if o.scheduler && len(topo.Schedules) > 0 {
-		s, err := scheduler.New(pubConn, scheduler.FromTopology(topo), scheduler.WithRouter(topo),
-			scheduler.WithLogger(log), scheduler.WithObserver(m))
+		s, err := scheduler.New(pubConn, schedules, scheduler.WithRouter(topo),
+			scheduler.WithLogger(log), scheduler.WithObserver(m), scheduler.WithLeaseQueue(o.leaseQueue))
 		if err != nil {
 			return err
 		}
@@ -178,6 +199,9 @@ func run(cfg daemon.Config, o options) error {
 	stopProgress()
 
 	tally.print(os.Stdout)
+	if rollups != nil {
+		rollups.print(os.Stdout)
+	}
 	// The pool has stopped: every dead letter it parked is in its queue.
 	peekCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

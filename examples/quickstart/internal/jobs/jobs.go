@@ -12,6 +12,9 @@ const (
 	EmailSend    = "email.send"
 	ImageResize  = "image.resize"
 	ReportRender = "report.render"
+	// StatsRollup is the periodic job: the topology's schedule
+	// stats-rollup publishes one every second.
+	StatsRollup = "stats.rollup"
 )
 
 // Email is the payload of an email.send job.
@@ -30,4 +33,10 @@ type Resize struct {
 type Report struct {
 	Report string `json:"report"`
 	Month  string `json:"month"`
+}
+
+// Rollup is the payload of a stats.rollup job, as the topology's schedule
+// sets it: the span of time it sums up.
+type Rollup struct {
+	Window string `json:"window"`
 }
