@@ -166,14 +166,17 @@ const DrainShutdownTimeout = time.Second
 
 // Drain runs a worker.Pool with h on the kit's connection (opts are
 // worker.NewPool's; without WithQueue every work queue is consumed) until
-// nothing is left to do: every consumed queue is empty, no job is in
-// flight, and no delayed job (a retry waiting for its backoff, a scheduled
-// job) remains — when only delayed jobs are left, the virtual clock jumps
-// to the next one's due time. It returns the pool's error, or ctx's when
+// nothing is left to do: every queue the pool consumes (Pool.Queues) is
+// empty, no job is in flight, and no delayed job (a retry waiting for its
+// backoff, a scheduled job) remains — when only delayed jobs are left, the
+// virtual clock jumps to the next one's due time. A queue of the pool
+// counts while it has no consumer, as after a dropped connection until
+// the pool consumes it again. It returns the pool's error, or ctx's when
 // ctx ends first. Jobs that are not handled stay where they are: in
-// dead-letter queues, in queues nobody consumes. Drain moves the clock
-// only for the delay cascade: a message TTL of a queue (x-message-ttl,
-// a per-message expiration) runs out only when Advance passes it.
+// dead-letter queues, in queues nobody consumes (a paused queue among
+// them). Drain moves the clock only for the delay cascade: a message TTL
+// of a queue (x-message-ttl, a per-message expiration) runs out only when
+// Advance passes it.
 func (k *Kit) Drain(ctx context.Context, h worker.Handler, opts ...worker.Option) error {
 	// When ctx ends with a job in flight, its handler gets a second
 	// before its ctx is cancelled (worker.WithShutdownTimeout in opts
@@ -192,18 +195,17 @@ func (k *Kit) Drain(ctx context.Context, h worker.Handler, opts ...worker.Option
 		stop()
 		return <-runErr
 	}
-	consumed := map[string]bool{} // queues the pool has consumed, even if its consumer is gone now
 	poll := time.NewTicker(5 * time.Millisecond)
 	defer poll.Stop()
 	for {
 		changed := k.mem.Changed()
-		if idle := k.idle(consumed); idle && pool.Ready() == nil {
+		if k.idle(pool) && pool.Ready() == nil {
 			at, ok := k.mem.NextExpiry(delayQueues...)
 			if !ok {
 				// Settled: confirm it holds once more after a pause, in
 				// case a client-side step (an ack on its way) is pending.
 				time.Sleep(2 * time.Millisecond)
-				if k.idle(consumed) {
+				if k.idle(pool) {
 					if _, ok := k.mem.NextExpiry(delayQueues...); !ok {
 						return stopped()
 					}
@@ -244,27 +246,35 @@ var delayQueues = func() []string {
 	return names
 }()
 
-// idle says whether no message is unacked anywhere, and every queue the
-// pool consumes is empty, and so is its quarantine (a pool reads its
-// quarantine with basic.get, not with a consumer: see package worker).
-// consumed gathers the queues seen with a consumer or with jobs in
-// flight: one whose connection dropped still counts, or Drain could end in the moment its jobs wait
-// for the pool to reconnect.
-func (k *Kit) idle(consumed map[string]bool) bool {
-	qs := k.mem.Queues()
+// idle says whether the broker holds nothing more for pool to do: no
+// message is unacked anywhere; every queue the pool consumes, paused ones
+// aside, is empty, and so is its quarantine (a pool reads its quarantine
+// with basic.get, not with a consumer: see package worker); and so is
+// every other queue with a consumer (a test's own).
+//
+// The pool's queues are those it was built for (Pool.Queues), not those
+// the broker shows a consumer on: after a lost connection, a queue has no
+// consumer until the pool consumes it again, and its jobs, back in the
+// queue, wait for that. Drain's polls can miss a consumer's whole life
+// (consume, deliver, connection lost) between two of them, so what they
+// saw cannot stand for what the pool consumes.
+func (k *Kit) idle(pool *worker.Pool) bool {
+	ours := map[string]bool{}
+	for _, name := range pool.Queues() {
+		ours[name] = true
+	}
+	for _, name := range pool.Paused() {
+		delete(ours, name) // nobody consumes it: its jobs stay, as Drain says
+	}
+	qs := k.mem.Queues() // one snapshot: every count of the same moment
 	ready := make(map[string]int, len(qs))
-	busy := false
 	for _, q := range qs {
-		if q.Consumers > 0 || q.Unacked > 0 {
-			consumed[q.Name] = true
+		if q.Unacked > 0 || q.Consumers > 0 && q.Ready > 0 {
+			return false
 		}
-		busy = busy || q.Unacked > 0
 		ready[q.Name] = q.Ready
 	}
-	if busy {
-		return false
-	}
-	for name := range consumed {
+	for name := range ours {
 		if ready[name] > 0 {
 			return false
 		}

@@ -318,6 +318,36 @@ routes: {email.send: {exchange: jobs}, report.render: {exchange: jobs}}
 	}
 }
 
+// A paused queue is one nobody consumes: Drain handles the other queues'
+// jobs and leaves the paused queue's where they are.
+func TestDrainLeavesAPausedQueue(t *testing.T) {
+	kit := newKit(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := broker.SetPaused(ctx, kit.Conn(), "reports", true); err != nil {
+		t.Fatal(err)
+	}
+	email := publish(t, kit, broker.Job{Type: "email.send", Payload: "hi"})
+	report := publish(t, kit, broker.Job{Type: "report.render", Payload: "q3"})
+	var l ledger
+	mux := worker.NewMux()
+	for _, jobType := range []string{"email.send", "report.render"} {
+		mux.HandleFunc(jobType, func(ctx context.Context, job *worker.Job) error {
+			l.add(job)
+			return nil
+		})
+	}
+	if err := kit.Drain(ctx, mux); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(l.of(email), l.of(report)); got != "[1] []" {
+		t.Errorf("attempts of the job in default and of the one in the paused queue: %s, want [1] []", got)
+	}
+	if got := kit.RequireEnqueued(t, "reports", "report.render"); got[0].ID != report {
+		t.Errorf("reports holds %s, want %s", got[0].ID, report)
+	}
+}
+
 // After a dropped connection the Conns reconnect: a job whose worker lost
 // its connection while running it is delivered again, marked
 // redelivered; the pool runs it from the quarantine, and Drain waits for

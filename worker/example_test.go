@@ -102,6 +102,54 @@ routes:
 	// run: <nil>
 }
 
+// Queues names what a pool consumes, as it was built: every work queue of
+// the topology, or those named by WithQueue. A test harness or a status
+// page reads it rather than guessing from the consumers the broker shows,
+// which come and go with the connection.
+func ExamplePool_Queues() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := broker.Dial(ctx, []string{exampleURL()}, broker.WithName("example-worker-queues"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer conn.Close()
+	topo, err := topology.Parse("example.yaml", []byte(`
+exchanges:
+  example.queues.jobs: {type: direct}
+queues:
+  example.queues.emails: {type: classic}
+  example.queues.reports: {type: classic}
+bindings:
+  - {exchange: example.queues.jobs, queue: example.queues.emails, routing_key: email.send}
+  - {exchange: example.queues.jobs, queue: example.queues.reports, routing_key: report.render}
+routes:
+  email.send: {exchange: example.queues.jobs}
+  report.render: {exchange: example.queues.jobs}
+`))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	mux := worker.NewMux()
+	all, err := worker.NewPool(conn, topo, mux)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	reports, err := worker.NewPool(conn, topo, mux, worker.WithQueue("example.queues.reports"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(all.Queues())
+	fmt.Println(reports.Queues())
+	// Output:
+	// [example.queues.emails example.queues.reports]
+	// [example.queues.reports]
+}
+
 // Middleware wraps every handler of a Mux, e.g. to log or time jobs.
 func ExampleMux_Use() {
 	mux := worker.NewMux()

@@ -78,6 +78,20 @@ func (p *Pool) Ready() error {
 	return nil
 }
 
+// Queues returns the names of the queues the pool consumes, in the order
+// NewPool was given them (every work queue of the topology, without
+// WithQueue); paused queues included (see Paused). The list is fixed
+// when NewPool returns: what the broker shows changes as consumers come
+// and go (a queue whose connection dropped has no consumer until the pool
+// consumes it again), this does not.
+func (p *Pool) Queues() []string {
+	out := make([]string, len(p.queues))
+	for i, q := range p.queues {
+		out[i] = q.queue.Name
+	}
+	return out
+}
+
 // queueRun is one consumed queue.
 type queueRun struct {
 	cfg    queueOptions
