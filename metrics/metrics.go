@@ -53,6 +53,8 @@ type Metrics struct {
 	callDuration *prometheus.HistogramVec // type
 	reconnects   *prometheus.CounterVec   // role
 	paused       *prometheus.GaugeVec     // queue
+	breaker      *prometheus.GaugeVec     // queue
+	transitions  *prometheus.CounterVec   // queue, state
 }
 
 // New returns warren's metrics, registered on reg. Register them once per
@@ -118,9 +120,17 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 			Namespace: Namespace, Name: "queue_paused",
 			Help: "1 while a queue a pool consumes is paused (warren queue pause), 0 once resumed, by queue.",
 		}, []string{"queue"}),
+		breaker: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "breaker_state",
+			Help: "State of a queue's circuit breaker in the pool: 0 closed, 1 open, 2 half-open, by queue.",
+		}, []string{"queue"}),
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "breaker_transitions_total",
+			Help: "Changes of a queue's circuit breaker, by queue and the state entered (open, half-open, closed).",
+		}, []string{"queue", "state"}),
 	}
 	collectors := []prometheus.Collector{m.published, m.confirm, m.processed, m.handler, m.rateWait, m.inFlight,
-		m.replies, m.calls, m.callDuration, m.reconnects, m.paused}
+		m.replies, m.calls, m.callDuration, m.reconnects, m.paused, m.breaker, m.transitions}
 	for i, c := range collectors {
 		if err := reg.Register(c); err != nil {
 			for _, done := range collectors[:i] {
@@ -136,10 +146,18 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 // broker.Dial with broker.WithObserver, and the Publishers, Senders,
 // Callers and worker pools built on the connection are counted.
 var (
-	_ broker.Observer      = (*Metrics)(nil)
-	_ worker.Observer      = (*Metrics)(nil)
-	_ worker.PauseObserver = (*Metrics)(nil)
+	_ broker.Observer        = (*Metrics)(nil)
+	_ worker.Observer        = (*Metrics)(nil)
+	_ worker.PauseObserver   = (*Metrics)(nil)
+	_ worker.BreakerObserver = (*Metrics)(nil)
 )
+
+// BreakerChanged sets warren_breaker_state for queue and counts the change
+// in warren_breaker_transitions_total.
+func (m *Metrics) BreakerChanged(queue string, state worker.BreakerState) {
+	m.breaker.WithLabelValues(queue).Set(float64(state))
+	m.transitions.WithLabelValues(queue, state.String()).Inc()
+}
 
 // QueuePaused sets warren_queue_paused for queue.
 func (m *Metrics) QueuePaused(queue string, paused bool) {

@@ -513,6 +513,35 @@ warren_queue_paused{queue="reports"} 0
 	}
 }
 
+// TestBreakerChanged: the gauge holds each queue's last state, and each
+// change is counted by the state entered.
+func TestBreakerChanged(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []worker.BreakerState{worker.BreakerOpen, worker.BreakerHalfOpen, worker.BreakerOpen, worker.BreakerHalfOpen, worker.BreakerClosed} {
+		m.BreakerChanged("sms", s)
+	}
+	m.BreakerChanged("email", worker.BreakerOpen)
+	expected := `
+# HELP warren_breaker_state State of a queue's circuit breaker in the pool: 0 closed, 1 open, 2 half-open, by queue.
+# TYPE warren_breaker_state gauge
+warren_breaker_state{queue="email"} 1
+warren_breaker_state{queue="sms"} 0
+# HELP warren_breaker_transitions_total Changes of a queue's circuit breaker, by queue and the state entered (open, half-open, closed).
+# TYPE warren_breaker_transitions_total counter
+warren_breaker_transitions_total{queue="email",state="open"} 1
+warren_breaker_transitions_total{queue="sms",state="closed"} 1
+warren_breaker_transitions_total{queue="sms",state="half-open"} 2
+warren_breaker_transitions_total{queue="sms",state="open"} 2
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(expected), "warren_breaker_state", "warren_breaker_transitions_total"); err != nil {
+		t.Error(err)
+	}
+}
+
 // TestRateLimitWait: the wait an outcome reports is added up by queue and
 // job type; an outcome without one adds no series.
 func TestRateLimitWait(t *testing.T) {

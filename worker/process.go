@@ -26,8 +26,8 @@ func correlationID(env *broker.Envelope) string {
 // the pool's job context: it ends at the shutdown deadline. ack settles
 // d: d itself, but for tests. w keeps the handler timeout for the
 // goroutine calling process. waited is how long d waited for its rate
-// limits.
-func (p *Pool) process(ctx context.Context, w *watchdog, q *queueRun, d *broker.Delivery, ack acknowledger, waited time.Duration) {
+// limits; gen the generation of q's circuit breaker it was admitted in.
+func (p *Pool) process(ctx context.Context, w *watchdog, q *queueRun, d *broker.Delivery, ack acknowledger, waited time.Duration, gen uint64) {
 	f := p.facts(q, d)
 	// The job and its handler's ctx in one allocation.
 	run := new(struct {
@@ -69,6 +69,7 @@ func (p *Pool) process(ctx context.Context, w *watchdog, q *queueRun, d *broker.
 	f.shutdown = ctx.Err() != nil
 	f.now = end
 	p.settle(ctx, q, d, ack, decide(f), &out)
+	p.breakerRecord(q, gen, f)
 }
 
 // newJob returns the job of d as its handler sees it, and its outcome so
@@ -111,6 +112,7 @@ func (p *Pool) facts(q *queueRun, d *broker.Delivery) facts {
 		crashLimit: p.opts.crashLimit,
 		host:       p.opts.host,
 		random:     rand.Float64(),
+		breaker:    q.br != nil,
 	}
 	if d.Err == nil {
 		// Not for a malformed message: its type may be anything.
