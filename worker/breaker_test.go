@@ -262,3 +262,43 @@ func TestBreakerOptionErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestCallFailsFastOnOpenBreaker: a Caller routed by the topology, with
+// WithConsumerCheck, fails at once while no pool consumes the job's queue
+// (ErrNoConsumer), and while the only pool's breaker is open
+// (ErrBreakerOpen), instead of waiting for its deadline.
+func TestCallFailsFastOnOpenBreaker(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOpts{})
+	c := f.caller(broker.WithConsumerCheck(20 * time.Millisecond))
+	ctx := brokertest.Context(t, 60*time.Second)
+	if _, err := c.Call(ctx, broker.Job{Type: "ok"}); !errors.Is(err, broker.ErrNoConsumer) || errors.Is(err, broker.ErrBreakerOpen) {
+		t.Fatalf("Call with no pool: %v, want ErrNoConsumer alone", err)
+	}
+	mux := worker.NewMux()
+	mux.HandleFunc("perm", func(ctx context.Context, job *worker.Job) error {
+		return worker.TripBreaker(errors.New("the database is down"))
+	})
+	mux.HandleFunc("ok", func(ctx context.Context, job *worker.Job) error {
+		job.SetResult("fine")
+		return nil
+	})
+	pool, _ := f.startPool(mux, worker.WithQueue(f.queue, worker.Breaker(worker.BreakerPolicy{CoolDown: time.Hour})))
+	testkit.WaitFor(t, 30*time.Second, "a call answered", func() bool {
+		_, err := c.Call(ctx, broker.Job{Type: "ok"})
+		return err == nil
+	})
+	f.publish("perm", nil)
+	testkit.WaitFor(t, 30*time.Second, "the breaker open", func() bool { return pool.Breakers()[f.queue] == worker.BreakerOpen })
+	testkit.WaitFor(t, 30*time.Second, "a call failing fast on the open breaker", func() bool {
+		// A call checked just before the consumer left waits for its
+		// deadline: keep it short.
+		ctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		_, err := c.Call(ctx, broker.Job{Type: "ok"})
+		return errors.Is(err, broker.ErrBreakerOpen)
+	})
+	if info := f.queueInfo(); info.Consumers != 0 || info.Messages < 1 {
+		t.Errorf("queue with %d consumers and %d jobs; want none, and the job that tripped the breaker waiting", info.Consumers, info.Messages)
+	}
+}
