@@ -18,9 +18,10 @@ import (
 const breakerPrefix = "warren.breaker."
 
 // BreakerMarker is the queue a worker pool consumes while its circuit
-// breaker on queue is open or half-open: warren.breaker.QUEUE, an empty,
-// durable, auto-delete classic queue. Its consumer count is the number of
-// pools whose breaker on queue is not closed; the broker deletes it when
+// breaker on queue is open, instead of queue: warren.breaker.QUEUE, an
+// empty, durable, auto-delete classic queue. Its consumer count is the
+// number of pools whose breaker on queue is open (a half-open pool
+// consumes queue itself, for its trials); the broker deletes it when
 // the last of them leaves, and a pool that dies leaves with its
 // connection. (Durable, as RabbitMQ 4 deprecates transient queues that
 // are not exclusive; auto-delete, so nothing is left behind.)
@@ -99,8 +100,8 @@ func holdMarker(ctx context.Context, conn *Conn, name string) (lost <-chan struc
 	return done, nil
 }
 
-// BreakerOpen returns how many pools hold queue's breaker open or
-// half-open (the consumers of its BreakerMarker), 0 when none does.
+// BreakerOpen returns how many pools hold queue's breaker open (the
+// consumers of its BreakerMarker), 0 when none does.
 func BreakerOpen(ctx context.Context, conn *Conn, queue string) (int, error) {
 	d := NewDeclarer(conn)
 	defer d.Close(context.WithoutCancel(ctx))

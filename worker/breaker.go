@@ -136,9 +136,9 @@ func (p BreakerPolicy) withDefaults() (BreakerPolicy, error) {
 // returning TripBreaker.
 //
 // The breaker is this pool's: other pools consuming the queue have their
-// own, and go on until theirs opens. While open or half-open, the pool
-// holds the queue's broker.BreakerMarker, so that warren stats and
-// callers (broker.ErrBreakerOpen) see it.
+// own, and go on until theirs opens. While open, the pool holds the
+// queue's broker.BreakerMarker instead of consuming the queue, so that
+// warren stats and callers (broker.ErrBreakerOpen) see it.
 //
 // A breaker is per queue: jobs of one type cannot be held back in a
 // queue shared with others without holding the others too. Give a type
@@ -450,7 +450,8 @@ func (p *Pool) breakerRecord(q *queueRun, gen uint64, f facts) {
 //
 //   - open: stop consuming (as a pause does), hold the marker, and start
 //     the cool-down's timer;
-//   - half-open: consume again, with a prefetch of HalfOpenJobs;
+//   - half-open: drop the marker, and consume again, with a prefetch of
+//     HalfOpenJobs;
 //   - closed: drop the marker, and consume again with the queue's own
 //     prefetch (the half-open consumer is cancelled and replaced).
 func (p *Pool) applyBreaker(q *queueRun) {
@@ -499,14 +500,12 @@ func (p *Pool) applyBreaker(q *queueRun) {
 		b.mu.Unlock()
 	case BreakerHalfOpen:
 		q.log.Info().Int(logfield.Jobs, b.pol.HalfOpenJobs).Msg("worker: circuit breaker half-open: consuming again for trial jobs")
+		p.dropMarker(q) // it consumes the queue again: counted there
 		q.tripped.Store(false)
 		q.wake()
 	case BreakerClosed:
 		q.log.Info().Msg("worker: circuit breaker closed: the trial jobs succeeded; consuming as before")
-		if q.brMarkerStop != nil {
-			q.brMarkerStop()
-			q.brMarkerStop = nil
-		}
+		p.dropMarker(q)
 		// The half-open consumer's prefetch is the trials': consume again
 		// with the queue's.
 		q.restart.Store(true)
@@ -516,6 +515,15 @@ func (p *Pool) applyBreaker(q *queueRun) {
 		if bo, ok := o.(BreakerObserver); ok {
 			bo.BreakerChanged(q.queue.Name, state)
 		}
+	}
+}
+
+// dropMarker stops holding q's breaker marker, if it does. q.brMu must be
+// held.
+func (p *Pool) dropMarker(q *queueRun) {
+	if q.brMarkerStop != nil {
+		q.brMarkerStop()
+		q.brMarkerStop = nil
 	}
 }
 
@@ -533,10 +541,7 @@ func (p *Pool) stopBreakers() {
 		q.br.wakeLocked()
 		q.br.mu.Unlock()
 		q.brMu.Lock()
-		if q.brMarkerStop != nil {
-			q.brMarkerStop()
-			q.brMarkerStop = nil
-		}
+		p.dropMarker(q)
 		q.brMu.Unlock()
 	}
 }
