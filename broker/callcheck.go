@@ -181,10 +181,11 @@ func (cc *consumerCheck) ask(ctx context.Context, queue string) error {
 func (cc *consumerCheck) close(ctx context.Context) error { return cc.decl.Close(ctx) }
 
 // requestQueues returns the queues a request to t (routed for jobType
-// when routed) goes to, nil when they cannot be known.
-func requestQueues(t publishTarget, routed bool, r Router, jobType string) []string {
+// when routed) goes to, nil when they cannot be known. A queue named by
+// the target is appended to buf (the caller's, on its stack).
+func requestQueues(buf []string, t publishTarget, routed bool, r Router, jobType string) []string {
 	if t.exchange == "" {
-		return []string{t.key}
+		return append(buf, t.key)
 	}
 	if !routed {
 		return nil

@@ -232,7 +232,8 @@ func (c *Caller) Call(ctx context.Context, job Job, opts ...PublishOption) (repl
 		return nil, fail(err)
 	}
 	if c.check != nil {
-		if qs := requestQueues(f.target, !o.target.explicit, c.pipe.router, env.Type); len(qs) > 0 {
+		var buf [1]string
+		if qs := requestQueues(buf[:0], f.target, !o.target.explicit, c.pipe.router, env.Type); len(qs) > 0 {
 			if err := c.check.check(ctx, qs); err != nil {
 				return nil, f.end(err) // nothing published: no *PublishError
 			}

@@ -34,6 +34,7 @@ const (
 	CallOK          = "ok"           // a reply came and the job succeeded
 	CallRemoteError = "remote_error" // the job failed for good in its worker
 	CallTimeout     = "timeout"      // no reply before the deadline
+	CallUnavailable = "unavailable"  // failed fast: no worker consumed the queue (broker.ErrNoConsumer)
 	CallError       = "error"        // the request could not be sent, or the call was given up
 )
 
@@ -105,7 +106,7 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 		}, []string{"outcome"}),
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "calls_total",
-			Help: "Calls (request-reply) ended, by job type and outcome (ok, remote_error, timeout, error).",
+			Help: "Calls (request-reply) ended, by job type and outcome (ok, remote_error, timeout, unavailable, error).",
 		}, []string{"type", "outcome"}),
 		callDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: Namespace, Name: "call_duration_seconds",
@@ -249,6 +250,8 @@ func CallOutcome(err error) string {
 		return CallRemoteError
 	case errors.Is(err, broker.ErrReplyTimeout):
 		return CallTimeout
+	case errors.Is(err, broker.ErrNoConsumer):
+		return CallUnavailable
 	}
 	return CallError
 }

@@ -166,7 +166,7 @@ routes:
 	}
 
 	expected := fmt.Sprintf(`
-# HELP warren_calls_total Calls (request-reply) ended, by job type and outcome (ok, remote_error, timeout, error).
+# HELP warren_calls_total Calls (request-reply) ended, by job type and outcome (ok, remote_error, timeout, unavailable, error).
 # TYPE warren_calls_total counter
 warren_calls_total{outcome="ok",type="rpc"} 1
 warren_calls_total{outcome="remote_error",type="rpcfail"} 1
@@ -303,6 +303,7 @@ func TestCallOutcome(t *testing.T) {
 		{&broker.RemoteError{Message: "no"}, metrics.CallRemoteError},
 		{fmt.Errorf("%w: %w", broker.ErrReplyTimeout, context.DeadlineExceeded), metrics.CallTimeout},
 		{&broker.PublishError{Err: broker.ErrUnroutable}, metrics.CallError},
+		{&broker.UnavailableError{Queue: "q", Err: broker.ErrBreakerOpen}, metrics.CallUnavailable},
 		{context.Canceled, metrics.CallError},
 	}
 	for _, tt := range tests {
@@ -410,7 +411,7 @@ routes:
 	testkit.WaitFor(t, 30*time.Second, "the reconnection", func() bool { return conn.Reconnects() == 1 })
 
 	expected := fmt.Sprintf(`
-# HELP warren_calls_total Calls (request-reply) ended, by job type and outcome (ok, remote_error, timeout, error).
+# HELP warren_calls_total Calls (request-reply) ended, by job type and outcome (ok, remote_error, timeout, unavailable, error).
 # TYPE warren_calls_total counter
 warren_calls_total{outcome="ok",type="rpc"} 1
 # HELP warren_jobs_in_flight Deliveries a pool has taken and not yet settled, by queue.
