@@ -272,6 +272,8 @@ const (
 // outcomeOf sorts a handler's result for the breaker.
 func outcomeOf(f facts) outcome {
 	switch {
+	case !f.ran:
+		return outcomeNeutral // settled without a handler: expired, a suspect, malformed
 	case f.err == nil:
 		return outcomeSuccess
 	case f.shutdown:
@@ -288,12 +290,17 @@ func outcomeOf(f facts) outcome {
 // admit says whether a job received may start: at once when closed, never
 // when open; when half-open, as one of the trials, else once the trials
 // are decided (it waits). It returns the generation to record the job's
-// outcome with. ok is false when the breaker is open, or stopCtx ended or
-// lost (the consumer's channel lost) was closed while it waited.
-func (b *breaker) admit(stopCtx context.Context, lost <-chan struct{}) (gen uint64, ok bool) {
+// outcome with. ok is false when the breaker is open, or, while it
+// waited, stopCtx ended, lost (the consumer's channel lost) was closed, or
+// held (a pause) became true: whatever stops the job waiting wakes it
+// (wake).
+func (b *breaker) admit(stopCtx context.Context, lost <-chan struct{}, held func() bool) (gen uint64, ok bool) {
 	for {
 		b.mu.Lock()
 		switch {
+		case held != nil && held():
+			b.mu.Unlock()
+			return 0, false
 		case b.state == BreakerClosed:
 			gen = b.gen
 			b.mu.Unlock()
@@ -316,6 +323,25 @@ func (b *breaker) admit(stopCtx context.Context, lost <-chan struct{}) (gen uint
 		case <-lost:
 			return 0, false
 		}
+	}
+}
+
+// wake wakes the jobs waiting in admit, to look again.
+func (b *breaker) wake() {
+	b.mu.Lock()
+	b.wakeLocked()
+	b.mu.Unlock()
+}
+
+// newTrials starts the trials again when half-open: the queue is consumed
+// anew (after a lost channel, or a pause), and trials admitted from the
+// last consumer may never have run. Their outcomes, of the generation
+// before, are not counted.
+func (b *breaker) newTrials() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.state == BreakerHalfOpen {
+		b.setLocked(BreakerHalfOpen)
 	}
 }
 
@@ -426,7 +452,7 @@ func (p *Pool) breakerAdmit(stopCtx context.Context, q *queueRun, cur *broker.Co
 	if q.br == nil {
 		return 0, true
 	}
-	gen, ok = q.br.admit(stopCtx, cur.Done())
+	gen, ok = q.br.admit(stopCtx, cur.Done(), q.paused.Load)
 	if !ok {
 		p.returnUnstarted(q, cur, d)
 	}

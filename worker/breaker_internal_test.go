@@ -65,14 +65,14 @@ func TestBreakerHalfOpen(t *testing.T) {
 	if b.current() != BreakerOpen || b.cool != time.Second {
 		t.Fatalf("after a failure: %s for %s, want open for 1s", b.current(), b.cool)
 	}
-	if _, ok := b.admit(ctx, nil); ok {
+	if _, ok := b.admit(ctx, nil, nil); ok {
 		t.Fatal("admitted while open")
 	}
 	for i, wantCool := range []time.Duration{2 * time.Second, 3 * time.Second, 3 * time.Second} {
 		if !b.halfOpen() {
 			t.Fatal("halfOpen refused")
 		}
-		gen, ok := b.admit(ctx, nil)
+		gen, ok := b.admit(ctx, nil, nil)
 		if !ok {
 			t.Fatal("first trial not admitted")
 		}
@@ -86,13 +86,13 @@ func TestBreakerHalfOpen(t *testing.T) {
 		}
 	}
 	b.halfOpen()
-	g1, _ := b.admit(ctx, nil)
-	g2, _ := b.admit(ctx, nil)
+	g1, _ := b.admit(ctx, nil, nil)
+	g2, _ := b.admit(ctx, nil, nil)
 	third := make(chan bool, 1)
 	tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	go func() {
-		_, ok := b.admit(tctx, nil)
+		_, ok := b.admit(tctx, nil, nil)
 		third <- ok
 	}()
 	b.record(now, g1, outcomeNeutral, nil) // gives its trial back: the third is admitted
@@ -107,7 +107,7 @@ func TestBreakerHalfOpen(t *testing.T) {
 	if b.current() != BreakerClosed || b.cool != time.Second {
 		t.Fatalf("after the trials succeeded: %s, cool-down %s; want closed, 1s", b.current(), b.cool)
 	}
-	if _, ok := b.admit(ctx, nil); !ok {
+	if _, ok := b.admit(ctx, nil, nil); !ok {
 		t.Fatal("closed, and not admitted")
 	}
 }
@@ -120,14 +120,15 @@ func TestOutcomeOf(t *testing.T) {
 		f    facts
 		want outcome
 	}{
-		{"success", facts{}, outcomeSuccess},
-		{"error", facts{err: errors.New("503")}, outcomeFailure},
-		{"timeout", facts{err: context.DeadlineExceeded, timedOut: true}, outcomeFailure},
-		{"panic dead-lettered", facts{err: &PanicError{Value: 1}, panics: DeadLetterPanics}, outcomeFailure},
-		{"permanent", facts{err: Permanent(errors.New("bad payload"))}, outcomeNeutral},
-		{"unknown type", facts{err: ErrUnknownType}, outcomeNeutral},
-		{"shutdown", facts{err: errors.New("x"), shutdown: true}, outcomeNeutral},
-		{"trip", facts{err: TripBreaker(errors.New("db down"))}, outcomeTrip},
+		{"success", facts{ran: true}, outcomeSuccess},
+		{"no handler ran (expired, suspect)", facts{}, outcomeNeutral},
+		{"error", facts{ran: true, err: errors.New("503")}, outcomeFailure},
+		{"timeout", facts{ran: true, err: context.DeadlineExceeded, timedOut: true}, outcomeFailure},
+		{"panic dead-lettered", facts{ran: true, err: &PanicError{Value: 1}, panics: DeadLetterPanics}, outcomeFailure},
+		{"permanent", facts{ran: true, err: Permanent(errors.New("bad payload"))}, outcomeNeutral},
+		{"unknown type", facts{ran: true, err: ErrUnknownType}, outcomeNeutral},
+		{"shutdown", facts{ran: true, err: errors.New("x"), shutdown: true}, outcomeNeutral},
+		{"trip", facts{ran: true, err: TripBreaker(errors.New("db down"))}, outcomeTrip},
 	} {
 		if got := outcomeOf(tc.f); got != tc.want {
 			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)

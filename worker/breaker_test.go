@@ -302,3 +302,57 @@ func TestCallFailsFastOnOpenBreaker(t *testing.T) {
 		t.Errorf("queue with %d consumers and %d jobs; want none, and the job that tripped the breaker waiting", info.Consumers, info.Messages)
 	}
 }
+
+// TestBreakerPausedWhileHalfOpen: a job received while the trials of a
+// half-open breaker run waits unstarted; a pause then sends it back to
+// the queue instead of keeping it, and after the resume every job is
+// handled once.
+func TestBreakerPausedWhileHalfOpen(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOpts{})
+	var tripped atomic.Bool
+	slowStarted, release := make(chan struct{}), make(chan struct{})
+	seen := newLedger()
+	mux := worker.NewMux()
+	mux.HandleFunc("ok", func(ctx context.Context, job *worker.Job) error {
+		if tripped.CompareAndSwap(false, true) {
+			return worker.TripBreaker(errors.New("down"))
+		}
+		seen.add(job.ID)
+		return nil
+	})
+	mux.HandleFunc("slow", func(ctx context.Context, job *worker.Job) error {
+		close(slowStarted)
+		<-release
+		seen.add(job.ID)
+		return nil
+	})
+	obs := &breakerLog{ledger: newLedger()}
+	f.startPool(mux,
+		worker.WithQueue(f.queue, worker.Concurrency(2), worker.Breaker(worker.BreakerPolicy{
+			MinJobs: 1000, CoolDown: 300 * time.Millisecond, HalfOpenJobs: 2,
+		})),
+		worker.WithObserver(obs))
+	ids := f.publish("ok", nil)
+	testkit.WaitFor(t, 30*time.Second, "the breaker open", func() bool { return obs.seen(worker.BreakerOpen) == 1 })
+	// The queue: the job that tripped (trial 1), slow (trial 2), then
+	// five that wait for the trials.
+	ids = append(ids, f.publish("slow", nil)...)
+	ids = append(ids, f.publish("ok", make([]any, 5)...)...)
+	testkit.Recv(t, slowStarted, 30*time.Second, "the slow trial started")
+	testkit.WaitFor(t, 30*time.Second, "a job received and waiting for the trials", func() bool {
+		return f.queueInfo().Messages == 4
+	})
+	f.setPaused(true)
+	testkit.WaitFor(t, 30*time.Second, "the waiting job back in the queue", func() bool {
+		return f.queueInfo().Messages == 5
+	})
+	close(release)
+	f.setPaused(false)
+	testkit.WaitFor(t, 30*time.Second, "every job handled", func() bool { return seen.count() == len(ids) })
+	for _, id := range ids {
+		if n := seen.handled[id]; n != 1 {
+			t.Errorf("job %s handled %d times, want once", id, n)
+		}
+	}
+}

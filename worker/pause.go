@@ -93,6 +93,9 @@ func (p *Pool) setPaused(q *queueRun, paused bool) {
 	if paused {
 		q.log.Info().Msg("worker: queue paused: finishing the jobs running; the others wait in the queue")
 		p.cancelCurrent(q, "pause")
+		if q.br != nil {
+			q.br.wake() // jobs waiting for a half-open breaker's trials go back
+		}
 	} else {
 		q.log.Info().Msg("worker: queue resumed")
 		q.wake()

@@ -638,6 +638,7 @@ func (p *Pool) consume(ctx context.Context, q *queueRun) (*broker.Consumer, erro
 	prefetch := q.cfg.prefetch
 	if q.br != nil && q.br.current() == BreakerHalfOpen {
 		prefetch = min(prefetch, q.br.pol.HalfOpenJobs)
+		q.br.newTrials()
 	}
 	return broker.Consume(ctx, p.conn, q.queue.Name,
 		broker.WithPrefetch(prefetch),

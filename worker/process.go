@@ -54,6 +54,7 @@ func (p *Pool) process(ctx context.Context, w *watchdog, q *queueRun, d *broker.
 	// sees them.
 	if v := decide(f); v.kind != verdictRun {
 		p.settle(ctx, q, d, ack, v, &out)
+		p.breakerRecord(q, gen, f) // a trial that ran nothing gives its turn back
 		return
 	}
 
@@ -68,8 +69,11 @@ func (p *Pool) process(ctx context.Context, w *watchdog, q *queueRun, d *broker.
 	w.end(hctx)
 	f.shutdown = ctx.Err() != nil
 	f.now = end
-	p.settle(ctx, q, d, ack, decide(f), &out)
+	// The breaker first: when this outcome opens it, the consumer is
+	// cancelled before the job is retried or returned to the queue, so
+	// this pool does not take it again at once.
 	p.breakerRecord(q, gen, f)
+	p.settle(ctx, q, d, ack, decide(f), &out)
 }
 
 // newJob returns the job of d as its handler sees it, and its outcome so
