@@ -25,6 +25,8 @@ type callerOptions struct {
 	appID      string
 	log        zerolog.Logger
 	timeout    time.Duration
+	// checkPeriod: WithConsumerCheck; 0 for no check (the default).
+	checkPeriod time.Duration
 }
 
 // WithCallRouter routes requests by job type, as WithRouter does for a
@@ -124,6 +126,8 @@ type Caller struct {
 
 	discarded atomic.Uint64
 	wg        sync.WaitGroup // reply loops
+
+	check *consumerCheck // nil when WithConsumerCheck(0)
 }
 
 // NewCaller returns a Caller on conn. It opens its channel on first use.
@@ -134,10 +138,14 @@ func NewCaller(conn *Conn, opts ...CallerOption) (*Caller, error) {
 			return nil, err
 		}
 	}
-	return &Caller{
+	c := &Caller{
 		pipe: pipe{conn: conn, router: o.router, appID: o.appID, log: o.log, observe: chainPublish(conn.opts.observers)},
 		opts: o,
-	}, nil
+	}
+	if o.checkPeriod > 0 {
+		c.check = newConsumerCheck(conn, o.checkPeriod)
+	}
+	return c, nil
 }
 
 // callResult is what a call waits for: a reply, or why none will come.
@@ -164,7 +172,10 @@ type callChannel struct {
 //
 // It returns the reply, whose body is the handler's result (decode it with
 // Decode); a *RemoteError when the job failed for good in its worker (it is
-// in a dead-letter queue); an error wrapping ErrReplyTimeout (and
+// in a dead-letter queue); an *UnavailableError (ErrNoConsumer,
+// ErrQueuePaused, ErrBreakerOpen) at once, without publishing, when no
+// worker consumes the request's queue, with WithConsumerCheck; an error
+// wrapping ErrReplyTimeout (and
 // context.DeadlineExceeded) when no reply came in time; a *PublishError
 // (ErrUnroutable, ErrNoRoute, ErrClosed, …) when the request could not be
 // sent or its channel was lost while waiting.
@@ -219,6 +230,14 @@ func (c *Caller) Call(ctx context.Context, job Job, opts ...PublishOption) (repl
 	fail := f.fail
 	if err := c.pipe.ready(ctx, f.target.exchange); err != nil {
 		return nil, fail(err)
+	}
+	if c.check != nil {
+		var buf [1]string
+		if qs := requestQueues(buf[:0], f.target, !o.target.explicit, c.pipe.router, env.Type); len(qs) > 0 {
+			if err := c.check.check(ctx, qs); err != nil {
+				return nil, f.end(err) // nothing published: no *PublishError
+			}
+		}
 	}
 
 	msg := env.publishing()
@@ -466,6 +485,9 @@ func (c *Caller) Close(ctx context.Context) error {
 	var err error
 	if cc != nil {
 		err = closeChannel(ctx, cc.ch, "caller channel")
+	}
+	if c.check != nil {
+		err = errors.Join(err, c.check.close(ctx))
 	}
 	// The reply loop ends when the channel is gone; if the close above
 	// timed out, the connection's own close ends it.

@@ -23,6 +23,7 @@ func BenchmarkCall(b *testing.B) {
 	}{
 		{"direct", nil},
 		{"reply-queue", []broker.CallerOption{broker.WithCallReplyQueue()}},
+		{"consumer-check", []broker.CallerOption{broker.WithConsumerCheck(time.Second)}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			ctx := brokertest.Context(b, 5*time.Minute)

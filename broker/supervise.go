@@ -38,8 +38,12 @@ func (s *session) watch(log zerolog.Logger) {
 				}
 				s.setBlocked(amqp.Blocking{Active: false}, log)
 				close(s.done)
-				// Drain what amqp091-go may still deliver, so its reader never waits on us.
-				for range blocking {
+				// Drain what amqp091-go may still deliver, so its reader
+				// never waits on us (blocking is nil once closed: ranging
+				// over it would block for ever).
+				if blocking != nil {
+					for range blocking {
+					}
 				}
 				return
 			}

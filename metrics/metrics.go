@@ -35,6 +35,7 @@ const (
 	CallOK          = "ok"           // a reply came and the job succeeded
 	CallRemoteError = "remote_error" // the job failed for good in its worker
 	CallTimeout     = "timeout"      // no reply before the deadline
+	CallUnavailable = "unavailable"  // failed fast: no worker consumed the queue (broker.ErrNoConsumer)
 	CallError       = "error"        // the request could not be sent, or the call was given up
 )
 
@@ -56,6 +57,8 @@ type Metrics struct {
 	paused       *prometheus.GaugeVec     // queue
 	ticks        *prometheus.CounterVec   // schedule, outcome
 	leading      prometheus.Gauge
+	breaker      *prometheus.GaugeVec   // queue
+	transitions  *prometheus.CounterVec // queue, state
 }
 
 // New returns warren's metrics, registered on reg. Register them once per
@@ -106,7 +109,7 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 		}, []string{"outcome"}),
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "calls_total",
-			Help: "Calls (request-reply) ended, by job type and outcome (ok, remote_error, timeout, error).",
+			Help: "Calls (request-reply) ended, by job type and outcome (ok, remote_error, timeout, unavailable, error).",
 		}, []string{"type", "outcome"}),
 		callDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: Namespace, Name: "call_duration_seconds",
@@ -129,9 +132,17 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 			Namespace: Namespace, Name: "scheduler_leading",
 			Help: "1 while this process's scheduler leads (fires the ticks of periodic jobs), 0 otherwise.",
 		}),
+		breaker: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "breaker_state",
+			Help: "State of a queue's circuit breaker in the pool: 0 closed, 1 open, 2 half-open, by queue.",
+		}, []string{"queue"}),
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "breaker_transitions_total",
+			Help: "Changes of a queue's circuit breaker, by queue and the state entered (open, half-open, closed).",
+		}, []string{"queue", "state"}),
 	}
 	collectors := []prometheus.Collector{m.published, m.confirm, m.processed, m.handler, m.rateWait, m.inFlight,
-		m.replies, m.calls, m.callDuration, m.reconnects, m.paused, m.ticks, m.leading}
+		m.replies, m.calls, m.callDuration, m.reconnects, m.paused, m.ticks, m.leading, m.breaker, m.transitions}
 	for i, c := range collectors {
 		if err := reg.Register(c); err != nil {
 			for _, done := range collectors[:i] {
@@ -147,10 +158,11 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 // broker.Dial with broker.WithObserver, and the Publishers, Senders,
 // Callers and worker pools built on the connection are counted.
 var (
-	_ broker.Observer      = (*Metrics)(nil)
-	_ worker.Observer      = (*Metrics)(nil)
-	_ worker.PauseObserver = (*Metrics)(nil)
-	_ scheduler.Observer   = (*Metrics)(nil)
+	_ broker.Observer        = (*Metrics)(nil)
+	_ worker.Observer        = (*Metrics)(nil)
+	_ worker.PauseObserver   = (*Metrics)(nil)
+	_ worker.BreakerObserver = (*Metrics)(nil)
+	_ scheduler.Observer     = (*Metrics)(nil)
 )
 
 // SchedulerLeading sets warren_scheduler_leading; it is the
@@ -167,6 +179,13 @@ func (m *Metrics) SchedulerLeading(leading bool) {
 // scheduler.Observer's.
 func (m *Metrics) ScheduleTicks(schedule string, outcome scheduler.Outcome, n int) {
 	m.ticks.WithLabelValues(schedule, string(outcome)).Add(float64(n))
+}
+
+// BreakerChanged sets warren_breaker_state for queue and counts the change
+// in warren_breaker_transitions_total.
+func (m *Metrics) BreakerChanged(queue string, state worker.BreakerState) {
+	m.breaker.WithLabelValues(queue).Set(float64(state))
+	m.transitions.WithLabelValues(queue, state.String()).Inc()
 }
 
 // QueuePaused sets warren_queue_paused for queue.
@@ -259,6 +278,8 @@ func CallOutcome(err error) string {
 		return CallRemoteError
 	case errors.Is(err, broker.ErrReplyTimeout):
 		return CallTimeout
+	case errors.Is(err, broker.ErrNoConsumer):
+		return CallUnavailable
 	}
 	return CallError
 }

@@ -167,7 +167,7 @@ routes:
 	}
 
 	expected := fmt.Sprintf(`
-# HELP warren_calls_total Calls (request-reply) ended, by job type and outcome (ok, remote_error, timeout, error).
+# HELP warren_calls_total Calls (request-reply) ended, by job type and outcome (ok, remote_error, timeout, unavailable, error).
 # TYPE warren_calls_total counter
 warren_calls_total{outcome="ok",type="rpc"} 1
 warren_calls_total{outcome="remote_error",type="rpcfail"} 1
@@ -304,6 +304,7 @@ func TestCallOutcome(t *testing.T) {
 		{&broker.RemoteError{Message: "no"}, metrics.CallRemoteError},
 		{fmt.Errorf("%w: %w", broker.ErrReplyTimeout, context.DeadlineExceeded), metrics.CallTimeout},
 		{&broker.PublishError{Err: broker.ErrUnroutable}, metrics.CallError},
+		{&broker.UnavailableError{Queue: "q", Err: broker.ErrBreakerOpen}, metrics.CallUnavailable},
 		{context.Canceled, metrics.CallError},
 	}
 	for _, tt := range tests {
@@ -411,7 +412,7 @@ routes:
 	testkit.WaitFor(t, 30*time.Second, "the reconnection", func() bool { return conn.Reconnects() == 1 })
 
 	expected := fmt.Sprintf(`
-# HELP warren_calls_total Calls (request-reply) ended, by job type and outcome (ok, remote_error, timeout, error).
+# HELP warren_calls_total Calls (request-reply) ended, by job type and outcome (ok, remote_error, timeout, unavailable, error).
 # TYPE warren_calls_total counter
 warren_calls_total{outcome="ok",type="rpc"} 1
 # HELP warren_jobs_in_flight Deliveries a pool has taken and not yet settled, by queue.
@@ -510,6 +511,35 @@ warren_queue_paused{queue="emails"} 1
 warren_queue_paused{queue="reports"} 0
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(expected), "warren_queue_paused"); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestBreakerChanged: the gauge holds each queue's last state, and each
+// change is counted by the state entered.
+func TestBreakerChanged(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []worker.BreakerState{worker.BreakerOpen, worker.BreakerHalfOpen, worker.BreakerOpen, worker.BreakerHalfOpen, worker.BreakerClosed} {
+		m.BreakerChanged("sms", s)
+	}
+	m.BreakerChanged("email", worker.BreakerOpen)
+	expected := `
+# HELP warren_breaker_state State of a queue's circuit breaker in the pool: 0 closed, 1 open, 2 half-open, by queue.
+# TYPE warren_breaker_state gauge
+warren_breaker_state{queue="email"} 1
+warren_breaker_state{queue="sms"} 0
+# HELP warren_breaker_transitions_total Changes of a queue's circuit breaker, by queue and the state entered (open, half-open, closed).
+# TYPE warren_breaker_transitions_total counter
+warren_breaker_transitions_total{queue="email",state="open"} 1
+warren_breaker_transitions_total{queue="sms",state="closed"} 1
+warren_breaker_transitions_total{queue="sms",state="half-open"} 2
+warren_breaker_transitions_total{queue="sms",state="open"} 2
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(expected), "warren_breaker_state", "warren_breaker_transitions_total"); err != nil {
 		t.Error(err)
 	}
 }

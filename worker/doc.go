@@ -71,6 +71,17 @@
 // and a job still waiting when the pool stops goes back to its queue as a
 // prefetched one does. docs/flow-control.md says what each bounds.
 //
+// # Circuit breakers
+//
+// Breaker gives a queue a circuit breaker: when, over a window, enough of
+// its jobs failed (retried errors, timeouts, panics; not permanent
+// failures), or a handler returned TripBreaker, the pool stops consuming
+// the queue for a cool-down, as a pause does, and its jobs wait in the
+// broker; then a few trial jobs run, and their success closes it. Open
+// breakers are logged, observed (BreakerObserver), named by Pool.Status,
+// and marked in the broker (broker.BreakerMarker) for warren stats and for
+// callers that fail fast (broker.WithConsumerCheck).
+//
 // docs/retries.md describes retries, dead letters and scheduled jobs in
 // full.
 package worker

@@ -164,7 +164,7 @@ func TestProcessHandlerTimeout(t *testing.T) {
 	q.cfg.handlerTimeout = 20 * time.Millisecond
 	var w watchdog
 	defer w.stop()
-	p.process(context.Background(), &w, q, benchDelivery(t), nopAck{}, 0)
+	p.process(context.Background(), &w, q, benchDelivery(t), nopAck{}, 0, 0)
 	if len(outs) != 1 {
 		t.Fatalf("%d outcomes, want 1", len(outs))
 	}

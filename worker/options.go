@@ -56,8 +56,9 @@ type queueOptions struct {
 	concurrency    int
 	prefetch       int
 	handlerTimeout time.Duration
-	limit          limit // RateLimit; zero for none
-	global         limit // GlobalRateLimit; zero for none
+	limit          limit          // RateLimit; zero for none
+	global         limit          // GlobalRateLimit; zero for none
+	breaker        *BreakerPolicy // Breaker, defaulted; nil for none
 }
 
 // QueueOption configures one queue of a pool.

@@ -42,13 +42,30 @@ func (p *Pool) Paused() []string {
 }
 
 // Status says what a readiness probe should show beside "ok": the paused
-// queues, if any. A paused queue keeps the pool ready: it is what the
-// operator asked for, and a deployment must not stall on it.
+// queues, and the queues whose circuit breaker is open or half-open, if
+// any. Neither makes the pool unready: a pause is what the operator asked
+// for, a breaker protects a dependency that is down, and a deployment
+// must not stall on either (nor a load balancer take away every worker).
 func (p *Pool) Status() string {
+	var parts []string
 	if ps := p.Paused(); len(ps) > 0 {
-		return "paused: " + strings.Join(ps, ", ")
+		parts = append(parts, "paused: "+strings.Join(ps, ", "))
 	}
-	return ""
+	if bs := p.breakerStatus(); bs != "" {
+		parts = append(parts, bs)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// held counts the queues that something holds from being consumed.
+func (p *Pool) held() int {
+	n := 0
+	for _, q := range p.queues {
+		if q.holding() {
+			n++
+		}
+	}
+	return n
 }
 
 // readPaused reads the paused state of every queue from the broker and
@@ -75,24 +92,30 @@ func (p *Pool) setPaused(q *queueRun, paused bool) {
 	}
 	if paused {
 		q.log.Info().Msg("worker: queue paused: finishing the jobs running; the others wait in the queue")
-		if c := q.current(); c != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			if err := c.Cancel(ctx); err != nil {
-				q.log.Warn().Err(err).Msg("worker: pause: cancel consumer")
-			}
-			cancel()
+		p.cancelCurrent(q, "pause")
+		if q.br != nil {
+			q.br.wake() // jobs waiting for a half-open breaker's trials go back
 		}
 	} else {
 		q.log.Info().Msg("worker: queue resumed")
-		select {
-		case q.resumed <- struct{}{}:
-		default:
-		}
+		q.wake()
 	}
 	for _, o := range p.observers {
 		if po, ok := o.(PauseObserver); ok {
 			po.QueuePaused(q.queue.Name, paused)
 		}
+	}
+}
+
+// cancelCurrent cancels q's current consumer, if any, so that serve stops
+// taking jobs from it (a hold, or a restart: why says which, for the log).
+func (p *Pool) cancelCurrent(q *queueRun, why string) {
+	if c := q.current(); c != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := c.Cancel(ctx); err != nil {
+			q.log.Warn().Err(err).Str(logfield.Reason, why).Msg("worker: cancel consumer")
+		}
+		cancel()
 	}
 }
 
@@ -159,13 +182,14 @@ func (p *Pool) checkExists(ctx context.Context, q *queueRun) error {
 	return err
 }
 
-// reconsume consumes q again, after lost (nil: q was paused, or not
-// consumed yet): while q is paused it waits for the resume, then it tries
+// reconsume consumes q again, after lost (nil: q was held, or not
+// consumed yet): while q is held (paused, its breaker open) it waits for
+// the hold to be released, then it tries
 // with backoff until it consumes, ctx ends (nil, nil), or the queue cannot
 // be consumed any more (the error).
 func (p *Pool) reconsume(ctx context.Context, q *queueRun, b backoff.BackOff, lost error) (*broker.Consumer, error) {
 	for {
-		for q.paused.Load() {
+		for q.holding() {
 			select {
 			case <-ctx.Done():
 				return nil, nil

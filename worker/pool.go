@@ -54,6 +54,11 @@ type Pool struct {
 	// queueGoneCheck, when set (by tests), replaces queueGone's question
 	// to the broker.
 	queueGoneCheck func() bool
+
+	// bg owns the goroutines that hold breaker markers (breaker.go);
+	// bgCtx, set by Run, ends when Run returns.
+	bg    sync.WaitGroup
+	bgCtx context.Context
 }
 
 // ErrNotReady is wrapped by Ready's errors.
@@ -69,7 +74,7 @@ func (p *Pool) Ready() error {
 	case p.stopping.Load():
 		return fmt.Errorf("%w: shutting down", ErrNotReady)
 	}
-	if n, want := int(p.consuming.Load()), len(p.queues)-len(p.Paused()); n < want {
+	if n, want := int(p.consuming.Load()), len(p.queues)-p.held(); n < want {
 		return fmt.Errorf("%w: consuming %d of %d queues", ErrNotReady, n, want)
 	}
 	if err := p.conn.Err(); err != nil {
@@ -116,10 +121,36 @@ type queueRun struct {
 	// (buffer 1: one pending wake-up is enough, more are dropped).
 	kick chan struct{}
 
-	// paused: warren queue pause asked the pools to stop consuming the
-	// queue (pause.go); resumed wakes serve when it is resumed (buffer 1).
+	// The queue is consumed while nothing holds it: paused (warren queue
+	// pause asked the pools to stop consuming it, pause.go), tripped (its
+	// circuit breaker is open, breaker.go). resumed wakes serve when a
+	// hold is released (buffer 1: one pending wake-up is enough).
 	paused  atomic.Bool
+	tripped atomic.Bool
 	resumed chan struct{}
+	// restart: the consumer was cancelled to consume again at once, with
+	// another prefetch (a breaker closed), not to stop consuming.
+	restart atomic.Bool
+
+	// br is the queue's circuit breaker, nil for none. brMu orders the
+	// changes applied (applyBreaker): brApplied is the state last
+	// applied, brMarkerStop stops holding the breaker's marker.
+	br           *breaker
+	brMu         sync.Mutex
+	brApplied    BreakerState
+	brMarkerStop context.CancelFunc
+}
+
+// holding reports whether something holds q from being consumed: a
+// pause, or its circuit breaker.
+func (q *queueRun) holding() bool { return q.paused.Load() || q.tripped.Load() }
+
+// wake wakes serve, waiting for a hold on q to be released.
+func (q *queueRun) wake() {
+	select {
+	case q.resumed <- struct{}{}:
+	default:
+	}
 }
 
 // takeSlot waits for a free slot of q and takes it; false when stopCtx
@@ -226,6 +257,9 @@ func NewPool(conn *broker.Conn, topo *topology.Topology, h Handler, opts ...Opti
 			kick:    make(chan struct{}, 1),
 			resumed: make(chan struct{}, 1),
 		}
+		if qo.breaker != nil {
+			run.br = newBreaker(*qo.breaker)
+		}
 		switch {
 		case qo.limit.n > 0 && qo.global.n > 0:
 			problems = append(problems, fmt.Errorf("worker: queue %q: give RateLimit (this pool's) or GlobalRateLimit (shared by the queue's consumers), not both", qo.name))
@@ -302,6 +336,13 @@ func (p *Pool) Run(ctx context.Context) error {
 		return errors.New("worker: Run called twice; build a new pool")
 	}
 	defer p.stopping.Store(true)
+	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	p.bgCtx = bgCtx
+	defer func() {
+		p.stopBreakers()
+		stopBG()
+		p.bg.Wait()
+	}()
 	if err := p.checkQuarantines(ctx); err != nil {
 		return errors.Join(err, p.closePublisher())
 	}
@@ -314,7 +355,7 @@ func (p *Pool) Run(ctx context.Context) error {
 	for i, q := range p.queues {
 		var c *broker.Consumer
 		var err error
-		if q.paused.Load() {
+		if q.holding() {
 			err = p.checkExists(ctx, q) // a missing queue fails Run here too
 		} else {
 			c, err = p.consume(ctx, q)
@@ -438,7 +479,7 @@ func (p *Pool) serve(stopCtx, jobCtx context.Context, q *queueRun, c *broker.Con
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 100*time.Millisecond, 10*time.Second, 0
 	for {
-		if c == nil { // paused before it was consumed
+		if c == nil { // held (paused, breaker open) before it was consumed
 			next, err := p.reconsume(stopCtx, q, b, nil)
 			if err != nil || next == nil {
 				return err
@@ -447,9 +488,9 @@ func (p *Pool) serve(stopCtx, jobCtx context.Context, q *queueRun, c *broker.Con
 			q.log.Info().Msg("worker: consuming")
 		}
 		q.setCurrent(c)
-		if q.paused.Load() {
-			// Paused while c was being made: setPaused found no consumer
-			// to cancel.
+		if q.holding() {
+			// Paused, or its breaker opened, while c was being made:
+			// setPaused or applyBreaker found no consumer to cancel.
 			ctx, cancel := context.WithTimeout(stopCtx, 10*time.Second)
 			_ = c.Cancel(ctx)
 			cancel()
@@ -468,7 +509,7 @@ func (p *Pool) serve(stopCtx, jobCtx context.Context, q *queueRun, c *broker.Con
 				defer endOnce.Do(func() { close(ended) })
 				var w watchdog // the handler timeout of this goroutine's jobs
 				defer w.stop()
-				for stopCtx.Err() == nil && !q.paused.Load() {
+				for stopCtx.Err() == nil && !q.holding() {
 					// After a lost channel, cur is done: its deliveries
 					// are back in the queue.
 					select {
@@ -480,7 +521,12 @@ func (p *Pool) serve(stopCtx, jobCtx context.Context, q *queueRun, c *broker.Con
 					if !ok {
 						return
 					}
+					gen, ok := p.breakerAdmit(stopCtx, q, cur, d)
+					if !ok {
+						continue // its breaker opened: it waits in the queue
+					}
 					l := p.limitsOf(q, d)
+					l.gen = gen
 					if p.typeReady(l) {
 						if !q.takeSlot(stopCtx, cur) {
 							p.returnUnstarted(q, cur, d)
@@ -527,12 +573,13 @@ func (p *Pool) serve(stopCtx, jobCtx context.Context, q *queueRun, c *broker.Con
 			return nil // Run's shutdown settles and closes c
 		}
 		err := c.Err()
-		if err == nil && q.paused.Load() {
-			// Paused: the jobs running are done; those received and not
-			// started go back to the queue, and serve waits for the
-			// resume.
+		if err == nil && (q.holding() || q.restart.Swap(false)) {
+			// Paused, or its breaker open: the jobs running are done;
+			// those received and not started go back to the queue, and
+			// serve waits for the hold to be released (reconsume). Or
+			// restarted: it consumes again at once.
 			if n := p.requeueRest(q, c); n > 0 {
-				q.log.Debug().Int(logfield.Jobs, n).Msg("worker: paused: returned prefetched jobs to the queue")
+				q.log.Debug().Int(logfield.Jobs, n).Msg("worker: not consuming: returned prefetched jobs to the queue")
 			}
 			p.closeConsumer(c)
 			q.setCurrent(nil)
@@ -599,10 +646,16 @@ func (p *Pool) queueGone(ctx context.Context, q *queueRun) bool {
 	return errors.Is(err, broker.ErrNoQueue)
 }
 
-// consume starts a consumer of q.
+// consume starts a consumer of q: with the queue's prefetch, or, while
+// its breaker is half-open, with as many as the trial jobs.
 func (p *Pool) consume(ctx context.Context, q *queueRun) (*broker.Consumer, error) {
+	prefetch := q.cfg.prefetch
+	if q.br != nil && q.br.current() == BreakerHalfOpen {
+		prefetch = min(prefetch, q.br.pol.HalfOpenJobs)
+		q.br.newTrials()
+	}
 	return broker.Consume(ctx, p.conn, q.queue.Name,
-		broker.WithPrefetch(q.cfg.prefetch),
+		broker.WithPrefetch(prefetch),
 		broker.WithConsumerLogger(p.opts.log)) // the consumer names the queue itself
 }
 

@@ -26,8 +26,8 @@ func correlationID(env *broker.Envelope) string {
 // the pool's job context: it ends at the shutdown deadline. ack settles
 // d: d itself, but for tests. w keeps the handler timeout for the
 // goroutine calling process. waited is how long d waited for its rate
-// limits.
-func (p *Pool) process(ctx context.Context, w *watchdog, q *queueRun, d *broker.Delivery, ack acknowledger, waited time.Duration) {
+// limits; gen the generation of q's circuit breaker it was admitted in.
+func (p *Pool) process(ctx context.Context, w *watchdog, q *queueRun, d *broker.Delivery, ack acknowledger, waited time.Duration, gen uint64) {
 	f := p.facts(q, d)
 	// The job and its handler's ctx in one allocation.
 	run := new(struct {
@@ -54,6 +54,7 @@ func (p *Pool) process(ctx context.Context, w *watchdog, q *queueRun, d *broker.
 	// sees them.
 	if v := decide(f); v.kind != verdictRun {
 		p.settle(ctx, q, d, ack, v, &out)
+		p.breakerRecord(q, gen, f) // a trial that ran nothing gives its turn back
 		return
 	}
 
@@ -68,6 +69,10 @@ func (p *Pool) process(ctx context.Context, w *watchdog, q *queueRun, d *broker.
 	w.end(hctx)
 	f.shutdown = ctx.Err() != nil
 	f.now = end
+	// The breaker first: when this outcome opens it, the consumer is
+	// cancelled before the job is retried or returned to the queue, so
+	// this pool does not take it again at once.
+	p.breakerRecord(q, gen, f)
 	p.settle(ctx, q, d, ack, decide(f), &out)
 }
 
@@ -111,6 +116,7 @@ func (p *Pool) facts(q *queueRun, d *broker.Delivery) facts {
 		crashLimit: p.opts.crashLimit,
 		host:       p.opts.host,
 		random:     rand.Float64(),
+		breaker:    q.br != nil,
 	}
 	if d.Err == nil {
 		// Not for a malformed message: its type may be anything.

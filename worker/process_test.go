@@ -80,7 +80,7 @@ func BenchmarkProcess(b *testing.B) {
 			defer w.stop()
 			b.ReportAllocs()
 			for b.Loop() {
-				p.process(ctx, &w, q, d, nopAck{}, 0)
+				p.process(ctx, &w, q, d, nopAck{}, 0, 0)
 			}
 		})
 	}
@@ -96,7 +96,7 @@ func TestProcessAllocs(t *testing.T) {
 	defer cancel()
 	var w watchdog
 	defer w.stop()
-	if n := testing.AllocsPerRun(100, func() { p.process(ctx, &w, q, d, nopAck{}, 0) }); n > 1 {
+	if n := testing.AllocsPerRun(100, func() { p.process(ctx, &w, q, d, nopAck{}, 0, 0) }); n > 1 {
 		t.Errorf("%v allocations per job, want 1", n)
 	}
 }

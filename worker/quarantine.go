@@ -78,8 +78,8 @@ func (p *Pool) runQuarantine(stopCtx, jobCtx context.Context, q *queueRun) {
 		case <-tick.C:
 		case <-q.kick:
 		}
-		if time.Now().Before(notBefore) {
-			continue
+		if time.Now().Before(notBefore) || q.holding() {
+			continue // paused or its breaker open: the quarantine waits too
 		}
 		// A cheap look first: isolating the pool costs its other jobs.
 		info, err := decl.QueueInfo(stopCtx, q.queue.QuarantineQueue)
@@ -128,5 +128,5 @@ func (p *Pool) runSuspect(ctx context.Context, w *watchdog, q *queueRun, d *brok
 		})
 		return
 	}
-	p.process(ctx, w, q, d, d, 0)
+	p.process(ctx, w, q, d, d, 0, 0)
 }

@@ -224,6 +224,9 @@ type limiters struct {
 	// since is when the job began to wait in a goroutine of its own
 	// (awaitType); zero for one that waits where it is taken.
 	since time.Time
+	// gen is the generation of the queue's circuit breaker the job was
+	// admitted in (breaker.admit), to count its outcome with.
+	gen uint64
 }
 
 func (l limiters) none() bool { return l.queue == nil && l.typ == nil }
@@ -365,8 +368,8 @@ func (p *Pool) awaitType(stopCtx, jobCtx context.Context, q *queueRun, cur *brok
 	var w watchdog // the handler timeout of d
 	defer w.stop()
 	for {
-		if !p.typeTurn(stopCtx, cur, &l) || q.paused.Load() {
-			p.returnUnstarted(q, cur, d) // stopping, or paused meanwhile: it waits in the queue
+		if !p.typeTurn(stopCtx, cur, &l) || q.holding() {
+			p.returnUnstarted(q, cur, d) // stopping, or held meanwhile: it waits in the queue
 			return
 		}
 		if !q.takeSlot(stopCtx, cur) {
@@ -426,9 +429,10 @@ func (p *Pool) start(stopCtx, jobCtx context.Context, w *watchdog, q *queueRun, 
 		if slept || !l.since.IsZero() {
 			waited = time.Since(begin)
 		}
-		if q.paused.Load() {
-			// Paused while it waited for its turn: it goes back to wait
-			// in the queue, as the jobs received and not started do.
+		if q.holding() {
+			// Paused, or its breaker opened, while it waited for its
+			// turn: it goes back to wait in the queue, as the jobs
+			// received and not started do.
 			p.returnUnstarted(q, cur, d)
 			return true
 		}
@@ -441,7 +445,7 @@ func (p *Pool) start(stopCtx, jobCtx context.Context, w *watchdog, q *queueRun, 
 		})
 		return true
 	}
-	p.process(jobCtx, w, q, d, d, waited)
+	p.process(jobCtx, w, q, d, d, waited, l.gen)
 	p.gate.Release(1)
 	return true
 }

@@ -79,6 +79,8 @@ func (p *Pool) settle(ctx context.Context, q *queueRun, d *broker.Delivery, ack 
 		jobFields(q.log.Warn(), d.Envelope, out.Attempt).Int(logfield.Crashes, v.crashes).Int(logfield.CrashLimit, p.opts.crashLimit).
 			Msg("worker: the job's worker died while running it alone; counted a crash")
 		p.returnToQuarantine(ctx, q, d, ack, out)
+	case verdictReturn:
+		p.returnJob(ctx, q, d, ack, v, out)
 	case verdictRequeue:
 		if v.cause != nil {
 			out.Err = v.cause
@@ -260,6 +262,30 @@ func (p *Pool) ackCopied(q *queueRun, d *broker.Delivery, ack acknowledger, out 
 		jobFields(q.log.Warn().Err(err), d.Envelope, out.Attempt).Msg("worker: ack of a job returned at shutdown failed; it may run twice")
 	}
 	out.Status = Requeued
+}
+
+// returnJob publishes the job back to the queue it came from, unchanged,
+// as a new message (confirmed), then acks the delivery: its handler
+// tripped the queue's circuit breaker. When the copy cannot be published,
+// the delivery is requeued as it is (after the settle pause).
+func (p *Pool) returnJob(ctx context.Context, q *queueRun, d *broker.Delivery, ack acknowledger, v verdict, out *Outcome) {
+	out.Err = v.cause
+	conf, err := p.send.send(ctx, v.env, v.exchange, v.key)
+	if err == nil {
+		err = conf.Wait(ctx)
+	}
+	if err != nil {
+		jobFields(q.log.Error().Err(err), d.Envelope, out.Attempt).
+			Msg("worker: could not return the job to its queue after its handler tripped the circuit breaker; requeueing it")
+		out.Err = errors.Join(v.cause, err)
+		p.pauseThenRequeue(ctx, q, d, ack, out)
+		return
+	}
+	if err := ack.Ack(); err != nil {
+		jobFields(q.log.Warn().Err(err), d.Envelope, out.Attempt).Msg("worker: ack after returning a job to its queue failed; it may run twice")
+	}
+	out.Status = Requeued
+	jobFields(q.log.Debug().Err(v.cause), d.Envelope, out.Attempt).Msg("worker: handler tripped the circuit breaker; job returned to its queue")
 }
 
 // pauseThenRequeue requeues d after the pool's settle pause, cut short

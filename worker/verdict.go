@@ -51,6 +51,11 @@ const (
 	// settlePause when pause is set), or, taken from the quarantine, back
 	// to the quarantine as a new message.
 	verdictRequeue
+	// verdictReturn: the handler tripped its queue's circuit breaker
+	// (TripBreaker): publish env, the job unchanged, back to the queue it
+	// came from (key), as a new message, then ack. Its attempt is not
+	// used, and it does not come back marked redelivered (a suspect).
+	verdictReturn
 )
 
 func (k verdictKind) String() string {
@@ -75,6 +80,8 @@ func (k verdictKind) String() string {
 		return "crash"
 	case verdictRequeue:
 		return "requeue"
+	case verdictReturn:
+		return "return"
 	}
 	return fmt.Sprintf("verdictKind(%d)", int(k))
 }
@@ -139,6 +146,9 @@ type facts struct {
 	// shutdown is set when the pool's job context ended: the shutdown
 	// deadline passed, and a failure is not the job's fault.
 	shutdown bool
+	// breaker is set when the queue has a circuit breaker: a handler's
+	// TripBreaker then returns the job to its queue.
+	breaker bool
 }
 
 // attempt is the delivery's attempt, 1 for the first.
@@ -153,7 +163,8 @@ func (f facts) attempt() int { return max(f.d.Envelope.Attempt, 1) }
 // handler, a body over the limit is dead-lettered, an expired request
 // acked unhandled, a suspect quarantined, and anything else runs. After
 // the handler: success is acked (a request's result replied first); a
-// failure at shutdown is requeued; a final failure, or one on the last
+// failure at shutdown is requeued; a TripBreaker on a queue with a
+// breaker returns the job to its queue unchanged; a final failure, or one on the last
 // attempt, is dead-lettered; any other is retried.
 func decide(f facts) verdict {
 	d, env := f.d, f.d.Envelope
@@ -201,6 +212,12 @@ func decide(f facts) verdict {
 	if f.shutdown {
 		// The shutdown deadline passed: the job is not at fault.
 		return verdict{kind: verdictRequeue, cause: err}
+	}
+	if f.breaker && errors.Is(err, ErrBreakerTripped) {
+		// A dependency is down, not the job at fault: it waits in its
+		// queue, as it came, while the breaker is open.
+		e := *env
+		return verdict{kind: verdictReturn, cause: err, env: &e, key: d.Queue}
 	}
 	class, final := classify(err, f.timedOut, f.panics)
 	if final || f.attempt() >= f.policy.MaxAttempts {

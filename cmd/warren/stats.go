@@ -23,8 +23,10 @@ func newStatsCmd(g *globals) *cobra.Command {
 		Use:   "stats [-f FILE] [--by-origin [--sample N]]",
 		Short: "Show queue depths, consumers and rates",
 		Long: `Show, per queue, the jobs ready and unacknowledged, the jobs dead-lettered
-(the depth of the queue's .dlq), the consumers, and the publish, deliver and
-ack rates per second, from the management HTTP API.
+(the depth of the queue's .dlq), the consumers, the publish, deliver and
+ack rates per second, and the worker pools whose circuit breaker on the
+queue is open ("open 2/3": two pools of three stopped consuming it because
+its jobs kept failing), from the management HTTP API.
 
 With -f, the topology's work queues and their dead-letter queues, in file
 order; a queue the broker does not have is listed as missing. Without -f,
@@ -127,11 +129,11 @@ type statsCell struct {
 }
 
 func printStats(w io.Writer, rows []statsRow, color bool) {
-	header := []string{"QUEUE", "TYPE", "READY", "UNACKED", "DEAD-LETTERED", "QUARANTINED", "CONSUMERS", "PUBLISH/S", "DELIVER/S", "ACK/S"}
+	header := []string{"QUEUE", "TYPE", "READY", "UNACKED", "DEAD-LETTERED", "QUARANTINED", "CONSUMERS", "PUBLISH/S", "DELIVER/S", "ACK/S", "BREAKER"}
 	table := [][]statsCell{}
 	hdr := make([]statsCell, len(header))
 	for i, h := range header {
-		hdr[i] = statsCell{text: h, style: styleBold, right: i >= 2}
+		hdr[i] = statsCell{text: h, style: styleBold, right: i >= 2 && i < len(header)-1} // the breaker column is text
 	}
 	table = append(table, hdr)
 	num := func(n int64) statsCell { return statsCell{text: strconv.FormatInt(n, 10), right: true} }
@@ -161,8 +163,16 @@ func printStats(w io.Writer, rows []statsRow, color bool) {
 				rates[i] = statsCell{text: strconv.FormatFloat(v, 'f', 1, 64), right: true}
 			}
 		}
+		// Pools whose breaker is open consume the marker, not the queue.
+		breaker := statsCell{text: "-"}
+		if r.BreakersOpen > 0 {
+			breaker = statsCell{text: fmt.Sprintf("open %d/%d", r.BreakersOpen, r.BreakersOpen+r.Consumers), style: styleYellow}
+			if r.Consumers == 0 {
+				breaker.style = styleRed // nobody takes the queue's jobs
+			}
+		}
 		line := []statsCell{{text: r.Name}, {text: r.Type}, num(r.Ready), num(r.Unacked), dead, quarantined, num(r.Consumers)}
-		table = append(table, append(line, rates...))
+		table = append(table, append(append(line, rates...), breaker))
 	}
 	widths := make([]int, len(header))
 	for _, line := range table {

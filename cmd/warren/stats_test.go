@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/internal/brokertest"
 )
 
@@ -19,6 +21,7 @@ type statsOutput struct {
 		DeadLetterQueue string `json:"dead_letter_queue"`
 		DeadLettered    *int64 `json:"dead_lettered"`
 		Consumers       int64
+		BreakersOpen    int64 `json:"breakers_open"`
 	}
 }
 
@@ -112,6 +115,72 @@ func TestStatsCountsPublishedJobs(t *testing.T) {
 	}
 }
 
+// TestStatsBreakerColumn: a pool holding a queue's breaker marker (as a
+// pool whose breaker is open does) shows in the queue's row, in --json
+// and in the table; once it lets go, the row shows none.
+func TestStatsBreakerColumn(t *testing.T) {
+	path, n := writeTopology(t)
+	if code, out, errOut := warren(t, "topology", "apply", "-f", path); code != 0 {
+		t.Fatalf("apply: exit %d\n%s%s", code, out, errOut)
+	}
+	conn, err := broker.Dial(brokertest.Context(t, 10*time.Second), []string{brokertest.URL(t)}, broker.WithName(brokertest.ConnName(t, "breaker")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, release := context.WithCancel(context.Background())
+	held := make(chan struct{})
+	go func() {
+		defer close(held)
+		broker.HoldBreakerMarker(ctx, conn, n.Queue)
+	}()
+	defer func() { release(); <-held }()
+
+	mgmtURL := brokertest.ManagementURL(t)
+	open := func() int64 {
+		code, out, errOut := warren(t, "--json", "stats", "-f", path, "--management-url", mgmtURL)
+		if code != 0 {
+			t.Fatalf("stats: exit %d\n%s%s", code, out, errOut)
+		}
+		var res statsOutput
+		if err := json.Unmarshal([]byte(out), &res); err != nil {
+			t.Fatalf("stats --json is not JSON: %v\n%s", err, out)
+		}
+		for _, q := range res.Queues {
+			if q.Name == n.Queue {
+				return q.BreakersOpen
+			}
+		}
+		t.Fatalf("queue %s not listed:\n%s", n.Queue, out)
+		return 0
+	}
+	// The management API refreshes its counts every 5 seconds by default.
+	waitStats(t, "the open breaker in stats", func() bool { return open() == 1 })
+	code, out, _ := warren(t, "stats", "-f", path, "--management-url", mgmtURL)
+	if code != 0 {
+		t.Fatalf("stats: exit %d", code)
+	}
+	lines := strings.Split(out, "\n")
+	if !strings.Contains(lines[0], "BREAKER") || !strings.HasPrefix(lines[1], n.Queue+" ") || !strings.HasSuffix(lines[1], "  open 1/1") {
+		t.Errorf("table does not show the open breaker:\n%s", out)
+	}
+	release()
+	<-held
+	waitStats(t, "the breaker gone from stats", func() bool { return open() == 0 })
+}
+
+// waitStats polls cond until it holds, for up to 30s.
+func waitStats(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
 func TestStatsMissingQueue(t *testing.T) {
 	path, n := writeTopology(t) // not applied
 	code, out, errOut := warren(t, "stats", "-f", path, "--management-url", brokertest.ManagementURL(t))
@@ -127,8 +196,9 @@ func TestStatsMissingQueue(t *testing.T) {
 func TestPrintStatsColour(t *testing.T) {
 	five, zero := int64(5), int64(0)
 	rows := []statsRow{
-		{Name: "emails", Type: "quorum", Exists: true, Ready: 12, DeadLetterQueue: "emails.dlq", DeadLettered: &five, Rates: &statsRate{Publish: 2.5}},
-		{Name: "reports", Type: "classic", Exists: true, DeadLetterQueue: "reports.dlq", DeadLettered: &zero},
+		{Name: "emails", Type: "quorum", Exists: true, Ready: 12, DeadLetterQueue: "emails.dlq", DeadLettered: &five, Rates: &statsRate{Publish: 2.5}, BreakersOpen: 2},
+		{Name: "reports", Type: "classic", Exists: true, DeadLetterQueue: "reports.dlq", DeadLettered: &zero, Consumers: 1, BreakersOpen: 1},
+		{Name: "sms", Type: "classic", Exists: true, DeadLetterQueue: "sms.dlq", DeadLettered: &zero, Consumers: 3},
 		{Name: "a-rather-long-queue-name", Exists: false},
 	}
 	var plain, colour strings.Builder
@@ -137,7 +207,7 @@ func TestPrintStatsColour(t *testing.T) {
 	if strings.Contains(plain.String(), "\x1b") {
 		t.Errorf("colour without colour:\n%s", plain.String())
 	}
-	for _, want := range []string{styleRed + "5" + styleReset, styleBold + "QUEUE", styleYellow + "missing"} {
+	for _, want := range []string{styleRed + "5" + styleReset, styleBold + "QUEUE", styleYellow + "missing", styleRed + "open 2/2", styleYellow + "open 1/2"} {
 		if !strings.Contains(colour.String(), want) {
 			t.Errorf("coloured table lacks %q:\n%q", want, colour.String())
 		}
@@ -146,9 +216,10 @@ func TestPrintStatsColour(t *testing.T) {
 	if stripped != plain.String() {
 		t.Errorf("colour changes the layout:\n%s\nvs\n%s", stripped, plain.String())
 	}
-	want := `QUEUE                     TYPE     READY  UNACKED  DEAD-LETTERED  QUARANTINED  CONSUMERS  PUBLISH/S  DELIVER/S  ACK/S
-emails                    quorum      12        0              5            -          0        2.5        0.0    0.0
-reports                   classic      0        0              0            -          0          -          -      -
+	want := `QUEUE                     TYPE     READY  UNACKED  DEAD-LETTERED  QUARANTINED  CONSUMERS  PUBLISH/S  DELIVER/S  ACK/S  BREAKER
+emails                    quorum      12        0              5            -          0        2.5        0.0    0.0  open 2/2
+reports                   classic      0        0              0            -          1          -          -      -  open 1/2
+sms                       classic      0        0              0            -          3          -          -      -  -
 a-rather-long-queue-name  missing: run warren topology apply
 `
 	if plain.String() != want {

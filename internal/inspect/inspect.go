@@ -32,6 +32,12 @@ type Row struct {
 	// Paused: warren queue pause stopped the workers consuming it (its
 	// broker.PausedMarker exists).
 	Paused bool `json:"paused"`
+	// BreakersOpen is how many worker pools have their circuit breaker
+	// on the queue open, and consume its broker.BreakerMarker instead of
+	// it (the marker's consumers). Those pools are not among Consumers:
+	// of the pools taking part, BreakersOpen of Consumers+BreakersOpen
+	// are open.
+	BreakersOpen int64 `json:"breakers_open"`
 }
 
 // Rates are a queue's message rates per second.
@@ -67,6 +73,9 @@ func Rows(t *topology.Topology, queues []mgmt.Queue) []Row {
 			return r
 		}
 		_, r.Paused = byName[broker.PausedMarker(name)]
+		if m, ok := byName[broker.BreakerMarker(name)]; ok {
+			r.BreakersOpen = m.Consumers
+		}
 		r.Type, r.Ready, r.Unacked, r.Consumers = q.Type, q.MessagesReady, q.MessagesUnacknowledged, q.Consumers
 		if s := q.MessageStats; s != nil {
 			r.Rates = &Rates{Publish: rateOf(s.PublishDetails), Deliver: rateOf(s.DeliverGetDetails), Ack: rateOf(s.AckDetails)}

@@ -48,4 +48,7 @@ const (
 	Signal    = "signal"
 	Status    = "status"
 	Component = "component"
+	CoolDown  = "cool_down" // how long a circuit breaker stays open
+	Failed    = "failed"    // jobs failed, e.g. in a circuit breaker's window
+	From      = "from"      // the state a change came from
 )
