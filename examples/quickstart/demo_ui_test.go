@@ -25,7 +25,8 @@ import (
 )
 
 // TestDemoReplayGroupInDashboard is the demo an operator follows: make
-// demo's script runs the quickstart (in a namespace of the test's own), its
+// demo's script runs the quickstart (in a namespace of the test's own) and
+// shows its periodic job and its circuit breaker (checkSummary), its
 // dead letters stay parked, and `warren ui` (the binary the demo built)
 // replays one group of them from Chromium. Every job of the group moves
 // back to its work queue, every other stays parked, and none is lost or
@@ -44,9 +45,11 @@ func TestDemoReplayGroupInDashboard(t *testing.T) {
 	demo := exec.Command("bash", filepath.Join(root, "scripts", "demo.sh"))
 	demo.Dir = root
 	demo.Env = append(os.Environ(), "WARREN_URL="+amqpURL, "DEMO_NAMESPACE="+ns, "DEMO_PURGE=no", "JOBS=200", "DEMO_TIMEOUT=120")
-	if out, err := demo.CombinedOutput(); err != nil {
+	out, err := demo.CombinedOutput()
+	if err != nil {
 		t.Fatalf("scripts/demo.sh: %v\n%s", err, out)
 	}
+	checkSummary(t, string(out), ns)
 
 	ctx := brokertest.Context(t, 3*time.Minute)
 	conn, err := broker.Dial(ctx, []string{amqpURL}, broker.WithName(brokertest.ConnName(t, "demo-ui")))
@@ -117,6 +120,30 @@ func TestDemoReplayGroupInDashboard(t *testing.T) {
 		if _, ok := before[id]; !ok {
 			t.Errorf("job %s appeared in %s", id, dlq)
 		}
+	}
+}
+
+// checkSummary checks that the demo's output shows what the quickstart is
+// built to show besides retries and dead letters: the periodic job's
+// ticks, none of them twice, and the reports queue's circuit breaker
+// opening on the renderer's outage and closing after it.
+func checkSummary(t *testing.T, out, ns string) {
+	t.Helper()
+	var periodic, breaker string
+	for line := range strings.Lines(out) {
+		line = strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(line, "periodic "):
+			periodic = line
+		case strings.HasPrefix(line, "circuit breaker of "+ns+"reports: "):
+			breaker = line
+		}
+	}
+	if f := strings.Fields(periodic); len(f) < 2 || f[1] == "0" || !strings.Contains(periodic, "schedule "+ns+"stats-rollup") || !strings.Contains(periodic, " 0 fired twice") {
+		t.Errorf("the demo's periodic job: %q; want at least one tick of %sstats-rollup, none fired twice\n%s", periodic, ns, out)
+	}
+	if !strings.HasPrefix(breaker, "circuit breaker of "+ns+"reports: open at +0s,") || !strings.Contains(breaker, "half-open") || !strings.Contains(breaker[strings.LastIndex(breaker, ", "):], "closed at") {
+		t.Errorf("the demo's circuit breaker: %q; want it open, half-open, then closed\n%s", breaker, out)
 	}
 }
 
@@ -193,7 +220,7 @@ func deleteDemo(t *testing.T, amqpURL, ns string) {
 		t.Errorf("cleanup: %v", err)
 		return
 	}
-	for _, q := range []string{"default", "reports", "default.dlq", "reports.dlq", "default.quarantine", "reports.quarantine"} {
+	for _, q := range []string{"default", "reports", "default.dlq", "reports.dlq", "default.quarantine", "reports.quarantine", "scheduler"} {
 		if _, err := ch.QueueDelete(ns+q, false, false, false); err != nil {
 			if ch, err = conn.Channel(); err != nil { // a missing queue closes the channel
 				t.Errorf("cleanup: %v", err)

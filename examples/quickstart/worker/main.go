@@ -42,6 +42,7 @@ type options struct {
 	until       int64
 	scheduler   bool
 	leaseQueue  string
+	outage      time.Duration
 }
 
 func main() {
@@ -54,6 +55,7 @@ func main() {
 	pflag.IntVar(&o.prefetch, "prefetch", 64, "jobs the broker sends ahead of the handlers, per queue")
 	pflag.Int64Var(&o.until, "until", 0, "exit once this many jobs succeeded or were dead-lettered (0: run until SIGINT or SIGTERM)")
 	pflag.BoolVar(&o.scheduler, "scheduler", true, "fire the topology's schedules (periodic jobs), when it has any: one of the workers that do fires each tick")
+	pflag.DurationVar(&o.outage, "renderer-outage", 2*time.Second, "how long the report renderer is down, after 10 reports (0: no outage); report.render jobs trip the reports queue's circuit breaker meanwhile")
 	pflag.StringVar(&o.leaseQueue, "lease-queue", scheduler.DefaultLeaseQueue, "the queue whose token elects the worker that fires the schedules; workers firing other schedules need another")
 	pflag.Parse()
 
@@ -127,7 +129,10 @@ func run(cfg daemon.Config, o options) error {
 	mux := worker.NewMux()
 	mux.Handle(jobs.EmailSend, worker.Typed(sendEmail))
 	mux.Handle(jobs.ImageResize, worker.Typed(resizeImage))
-	mux.Handle(jobs.ReportRender, worker.Typed(renderReport))
+	rend := &renderer{after: 10, outage: o.outage}
+	mux.Handle(jobs.ReportRender, worker.Typed(func(ctx context.Context, job *worker.Job, r jobs.Report) error {
+		return renderReport(ctx, rend, r)
+	}))
 	// The periodic job: the schedule's ticks are recorded for the summary.
 	schedules := scheduler.FromTopology(topo)
 	var rollups *ticks
@@ -151,6 +156,7 @@ func run(cfg daemon.Config, o options) error {
 	runCtx, finish := context.WithCancel(ctx)
 	defer finish()
 	var tally counts
+	var breakers breakerLog
 	observe := func(out worker.Outcome) {
 		if out.JobType == jobs.StatsRollup {
 			return // the schedule's, not the producer's: not in --until
@@ -163,10 +169,21 @@ func run(cfg daemon.Config, o options) error {
 		worker.WithSender(pub),
 		worker.WithLogger(log),
 		worker.WithObserver(worker.OutcomeFunc(observe)),
+		worker.WithObserver(&breakers),
 		worker.WithShutdownTimeout(cfg.ShutdownTimeout), // the daemon's deadline too
 	}
 	for _, q := range topo.WorkQueues() {
-		opts = append(opts, worker.WithQueue(q.Name, worker.Concurrency(o.concurrency), worker.Prefetch(o.prefetch)))
+		qopts := []worker.QueueOption{worker.Concurrency(o.concurrency), worker.Prefetch(o.prefetch)}
+		if strings.HasSuffix(q.Name, "reports") {
+			// The reports depend on the renderer: when it is down, the
+			// queue's jobs wait in the broker instead of failing into
+			// retries. A handler that sees the outage trips the breaker
+			// (TripBreaker); after a second one trial job runs, and the
+			// breaker closes when it succeeds, or stays open twice as
+			// long when it fails.
+			qopts = append(qopts, worker.Breaker(worker.BreakerPolicy{CoolDown: time.Second, HalfOpenJobs: 1}))
+		}
+		opts = append(opts, worker.WithQueue(q.Name, qopts...))
 	}
 	pool, err := worker.NewPool(conn, topo, mux, opts...)
 	if err != nil {
@@ -202,6 +219,7 @@ func run(cfg daemon.Config, o options) error {
 	if rollups != nil {
 		rollups.print(os.Stdout)
 	}
+	breakers.print(os.Stdout, rend)
 	// The pool has stopped: every dead letter it parked is in its queue.
 	peekCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -235,15 +253,24 @@ func resizeImage(ctx context.Context, job *worker.Job, img jobs.Resize) error {
 
 // renderReport refuses an invalid month or an unknown report for good:
 // retrying cannot fix the payload, so worker.Permanent sends the job to its
-// dead-letter queue at once, with the error in its headers.
-func renderReport(ctx context.Context, _ *worker.Job, r jobs.Report) error {
+// dead-letter queue at once, with the error in its headers. A valid report
+// goes to the renderer; while it is down, the job trips the queue's
+// circuit breaker: it goes back to the queue without using an attempt,
+// and the queue is not consumed until the renderer answers again.
+func renderReport(ctx context.Context, rend *renderer, r jobs.Report) error {
 	if _, err := time.Parse("2006-01", r.Month); err != nil {
 		return worker.Permanent(fmt.Errorf("invalid month: %w", err))
 	}
 	if !slices.Contains(knownReports, r.Report) {
 		return worker.Permanent(fmt.Errorf("unknown report %q", r.Report))
 	}
-	return work(ctx, 5*time.Millisecond)
+	if err := rend.render(ctx); err != nil {
+		if errors.Is(err, errRendererDown) {
+			return worker.TripBreaker(err)
+		}
+		return err
+	}
+	return nil
 }
 
 // knownReports are the reports renderReport renders.
