@@ -68,6 +68,13 @@ test: broker deps test-amqp091 ## Run the unit and broker tests (with -race; not
 		grep --line-buffered -E '^(ok|FAIL|panic)|^\s*--- FAIL|_test\.go:[0-9]+:|goleak|DATA RACE|race detected'; \
 		rc=$${PIPESTATUS[0]}; if [ $$rc -ne 0 ]; then echo "test failed (exit $$rc); the last lines of bin/test.log:"; tail -n 80 bin/test.log; fi; exit $$rc
 
+.PHONY: test-flow
+test-flow: broker ## Run only the flow-control tests (periodic jobs, pause, circuit breakers, rate limits, failing fast) with -race; CI runs them on RabbitMQ 4.3 too (RABBITMQ=4.3)
+	@mkdir -p bin; $(BROKER_ENV) $(GO) test -race -count=1 -timeout 10m -v \
+		-run 'Schedul|Replica|Pause|Paused|Breaker|Trip|RateLimit|CallFailsFast|CallCheck|CallWithoutCheck|ConsumerCheck' \
+		./scheduler ./worker ./broker ./cmd/warren 2>&1 | tee bin/test-flow.log | \
+		grep --line-buffered -E '^(\s*--- FAIL|ok|FAIL|panic)|_test\.go:[0-9]+:|DATA RACE|race detected'; exit $${PIPESTATUS[0]}
+
 .PHONY: screenshots
 screenshots: broker deps ## Write the dashboard's screenshots (docs/dashboard/*.png, 1280 and 390 px wide) from headless Chromium
 	$(GO) test -count=1 -run TestScreenshots ./dashboard -screenshots docs/dashboard -v 2>&1 | grep -E 'wrote|^(ok|FAIL|---)|_test\.go'; exit $${PIPESTATUS[0]}

@@ -1,7 +1,10 @@
 // Command worker is the quickstart's worker daemon. It consumes the work
-// queues of the topology and handles email.send, image.resize and
-// report.render jobs, some of which are designed to fail (see
-// ../README.md). It runs its pool with package daemon: /livez, /readyz and
+// queues of the topology and handles email.send, image.resize,
+// report.render and stats.rollup jobs, some of which are designed to fail
+// (see ../README.md). It fires the topology's schedule (stats.rollup every
+// second) when it leads the election among the workers, and report.render
+// jobs trip the reports queue's circuit breaker during the renderer's
+// planned outage. It runs its pool with package daemon: /livez, /readyz and
 // /metrics on :8080, and a graceful shutdown on SIGINT or SIGTERM (not
 // ready, then the jobs in flight finish and the prefetched ones go back to
 // their queue); a second signal exits at once.
