@@ -62,8 +62,12 @@ taxi: broker build ## Run the taxi-booking request-reply example
 deps: ## Install the Debian packages the tests need (python3-amqp, python3-msgpack, chromium) unless they are there
 	@scripts/deps.sh
 
+.PHONY: services
+services: ## Make sure PostgreSQL (127.0.0.1:5432, database test) and Redis (127.0.0.1:6379) answer, for the inbox, unique-job and outbox tests: start or install them (DATABASE_URL / REDIS_URL: yours, left alone)
+	@scripts/services.sh
+
 .PHONY: test
-test: broker deps test-amqp091 ## Run the unit and broker tests (with -race; not the fault suite, torture or soak), a line per package as it finishes; full log in bin/test.log (RABBITMQ=4.0|4.3: against a private node of that release)
+test: broker deps services test-amqp091 ## Run the unit and broker tests (with -race; not the fault suite, torture or soak), a line per package as it finishes; full log in bin/test.log (RABBITMQ=4.0|4.3: against a private node of that release)
 	@mkdir -p bin; $(BROKER_ENV) $(GO) test -race -count=1 -timeout 5m ./... 2>&1 | tee bin/test.log | \
 		grep --line-buffered -E '^(ok|FAIL|panic)|^\s*--- FAIL|_test\.go:[0-9]+:|goleak|DATA RACE|race detected'; \
 		rc=$${PIPESTATUS[0]}; if [ $$rc -ne 0 ]; then echo "test failed (exit $$rc); the last lines of bin/test.log:"; tail -n 80 bin/test.log; fi; exit $$rc
