@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/daemon"
 	"github.com/warrenmq/warren/outbox"
 )
 
@@ -92,3 +93,6 @@ func ExamplePublish() {
 	// Output:
 	// waiting to be sent: 1
 }
+
+// A Relay runs in a worker daemon next to the pool: daemon.Run(ctx, pool, relay).
+var _ daemon.Service = (*outbox.Relay)(nil)

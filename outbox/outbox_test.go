@@ -38,7 +38,7 @@ type fixture struct {
 	queue  string
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	f := &fixture{schema: pgtest.Schema(t)}
 	f.pool = pgtest.Pool(t, f.schema)
@@ -58,7 +58,7 @@ func newFixture(t *testing.T) *fixture {
 
 // publish writes one job per id, each in a transaction of its own, to the
 // fixture's queue, with the ordering key of keys[i] when given.
-func (f *fixture) publish(t *testing.T, ids []string, keys []string) {
+func (f *fixture) publish(t testing.TB, ids []string, keys []string) {
 	t.Helper()
 	ctx := brokertest.Context(t, time.Minute)
 	for i, id := range ids {
@@ -75,7 +75,7 @@ func (f *fixture) publish(t *testing.T, ids []string, keys []string) {
 	}
 }
 
-func newIDs(t *testing.T, n int) []string {
+func newIDs(t testing.TB, n int) []string {
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = brokertest.JobID(t)
@@ -85,7 +85,7 @@ func newIDs(t *testing.T, n int) []string {
 
 // relay starts a relay on the fixture, stopped and waited for at cleanup
 // (or by the returned func).
-func (f *fixture) relay(t *testing.T, opts ...outbox.Option) (stop func()) {
+func (f *fixture) relay(t testing.TB, opts ...outbox.Option) (stop func()) {
 	t.Helper()
 	r, err := outbox.NewRelay(f.pool, f.conn, append([]outbox.Option{outbox.WithPollInterval(50 * time.Millisecond)}, opts...)...)
 	if err != nil {
@@ -108,7 +108,7 @@ func (f *fixture) relay(t *testing.T, opts ...outbox.Option) (stop func()) {
 }
 
 // waitSent waits until the outbox has no unsent row.
-func (f *fixture) waitSent(t *testing.T) {
+func (f *fixture) waitSent(t testing.TB) {
 	t.Helper()
 	testkit.WaitFor(t, time.Minute, "every row sent", func() bool {
 		s, err := outbox.ReadStats(context.Background(), f.pool)
