@@ -1,6 +1,7 @@
 // Package metrics exports Prometheus metrics of warren's own work:
 // publishes and their confirms, jobs processed by outcome, handler
-// durations, jobs in flight, replies, calls and reconnections.
+// durations, jobs in flight, replies, calls, reconnections, periodic jobs
+// and the transactional outbox's relays (an outbox.Observer).
 //
 // metrics only watches: it counts what broker and worker tell it, and
 // never publishes, settles or changes a job; it imports no AMQP client.

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/outbox"
 	"github.com/warrenmq/warren/scheduler"
 	"github.com/warrenmq/warren/worker"
 )
@@ -59,6 +60,12 @@ type Metrics struct {
 	leading      prometheus.Gauge
 	breaker      *prometheus.GaugeVec   // queue
 	transitions  *prometheus.CounterVec // queue, state
+
+	outboxRows    *prometheus.CounterVec // outcome
+	outboxDelay   prometheus.Histogram
+	outboxBacklog prometheus.Gauge
+	outboxLag     prometheus.Gauge
+	outboxDeleted prometheus.Counter
 }
 
 // New returns warren's metrics, registered on reg. Register them once per
@@ -140,9 +147,31 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 			Namespace: Namespace, Name: "breaker_transitions_total",
 			Help: "Changes of a queue's circuit breaker, by queue and the state entered (open, half-open, closed).",
 		}, []string{"queue", "state"}),
+		outboxRows: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "outbox_rows_total",
+			Help: "Outbox rows this process's relay published, by outcome (sent: confirmed and marked sent; failed: to be tried again after a backoff).",
+		}, []string{"outcome"}),
+		outboxDelay: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "outbox_relay_delay_seconds",
+			Help:    "Time from an outbox row's write to its being marked sent, by the database's clock, for the rows this process's relay sent.",
+			Buckets: o.durationBuckets,
+		}),
+		outboxBacklog: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "outbox_backlog",
+			Help: "Outbox rows not yet sent, as the relay last read them.",
+		}),
+		outboxLag: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "outbox_lag_seconds",
+			Help: "Age of the oldest unsent outbox row, as the relay last read it (0: none).",
+		}),
+		outboxDeleted: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "outbox_deleted_total",
+			Help: "Sent outbox rows deleted by this process's relay past their retention.",
+		}),
 	}
 	collectors := []prometheus.Collector{m.published, m.confirm, m.processed, m.handler, m.rateWait, m.inFlight,
-		m.replies, m.calls, m.callDuration, m.reconnects, m.paused, m.ticks, m.leading, m.breaker, m.transitions}
+		m.replies, m.calls, m.callDuration, m.reconnects, m.paused, m.ticks, m.leading, m.breaker, m.transitions,
+		m.outboxRows, m.outboxDelay, m.outboxBacklog, m.outboxLag, m.outboxDeleted}
 	for i, c := range collectors {
 		if err := reg.Register(c); err != nil {
 			for _, done := range collectors[:i] {
@@ -163,7 +192,34 @@ var (
 	_ worker.PauseObserver   = (*Metrics)(nil)
 	_ worker.BreakerObserver = (*Metrics)(nil)
 	_ scheduler.Observer     = (*Metrics)(nil)
+	_ outbox.Observer        = (*Metrics)(nil)
 )
+
+// OutboxBatch counts a relay's batch in warren_outbox_rows_total and each
+// sent row's delay in warren_outbox_relay_delay_seconds; it is the
+// outbox.Observer's. Give the Metrics to outbox.WithObserver.
+func (m *Metrics) OutboxBatch(sent, failed int, delays []time.Duration) {
+	if sent > 0 {
+		m.outboxRows.WithLabelValues("sent").Add(float64(sent))
+	}
+	if failed > 0 {
+		m.outboxRows.WithLabelValues("failed").Add(float64(failed))
+	}
+	for _, d := range delays {
+		m.outboxDelay.Observe(d.Seconds())
+	}
+}
+
+// OutboxStats sets warren_outbox_backlog and warren_outbox_lag_seconds;
+// it is the outbox.Observer's.
+func (m *Metrics) OutboxStats(s outbox.Stats) {
+	m.outboxBacklog.Set(float64(s.Backlog))
+	m.outboxLag.Set(s.Lag.Seconds())
+}
+
+// OutboxDeleted counts sent rows deleted past the retention
+// (warren_outbox_deleted_total); it is the outbox.Observer's.
+func (m *Metrics) OutboxDeleted(n int64) { m.outboxDeleted.Add(float64(n)) }
 
 // SchedulerLeading sets warren_scheduler_leading; it is the
 // scheduler.Observer's.

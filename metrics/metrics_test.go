@@ -19,6 +19,7 @@ import (
 	"github.com/warrenmq/warren/internal/testkit"
 	"github.com/warrenmq/warren/internal/topotest"
 	"github.com/warrenmq/warren/metrics"
+	"github.com/warrenmq/warren/outbox"
 	"github.com/warrenmq/warren/scheduler"
 	"github.com/warrenmq/warren/worker"
 )
@@ -605,5 +606,39 @@ warren_scheduler_leading 1
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(expected), "warren_schedule_ticks_total", "warren_scheduler_leading"); err != nil {
 		t.Error(err)
+	}
+}
+
+func TestOutbox(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.OutboxBatch(2, 1, []time.Duration{100 * time.Millisecond, 300 * time.Millisecond})
+	m.OutboxBatch(1, 0, []time.Duration{2 * time.Second})
+	m.OutboxStats(outbox.Stats{Backlog: 7, Lag: 1500 * time.Millisecond})
+	m.OutboxDeleted(40)
+	expected := `
+# HELP warren_outbox_backlog Outbox rows not yet sent, as the relay last read them.
+# TYPE warren_outbox_backlog gauge
+warren_outbox_backlog 7
+# HELP warren_outbox_deleted_total Sent outbox rows deleted by this process's relay past their retention.
+# TYPE warren_outbox_deleted_total counter
+warren_outbox_deleted_total 40
+# HELP warren_outbox_lag_seconds Age of the oldest unsent outbox row, as the relay last read it (0: none).
+# TYPE warren_outbox_lag_seconds gauge
+warren_outbox_lag_seconds 1.5
+# HELP warren_outbox_rows_total Outbox rows this process's relay published, by outcome (sent: confirmed and marked sent; failed: to be tried again after a backoff).
+# TYPE warren_outbox_rows_total counter
+warren_outbox_rows_total{outcome="failed"} 1
+warren_outbox_rows_total{outcome="sent"} 3
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(expected), "warren_outbox_rows_total", "warren_outbox_backlog",
+		"warren_outbox_lag_seconds", "warren_outbox_deleted_total"); err != nil {
+		t.Error(err)
+	}
+	if n := testutil.CollectAndCount(reg, "warren_outbox_relay_delay_seconds"); n != 1 {
+		t.Errorf("warren_outbox_relay_delay_seconds: %d series, want 1", n)
 	}
 }
