@@ -454,6 +454,11 @@ func (p *Pool) breakerAdmit(stopCtx context.Context, q *queueRun, cur *broker.Co
 	}
 	gen, ok = q.br.admit(stopCtx, cur.Done(), q.paused.Load)
 	if !ok {
+		// The breaker may have opened a moment ago, its state not
+		// applied yet: applied first, so the queue is marked held before
+		// returnUnstarted cancels cur (serve would take a cancel of an
+		// unheld queue for the broker's).
+		p.applyBreaker(q)
 		p.returnUnstarted(q, cur, d)
 	}
 	return gen, ok

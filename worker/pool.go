@@ -323,7 +323,9 @@ func queueNames(qs []topology.Queue) []string {
 //  3. the deliveries prefetched but not started go back to their queue,
 //     published again unchanged as new messages (so that none comes back
 //     marked redelivered, a suspect: see quarantine.go), else with
-//     basic.nack and requeue;
+//     basic.nack and requeue; those waiting for a rate limit go back as
+//     the shutdown begins, once their consumer is cancelled (so the copy
+//     is not delivered to this pool again);
 //  4. the grouped acks are sent and the channels closed gracefully, so no
 //     ack is lost; a publisher the pool made is closed.
 //
@@ -715,7 +717,23 @@ func (p *Pool) requeueRest(q *queueRun, c *broker.Consumer) int {
 // putBack returns ds, deliveries of c that no handler took, to q as
 // requeueRest says; a delivery whose channel is lost is back in the queue
 // already, and is not copied.
+//
+// c is cancelled first, if it is not yet (Cancel waits for the broker's
+// answer; a second call does nothing). A job that stops waiting for its
+// rate limit or its breaker, as the pool stops or the queue is held,
+// comes here from its own goroutine, before whatever stops c has
+// cancelled it; a copy published to q, or a delivery requeued, while c
+// still consumes q could be delivered to c itself, then returned, and
+// reported Requeued, a second time.
 func (p *Pool) putBack(ctx context.Context, q *queueRun, c *broker.Consumer, ds []*broker.Delivery) {
+	if len(ds) == 0 {
+		return
+	}
+	if err := c.Cancel(ctx); err != nil {
+		// Returned all the same: at worst a copy comes back to c, and
+		// goes back again.
+		q.log.Warn().Err(err).Msg("worker: cancel consumer before returning jobs not started")
+	}
 	type copied struct {
 		d    *broker.Delivery
 		conf confirmation

@@ -451,8 +451,9 @@ func (p *Pool) start(stopCtx, jobCtx context.Context, w *watchdog, q *queueRun, 
 }
 
 // returnUnstarted returns d, a delivery of cur that no handler took
-// because the pool is stopping (or cur's channel was lost), to its queue
-// as Pool.requeueRest does with the prefetched ones.
+// because the pool is stopping, the queue is held (paused, its breaker
+// open) or cur's channel was lost, to its queue as Pool.requeueRest does
+// with the prefetched ones; cur stops consuming first (see putBack).
 func (p *Pool) returnUnstarted(q *queueRun, cur *broker.Consumer, d *broker.Delivery) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
