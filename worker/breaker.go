@@ -465,12 +465,16 @@ func (p *Pool) breakerAdmit(stopCtx context.Context, q *queueRun, cur *broker.Co
 }
 
 // breakerRecord tells q's breaker the outcome of a job admitted in
-// generation gen, and applies the state it moves to.
+// generation gen, and applies the state it moves to. A trip is applied
+// even when another job's opened the breaker a moment before: its job
+// goes back to the queue next (verdictReturn), which must wait until the
+// consumer is cancelled, or the copy could come back to it.
 func (p *Pool) breakerRecord(q *queueRun, gen uint64, f facts) {
 	if q.br == nil {
 		return
 	}
-	if _, moved := q.br.record(time.Now(), gen, outcomeOf(f), f.err); moved {
+	o := outcomeOf(f)
+	if _, moved := q.br.record(time.Now(), gen, o, f.err); moved || o == outcomeTrip {
 		p.applyBreaker(q)
 	}
 }
