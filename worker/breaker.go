@@ -511,6 +511,7 @@ func (p *Pool) applyBreaker(q *queueRun) {
 				Msg("worker: circuit breaker open: too many jobs failed; stopped consuming the queue, its jobs wait there")
 		}
 		q.tripped.Store(true)
+		q.holdChanged()
 		p.cancelCurrent(q, "circuit breaker")
 		if q.brMarkerStop == nil && p.bgCtx != nil {
 			ctx, cancel := context.WithCancel(p.bgCtx)
@@ -537,6 +538,7 @@ func (p *Pool) applyBreaker(q *queueRun) {
 		q.log.Info().Int(logfield.Jobs, b.pol.HalfOpenJobs).Msg("worker: circuit breaker half-open: consuming again for trial jobs")
 		p.dropMarker(q) // it consumes the queue again: counted there
 		q.tripped.Store(false)
+		q.holdChanged()
 		q.wake()
 	case BreakerClosed:
 		q.log.Info().Msg("worker: circuit breaker closed: the trial jobs succeeded; consuming as before")

@@ -128,6 +128,10 @@ type queueRun struct {
 	paused  atomic.Bool
 	tripped atomic.Bool
 	resumed chan struct{}
+	// holdMu guards holdCh, closed (and replaced) when paused or tripped
+	// changes, to wake the jobs waiting for their rate limit (sleep).
+	holdMu sync.Mutex
+	holdCh chan struct{}
 	// restart: the consumer was cancelled to consume again at once, with
 	// another prefetch (a breaker closed), not to stop consuming.
 	restart atomic.Bool
@@ -144,6 +148,22 @@ type queueRun struct {
 // holding reports whether something holds q from being consumed: a
 // pause, or its circuit breaker.
 func (q *queueRun) holding() bool { return q.paused.Load() || q.tripped.Load() }
+
+// holdChanges returns a channel closed at the next change of q's holds.
+func (q *queueRun) holdChanges() <-chan struct{} {
+	q.holdMu.Lock()
+	defer q.holdMu.Unlock()
+	return q.holdCh
+}
+
+// holdChanged wakes those watching q's holds (holdChanges); call it after
+// paused or tripped changed.
+func (q *queueRun) holdChanged() {
+	q.holdMu.Lock()
+	close(q.holdCh)
+	q.holdCh = make(chan struct{})
+	q.holdMu.Unlock()
+}
 
 // wake wakes serve, waiting for a hold on q to be released.
 func (q *queueRun) wake() {
@@ -256,6 +276,7 @@ func NewPool(conn *broker.Conn, topo *topology.Topology, h Handler, opts ...Opti
 			slots:   make(chan struct{}, qo.concurrency),
 			kick:    make(chan struct{}, 1),
 			resumed: make(chan struct{}, 1),
+			holdCh:  make(chan struct{}),
 		}
 		if qo.breaker != nil {
 			run.br = newBreaker(*qo.breaker)
