@@ -454,18 +454,27 @@ func (p *Pool) breakerAdmit(stopCtx context.Context, q *queueRun, cur *broker.Co
 	}
 	gen, ok = q.br.admit(stopCtx, cur.Done(), q.paused.Load)
 	if !ok {
+		// The breaker may have opened a moment ago, its state not
+		// applied yet: applied first, so the queue is marked held before
+		// returnUnstarted cancels cur (serve would take a cancel of an
+		// unheld queue for the broker's).
+		p.applyBreaker(q)
 		p.returnUnstarted(q, cur, d)
 	}
 	return gen, ok
 }
 
 // breakerRecord tells q's breaker the outcome of a job admitted in
-// generation gen, and applies the state it moves to.
+// generation gen, and applies the state it moves to. A trip is applied
+// even when another job's opened the breaker a moment before: its job
+// goes back to the queue next (verdictReturn), which must wait until the
+// consumer is cancelled, or the copy could come back to it.
 func (p *Pool) breakerRecord(q *queueRun, gen uint64, f facts) {
 	if q.br == nil {
 		return
 	}
-	if _, moved := q.br.record(time.Now(), gen, outcomeOf(f), f.err); moved {
+	o := outcomeOf(f)
+	if _, moved := q.br.record(time.Now(), gen, o, f.err); moved || o == outcomeTrip {
 		p.applyBreaker(q)
 	}
 }
@@ -502,6 +511,7 @@ func (p *Pool) applyBreaker(q *queueRun) {
 				Msg("worker: circuit breaker open: too many jobs failed; stopped consuming the queue, its jobs wait there")
 		}
 		q.tripped.Store(true)
+		q.holdChanged()
 		p.cancelCurrent(q, "circuit breaker")
 		if q.brMarkerStop == nil && p.bgCtx != nil {
 			ctx, cancel := context.WithCancel(p.bgCtx)
@@ -528,6 +538,7 @@ func (p *Pool) applyBreaker(q *queueRun) {
 		q.log.Info().Int(logfield.Jobs, b.pol.HalfOpenJobs).Msg("worker: circuit breaker half-open: consuming again for trial jobs")
 		p.dropMarker(q) // it consumes the queue again: counted there
 		q.tripped.Store(false)
+		q.holdChanged()
 		q.wake()
 	case BreakerClosed:
 		q.log.Info().Msg("worker: circuit breaker closed: the trial jobs succeeded; consuming as before")

@@ -238,6 +238,51 @@ func TestBreakerTrippedByHandler(t *testing.T) {
 	}
 }
 
+// TestBreakerTrippedByHandlersAtOnce: several handlers return
+// TripBreaker together. Each job goes back to the queue once, reported
+// Requeued once: whichever of them opened the breaker, the others' jobs
+// are returned only once the open state is applied, the pool's consumer
+// cancelled, so none comes back to this pool and is returned again.
+func TestBreakerTrippedByHandlersAtOnce(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOpts{})
+	const n = 4
+	var together sync.WaitGroup
+	together.Add(n)
+	mux := worker.NewMux()
+	mux.HandleFunc("ok", func(ctx context.Context, job *worker.Job) error {
+		together.Done()
+		together.Wait()
+		return worker.TripBreaker(errors.New("the database is down"))
+	})
+	obs := &breakerLog{ledger: newLedger()}
+	_, stop := f.startPool(mux,
+		worker.WithQueue(f.queue, worker.Concurrency(n), worker.Prefetch(4*n), worker.Breaker(worker.BreakerPolicy{
+			MinJobs: 1000, CoolDown: time.Hour, // no trial during the test
+		})),
+		worker.WithObserver(obs))
+	ids := f.publish("ok", make([]any, n)...)
+	testkit.WaitFor(t, 30*time.Second, "every job tripped the breaker", func() bool {
+		obs.mu.Lock()
+		defer obs.mu.Unlock()
+		return obs.trips == n
+	})
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	for _, id := range ids {
+		if got := obs.requeued[id]; got != 1 {
+			t.Errorf("job %s reported Requeued %d times, want once", id, got)
+		}
+	}
+	if d := brokertest.Depth(t, f.queue); d != n {
+		t.Errorf("%d jobs in the queue, want %d", d, n)
+	}
+	if got := obs.seen(worker.BreakerOpen); got != 1 {
+		t.Errorf("breaker opened %d times, want 1", got)
+	}
+}
+
 // TestBreakerOptionErrors: a bad policy is an error from NewPool that
 // names the field.
 func TestBreakerOptionErrors(t *testing.T) {

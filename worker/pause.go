@@ -90,6 +90,7 @@ func (p *Pool) setPaused(q *queueRun, paused bool) {
 	if q.paused.Swap(paused) == paused {
 		return
 	}
+	q.holdChanged()
 	if paused {
 		q.log.Info().Msg("worker: queue paused: finishing the jobs running; the others wait in the queue")
 		p.cancelCurrent(q, "pause")

@@ -128,6 +128,10 @@ type queueRun struct {
 	paused  atomic.Bool
 	tripped atomic.Bool
 	resumed chan struct{}
+	// holdMu guards holdCh, closed (and replaced) when paused or tripped
+	// changes, to wake the jobs waiting for their rate limit (sleep).
+	holdMu sync.Mutex
+	holdCh chan struct{}
 	// restart: the consumer was cancelled to consume again at once, with
 	// another prefetch (a breaker closed), not to stop consuming.
 	restart atomic.Bool
@@ -144,6 +148,22 @@ type queueRun struct {
 // holding reports whether something holds q from being consumed: a
 // pause, or its circuit breaker.
 func (q *queueRun) holding() bool { return q.paused.Load() || q.tripped.Load() }
+
+// holdChanges returns a channel closed at the next change of q's holds.
+func (q *queueRun) holdChanges() <-chan struct{} {
+	q.holdMu.Lock()
+	defer q.holdMu.Unlock()
+	return q.holdCh
+}
+
+// holdChanged wakes those watching q's holds (holdChanges); call it after
+// paused or tripped changed.
+func (q *queueRun) holdChanged() {
+	q.holdMu.Lock()
+	close(q.holdCh)
+	q.holdCh = make(chan struct{})
+	q.holdMu.Unlock()
+}
 
 // wake wakes serve, waiting for a hold on q to be released.
 func (q *queueRun) wake() {
@@ -256,6 +276,7 @@ func NewPool(conn *broker.Conn, topo *topology.Topology, h Handler, opts ...Opti
 			slots:   make(chan struct{}, qo.concurrency),
 			kick:    make(chan struct{}, 1),
 			resumed: make(chan struct{}, 1),
+			holdCh:  make(chan struct{}),
 		}
 		if qo.breaker != nil {
 			run.br = newBreaker(*qo.breaker)
@@ -323,7 +344,9 @@ func queueNames(qs []topology.Queue) []string {
 //  3. the deliveries prefetched but not started go back to their queue,
 //     published again unchanged as new messages (so that none comes back
 //     marked redelivered, a suspect: see quarantine.go), else with
-//     basic.nack and requeue;
+//     basic.nack and requeue; those waiting for a rate limit go back as
+//     the shutdown begins, once their consumer is cancelled (so the copy
+//     is not delivered to this pool again);
 //  4. the grouped acks are sent and the channels closed gracefully, so no
 //     ack is lost; a publisher the pool made is closed.
 //
@@ -715,7 +738,23 @@ func (p *Pool) requeueRest(q *queueRun, c *broker.Consumer) int {
 // putBack returns ds, deliveries of c that no handler took, to q as
 // requeueRest says; a delivery whose channel is lost is back in the queue
 // already, and is not copied.
+//
+// c is cancelled first, if it is not yet (Cancel waits for the broker's
+// answer; a second call does nothing). A job that stops waiting for its
+// rate limit or its breaker, as the pool stops or the queue is held,
+// comes here from its own goroutine, before whatever stops c has
+// cancelled it; a copy published to q, or a delivery requeued, while c
+// still consumes q could be delivered to c itself, then returned, and
+// reported Requeued, a second time.
 func (p *Pool) putBack(ctx context.Context, q *queueRun, c *broker.Consumer, ds []*broker.Delivery) {
+	if len(ds) == 0 {
+		return
+	}
+	if err := c.Cancel(ctx); err != nil {
+		// Returned all the same: at worst a copy comes back to c, and
+		// goes back again.
+		q.log.Warn().Err(err).Msg("worker: cancel consumer before returning jobs not started")
+	}
 	type copied struct {
 		d    *broker.Delivery
 		conf confirmation

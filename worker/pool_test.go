@@ -157,16 +157,17 @@ func (f *fixture) dlq(n int, timeout time.Duration) map[string]amqp.Delivery {
 	return out
 }
 
-// ledger records what handlers saw.
+// ledger records what handlers saw, and the outcomes the pool reported.
 type ledger struct {
 	mu       sync.Mutex
 	handled  map[string]int
 	outcomes map[worker.Status]int
+	requeued map[string]int // Requeued outcomes, by job id
 	replies  int
 }
 
 func newLedger() *ledger {
-	return &ledger{handled: map[string]int{}, outcomes: map[worker.Status]int{}}
+	return &ledger{handled: map[string]int{}, outcomes: map[worker.Status]int{}, requeued: map[string]int{}}
 }
 
 func (l *ledger) add(id string) {
@@ -178,6 +179,9 @@ func (l *ledger) add(id string) {
 func (l *ledger) observe(o worker.Outcome) {
 	l.mu.Lock()
 	l.outcomes[o.Status]++
+	if o.Status == worker.Requeued {
+		l.requeued[o.JobID]++
+	}
 	if o.Replied {
 		l.replies++
 	}

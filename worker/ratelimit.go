@@ -265,13 +265,14 @@ type admission int
 
 const (
 	admitted admission = iota // the tokens are taken: start the job
-	stopped                   // stopCtx ended or cur's channel was lost first
+	stopped                   // stopCtx ended, cur's channel was lost or q was held first
 	typeBusy                  // the type's token went to another job: wait for it without a slot
 )
 
 // admit waits until d may start under l, then takes its tokens, all at
 // once, and reports whether it had to wait. It takes none when stopCtx
-// ends or cur's channel is lost first, or when d's type has no token:
+// ends, cur's channel is lost or q is held (paused, its breaker open)
+// first, or when d's type has no token:
 // the caller holds a handler slot, which it must not keep for a type's
 // turn (another job of the type got there first).
 //
@@ -284,7 +285,7 @@ const (
 // than that by the difference of their delays, lateCredit at most. A job
 // woken later than that (a slot it waited for, a loaded machine) counts
 // from now: no backlog of late jobs starts at once.
-func (p *Pool) admit(stopCtx context.Context, cur *broker.Consumer, l limiters) (a admission, waited bool) {
+func (p *Pool) admit(stopCtx context.Context, q *queueRun, cur *broker.Consumer, l limiters) (a admission, waited bool) {
 	due := l.due
 	for {
 		p.limitMu.Lock()
@@ -317,7 +318,7 @@ func (p *Pool) admit(stopCtx context.Context, cur *broker.Consumer, l limiters) 
 		}
 		due = at.Add(wait)
 		p.limitMu.Unlock()
-		if !sleep(stopCtx, cur, due.Sub(now)) {
+		if !sleep(stopCtx, q, cur, due.Sub(now)) {
 			return stopped, waited
 		}
 		waited = true
@@ -334,17 +335,30 @@ const maxRateWait = DefaultHandlerTimeout
 // over (see admit).
 const lateCredit = 5 * time.Millisecond
 
-// sleep waits d; false when stopCtx ended or cur's channel was lost first.
-func sleep(stopCtx context.Context, cur *broker.Consumer, d time.Duration) bool {
+// sleep waits d; false when stopCtx ended, cur's channel was lost or q
+// was held (paused, its breaker open) first: a job waiting for its turn
+// goes back to the queue then, as the jobs received and not started do,
+// rather than keep the hold waiting for a turn that may be far off.
+func sleep(stopCtx context.Context, q *queueRun, cur *broker.Consumer, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-stopCtx.Done():
-	case <-cur.Done():
+	for {
+		// Watched before holding is read, so a hold that comes between
+		// the two is not missed.
+		changed := q.holdChanges()
+		if q.holding() {
+			return false
+		}
+		select {
+		case <-t.C:
+			return true
+		case <-stopCtx.Done():
+			return false
+		case <-cur.Done():
+			return false
+		case <-changed:
+		}
 	}
-	return false
 }
 
 // typeReady reports whether a job with limits l may start now as far as
@@ -368,7 +382,7 @@ func (p *Pool) awaitType(stopCtx, jobCtx context.Context, q *queueRun, cur *brok
 	var w watchdog // the handler timeout of d
 	defer w.stop()
 	for {
-		if !p.typeTurn(stopCtx, cur, &l) || q.holding() {
+		if !p.typeTurn(stopCtx, q, cur, &l) || q.holding() {
 			p.returnUnstarted(q, cur, d) // stopping, or held meanwhile: it waits in the queue
 			return
 		}
@@ -385,8 +399,9 @@ func (p *Pool) awaitType(stopCtx, jobCtx context.Context, q *queueRun, cur *brok
 }
 
 // typeTurn sleeps until l's type has a token (which another job may take
-// first); false when stopCtx ended or cur's channel was lost first.
-func (p *Pool) typeTurn(stopCtx context.Context, cur *broker.Consumer, l *limiters) bool {
+// first); false when stopCtx ended, cur's channel was lost or q was held
+// first.
+func (p *Pool) typeTurn(stopCtx context.Context, q *queueRun, cur *broker.Consumer, l *limiters) bool {
 	for {
 		p.limitMu.Lock()
 		now := time.Now()
@@ -400,7 +415,7 @@ func (p *Pool) typeTurn(stopCtx context.Context, cur *broker.Consumer, l *limite
 			return true
 		}
 		l.due = at.Add(wait)
-		if !sleep(stopCtx, cur, l.due.Sub(now)) {
+		if !sleep(stopCtx, q, cur, l.due.Sub(now)) {
 			return false
 		}
 	}
@@ -418,7 +433,7 @@ func (p *Pool) start(stopCtx, jobCtx context.Context, w *watchdog, q *queueRun, 
 		if begin.IsZero() {
 			begin = time.Now()
 		}
-		a, slept := p.admit(stopCtx, cur, l)
+		a, slept := p.admit(stopCtx, q, cur, l)
 		switch a {
 		case stopped:
 			p.returnUnstarted(q, cur, d)
@@ -451,8 +466,9 @@ func (p *Pool) start(stopCtx, jobCtx context.Context, w *watchdog, q *queueRun, 
 }
 
 // returnUnstarted returns d, a delivery of cur that no handler took
-// because the pool is stopping (or cur's channel was lost), to its queue
-// as Pool.requeueRest does with the prefetched ones.
+// because the pool is stopping, the queue is held (paused, its breaker
+// open) or cur's channel was lost, to its queue as Pool.requeueRest does
+// with the prefetched ones; cur stops consuming first (see putBack).
 func (p *Pool) returnUnstarted(q *queueRun, cur *broker.Consumer, d *broker.Delivery) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -2,7 +2,9 @@ package worker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -118,6 +120,13 @@ func TestRateLimitHandlesEveryJob(t *testing.T) {
 // the queue, none lost, none marked redelivered (so none is quarantined),
 // and another pool handles exactly them. Jobs of an unlimited type in the
 // same queue are not held back by the limited type's.
+//
+// The first pool's ledger holds each job once: handled, or reported
+// Requeued, never both, never Requeued twice (a job returned while the
+// pool's consumer still consumed the queue came back to it, and was
+// returned again at shutdown). How many it received before the shutdown
+// depends on the prefetch's timing, unless the prefetch holds every job
+// published: then each job not handled was returned.
 func TestRateLimitShutdownReturnsWaitingJobs(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -125,6 +134,9 @@ func TestRateLimitShutdownReturnsWaitingJobs(t *testing.T) {
 		opts      func(queue string) []worker.Option
 		slow, oks int // published; slow first
 		handled   int // before the shutdown
+		// received: the prefetch holds every job published, and the
+		// ok jobs, published last, were handled: every job was received.
+		received bool
 	}{
 		{
 			name: "queue limit",
@@ -140,7 +152,7 @@ func TestRateLimitShutdownReturnsWaitingJobs(t *testing.T) {
 			opts: func(queue string) []worker.Option {
 				return []worker.Option{worker.WithQueue(queue, worker.Concurrency(2), worker.Prefetch(32)), worker.TypeRateLimit("slow", 1, time.Hour)}
 			},
-			slow: 4, oks: 20, handled: 1 + 20,
+			slow: 4, oks: 20, handled: 1 + 20, received: true,
 		},
 		{
 			// Four handlers find the type's one token at once: those
@@ -150,7 +162,7 @@ func TestRateLimitShutdownReturnsWaitingJobs(t *testing.T) {
 			opts: func(queue string) []worker.Option {
 				return []worker.Option{worker.WithQueue(queue, worker.Concurrency(4), worker.Prefetch(64)), worker.TypeRateLimit("slow", 1, time.Hour)}
 			},
-			slow: 16, oks: 40, handled: 1 + 40,
+			slow: 16, oks: 40, handled: 1 + 40, received: true,
 		},
 	}
 	for _, tt := range tests {
@@ -185,8 +197,21 @@ func TestRateLimitShutdownReturnsWaitingJobs(t *testing.T) {
 			if d := brokertest.Depth(t, f.queue); d != rest {
 				t.Errorf("after shutdown %d jobs are in the queue, want %d: jobs were lost or left unacked", d, rest)
 			}
-			if got := first.status(worker.Requeued); got < 1 || got > rest {
-				t.Errorf("%d outcomes Requeued, want from 1 to %d (the waiting jobs and the prefetched ones)", got, rest)
+			requeued := 0
+			for _, id := range ids {
+				h, r := first.handled[id], first.requeued[id]
+				requeued += r
+				switch {
+				case r > 1:
+					t.Errorf("job %s reported Requeued %d times, want at most once", id, r)
+				case h > 0 && r > 0:
+					t.Errorf("job %s handled and reported Requeued", id)
+				case tt.received && h+r == 0:
+					t.Errorf("job %s received, yet neither handled nor reported Requeued", id)
+				}
+			}
+			if requeued < 1 {
+				t.Errorf("no outcome Requeued, want the waiting jobs' at least")
 			}
 
 			second := newLedger()
@@ -208,6 +233,85 @@ func TestRateLimitShutdownReturnsWaitingJobs(t *testing.T) {
 			for _, id := range ids {
 				if a, b := first.handled[id], second.handled[id]; a+b != 1 {
 					t.Errorf("job %s handled %d times before the shutdown and %d after", id, a, b)
+				}
+			}
+		})
+	}
+}
+
+// TestRateLimitHoldReturnsWaitingJobs holds a queue (a pause, a breaker
+// that opens) while jobs wait for their turn under a limit of one an
+// hour: they go back to the queue at once, as the jobs received and not
+// started do, rather than keep the pool's consumer, and the jobs, waiting
+// for their turn. Each job is handled or reported Requeued, once.
+func TestRateLimitHoldReturnsWaitingJobs(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		opts func(queue string) []worker.Option
+		// types published, in order; one "slow" is handled, then the
+		// queue is paused, unless a "trip" job opens its breaker.
+		types []string
+	}{
+		{
+			name: "pause, type limit",
+			opts: func(queue string) []worker.Option {
+				return []worker.Option{worker.WithQueue(queue, worker.Concurrency(2), worker.Prefetch(8)), worker.TypeRateLimit("slow", 1, time.Hour)}
+			},
+			types: []string{"slow", "slow", "slow", "slow"},
+		},
+		{
+			name: "pause, queue limit",
+			opts: func(queue string) []worker.Option {
+				return []worker.Option{worker.WithQueue(queue, worker.Concurrency(2), worker.Prefetch(8), worker.RateLimit(1, time.Hour))}
+			},
+			types: []string{"slow", "slow", "slow", "slow"},
+		},
+		{
+			// One handler: the slow jobs are set aside to wait for
+			// their type before it takes the job that trips.
+			name: "breaker open, type limit",
+			opts: func(queue string) []worker.Option {
+				return []worker.Option{worker.WithQueue(queue, worker.Concurrency(1), worker.Prefetch(8),
+					worker.Breaker(worker.BreakerPolicy{MinJobs: 1000, CoolDown: time.Hour})),
+					worker.TypeRateLimit("slow", 1, time.Hour)}
+			},
+			types: []string{"slow", "slow", "slow", "trip"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, fixtureOpts{types: []string{"slow", "trip"}})
+			l := newLedger()
+			mux := worker.NewMux()
+			mux.HandleFunc("slow", func(ctx context.Context, job *worker.Job) error {
+				l.add(job.ID)
+				return nil
+			})
+			mux.HandleFunc("trip", func(ctx context.Context, job *worker.Job) error {
+				return worker.TripBreaker(errors.New("the database is down"))
+			})
+			_, stop := f.startPool(mux, append(tt.opts(f.queue), worker.WithObserver(worker.OutcomeFunc(l.observe)))...)
+			var ids []string
+			for _, typ := range tt.types {
+				ids = append(ids, f.publish(typ, nil)...)
+			}
+			testkit.WaitFor(t, 30*time.Second, "the first job handled", func() bool { return l.count() == 1 })
+			if !slices.Contains(tt.types, "trip") {
+				f.setPaused(true)
+			}
+			want := len(ids) - 1
+			testkit.WaitFor(t, 30*time.Second, fmt.Sprintf("%d jobs back in the queue, and no consumer", want), func() bool {
+				info := f.queueInfo()
+				return info.Messages == want && info.Consumers == 0
+			})
+			if err := stop(); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			for _, id := range ids {
+				if h, r := l.handled[id], l.requeued[id]; h+r != 1 {
+					t.Errorf("job %s handled %d times and reported Requeued %d times, want one of them once", id, h, r)
 				}
 			}
 		})
