@@ -75,8 +75,12 @@ func TestUniqueJobs(t *testing.T) {
 					return nil
 				case "doomed":
 					return worker.Permanent(errors.New("the account is closed"))
+				case "fine":
+					return nil
 				}
-				return fmt.Errorf("unexpected payload %q", what)
+				// Dead-lettered, not retried: a retry still in the delay
+				// cascade when the queue is deleted would be left behind.
+				return worker.Permanent(fmt.Errorf("unexpected payload %q", what))
 			}), worker.WithObserver(releaser))
 
 			f.WaitCount(worker.Retried, 1, 30*time.Second)
@@ -99,6 +103,10 @@ func TestUniqueJobs(t *testing.T) {
 				}
 				return err == nil
 			})
+			f.WaitCount(worker.Succeeded, 2, 30*time.Second)
+			if n := f.Count(worker.DeadLettered); n != 1 {
+				t.Errorf("%d jobs dead-lettered, want 1", n)
+			}
 		})
 	}
 }
