@@ -12,6 +12,7 @@ import (
 	"github.com/warrenmq/warren/internal/brokertest"
 	"github.com/warrenmq/warren/internal/pgtest"
 	"github.com/warrenmq/warren/internal/redistest"
+	"github.com/warrenmq/warren/internal/testkit"
 )
 
 // stores are the Store implementations, each made for one test.
@@ -191,5 +192,47 @@ func TestRollbackAfterPanic(t *testing.T) {
 		t.Errorf("claim after a panic: %v, want a claim", err)
 	} else {
 		c.Rollback(context.Background())
+	}
+}
+
+// TestRedisLeaseExpires: a claim whose worker vanished is taken over once
+// its lease expires; the old claim's late rollback does not release the
+// new one, and a rollback after a commit does not undo it.
+func TestRedisLeaseExpires(t *testing.T) {
+	ctx := brokertest.Context(t, 30*time.Second)
+	c, prefix := redistest.Client(t)
+	s, err := redisinbox.New(c, redisinbox.WithPrefix(prefix), redisinbox.WithLease(200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, first, err := s.Claim(ctx, "a", "job")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var second inbox.Claim
+	testkit.WaitFor(t, 20*time.Second, "the lease to expire", func() bool {
+		_, second, err = s.Claim(ctx, "a", "job")
+		if err != nil && !errors.Is(err, inbox.ErrBusy) {
+			t.Fatal(err)
+		}
+		return err == nil
+	})
+	if err := first.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Claim(ctx, "a", "job"); !errors.Is(err, inbox.ErrBusy) {
+		t.Fatalf("claim after the old claim's rollback: %v, want ErrBusy (the new claim holds it)", err)
+	}
+	if err := second.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Claim(ctx, "a", "job"); !errors.Is(err, inbox.ErrProcessed) {
+		t.Errorf("claim after commit: %v, want ErrProcessed", err)
+	}
+	if err := second.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Claim(ctx, "a", "job"); !errors.Is(err, inbox.ErrProcessed) {
+		t.Errorf("a rollback after the commit undid it: %v, want ErrProcessed", err)
 	}
 }
