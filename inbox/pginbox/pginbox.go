@@ -29,8 +29,9 @@ const DefaultTable = "warren_inbox"
 //go:embed migrate.sql
 var migrateSQL string
 
-// DB is what the store needs of a database: *pgxpool.Pool and *pgx.Conn
-// are ones.
+// DB is what the store needs of a database: *pgxpool.Pool is one, and
+// *pgx.Conn for a pool whose handlers run one at a time (a connection
+// holds one transaction at a time).
 type DB interface {
 	Begin(ctx context.Context) (pgx.Tx, error)
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
