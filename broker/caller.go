@@ -205,6 +205,9 @@ func (c *Caller) Call(ctx context.Context, job Job, opts ...PublishOption) (repl
 	if o.delayed {
 		return nil, fmt.Errorf("%w: a request cannot be scheduled (At, In): its caller waits for the reply now", ErrInvalidOption)
 	}
+	if o.uniqueKey != "" {
+		return nil, fmt.Errorf("%w: a request cannot hold a UniqueKey: its caller waits for it, and two callers are two requests", ErrInvalidOption)
+	}
 	if o.expire > 0 {
 		return nil, fmt.Errorf("%w: a request cannot Expire: its deadline (the caller's timeout) says when it is no longer wanted", ErrInvalidOption)
 	}

@@ -39,6 +39,7 @@ const (
 	HeaderCrashes          = "warren-crashes"            // long: times the job's worker died while running it alone
 	HeaderSchedule         = "warren-schedule"           // string: the schedule that published the job (package scheduler)
 	HeaderScheduleTick     = "warren-schedule-tick"      // string, RFC 3339 UTC with nanoseconds: the tick the job is for
+	HeaderUniqueKey        = "warren-unique-key"         // string: the unique job's key (UniqueKey, package unique), released at the job's final state
 	HeaderTraceparent      = "traceparent"               // W3C trace context
 	HeaderTracestate       = "tracestate"
 )

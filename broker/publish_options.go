@@ -2,8 +2,10 @@ package broker
 
 import (
 	"fmt"
+	"maps"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/warrenmq/warren/topology"
 )
@@ -24,6 +26,8 @@ type publishOptions struct {
 	in      time.Duration
 	// expire is the per-message TTL set by Expire; 0 without one.
 	expire time.Duration
+	// uniqueKey is the key UniqueKey sets; "" without one.
+	uniqueKey string
 }
 
 // publishTarget is where a message goes: the route of its job type
@@ -115,6 +119,38 @@ func Expire(d time.Duration) PublishOption {
 		}
 		o.expire = d
 		return nil
+	}
+}
+
+// MaxUniqueKey is the longest key UniqueKey takes, in bytes.
+const MaxUniqueKey = 255
+
+// UniqueKey marks the job as the holder of a unique key, in its
+// warren-unique-key header (HeaderUniqueKey), so that the worker that
+// settles it for good (succeeded, dead-lettered, rejected, expired)
+// releases the key. It only marks the job: package unique takes the key in
+// its store before publishing, refuses a duplicate, and sets this option
+// itself. One job per key: PublishBatch of more than one job and Call
+// refuse it. The key is 1 to MaxUniqueKey bytes of valid UTF-8.
+func UniqueKey(key string) PublishOption {
+	return func(o *publishOptions) error {
+		if key == "" || len(key) > MaxUniqueKey || !utf8.ValidString(key) {
+			return fmt.Errorf("%w: UniqueKey(%.40q): give 1 to %d bytes of UTF-8", ErrInvalidOption, key, MaxUniqueKey)
+		}
+		o.uniqueKey = key
+		return nil
+	}
+}
+
+// mark writes what the options put in the job's envelope: its expiration
+// and its unique key.
+func (o *publishOptions) mark(env *Envelope) {
+	env.Expiration = o.expiration()
+	if o.uniqueKey != "" {
+		h := make(map[string]any, len(env.Headers)+1)
+		maps.Copy(h, env.Headers)
+		h[HeaderUniqueKey] = o.uniqueKey
+		env.Headers = h
 	}
 }
 

@@ -46,6 +46,10 @@ func TestApplyPublishOptions(t *testing.T) {
 		{name: "Expire under 1ms", opts: []PublishOption{Expire(time.Microsecond)}, err: "at least 1ms"},
 		{name: "Expire and In", opts: []PublishOption{Expire(time.Minute), In(time.Second)}, err: "scheduled job cannot expire"},
 		{name: "At and Expire", opts: []PublishOption{At(now), Expire(time.Minute)}, err: "scheduled job cannot expire"},
+		{name: "UniqueKey", opts: []PublishOption{UniqueKey("order-42")}, want: publishOptions{uniqueKey: "order-42"}},
+		{name: "UniqueKey empty", opts: []PublishOption{UniqueKey("")}, err: "UniqueKey"},
+		{name: "UniqueKey too long", opts: []PublishOption{UniqueKey(strings.Repeat("k", MaxUniqueKey+1))}, err: "UniqueKey"},
+		{name: "UniqueKey not UTF-8", opts: []PublishOption{UniqueKey("\xff")}, err: "UniqueKey"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -81,5 +85,35 @@ func TestExpiration(t *testing.T) {
 		if got := o.expiration(); got != tt.want {
 			t.Errorf("expiration of %s = %q, want %q", tt.d, got, tt.want)
 		}
+	}
+}
+
+// TestMarkUniqueKey: the key goes in its header, in a map of the
+// envelope's own (the producer's map is not written to).
+func TestMarkUniqueKey(t *testing.T) {
+	own := map[string]any{"tenant": "acme"}
+	env, err := NewEnvelope(Job{Type: "charge", Headers: own})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := applyPublishOptions([]PublishOption{UniqueKey("order-42")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.mark(env)
+	want := map[string]any{"tenant": "acme", HeaderUniqueKey: "order-42"}
+	if diff := cmp.Diff(want, env.Headers); diff != "" {
+		t.Errorf("headers (-want +got):\n%s", diff)
+	}
+	if _, ok := own[HeaderUniqueKey]; ok {
+		t.Error("the producer's header map was written to")
+	}
+	msg := env.Message()
+	back, err := msg.Envelope()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := back.Headers[HeaderUniqueKey]; got != "order-42" {
+		t.Errorf("read back: %s = %v, want order-42", HeaderUniqueKey, got)
 	}
 }

@@ -154,7 +154,7 @@ func (p *Publisher) Publish(ctx context.Context, job Job, opts ...PublishOption)
 	if err != nil {
 		return err
 	}
-	env.Expiration = o.expiration()
+	o.mark(env)
 	if o.delayed {
 		return p.publishDelayed(ctx, env, o)
 	}
@@ -202,6 +202,9 @@ func (p *Publisher) PublishBatch(ctx context.Context, jobs []Job, opts ...Publis
 	if err != nil {
 		return err
 	}
+	if o.uniqueKey != "" && len(jobs) > 1 {
+		return fmt.Errorf("%w: UniqueKey with a batch of %d jobs: a unique key marks one job; publish them one by one", ErrInvalidOption, len(jobs))
+	}
 	var failed []BatchFailure
 	type sent struct {
 		f     *inflight
@@ -235,7 +238,7 @@ func (p *Publisher) PublishBatch(ctx context.Context, jobs []Job, opts ...Publis
 			continue
 		}
 		jobs[i].ID = env.ID
-		env.Expiration = o.expiration()
+		o.mark(env)
 		if o.delayed {
 			if err := p.publishDelayed(ctx, env, o); err != nil {
 				failed = append(failed, BatchFailure{Index: i, JobID: env.ID, Err: err})

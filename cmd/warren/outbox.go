@@ -17,9 +17,9 @@ import (
 
 // The database flag and its environment fallbacks.
 const (
-	flagDatabaseURL = "database-url"
-	envDatabaseURL  = "WARREN_DATABASE_URL"
-	envDatabaseURL2 = "DATABASE_URL"
+	flagDatabaseURL        = "database-url"
+	envDatabaseURL         = "WARREN_DATABASE_URL"
+	envDatabaseURLFallback = "DATABASE_URL"
 )
 
 func newOutboxCmd(g *globals) *cobra.Command {
@@ -41,7 +41,7 @@ search_path=SCHEMA to the URL to choose another.`,
 // databaseFlag adds --database-url.
 func databaseFlag(cmd *cobra.Command, u *string) {
 	// No default shown: the URL may hold a password.
-	cmd.Flags().StringVar(u, flagDatabaseURL, "", "PostgreSQL URL (default: env "+envDatabaseURL+", else "+envDatabaseURL2+")")
+	cmd.Flags().StringVar(u, flagDatabaseURL, "", "PostgreSQL URL (default: env "+envDatabaseURL+", else "+envDatabaseURLFallback+")")
 }
 
 // openDatabase connects to the database of --database-url or the
@@ -51,7 +51,7 @@ func openDatabase(ctx context.Context, u string) (*pgxpool.Pool, error) {
 		u = os.Getenv(envDatabaseURL)
 	}
 	if u == "" {
-		u = os.Getenv(envDatabaseURL2)
+		u = os.Getenv(envDatabaseURLFallback)
 	}
 	if u == "" {
 		return nil, usageError("no database: pass --%s URL or set %s", flagDatabaseURL, envDatabaseURL)

@@ -83,7 +83,7 @@ func TestOutboxCommands(t *testing.T) {
 
 func TestOutboxNoDatabase(t *testing.T) {
 	t.Setenv(envDatabaseURL, "")
-	t.Setenv(envDatabaseURL2, "")
+	t.Setenv(envDatabaseURLFallback, "")
 	if code, _, errOut := runLocal(t, "outbox", "stats"); code != exitUsage || !strings.Contains(errOut, "--database-url") {
 		t.Errorf("exit %d, %q; want a usage error naming --database-url", code, errOut)
 	}

@@ -18,11 +18,13 @@ const (
 	CrashLimit         = "crash_limit"
 	Duration           = "duration"
 	Deadline           = "deadline"
-	Verdict            = "verdict"  // what the worker decided for a delivery
-	Schedule           = "schedule" // a periodic job's schedule (package scheduler)
-	Tick               = "tick"     // the time a schedule's job is for
-	Ticks              = "ticks"    // how many ticks of a schedule
-	CatchUp            = "catch_up" // how late a schedule's missed tick may still be fired
+	Verdict            = "verdict"    // what the worker decided for a delivery
+	Schedule           = "schedule"   // a periodic job's schedule (package scheduler)
+	Tick               = "tick"       // the time a schedule's job is for
+	Ticks              = "ticks"      // how many ticks of a schedule
+	CatchUp            = "catch_up"   // how late a schedule's missed tick may still be fired
+	Consumer           = "consumer"   // an inbox's consumer (package inbox)
+	UniqueKey          = "unique_key" // a unique job's key (package unique)
 )
 
 // Connections.

@@ -30,6 +30,8 @@ var products = []string{
 	"github.com/warrenmq/warren/metrics",
 	"github.com/warrenmq/warren/scheduler",
 	"github.com/warrenmq/warren/tracing",
+	"github.com/warrenmq/warren/inbox",
+	"github.com/warrenmq/warren/unique",
 	"github.com/warrenmq/warren/cmd/warren",
 }
 

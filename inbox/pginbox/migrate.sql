@@ -1,0 +1,10 @@
+-- The inbox of package pginbox: one row per job a consumer processed,
+-- written in the same transaction as the handler's own writes.
+CREATE TABLE IF NOT EXISTS {{table}} (
+	consumer     text        NOT NULL,
+	job_id       text        NOT NULL,
+	processed_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (consumer, job_id)
+);
+-- For Purge, which deletes the records older than a retention.
+CREATE INDEX IF NOT EXISTS {{index}} ON {{table}} (processed_at);
