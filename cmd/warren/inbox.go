@@ -3,9 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
 	"github.com/warrenmq/warren/inbox/pginbox"
@@ -39,7 +38,7 @@ func inboxSQL(table string) (string, error) {
 	return s.MigrationSQL(), nil
 }
 
-func inboxApply(ctx context.Context, conn *pgx.Conn, table string) error {
+func inboxApply(ctx context.Context, conn *pgxpool.Pool, table string) error {
 	s, err := inboxStore(conn, table)
 	if err != nil {
 		return err
@@ -51,7 +50,7 @@ func inboxApply(ctx context.Context, conn *pgx.Conn, table string) error {
 type storeMigration struct {
 	noun, table, what, example string
 	sqlFor                     func(table string) (string, error)
-	applyFor                   func(ctx context.Context, conn *pgx.Conn, table string) error
+	applyFor                   func(ctx context.Context, db *pgxpool.Pool, table string) error
 }
 
 func newStoreMigrateCmd(g *globals, m storeMigration) *cobra.Command {
@@ -78,22 +77,13 @@ func newStoreMigrateCmd(g *globals, m storeMigration) *cobra.Command {
 			if _, err := m.sqlFor(table); err != nil {
 				return usageError("--table: %v", err)
 			}
-			u := dbURL
-			for _, env := range []string{envDatabaseURL, envDatabaseURLFallback} {
-				if u == "" {
-					u = os.Getenv(env)
-				}
-			}
-			if u == "" {
-				return usageError("no database: pass --database-url or set %s", envDatabaseURL)
-			}
 			ctx := cmd.Context()
-			conn, err := pgx.Connect(ctx, u)
+			db, err := openDatabase(ctx, dbURL)
 			if err != nil {
-				return fmt.Errorf("connect to the database: %w", err)
+				return err
 			}
-			defer conn.Close(context.WithoutCancel(ctx))
-			if err := m.applyFor(ctx, conn, table); err != nil {
+			defer db.Close()
+			if err := m.applyFor(ctx, db, table); err != nil {
 				return err
 			}
 			if g.json {
@@ -107,8 +97,7 @@ func newStoreMigrateCmd(g *globals, m storeMigration) *cobra.Command {
 			return nil
 		},
 	}
-	// No default shown: the URL may hold a password.
-	cmd.Flags().StringVar(&dbURL, "database-url", "", "PostgreSQL URL (default: env "+envDatabaseURL+", else "+envDatabaseURLFallback+")")
+	databaseFlag(cmd, &dbURL)
 	cmd.Flags().StringVar(&table, "table", m.table, "table name, optionally schema.table")
 	cmd.Flags().BoolVar(&print, "print", false, "print the SQL instead of running it")
 	return cmd

@@ -5,6 +5,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
 	"github.com/warrenmq/warren/unique/pgunique"
@@ -27,7 +28,7 @@ func newUniqueCmd(g *globals) *cobra.Command {
 			}
 			return s.MigrationSQL(), nil
 		},
-		applyFor: func(ctx context.Context, conn *pgx.Conn, table string) error {
+		applyFor: func(ctx context.Context, conn *pgxpool.Pool, table string) error {
 			s, err := pgunique.New(conn, pgunique.WithTable(table))
 			if err != nil {
 				return err
