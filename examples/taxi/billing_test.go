@@ -30,6 +30,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childTopologyEnv) != "" {
 		os.Exit(billingChild())
 	}
+	if os.Getenv(childRelayEnv) != "" {
+		os.Exit(relayChild())
+	}
 	os.Exit(brokertest.Main(m))
 }
 
@@ -45,7 +48,34 @@ const (
 	childAMQPEnv     = "TAXI_TEST_BILLING_AMQP_URL"
 	childPGEnv       = "TAXI_TEST_BILLING_DATABASE_URL"
 	childHaltEnv     = "TAXI_TEST_BILLING_HALT_AFTER_COMMIT"
+	childRelayEnv    = "TAXI_TEST_RELAY" // the relay child, instead
 )
+
+// relayChild is the trip service's outbox relay alone, in a process of
+// its own, until it is killed.
+func relayChild() int {
+	fail := func(err error) int {
+		fmt.Fprintln(os.Stderr, "relay child:", err)
+		return 1
+	}
+	ctx := context.Background()
+	db, err := pgxpool.New(ctx, os.Getenv(childPGEnv))
+	if err != nil {
+		return fail(err)
+	}
+	conn, err := broker.Dial(ctx, []string{os.Getenv(childAMQPEnv)}, broker.WithName("taxi-test-relay-child"))
+	if err != nil {
+		return fail(err)
+	}
+	relay, err := outbox.NewRelay(db, conn, outbox.WithPollInterval(50*time.Millisecond))
+	if err != nil {
+		return fail(err)
+	}
+	if err := relay.Run(ctx); err != nil {
+		return fail(err)
+	}
+	return 0
+}
 
 func billingChild() int {
 	fail := func(err error) int {
@@ -113,8 +143,9 @@ func billingChild() int {
 }
 
 // TestBillingKilledAfterCommit: the trip service books trips through the
-// outbox, the relay publishes their events, and billing — a process of
-// its own — is SIGKILLed, twice, with charges committed (the charge and
+// outbox; the relay, a process of its own, publishes their events and is
+// SIGKILLed before it marks them sent, so the next relay sends each
+// again; and billing — a process of its own — is SIGKILLed, twice, with charges committed (the charge and
 // the inbox record, in one transaction) and their events not acked. The
 // broker delivers those events again, to the restarted billing, whose
 // inbox skips them: the ledger has exactly one charge per booked trip,
@@ -144,6 +175,9 @@ func TestBillingKilledAfterCommit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	killRelayMidBatch(t, db, schema, f, trips)
+
+	// The relay restarted: it sends the batch again.
 	relay, err := outbox.NewRelay(db, testkit.Dial(t, "taxi-test-relay"), outbox.WithPollInterval(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -161,6 +195,9 @@ func TestBillingKilledAfterCommit(t *testing.T) {
 		s, err := outbox.ReadStats(ctx, db)
 		return err == nil && s.Backlog == 0
 	})
+	if n := brokertest.Depth(t, f.Queue); n != 2*trips {
+		t.Fatalf("billing's queue holds %d events, want %d: each trip's, from both relays", n, 2*trips)
+	}
 
 	// Each child charges halt events, which commit, and is killed before
 	// acking them.
@@ -240,7 +277,7 @@ func TestBillingKilledAfterCommit(t *testing.T) {
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(testkit.Poll) {
 		var n int
 		err := db.QueryRow(ctx, "SELECT count(DISTINCT trip_id) FROM charges").Scan(&n)
-		if err == nil && n == trips && skipped() >= int64(killed) {
+		if err == nil && n == trips && skipped() >= int64(killed+trips) {
 			break
 		}
 	}
@@ -259,8 +296,8 @@ func TestBillingKilledAfterCommit(t *testing.T) {
 	if charges != trips || strays != 0 {
 		t.Errorf("%d charges (%d for no booked trip), want %d", charges, strays, trips)
 	}
-	if s := skipped(); s < int64(killed) {
-		t.Errorf("the inbox skipped %d duplicates, want at least %d (one per event killed before its ack)", s, killed)
+	if s := skipped(); s < int64(killed+trips) {
+		t.Errorf("the inbox skipped %d duplicates, want at least %d (one per event killed before its ack, one per event sent twice by the relay)", s, killed+trips)
 	}
 	var sent, unsent int
 	if err := db.QueryRow(ctx, "SELECT count(*) FILTER (WHERE sent_at IS NOT NULL), count(*) FILTER (WHERE sent_at IS NULL) FROM warren_outbox").Scan(&sent, &unsent); err != nil {
@@ -274,8 +311,69 @@ func TestBillingKilledAfterCommit(t *testing.T) {
 			t.Errorf("queue %s: %d events left, want 0", q, n)
 		}
 	}
-	t.Logf("ledger: %d trips booked, %d events relayed, %d charges; billing killed twice with %d charges committed and not acked; %d duplicates skipped by the inbox",
+	t.Logf("ledger: %d trips booked, %d outbox rows sent (each twice: the first relay was killed before marking them), %d charges; billing killed twice with %d charges committed and not acked; %d duplicates skipped by the inbox",
 		trips, sent, charges, killed, skipped())
+}
+
+// killRelayMidBatch runs a relay in a process of its own and SIGKILLs it
+// mid-batch: after the broker confirmed the batch's n events, before the
+// relay marks their rows sent. A trigger on the outbox holds the marking
+// on an advisory lock the test holds. The relay's transaction rolls
+// back: the rows are unsent again, and the events are in the queue.
+func killRelayMidBatch(t *testing.T, db *pgxpool.Pool, schema string, f *queuetest.Fixture, n int) {
+	t.Helper()
+	ctx := brokertest.Context(t, time.Minute)
+	lock, err := db.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Release()
+	if _, err := lock.Exec(ctx, "SELECT pg_advisory_lock(hashtext($1))", schema); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(ctx, `
+CREATE FUNCTION hold_outbox_marking() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM pg_advisory_xact_lock_shared(hashtext(current_schema()));
+	RETURN NEW;
+END $$;
+CREATE TRIGGER hold_outbox_marking BEFORE UPDATE ON warren_outbox FOR EACH ROW EXECUTE FUNCTION hold_outbox_marking();`); err != nil {
+		t.Fatal(err)
+	}
+
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childRelayEnv+"=1", childAMQPEnv+"="+brokertest.URL(t), childPGEnv+"="+pgtest.SchemaURL(t, schema))
+	var stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	killed := false
+	defer func() {
+		if !killed {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	}()
+	testkit.WaitDepth(t, f.Queue, n, 60*time.Second)
+	if s, err := outbox.ReadStats(ctx, db); err != nil || s.Backlog != int64(n) {
+		t.Fatalf("outbox stats %+v, %v: want the %d rows unsent while the relay waits to mark them", s, err, n)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed = true
+	if err := cmd.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Fatalf("the relay child ended with %v, want killed\n%s", err, stderr.String())
+	}
+	// The dead relay's backend runs on, finds its client gone and rolls
+	// back; dropping the trigger waits for it.
+	if _, err := lock.Exec(ctx, "SELECT pg_advisory_unlock(hashtext($1))", schema); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(ctx, "DROP TRIGGER hold_outbox_marking ON warren_outbox; DROP FUNCTION hold_outbox_marking()"); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // chargesOf returns how many charges trip id has.
