@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/warrenmq/warren/inbox"
 	"github.com/warrenmq/warren/inbox/pginbox"
@@ -27,19 +26,14 @@ const billingConsumer = "billing"
 type chargedKey struct{}
 
 // billingMux is the billing service's handler: the inbox ib, around
-// charge; outer middleware, if any, around the inbox. Events published
-// before since were left in the queue by an earlier, interrupted run:
-// they are recorded as processed and not charged. seen, if not nil, hears
-// of each charge.
-func billingMux(ib *inbox.Inbox, seen *expectations, since time.Time, outer ...worker.Middleware) *worker.Mux {
-	since = since.Truncate(time.Second) // PublishedAt is in whole seconds
+// charge; outer middleware, if any, around the inbox. seen, if not nil,
+// hears of each charge, by trip id. Unlike notifications and analytics,
+// billing does not ignore the events of an earlier, interrupted run: a
+// trip booked then is charged now, once.
+func billingMux(ib *inbox.Inbox, seen *expectations, outer ...worker.Middleware) *worker.Mux {
 	mux := worker.NewMux()
 	mux.Use(append(outer, ib.Middleware)...)
 	mux.Handle(TripBookedType, worker.Typed(func(ctx context.Context, job *worker.Job, e TripBooked) error {
-		if job.PublishedAt.Before(since) {
-			say("billing", "%s %s: from an earlier run, ignored", TripBookedType, e.Ride)
-			return nil
-		}
 		// The inbox's transaction: the charge commits with the record.
 		if _, err := pginbox.Tx(ctx).Exec(ctx, "INSERT INTO charges (trip_id, rider, amount) VALUES ($1, $2, $3)", e.Trip, e.Rider, e.Amount); err != nil {
 			return fmt.Errorf("charge trip %s: %w", e.Trip, err)
@@ -49,7 +43,7 @@ func billingMux(ib *inbox.Inbox, seen *expectations, since time.Time, outer ...w
 		}
 		say("billing", "%s %s: charge %s %s", TripBookedType, e.Ride, e.Rider, money(e.Amount))
 		if seen != nil {
-			seen.arrived("billing " + e.Ride)
+			seen.arrived("billing " + e.Trip)
 		}
 		return nil
 	}))

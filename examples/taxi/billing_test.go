@@ -131,7 +131,7 @@ func billingChild() int {
 			return nil
 		})
 	}
-	pool, err := worker.NewPool(conn, topo, billingMux(ib, nil, time.Time{}, hook),
+	pool, err := worker.NewPool(conn, topo, billingMux(ib, nil, hook),
 		worker.WithQueue(os.Getenv(childQueueEnv), worker.Concurrency(halt), worker.Prefetch(halt)))
 	if err != nil {
 		return fail(err)
@@ -266,7 +266,7 @@ func TestBillingKilledAfterCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop := f.Run(billingMux(ib, nil, time.Time{}))
+	stop := f.Run(billingMux(ib, nil))
 	skipped := func() int64 {
 		mu.Lock()
 		defer mu.Unlock()

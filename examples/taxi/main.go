@@ -127,7 +127,7 @@ func run(ctx context.Context, cfg config) error {
 	if err := svc.serve(poolCtx, "passenger", "passenger", passengerMux()); err != nil {
 		return err
 	}
-	if err := svc.serve(poolCtx, "billing", "billing", billingMux(ib, seen, started)); err != nil {
+	if err := svc.serve(poolCtx, "billing", "billing", billingMux(ib, seen)); err != nil {
 		return err
 	}
 	for _, s := range subscribers {
@@ -165,7 +165,7 @@ func run(ctx context.Context, cfg config) error {
 	booked, err := t.run(ctx)
 	if err == nil {
 		for _, e := range booked {
-			seen.expect("billing " + e.Ride)
+			seen.expect("billing " + e.Trip)
 			for _, s := range subscribers {
 				seen.expect(s.name + " " + e.Ride)
 			}
