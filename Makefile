@@ -54,7 +54,7 @@ demo: broker build ## Run the quickstart end to end on the local broker
 	@scripts/demo.sh
 
 .PHONY: taxi
-taxi: broker build ## Run the taxi-booking request-reply example
+taxi: broker services build ## Run the taxi-booking example: request-reply, and trips booked through an outbox and billed through an inbox (PostgreSQL: DATABASE_URL, schema taxi)
 	$(BIN) topology validate -f examples/taxi/topology.yaml
 	WARREN_URL=$${WARREN_URL:-$$AMQP_URL} $(GO) run ./examples/taxi
 

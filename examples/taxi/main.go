@@ -3,19 +3,22 @@
 // if it ran apart (see README.md):
 //
 //   - trip books rides: for each, it calls the passenger service and waits
-//     for the answer (Caller.Call, over direct reply-to), then announces
-//     the ride with a trip.booked event; it also sends a request whose
-//     reply goes to its durable reply queue, trip.replies, and reads the
-//     reply from there;
+//     for the answer (Caller.Call, over direct reply-to), then books the
+//     trip in its PostgreSQL table and writes a trip.booked event into its
+//     outbox in the same transaction, which an outbox relay publishes; it
+//     also sends a request whose reply goes to its durable reply queue,
+//     trip.replies, and reads the reply from there;
 //   - passenger authorises the payments;
 //   - billing, notifications and analytics each get every trip.booked
-//     event, through the fanout exchange taxi.events.
+//     event, through the fanout exchange taxi.events; billing charges each
+//     trip once, through an inbox in PostgreSQL.
 //
-// The program applies its topology, runs the scenario, waits until every
-// reply and event it expects has arrived, shuts the services down
-// gracefully and exits 0; or exits 1, after 30 seconds at most.
+// The program applies its topology and its database schema, runs the
+// scenario, waits until every reply and event it expects has arrived,
+// shuts the services down gracefully, prints a summary and exits 0; or
+// exits 1, after 30 seconds at most.
 //
-//	go run ./examples/taxi
+//	go run ./examples/taxi [--database-url URL] [--schema taxi]
 package main
 
 import (
@@ -28,13 +31,17 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/daemon"
+	"github.com/warrenmq/warren/inbox"
+	"github.com/warrenmq/warren/outbox"
 	"github.com/warrenmq/warren/topology"
 	"github.com/warrenmq/warren/worker"
 )
@@ -56,10 +63,12 @@ func main() {
 	}
 	flag.StringVar(&file, "file", file, "topology file (env WARREN_TOPOLOGY)")
 	flag.StringVar(&file, "f", file, "shorthand for --file")
+	dbURL := flag.String("database-url", "", "PostgreSQL URL of the trip and billing services (default: env WARREN_DATABASE_URL, else DATABASE_URL, else the local test database)")
+	schema := flag.String("schema", defaultSchema, "the example's schema in the database, created if missing")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, brokerURLs(*url), file)
+	err := run(ctx, config{urls: brokerURLs(*url), file: file, databaseURL: databaseURL(*dbURL), schema: *schema})
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "taxi:", err)
@@ -67,7 +76,16 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, urls []string, file string) error {
+// config is what the program is told.
+type config struct {
+	urls        []string // the broker's
+	file        string   // the topology file
+	databaseURL string
+	schema      string
+}
+
+func run(ctx context.Context, cfg config) error {
+	urls, file := cfg.urls, cfg.file
 	started := time.Now()
 	ctx, fail := context.WithCancelCause(ctx)
 	defer fail(nil)
@@ -85,6 +103,20 @@ func run(ctx context.Context, urls []string, file string) error {
 		return err
 	}
 	say("taxi", "topology %s applied", file)
+	db, err := openDB(ctx, cfg.databaseURL, cfg.schema)
+	if err != nil {
+		return err
+	}
+	defer db.Close() // after the services, deferred below
+	store, err := migrate(ctx, db)
+	if err != nil {
+		return err
+	}
+	say("taxi", "schema %s migrated: trips, charges, the outbox and the inbox", cfg.schema)
+	ib, err := inbox.New(store, billingConsumer, inbox.WithLogger(log))
+	if err != nil {
+		return err
+	}
 
 	// The consumers start first, but need not: the queues exist, and keep
 	// what is sent to them until their service consumes it.
@@ -95,18 +127,33 @@ func run(ctx context.Context, urls []string, file string) error {
 	if err := svc.serve(poolCtx, "passenger", "passenger", passengerMux()); err != nil {
 		return err
 	}
+	if err := svc.serve(poolCtx, "billing", "billing", billingMux(ib, seen)); err != nil {
+		return err
+	}
 	for _, s := range subscribers {
 		if err := svc.serve(poolCtx, s.name, s.name, subscriberMux(s.name, s.react, seen, started)); err != nil {
 			return err
 		}
 	}
+	// The trip service's outbox relay, a service of its own, with a
+	// connection of its own: it publishes what the trip service commits.
+	relayConn, err := svc.dial(ctx, "trip-outbox")
+	if err != nil {
+		return err
+	}
+	var relayed relayCount
+	relay, err := outbox.NewRelay(db, relayConn, outbox.WithAppID("trip"), outbox.WithObserver(&relayed), outbox.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	svc.run(poolCtx, "trip-outbox", relay.Run)
 	// The trip service: a connection to call and publish on, and a pool,
 	// on another, that consumes its reply queue.
 	conn, err := svc.dial(ctx, "trip")
 	if err != nil {
 		return err
 	}
-	t, err := newTrip(conn, topo, seen)
+	t, err := newTrip(conn, db, topo, seen)
 	if err != nil {
 		return err
 	}
@@ -117,21 +164,54 @@ func run(ctx context.Context, urls []string, file string) error {
 
 	booked, err := t.run(ctx)
 	if err == nil {
-		for _, ride := range booked {
+		for _, e := range booked {
+			seen.expect("billing " + e.Trip)
 			for _, s := range subscribers {
-				seen.expect(s.name + " " + ride)
+				seen.expect(s.name + " " + e.Ride)
 			}
 		}
 		err = seen.wait(ctx)
 	}
 	// Each pool finishes the jobs in flight, returns the ones it had
-	// prefetched to their queue, and sends its last acks.
+	// prefetched to their queue, and sends its last acks; the relay
+	// finishes its batch.
 	err = errors.Join(err, svc.stop())
-	if err == nil {
-		say("taxi", "every reply and event arrived; services stopped")
+	if err != nil {
+		return err
 	}
-	return err
+	say("taxi", "every reply and event arrived; services stopped")
+	return summary(ctx, db, booked, relayed.sent.Load(), ib.Skipped())
 }
+
+// summary prints the run's ledger: trips booked, events the relay
+// published, charges for the trips booked, and the duplicate events that
+// billing's inbox skipped. It fails unless each trip booked was charged
+// exactly once.
+func summary(ctx context.Context, db *pgxpool.Pool, booked []TripBooked, relayed, skipped int64) error {
+	ids := make([]string, len(booked))
+	for i, e := range booked {
+		ids[i] = e.Trip
+	}
+	var charges, charged int
+	err := db.QueryRow(ctx, "SELECT count(*), count(DISTINCT trip_id) FROM charges WHERE trip_id = ANY($1)", ids).Scan(&charges, &charged)
+	if err != nil {
+		return fmt.Errorf("read the charges: %w", err)
+	}
+	say("taxi", "summary: %d trips booked, %d events relayed by the outbox, %d charges, %d duplicates skipped by billing's inbox",
+		len(booked), relayed, charges, skipped)
+	if charges != len(booked) || charged != len(booked) {
+		return fmt.Errorf("%d trips booked, %d charged, %d charges: want one charge per trip", len(booked), charged, charges)
+	}
+	return nil
+}
+
+// relayCount is an outbox.Observer that counts the events the relay
+// published.
+type relayCount struct{ sent atomic.Int64 }
+
+func (c *relayCount) OutboxBatch(sent, _ int, _ []time.Duration) { c.sent.Add(int64(sent)) }
+func (c *relayCount) OutboxStats(outbox.Stats)                   {}
+func (c *relayCount) OutboxDeleted(int64)                        {}
 
 // apply declares the topology, as `warren topology apply` does. Declaring
 // is idempotent, so a program may do it at every start.
@@ -188,10 +268,16 @@ func (s *services) serve(ctx context.Context, name, queue string, h worker.Handl
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
+	s.run(ctx, name, pool.Run)
+	return nil
+}
+
+// run runs the service name until ctx ends; its error ends the scenario.
+func (s *services) run(ctx context.Context, name string, run func(context.Context) error) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		if err := pool.Run(ctx); err != nil {
+		if err := run(ctx); err != nil {
 			err = fmt.Errorf("%s: %w", name, err)
 			s.mu.Lock()
 			s.errs = append(s.errs, err)
@@ -199,7 +285,6 @@ func (s *services) serve(ctx context.Context, name, queue string, h worker.Handl
 			s.fail(err)
 		}
 	}()
-	return nil
 }
 
 // stop shuts the pools down gracefully, waits for them and returns their

@@ -8,15 +8,17 @@ import (
 	"github.com/warrenmq/warren/worker"
 )
 
-// Three services react to trip.booked. Each consumes a queue of its own,
-// bound to the fanout exchange taxi.events, so each gets a copy of every
-// event, and a slow or failing one holds up none of the others: its
-// copies wait, are retried or are dead-lettered in its own queue.
+// Three services react to trip.booked: billing (billing.go), and the two
+// below. Each consumes a queue of its own, bound to the fanout exchange
+// taxi.events, so each gets a copy of every event, and a slow or failing
+// one holds up none of the others: its copies wait, are retried or are
+// dead-lettered in its own queue. Billing's effects must happen once, so
+// it consumes through an inbox; a second text message or count does no
+// harm here, so these two do not.
 var subscribers = []struct {
 	name  string // the service, and its queue
 	react func(TripBooked) string
 }{
-	{"billing", func(e TripBooked) string { return fmt.Sprintf("charge %s %s", e.Rider, money(e.Amount)) }},
 	{"notifications", func(e TripBooked) string { return fmt.Sprintf("text %s: your taxi is on its way", e.Rider) }},
 	{"analytics", func(e TripBooked) string { return "one more booking" }},
 }

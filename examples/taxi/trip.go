@@ -8,16 +8,21 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/outbox"
 	"github.com/warrenmq/warren/topology"
 	"github.com/warrenmq/warren/worker"
 )
 
 // The trip service books rides. For each booking it asks the passenger
 // service to authorise the payment and waits for the answer with
-// Caller.Call, as the rider's app is waiting too; then it announces the
-// booked ride with a trip.booked event. Once a night it re-authorises the
+// Caller.Call, as the rider's app is waiting too; then it books the trip
+// in its own table, trips, and announces it with a trip.booked event
+// written into its outbox in the same transaction (bookTrip): the event
+// is published, by the outbox's relay, if and only if the trip is booked. Once a night it re-authorises the
 // monthly passes: nobody waits for those answers, which go to the
 // service's durable reply queue, trip.replies, and are read from there by
 // a pool, however late they come, even after a restart.
@@ -27,6 +32,7 @@ const TripBookedType = "trip.booked"
 
 // TripBooked is its payload.
 type TripBooked struct {
+	Trip   string `msgpack:"trip"` // the trip's id in the trips table
 	Ride   string `msgpack:"ride"`
 	Rider  string `msgpack:"rider"`
 	Amount int    `msgpack:"amount"` // in cents
@@ -60,6 +66,8 @@ var nightly = Authorise{Rider: "ada", Amount: 60_00}
 type trip struct {
 	caller *broker.Caller
 	pub    *broker.Publisher
+	db     *pgxpool.Pool
+	topo   *topology.Topology
 	seen   *expectations
 
 	// sent holds the requests whose replies go to trip.replies, by
@@ -69,9 +77,10 @@ type trip struct {
 	sent map[string]Authorise
 }
 
-// newTrip returns the trip service on conn. Both the caller and the
-// publisher route by job type with the topology's routes.
-func newTrip(conn *broker.Conn, topo *topology.Topology, seen *expectations) (*trip, error) {
+// newTrip returns the trip service on conn, booking trips in db. The
+// caller, the publisher and the outbox route by job type with the
+// topology's routes.
+func newTrip(conn *broker.Conn, db *pgxpool.Pool, topo *topology.Topology, seen *expectations) (*trip, error) {
 	caller, err := broker.NewCaller(conn, broker.WithCallRouter(topo), broker.WithCallAppID("trip"))
 	if err != nil {
 		return nil, err
@@ -81,7 +90,7 @@ func newTrip(conn *broker.Conn, topo *topology.Topology, seen *expectations) (*t
 		caller.Close(context.Background())
 		return nil, err
 	}
-	return &trip{caller: caller, pub: pub, seen: seen, sent: make(map[string]Authorise)}, nil
+	return &trip{caller: caller, pub: pub, db: db, topo: topo, seen: seen, sent: make(map[string]Authorise)}, nil
 }
 
 // close closes the caller, and the publisher once its jobs are confirmed.
@@ -89,19 +98,19 @@ func (t *trip) close(ctx context.Context) error {
 	return errors.Join(t.caller.Close(ctx), t.pub.Close(ctx))
 }
 
-// run books the rides and sends the nightly request. It returns the rides
+// run books the rides and sends the nightly request. It returns the trips
 // booked, whose events the subscribers should receive.
-func (t *trip) run(ctx context.Context) ([]string, error) {
-	var booked []string
+func (t *trip) run(ctx context.Context) ([]TripBooked, error) {
+	var booked []TripBooked
 	timedOut := 0
 	for _, b := range bookings {
-		outcome, err := t.book(ctx, b)
+		outcome, e, err := t.book(ctx, b)
 		if err != nil {
 			return nil, fmt.Errorf("ride %s: %w", b.ride, err)
 		}
 		switch outcome {
 		case "booked":
-			booked = append(booked, b.ride)
+			booked = append(booked, e)
 		case "timed out":
 			timedOut++
 		}
@@ -113,9 +122,10 @@ func (t *trip) run(ctx context.Context) ([]string, error) {
 }
 
 // book asks the passenger service to authorise the ride and waits for the
-// answer, for b.wait at most; then it announces the ride. It returns what
-// became of it: "booked", "declined", "refused" or "timed out".
-func (t *trip) book(ctx context.Context, b booking) (string, error) {
+// answer, for b.wait at most; then it books the trip. It returns what
+// became of it: "booked" (with the event), "declined", "refused" or
+// "timed out".
+func (t *trip) book(ctx context.Context, b booking) (string, TripBooked, error) {
 	callCtx, cancel := context.WithTimeout(ctx, b.wait)
 	defer cancel()
 	reply, err := t.caller.Call(callCtx, broker.Job{Type: AuthoriseType, Payload: Authorise{Rider: b.rider, Amount: b.amount}})
@@ -125,29 +135,50 @@ func (t *trip) book(ctx context.Context, b booking) (string, error) {
 		// The request failed for good in the passenger service, which
 		// parked it in its dead-letter queue.
 		say("trip", "ride %s for %s: refused (class %s): %s; the request is in passenger.dlq", b.ride, b.rider, refused.Class, refused.Message)
-		return "refused", nil
+		return "refused", TripBooked{}, nil
 	case errors.Is(err, broker.ErrReplyTimeout):
 		// No answer in time. If no worker had started the request, none
 		// will (it carries the deadline); this one had, so its reply
 		// comes late and the caller discards it.
 		say("trip", "ride %s for %s: no answer within %s, not booked", b.ride, b.rider, b.wait)
-		return "timed out", nil
+		return "timed out", TripBooked{}, nil
 	case err != nil:
-		return "", err
+		return "", TripBooked{}, err
 	}
 	var a Authorisation
 	if err := reply.Decode(&a); err != nil {
-		return "", err
+		return "", TripBooked{}, err
 	}
 	if !a.Approved {
 		say("trip", "ride %s for %s: declined, %s", b.ride, b.rider, a.Reason)
-		return "declined", nil
+		return "declined", TripBooked{}, nil
 	}
 
-	say("trip", "ride %s for %s: authorised, booked", b.ride, b.rider)
-	// The fanout exchange copies the event to every subscriber's queue;
-	// Publish returns once the broker has confirmed it.
-	return "booked", t.pub.Publish(ctx, broker.Job{Type: TripBookedType, Payload: TripBooked{Ride: b.ride, Rider: b.rider, Amount: b.amount}})
+	id, err := broker.NewJobID()
+	if err != nil {
+		return "", TripBooked{}, err
+	}
+	e := TripBooked{Trip: id, Ride: b.ride, Rider: b.rider, Amount: b.amount}
+	if err := bookTrip(ctx, t.db, t.topo, e); err != nil {
+		return "", TripBooked{}, err
+	}
+	say("trip", "ride %s for %s: authorised, booked as trip %s; trip.booked in the outbox", b.ride, b.rider, id)
+	return "booked", e, nil
+}
+
+// bookTrip inserts the trip e into the trips table and writes its
+// trip.booked event into the outbox, in one transaction: both commit, or
+// neither. The outbox's relay publishes the event after the commit, to
+// the fanout exchange, which copies it to every subscriber's queue. The
+// event's job id is the trip's id, so every copy of it, however many the
+// relay sends, is the same event to the subscribers' inboxes.
+func bookTrip(ctx context.Context, db *pgxpool.Pool, router broker.Router, e TripBooked) error {
+	return pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "INSERT INTO trips (id, ride, rider, amount) VALUES ($1, $2, $3, $4)", e.Trip, e.Ride, e.Rider, e.Amount); err != nil {
+			return fmt.Errorf("book trip %s: %w", e.Trip, err)
+		}
+		return outbox.Publish(ctx, tx, broker.Job{ID: e.Trip, Type: TripBookedType, Payload: e}, outbox.Router(router))
+	})
 }
 
 // reauthorise sends an authorisation request whose reply goes to
