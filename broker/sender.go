@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -278,12 +281,23 @@ func (s *Sender) sendFlushed(ctx context.Context, t publishTarget, msg amqp.Publ
 	}
 	if err != nil {
 		cc.remove(seq)
-		if errors.Is(err, amqp.ErrClosed) {
-			return nil, fmt.Errorf("%w: %w", ErrClosed, err)
-		}
-		return nil, err
+		return nil, closedOnWrite(err)
 	}
 	return pd, nil
+}
+
+// closedOnWrite returns the error of writing a publish: ErrClosed-wrapping
+// when the channel was closed or the socket failed under the write (a
+// reset, a broken pipe: the connection is lost, and the job may or may not
+// have reached the broker), so that callers branch on one error for a lost
+// connection whichever moment it was lost at; else err as it is.
+func closedOnWrite(err error) error {
+	var ne net.Error
+	if errors.Is(err, amqp.ErrClosed) || errors.As(err, &ne) || errors.Is(err, io.EOF) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+		return fmt.Errorf("%w: %w", ErrClosed, err)
+	}
+	return err
 }
 
 // flush writes out what startUnflushed left in the connection's write
