@@ -20,7 +20,7 @@ import (
 func newQueueCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "queue",
-		Short: "List, peek into, purge and delete queues",
+		Short: "List, peek into, pause, resume, purge and delete queues",
 	}
 	cmd.AddCommand(newQueueLsCmd(g), newQueuePeekCmd(g), newQueuePurgeCmd(g), newQueueDeleteCmd(g),
 		newQueuePauseCmd(g, true), newQueuePauseCmd(g, false))

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/examples/quickstart/internal/jobs"
 	"github.com/warrenmq/warren/worker"
 )
 
@@ -67,5 +68,5 @@ func (t *ticks) print(w io.Writer) {
 		}
 	}
 	fmt.Fprintf(w, "  periodic       %6d  (%s, schedule %s every %s: ticks %s to %s UTC, %d missing, %d fired twice)\n",
-		len(all), "stats.rollup", t.schedule, t.every, all[0].UTC().Format(time.TimeOnly), all[len(all)-1].UTC().Format(time.TimeOnly), gaps, t.dups)
+		len(all), jobs.StatsRollup, t.schedule, t.every, all[0].UTC().Format(time.TimeOnly), all[len(all)-1].UTC().Format(time.TimeOnly), gaps, t.dups)
 }
