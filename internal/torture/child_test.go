@@ -6,21 +6,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/rs/zerolog"
-
-	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/topology"
 	"github.com/warrenmq/warren/worker"
 )
 
 // The worker child is this test binary run again with these variables
-// set: init then runs workerChild instead of the tests.
+// set: init then runs the child (childMain) instead of the tests.
 const (
 	childURLEnv      = "WARREN_TORTURE_CHILD_URL"
 	childTopologyEnv = "WARREN_TORTURE_CHILD_TOPOLOGY"
@@ -29,7 +24,7 @@ const (
 
 func init() {
 	if os.Getenv(childURLEnv) != "" {
-		os.Exit(workerChild())
+		os.Exit(childMain())
 	}
 }
 
@@ -42,39 +37,23 @@ func init() {
 //	out STATUS ID ATTEMPT CLASS QUEUE the pool settled a delivery (its observer)
 //
 // What each job's handler does is in its payload (see behaviour).
-func workerChild() int {
+func workerChild(ctx context.Context) int {
 	fail := func(err error) int {
 		fmt.Fprintln(os.Stderr, "torture worker:", err)
 		return 1
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	go func() {
-		_, _ = io.Copy(io.Discard, os.Stdin)
-		stop() // the parent closed the pipe, or is gone
-	}()
 	topo, err := topology.Parse("torture.yaml", []byte(os.Getenv(childTopologyEnv)))
 	if err != nil {
 		return fail(err)
 	}
-	log := zerolog.New(os.Stderr).Level(zerolog.WarnLevel).With().Timestamp().Logger()
-	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	conn, err := broker.Dial(dctx, []string{os.Getenv(childURLEnv)}, broker.WithName(os.Getenv(childNameEnv)),
-		broker.WithHeartbeat(5*time.Second), broker.WithReconnectBackoff(100*time.Millisecond, 2*time.Second), broker.WithLogger(log))
-	cancel()
+	log := childLogger()
+	conn, err := dialChild(ctx, log)
 	if err != nil {
 		return fail(err)
 	}
 	defer conn.Close()
-	var mu sync.Mutex
-	report := func(format string, args ...any) {
-		line := fmt.Sprintf(format+"\n", args...)
-		mu.Lock()
-		defer mu.Unlock()
-		if _, err := os.Stdout.WriteString(line); err != nil {
-			os.Exit(1) // the parent is gone
-		}
-	}
+	var rep reporter
+	report := rep.report
 	opts := []worker.Option{
 		worker.WithLogger(log),
 		worker.WithHandlerTimeout(handlerTimeout),

@@ -198,7 +198,7 @@ func TestTorture(t *testing.T) {
 		}
 		if allSettled || published2 && time.Since(lastProgress) > stall {
 			// Quiescence: nothing left in any queue, three seconds running.
-			if n := pending(t, url, p); n == 0 {
+			if n := pending(t, url, p.Queues); n == 0 {
 				quiet++
 			} else {
 				quiet = 0
@@ -213,7 +213,7 @@ func TestTorture(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Errorf("%s: no quiescence within %d minutes (TORTURE_MINUTES): %d of %d confirmed jobs settled, %d messages left in the run's queues",
-				replay, cfg.minutes, settled, confirmed, pending(t, url, p))
+				replay, cfg.minutes, settled, confirmed, pending(t, url, p.Queues))
 			break
 		}
 	}
@@ -303,10 +303,10 @@ func publish(ctx context.Context, t *testing.T, conn *broker.Conn, topo *topolog
 	return done
 }
 
-// pending counts the messages ready in the run's queues: work queues,
-// quarantines, the delay cascade and its unroutable queue. (Dead-letter
-// queues are read at the end.)
-func pending(t *testing.T, url string, p *plan) int {
+// pending counts the messages ready in a run's queues: the work queues
+// given, their quarantines, the delay cascade and its unroutable queue.
+// (Dead-letter queues are read at the end.)
+func pending(t *testing.T, url string, queues []string) int {
 	t.Helper()
 	c, err := amqp.Dial(url)
 	if err != nil {
@@ -318,7 +318,7 @@ func pending(t *testing.T, url string, p *plan) int {
 		t.Fatalf("pending: %v", err)
 	}
 	names := []string{topology.DelayUnroutable}
-	for _, q := range p.Queues {
+	for _, q := range queues {
 		names = append(names, q, topology.QuarantineQueueName(q))
 	}
 	for i := range topology.DelayLevels {
