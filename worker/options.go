@@ -44,6 +44,7 @@ type options struct {
 	panics          PanicPolicy
 	crashLimit      int
 	observers       []Observer
+	finishers       []Finisher
 	typeLimits      map[string]limit // TypeRateLimit, by job type
 	// now is the pool's clock, time.Now but in tests. A handler's
 	// deadline is read from it too: a test that runs handlers keeps its

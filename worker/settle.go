@@ -37,7 +37,8 @@ func settled(ack acknowledger) bool {
 //  1. publish what the verdict stores elsewhere, with a publisher
 //     confirm: the retry, the dead letter, the quarantine copy;
 //  2. reply to a request: its result, or the failure of a dead-lettered
-//     (or rejected) job, best effort;
+//     (or rejected) job, best effort; then, for a job that ended, tell the
+//     finishers (WithFinisher);
 //  3. settle the delivery: exactly one of ack, requeue (basic.nack with
 //     requeue) or reject;
 //  4. complete out, the Outcome its caller gives the pool's observers
@@ -62,7 +63,9 @@ func (p *Pool) settle(ctx context.Context, q *queueRun, d *broker.Delivery, ack 
 	}
 	switch v.kind {
 	case verdictAck:
-		p.ack(q, d, ack, out)
+		if p.finish(ctx, q, d, ack, v, out, Succeeded) {
+			p.ack(q, d, ack, out)
+		}
 	case verdictReply:
 		p.reply(ctx, q, d, ack, v, out)
 	case verdictRetry:
@@ -122,7 +125,9 @@ func (p *Pool) reply(ctx context.Context, q *queueRun, d *broker.Delivery, ack a
 		p.settle(ctx, q, d, ack, next, out)
 		return
 	}
-	p.ack(q, d, ack, out)
+	if p.finish(ctx, q, d, ack, v, out, Succeeded) {
+		p.ack(q, d, ack, out)
+	}
 }
 
 // retry publishes the job into the delay cascade for its next attempt, then
@@ -168,6 +173,9 @@ func (p *Pool) deadLetter(ctx context.Context, q *queueRun, d *broker.Delivery, 
 	// The caller learns of the failure once the job is parked, so what it
 	// is told ("in a dead-letter queue") is true.
 	p.replyFailure(ctx, q, d, v, out)
+	if !p.finish(ctx, q, d, ack, v, out, DeadLettered) {
+		return // parked; it runs again, and may be parked twice
+	}
 	if err := ack.Ack(); err != nil {
 		jobFields(q.log.Warn().Err(err), d.Envelope, out.Attempt).Msg("worker: ack after dead-lettering failed; the job may be parked twice")
 	}
@@ -187,6 +195,9 @@ func (p *Pool) reject(ctx context.Context, q *queueRun, d *broker.Delivery, ack 
 	jobFields(q.log.Error().Err(v.cause), d.Envelope, out.Attempt).Str(logfield.ErrorClass, v.class).
 		Msg("worker: job failed for good and its queue has no dead-letter target; rejecting it")
 	p.replyFailure(ctx, q, d, v, out)
+	if !p.finish(ctx, q, d, ack, v, out, Rejected) {
+		return
+	}
 	if err := ack.Reject(); err != nil {
 		out.Err = errors.Join(v.cause, err)
 	}

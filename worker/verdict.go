@@ -207,7 +207,7 @@ func decide(f facts) verdict {
 		}
 	}
 	if err == nil {
-		return verdict{kind: verdictAck}
+		return verdict{kind: verdictAck, result: f.result} // the result for the finishers
 	}
 	if f.shutdown {
 		// The shutdown deadline passed: the job is not at fault.
