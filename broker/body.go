@@ -407,3 +407,15 @@ func putEncodeBuffer(buf *bytes.Buffer) {
 		encodeBuffers.Put(buf)
 	}
 }
+
+// EncodePayload encodes v as a job's payload is encoded (MessagePack,
+// struct fields named by their msgpack tag, else their json tag): for
+// payloads carried elsewhere than a body, such as a chain's later steps
+// (Slip). The error wraps ErrInvalidJob.
+func EncodePayload(v any) ([]byte, error) {
+	b, err := encodePayload(v)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the payload cannot be encoded: %w", ErrInvalidJob, err)
+	}
+	return b, nil
+}

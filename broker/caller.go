@@ -208,6 +208,9 @@ func (c *Caller) Call(ctx context.Context, job Job, opts ...PublishOption) (repl
 	if o.uniqueKey != "" {
 		return nil, fmt.Errorf("%w: a request cannot hold a UniqueKey: its caller waits for it, and two callers are two requests", ErrInvalidOption)
 	}
+	if o.slip != nil {
+		return nil, fmt.Errorf("%w: a request cannot start a chain (RoutingSlip): the chain's steps are not awaited; publish it, and have its last step reply", ErrInvalidOption)
+	}
 	if o.expire > 0 {
 		return nil, fmt.Errorf("%w: a request cannot Expire: its deadline (the caller's timeout) says when it is no longer wanted", ErrInvalidOption)
 	}

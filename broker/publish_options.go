@@ -28,6 +28,8 @@ type publishOptions struct {
 	expire time.Duration
 	// uniqueKey is the key UniqueKey sets; "" without one.
 	uniqueKey string
+	// slip is the routing slip RoutingSlip sets; nil without one.
+	slip *Slip
 }
 
 // publishTarget is where a message goes: the route of its job type
@@ -142,16 +144,22 @@ func UniqueKey(key string) PublishOption {
 	}
 }
 
-// mark writes what the options put in the job's envelope: its expiration
-// and its unique key.
+// mark writes what the options put in the job's envelope: its expiration,
+// its unique key and its routing slip.
 func (o *publishOptions) mark(env *Envelope) {
 	env.Expiration = o.expiration()
-	if o.uniqueKey != "" {
-		h := make(map[string]any, len(env.Headers)+1)
-		maps.Copy(h, env.Headers)
-		h[HeaderUniqueKey] = o.uniqueKey
-		env.Headers = h
+	if o.uniqueKey == "" && o.slip == nil {
+		return
 	}
+	h := make(map[string]any, len(env.Headers)+2)
+	maps.Copy(h, env.Headers)
+	if o.uniqueKey != "" {
+		h[HeaderUniqueKey] = o.uniqueKey
+	}
+	if o.slip != nil {
+		h[HeaderChain] = o.slip.Table()
+	}
+	env.Headers = h
 }
 
 // expiration is the AMQP expiration property Expire sets, "" without it.

@@ -205,6 +205,9 @@ func (p *Publisher) PublishBatch(ctx context.Context, jobs []Job, opts ...Publis
 	if o.uniqueKey != "" && len(jobs) > 1 {
 		return fmt.Errorf("%w: UniqueKey with a batch of %d jobs: a unique key marks one job; publish them one by one", ErrInvalidOption, len(jobs))
 	}
+	if o.slip != nil && len(jobs) > 1 {
+		return fmt.Errorf("%w: RoutingSlip with a batch of %d jobs: a routing slip starts one chain; publish each chain on its own", ErrInvalidOption, len(jobs))
+	}
 	var failed []BatchFailure
 	type sent struct {
 		f     *inflight

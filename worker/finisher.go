@@ -64,6 +64,26 @@ func WithFinisher(f Finisher) Option {
 // reports whether they all returned nil. When one fails, d has been
 // returned to its queue (after the settle pause), and out says so.
 func (p *Pool) finish(ctx context.Context, q *queueRun, d *broker.Delivery, ack acknowledger, v verdict, out *Outcome, status Status) bool {
+	if err := p.continueChain(ctx, q, d, v, status); err != nil {
+		switch {
+		case errors.Is(err, errChainRetry) || ctx.Err() != nil:
+			jobFields(q.log.Error().Err(err), d.Envelope, out.Attempt).Msg("worker: could not continue the job's chain; returning the job to its queue to run again")
+			out.Class, out.Err = v.class, errors.Join(v.cause, err)
+			p.pauseThenRequeue(ctx, q, d, ack, out)
+			return false
+		case status == Succeeded:
+			// It never will: the job is parked, its slip with it, for an
+			// operator to fix the topology and replay it.
+			jobFields(q.log.Error().Err(err), d.Envelope, out.Attempt).Msg("worker: the job's chain cannot go on; dead-lettering the job")
+			f := p.facts(q, d)
+			f.now = p.opts.now()
+			p.settle(ctx, q, d, ack, f.deadLetter(ClassChain, err), out)
+			return false
+		default:
+			jobFields(q.log.Error().Err(err), d.Envelope, out.Attempt).
+				Msg("worker: a chain's step failed for good and its compensations cannot start; the step is parked with its slip: fix the cause and replay it")
+		}
+	}
 	if len(p.opts.finishers) == 0 {
 		return true
 	}

@@ -53,4 +53,5 @@ const (
 	CoolDown  = "cool_down" // how long a circuit breaker stays open
 	Failed    = "failed"    // jobs failed, e.g. in a circuit breaker's window
 	From      = "from"      // the state a change came from
+	ChainID   = "chain_id"  // the chain a job is a step of (package workflow)
 )
