@@ -85,8 +85,12 @@ type Job struct {
 	Headers map[string]any
 	// Priority is used when the queue has a maximum priority.
 	Priority uint8
-	// CorrelationID and ReplyTo are for request-reply. At most 255 bytes
-	// each.
+	// CorrelationID ties the job to a conversation: a request's reply
+	// carries it, and so does every job a flow leads to. A job without
+	// one, and without a ReplyTo, takes the correlation id of the ctx it
+	// is published with (ContextWithCorrelationID; a handler's ctx carries
+	// its job's). ReplyTo names where a request's reply goes. At most 255
+	// bytes each.
 	CorrelationID string
 	ReplyTo       string
 }

@@ -150,6 +150,7 @@ func (p *Publisher) Publish(ctx context.Context, job Job, opts ...PublishOption)
 	if err != nil {
 		return err
 	}
+	inheritCorrelation(ctx, &job)
 	env, err := NewEnvelope(job)
 	if err != nil {
 		return err
@@ -235,7 +236,9 @@ func (p *Publisher) PublishBatch(ctx context.Context, jobs []Job, opts ...Publis
 		}
 	}
 	for i := range jobs {
-		env, err := NewEnvelope(jobs[i])
+		job := jobs[i]
+		inheritCorrelation(ctx, &job)
+		env, err := NewEnvelope(job)
 		if err != nil {
 			failed = append(failed, BatchFailure{Index: i, JobID: jobs[i].ID, Err: err})
 			continue

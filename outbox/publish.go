@@ -7,6 +7,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/warrenmq/warren/broker"
 )
@@ -72,6 +74,11 @@ func OrderingKey(key string) PublishOption {
 // sends it, it is the same message with the same id, so a consumer can
 // de-duplicate on the id.
 //
+// Like Publisher.Publish, a job without a correlation id (and not a
+// request) takes the one ctx carries, and the job takes ctx's trace
+// context when OpenTelemetry is configured: the relay's publish continues
+// the writer's conversation and trace.
+//
 // Where the job goes is To, else the Router's route for its type; neither
 // is an error wrapping ErrNoRoute. Scheduling (broker.At, broker.In) is
 // not supported: the relay publishes at once.
@@ -95,9 +102,19 @@ func Publish(ctx context.Context, tx pgx.Tx, job broker.Job, opts ...PublishOpti
 		}
 		o.exchange, o.key = ex, key
 	}
+	broker.InheritCorrelation(ctx, &job)
 	env, err := broker.NewEnvelope(job)
 	if err != nil {
 		return fmt.Errorf("outbox: %w", err)
+	}
+	if env.Traceparent == "" {
+		// The trace of ctx (the handler's, the request's) goes on when the
+		// relay publishes the row: the relay's publish span, and what
+		// follows, are its children. Without OpenTelemetry configured
+		// (otel.SetTextMapPropagator), nothing is written.
+		c := propagation.MapCarrier{}
+		otel.GetTextMapPropagator().Inject(ctx, c)
+		env.Traceparent, env.Tracestate = c[broker.HeaderTraceparent], c[broker.HeaderTracestate]
 	}
 	msg := env.Message()
 	var headers []byte

@@ -124,7 +124,11 @@ func (p *Pool) continueChain(ctx context.Context, q *queueRun, d *broker.Deliver
 			return fmt.Errorf("%w: the topology has no route for job type %q, the chain's next job; add one (routes:) and replay this job", broker.ErrNoRoute, next.Type)
 		}
 	}
-	job := broker.Job{ID: id, Type: next.Type, Payload: msgpack.RawMessage(next.Payload), CorrelationID: slip.ChainID}
+	corr := env.CorrelationID // the conversation's, else the chain's id
+	if corr == "" || env.ReplyTo != "" {
+		corr = slip.ChainID
+	}
+	job := broker.Job{ID: id, Type: next.Type, Payload: msgpack.RawMessage(next.Payload), CorrelationID: corr}
 	nenv, err := broker.NewEnvelope(job)
 	if err != nil {
 		return err

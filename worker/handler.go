@@ -24,8 +24,10 @@ type Job struct {
 	// retry, and so on; MaxAttempts is the retry policy's limit.
 	Attempt     int
 	MaxAttempts int
-	// CorrelationID and ReplyTo are for request-reply. CorrelationID is
-	// the one the job's reply carries: the request's own, else its id.
+	// CorrelationID is the job's conversation: the one its reply carries
+	// (a request's own, else its id), and the one the jobs its handler
+	// publishes with its ctx take (the job's id when it has none).
+	// ReplyTo is where a request's reply goes.
 	CorrelationID string
 	ReplyTo       string
 	// Headers are the producer's own headers.

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/warrenmq/warren/broker"
 )
 
 // handlerCtx is the ctx a handler runs with: its parent's values and end,
@@ -23,6 +25,9 @@ import (
 type handlerCtx struct {
 	parent   context.Context
 	deadline time.Time
+	// corr is the job's correlation id, answered for broker.CorrelationKey
+	// without a context.WithValue per job.
+	corr string
 
 	ended atomic.Bool  // set by cancel, once err is
 	err   error        // why c ended; written once, before ended
@@ -60,7 +65,15 @@ func (c *handlerCtx) Deadline() (time.Time, bool) {
 	return c.deadline, true
 }
 
-func (c *handlerCtx) Value(key any) any { return c.parent.Value(key) }
+// correlationKey is broker.CorrelationKey().
+var correlationKey = broker.CorrelationKey()
+
+func (c *handlerCtx) Value(key any) any {
+	if key == correlationKey && c.corr != "" {
+		return c.corr
+	}
+	return c.parent.Value(key)
+}
 
 // Err reads the parent's too: until Done is asked for, the parent's end
 // is learnt here.

@@ -60,6 +60,11 @@ func (p *Pool) process(ctx context.Context, w *watchdog, q *queueRun, d *broker.
 
 	hctx := &run.hctx
 	hctx.init(ctx, start.Add(q.cfg.handlerTimeout))
+	// What the handler publishes carries the job's correlation id: the
+	// conversation's, else the job's own id, which starts one.
+	if hctx.corr = job.CorrelationID; hctx.corr == "" {
+		hctx.corr = job.ID
+	}
 	w.start(hctx)
 	err := p.call(hctx, job)
 	end := p.opts.now()

@@ -98,8 +98,9 @@ func slipStep(st Step, where string, compensation bool) (*broker.SlipStep, error
 }
 
 // Publish publishes the chain's first step with pub and returns the
-// chain's id (the first step's job id, a new UUIDv7; the chain's jobs
-// carry it as their correlation id). opts apply to the first step (a
+// chain's id (the first step's job id, a new UUIDv7). The chain's jobs
+// carry the correlation id of ctx (a handler's: its job's), else the
+// chain's id. opts apply to the first step (a
 // scheduled start with broker.At, say); the first step's To wins over a
 // broker.To among them.
 func (c *Chain) Publish(ctx context.Context, pub *broker.Publisher, opts ...broker.PublishOption) (string, error) {
@@ -113,7 +114,11 @@ func (c *Chain) Publish(ctx context.Context, pub *broker.Publisher, opts ...brok
 	if c.first.To != nil {
 		opts = append(opts, broker.To(c.first.To.Exchange, c.first.To.RoutingKey))
 	}
-	job := broker.Job{ID: id, Type: c.first.Type, Payload: c.first.Payload, CorrelationID: id}
+	corr := broker.CorrelationIDFromContext(ctx) // the conversation's, else the chain's id
+	if corr == "" {
+		corr = id
+	}
+	job := broker.Job{ID: id, Type: c.first.Type, Payload: c.first.Payload, CorrelationID: corr}
 	if err := pub.Publish(ctx, job, opts...); err != nil {
 		return "", err
 	}
