@@ -7,7 +7,9 @@ import (
 	"sync/atomic"
 
 	"github.com/rs/zerolog"
+	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/internal/logfield"
 	"github.com/warrenmq/warren/worker"
 )
@@ -26,7 +28,8 @@ type Store interface {
 
 // Claim is a job claimed from a Store, settled once: Commit after the
 // handler succeeded, Rollback after it failed. Rollback after Commit does
-// nothing, so it can be deferred.
+// nothing, so it can be deferred. A Claim that is also a ResultClaim
+// keeps the handler's result.
 type Claim interface {
 	// Commit records the job as processed (with the handler's own writes,
 	// where the store shares its transaction). An error means the record
@@ -36,6 +39,18 @@ type Claim interface {
 	// Rollback gives the claim up (and the handler's writes, where the
 	// store shares its transaction), so that a retry runs the job again.
 	Rollback(ctx context.Context) error
+}
+
+// ResultClaim is a Claim that keeps the handler's result with the job's
+// record, so that a later delivery of the job, skipped, gets it too: a
+// request's duplicate is answered with the same reply, and a chain's step
+// goes on with the same result (package workflow). Claim then returns a
+// *ProcessedError holding it. Every store of warren's is one.
+type ResultClaim interface {
+	Claim
+	// CommitResult is Commit, keeping result (MessagePack) with the
+	// record.
+	CommitResult(ctx context.Context, result []byte) error
 }
 
 // Option configures New.
@@ -124,6 +139,10 @@ func (ib *Inbox) Middleware(next worker.Handler) worker.Handler {
 		switch {
 		case errors.Is(err, ErrProcessed):
 			ib.skipped.Add(1)
+			var pe *ProcessedError
+			if errors.As(err, &pe) && pe.Result != nil {
+				job.SetResult(msgpack.RawMessage(pe.Result)) // the first run's, for the reply or the chain
+			}
 			ib.log.Debug().Str(logfield.JobID, job.ID).Str(logfield.JobType, job.Type).Str(logfield.Queue, job.Queue).
 				Str(logfield.Consumer, ib.consumer).Msg("inbox: skipped a job processed before")
 			return nil
@@ -143,10 +162,27 @@ func (ib *Inbox) Middleware(next worker.Handler) worker.Handler {
 		if err := next.HandleJob(hctx, job); err != nil {
 			return err
 		}
-		if err := claim.Commit(hctx); err != nil {
+		if err := commit(hctx, claim, job); err != nil {
 			return fmt.Errorf("inbox: consumer %q, job %s: record the job as processed: %w", ib.consumer, job.ID, err)
 		}
 		committed = true
 		return nil
 	})
+}
+
+// commit commits claim, with the handler's result when it set one and
+// the store keeps results.
+func commit(ctx context.Context, claim Claim, job *worker.Job) error {
+	rc, ok := claim.(ResultClaim)
+	result, set := job.Result()
+	if !ok || !set || result == nil {
+		return claim.Commit(ctx)
+	}
+	b, err := broker.EncodePayload(result)
+	if err != nil {
+		// The pool fails the same way when it sends the result on: the
+		// job is recorded, without it.
+		return claim.Commit(ctx)
+	}
+	return rc.CommitResult(ctx, b)
 }

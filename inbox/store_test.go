@@ -1,6 +1,7 @@
 package inbox_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"testing"
@@ -48,6 +49,36 @@ func newPG(t *testing.T) *pginbox.Store {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// TestStoresKeepResults: a result committed with the record comes back
+// with ErrProcessed; a record without one gives none.
+func TestStoresKeepResults(t *testing.T) {
+	for _, tc := range stores {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := brokertest.Context(t, 60*time.Second)
+			s := tc.new(t)
+			for id, result := range map[string][]byte{"with": {0xa2, 'o', 'k', 0x00, 0xff}, "without": nil} {
+				_, c, err := s.Claim(ctx, "a", id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				rc, ok := c.(inbox.ResultClaim)
+				if !ok {
+					t.Fatalf("%T is not a ResultClaim", c)
+				}
+				if err := rc.CommitResult(ctx, result); err != nil {
+					t.Fatal(err)
+				}
+				_, _, err = s.Claim(ctx, "a", id)
+				var pe *inbox.ProcessedError
+				if !errors.As(err, &pe) || !errors.Is(err, inbox.ErrProcessed) || !bytes.Equal(pe.Result, result) || (result == nil) != (pe.Result == nil) {
+					t.Errorf("%s: claim after CommitResult: %v (%#v), want a ProcessedError holding %x", id, err, pe, result)
+				}
+			}
+		})
+	}
 }
 
 // TestStores is the behaviour every Store shares.

@@ -54,6 +54,10 @@ func (j *Job) SetResult(v any) {
 	j.result, j.hasResult = v, true
 }
 
+// Result returns what SetResult set, and whether it was called:
+// for middleware that keeps a job's result (package inbox).
+func (j *Job) Result() (any, bool) { return j.result, j.hasResult }
+
 // Decode decodes the job's MessagePack payload into v, a non-nil pointer,
 // after checking the body within the pool's limits. An error wraps
 // broker.ErrBadBody or broker.ErrBodyTooLarge; returned by a handler, it

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/inbox"
 	"github.com/warrenmq/warren/internal/brokertest"
 	"github.com/warrenmq/warren/internal/queuetest"
 	"github.com/warrenmq/warren/internal/testkit"
@@ -267,5 +268,45 @@ func TestRoutingSlipRefusedByBatchAndCall(t *testing.T) {
 	defer caller.Close(context.Background())
 	if _, err := caller.Call(ctx, broker.Job{Type: "a"}, broker.RoutingSlip(slip)); !errors.Is(err, broker.ErrInvalidOption) {
 		t.Errorf("Call with a RoutingSlip: %v, want ErrInvalidOption", err)
+	}
+}
+
+// A step run twice, the second time skipped by an inbox, goes on with the
+// result of its first run, which the inbox kept: the next step gets the
+// same payload from both copies.
+func TestChainStepSkippedByInboxKeepsItsResult(t *testing.T) {
+	t.Parallel()
+	f := queuetest.New(t, "a", "b")
+	r := &recorder{}
+	ib, err := inbox.New(inbox.NewMemory(), "workflow-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := worker.NewMux()
+	mux.Handle("a", ib.Middleware(worker.HandlerFunc(r.handle)))
+	mux.HandleFunc("b", r.handle)
+	f.Run(mux, worker.WithQueue(f.Queue, worker.Concurrency(1)))
+	slip := &broker.Slip{ChainID: brokertest.JobID(t), Next: []broker.SlipStep{{Type: "b"}}}
+	ctx := brokertest.Context(t, 30*time.Second)
+	for range 2 {
+		if err := f.Pub.Publish(ctx, broker.Job{ID: slip.ChainID, Type: "a", Payload: "x"}, broker.RoutingSlip(slip)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.WaitCount(worker.Succeeded, 4, 30*time.Second)
+	var as, bs []string
+	for _, x := range r.get() {
+		switch x.Type {
+		case "a":
+			as = append(as, x.Payload)
+		case "b":
+			bs = append(bs, x.Payload)
+		}
+	}
+	if len(as) != 1 || ib.Skipped() != 1 {
+		t.Errorf("a ran %d times, the inbox skipped %d; want 1 and 1", len(as), ib.Skipped())
+	}
+	if !slices.Equal(bs, []string{"a(x)", "a(x)"}) {
+		t.Errorf("b ran on %q, want twice on a's result", bs)
 	}
 }

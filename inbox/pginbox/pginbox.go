@@ -142,17 +142,36 @@ func (s *Store) Claim(ctx context.Context, consumer, jobID string) (context.Cont
 		return nil, nil, fmt.Errorf("pginbox: insert into %s: %w", s.table, err)
 	}
 	if tag.RowsAffected() == 0 {
-		if err := tx.Rollback(ctx); err != nil {
-			return nil, nil, fmt.Errorf("pginbox: rollback: %w", err)
+		// Processed: its result, if it kept one, for this delivery too.
+		var result []byte
+		err := tx.QueryRow(ctx, "SELECT result FROM "+s.table+" WHERE consumer = $1 AND job_id = $2", consumer, jobID).Scan(&result)
+		if rerr := tx.Rollback(ctx); err == nil && rerr != nil {
+			err = rerr
 		}
-		return nil, nil, inbox.ErrProcessed
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) { // purged meanwhile: processed all the same
+			return nil, nil, fmt.Errorf("pginbox: read the record of %s: %w", jobID, err)
+		}
+		return nil, nil, &inbox.ProcessedError{Result: result}
 	}
-	return context.WithValue(ctx, txKey{}, tx), claim{tx}, nil
+	return context.WithValue(ctx, txKey{}, tx), claim{s: s, tx: tx, consumer: consumer, jobID: jobID}, nil
 }
 
-type claim struct{ tx pgx.Tx }
+type claim struct {
+	s               *Store
+	tx              pgx.Tx
+	consumer, jobID string
+}
 
 func (c claim) Commit(ctx context.Context) error { return c.tx.Commit(ctx) }
+
+// CommitResult keeps result in the record, in the same transaction.
+func (c claim) CommitResult(ctx context.Context, result []byte) error {
+	if _, err := c.tx.Exec(ctx, "UPDATE "+c.s.table+" SET result = $3 WHERE consumer = $1 AND job_id = $2", c.consumer, c.jobID, result); err != nil {
+		_ = c.tx.Rollback(context.WithoutCancel(ctx))
+		return fmt.Errorf("pginbox: keep the result of %s: %w", c.jobID, err)
+	}
+	return c.tx.Commit(ctx)
+}
 
 func (c claim) Rollback(ctx context.Context) error {
 	if err := c.tx.Rollback(ctx); err != nil && !errors.Is(err, pgx.ErrTxClosed) {

@@ -20,6 +20,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -116,7 +117,7 @@ if not v then
 	redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 	return 'claimed'
 end
-if v == 'done' then return 'done' end
+if string.sub(v, 1, 4) == 'done' then return v end
 return 'busy'
 `)
 
@@ -137,11 +138,15 @@ func (s *Store) Claim(ctx context.Context, consumer, jobID string) (context.Cont
 	if err != nil {
 		return nil, nil, fmt.Errorf("redisinbox: claim %s: %w", k, err)
 	}
-	switch got {
-	case "done":
-		return nil, nil, inbox.ErrProcessed
-	case "busy":
+	switch {
+	case got == "busy":
 		return nil, nil, inbox.ErrBusy
+	case strings.HasPrefix(got, done):
+		pe := &inbox.ProcessedError{}
+		if r, ok := strings.CutPrefix(got, done+":"); ok {
+			pe.Result = []byte(r)
+		}
+		return nil, nil, pe
 	}
 	return ctx, &claim{s: s, key: k, token: token}, nil
 }
@@ -155,11 +160,19 @@ type claim struct {
 // Commit marks the job done, whoever holds its key now: a handler that
 // outlived its lease has had its effects, and the mark keeps later copies
 // off.
-func (c *claim) Commit(ctx context.Context) error {
+func (c *claim) Commit(ctx context.Context) error { return c.CommitResult(ctx, nil) }
+
+// CommitResult is Commit, keeping result in the done mark ("done:" and
+// its bytes).
+func (c *claim) CommitResult(ctx context.Context, result []byte) error {
 	if c.settled {
 		return nil
 	}
-	if err := c.s.c.Set(ctx, c.key, done, c.s.keep).Err(); err != nil {
+	mark := done
+	if result != nil {
+		mark = done + ":" + string(result)
+	}
+	if err := c.s.c.Set(ctx, c.key, mark, c.s.keep).Err(); err != nil {
 		return fmt.Errorf("redisinbox: mark %s done: %w", c.key, err)
 	}
 	c.settled = true
