@@ -90,6 +90,8 @@ func childMain() int {
 		err = relayChild(ctx)
 	case roleBilling, roleNotify:
 		err = consumerChild(ctx, role)
+	case roleChain:
+		err = chainChild(ctx)
 	default:
 		err = fmt.Errorf("unknown role %q", role)
 	}
