@@ -25,6 +25,9 @@ const (
 	CatchUp            = "catch_up"   // how late a schedule's missed tick may still be fired
 	Consumer           = "consumer"   // an inbox's consumer (package inbox)
 	UniqueKey          = "unique_key" // a unique job's key (package unique)
+	Saga               = "saga"       // a saga's name (package saga)
+	SagaID             = "saga_id"    // a saga instance's id (package saga)
+	Step               = "step"       // a saga's step
 )
 
 // Connections.
