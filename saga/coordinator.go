@@ -181,7 +181,7 @@ func (c *Coordinator) send(ctx context.Context, tx pgx.Tx, in *instance, i int, 
 	}
 	in.step, in.deadline = i, in.def.timeout(i)
 	c.log.Debug().Str(logfield.Saga, in.name).Str(logfield.SagaID, in.id).Str(logfield.Step, in.def.stepName(i)).
-		Str(logfield.JobID, id).Str(logfield.JobType, job.Type).Bool("compensation", compensation).Msg("saga: command written")
+		Str(logfield.JobID, id).Str(logfield.JobType, job.Type).Msg("saga: " + kind + " written")
 	return nil
 }
 
@@ -257,7 +257,7 @@ func (c *Coordinator) handleReply(ctx context.Context, job *worker.Job) error {
 		}
 		log = log.With().Str(logfield.Saga, in.name).Str(logfield.SagaID, in.id).Logger()
 		if status != "pending" {
-			log.Info().Str("step_status", status).Msg("saga: ignored a reply to a settled command (a duplicate, or late)")
+			log.Info().Str(logfield.Status, status).Msg("saga: ignored a reply to a settled command (a duplicate, or late)")
 			return nil
 		}
 		rerr := env.RemoteErr()
@@ -422,7 +422,7 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	if !exists {
 		return ErrNoTable
 	}
-	c.log.Info().Str(logfield.Queue, c.o.replyQueue).Bool("relay", c.relay != nil).Msg("saga: coordinator started")
+	c.log.Info().Str(logfield.Queue, c.o.replyQueue).Msg("saga: coordinator started")
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -467,7 +467,7 @@ func (c *Coordinator) watchTimeouts(ctx context.Context) error {
 				break
 			}
 			if n > 0 {
-				c.log.Info().Int("sagas", n).Msg("saga: steps timed out")
+				c.log.Info().Msgf("saga: %d steps timed out", n)
 			}
 			if n < 100 {
 				break

@@ -31,7 +31,8 @@ type Migration struct {
 }
 
 // Migrations returns the saga's migrations in order, as Migrate applies
-// them, for a project that applies its schema with its own tool.
+// them, for a project that applies its schema with its own tool (after the
+// outbox's: outbox.Migrations).
 func Migrations() ([]Migration, error) {
 	entries, err := fs.ReadDir(migrations, "migrations")
 	if err != nil {

@@ -396,19 +396,21 @@ func TestTimeout(t *testing.T) {
 	f := newFixture(t)
 	def := define(t, 700*time.Millisecond)
 	late := make(chan struct{})
+	var release sync.Once
 	f.workers(t, func(typ, _ string) error {
 		if typ == "step.b" {
 			<-late
 		}
 		return nil
 	})
+	t.Cleanup(func() { release.Do(func() { close(late) }) }) // runs before the workers' cleanup
 	c := f.coordinator(t, def)
 	ctx := brokertest.Context(t, 30*time.Second)
 	if err := saga.StartTx(ctx, c, def, "trip-1", trip{ID: "trip-1"}); err != nil {
 		t.Fatal(err)
 	}
 	in := f.waitEnded(t, "trip-1")["trip-1"]
-	close(late)
+	release.Do(func() { close(late) })
 	if in.Status != saga.Compensated || !strings.Contains(in.LastError, `step "b" timed out`) {
 		t.Fatalf("status %s (%q), want compensated after b's timeout", in.Status, in.LastError)
 	}
