@@ -545,3 +545,103 @@ func TestNewCoordinatorErrors(t *testing.T) {
 		t.Errorf("Run without the tables: %v, want ErrNoTable", err)
 	}
 }
+
+// A compensation without a reply in time leaves the saga failed.
+func TestCompensationTimeout(t *testing.T) {
+	f := newFixture(t)
+	def := define(t, 500*time.Millisecond)
+	hang := make(chan struct{})
+	var release sync.Once
+	f.workers(t, func(typ, _ string) error {
+		switch typ {
+		case "step.c":
+			return worker.Permanent(errors.New("refused"))
+		case "step.b.undo":
+			<-hang
+		}
+		return nil
+	})
+	t.Cleanup(func() { release.Do(func() { close(hang) }) }) // runs before the workers' cleanup
+	c := f.coordinator(t, def)
+	if err := saga.StartTx(brokertest.Context(t, 30*time.Second), c, def, "trip-1", trip{ID: "trip-1"}); err != nil {
+		t.Fatal(err)
+	}
+	in := f.waitEnded(t, "trip-1")["trip-1"]
+	if in.Status != saga.Failed || !strings.Contains(in.LastError, `compensation of step "b" timed out`) {
+		t.Fatalf("status %s (%q), want failed after b's compensation timed out", in.Status, in.LastError)
+	}
+	if got, want := commandsOf(in), "comm:a:succeeded comm:b:succeeded comm:c:failed comp:b:timed_out"; got != want {
+		t.Errorf("commands %q, want %q", got, want)
+	}
+}
+
+// An OnReply error fails its step; a command that cannot be built fails
+// the saga's start, or compensates the steps before it.
+func TestStepErrors(t *testing.T) {
+	boom := errors.New("boom")
+	for _, tc := range []struct {
+		name     string
+		change   func(s []saga.Step[trip])
+		commands string
+		effects  string
+	}{
+		{"OnReply fails", func(s []saga.Step[trip]) {
+			s[1].OnReply = func(context.Context, *trip, saga.Reply) error { return boom }
+		}, "comm:a:succeeded comm:b:failed comp:a:succeeded", "step.a step.b step.a.undo"},
+		{"the next command cannot be built", func(s []saga.Step[trip]) {
+			s[2].Command = func(context.Context, *trip) (broker.Job, error) { return broker.Job{}, boom }
+		}, "comm:a:succeeded comm:b:succeeded comp:b:succeeded comp:a:succeeded", "step.a step.b step.b.undo step.a.undo"},
+		{"a step without compensation is skipped", func(s []saga.Step[trip]) {
+			s[1].Compensate = nil
+			s[2].Command = func(context.Context, *trip) (broker.Job, error) { return broker.Job{}, boom }
+		}, "comm:a:succeeded comm:b:succeeded comp:a:succeeded", "step.a step.b step.a.undo"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			s := steps(0)
+			tc.change(s)
+			def, err := saga.Define("trip", s...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.workers(t, nil)
+			c := f.coordinator(t, def)
+			if err := saga.StartTx(brokertest.Context(t, 30*time.Second), c, def, "trip-1", trip{ID: "trip-1"}); err != nil {
+				t.Fatal(err)
+			}
+			in := f.waitEnded(t, "trip-1")["trip-1"]
+			if in.Status != saga.Compensated || !strings.Contains(in.LastError, "boom") {
+				t.Errorf("status %s (%q), want compensated for boom", in.Status, in.LastError)
+			}
+			if got := commandsOf(in); got != tc.commands {
+				t.Errorf("commands %q, want %q", got, tc.commands)
+			}
+			if got := strings.Join(f.effects(t, "trip-1"), " "); got != tc.effects {
+				t.Errorf("effects %q, want %q", got, tc.effects)
+			}
+		})
+	}
+	t.Run("the first command cannot be built", func(t *testing.T) {
+		f := newFixture(t)
+		s := steps(0)
+		s[0].Command = func(context.Context, *trip) (broker.Job, error) { return broker.Job{}, boom }
+		def, err := saga.Define("trip", s...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := saga.NewCoordinator(f.db, f.conn, f.topo, saga.WithReplyQueue(f.replies), saga.WithoutRelay())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Register(def); err != nil {
+			t.Fatal(err)
+		}
+		ctx := brokertest.Context(t, 30*time.Second)
+		if err := saga.StartTx(ctx, c, def, "trip-1", trip{ID: "trip-1"}); !errors.Is(err, boom) {
+			t.Errorf("Start: %v, want boom", err)
+		}
+		if _, err := saga.Get(ctx, f.db, "trip-1"); !errors.Is(err, saga.ErrNotFound) {
+			t.Errorf("a saga whose start failed: %v", err)
+		}
+	})
+}
