@@ -103,6 +103,16 @@ func (c *Coordinator) def(name string) Def {
 	return c.defs[name]
 }
 
+func (c *Coordinator) names() []string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	names := make([]string, 0, len(c.defs))
+	for n := range c.defs {
+		names = append(names, n)
+	}
+	return names
+}
+
 // ReplyQueue returns the queue the coordinator's commands reply to.
 func (c *Coordinator) ReplyQueue() string { return c.o.replyQueue }
 
@@ -364,9 +374,11 @@ func (c *Coordinator) fail(in *instance, reason string) {
 func (c *Coordinator) timeouts(ctx context.Context) (int, error) {
 	n := 0
 	err := pgx.BeginFunc(ctx, c.db, func(tx pgx.Tx) error {
+		// Only the sagas this coordinator knows: services may share a
+		// schema, each with its own sagas.
 		rows, err := tx.Query(ctx, `SELECT id FROM warren_saga
-			WHERE status IN ('running', 'compensating') AND deadline <= now()
-			ORDER BY deadline LIMIT 100 FOR UPDATE SKIP LOCKED`)
+			WHERE status IN ('running', 'compensating') AND deadline <= now() AND name = ANY($1)
+			ORDER BY deadline LIMIT 100 FOR UPDATE SKIP LOCKED`, c.names())
 		if err != nil {
 			return noTable(err)
 		}

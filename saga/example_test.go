@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/daemon"
 	"github.com/warrenmq/warren/saga"
 	"github.com/warrenmq/warren/topology"
 	"github.com/warrenmq/warren/worker"
@@ -212,3 +213,6 @@ func exampleDB(ctx context.Context) (*pgxpool.Pool, func(), error) {
 		db.Close()
 	}, nil
 }
+
+// A Coordinator runs in a service's daemon: daemon.Run(ctx, pool, coord).
+var _ daemon.Service = (*saga.Coordinator)(nil)

@@ -404,13 +404,22 @@ func TestTimeout(t *testing.T) {
 		return nil
 	})
 	t.Cleanup(func() { release.Do(func() { close(late) }) }) // runs before the workers' cleanup
-	c := f.coordinator(t, def)
 	ctx := brokertest.Context(t, 30*time.Second)
+	// A saga of another service, in the same schema, past its deadline: not
+	// this coordinator's to time out.
+	if _, err := f.db.Exec(ctx, `INSERT INTO warren_saga (id, name, status, state, deadline) VALUES
+		('other-1', 'other', 'running', '{}', now() - interval '1 minute')`); err != nil {
+		t.Fatal(err)
+	}
+	c := f.coordinator(t, def)
 	if err := saga.StartTx(ctx, c, def, "trip-1", trip{ID: "trip-1"}); err != nil {
 		t.Fatal(err)
 	}
 	in := f.waitEnded(t, "trip-1")["trip-1"]
 	release.Do(func() { close(late) })
+	if other, err := saga.Get(ctx, f.db, "other-1"); err != nil || other.Status != saga.Running {
+		t.Errorf("another service's saga: %+v, %v; want it left running", other, err)
+	}
 	if in.Status != saga.Compensated || !strings.Contains(in.LastError, `step "b" timed out`) {
 		t.Fatalf("status %s (%q), want compensated after b's timeout", in.Status, in.LastError)
 	}
