@@ -245,92 +245,112 @@ func (c *Coordinator) handleReply(ctx context.Context, job *worker.Job) error {
 		return worker.Permanent(fmt.Errorf("saga: job %s (type %q) in the reply queue %q is not a reply; send only replies there", job.ID, job.Type, job.Queue))
 	}
 	log := c.log.With().Str(logfield.CorrelationID, corr).Str(logfield.JobType, job.Type).Logger()
-	return pgx.BeginFunc(ctx, c.db, func(tx pgx.Tx) error {
-		var sagaID string
-		err := tx.QueryRow(ctx, `SELECT saga_id FROM warren_saga_steps WHERE job_id = $1`, corr).Scan(&sagaID)
-		if errors.Is(err, pgx.ErrNoRows) {
-			log.Info().Msg("saga: ignored a reply to no saga's command")
-			return nil
-		}
-		if err != nil {
-			return noTable(err)
-		}
-		in, err := c.lock(ctx, tx, sagaID)
-		if err != nil {
+	err := pgx.BeginFunc(ctx, c.db, func(tx pgx.Tx) error {
+		if err := c.applyReply(ctx, tx, job, log); err != nil {
 			return err
 		}
-		// Read after the lock: what the transaction before ours committed.
-		var kind, status string
-		var seq int
-		if err := tx.QueryRow(ctx, `SELECT seq, kind, status FROM warren_saga_steps WHERE job_id = $1`, corr).Scan(&seq, &kind, &status); err != nil {
-			return err
-		}
-		log = log.With().Str(logfield.Saga, in.name).Str(logfield.SagaID, in.id).Logger()
-		if status != "pending" {
-			log.Info().Str(logfield.Status, status).Msg("saga: ignored a reply to a settled command (a duplicate, or late)")
-			return nil
-		}
-		rerr := env.RemoteErr()
-		if kind == "compensation" {
-			if rerr != nil {
-				if err := setStep(ctx, tx, corr, "failed", rerr.Message); err != nil {
-					return err
-				}
-				c.fail(in, fmt.Sprintf("compensation of step %q failed: %s", in.def.stepName(in.step), rerr.Message))
-				return c.save(ctx, tx, in)
-			}
-			if err := setStep(ctx, tx, corr, "succeeded", ""); err != nil {
-				return err
-			}
-			if err := c.compensate(ctx, tx, in, in.step); err != nil {
-				return err
-			}
-			return c.save(ctx, tx, in)
-		}
+		c.hook("applied")
+		return nil
+	})
+	if err == nil {
+		c.hook("committed")
+	}
+	return err
+}
+
+func (c *Coordinator) hook(stage string) {
+	if c.o.hook != nil {
+		c.o.hook(stage)
+	}
+}
+
+// applyReply applies a reply in tx.
+func (c *Coordinator) applyReply(ctx context.Context, tx pgx.Tx, job *worker.Job, log zerolog.Logger) error {
+	env := job.Envelope
+	corr := env.CorrelationID
+	var sagaID string
+	err := tx.QueryRow(ctx, `SELECT saga_id FROM warren_saga_steps WHERE job_id = $1`, corr).Scan(&sagaID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		log.Info().Msg("saga: ignored a reply to no saga's command")
+		return nil
+	}
+	if err != nil {
+		return noTable(err)
+	}
+	in, err := c.lock(ctx, tx, sagaID)
+	if err != nil {
+		return err
+	}
+	// Read after the lock: what the transaction before ours committed.
+	var kind, status string
+	if err := tx.QueryRow(ctx, `SELECT kind, status FROM warren_saga_steps WHERE job_id = $1`, corr).Scan(&kind, &status); err != nil {
+		return err
+	}
+	log = log.With().Str(logfield.Saga, in.name).Str(logfield.SagaID, in.id).Logger()
+	if status != "pending" {
+		log.Info().Str(logfield.Status, status).Msg("saga: ignored a reply to a settled command (a duplicate, or late)")
+		return nil
+	}
+	rerr := env.RemoteErr()
+	if kind == "compensation" {
 		if rerr != nil {
-			msg := rerr.Message
-			if err := setStep(ctx, tx, corr, "failed", msg); err != nil {
+			if err := setStep(ctx, tx, corr, "failed", rerr.Message); err != nil {
 				return err
 			}
-			if err := c.startCompensation(ctx, tx, in, in.step, fmt.Sprintf("step %q failed: %s", in.def.stepName(in.step), msg)); err != nil {
-				return err
-			}
+			c.fail(in, fmt.Sprintf("compensation of step %q failed: %s", in.def.stepName(in.step), rerr.Message))
 			return c.save(ctx, tx, in)
 		}
-		state, err := in.def.onReply(ctx, in.state, in.step, Reply{CorrelationID: corr, Step: in.def.stepName(in.step), job: job})
-		if err != nil {
-			msg := "OnReply: " + err.Error()
-			if err := setStep(ctx, tx, corr, "failed", msg); err != nil {
-				return err
-			}
-			if err := c.startCompensation(ctx, tx, in, in.step, fmt.Sprintf("step %q failed: %s", in.def.stepName(in.step), msg)); err != nil {
-				return err
-			}
-			return c.save(ctx, tx, in)
-		}
-		in.state = state
 		if err := setStep(ctx, tx, corr, "succeeded", ""); err != nil {
 			return err
 		}
-		next := in.step + 1
-		if next == in.def.numSteps() {
-			in.status, in.deadline = Completed, 0
-			log.Info().Msg("saga: completed")
-			return c.save(ctx, tx, in)
-		}
-		cmd, err := in.def.command(ctx, in.state, next, false)
-		if err != nil {
-			// The step never ran: undo the ones before it.
-			if err := c.startCompensation(ctx, tx, in, next, fmt.Sprintf("step %q: build the command: %v", in.def.stepName(next), err)); err != nil {
-				return err
-			}
-			return c.save(ctx, tx, in)
-		}
-		if err := c.send(ctx, tx, in, next, false, cmd); err != nil {
+		if err := c.compensate(ctx, tx, in, in.step); err != nil {
 			return err
 		}
 		return c.save(ctx, tx, in)
-	})
+	}
+	if rerr != nil {
+		msg := rerr.Message
+		if err := setStep(ctx, tx, corr, "failed", msg); err != nil {
+			return err
+		}
+		if err := c.startCompensation(ctx, tx, in, in.step, fmt.Sprintf("step %q failed: %s", in.def.stepName(in.step), msg)); err != nil {
+			return err
+		}
+		return c.save(ctx, tx, in)
+	}
+	state, err := in.def.onReply(ctx, in.state, in.step, Reply{CorrelationID: corr, Step: in.def.stepName(in.step), job: job})
+	if err != nil {
+		msg := "OnReply: " + err.Error()
+		if err := setStep(ctx, tx, corr, "failed", msg); err != nil {
+			return err
+		}
+		if err := c.startCompensation(ctx, tx, in, in.step, fmt.Sprintf("step %q failed: %s", in.def.stepName(in.step), msg)); err != nil {
+			return err
+		}
+		return c.save(ctx, tx, in)
+	}
+	in.state = state
+	if err := setStep(ctx, tx, corr, "succeeded", ""); err != nil {
+		return err
+	}
+	next := in.step + 1
+	if next == in.def.numSteps() {
+		in.status, in.deadline = Completed, 0
+		log.Info().Msg("saga: completed")
+		return c.save(ctx, tx, in)
+	}
+	cmd, err := in.def.command(ctx, in.state, next, false)
+	if err != nil {
+		// The step never ran: undo the ones before it.
+		if err := c.startCompensation(ctx, tx, in, next, fmt.Sprintf("step %q: build the command: %v", in.def.stepName(next), err)); err != nil {
+			return err
+		}
+		return c.save(ctx, tx, in)
+	}
+	if err := c.send(ctx, tx, in, next, false, cmd); err != nil {
+		return err
+	}
+	return c.save(ctx, tx, in)
 }
 
 // startCompensation undoes the steps before step, which failed or timed

@@ -59,7 +59,17 @@ func runChild() int {
 	if err != nil {
 		return fail(err)
 	}
-	c, err := saga.NewCoordinator(db, conn, topo, saga.WithReplyQueue(os.Getenv(envReplies)),
+	// Besides the test's kills at random moments, the child kills itself
+	// now and then with a reply applied but not committed, or committed but
+	// not acked (its copy is then delivered again: a duplicate to ignore).
+	die := func(stage string) {
+		if rand.IntN(6) == 0 {
+			fmt.Fprintln(os.Stderr, "saga child: killed at", stage)
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			time.Sleep(time.Minute)
+		}
+	}
+	c, err := saga.NewCoordinator(db, conn, topo, saga.WithReplyQueue(os.Getenv(envReplies)), saga.WithHook(die),
 		saga.WithRelayOptions(outbox.WithPollInterval(50*time.Millisecond), outbox.WithBatchSize(5)))
 	if err != nil {
 		return fail(err)
@@ -80,7 +90,8 @@ func runChild() int {
 func TestCoordinatorsKilled(t *testing.T) {
 	f := newFixture(t)
 	f.workers(t, func(typ, id string) error {
-		time.Sleep(time.Duration(rand.IntN(20)) * time.Millisecond)
+		// Slow enough that work is in flight through the kills and after.
+		time.Sleep(time.Duration(100+rand.IntN(600)) * time.Millisecond)
 		if typ == "step.c" && strings.HasSuffix(id, "c") {
 			return worker.Permanent(errors.New("refused"))
 		}
@@ -139,7 +150,7 @@ func TestCoordinatorsKilled(t *testing.T) {
 		if err := saga.StartTx(ctx, starter, def, id, trip{ID: id}); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 	testkit.WaitDone(t, &wg, time.Minute, "the killed coordinators")
 	var running int

@@ -25,6 +25,7 @@ type options struct {
 	relayOpts       []outbox.Option
 	poolOpts        []worker.QueueOption
 	timeoutInterval time.Duration
+	hook            func(stage string) // tests: see export_test.go
 }
 
 // WithReplyQueue names the durable queue the coordinator's commands name as
