@@ -146,8 +146,8 @@ func (p *Pool) continueChain(ctx context.Context, q *queueRun, d *broker.Deliver
 		}
 		return fmt.Errorf("%w %s (%s): %w", errChainRetry, id, next.Type, err)
 	}
-	jobFields(q.log.Debug(), env, max(env.Attempt, 1)).Str(logfield.ChainID, slip.ChainID).Str("next_job_id", id).
-		Str("next_job_type", next.Type).Bool("compensating", nextSlip.Compensating).Msg("worker: chain continued")
+	jobFields(q.log.Debug(), env, max(env.Attempt, 1)).Str(logfield.ChainID, slip.ChainID).Str(logfield.NextJobID, id).
+		Str(logfield.NextJobType, next.Type).Bool(logfield.Compensating, nextSlip.Compensating).Msg("worker: chain continued")
 	return nil
 }
 

@@ -25,6 +25,9 @@ const (
 	CatchUp            = "catch_up"   // how late a schedule's missed tick may still be fired
 	Consumer           = "consumer"   // an inbox's consumer (package inbox)
 	UniqueKey          = "unique_key" // a unique job's key (package unique)
+	Saga               = "saga"       // a saga's name (package saga)
+	SagaID             = "saga_id"    // a saga instance's id (package saga)
+	Step               = "step"       // a saga's step
 )
 
 // Connections.
@@ -36,22 +39,25 @@ const (
 
 // Lifecycle.
 const (
-	RetryIn   = "retry_in"
-	Reason    = "reason"
-	Timeout   = "timeout"
-	Waited    = "waited"
-	Wait      = "wait"     // how long something will wait, e.g. a job for its rate limit
-	Prefetch  = "prefetch" // a consumer's prefetch count
-	Jobs      = "jobs"
-	Queues    = "queues"
-	Services  = "services"
-	Addr      = "addr"
-	Paths     = "paths" // the HTTP paths a daemon serves
-	Signal    = "signal"
-	Status    = "status"
-	Component = "component"
-	CoolDown  = "cool_down" // how long a circuit breaker stays open
-	Failed    = "failed"    // jobs failed, e.g. in a circuit breaker's window
-	From      = "from"      // the state a change came from
-	ChainID   = "chain_id"  // the chain a job is a step of (package workflow)
+	RetryIn      = "retry_in"
+	Reason       = "reason"
+	Timeout      = "timeout"
+	Waited       = "waited"
+	Wait         = "wait"     // how long something will wait, e.g. a job for its rate limit
+	Prefetch     = "prefetch" // a consumer's prefetch count
+	Jobs         = "jobs"
+	Queues       = "queues"
+	Services     = "services"
+	Addr         = "addr"
+	Paths        = "paths" // the HTTP paths a daemon serves
+	Signal       = "signal"
+	Status       = "status"
+	Component    = "component"
+	CoolDown     = "cool_down"     // how long a circuit breaker stays open
+	Failed       = "failed"        // jobs failed, e.g. in a circuit breaker's window
+	From         = "from"          // the state a change came from
+	ChainID      = "chain_id"      // the chain a job is a step of (package workflow)
+	NextJobID    = "next_job_id"   // the job published after this one (a chain's next step)
+	NextJobType  = "next_job_type" // its type
+	Compensating = "compensating"  // whether a chain's job is a compensation
 )

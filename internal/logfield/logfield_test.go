@@ -32,6 +32,7 @@ var products = []string{
 	"github.com/warrenmq/warren/tracing",
 	"github.com/warrenmq/warren/inbox",
 	"github.com/warrenmq/warren/unique",
+	"github.com/warrenmq/warren/saga",
 	"github.com/warrenmq/warren/cmd/warren",
 }
 
