@@ -102,9 +102,9 @@ test-faults: broker ## Run the fault suite: private RabbitMQ nodes killed, stopp
 		rc=$${PIPESTATUS[0]}; if [ $$rc -ne 0 ]; then echo "test-faults failed (exit $$rc); the last lines of bin/test-faults.log:"; tail -n 80 bin/test-faults.log; fi; exit $$rc
 
 .PHONY: torture
-torture: broker services ## Lifecycle torture test (with -race; about 3 minutes): TORTURE_JOBS (default 2000) jobs of every behaviour, workers killed and disconnected; then TORTURE_JOBS/2 through the outbox and the inbox, and TORTURE_JOBS/10 chains with compensations, relays and workers killed; prints the ledgers (TORTURE_SEED replays a run; RABBITMQ=4.3: on a 4.3 node)
+torture: broker services ## Lifecycle torture test (with -race; about 3 minutes): TORTURE_JOBS (default 2000) jobs of every behaviour, workers killed and disconnected; then TORTURE_JOBS/2 through the outbox and the inbox, TORTURE_JOBS/10 chains and as many sagas with compensations, relays, coordinators and workers killed; prints the ledgers (TORTURE_SEED replays a run; RABBITMQ=4.3: on a 4.3 node)
 	@mkdir -p bin; $(BROKER_ENV) TORTURE_SEED=$(TORTURE_SEED) TORTURE_JOBS=$(TORTURE_JOBS) TORTURE_MINUTES=$(TORTURE_MINUTES) \
-		$(GO) test -race -tags torture -count=1 -timeout 20m -v -run 'TestLedgerCheck|TestTorture|TestEffects|TestChains' ./internal/torture/ 2>&1 | tee bin/torture.log | \
+		$(GO) test -race -tags torture -count=1 -timeout 20m -v -run 'TestLedgerCheck|TestTorture|TestEffects|TestChains|TestSagas' ./internal/torture/ 2>&1 | tee bin/torture.log | \
 		grep --line-buffered -E '^(=== RUN|\s*---|ok|FAIL|panic)|torture|_test.go|goleak|DATA RACE'; exit $${PIPESTATUS[0]}
 
 .PHONY: soak

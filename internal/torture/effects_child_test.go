@@ -92,6 +92,10 @@ func childMain() int {
 		err = consumerChild(ctx, role)
 	case roleChain:
 		err = chainChild(ctx)
+	case roleSagaStep:
+		err = sagaStepChild(ctx)
+	case roleCoordinator:
+		err = coordinatorChild(ctx)
 	default:
 		err = fmt.Errorf("unknown role %q", role)
 	}

@@ -138,7 +138,7 @@ func (l *effectsLedger) line(role string, slot int, line string) {
 	f := strings.Fields(line)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	consumer := role == roleBilling || role == roleNotify || role == roleChain
+	consumer := role == roleBilling || role == roleNotify || role == roleChain || role == roleSagaStep
 	switch {
 	case consumer && len(f) == 3 && f[0] == "eff":
 		l.effects[role][f[1]]++

@@ -1,0 +1,210 @@
+//go:build torture
+
+package torture_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/inbox"
+	"github.com/warrenmq/warren/inbox/pginbox"
+	"github.com/warrenmq/warren/outbox"
+	"github.com/warrenmq/warren/saga"
+	"github.com/warrenmq/warren/topology"
+	"github.com/warrenmq/warren/worker"
+)
+
+// The children of TestSagas.
+const (
+	roleSagaStep    = "saga-step"   // runs the sagas' commands through a PostgreSQL inbox
+	roleCoordinator = "coordinator" // a saga coordinator
+)
+
+// sagaSteps is the number of steps of the torture's saga.
+const sagaSteps = 4
+
+// sagaState is the torture saga's state: its plan (the step that fails,
+// -1 for none) and the steps' results.
+type sagaState struct {
+	N       int      `json:"n"`
+	Fails   int      `json:"fails"`
+	Results []string `json:"results"`
+}
+
+// sagaCompensated says which of the saga's steps have a compensation.
+var sagaCompensated = [sagaSteps]bool{true, false, true, false}
+
+// sagaCommand is a command's payload.
+type sagaCommand struct {
+	N      int    `msgpack:"n"`
+	Place  int    `msgpack:"place"`
+	Fail   bool   `msgpack:"fail,omitempty"`
+	Undo   string `msgpack:"undo,omitempty"` // a compensation's: its step's result
+	DieAt  bool   `msgpack:"die,omitempty"`  // the worker dies once the inbox committed the effect
+}
+
+// sagaConsumer names the step workers' inbox records.
+const sagaConsumer = "torture.saga"
+
+// defineTortureSaga returns the torture's saga: sagaSteps steps, each a
+// command "saga.step" whose result the state keeps, the compensations
+// "saga.undo" on those results.
+func defineTortureSaga() (*saga.Definition[sagaState], error) {
+	var steps []saga.Step[sagaState]
+	for place := range sagaSteps {
+		step := saga.Step[sagaState]{
+			Name: fmt.Sprintf("s%d", place),
+			Command: func(_ context.Context, s *sagaState) (broker.Job, error) {
+				return broker.Job{Type: "saga.step", Payload: sagaCommand{N: s.N, Place: place, Fail: place == s.Fails, DieAt: (s.N+place)%23 == 0}}, nil
+			},
+			OnReply: func(_ context.Context, s *sagaState, r saga.Reply) error {
+				var res string
+				if err := r.Decode(&res); err != nil {
+					return err
+				}
+				if res == "" {
+					return errors.New("an empty result")
+				}
+				s.Results = append(s.Results, res)
+				return nil
+			},
+			Timeout: 2 * time.Minute,
+		}
+		if sagaCompensated[place] {
+			step.Compensate = func(_ context.Context, s *sagaState) (broker.Job, error) {
+				return broker.Job{Type: "saga.undo", Payload: sagaCommand{N: s.N, Place: place, Undo: s.Results[place]}}, nil
+			}
+		}
+		steps = append(steps, step)
+	}
+	return saga.Define("torture", steps...)
+}
+
+// coordinatorChild runs a coordinator of the torture saga until its stdin
+// ends.
+func coordinatorChild(ctx context.Context) error {
+	log := childLogger()
+	topo, err := topology.Parse("sagas.yaml", []byte(os.Getenv(childTopologyEnv)))
+	if err != nil {
+		return err
+	}
+	db, err := pgxpool.New(ctx, os.Getenv(childDBEnv))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	conn, err := dialChild(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	def, err := defineTortureSaga()
+	if err != nil {
+		return err
+	}
+	c, err := saga.NewCoordinator(db, conn, topo, saga.WithReplyQueue(os.Getenv(childQueueEnv)), saga.WithLogger(log),
+		saga.WithRelayOptions(outbox.WithPollInterval(200*time.Millisecond), outbox.WithBatchSize(10)))
+	if err != nil {
+		return err
+	}
+	if err := c.Register(def); err != nil {
+		return err
+	}
+	if err := c.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// sagaStepChild runs the sagas' commands: each writes its effect in the
+// inbox's transaction (a row in saga_effects) and replies with its
+// result; a step planned to fail fails for good; a few kill their worker
+// once the effect committed, before the reply and the ack.
+func sagaStepChild(ctx context.Context) error {
+	var rep reporter
+	log := childLogger()
+	topo, err := topology.Parse("sagas.yaml", []byte(os.Getenv(childTopologyEnv)))
+	if err != nil {
+		return err
+	}
+	db, err := pgxpool.New(ctx, os.Getenv(childDBEnv))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	store, err := pginbox.New(db)
+	if err != nil {
+		return err
+	}
+	ib, err := inbox.New(store, sagaConsumer)
+	if err != nil {
+		return err
+	}
+	conn, err := dialChild(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	name := os.Getenv(childNameEnv)
+	handle := worker.HandlerFunc(func(ctx context.Context, job *worker.Job) error {
+		var c sagaCommand
+		if err := job.Decode(&c); err != nil {
+			return err
+		}
+		if c.Fail {
+			return worker.Permanent(errors.New("torture: a saga's step failing for good, on purpose"))
+		}
+		kind, payload := "step", ""
+		if job.Type == "saga.undo" {
+			kind, payload = "compensation", c.Undo
+		}
+		tx := pginbox.Tx(ctx)
+		if tx == nil {
+			return worker.Permanent(errors.New("no inbox transaction in the handler's ctx"))
+		}
+		if _, err := tx.Exec(ctx, "INSERT INTO saga_effects (n, kind, place, payload, worker) VALUES ($1, $2, $3, $4, $5)",
+			c.N, kind, c.Place, payload, name); err != nil {
+			return err
+		}
+		if kind == "step" {
+			job.SetResult(fmt.Sprintf("n%d/s%d", c.N, c.Place))
+		}
+		*ctx.Value(effectRanKey{}).(*bool) = true
+		return nil
+	})
+	report := func(next worker.Handler) worker.Handler {
+		return worker.HandlerFunc(func(ctx context.Context, job *worker.Job) error {
+			ran := new(bool)
+			if err := next.HandleJob(context.WithValue(ctx, effectRanKey{}, ran), job); err != nil {
+				return err
+			}
+			if !*ran {
+				rep.report("skip %s", job.ID)
+				return nil
+			}
+			rep.report("eff %s %d", job.ID, job.Attempt)
+			var c sagaCommand
+			if job.Decode(&c) == nil && c.DieAt {
+				rep.die("die %s", job.ID) // committed, its reply not sent
+			}
+			return nil
+		})
+	}
+	var queues []worker.Option
+	for _, q := range strings.Split(os.Getenv(childQueueEnv), ",") {
+		queues = append(queues, worker.WithQueue(q, worker.Concurrency(4), worker.Prefetch(8)))
+	}
+	p, err := worker.NewPool(conn, topo, report(ib.Middleware(handle)),
+		append([]worker.Option{worker.WithLogger(log), worker.WithHandlerTimeout(10 * time.Second), worker.WithShutdownTimeout(10 * time.Second)}, queues...)...)
+	if err != nil {
+		return err
+	}
+	return p.Run(ctx)
+}
