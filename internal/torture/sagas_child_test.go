@@ -43,11 +43,11 @@ var sagaCompensated = [sagaSteps]bool{true, false, true, false}
 
 // sagaCommand is a command's payload.
 type sagaCommand struct {
-	N      int    `msgpack:"n"`
-	Place  int    `msgpack:"place"`
-	Fail   bool   `msgpack:"fail,omitempty"`
-	Undo   string `msgpack:"undo,omitempty"` // a compensation's: its step's result
-	DieAt  bool   `msgpack:"die,omitempty"`  // the worker dies once the inbox committed the effect
+	N     int    `msgpack:"n"`
+	Place int    `msgpack:"place"`
+	Fail  bool   `msgpack:"fail,omitempty"`
+	Undo  string `msgpack:"undo,omitempty"` // a compensation's: its step's result
+	DieAt bool   `msgpack:"die,omitempty"`  // the worker dies once the inbox committed the effect
 }
 
 // sagaConsumer names the step workers' inbox records.
