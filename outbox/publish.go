@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -22,6 +23,7 @@ type publishOptions struct {
 	explicit      bool
 	router        broker.Router
 	orderingKey   *string
+	batch         string
 }
 
 // To sends the job to exchange with routingKey; the empty exchange is the
@@ -62,6 +64,24 @@ func OrderingKey(key string) PublishOption {
 			return errors.New("outbox: OrderingKey: empty key; leave the option out for a job without order")
 		}
 		o.orderingKey = &key
+		return nil
+	}
+}
+
+// MaxBatchID is the longest batch id Batch takes, in bytes.
+const MaxBatchID = 255
+
+// Batch marks the job as one of batch id, in its warren-batch header
+// (broker.HeaderBatch), which a job's own Headers cannot carry (warren-
+// names are reserved): the pool's batch.Finisher counts the job's end
+// against the batch. It only marks the job; batch.Publish writes the
+// batch and sets this option itself.
+func Batch(id string) PublishOption {
+	return func(o *publishOptions) error {
+		if id == "" || len(id) > MaxBatchID {
+			return fmt.Errorf("outbox: Batch(%.40q): give an id of 1 to %d bytes", id, MaxBatchID)
+		}
+		o.batch = id
 		return nil
 	}
 }
@@ -115,6 +135,12 @@ func Publish(ctx context.Context, tx pgx.Tx, job broker.Job, opts ...PublishOpti
 		c := propagation.MapCarrier{}
 		otel.GetTextMapPropagator().Inject(ctx, c)
 		env.Traceparent, env.Tracestate = c[broker.HeaderTraceparent], c[broker.HeaderTracestate]
+	}
+	if o.batch != "" {
+		h := make(map[string]any, len(env.Headers)+1)
+		maps.Copy(h, env.Headers)
+		h[broker.HeaderBatch] = o.batch
+		env.Headers = h
 	}
 	msg := env.Message()
 	var headers []byte
