@@ -28,6 +28,8 @@ const (
 	Saga               = "saga"       // a saga's name (package saga)
 	SagaID             = "saga_id"    // a saga instance's id (package saga)
 	Step               = "step"       // a saga's step
+	BatchID            = "batch_id"   // a batch's id (package batch)
+	Succeeded          = "succeeded"  // how many jobs succeeded (package batch)
 )
 
 // Connections.
