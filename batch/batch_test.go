@@ -67,7 +67,7 @@ func topologyYAML(x, work, bare, callbacks string) string {
 exchanges:
   %[1]s: {type: direct}
 queues:
-  %[2]s: {type: classic, retry: "{max_attempts: 1}"}
+  %[2]s: {type: classic, retry: {max_attempts: 1}}
   %[3]s: {type: classic, dead_letter: false}
   %[4]s: {type: classic, dead_letter: false}
 bindings:
