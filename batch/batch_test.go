@@ -45,8 +45,9 @@ const (
 
 // item is the payload of the test jobs.
 type item struct {
-	N    int  `msgpack:"n"`
-	Fail bool `msgpack:"fail"`
+	N     int  `msgpack:"n"`
+	Fail  bool `msgpack:"fail"`
+	Flaky bool `msgpack:"flaky"` // fails its first attempt, to be retried
 }
 
 type fixture struct {
@@ -67,7 +68,7 @@ func topologyYAML(x, work, bare, callbacks string) string {
 exchanges:
   %[1]s: {type: direct}
 queues:
-  %[2]s: {type: classic, retry: {max_attempts: 1}}
+  %[2]s: {type: classic, retry: {max_attempts: 2, initial_interval: 1s, jitter: 0}}
   %[3]s: {type: classic, dead_letter: false}
   %[4]s: {type: classic, dead_letter: false}
 bindings:
@@ -121,6 +122,9 @@ func (f *fixture) handler(delay time.Duration) worker.Handler {
 		}
 		if it.Fail {
 			return worker.Permanent(fmt.Errorf("item %d refused", it.N))
+		}
+		if it.Flaky && job.Attempt == 1 {
+			return fmt.Errorf("item %d: try again", it.N)
 		}
 		return nil
 	})
@@ -304,7 +308,6 @@ func TestPublishInvalid(t *testing.T) {
 // dead-letter queue): the callback gets the counts and the failures, once.
 func TestBatchOfTen(t *testing.T) {
 	f := newFixture(t)
-	f.relay(t)
 	id, jobs := f.publish(t, 10, func(i int) bool { return i == 2 || i == 5 || i == 9 },
 		func(i int) string {
 			if i == 9 {
@@ -312,11 +315,24 @@ func TestBatchOfTen(t *testing.T) {
 			}
 			return typeItem
 		})
+	// Job 7 fails once and is retried: only its end counts.
 	ctx := brokertest.Context(t, time.Minute)
+	err := pgx.BeginFunc(ctx, f.db, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `DELETE FROM warren_outbox WHERE job_id = $1`, jobs[7].ID)
+		if err == nil {
+			jobs[7].Payload = item{N: 7, Flaky: true}
+			err = outbox.Publish(ctx, tx, jobs[7], outbox.Router(f.topo), outbox.Batch(id))
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	b, err := batch.Get(ctx, f.db, id)
 	if err != nil || b.Status != batch.Running || b.Total != 10 || b.Succeeded+b.Failed != 0 {
 		t.Fatalf("Get before any job ran: %+v, %v", b, err)
 	}
+	f.relay(t)
 	f.workers(t, "batch-test-workers", 0)
 
 	cbID, res := f.callback(t, 30*time.Second)
@@ -338,6 +354,9 @@ func TestBatchOfTen(t *testing.T) {
 		}
 	}
 	f.noMoreCallbacks(t, 1)
+	if n := f.runsOf(jobs[7].ID); n != 2 {
+		t.Errorf("the flaky job ran %d times, want 2 (a failure, then its retry)", n)
+	}
 
 	b, err = batch.Get(ctx, f.db, id)
 	if err != nil || b.Status != batch.Finished || b.FinishedAt == nil || b.Succeeded != 7 || b.Failed != 3 || len(b.Failures) != 3 ||
