@@ -22,6 +22,18 @@ type publishOptions struct {
 	explicit      bool
 	router        broker.Router
 	orderingKey   *string
+	marks         []broker.PublishOption
+}
+
+// Marks marks the job as the broker options given would: broker.UniqueKey,
+// broker.RoutingSlip (a chain started in a transaction), broker.BatchMember
+// (package batch). Options that route or schedule the job (broker.To, At,
+// In), and broker.Expire (the relay publishes later), are refused.
+func Marks(opts ...broker.PublishOption) PublishOption {
+	return func(o *publishOptions) error {
+		o.marks = append(o.marks, opts...)
+		return nil
+	}
 }
 
 // To sends the job to exchange with routingKey; the empty exchange is the
@@ -106,6 +118,14 @@ func Publish(ctx context.Context, tx pgx.Tx, job broker.Job, opts ...PublishOpti
 	env, err := broker.NewEnvelope(job)
 	if err != nil {
 		return fmt.Errorf("outbox: %w", err)
+	}
+	if len(o.marks) > 0 {
+		if err := broker.MarkEnvelope(env, o.marks...); err != nil {
+			return fmt.Errorf("outbox: %w", err)
+		}
+		if env.Expiration != "" {
+			return fmt.Errorf("outbox: %w: broker.Expire: the relay publishes the job later, and its time to live would start then", broker.ErrInvalidOption)
+		}
 	}
 	if env.Traceparent == "" {
 		// The trace of ctx (the handler's, the request's) goes on when the

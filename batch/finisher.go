@@ -1,0 +1,130 @@
+package batch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
+
+	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/internal/logfield"
+	"github.com/warrenmq/warren/outbox"
+	"github.com/warrenmq/warren/worker"
+)
+
+// Finisher counts the ends of batches' jobs: give it to the worker pools
+// that run them (worker.WithFinisher). For each job of a batch that
+// ended — succeeded, or failed for good — it records the job's end and
+// updates the batch's counts in one transaction, before the job is acked;
+// when the job is the batch's last, it writes the batch's callback into
+// the outbox in that same transaction. A job's end is recorded once,
+// keyed by its id: a duplicate delivery, or a job run again after a crash
+// or a failed count, changes nothing. So the callback is written once,
+// when the last of the batch's jobs has ended, and an outbox relay
+// publishes it.
+type Finisher struct {
+	db  *pgxpool.Pool
+	log zerolog.Logger
+}
+
+// Option configures NewFinisher.
+type Option func(*Finisher) error
+
+// WithLogger sets the logger (default: none).
+func WithLogger(l zerolog.Logger) Option {
+	return func(f *Finisher) error {
+		f.log = l
+		return nil
+	}
+}
+
+// NewFinisher returns the Finisher of the batches in db.
+func NewFinisher(db *pgxpool.Pool, opts ...Option) (*Finisher, error) {
+	if db == nil {
+		return nil, errors.New("batch: NewFinisher: nil database")
+	}
+	f := &Finisher{db: db, log: zerolog.Nop()}
+	for _, opt := range opts {
+		if opt == nil {
+			return nil, errors.New("batch: NewFinisher: nil option")
+		}
+		if err := opt(f); err != nil {
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+var _ worker.Finisher = (*Finisher)(nil)
+
+// FinishJob records the end of job, when it is a member of a batch (its
+// warren-batch header); other jobs pass untouched. An error leaves the job
+// unacked: it runs again, and is counted then.
+func (f *Finisher) FinishJob(ctx context.Context, job *worker.Job, end worker.End) error {
+	id, ok := job.Headers[broker.HeaderBatch].(string)
+	if !ok || id == "" {
+		return nil
+	}
+	status, class, errText := "succeeded", "", ""
+	if end.Status != worker.Succeeded {
+		status, class = "failed", end.Class
+		if end.Err != nil {
+			errText = end.Err.Error()
+		}
+	}
+	return pgx.BeginFunc(ctx, f.db, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `INSERT INTO warren_batch_jobs (batch_id, job_id, job_type, status, class, error)
+			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`, id, job.ID, job.Type, status, nullable(class), nullable(errText))
+		if err != nil {
+			var pe interface{ SQLState() string }
+			if errors.As(err, &pe) && pe.SQLState() == "23503" { // foreign_key_violation
+				f.log.Warn().Str(logfield.Batch, id).Str(logfield.JobID, job.ID).Msg("batch: a job of an unknown batch (deleted?) ended; not counted")
+				return nil
+			}
+			return fmt.Errorf("batch %s: record job %s: %w", id, job.ID, tableErr(err))
+		}
+		if tag.RowsAffected() == 0 {
+			return nil // counted before
+		}
+		succeeded, failed := 0, 0
+		if status == "succeeded" {
+			succeeded = 1
+		} else {
+			failed = 1
+		}
+		var r Result
+		var cbType, exchange, key string
+		var payload []byte
+		var corr *string
+		err = tx.QueryRow(ctx, `UPDATE warren_batch SET succeeded = succeeded + $2, failed = failed + $3,
+				finished_at = CASE WHEN succeeded + failed + 1 >= total THEN clock_timestamp() END
+			WHERE id = $1
+			RETURNING total, succeeded, failed, callback_type, callback_exchange, callback_routing_key, callback_payload, correlation_id`,
+			id, succeeded, failed).Scan(&r.Total, &r.Succeeded, &r.Failed, &cbType, &exchange, &key, &payload, &corr)
+		if err != nil {
+			return fmt.Errorf("batch %s: count job %s: %w", id, job.ID, err)
+		}
+		if r.Succeeded+r.Failed < r.Total {
+			return nil
+		}
+		// The last: the callback, in this transaction.
+		r.ID, r.Payload = id, payload
+		if r.Failed > 0 {
+			if r.Failures, err = failures(ctx, tx, id); err != nil {
+				return err
+			}
+		}
+		cb := broker.Job{ID: CallbackID(id), Type: cbType, Payload: r}
+		if corr != nil {
+			cb.CorrelationID = *corr
+		}
+		if err := outbox.Publish(ctx, tx, cb, outbox.To(exchange, key)); err != nil {
+			return fmt.Errorf("batch %s: write the callback: %w", id, err)
+		}
+		f.log.Debug().Str(logfield.Batch, id).Int(logfield.Succeeded, r.Succeeded).Int(logfield.Failed, r.Failed).Msg("batch: finished; callback written")
+		return nil
+	})
+}
