@@ -17,72 +17,89 @@ import (
 	"github.com/warrenmq/warren/worker"
 )
 
-const exampleTopology = `version: 1
-exchanges:
-  example.batch: {type: direct}
-queues:
-  example.batch.images: {type: quorum, retry: {max_attempts: 1}}
-bindings:
-  - {exchange: example.batch, queue: example.batch.images, routing_keys: [image.resize, images.resized]}
-routes:
-  image.resize: {exchange: example.batch}
-  images.resized: {exchange: example.batch}
-`
-
-// Image is the example's job payload.
-type Image struct {
-	Name string `msgpack:"name"`
-}
-
-// A service resizes three images at once and learns, in one callback, how
-// the batch went. The pool that runs the images has the batches'
-// Finisher; the relay sends the jobs and the callback from the outbox.
-func Example() {
+// A report of three pages rendered as a batch: the pages run in any
+// order, on any worker, and the report is assembled once, when the last
+// has ended; one page fails, and the callback says which.
+func ExamplePublish() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	db, done, err := exampleDB(ctx)
+	dbURL := os.Getenv("DATABASE_URL")
+	if dbURL == "" {
+		dbURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	amqpURL := os.Getenv("AMQP_URL")
+	if amqpURL == "" {
+		amqpURL = broker.DefaultURL
+	}
+	cfg, err := pgxpool.ParseConfig(dbURL)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	defer done()
-	if _, err := batch.Migrate(ctx, db); err != nil { // once, at deploy time: warren batch migrate
+	cfg.ConnConfig.RuntimeParams["search_path"] = "example_batch"
+	db, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	conn, err := broker.Dial(ctx, []string{"amqp://guest:guest@127.0.0.1:5672/"})
+	defer db.Close()
+	defer db.Exec(context.Background(), `DROP SCHEMA example_batch CASCADE`)
+	if _, err := db.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS example_batch`); err != nil {
+		fmt.Println(err)
+		return
+	}
+	if _, err := batch.Migrate(ctx, db); err != nil { // at deploy time: warren batch migrate
+		fmt.Println(err)
+		return
+	}
+	conn, err := broker.Dial(ctx, []string{amqpURL}, broker.WithName("example-batch"))
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	defer conn.Close()
-	topo, err := topology.Parse("topology.yaml", []byte(exampleTopology))
+	topo, err := topology.Parse("example.yaml", []byte(`
+exchanges:
+  example.batch: {type: direct, auto_delete: true}
+queues:
+  example.batch.reports: {type: classic, expires: 1m, dead_letter: false}
+bindings:
+  - {exchange: example.batch, queue: example.batch.reports, routing_keys: [page.render, report.assemble]}
+routes:
+  page.render: {exchange: example.batch}
+  report.assemble: {exchange: example.batch}
+`))
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	d := broker.NewDeclarer(conn) // or: warren topology apply
-	defer d.Close(context.Background())
+	d := broker.NewDeclarer(conn)
+	defer d.Close(ctx)
 	if _, err := topology.Declare(ctx, d, topo); err != nil {
 		fmt.Println(err)
 		return
 	}
-	defer func() {
-		for _, q := range topo.Queues {
-			_, _ = d.DeleteQueue(context.Background(), q.Name, false)
-		}
-	}()
 
-	results := make(chan batch.Result, 1)
+	// The workers: pages, and the callback. The finisher counts the pages.
+	done := make(chan struct{})
 	mux := worker.NewMux()
-	mux.Handle("image.resize", worker.Typed(func(_ context.Context, _ *worker.Job, img Image) error {
-		if img.Name == "c.tiff" {
-			return worker.Permanent(errors.New("unsupported format"))
+	mux.HandleFunc("page.render", func(ctx context.Context, job *worker.Job) error {
+		var page int
+		if err := job.Decode(&page); err != nil {
+			return err
+		}
+		if page == 2 {
+			return worker.Permanent(errors.New("page 2: font missing"))
 		}
 		return nil
-	}))
-	mux.Handle("images.resized", worker.Typed(func(_ context.Context, _ *worker.Job, res batch.Result) error {
-		results <- res
+	})
+	mux.Handle("report.assemble", worker.Typed(func(ctx context.Context, job *worker.Job, r batch.Result) error {
+		var report string
+		if err := r.DecodePayload(&report); err != nil {
+			return err
+		}
+		fmt.Printf("%s: %d pages, %d rendered, %d failed: %s\n", report, r.Total, r.Succeeded, r.Failed, r.Failures[0].Error)
+		close(done)
 		return nil
 	}))
 	fin, err := batch.NewFinisher(db)
@@ -101,17 +118,15 @@ func Example() {
 		return
 	}
 	rctx, stop := context.WithCancel(ctx)
+	defer stop()
 	ran := make(chan error, 2)
 	go func() { ran <- pool.Run(rctx) }()
-	go func() { ran <- relay.Run(rctx) }() // or daemon.Run(ctx, pool, relay)
-	defer func() { stop(); <-ran; <-ran }()
+	go func() { ran <- relay.Run(rctx) }()
 
-	var jobs []broker.Job
-	for _, name := range []string{"a.png", "b.png", "c.tiff"} {
-		jobs = append(jobs, broker.Job{Type: "image.resize", Payload: Image{Name: name}})
-	}
+	// The batch, in the service's transaction.
+	pages := []broker.Job{{Type: "page.render", Payload: 1}, {Type: "page.render", Payload: 2}, {Type: "page.render", Payload: 3}}
 	err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-		_, err := batch.Publish(ctx, tx, jobs, broker.Job{Type: "images.resized"}, batch.Router(topo))
+		_, err := batch.Publish(ctx, tx, topo, pages, broker.Job{Type: "report.assemble", Payload: "report-7"})
 		return err
 	})
 	if err != nil {
@@ -119,52 +134,16 @@ func Example() {
 		return
 	}
 	select {
-	case res := <-results:
-		fmt.Printf("%d jobs: %d succeeded, %d failed\n", res.Total, res.Succeeded, res.Failed)
-		for _, f := range res.Failures {
-			fmt.Printf("%s %s (%s): %s\n", f.Type, f.Status, f.Class, f.Error)
-		}
+	case <-done:
 	case <-ctx.Done():
 		fmt.Println("no callback")
 	}
+	stop()
+	for range 2 {
+		if err := <-ran; err != nil && !errors.Is(err, context.Canceled) {
+			fmt.Println(err)
+		}
+	}
 	// Output:
-	// 3 jobs: 2 succeeded, 1 failed
-	// image.resize dead-lettered (permanent): unsupported format
-}
-
-// A batch is checked before anything is written.
-func ExamplePublish_invalid() {
-	ctx := context.Background()
-	var tx pgx.Tx // the caller's transaction; nothing is written to it here
-	_, err := batch.Publish(ctx, tx, nil, broker.Job{Type: "images.resized"})
-	fmt.Println(errors.Is(err, batch.ErrInvalid), err)
-	// Output:
-	// true batch: invalid batch: no job; give Publish at least one
-}
-
-// exampleDB returns a pool on a schema of the example's own, dropped by
-// done.
-func exampleDB(ctx context.Context) (*pgxpool.Pool, func(), error) {
-	u := os.Getenv("DATABASE_URL")
-	if u == "" {
-		u = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	schema := fmt.Sprintf("example_batch_%d", time.Now().UnixNano())
-	cfg, err := pgxpool.ParseConfig(u)
-	if err != nil {
-		return nil, nil, err
-	}
-	cfg.ConnConfig.RuntimeParams["search_path"] = schema
-	db, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	if _, err := db.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		db.Close()
-		return nil, nil, err
-	}
-	return db, func() {
-		_, _ = db.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		db.Close()
-	}, nil
+	// report-7: 3 pages, 2 rendered, 1 failed: page 2: font missing
 }

@@ -40,7 +40,7 @@ const (
 	HeaderSchedule         = "warren-schedule"           // string: the schedule that published the job (package scheduler)
 	HeaderScheduleTick     = "warren-schedule-tick"      // string, RFC 3339 UTC with nanoseconds: the tick the job is for
 	HeaderUniqueKey        = "warren-unique-key"         // string: the unique job's key (UniqueKey, package unique), released at the job's final state
-	HeaderBatch            = "warren-batch"              // string: the id of the batch the job belongs to (package batch), counted when the job ends
+	HeaderBatch            = "warren-batch"              // string: the batch the job is a member of (BatchMember, package batch)
 	HeaderTraceparent      = "traceparent"               // W3C trace context
 	HeaderTracestate       = "tracestate"
 )

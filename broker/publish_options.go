@@ -30,6 +30,8 @@ type publishOptions struct {
 	uniqueKey string
 	// slip is the routing slip RoutingSlip sets; nil without one.
 	slip *Slip
+	// batch is the batch BatchMember sets; "" without one.
+	batch string
 }
 
 // publishTarget is where a message goes: the route of its job type
@@ -145,13 +147,13 @@ func UniqueKey(key string) PublishOption {
 }
 
 // mark writes what the options put in the job's envelope: its expiration,
-// its unique key and its routing slip.
+// its unique key, its routing slip and its batch.
 func (o *publishOptions) mark(env *Envelope) {
 	env.Expiration = o.expiration()
-	if o.uniqueKey == "" && o.slip == nil {
+	if o.uniqueKey == "" && o.slip == nil && o.batch == "" {
 		return
 	}
-	h := make(map[string]any, len(env.Headers)+2)
+	h := make(map[string]any, len(env.Headers)+3)
 	maps.Copy(h, env.Headers)
 	if o.uniqueKey != "" {
 		h[HeaderUniqueKey] = o.uniqueKey
@@ -159,7 +161,41 @@ func (o *publishOptions) mark(env *Envelope) {
 	if o.slip != nil {
 		h[HeaderChain] = o.slip.Table()
 	}
+	if o.batch != "" {
+		h[HeaderBatch] = o.batch
+	}
 	env.Headers = h
+}
+
+// BatchMember marks the job as a member of the batch id, in its
+// warren-batch header (HeaderBatch), so that the worker pool that settles
+// it for good counts its end (package batch, whose Publish sets it). The
+// id is 1 to 255 bytes of valid UTF-8.
+func BatchMember(id string) PublishOption {
+	return func(o *publishOptions) error {
+		if id == "" || len(id) > 255 || !utf8.ValidString(id) {
+			return fmt.Errorf("%w: BatchMember(%.40q): give 1 to 255 bytes of UTF-8", ErrInvalidOption, id)
+		}
+		o.batch = id
+		return nil
+	}
+}
+
+// MarkEnvelope writes into env what opts put in a job's headers and
+// properties — UniqueKey, RoutingSlip, BatchMember, Expire — for code that
+// publishes envelopes of its own making (package outbox). Options that say
+// where or when a job goes (To, ToQueue, At, In) are an error wrapping
+// ErrInvalidOption: that code routes the job itself.
+func MarkEnvelope(env *Envelope, opts ...PublishOption) error {
+	o, err := applyPublishOptions(opts)
+	if err != nil {
+		return err
+	}
+	if o.delayed || o.target.explicit {
+		return fmt.Errorf("%w: MarkEnvelope takes the options that mark a job, not To, ToQueue, At or In", ErrInvalidOption)
+	}
+	o.mark(env)
+	return nil
 }
 
 // expiration is the AMQP expiration property Expire sets, "" without it.

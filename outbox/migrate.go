@@ -3,55 +3,27 @@ package outbox
 import (
 	"context"
 	"embed"
-	"fmt"
-	"io/fs"
-	"sort"
-	"strconv"
-	"strings"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/warrenmq/warren/internal/pgmigrate"
 )
 
 //go:embed migrations/*.sql
 var migrations embed.FS
 
+// schema is the package's versioned schema, recorded in
+// warren_outbox_migrations.
+var schema = pgmigrate.Set{Package: "outbox", FS: migrations, Dir: "migrations"}
+
 // DB is what Migrate needs of a database: *pgx.Conn and *pgxpool.Pool
 // are ones.
-type DB interface {
-	Begin(ctx context.Context) (pgx.Tx, error)
-}
+type DB = pgmigrate.DB
 
 // Migration is one step of the outbox's schema.
-type Migration struct {
-	Version int
-	Name    string
-	SQL     string
-}
+type Migration = pgmigrate.Migration
 
 // Migrations returns the outbox's migrations in order, as Migrate applies
 // them, for a project that applies its schema with its own tool.
-func Migrations() ([]Migration, error) {
-	entries, err := fs.ReadDir(migrations, "migrations")
-	if err != nil {
-		return nil, fmt.Errorf("outbox: read the migrations: %w", err)
-	}
-	var out []Migration
-	for _, e := range entries {
-		name := e.Name()
-		num, _, ok := strings.Cut(name, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v < 1 {
-			return nil, fmt.Errorf("outbox: migration %s: its name must start with a version number and _", name)
-		}
-		b, err := migrations.ReadFile("migrations/" + name)
-		if err != nil {
-			return nil, fmt.Errorf("outbox: read migration %s: %w", name, err)
-		}
-		out = append(out, Migration{Version: v, Name: strings.TrimSuffix(name, ".sql"), SQL: string(b)})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
-	return out, nil
-}
+func Migrations() ([]Migration, error) { return schema.Migrations() }
 
 // Migrate creates or updates the outbox's tables in the first schema of
 // the connection's search_path, and returns the versions it applied (none
@@ -60,56 +32,5 @@ func Migrations() ([]Migration, error) {
 // schema, applies the missing versions and records each in
 // warren_outbox_migrations. A failed migration leaves nothing behind.
 func Migrate(ctx context.Context, db DB) (applied []int, err error) {
-	all, err := Migrations()
-	if err != nil {
-		return nil, err
-	}
-	tx, err := db.Begin(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("outbox: migrate: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback(context.WithoutCancel(ctx))
-		}
-	}()
-	// Concurrent CREATE TABLE IF NOT EXISTS can still collide; the lock
-	// makes migrations of one schema take turns.
-	if _, err = tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('warren_outbox_migrate:' || current_schema()))`); err != nil {
-		return nil, fmt.Errorf("outbox: migrate: lock: %w", err)
-	}
-	if _, err = tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS warren_outbox_migrations (
-		version    integer     PRIMARY KEY,
-		name       text        NOT NULL,
-		applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
-		return nil, fmt.Errorf("outbox: migrate: %w", err)
-	}
-	rows, err := tx.Query(ctx, `SELECT version FROM warren_outbox_migrations`)
-	if err != nil {
-		return nil, fmt.Errorf("outbox: migrate: %w", err)
-	}
-	done, err := pgx.CollectRows(rows, pgx.RowTo[int32])
-	if err != nil {
-		return nil, fmt.Errorf("outbox: migrate: %w", err)
-	}
-	have := map[int]bool{}
-	for _, v := range done {
-		have[int(v)] = true
-	}
-	for _, m := range all {
-		if have[m.Version] {
-			continue
-		}
-		if _, err = tx.Exec(ctx, m.SQL); err != nil {
-			return nil, fmt.Errorf("outbox: migration %s: %w", m.Name, err)
-		}
-		if _, err = tx.Exec(ctx, `INSERT INTO warren_outbox_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name); err != nil {
-			return nil, fmt.Errorf("outbox: migration %s: %w", m.Name, err)
-		}
-		applied = append(applied, m.Version)
-	}
-	if err = tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("outbox: migrate: commit: %w", err)
-	}
-	return applied, nil
+	return schema.Apply(ctx, db)
 }

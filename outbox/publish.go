@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -23,7 +22,18 @@ type publishOptions struct {
 	explicit      bool
 	router        broker.Router
 	orderingKey   *string
-	batch         string
+	marks         []broker.PublishOption
+}
+
+// Marks marks the job as the broker options given would: broker.UniqueKey,
+// broker.RoutingSlip (a chain started in a transaction), broker.BatchMember
+// (package batch). Options that route or schedule the job (broker.To, At,
+// In), and broker.Expire (the relay publishes later), are refused.
+func Marks(opts ...broker.PublishOption) PublishOption {
+	return func(o *publishOptions) error {
+		o.marks = append(o.marks, opts...)
+		return nil
+	}
 }
 
 // To sends the job to exchange with routingKey; the empty exchange is the
@@ -64,24 +74,6 @@ func OrderingKey(key string) PublishOption {
 			return errors.New("outbox: OrderingKey: empty key; leave the option out for a job without order")
 		}
 		o.orderingKey = &key
-		return nil
-	}
-}
-
-// MaxBatchID is the longest batch id Batch takes, in bytes.
-const MaxBatchID = 255
-
-// Batch marks the job as one of batch id, in its warren-batch header
-// (broker.HeaderBatch), which a job's own Headers cannot carry (warren-
-// names are reserved): the pool's batch.Finisher counts the job's end
-// against the batch. It only marks the job; batch.Publish writes the
-// batch and sets this option itself.
-func Batch(id string) PublishOption {
-	return func(o *publishOptions) error {
-		if id == "" || len(id) > MaxBatchID {
-			return fmt.Errorf("outbox: Batch(%.40q): give an id of 1 to %d bytes", id, MaxBatchID)
-		}
-		o.batch = id
 		return nil
 	}
 }
@@ -127,6 +119,14 @@ func Publish(ctx context.Context, tx pgx.Tx, job broker.Job, opts ...PublishOpti
 	if err != nil {
 		return fmt.Errorf("outbox: %w", err)
 	}
+	if len(o.marks) > 0 {
+		if err := broker.MarkEnvelope(env, o.marks...); err != nil {
+			return fmt.Errorf("outbox: %w", err)
+		}
+		if env.Expiration != "" {
+			return fmt.Errorf("outbox: %w: broker.Expire: the relay publishes the job later, and its time to live would start then", broker.ErrInvalidOption)
+		}
+	}
 	if env.Traceparent == "" {
 		// The trace of ctx (the handler's, the request's) goes on when the
 		// relay publishes the row: the relay's publish span, and what
@@ -135,12 +135,6 @@ func Publish(ctx context.Context, tx pgx.Tx, job broker.Job, opts ...PublishOpti
 		c := propagation.MapCarrier{}
 		otel.GetTextMapPropagator().Inject(ctx, c)
 		env.Traceparent, env.Tracestate = c[broker.HeaderTraceparent], c[broker.HeaderTracestate]
-	}
-	if o.batch != "" {
-		h := make(map[string]any, len(env.Headers)+1)
-		maps.Copy(h, env.Headers)
-		h[broker.HeaderBatch] = o.batch
-		env.Headers = h
 	}
 	msg := env.Message()
 	var headers []byte

@@ -28,8 +28,6 @@ const (
 	Saga               = "saga"       // a saga's name (package saga)
 	SagaID             = "saga_id"    // a saga instance's id (package saga)
 	Step               = "step"       // a saga's step
-	BatchID            = "batch_id"   // a batch's id (package batch)
-	Succeeded          = "succeeded"  // how many jobs succeeded (package batch)
 )
 
 // Connections.
@@ -62,4 +60,6 @@ const (
 	NextJobID    = "next_job_id"   // the job published after this one (a chain's next step)
 	NextJobType  = "next_job_type" // its type
 	Compensating = "compensating"  // whether a chain's job is a compensation
+	Batch        = "batch_id"      // the batch a job is a member of (package batch)
+	Succeeded    = "succeeded"     // jobs succeeded, e.g. of a batch
 )

@@ -33,7 +33,6 @@ var products = []string{
 	"github.com/warrenmq/warren/inbox",
 	"github.com/warrenmq/warren/unique",
 	"github.com/warrenmq/warren/saga",
-	"github.com/warrenmq/warren/batch",
 	"github.com/warrenmq/warren/cmd/warren",
 }
 
