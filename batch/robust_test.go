@@ -204,3 +204,38 @@ func TestPoolsStoppedAndCutMidBatch(t *testing.T) {
 		t.Error("no job ran again after the slow pool was cut off with jobs in flight")
 	}
 }
+
+// A finisher after the batch's that fails once for a job, its count
+// committed: the job is not acked, runs again, and counts nothing more.
+func TestFinisherErrorAfterTheCount(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	var mu sync.Mutex
+	flaky, ends := map[string]bool{}, map[string]int{}
+	after := worker.FinisherFunc(func(ctx context.Context, job *worker.Job, end worker.End) error {
+		mu.Lock()
+		defer mu.Unlock()
+		ends[job.ID]++
+		if flaky[job.ID] {
+			delete(flaky, job.ID)
+			return errors.New("failing after the count")
+		}
+		return nil
+	})
+	id, ids := f.publish(t, 5, func(i int) bool { return i == 4 }, broker.Job{Type: "done"})
+	mu.Lock()
+	flaky[ids[0]], flaky[ids[4]] = true, true
+	mu.Unlock()
+	f.run(t, newFinisher(t, f.db), worker.WithFinisher(after))
+	testkit.WaitFor(t, 30*time.Second, "the callback", func() bool { return len(f.results()) > 0 })
+	time.Sleep(time.Second)
+	got := f.results()
+	if len(got) != 1 || got[0].ID != id || got[0].Succeeded != 4 || got[0].Failed != 1 {
+		t.Fatalf("callbacks %v, want one: 4 succeeded, 1 failed", summary(got))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if ends[ids[0]] != 2 || ends[ids[4]] != 2 || ends[ids[1]] != 1 {
+		t.Errorf("ends %d, %d, %d; want the jobs whose finisher failed twice, the others once", ends[ids[0]], ends[ids[4]], ends[ids[1]])
+	}
+}
