@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -72,7 +73,7 @@ func (f *Finisher) FinishJob(ctx context.Context, job *worker.Job, end worker.En
 	if end.Status != worker.Succeeded {
 		status, class = "failed", end.Class
 		if end.Err != nil {
-			errText = end.Err.Error()
+			errText = truncate(end.Err.Error(), broker.MaxErrorHeader)
 		}
 	}
 	err := pgx.BeginFunc(ctx, f.db, func(tx pgx.Tx) error {
@@ -149,3 +150,17 @@ func (f *Finisher) FinishJob(ctx context.Context, job *worker.Job, end worker.En
 // errNotMember rolls back the record of a job that ended after its batch
 // finished.
 var errNotMember = errors.New("batch: the batch finished without this job")
+
+// truncate cuts s to at most n bytes, at a UTF-8 boundary, ending it
+// with "…" when cut: a panic's stack or a long error stays in bounds in
+// the table and in the callback's Result.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	n -= len("…")
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}

@@ -3,9 +3,11 @@ package batch_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -237,5 +239,32 @@ func TestFinisherErrorAfterTheCount(t *testing.T) {
 	defer mu.Unlock()
 	if ends[ids[0]] != 2 || ends[ids[4]] != 2 || ends[ids[1]] != 1 {
 		t.Errorf("ends %d, %d, %d; want the jobs whose finisher failed twice, the others once", ends[ids[0]], ends[ids[4]], ends[ids[1]])
+	}
+}
+
+// A long error is kept cut, at 4 KiB.
+func TestLongErrorCut(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	mux := worker.NewMux()
+	mux.HandleFunc("work", func(ctx context.Context, job *worker.Job) error {
+		return worker.Permanent(errors.New(strings.Repeat("é", 10_000)))
+	})
+	mux.HandleFunc("done", func(ctx context.Context, job *worker.Job) error { return nil })
+	f.Run(mux, worker.WithFinisher(newFinisher(t, f.db)))
+	id, _ := f.publish(t, 1, func(int) bool { return true }, broker.Job{Type: "done"})
+	ctx := brokertest.Context(t, 30*time.Second)
+	var st batch.Status
+	testkit.WaitFor(t, 20*time.Second, "the batch finished", func() bool {
+		var err error
+		st, err = batch.Get(ctx, f.db, id)
+		return err == nil && st.FinishedAt != nil
+	})
+	if len(st.Failures) != 1 {
+		t.Fatalf("failures %+v", st.Failures)
+	}
+	e := st.Failures[0].Error
+	if len(e) > broker.MaxErrorHeader || !strings.HasSuffix(e, "…") || !utf8.ValidString(e) {
+		t.Errorf("error of %d bytes (valid UTF-8: %v), want at most %d, cut", len(e), utf8.ValidString(e), broker.MaxErrorHeader)
 	}
 }
