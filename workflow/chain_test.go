@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -308,5 +309,41 @@ func TestChainStepSkippedByInboxKeepsItsResult(t *testing.T) {
 	}
 	if !slices.Equal(bs, []string{"a(x)", "a(x)"}) {
 		t.Errorf("b ran on %q, want twice on a's result", bs)
+	}
+}
+
+// A slip may send a step only where the pool's topology says: an
+// exchange it declares, or one of its queues through the default exchange.
+func TestChainStepToUndeclaredExchangeIsParked(t *testing.T) {
+	t.Parallel()
+	f := queuetest.New(t, "a", "b")
+	r := &recorder{}
+	start(t, f, r, "a", "b")
+	c, err := workflow.NewChain(
+		workflow.Step{Type: "a"},
+		workflow.Step{Type: "b", To: &workflow.Route{Exchange: "amq.topic", RoutingKey: "anything"}},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Publish(brokertest.Context(t, 30*time.Second), f.Pub); err != nil {
+		t.Fatal(err)
+	}
+	f.WaitCount(worker.DeadLettered, 1, 30*time.Second)
+	o := f.Outcomes()
+	if last := o[len(o)-1]; last.Class != worker.ClassChain || !strings.Contains(last.Err.Error(), "does not declare") {
+		t.Errorf("outcome %+v, want class chain: the topology does not declare the exchange", last)
+	}
+	// Through the default exchange to a queue of the topology: allowed.
+	c, err = workflow.NewChain(workflow.Step{Type: "a"}, workflow.Step{Type: "b", To: &workflow.Route{RoutingKey: f.Queue}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Publish(brokertest.Context(t, 30*time.Second), f.Pub); err != nil {
+		t.Fatal(err)
+	}
+	f.WaitCount(worker.Succeeded, 2, 30*time.Second) // the first a was parked
+	if got := r.types(); !slices.Equal(got, []string{"a", "a", "b"}) {
+		t.Errorf("ran %v, want a, a, b", got)
 	}
 }
