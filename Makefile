@@ -54,7 +54,7 @@ demo: broker build ## Run the quickstart end to end on the local broker
 	@scripts/demo.sh
 
 .PHONY: taxi
-taxi: broker services build ## Run the taxi-booking example: request-reply, and trips booked through an outbox and billed through an inbox (PostgreSQL: DATABASE_URL, schema taxi)
+taxi: broker services build ## Run the taxi-booking example: each booking an orchestrated saga (authorise, reserve a driver, charge, confirm; compensations), events to subscribers, request-reply (PostgreSQL: DATABASE_URL, schema taxi)
 	$(BIN) topology validate -f examples/taxi/topology.yaml
 	WARREN_URL=$${WARREN_URL:-$$AMQP_URL} $(GO) run ./examples/taxi
 

@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -13,6 +14,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/internal/brokertest"
 )
 
@@ -150,5 +152,37 @@ func TestOverviewListsTheTopologysQueues(t *testing.T) {
 	}
 	if !strings.Contains(body, "missing on the broker") {
 		t.Error("the overview does not say the file's queues are missing on the broker")
+	}
+}
+
+// A queue whose workers' circuit breaker is open says so on the overview:
+// the pools consuming its breaker marker are counted.
+func TestOverviewShowsOpenBreakers(t *testing.T) {
+	work := brokertest.Queue(t, "reports", nil)
+	marker := broker.BreakerMarker(work)
+	ch := brokertest.Channel(t)
+	if _, err := ch.QueueDeclare(marker, true, true, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	brokertest.DeleteQueuesAtCleanup(t, marker)
+	for i := range 2 { // two pools with their breaker open
+		if _, err := brokertest.Channel(t).Consume(marker, fmt.Sprintf("pool-%d", i), false, false, false, false, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := newTestServer(t, Options{})
+	deadline := time.Now().Add(30 * time.Second) // the API samples every 5 s
+	for {
+		resp, body := get(t, srv.URL+"/", nil)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /: %s", resp.Status)
+		}
+		if strings.Contains(body, "breaker open in 2 pools") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the overview does not show %s's open breakers:\n%s", work, body)
+		}
+		time.Sleep(time.Second)
 	}
 }

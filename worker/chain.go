@@ -118,6 +118,12 @@ func (p *Pool) continueChain(ctx context.Context, q *queueRun, d *broker.Deliver
 		return err
 	}
 	exchange, key := next.Exchange, next.RoutingKey
+	if next.Routed && !p.declares(exchange, key) {
+		// A slip comes from whoever published the job: it may send the
+		// worker's publishes only where the topology says.
+		return fmt.Errorf("%w: the chain's next job (%s) names exchange %q and key %q, which this pool's topology does not declare; a chain's step goes to an exchange of the topology, or to a queue of it through the default exchange, or by its type's route",
+			broker.ErrNoRoute, next.Type, exchange, key)
+	}
 	if !next.Routed {
 		var ok bool
 		if exchange, key, ok = p.topo.Route(next.Type); !ok {
@@ -158,4 +164,15 @@ func encodeResult(v any) ([]byte, error) {
 		return nil, fmt.Errorf("the handler's result cannot be the chain's next payload: %w", err)
 	}
 	return b, nil
+}
+
+// declares says whether the pool's topology declares exchange (a file's
+// own, not a derived one), or, for the default exchange, the queue key.
+func (p *Pool) declares(exchange, key string) bool {
+	if exchange == "" {
+		q, ok := p.topo.Queue(key)
+		return ok && !q.Derived
+	}
+	x, ok := p.topo.Exchange(exchange)
+	return ok && !x.Derived
 }

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/outbox"
 	"github.com/warrenmq/warren/worker"
 )
 
@@ -120,6 +123,36 @@ func (c *Chain) Publish(ctx context.Context, pub *broker.Publisher, opts ...brok
 	}
 	job := broker.Job{ID: id, Type: c.first.Type, Payload: c.first.Payload, CorrelationID: corr}
 	if err := pub.Publish(ctx, job, opts...); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// Write writes the chain's first step into tx, the caller's PostgreSQL
+// transaction, through the transactional outbox (outbox.Publish): the
+// chain starts if and only if tx commits, and an outbox relay publishes
+// its first step. router routes the first step by its type, unless it has
+// a To; the later steps are routed by the workers' topology as they go.
+// It returns the chain's id.
+func (c *Chain) Write(ctx context.Context, tx pgx.Tx, router broker.Router) (string, error) {
+	id, err := broker.NewJobID()
+	if err != nil {
+		return "", err
+	}
+	slip := c.slip
+	slip.ChainID = id
+	opts := []outbox.PublishOption{outbox.Marks(broker.RoutingSlip(&slip))}
+	if c.first.To != nil {
+		opts = append(opts, outbox.To(c.first.To.Exchange, c.first.To.RoutingKey))
+	} else if router != nil {
+		opts = append(opts, outbox.Router(router))
+	}
+	corr := broker.CorrelationIDFromContext(ctx)
+	if corr == "" {
+		corr = id
+	}
+	job := broker.Job{ID: id, Type: c.first.Type, Payload: c.first.Payload, CorrelationID: corr}
+	if err := outbox.Publish(ctx, tx, job, opts...); err != nil {
 		return "", err
 	}
 	return id, nil

@@ -6,15 +6,21 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/inbox"
+
 	"github.com/warrenmq/warren/internal/brokertest"
+	"github.com/warrenmq/warren/internal/pgtest"
 	"github.com/warrenmq/warren/internal/queuetest"
 	"github.com/warrenmq/warren/internal/testkit"
+	"github.com/warrenmq/warren/outbox"
 	"github.com/warrenmq/warren/topology"
 	"github.com/warrenmq/warren/worker"
 	"github.com/warrenmq/warren/workflow"
@@ -308,5 +314,95 @@ func TestChainStepSkippedByInboxKeepsItsResult(t *testing.T) {
 	}
 	if !slices.Equal(bs, []string{"a(x)", "a(x)"}) {
 		t.Errorf("b ran on %q, want twice on a's result", bs)
+	}
+}
+
+// A slip may send a step only where the pool's topology says: an
+// exchange it declares, or one of its queues through the default exchange.
+func TestChainStepToUndeclaredExchangeIsParked(t *testing.T) {
+	t.Parallel()
+	f := queuetest.New(t, "a", "b")
+	r := &recorder{}
+	start(t, f, r, "a", "b")
+	c, err := workflow.NewChain(
+		workflow.Step{Type: "a"},
+		workflow.Step{Type: "b", To: &workflow.Route{Exchange: "amq.topic", RoutingKey: "anything"}},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Publish(brokertest.Context(t, 30*time.Second), f.Pub); err != nil {
+		t.Fatal(err)
+	}
+	f.WaitCount(worker.DeadLettered, 1, 30*time.Second)
+	o := f.Outcomes()
+	if last := o[len(o)-1]; last.Class != worker.ClassChain || !strings.Contains(last.Err.Error(), "does not declare") {
+		t.Errorf("outcome %+v, want class chain: the topology does not declare the exchange", last)
+	}
+	// Through the default exchange to a queue of the topology: allowed.
+	c, err = workflow.NewChain(workflow.Step{Type: "a"}, workflow.Step{Type: "b", To: &workflow.Route{RoutingKey: f.Queue}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Publish(brokertest.Context(t, 30*time.Second), f.Pub); err != nil {
+		t.Fatal(err)
+	}
+	f.WaitCount(worker.Succeeded, 2, 30*time.Second) // the first a was parked
+	if got := r.types(); !slices.Equal(got, []string{"a", "a", "b"}) {
+		t.Errorf("ran %v, want a, a, b", got)
+	}
+}
+
+// A chain written in a transaction starts when it commits, and not when
+// it rolls back; its steps carry the slip through the outbox.
+func TestChainWrittenInATransaction(t *testing.T) {
+	t.Parallel()
+	f := queuetest.New(t, "a", "b")
+	r := &recorder{}
+	start(t, f, r, "a", "b")
+	db := pgtest.Pool(t, pgtest.Schema(t))
+	ctx := brokertest.Context(t, 30*time.Second)
+	if _, err := outbox.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	relay, err := outbox.NewRelay(db, testkit.Dial(t, "workflow-relay"), outbox.WithPollInterval(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- relay.Run(rctx) }()
+	defer func() {
+		stop()
+		<-done
+	}()
+	c, err := workflow.NewChain(workflow.Step{Type: "a", Payload: "tx"}, workflow.Step{Type: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Rolled back: nothing runs.
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(ctx, tx, f.Topo); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	if err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		var err error
+		id, err = c.Write(ctx, tx, f.Topo)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.WaitCount(worker.Succeeded, 2, 30*time.Second)
+	time.Sleep(300 * time.Millisecond)
+	got := r.get()
+	if len(got) != 2 || got[0].ID != id || got[1].Payload != "a(tx)" || got[1].Info.ChainID != id {
+		t.Errorf("runs %+v, want a (%s) then b on a's result, once", got, id)
 	}
 }

@@ -1,22 +1,30 @@
-// Command taxi is warren's request-reply example: a taxi-booking system
-// whose services run in one program, each on connections of its own, as
-// if it ran apart (see README.md):
+// Command taxi is warren's example of a transaction across services: a
+// taxi-booking system whose services run in one program, each on
+// connections of its own, as if it ran apart (see README.md):
 //
-//   - trip books rides: for each, it calls the passenger service and waits
-//     for the answer (Caller.Call, over direct reply-to), then books the
-//     trip in its PostgreSQL table and writes a trip.booked event into its
-//     outbox in the same transaction, which an outbox relay publishes; it
-//     also sends a request whose reply goes to its durable reply queue,
-//     trip.replies, and reads the reply from there;
-//   - passenger authorises the payments;
-//   - billing, notifications and analytics each get every trip.booked
-//     event, through the fanout exchange taxi.events; billing charges each
-//     trip once, through an inbox in PostgreSQL.
+//   - trip books rides: for each, the rider's app asks dispatch for a
+//     pick-up estimate and waits for it (Caller.Call, over direct
+//     reply-to); then the trip service records the trip and starts its
+//     booking saga in the same transaction (saga.Start); the saga's last
+//     step, the trip service's own, marks the trip booked and writes a
+//     trip.booked event into the outbox. It also sends a request whose
+//     reply goes to its durable reply queue, trip.replies;
+//   - the booking saga's coordinator sends the saga's commands through the
+//     outbox (its relay also publishes the events) and applies their
+//     replies from trip.saga.replies: authorise (passenger), reserve a
+//     driver (dispatch), charge (billing), confirm (trip); a step that
+//     fails undoes the ones before it;
+//   - passenger authorises payments and releases them; dispatch reserves
+//     and releases drivers, through an inbox; billing charges each trip
+//     once, through an inbox;
+//   - notifications and analytics get every trip.booked event, through
+//     the fanout exchange taxi.events.
 //
 // The program applies its topology and its database schema, runs the
-// scenario, waits until every reply and event it expects has arrived,
-// shuts the services down gracefully, prints a summary and exits 0; or
-// exits 1, after 30 seconds at most.
+// scenario, waits until every saga has ended and every reply and event it
+// expects has arrived, shuts the services down gracefully, checks what
+// each ride left behind (saga.Get, trips, charges, reservations), prints
+// a summary and exits 0; or exits 1, after 30 seconds at most.
 //
 //	go run ./examples/taxi [--database-url URL] [--schema taxi]
 package main
@@ -42,6 +50,7 @@ import (
 	"github.com/warrenmq/warren/daemon"
 	"github.com/warrenmq/warren/inbox"
 	"github.com/warrenmq/warren/outbox"
+	"github.com/warrenmq/warren/saga"
 	"github.com/warrenmq/warren/topology"
 	"github.com/warrenmq/warren/worker"
 )
@@ -63,7 +72,7 @@ func main() {
 	}
 	flag.StringVar(&file, "file", file, "topology file (env WARREN_TOPOLOGY)")
 	flag.StringVar(&file, "f", file, "shorthand for --file")
-	dbURL := flag.String("database-url", "", "PostgreSQL URL of the trip and billing services (default: env WARREN_DATABASE_URL, else DATABASE_URL, else the local test database)")
+	dbURL := flag.String("database-url", "", "PostgreSQL URL of the trip, dispatch and billing services and of the sagas (default: env WARREN_DATABASE_URL, else DATABASE_URL, else the local test database)")
 	schema := flag.String("schema", defaultSchema, "the example's schema in the database, created if missing")
 	flag.Parse()
 
@@ -112,8 +121,12 @@ func run(ctx context.Context, cfg config) error {
 	if err != nil {
 		return err
 	}
-	say("taxi", "schema %s migrated: trips, charges, the outbox and the inbox", cfg.schema)
-	ib, err := inbox.New(store, billingConsumer, inbox.WithLogger(log))
+	say("taxi", "schema %s migrated: trips, drivers, charges, the outbox, the sagas and the inbox", cfg.schema)
+	billingInbox, err := inbox.New(store, billingConsumer, inbox.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	dispatchInbox, err := inbox.New(store, dispatchConsumer, inbox.WithLogger(log))
 	if err != nil {
 		return err
 	}
@@ -124,36 +137,53 @@ func run(ctx context.Context, cfg config) error {
 	svc := &services{urls: urls, topo: topo, log: log, stopPools: stopPools, fail: fail}
 	defer svc.close() // last: after the trip service's caller and publisher
 	seen := newExpectations()
-	if err := svc.serve(poolCtx, "passenger", "passenger", passengerMux()); err != nil {
-		return err
-	}
-	if err := svc.serve(poolCtx, "billing", "billing", billingMux(ib, seen)); err != nil {
-		return err
+	for _, s := range []struct {
+		name string
+		h    worker.Handler
+	}{
+		{"passenger", passengerMux(seen)},
+		{"dispatch", dispatchMux(dispatchInbox)},
+		{"billing", billingMux(billingInbox, seen)},
+		{"trip", confirmMux(db, topo, seen)}, // the trip service's own step
+	} {
+		if err := svc.serve(poolCtx, s.name, s.name, s.h); err != nil {
+			return err
+		}
 	}
 	for _, s := range subscribers {
 		if err := svc.serve(poolCtx, s.name, s.name, subscriberMux(s.name, s.react, seen, started)); err != nil {
 			return err
 		}
 	}
-	// The trip service's outbox relay, a service of its own, with a
-	// connection of its own: it publishes what the trip service commits.
-	relayConn, err := svc.dial(ctx, "trip-outbox")
+	// The booking saga's coordinator, a service of its own, with a
+	// connection of its own: it consumes the replies to the sagas'
+	// commands, and its outbox relay publishes what the sagas and the
+	// trip service commit to the outbox: commands and trip.booked events.
+	def, err := bookingSaga()
+	if err != nil {
+		return err
+	}
+	coordConn, err := svc.dial(ctx, "trip-saga")
 	if err != nil {
 		return err
 	}
 	var relayed relayCount
-	relay, err := outbox.NewRelay(db, relayConn, outbox.WithAppID("trip"), outbox.WithObserver(&relayed), outbox.WithLogger(log))
+	coord, err := saga.NewCoordinator(db, coordConn, topo, saga.WithReplyQueue(sagaReplyQueue), saga.WithLogger(log),
+		saga.WithRelayOptions(outbox.WithAppID("trip"), outbox.WithObserver(&relayed)))
 	if err != nil {
 		return err
 	}
-	svc.run(poolCtx, "trip-outbox", relay.Run)
+	if err := coord.Register(def); err != nil {
+		return err
+	}
+	svc.run(poolCtx, "trip-saga", coord.Run)
 	// The trip service: a connection to call and publish on, and a pool,
 	// on another, that consumes its reply queue.
-	conn, err := svc.dial(ctx, "trip")
+	conn, err := svc.dial(ctx, "trip-app")
 	if err != nil {
 		return err
 	}
-	t, err := newTrip(conn, db, topo, seen)
+	t, err := newTrip(conn, db, topo, coord, def, seen)
 	if err != nil {
 		return err
 	}
@@ -162,47 +192,111 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 
-	booked, err := t.run(ctx)
+	rides, err := t.run(ctx)
 	if err == nil {
-		for _, e := range booked {
-			seen.expect("billing " + e.Trip)
+		for _, r := range rides {
+			if r.saga.Status != saga.Completed {
+				continue
+			}
 			for _, s := range subscribers {
-				seen.expect(s.name + " " + e.Ride)
+				seen.expect(s.name + " " + r.ride)
 			}
 		}
 		err = seen.wait(ctx)
 	}
 	// Each pool finishes the jobs in flight, returns the ones it had
-	// prefetched to their queue, and sends its last acks; the relay
-	// finishes its batch.
+	// prefetched to their queue, and sends its last acks; the
+	// coordinator finishes the replies it applies, and its relay its
+	// batch.
 	err = errors.Join(err, svc.stop())
 	if err != nil {
 		return err
 	}
-	say("taxi", "every reply and event arrived; services stopped")
-	return summary(ctx, db, booked, relayed.sent.Load(), ib.Skipped())
+	say("taxi", "every saga ended, every reply and event arrived; services stopped")
+	if err := check(ctx, db, rides); err != nil {
+		return err
+	}
+	say("taxi", "summary: %d rides, %d booked; %d commands and events relayed by the outbox; %d duplicates skipped by the inboxes",
+		len(rides), countBooked(rides), relayed.sent.Load(), billingInbox.Skipped()+dispatchInbox.Skipped())
+	return nil
 }
 
-// summary prints the run's ledger: trips booked, events the relay
-// published, charges for the trips booked, and the duplicate events that
-// billing's inbox skipped. It fails unless each trip booked was charged
-// exactly once.
-func summary(ctx context.Context, db *pgxpool.Pool, booked []TripBooked, relayed, skipped int64) error {
-	ids := make([]string, len(booked))
-	for i, e := range booked {
-		ids[i] = e.Trip
+// sagaReplyQueue is the booking saga coordinator's reply queue.
+const sagaReplyQueue = "trip.saga.replies"
+
+// check reads what each ride left behind and fails unless it is what the
+// ride should have done: the saga's end state (saga.Get), the trip's
+// status, one charge per booked trip and none for the others, a driver
+// held for each booked trip and released for each compensated one that
+// had one, none reserved for a ride whose authorisation was declined.
+func check(ctx context.Context, db *pgxpool.Pool, rides []ride) error {
+	var errs []error
+	for _, r := range rides {
+		got, err := effects(ctx, db, r.trip)
+		if err != nil {
+			return err
+		}
+		want := r.effect()
+		say("taxi", "check ride %s (%s): %s", r.ride, r.why, got)
+		if got != want {
+			errs = append(errs, fmt.Errorf("ride %s: %s, want %s", r.ride, got, want))
+		}
 	}
-	var charges, charged int
-	err := db.QueryRow(ctx, "SELECT count(*), count(DISTINCT trip_id) FROM charges WHERE trip_id = ANY($1)", ids).Scan(&charges, &charged)
+	return errors.Join(errs...)
+}
+
+// effect is what a ride left behind.
+type effect struct {
+	saga     saga.Status
+	trip     string // the trip's status
+	charges  int
+	reserved bool
+	driver   string // held, released, or none
+}
+
+func (e effect) String() string {
+	return fmt.Sprintf("saga %s, trip %s, %d charge(s), driver %s", e.saga, e.trip, e.charges, e.driver)
+}
+
+// effect is what the booking should leave behind.
+func (b booking) effect() effect {
+	e := effect{saga: b.want, trip: "cancelled", reserved: b.reserves, driver: "none"}
+	switch {
+	case b.want == saga.Completed:
+		e.trip, e.charges, e.driver = "booked", 1, "held"
+	case b.reserves:
+		e.driver = "released"
+	}
+	return e
+}
+
+// effects reads what the trip id left behind.
+func effects(ctx context.Context, db *pgxpool.Pool, id string) (effect, error) {
+	in, err := saga.Get(ctx, db, id)
 	if err != nil {
-		return fmt.Errorf("read the charges: %w", err)
+		return effect{}, err
 	}
-	say("taxi", "summary: %d trips booked, %d events relayed by the outbox, %d charges, %d duplicates skipped by billing's inbox",
-		len(booked), relayed, charges, skipped)
-	if charges != len(booked) || charged != len(booked) {
-		return fmt.Errorf("%d trips booked, %d charged, %d charges: want one charge per trip", len(booked), charged, charges)
+	e := effect{saga: in.Status, driver: "none"}
+	err = db.QueryRow(ctx, `SELECT t.status,
+		(SELECT count(*) FROM charges c WHERE c.trip_id = t.id),
+		coalesce((SELECT CASE WHEN r.released_at IS NULL THEN 'held' ELSE 'released' END FROM reservations r WHERE r.trip_id = t.id), 'none')
+		FROM trips t WHERE t.id = $1`, id).Scan(&e.trip, &e.charges, &e.driver)
+	if err != nil {
+		return effect{}, fmt.Errorf("read the effects of trip %s: %w", id, err)
 	}
-	return nil
+	e.reserved = e.driver != "none"
+	return e, nil
+}
+
+// countBooked counts the rides whose saga completed.
+func countBooked(rides []ride) int {
+	n := 0
+	for _, r := range rides {
+		if r.saga.Status == saga.Completed {
+			n++
+		}
+	}
+	return n
 }
 
 // relayCount is an outbox.Observer that counts the events the relay

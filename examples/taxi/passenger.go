@@ -2,53 +2,70 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"time"
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/worker"
 )
 
-// The passenger service authorises the payment for a ride. It answers
-// passenger.authorise requests, and its handler does not know or care how
-// the caller gets the answer: waiting for it (Caller.Call), or later, from
-// a durable reply queue named in the request. The pool sends the reply.
+// The passenger service authorises the payment for a ride, and releases
+// the authorisation of a booking that failed, telling the rider why. It
+// answers passenger.authorise, and its handler does not know or care how
+// the sender gets the answer: the booking saga's coordinator, from its
+// reply queue, or the trip service's nightly job, from trip.replies. The
+// pool sends the reply.
 
-// AuthoriseType is the passenger service's request.
-const AuthoriseType = "passenger.authorise"
+// The passenger service's commands.
+const (
+	AuthoriseType = "passenger.authorise"
+	ReleaseType   = "passenger.release"
+)
 
 // Authorise asks whether a rider may pay an amount.
 type Authorise struct {
+	Trip   string `msgpack:"trip,omitempty"` // none for the nightly re-authorisations
 	Rider  string `msgpack:"rider"`
 	Amount int    `msgpack:"amount"` // in cents
 }
 
 // Authorisation is the answer. A declined payment is an answer, not a
-// failure: the caller gets it as a result, and nothing is dead-lettered.
+// failure: the sender gets it as a result, and nothing is dead-lettered.
+// The booking saga's authorise step fails on it (OnReply).
 type Authorisation struct {
 	Approved bool   `msgpack:"approved"`
 	Reason   string `msgpack:"reason,omitempty"` // why not, when declined
 }
 
-// The passenger service's rules, fixed so that every run ends the same way.
-const limit = 200_00 // the most a ride may cost, in cents
+// Release undoes an authorisation: the booking failed after it, for
+// Reason.
+type Release struct {
+	Trip   string `msgpack:"trip"`
+	Ride   string `msgpack:"ride"`
+	Rider  string `msgpack:"rider"`
+	Amount int    `msgpack:"amount"`
+	Reason string `msgpack:"reason"`
+}
 
-var (
-	// denied riders are refused outright: their requests fail for good
-	// (worker.Permanent), the caller gets a *broker.RemoteError, and the
-	// request is parked in passenger.dlq for someone to look at.
-	denied = map[string]bool{"mallory": true}
-	// slowIssuer riders have a card issuer that takes this long to answer.
-	slowIssuer = map[string]time.Duration{"ken": 2 * time.Second}
-)
+// limit is the most a ride may cost, in cents: the passenger service's
+// rule, fixed so that every run ends the same way.
+const limit = 200_00
 
-// passengerMux is the passenger service's handler.
-func passengerMux() *worker.Mux {
+// passengerMux is the passenger service's handler. seen, if not nil,
+// hears of each release, by trip id.
+func passengerMux(seen *expectations) *worker.Mux {
 	mux := worker.NewMux()
 	// TypedResult decodes the request and sends back what authorise
 	// returns: the result, or the failure once the job has failed for good.
 	mux.Handle(AuthoriseType, worker.TypedResult(authorise))
+	// Releasing is idempotent: a hold released twice is released, and a
+	// second text message does no harm.
+	mux.Handle(ReleaseType, worker.TypedResult(func(ctx context.Context, job *worker.Job, r Release) (bool, error) {
+		say("passenger", "release %s's hold of %s for ride %s; text %s: your booking failed, %s", r.Rider, money(r.Amount), r.Ride, r.Rider, r.Reason)
+		if seen != nil {
+			seen.arrived("passenger release " + r.Trip)
+		}
+		return true, nil
+	}))
 	return mux
 }
 
@@ -56,18 +73,6 @@ func authorise(ctx context.Context, job *worker.Job, a Authorise) (Authorisation
 	what := fmt.Sprintf("authorise %s %s", a.Rider, money(a.Amount))
 	if job.ReplyTo != "" && !broker.IsCallerReplyTo(job.ReplyTo) {
 		what += ", reply to " + job.ReplyTo // a durable reply queue
-	}
-	if denied[a.Rider] {
-		say("passenger", "%s: refused, on the deny list", what)
-		return Authorisation{}, worker.Permanent(errors.New("rider " + a.Rider + " is on the deny list"))
-	}
-	if d := slowIssuer[a.Rider]; d > 0 {
-		// A handler returns when ctx ends (its timeout, or the shutdown
-		// deadline); ctx does not end when the caller gives up.
-		if err := sleep(ctx, d); err != nil {
-			return Authorisation{}, err
-		}
-		what += fmt.Sprintf(" (the card issuer took %s)", d)
 	}
 	if a.Amount > limit {
 		say("passenger", "%s: declined, over the %s limit", what, money(limit))
@@ -79,15 +84,3 @@ func authorise(ctx context.Context, job *worker.Job, a Authorise) (Authorisation
 
 // money formats cents as 23.50.
 func money(cents int) string { return fmt.Sprintf("%d.%02d", cents/100, cents%100) }
-
-// sleep waits for d, or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}

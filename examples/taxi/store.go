@@ -6,17 +6,21 @@ import (
 	"os"
 	"regexp"
 
+	"errors"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/warrenmq/warren/inbox/pginbox"
-	"github.com/warrenmq/warren/outbox"
+	"github.com/warrenmq/warren/saga"
 )
 
-// The trip and billing services keep their state in PostgreSQL: trips
-// booked, charges made, the outbox the trip service publishes through
-// and the inbox billing consumes through. In production each service has
-// a database of its own; here they share one schema, the example's.
+// The trip, dispatch and billing services keep their state in
+// PostgreSQL: trips and their booking sagas, the outbox through which the
+// sagas' commands and the trip.booked events are sent, drivers and their
+// reservations, charges made, and the inbox dispatch and billing consume
+// through (each under its own consumer name). In production each service
+// has a database of its own; here they share one schema, the example's.
 
 const (
 	// defaultDatabaseURL is the local test database (scripts/services.sh).
@@ -61,9 +65,11 @@ func openDB(ctx context.Context, url, schema string) (*pgxpool.Pool, error) {
 	return db, nil
 }
 
-// tablesSQL creates the services' own tables. charges has no unique key
-// on trip_id, on purpose: the inbox is what keeps billing from charging a
-// trip twice, and a second charge would show here.
+// tablesSQL creates the services' own tables (and adds the columns an
+// earlier version of the example did not have). A trip is 'booking'
+// while its saga runs, then 'booked' or 'cancelled'. charges has no
+// unique key on trip_id, on purpose: the inbox is what keeps billing from
+// charging a trip twice, and a second charge would show here.
 const tablesSQL = `
 CREATE TABLE IF NOT EXISTS trips (
 	id        text PRIMARY KEY,
@@ -72,14 +78,17 @@ CREATE TABLE IF NOT EXISTS trips (
 	amount    int NOT NULL,
 	booked_at timestamptz NOT NULL DEFAULT now()
 );
+ALTER TABLE trips ADD COLUMN IF NOT EXISTS status text NOT NULL DEFAULT 'booked';
+ALTER TABLE trips ADD COLUMN IF NOT EXISTS driver text;
 CREATE TABLE IF NOT EXISTS charges (
 	trip_id    text NOT NULL,
 	rider      text NOT NULL,
 	amount     int NOT NULL,
 	charged_at timestamptz NOT NULL DEFAULT now()
-);`
+);
+ALTER TABLE charges ADD COLUMN IF NOT EXISTS receipt text;` + driversSQL
 
-// migrate creates the tables, the outbox and the inbox, in the first
+// migrate creates the tables, the outbox, the sagas' tables and the inbox, in the first
 // schema of db's search_path. It is idempotent: the program runs it at
 // every start.
 func migrate(ctx context.Context, db *pgxpool.Pool) (*pginbox.Store, error) {
@@ -94,7 +103,7 @@ func migrate(ctx context.Context, db *pgxpool.Pool) (*pginbox.Store, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("create the tables: %w", err)
 	}
-	if _, err := outbox.Migrate(ctx, db); err != nil {
+	if _, err := saga.Migrate(ctx, db); err != nil { // the outbox's table too
 		return nil, err
 	}
 	store, err := pginbox.New(db)
@@ -106,3 +115,6 @@ func migrate(ctx context.Context, db *pgxpool.Pool) (*pginbox.Store, error) {
 	}
 	return store, nil
 }
+
+// isNoRows reports whether err says that a query returned no row.
+func isNoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }

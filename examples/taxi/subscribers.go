@@ -8,13 +8,14 @@ import (
 	"github.com/warrenmq/warren/worker"
 )
 
-// Three services react to trip.booked: billing (billing.go), and the two
-// below. Each consumes a queue of its own, bound to the fanout exchange
-// taxi.events, so each gets a copy of every event, and a slow or failing
-// one holds up none of the others: its copies wait, are retried or are
-// dead-lettered in its own queue. Billing's effects must happen once, so
-// it consumes through an inbox; a second text message or count does no
-// harm here, so these two do not.
+// Two services react to trip.booked, the event the booking saga's last
+// step publishes: notifications and analytics, a choreography. Each
+// consumes a queue of its own, bound to the fanout exchange taxi.events,
+// so each gets a copy of every event, and a slow or failing one holds up
+// none of the others: its copies wait, are retried or are dead-lettered
+// in its own queue. A second text message or count does no harm here, so
+// neither consumes through an inbox. Neither is part of the saga: the
+// booking does not wait for them, and nothing they do is undone.
 var subscribers = []struct {
 	name  string // the service, and its queue
 	react func(TripBooked) string
