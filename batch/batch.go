@@ -31,7 +31,7 @@ var (
 	ErrNotFound = errors.New("batch: no such batch")
 	// ErrInvalid is wrapped by the errors of a batch that cannot be
 	// published: no jobs, too many, a callback without a type, a job or
-	// callback without a route.
+	// callback without a route, jobs with the same id.
 	ErrInvalid = errors.New("batch: invalid batch")
 )
 
@@ -88,6 +88,16 @@ func Publish(ctx context.Context, tx pgx.Tx, router broker.Router, jobs []broker
 		return "", fmt.Errorf("%w: the callback has no job type", ErrInvalid)
 	case router == nil:
 		return "", fmt.Errorf("%w: nil router", ErrInvalid)
+	}
+	seen := make(map[string]int, len(jobs))
+	for i, job := range jobs {
+		if job.ID == "" {
+			continue // outbox.Publish gives it a new one
+		}
+		if j, dup := seen[job.ID]; dup {
+			return "", fmt.Errorf("%w: jobs %d and %d have the id %q: a batch counts each id once, so it would never finish; give each job its own id, or none", ErrInvalid, j, i, job.ID)
+		}
+		seen[job.ID] = i
 	}
 	exchange, key, ok := router.Route(callback.Type)
 	if !ok {

@@ -25,7 +25,12 @@ import (
 	"github.com/warrenmq/warren/worker"
 )
 
-func TestMain(m *testing.M) { os.Exit(brokertest.Main(m)) }
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		os.Exit(runChild())
+	}
+	os.Exit(brokertest.Main(m))
+}
 
 // fixture is a schema with the batch tables, a queue for the jobs and the
 // callbacks, and an outbox relay.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -72,22 +73,28 @@ func (f *Finisher) FinishJob(ctx context.Context, job *worker.Job, end worker.En
 	if end.Status != worker.Succeeded {
 		status, class = "failed", end.Class
 		if end.Err != nil {
-			errText = end.Err.Error()
+			errText = truncate(end.Err.Error(), broker.MaxErrorHeader)
 		}
 	}
-	return pgx.BeginFunc(ctx, f.db, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, f.db, func(tx pgx.Tx) error {
+		// Recorded only if the batch exists: a foreign key violation
+		// would abort the transaction, and its commit fail, so the job
+		// would run again, and fail again, for ever.
 		tag, err := tx.Exec(ctx, `INSERT INTO warren_batch_jobs (batch_id, job_id, job_type, status, class, error)
-			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`, id, job.ID, job.Type, status, nullable(class), nullable(errText))
+			SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM warren_batch WHERE id = $1)
+			ON CONFLICT DO NOTHING`, id, job.ID, job.Type, status, nullable(class), nullable(errText))
 		if err != nil {
-			var pe interface{ SQLState() string }
-			if errors.As(err, &pe) && pe.SQLState() == "23503" { // foreign_key_violation
-				f.log.Warn().Str(logfield.Batch, id).Str(logfield.JobID, job.ID).Msg("batch: a job of an unknown batch (deleted?) ended; not counted")
-				return nil
-			}
 			return fmt.Errorf("batch %s: record job %s: %w", id, job.ID, tableErr(err))
 		}
 		if tag.RowsAffected() == 0 {
-			return nil // counted before
+			var exists bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM warren_batch WHERE id = $1)`, id).Scan(&exists); err != nil {
+				return fmt.Errorf("batch %s: record job %s: %w", id, job.ID, err)
+			}
+			if !exists {
+				f.log.Warn().Str(logfield.Batch, id).Str(logfield.JobID, job.ID).Msg("batch: a job of an unknown batch (deleted?) ended; not counted")
+			}
+			return nil // counted before, or of no batch
 		}
 		succeeded, failed := 0, 0
 		if status == "succeeded" {
@@ -101,9 +108,15 @@ func (f *Finisher) FinishJob(ctx context.Context, job *worker.Job, end worker.En
 		var corr *string
 		err = tx.QueryRow(ctx, `UPDATE warren_batch SET succeeded = succeeded + $2, failed = failed + $3,
 				finished_at = CASE WHEN succeeded + failed + 1 >= total THEN clock_timestamp() END
-			WHERE id = $1
+			WHERE id = $1 AND finished_at IS NULL
 			RETURNING total, succeeded, failed, callback_type, callback_exchange, callback_routing_key, callback_payload, correlation_id`,
 			id, succeeded, failed).Scan(&r.Total, &r.Succeeded, &r.Failed, &cbType, &exchange, &key, &payload, &corr)
+		if errors.Is(err, pgx.ErrNoRows) {
+			// The batch finished without this job: not one of its own
+			// (published by hand with its header and a new id). Its
+			// record is rolled back; the callback is not written again.
+			return errNotMember
+		}
 		if err != nil {
 			return fmt.Errorf("batch %s: count job %s: %w", id, job.ID, err)
 		}
@@ -127,4 +140,27 @@ func (f *Finisher) FinishJob(ctx context.Context, job *worker.Job, end worker.En
 		f.log.Debug().Str(logfield.Batch, id).Int(logfield.Succeeded, r.Succeeded).Int(logfield.Failed, r.Failed).Msg("batch: finished; callback written")
 		return nil
 	})
+	if errors.Is(err, errNotMember) {
+		f.log.Warn().Str(logfield.Batch, id).Str(logfield.JobID, job.ID).Msg("batch: a job ended after its batch finished (not one of its jobs?); not counted")
+		return nil
+	}
+	return err
+}
+
+// errNotMember rolls back the record of a job that ended after its batch
+// finished.
+var errNotMember = errors.New("batch: the batch finished without this job")
+
+// truncate cuts s to at most n bytes, at a UTF-8 boundary, ending it
+// with "…" when cut: a panic's stack or a long error stays in bounds in
+// the table and in the callback's Result.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	n -= len("…")
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
