@@ -29,49 +29,11 @@ search_path=SCHEMA to the URL to choose another.`,
 }
 
 func newBatchMigrateCmd(g *globals) *cobra.Command {
-	var dbURL string
-	cmd := &cobra.Command{
-		Use:   "migrate --database-url URL",
-		Short: "Create or update the batch tables (and the outbox's)",
-		Long: `Create or update warren_batch and warren_batch_jobs (and
+	return newMigrateCmd(g, "batch", "Create or update the batch tables (and the outbox's)", `Create or update warren_batch and warren_batch_jobs (and
 warren_batch_migrations, which records the versions applied) in the first
 schema of the search_path, after the outbox's table, through which batches'
 jobs and callbacks are sent. Idempotent: run it at every deploy; concurrent
-runs take turns.`,
-		Example: `  warren batch migrate --database-url postgres://app@db:5432/reports`,
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			pool, err := openDatabase(ctx, dbURL)
-			if err != nil {
-				return err
-			}
-			defer pool.Close()
-			applied, err := batch.Migrate(ctx, pool)
-			if err != nil {
-				return err
-			}
-			if g.json {
-				if applied == nil {
-					applied = []int{}
-				}
-				return writeJSON(g.stdout, struct {
-					Version int   `json:"version"`
-					Applied []int `json:"applied"`
-				}{1, applied})
-			}
-			if len(applied) == 0 {
-				fmt.Fprintln(g.stdout, "batch: up to date")
-				return nil
-			}
-			for _, v := range applied {
-				fmt.Fprintf(g.stdout, "batch: applied migration %d\n", v)
-			}
-			return nil
-		},
-	}
-	databaseFlag(cmd, &dbURL)
-	return cmd
+runs take turns.`, `  warren batch migrate --database-url postgres://app@db:5432/reports`, batch.Migrate)
 }
 
 func newBatchLsCmd(g *globals) *cobra.Command {

@@ -73,48 +73,10 @@ func openDatabase(ctx context.Context, u string) (*pgxpool.Pool, error) {
 }
 
 func newOutboxMigrateCmd(g *globals) *cobra.Command {
-	var dbURL string
-	cmd := &cobra.Command{
-		Use:   "migrate --database-url URL",
-		Short: "Create or update the outbox's table",
-		Long: `Create or update warren_outbox (and warren_outbox_migrations, which records
+	return newMigrateCmd(g, "outbox", "Create or update the outbox's table", `Create or update warren_outbox (and warren_outbox_migrations, which records
 the versions applied) in the first schema of the search_path. Idempotent:
-run it at every deploy; concurrent runs take turns.`,
-		Example: `  warren outbox migrate --database-url postgres://app@db:5432/orders
-  DATABASE_URL='postgres://app@db/orders?search_path=billing' warren outbox migrate`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			pool, err := openDatabase(ctx, dbURL)
-			if err != nil {
-				return err
-			}
-			defer pool.Close()
-			applied, err := outbox.Migrate(ctx, pool)
-			if err != nil {
-				return err
-			}
-			if g.json {
-				if applied == nil {
-					applied = []int{}
-				}
-				return writeJSON(g.stdout, struct {
-					Version int   `json:"version"`
-					Applied []int `json:"applied"`
-				}{1, applied})
-			}
-			if len(applied) == 0 {
-				fmt.Fprintln(g.stdout, "outbox: up to date")
-				return nil
-			}
-			for _, v := range applied {
-				fmt.Fprintf(g.stdout, "outbox: applied migration %d\n", v)
-			}
-			return nil
-		},
-	}
-	databaseFlag(cmd, &dbURL)
-	return cmd
+run it at every deploy; concurrent runs take turns.`, `  warren outbox migrate --database-url postgres://app@db:5432/orders
+  DATABASE_URL='postgres://app@db/orders?search_path=billing' warren outbox migrate`, outbox.Migrate)
 }
 
 func newOutboxRelayCmd(g *globals) *cobra.Command {

@@ -29,49 +29,11 @@ search_path=SCHEMA to the URL to choose another.`,
 }
 
 func newSagaMigrateCmd(g *globals) *cobra.Command {
-	var dbURL string
-	cmd := &cobra.Command{
-		Use:   "migrate --database-url URL",
-		Short: "Create or update the sagas' tables (and the outbox's)",
-		Long: `Create or update warren_saga and warren_saga_steps (and
+	return newMigrateCmd(g, "saga", "Create or update the sagas' tables (and the outbox's)", `Create or update warren_saga and warren_saga_steps (and
 warren_saga_migrations, which records the versions applied) in the first
 schema of the search_path, after the outbox's table, through which the
 sagas' commands are sent. Idempotent: run it at every deploy; concurrent
-runs take turns.`,
-		Example: `  warren saga migrate --database-url postgres://app@db:5432/trips`,
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			pool, err := openDatabase(ctx, dbURL)
-			if err != nil {
-				return err
-			}
-			defer pool.Close()
-			applied, err := saga.Migrate(ctx, pool)
-			if err != nil {
-				return err
-			}
-			if g.json {
-				if applied == nil {
-					applied = []int{}
-				}
-				return writeJSON(g.stdout, struct {
-					Version int   `json:"version"`
-					Applied []int `json:"applied"`
-				}{1, applied})
-			}
-			if len(applied) == 0 {
-				fmt.Fprintln(g.stdout, "saga: up to date")
-				return nil
-			}
-			for _, v := range applied {
-				fmt.Fprintf(g.stdout, "saga: applied migration %d\n", v)
-			}
-			return nil
-		},
-	}
-	databaseFlag(cmd, &dbURL)
-	return cmd
+runs take turns.`, `  warren saga migrate --database-url postgres://app@db:5432/trips`, saga.Migrate)
 }
 
 func sagaStatusOK(s string) bool {

@@ -102,26 +102,11 @@ func chainChild(ctx context.Context) error {
 		if kind != chainUndo {
 			job.SetResult(in + "/s" + strconv.Itoa(place))
 		}
-		*ctx.Value(effectRanKey{}).(*bool) = true
+		markRan(ctx)
 		return nil
 	})
-	report := func(next worker.Handler) worker.Handler {
-		return worker.HandlerFunc(func(ctx context.Context, job *worker.Job) error {
-			ran := new(bool)
-			if err := next.HandleJob(context.WithValue(ctx, effectRanKey{}, ran), job); err != nil {
-				return err
-			}
-			if !*ran {
-				rep.report("skip %s", job.ID)
-				return nil
-			}
-			rep.report("eff %s %d", job.ID, job.Attempt)
-			if job.Type[0] == chainDieLate {
-				rep.die("die %s", job.ID) // committed, its next step not yet published
-			}
-			return nil
-		})
-	}
+	// A death after the commit, before the chain's next step is published.
+	report := rep.effects(func(job *worker.Job) bool { return job.Type[0] == chainDieLate })
 	p, err := worker.NewPool(conn, topo, report(ib.Middleware(handle)),
 		worker.WithLogger(log),
 		worker.WithHandlerTimeout(10*time.Second),

@@ -167,45 +167,14 @@ func TestChains(t *testing.T) {
 
 	l := newEffectsLedger()
 	l.effects[roleChain] = map[string]int{}
-	var sups []*supervisor
-	var wg sync.WaitGroup
+	fl := newFleet(t)
 	for i := range cfg.workers {
 		name := brokertest.ConnName(t, fmt.Sprintf("chain%d", i))
-		s := newSupervisor(i, name, []string{
+		fl.start(i, name, roleChain, []string{
 			childRoleEnv + "=" + roleChain, childURLEnv + "=" + url, childTopologyEnv + "=" + text, childNameEnv + "=" + name,
 			childDBEnv + "=" + pgtest.SchemaURL(t, schema), childQueueEnv + "=" + queue,
 		}, func(slot int, line string) { l.line(roleChain, slot, line) })
-		sups = append(sups, s)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.run()
-		}()
 	}
-	stopChildren := func() (stuck int) {
-		var mu sync.Mutex
-		var swg sync.WaitGroup
-		for _, s := range sups {
-			swg.Add(1)
-			go func() {
-				defer swg.Done()
-				if !s.stop(time.Minute) {
-					mu.Lock()
-					stuck++
-					mu.Unlock()
-				}
-			}()
-		}
-		swg.Wait()
-		wg.Wait()
-		return stuck
-	}
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			stopChildren()
-		}
-	})
 
 	// The chains, started over about 20 seconds.
 	pub, err := broker.NewPublisher(conn, broker.WithRouter(topo))
@@ -281,13 +250,13 @@ func TestChains(t *testing.T) {
 		finished := done && got >= want
 		if !finished {
 			if time.Now().After(nextKill) {
-				if sups[chaos.IntN(len(sups))].kill() {
+				if fl.sups[chaos.IntN(len(fl.sups))].kill() {
 					kills++
 				}
 				nextKill = time.Now().Add(jitter(chaos, 2*time.Second, 6*time.Second))
 			}
 			if time.Now().After(nextClose) {
-				if s := sups[chaos.IntN(len(sups))]; s.running() {
+				if s := fl.sups[chaos.IntN(len(fl.sups))]; s.running() {
 					closes += brokertest.CloseConnections(t, s.name)
 				}
 				nextClose = time.Now().Add(jitter(chaos, 3*time.Second, 8*time.Second))
@@ -308,10 +277,9 @@ func TestChains(t *testing.T) {
 			break
 		}
 	}
-	if stuck := stopChildren(); stuck > 0 {
+	if stuck := fl.stop(); stuck > 0 {
 		t.Errorf("%s: %d workers did not shut down within a minute of being asked to", replay, stuck)
 	}
-	stopped = true
 	<-published
 	if pubErr != nil {
 		t.Fatalf("%s: publishing the chains: %v", replay, pubErr)
@@ -362,17 +330,13 @@ func TestChains(t *testing.T) {
 			failing++
 		}
 	}
-	starts, failures := 0, []string(nil)
-	for _, s := range sups {
-		st, _, _, fa := s.stats()
-		starts, failures = starts+st, append(failures, fa...)
-	}
+	starts, failures := fl.stats()
 	l.mu.Lock()
 	skipped, died, bad := l.skipped[roleChain], l.died[roleChain], l.bad
 	l.mu.Unlock()
 	fmt.Printf("torture chains ledger: seed=%d chains=%d completed=%d compensated=%d wrong=%d effects=%d (want %d) parked=%d (want %d) parked_twice=%d "+
 		"skipped_duplicates=%d died_after_commit=%d kills=%d restarts=%d closed_connections=%d broker=%s\n",
-		cfg.seed, n, completed, compensated, len(wrong), effects, want, parked, failing, parkedTwice, skipped, died, kills, starts-len(sups), closes, version)
+		cfg.seed, n, completed, compensated, len(wrong), effects, want, parked, failing, parkedTwice, skipped, died, kills, starts-len(fl.sups), closes, version)
 	if len(wrong) > 0 {
 		t.Errorf("%s: %d chains whose effects differ from their plan:\n%s", replay, len(wrong), first(wrong, 20))
 	}

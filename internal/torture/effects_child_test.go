@@ -202,6 +202,34 @@ func (relayReport) OutboxDeleted(int64)      {}
 
 type effectRanKey struct{}
 
+// effects is the middleware, outside an inbox's, that reports what became
+// of each job: "eff ID ATTEMPT" when its handler ran (markRan) and the
+// inbox committed its effect, "skip ID" when the inbox skipped it; and
+// that kills the process, once the effect committed and before the ack,
+// for the jobs dies picks ("die ID").
+func (r *reporter) effects(dies func(*worker.Job) bool) worker.Middleware {
+	return func(next worker.Handler) worker.Handler {
+		return worker.HandlerFunc(func(ctx context.Context, job *worker.Job) error {
+			ran := new(bool)
+			if err := next.HandleJob(context.WithValue(ctx, effectRanKey{}, ran), job); err != nil {
+				return err
+			}
+			if !*ran {
+				r.report("skip %s", job.ID)
+				return nil
+			}
+			r.report("eff %s %d", job.ID, job.Attempt)
+			if dies(job) {
+				r.die("die %s", job.ID)
+			}
+			return nil
+		})
+	}
+}
+
+// markRan tells the effects middleware that the handler wrote its effect.
+func markRan(ctx context.Context) { *ctx.Value(effectRanKey{}).(*bool) = true }
+
 // consumerChild consumes its queue through an inbox. A billing child's
 // inbox is in PostgreSQL, and each job's effect is a row in charges
 // written in the inbox's transaction; a notify child's inbox is in Redis,
@@ -268,24 +296,10 @@ func consumerChild(ctx context.Context, role string) error {
 
 	// report runs outside the inbox: when the inbox returns nil, its
 	// transaction has committed and the pool has not acked.
-	report := func(next worker.Handler) worker.Handler {
-		return worker.HandlerFunc(func(ctx context.Context, job *worker.Job) error {
-			ran := new(bool)
-			if err := next.HandleJob(context.WithValue(ctx, effectRanKey{}, ran), job); err != nil {
-				return err
-			}
-			if !*ran {
-				rep.report("skip %s", job.ID)
-				return nil
-			}
-			rep.report("eff %s %d", job.ID, job.Attempt)
-			var p effectPayload
-			if job.Decode(&p) == nil && p.B == effectDieLate {
-				rep.die("die %s", job.ID)
-			}
-			return nil
-		})
-	}
+	report := rep.effects(func(job *worker.Job) bool {
+		var p effectPayload
+		return job.Decode(&p) == nil && p.B == effectDieLate
+	})
 	mux := worker.NewMux()
 	mux.Use(report, ib.Middleware)
 	mux.HandleFunc(effectJobType, func(ctx context.Context, job *worker.Job) error {
@@ -312,7 +326,7 @@ func consumerChild(ctx context.Context, role string) error {
 		if failFirst {
 			return errors.New("torture: failing after writing the effect, on purpose (the inbox's rollback undoes it)")
 		}
-		*ctx.Value(effectRanKey{}).(*bool) = true
+		markRan(ctx)
 		return nil
 	})
 	opts := []worker.Option{

@@ -234,23 +234,14 @@ func TestEffects(t *testing.T) {
 	conn.Close()
 
 	l := newEffectsLedger()
-	var sups []*supervisor
-	roles := map[*supervisor]string{}
-	var wg sync.WaitGroup
+	fl := newFleet(t)
 	start := func(role, queue string, i int) {
 		name := brokertest.ConnName(t, fmt.Sprintf("%s%d", role, i))
-		s := newSupervisor(i, name, []string{
+		fl.start(i, name, role, []string{
 			childRoleEnv + "=" + role, childURLEnv + "=" + url, childTopologyEnv + "=" + text, childNameEnv + "=" + name,
 			childDBEnv + "=" + dbURL(fmt.Sprintf("%s%d", role, i)), childQueueEnv + "=" + queue,
 			childRedisEnv + "=" + redistest.URL(t), childPrefixEnv + "=" + redisPrefix,
 		}, func(slot int, line string) { l.line(role, slot, line) })
-		sups = append(sups, s)
-		roles[s] = role
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.run()
-		}()
 	}
 	for i := range 2 {
 		start(roleRelay, "", i)
@@ -261,30 +252,6 @@ func TestEffects(t *testing.T) {
 	for i := range 2 {
 		start(roleNotify, p.Notify, i)
 	}
-	stopChildren := func() (stuck int) {
-		var mu sync.Mutex
-		var swg sync.WaitGroup
-		for _, s := range sups {
-			swg.Add(1)
-			go func() {
-				defer swg.Done()
-				if !s.stop(time.Minute) {
-					mu.Lock()
-					stuck++
-					mu.Unlock()
-				}
-			}()
-		}
-		swg.Wait()
-		wg.Wait()
-		return stuck
-	}
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			stopChildren()
-		}
-	})
 
 	prod := produceTrips(ctx, producerDB, topo, p)
 
@@ -316,13 +283,13 @@ func TestEffects(t *testing.T) {
 		done := produced && pr.uncharged == 0 && pr.unnotified == 0 && pr.backlog == 0
 		if !done {
 			if time.Now().After(nextKill) {
-				if s := sups[chaos.IntN(len(sups))]; s.kill() {
-					kills[roles[s]]++
+				if s := fl.sups[chaos.IntN(len(fl.sups))]; s.kill() {
+					kills[fl.roles[s]]++
 				}
 				nextKill = time.Now().Add(jitter(chaos, 1500*time.Millisecond, 4*time.Second))
 			}
 			if time.Now().After(nextClose) {
-				if s := sups[chaos.IntN(len(sups))]; s.running() {
+				if s := fl.sups[chaos.IntN(len(fl.sups))]; s.running() {
 					closes += brokertest.CloseConnections(t, s.name)
 				}
 				nextClose = time.Now().Add(jitter(chaos, 3*time.Second, 8*time.Second))
@@ -352,20 +319,15 @@ func TestEffects(t *testing.T) {
 			break
 		}
 	}
-	if stuck := stopChildren(); stuck > 0 {
+	if stuck := fl.stop(); stuck > 0 {
 		t.Errorf("%s: %d children did not shut down within a minute of being asked to", replay, stuck)
 	}
-	stopped = true
 	<-prod.done
 
 	parked := readEffectsDeadLetters(t, url, p.Queue)
 	parkedNotify := readEffectsDeadLetters(t, url, p.Notify)
 	v := checkEffects(ctx, t, db, prod, l, parked, parkedNotify)
-	starts, failures := 0, []string(nil)
-	for _, s := range sups {
-		st, _, _, fa := s.stats()
-		starts, failures = starts+st, append(failures, fa...)
-	}
+	starts, failures := fl.stats()
 	// A notify worker SIGKILLed between a job's effect and its done mark
 	// in Redis leaves the job to run again: at most one more effect per
 	// job it was running (its concurrency), and one per terminated
@@ -379,7 +341,7 @@ func TestEffects(t *testing.T) {
 		cfg.seed, v.trips, len(prod.rolledBack), v.charges, len(v.lost), v.duplicated, len(v.phantom), len(parked),
 		l.skipped[roleBilling], v.notices, len(v.notifyLost), v.notifyDuplicated, notifyAllowed, len(parkedNotify),
 		l.relaySent, l.died[roleBilling], l.died[roleNotify], l.diedBeforeMrk,
-		kills[roleRelay]+kills[roleBilling]+kills[roleNotify], kills[roleRelay], kills[roleBilling], kills[roleNotify], starts-len(sups),
+		kills[roleRelay]+kills[roleBilling]+kills[roleNotify], kills[roleRelay], kills[roleBilling], kills[roleNotify], starts-len(fl.sups),
 		closes, terminated, prod.retries, version)
 	died, relaySent, bad := l.died[roleBilling], l.relaySent, l.bad
 	l.mu.Unlock()

@@ -176,27 +176,14 @@ func sagaStepChild(ctx context.Context) error {
 		if kind == "step" {
 			job.SetResult(fmt.Sprintf("n%d/s%d", c.N, c.Place))
 		}
-		*ctx.Value(effectRanKey{}).(*bool) = true
+		markRan(ctx)
 		return nil
 	})
-	report := func(next worker.Handler) worker.Handler {
-		return worker.HandlerFunc(func(ctx context.Context, job *worker.Job) error {
-			ran := new(bool)
-			if err := next.HandleJob(context.WithValue(ctx, effectRanKey{}, ran), job); err != nil {
-				return err
-			}
-			if !*ran {
-				rep.report("skip %s", job.ID)
-				return nil
-			}
-			rep.report("eff %s %d", job.ID, job.Attempt)
-			var c sagaCommand
-			if job.Decode(&c) == nil && c.DieAt {
-				rep.die("die %s", job.ID) // committed, its reply not sent
-			}
-			return nil
-		})
-	}
+	// A death after the commit, before the reply is sent.
+	report := rep.effects(func(job *worker.Job) bool {
+		var c sagaCommand
+		return job.Decode(&c) == nil && c.DieAt
+	})
 	var queues []worker.Option
 	for _, q := range strings.Split(os.Getenv(childQueueEnv), ",") {
 		queues = append(queues, worker.WithQueue(q, worker.Concurrency(4), worker.Prefetch(8)))

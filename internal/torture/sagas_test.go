@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -133,22 +132,13 @@ routes:
 
 	l := newEffectsLedger()
 	l.effects[roleSagaStep] = map[string]int{}
-	var sups []*supervisor
-	roles := map[*supervisor]string{}
-	var wg sync.WaitGroup
+	fl := newFleet(t)
 	start := func(role, queue string, i int) {
 		name := brokertest.ConnName(t, fmt.Sprintf("%s%d", role, i))
-		s := newSupervisor(i, name, []string{
+		fl.start(i, name, role, []string{
 			childRoleEnv + "=" + role, childURLEnv + "=" + url, childTopologyEnv + "=" + text, childNameEnv + "=" + name,
 			childDBEnv + "=" + pgtest.SchemaURL(t, schema), childQueueEnv + "=" + queue,
 		}, func(slot int, line string) { l.line(role, slot, line) })
-		sups = append(sups, s)
-		roles[s] = role
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.run()
-		}()
 	}
 	for i := range 2 {
 		start(roleCoordinator, replies, i)
@@ -156,30 +146,6 @@ routes:
 	for i := range cfg.workers {
 		start(roleSagaStep, steps, i)
 	}
-	stopChildren := func() (stuck int) {
-		var mu sync.Mutex
-		var swg sync.WaitGroup
-		for _, s := range sups {
-			swg.Add(1)
-			go func() {
-				defer swg.Done()
-				if !s.stop(time.Minute) {
-					mu.Lock()
-					stuck++
-					mu.Unlock()
-				}
-			}()
-		}
-		swg.Wait()
-		wg.Wait()
-		return stuck
-	}
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			stopChildren()
-		}
-	})
 
 	// The sagas, started over about 20 seconds.
 	started := make(chan error, 1)
@@ -230,13 +196,13 @@ routes:
 			break
 		}
 		if time.Now().After(nextKill) {
-			if s := sups[chaos.IntN(len(sups))]; s.kill() {
-				kills[roles[s]]++
+			if s := fl.sups[chaos.IntN(len(fl.sups))]; s.kill() {
+				kills[fl.roles[s]]++
 			}
 			nextKill = time.Now().Add(jitter(chaos, 2*time.Second, 6*time.Second))
 		}
 		if time.Now().After(nextClose) {
-			if s := sups[chaos.IntN(len(sups))]; s.running() {
+			if s := fl.sups[chaos.IntN(len(fl.sups))]; s.running() {
 				closes += brokertest.CloseConnections(t, s.name)
 			}
 			nextClose = time.Now().Add(jitter(chaos, 3*time.Second, 8*time.Second))
@@ -253,10 +219,9 @@ routes:
 	// Late duplicates (a command sent again by a relay that died
 	// mid-batch) have a moment to show.
 	time.Sleep(2 * time.Second)
-	if stuck := stopChildren(); stuck > 0 {
+	if stuck := fl.stop(); stuck > 0 {
 		t.Errorf("%s: %d children did not shut down within a minute of being asked to", replay, stuck)
 	}
-	stopped = true
 
 	// The ledger.
 	got := map[int][]string{}
@@ -305,18 +270,14 @@ routes:
 	if err := db.QueryRow(ctx, "SELECT count(*) FROM warren_saga_steps WHERE status = 'pending'").Scan(&pending); err != nil {
 		t.Fatal(err)
 	}
-	starts, failures := 0, []string(nil)
-	for _, s := range sups {
-		st, _, _, fa := s.stats()
-		starts, failures = starts+st, append(failures, fa...)
-	}
+	starts, failures := fl.stats()
 	l.mu.Lock()
 	skipped, died, bad := l.skipped[roleSagaStep], l.died[roleSagaStep], l.bad
 	l.mu.Unlock()
 	fmt.Printf("torture sagas ledger: seed=%d sagas=%d completed=%d compensated=%d wrong=%d effects=%d (want %d) pending_commands=%d "+
 		"skipped_duplicates=%d died_after_commit=%d kills=%d (coordinator %d, step worker %d) restarts=%d closed_connections=%d broker=%s\n",
 		cfg.seed, n, completed, compensated, len(wrong), effects, want, pending, skipped, died,
-		kills[roleCoordinator]+kills[roleSagaStep], kills[roleCoordinator], kills[roleSagaStep], starts-len(sups), closes, version)
+		kills[roleCoordinator]+kills[roleSagaStep], kills[roleCoordinator], kills[roleSagaStep], starts-len(fl.sups), closes, version)
 	if len(wrong) > 0 {
 		t.Errorf("%s: %d sagas whose end or effects differ from their plan:\n%s", replay, len(wrong), first(wrong, 20))
 	}

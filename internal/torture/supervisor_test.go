@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -151,4 +152,69 @@ func tail(b []byte, n int) []byte {
 		return b[len(b)-n:]
 	}
 	return b
+}
+
+// fleet is a run's child processes, each slot kept running by its
+// supervisor until the fleet stops.
+type fleet struct {
+	sups    []*supervisor
+	roles   map[*supervisor]string
+	wg      sync.WaitGroup
+	stopped bool
+}
+
+// newFleet returns an empty fleet, stopped at the test's end if it was
+// not before.
+func newFleet(t *testing.T) *fleet {
+	f := &fleet{roles: map[*supervisor]string{}}
+	t.Cleanup(func() { f.stop() })
+	return f
+}
+
+// start starts a slot: the child of role with env, its lines to onLine.
+func (f *fleet) start(slot int, name, role string, env []string, onLine func(slot int, line string)) *supervisor {
+	s := newSupervisor(slot, name, env, onLine)
+	f.sups = append(f.sups, s)
+	f.roles[s] = role
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		s.run()
+	}()
+	return s
+}
+
+// stop asks every child to shut down gracefully, waits up to a minute for
+// each, and returns how many did not stop in time (and were killed).
+// Only the first call does anything.
+func (f *fleet) stop() (stuck int) {
+	if f.stopped {
+		return 0
+	}
+	f.stopped = true
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, s := range f.sups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if !s.stop(time.Minute) {
+				mu.Lock()
+				stuck++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	f.wg.Wait()
+	return stuck
+}
+
+// stats sums the slots' starts, and gathers their failures.
+func (f *fleet) stats() (starts int, failures []string) {
+	for _, s := range f.sups {
+		st, _, _, fa := s.stats()
+		starts, failures = starts+st, append(failures, fa...)
+	}
+	return starts, failures
 }

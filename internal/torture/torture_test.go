@@ -18,7 +18,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -113,41 +112,12 @@ func TestTorture(t *testing.T) {
 	decl.Close(ctx)
 
 	l := newLedger()
-	sups := make([]*supervisor, cfg.workers)
-	var wg sync.WaitGroup
-	for i := range sups {
+	fl := newFleet(t)
+	for i := range cfg.workers {
 		name := brokertest.ConnName(t, fmt.Sprintf("worker%d", i))
-		sups[i] = newSupervisor(i, name, []string{childURLEnv + "=" + url, childTopologyEnv + "=" + text, childNameEnv + "=" + name}, l.line)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sups[i].run()
-		}()
+		fl.start(i, name, "worker", []string{childURLEnv + "=" + url, childTopologyEnv + "=" + text, childNameEnv + "=" + name}, l.line)
 	}
-	stopWorkers := func() (stuck int) {
-		var mu sync.Mutex
-		var swg sync.WaitGroup
-		for _, s := range sups {
-			swg.Add(1)
-			go func() {
-				defer swg.Done()
-				if !s.stop(time.Minute) {
-					mu.Lock()
-					stuck++
-					mu.Unlock()
-				}
-			}()
-		}
-		swg.Wait()
-		wg.Wait()
-		return stuck
-	}
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			stopWorkers()
-		}
-	})
+	sups := fl.sups
 
 	published := publish(ctx, t, conn, topo, p, l)
 
@@ -217,10 +187,9 @@ func TestTorture(t *testing.T) {
 			break
 		}
 	}
-	if stuck := stopWorkers(); stuck > 0 {
+	if stuck := fl.stop(); stuck > 0 {
 		t.Errorf("%s: %d workers did not shut down within a minute of being asked to", replay, stuck)
 	}
-	stopped = true
 
 	rr := replayKilledMidway(t, url, p, l)
 	parkedN := readDeadLetters(t, url, p, l, rr.Queue)
