@@ -57,6 +57,12 @@
 // producers in other languages, and testdata/wire holds conformance
 // vectors that the tests check in both directions.
 //
+// A job can also carry the CloudEvents binary-mode attributes
+// (cloudEvents_id, _type, _source, _time, …), written from its own
+// properties by AsCloudEvent or WithCloudEvents and read by CloudEventOf;
+// a message CloudEvents tooling published with only those attributes is
+// read as a job of its CloudEvents type.
+//
 // # Hostile bodies
 //
 // The MessagePack decoder trusts the lengths a body declares and recurses

@@ -82,6 +82,12 @@ func readMessage(m *message) (*Envelope, error) {
 // readMessageInto is readMessage into e, which must be a zero Envelope:
 // a Consumer allocates it with its Delivery.
 func readMessageInto(m *message, e *Envelope) error {
+	id, typ, ts := m.messageID, m.typ, m.timestamp
+	if (id == "" || typ == "") && len(m.headers) > 0 {
+		// A message from CloudEvents tooling: its id, type and time may
+		// be attributes only.
+		id, typ, ts = cloudEventProperties(m.headers, id, typ, ts)
+	}
 	var first error
 	if !isMsgpack(m.contentType) {
 		if m.contentType == "" {
@@ -91,14 +97,14 @@ func readMessageInto(m *message, e *Envelope) error {
 		}
 	} else if enc := m.contentEncoding; enc != "" && !strings.EqualFold(enc, "identity") {
 		first = fmt.Errorf("%w: content encoding %q; publish the MessagePack body uncompressed", ErrUnsupportedContentType, enc)
-	} else if m.typ == "" && !m.typeOptional {
-		first = fmt.Errorf("%w (message id %q)", ErrMissingType, m.messageID)
+	} else if typ == "" && !m.typeOptional {
+		first = fmt.Errorf("%w (message id %q)", ErrMissingType, id)
 	}
 	// Field by field: e is zero already, and assigning a whole Envelope
 	// copies every byte of it, a good part of a delivery's cost.
-	e.ID, e.Type, e.ContentType, e.AppID = m.messageID, m.typ, m.contentType, m.appID
+	e.ID, e.Type, e.ContentType, e.AppID = id, typ, m.contentType, m.appID
 	e.CorrelationID, e.ReplyTo, e.Expiration = m.correlationID, m.replyTo, m.expiration
-	e.Timestamp, e.Priority, e.Attempt, e.Body = m.timestamp.UTC(), m.priority, 1, m.body
+	e.Timestamp, e.Priority, e.Attempt, e.Body = ts.UTC(), m.priority, 1, m.body
 	var problems []string
 	fail := func(err error) {
 		problems = append(problems, err.Error())
@@ -170,14 +176,14 @@ func readMessageInto(m *message, e *Envelope) error {
 		if first != nil {
 			return fmt.Errorf("%w; %w", first, h)
 		}
-		return fmt.Errorf("%w (message id %q): %w", ErrMalformedEnvelope, m.messageID, h)
+		return fmt.Errorf("%w (message id %q): %w", ErrMalformedEnvelope, id, h)
 	}
 	if first != nil {
 		return first
 	}
 	if len(problems) > 0 {
 		slices.Sort(problems) // map order is random; messages should not be
-		return fmt.Errorf("%w (message id %q): %s", ErrMalformedEnvelope, m.messageID, strings.Join(problems, "; "))
+		return fmt.Errorf("%w (message id %q): %s", ErrMalformedEnvelope, id, strings.Join(problems, "; "))
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -17,6 +18,9 @@ var fuzzHeaderNames = []string{
 	HeaderOriginExchange, HeaderOriginRoutingKey, HeaderOriginQueue, HeaderReplayCount,
 	HeaderWorkerHost, HeaderTraceparent, HeaderTracestate,
 	"tenant", "x-death", "warren-future", "",
+	// 16 on: CloudEvents attributes, read when the id or type is missing.
+	"cloudEvents_specversion", "cloudEvents_id", "cloudEvents_type", "cloudEvents_time", "cloudEvents_source",
+	"cloudEvents:specversion", "cloudEvents:type", "cloudEvents_tenant",
 }
 
 // fuzzHeaders interprets b as a list of headers: a name byte, a type byte,
@@ -94,6 +98,11 @@ func FuzzFromDelivery(f *testing.F) {
 	f.Add(ContentType, "t", append([]byte{4, 9, 25}, "0000-01-01T00:30:00+01:00"...), []byte{0xc0})
 	f.Add(ContentType, "t", []byte{3, 16, 0, 0, 1, 1, 0, 30, 0, 4}, []byte{0xc0})
 	f.Add(ContentType, "t", []byte{1, 10, 3, 'b', 'a', 'd', 8, 4, 255, 0, 3}, []byte{0xdd, 0xff, 0xff, 0xff, 0xff})
+	// A CloudEvent from CloudEvents tooling: no type property (and so no
+	// id or timestamp either), its attributes in the headers.
+	ce := func(name byte, v string) []byte { return append([]byte{name, 9, byte(len(v))}, v...) }
+	f.Add(ContentType, "", slices.Concat(ce(16, "1.0"), ce(17, "evt-1"), ce(18, "order.placed"), ce(19, "2026-11-24T10:00:00.250+01:00"), ce(20, "/shop")), []byte{0xc0})
+	f.Add(ContentType, "", slices.Concat(ce(21, "1.0"), ce(22, "order.placed"), []byte{19, 13, 0, 0, 0, 0}), []byte{0xc0})
 	for i, s := range fuzzSeeds(f) {
 		f.Add(ContentType, "t", []byte{byte(i), byte(i)}, s)
 	}
@@ -101,6 +110,11 @@ func FuzzFromDelivery(f *testing.F) {
 		d := &amqp.Delivery{
 			ContentType: contentType, MessageId: "id", Type: typ, Timestamp: time.Unix(1795514400, 0),
 			Headers: fuzzHeaders(headers), Body: body,
+		}
+		if typ == "" {
+			// As CloudEvents tooling may publish: no property names the
+			// job, its attributes may.
+			d.MessageId, d.Timestamp = "", time.Time{}
 		}
 		env, err := FromDelivery(d)
 		if err != nil {
@@ -129,6 +143,11 @@ func FuzzFromDelivery(f *testing.F) {
 		}
 		if diff := cmp.Diff(&want, got); diff != "" {
 			t.Fatalf("round trip (-want +got):\n%s", diff)
+		}
+		ce, ok := CloudEventOf(env)
+		ce2, ok2 := CloudEventOf(got)
+		if ok != ok2 || !cmp.Equal(ce, ce2) {
+			t.Fatalf("CloudEventOf changed on the way: %+v, %v; then %+v, %v", ce, ok, ce2, ok2)
 		}
 		var v any
 		_ = env.Decode(&v)

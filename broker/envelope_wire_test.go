@@ -49,6 +49,12 @@ type wireVector struct {
 			ReplayCount int          `json:"replay_count"`
 			Failure     *wireFailure `json:"failure"`
 		} `json:"envelope"`
+		// CloudEvent is AsCloudEvent's arguments, when the job is
+		// published with it.
+		CloudEvent *struct {
+			Source  string `json:"source"`
+			Subject string `json:"subject"`
+		} `json:"cloud_event"`
 	} `json:"input"`
 	Properties struct {
 		ContentType   string `json:"content_type"`
@@ -65,6 +71,9 @@ type wireVector struct {
 	Headers []typedField    `json:"headers"`
 	Body    string          `json:"body"`
 	Payload json.RawMessage `json:"payload"`
+	// CloudEvent is what CloudEventOf reads from the message; absent
+	// when it carries no CloudEvents attributes.
+	CloudEvent *wireCloudEvent `json:"cloud_event"`
 }
 
 type wireFailure struct {
@@ -445,6 +454,12 @@ func (v *wireVector) build(t *testing.T) (*Envelope, *amqp.Delivery) {
 		}
 	}
 
+	if ce := v.Input.CloudEvent; ce != nil {
+		if err := MarkEnvelope(env, AsCloudEvent(ce.Source, ce.Subject)); err != nil {
+			t.Fatalf("AsCloudEvent: %v", err)
+		}
+	}
+
 	headers, err := fieldTable(v.Headers)
 	if err != nil {
 		t.Fatalf("headers: %v", err)
@@ -489,6 +504,7 @@ func TestWireVectors(t *testing.T) {
 				if diff := cmp.Diff(env, got); diff != "" {
 					t.Errorf("FromDelivery (-built from the inputs +got):\n%s", diff)
 				}
+				v.CloudEvent.check(t, got)
 				var payload any
 				if err := got.Decode(&payload); err != nil {
 					t.Fatal(err)

@@ -32,6 +32,8 @@ type publishOptions struct {
 	slip *Slip
 	// batch is the batch BatchMember sets; "" without one.
 	batch string
+	// ce is set by AsCloudEvent, or from WithCloudEvents; nil without.
+	ce *cloudEventMark
 }
 
 // publishTarget is where a message goes: the route of its job type
@@ -147,13 +149,18 @@ func UniqueKey(key string) PublishOption {
 }
 
 // mark writes what the options put in the job's envelope: its expiration,
-// its unique key, its routing slip and its batch.
+// its unique key, its routing slip, its batch and its CloudEvents
+// attributes.
 func (o *publishOptions) mark(env *Envelope) {
 	env.Expiration = o.expiration()
-	if o.uniqueKey == "" && o.slip == nil && o.batch == "" {
+	if o.uniqueKey == "" && o.slip == nil && o.batch == "" && o.ce == nil {
 		return
 	}
-	h := make(map[string]any, len(env.Headers)+3)
+	n := len(env.Headers) + 3
+	if o.ce != nil {
+		n += 6
+	}
+	h := make(map[string]any, n)
 	maps.Copy(h, env.Headers)
 	if o.uniqueKey != "" {
 		h[HeaderUniqueKey] = o.uniqueKey
@@ -163,6 +170,9 @@ func (o *publishOptions) mark(env *Envelope) {
 	}
 	if o.batch != "" {
 		h[HeaderBatch] = o.batch
+	}
+	if o.ce != nil {
+		o.ce.put(h, env)
 	}
 	env.Headers = h
 }
@@ -182,7 +192,7 @@ func BatchMember(id string) PublishOption {
 }
 
 // MarkEnvelope writes into env what opts put in a job's headers and
-// properties — UniqueKey, RoutingSlip, BatchMember, Expire — for code that
+// properties — UniqueKey, RoutingSlip, BatchMember, AsCloudEvent, Expire — for code that
 // publishes envelopes of its own making (package outbox). Options that say
 // where or when a job goes (To, ToQueue, At, In) are an error wrapping
 // ErrInvalidOption: that code routes the job itself.

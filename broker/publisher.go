@@ -23,6 +23,8 @@ type publisherOptions struct {
 	appID  string
 	log    zerolog.Logger
 	window int
+	// ce marks every job as a CloudEvent (WithCloudEvents); nil without.
+	ce *cloudEventMark
 	// publisherOnly names the last option given that only a Publisher
 	// takes, for NewSender to refuse.
 	publisherOnly string
@@ -98,6 +100,7 @@ func WithBatchWindow(n int) PublisherOption {
 type Publisher struct {
 	s      *Sender // with the router: the pipe every job goes through
 	window int
+	ce     *cloudEventMark // WithCloudEvents; nil without
 }
 
 // NewPublisher returns a Publisher on conn. It opens its channel on first
@@ -107,7 +110,7 @@ func NewPublisher(conn *Conn, opts ...PublisherOption) (*Publisher, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Publisher{s: newSender(conn, o), window: o.window}, nil
+	return &Publisher{s: newSender(conn, o), window: o.window, ce: o.ce}, nil
 }
 
 // PublishError says which job failed to publish and why. It wraps one of
@@ -149,6 +152,9 @@ func (p *Publisher) Publish(ctx context.Context, job Job, opts ...PublishOption)
 	o, err := applyPublishOptions(opts)
 	if err != nil {
 		return err
+	}
+	if o.ce == nil {
+		o.ce = p.ce
 	}
 	inheritCorrelation(ctx, &job)
 	env, err := NewEnvelope(job)
@@ -208,6 +214,9 @@ func (p *Publisher) PublishBatch(ctx context.Context, jobs []Job, opts ...Publis
 	}
 	if o.slip != nil && len(jobs) > 1 {
 		return fmt.Errorf("%w: RoutingSlip with a batch of %d jobs: a routing slip starts one chain; publish each chain on its own", ErrInvalidOption, len(jobs))
+	}
+	if o.ce == nil {
+		o.ce = p.ce
 	}
 	var failed []BatchFailure
 	type sent struct {

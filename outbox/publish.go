@@ -27,7 +27,8 @@ type publishOptions struct {
 
 // Marks marks the job as the broker options given would: broker.UniqueKey,
 // broker.RoutingSlip (a chain started in a transaction), broker.BatchMember
-// (package batch). Options that route or schedule the job (broker.To, At,
+// (package batch), broker.AsCloudEvent (a domain event CloudEvents tooling
+// reads). Options that route or schedule the job (broker.To, At,
 // In), and broker.Expire (the relay publishes later), are refused.
 func Marks(opts ...broker.PublishOption) PublishOption {
 	return func(o *publishOptions) error {
