@@ -8,12 +8,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
-	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/warrenmq/warren/internal/servicetest"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -23,35 +22,18 @@ import (
 // database test).
 const DefaultURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 
-var (
-	once    sync.Once
-	found   string
-	findErr error
-)
-
-// URL returns the URL of the test database, failing t when there is none.
-func URL(t testing.TB) string {
-	t.Helper()
-	once.Do(func() { found, findErr = find() })
-	if findErr != nil {
-		t.Fatal(findErr)
-	}
-	return found
+var service = &servicetest.Service{
+	Name:       "PostgreSQL",
+	Env:        "DATABASE_URL",
+	Default:    DefaultURL,
+	HowToStart: "Debian: apt-get install postgresql, then pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start, and createdb test as postgres with trust auth for 127.0.0.1; or make services",
+	Ping:       ping,
 }
 
-func find() (string, error) {
-	if u := os.Getenv("DATABASE_URL"); u != "" {
-		if err := ping(u, 10*time.Second); err != nil {
-			return "", fmt.Errorf("DATABASE_URL is set but its database does not answer: %v\nstart it, or unset DATABASE_URL to use the local default %s", err, DefaultURL)
-		}
-		return u, nil
-	}
-	if err := ping(DefaultURL, 3*time.Second); err != nil {
-		return "", fmt.Errorf("no PostgreSQL for the tests: nothing answers at %s (%v).\n"+
-			"Start one (Debian: apt-get install postgresql, then pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start, "+
-			"and createdb test as postgres with trust auth for 127.0.0.1), or point DATABASE_URL at a database", DefaultURL, err)
-	}
-	return DefaultURL, nil
+// URL returns the URL of the test PostgreSQL, failing t when there is none.
+func URL(t testing.TB) string {
+	t.Helper()
+	return service.URL(t)
 }
 
 func ping(u string, timeout time.Duration) error {

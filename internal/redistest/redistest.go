@@ -8,11 +8,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
-	"os"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/warrenmq/warren/internal/servicetest"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -20,35 +19,18 @@ import (
 // DefaultURL is the Redis a development machine runs.
 const DefaultURL = "redis://127.0.0.1:6379/0"
 
-var (
-	once    sync.Once
-	found   string
-	findErr error
-)
+var service = &servicetest.Service{
+	Name:       "Redis",
+	Env:        "REDIS_URL",
+	Default:    DefaultURL,
+	HowToStart: "Debian: apt-get install redis-server, then redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save \"\"; or make services",
+	Ping:       ping,
+}
 
 // URL returns the URL of the test Redis, failing t when there is none.
 func URL(t testing.TB) string {
 	t.Helper()
-	once.Do(func() { found, findErr = find() })
-	if findErr != nil {
-		t.Fatal(findErr)
-	}
-	return found
-}
-
-func find() (string, error) {
-	if u := os.Getenv("REDIS_URL"); u != "" {
-		if err := ping(u, 10*time.Second); err != nil {
-			return "", fmt.Errorf("REDIS_URL is set but its server does not answer: %v\nstart it, or unset REDIS_URL to use the local default %s", err, DefaultURL)
-		}
-		return u, nil
-	}
-	if err := ping(DefaultURL, 3*time.Second); err != nil {
-		return "", fmt.Errorf("no Redis for the tests: nothing answers at %s (%v).\n"+
-			"Start one (Debian: apt-get install redis-server, then redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save \"\"), "+
-			"or point REDIS_URL at a server", DefaultURL, err)
-	}
-	return DefaultURL, nil
+	return service.URL(t)
 }
 
 func ping(u string, timeout time.Duration) error {
