@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -107,42 +104,15 @@ func TestWorkersKilled(t *testing.T) {
 	env := append(os.Environ(), childEnv+"=1", envDB+"="+pgtest.SchemaURL(t, f.schema), envAMQP+"="+brokertest.URL(t),
 		envTopology+"="+f.YAML, envQueue+"="+f.Queue)
 
-	chaos := time.Now().Add(8 * time.Second)
-	var kills atomic.Int64
-	var wg sync.WaitGroup
-	for slot := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for time.Now().Before(chaos) {
-				cmd := exec.Command(os.Args[0], "-test.run=^$")
-				cmd.Env = env
-				cmd.Stderr = os.Stderr
-				if err := cmd.Start(); err != nil {
-					t.Errorf("slot %d: %v", slot, err)
-					return
-				}
-				time.Sleep(time.Duration(300+rand.IntN(900)) * time.Millisecond)
-				_ = cmd.Process.Signal(syscall.SIGKILL)
-				err := cmd.Wait()
-				var ee *exec.ExitError
-				if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-					t.Errorf("slot %d: the worker ended with %v, want killed by SIGKILL", slot, err)
-					return
-				}
-				kills.Add(1)
-			}
-		}()
-	}
-	testkit.WaitDone(t, &wg, time.Minute, "the killed workers")
+	killed := testkit.KillChildren(t, env, 2, 8*time.Second, 300*time.Millisecond, 1200*time.Millisecond)()
 	ctx := brokertest.Context(t, 2*time.Minute)
 	st, err := batch.Get(ctx, f.db, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%d workers killed; %d of %d jobs counted after the kills", kills.Load(), st.Succeeded+st.Failed, n)
-	if kills.Load() < 4 {
-		t.Fatalf("only %d workers killed: the test proves nothing", kills.Load())
+	t.Logf("%d workers killed; %d of %d jobs counted after the kills", killed, st.Succeeded+st.Failed, n)
+	if killed < 4 {
+		t.Fatalf("only %d workers killed: the test proves nothing", killed)
 	}
 
 	f.run(t, newFinisher(t, f.db))

@@ -6,10 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -118,33 +115,7 @@ func TestCoordinatorsKilled(t *testing.T) {
 	env := append(os.Environ(), childEnv+"=1", envDB+"="+pgtest.SchemaURL(t, f.schema), envAMQP+"="+brokertest.URL(t),
 		envTopology+"="+f.yaml, envReplies+"="+f.replies)
 
-	chaos := time.Now().Add(8 * time.Second)
-	var kills atomic.Int64
-	var wg sync.WaitGroup
-	for slot := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for time.Now().Before(chaos) {
-				cmd := exec.Command(os.Args[0], "-test.run=^$")
-				cmd.Env = env
-				cmd.Stderr = os.Stderr
-				if err := cmd.Start(); err != nil {
-					t.Errorf("slot %d: %v", slot, err)
-					return
-				}
-				time.Sleep(time.Duration(100+rand.IntN(900)) * time.Millisecond)
-				_ = cmd.Process.Signal(syscall.SIGKILL)
-				err := cmd.Wait()
-				var ee *exec.ExitError
-				if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-					t.Errorf("slot %d: the coordinator ended with %v, want killed by SIGKILL", slot, err)
-					return
-				}
-				kills.Add(1)
-			}
-		}()
-	}
+	waitKilled := testkit.KillChildren(t, env, 2, 8*time.Second, 100*time.Millisecond, time.Second)
 	ctx := brokertest.Context(t, 2*time.Minute)
 	for _, id := range ids {
 		if err := saga.StartTx(ctx, starter, def, id, trip{ID: id}); err != nil {
@@ -152,14 +123,14 @@ func TestCoordinatorsKilled(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	testkit.WaitDone(t, &wg, time.Minute, "the killed coordinators")
+	killed := waitKilled()
 	var running int
 	if err := f.db.QueryRow(ctx, `SELECT count(*) FROM warren_saga WHERE status IN ('running', 'compensating')`).Scan(&running); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%d coordinators killed; %d sagas of %d still running after the kills", kills.Load(), running, n)
-	if kills.Load() < 4 {
-		t.Fatalf("only %d coordinators killed: the test proves nothing", kills.Load())
+	t.Logf("%d coordinators killed; %d sagas of %d still running after the kills", killed, running, n)
+	if killed < 4 {
+		t.Fatalf("only %d coordinators killed: the test proves nothing", killed)
 	}
 
 	// A coordinator that is not killed finishes the work.
