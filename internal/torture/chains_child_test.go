@@ -5,15 +5,10 @@ package torture_test
 import (
 	"context"
 	"errors"
-	"os"
 	"strconv"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/warrenmq/warren/inbox"
 	"github.com/warrenmq/warren/inbox/pginbox"
-	"github.com/warrenmq/warren/topology"
 	"github.com/warrenmq/warren/worker"
 	"github.com/warrenmq/warren/workflow"
 )
@@ -42,30 +37,15 @@ const (
 // effects children do.
 func chainChild(ctx context.Context) error {
 	var rep reporter
-	log := childLogger()
-	topo, err := topology.Parse("chains.yaml", []byte(os.Getenv(childTopologyEnv)))
+	c, closeChild, err := openChild(ctx)
 	if err != nil {
 		return err
 	}
-	pool, err := pgxpool.New(ctx, os.Getenv(childDBEnv))
+	defer closeChild()
+	ib, err := c.pgInbox(chainConsumer)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	store, err := pginbox.New(pool)
-	if err != nil {
-		return err
-	}
-	ib, err := inbox.New(store, chainConsumer)
-	if err != nil {
-		return err
-	}
-	conn, err := dialChild(ctx, log)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	name := os.Getenv(childNameEnv)
 
 	handle := worker.HandlerFunc(func(ctx context.Context, job *worker.Job) error {
 		if len(job.Type) < 2 {
@@ -93,7 +73,7 @@ func chainChild(ctx context.Context) error {
 			return worker.Permanent(errors.New("no inbox transaction in the handler's ctx"))
 		}
 		if _, err := tx.Exec(ctx, "INSERT INTO chain_effects (chain_id, kind, place, job_type, payload, worker) VALUES ($1, $2, $3, $4, $5, $6)",
-			info.ChainID, what, place, job.Type, in, name); err != nil {
+			info.ChainID, what, place, job.Type, in, c.name); err != nil {
 			return err
 		}
 		if kind == chainFailOnce && job.Attempt == 1 {
@@ -107,13 +87,5 @@ func chainChild(ctx context.Context) error {
 	})
 	// A death after the commit, before the chain's next step is published.
 	report := rep.effects(func(job *worker.Job) bool { return job.Type[0] == chainDieLate })
-	p, err := worker.NewPool(conn, topo, report(ib.Middleware(handle)),
-		worker.WithLogger(log),
-		worker.WithHandlerTimeout(10*time.Second),
-		worker.WithShutdownTimeout(10*time.Second),
-		worker.WithQueue(os.Getenv(childQueueEnv), worker.Concurrency(4), worker.Prefetch(8)))
-	if err != nil {
-		return err
-	}
-	return p.Run(ctx)
+	return c.run(ctx, report(ib.Middleware(handle)), 10*time.Second)
 }

@@ -106,6 +106,54 @@ func childMain() int {
 	return 0
 }
 
+// child is what a worker child of the effects runs connects to, from its
+// environment: the topology, the database, the broker.
+type child struct {
+	log  zerolog.Logger
+	name string // the child's connection name, written with its effects
+	topo *topology.Topology
+	db   *pgxpool.Pool
+	conn *broker.Conn
+}
+
+// openChild connects a child; close releases what it opened.
+func openChild(ctx context.Context) (c *child, close func(), err error) {
+	c = &child{log: childLogger(), name: os.Getenv(childNameEnv)}
+	if c.topo, err = topology.Parse("torture.yaml", []byte(os.Getenv(childTopologyEnv))); err != nil {
+		return nil, nil, err
+	}
+	if c.db, err = pgxpool.New(ctx, os.Getenv(childDBEnv)); err != nil {
+		return nil, nil, err
+	}
+	if c.conn, err = dialChild(ctx, c.log); err != nil {
+		c.db.Close()
+		return nil, nil, err
+	}
+	return c, func() { c.conn.Close(); c.db.Close() }, nil
+}
+
+// pgInbox returns the inbox of consumer in the child's database.
+func (c *child) pgInbox(consumer string) (*inbox.Inbox, error) {
+	store, err := pginbox.New(c.db)
+	if err != nil {
+		return nil, err
+	}
+	return inbox.New(store, consumer)
+}
+
+// run runs h on the child's queue until ctx ends.
+func (c *child) run(ctx context.Context, h worker.Handler, handlerTimeout time.Duration) error {
+	p, err := worker.NewPool(c.conn, c.topo, h,
+		worker.WithLogger(c.log),
+		worker.WithHandlerTimeout(handlerTimeout),
+		worker.WithShutdownTimeout(10*time.Second),
+		worker.WithQueue(os.Getenv(childQueueEnv), worker.Concurrency(4), worker.Prefetch(8)))
+	if err != nil {
+		return err
+	}
+	return p.Run(ctx)
+}
+
 // reporter writes the child's lines to stdout, each one write(2), so
 // that a SIGKILL loses none that was written.
 type reporter struct{ mu sync.Mutex }
@@ -241,27 +289,18 @@ func markRan(ctx context.Context) { *ctx.Value(effectRanKey{}).(*bool) = true }
 //	die ID           it is about to kill itself, ID committed and not acked
 func consumerChild(ctx context.Context, role string) error {
 	var rep reporter
-	log := childLogger()
-	topo, err := topology.Parse("effects.yaml", []byte(os.Getenv(childTopologyEnv)))
+	c, closeChild, err := openChild(ctx)
 	if err != nil {
 		return err
 	}
-	pool, err := pgxpool.New(ctx, os.Getenv(childDBEnv))
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
+	defer closeChild()
 	var ib *inbox.Inbox
 	handlerTimeout := 10 * time.Second
 	// write writes a job's effect.
 	var write func(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 	table := "charges"
 	if role == roleBilling {
-		store, err := pginbox.New(pool)
-		if err != nil {
-			return err
-		}
-		if ib, err = inbox.New(store, inboxConsumer); err != nil {
+		if ib, err = c.pgInbox(inboxConsumer); err != nil {
 			return err
 		}
 		write = func(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
@@ -285,15 +324,8 @@ func consumerChild(ctx context.Context, role string) error {
 		if ib, err = inbox.New(store, notifyConsumer); err != nil {
 			return err
 		}
-		write, table, handlerTimeout = pool.Exec, "notices", notifyTimeout
+		write, table, handlerTimeout = c.db.Exec, "notices", notifyTimeout
 	}
-	conn, err := dialChild(ctx, log)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	name := os.Getenv(childNameEnv)
-
 	// report runs outside the inbox: when the inbox returns nil, its
 	// transaction has committed and the pool has not acked.
 	report := rep.effects(func(job *worker.Job) bool {
@@ -320,7 +352,7 @@ func consumerChild(ctx context.Context, role string) error {
 			return errors.New("torture: failing before writing the effect, on purpose")
 		}
 		if _, err := write(ctx, "INSERT INTO "+table+" (job_id, trip_id, attempt, worker) VALUES ($1, $2, $3, $4)",
-			job.ID, p.Trip, job.Attempt, name); err != nil {
+			job.ID, p.Trip, job.Attempt, c.name); err != nil {
 			return err
 		}
 		if failFirst {
@@ -329,15 +361,5 @@ func consumerChild(ctx context.Context, role string) error {
 		markRan(ctx)
 		return nil
 	})
-	opts := []worker.Option{
-		worker.WithLogger(log),
-		worker.WithHandlerTimeout(handlerTimeout),
-		worker.WithShutdownTimeout(10 * time.Second),
-		worker.WithQueue(os.Getenv(childQueueEnv), worker.Concurrency(4), worker.Prefetch(8)),
-	}
-	p, err := worker.NewPool(conn, topo, mux, opts...)
-	if err != nil {
-		return err
-	}
-	return p.Run(ctx)
+	return c.run(ctx, mux, handlerTimeout)
 }

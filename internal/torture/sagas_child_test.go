@@ -7,17 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/warrenmq/warren/broker"
-	"github.com/warrenmq/warren/inbox"
 	"github.com/warrenmq/warren/inbox/pginbox"
 	"github.com/warrenmq/warren/outbox"
 	"github.com/warrenmq/warren/saga"
-	"github.com/warrenmq/warren/topology"
 	"github.com/warrenmq/warren/worker"
 )
 
@@ -90,26 +85,16 @@ func defineTortureSaga() (*saga.Definition[sagaState], error) {
 // coordinatorChild runs a coordinator of the torture saga until its stdin
 // ends.
 func coordinatorChild(ctx context.Context) error {
-	log := childLogger()
-	topo, err := topology.Parse("sagas.yaml", []byte(os.Getenv(childTopologyEnv)))
+	ch, closeChild, err := openChild(ctx)
 	if err != nil {
 		return err
 	}
-	db, err := pgxpool.New(ctx, os.Getenv(childDBEnv))
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	conn, err := dialChild(ctx, log)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
+	defer closeChild()
 	def, err := defineTortureSaga()
 	if err != nil {
 		return err
 	}
-	c, err := saga.NewCoordinator(db, conn, topo, saga.WithReplyQueue(os.Getenv(childQueueEnv)), saga.WithLogger(log),
+	c, err := saga.NewCoordinator(ch.db, ch.conn, ch.topo, saga.WithReplyQueue(os.Getenv(childQueueEnv)), saga.WithLogger(ch.log),
 		saga.WithRelayOptions(outbox.WithPollInterval(200*time.Millisecond), outbox.WithBatchSize(10)))
 	if err != nil {
 		return err
@@ -129,30 +114,15 @@ func coordinatorChild(ctx context.Context) error {
 // once the effect committed, before the reply and the ack.
 func sagaStepChild(ctx context.Context) error {
 	var rep reporter
-	log := childLogger()
-	topo, err := topology.Parse("sagas.yaml", []byte(os.Getenv(childTopologyEnv)))
+	ch, closeChild, err := openChild(ctx)
 	if err != nil {
 		return err
 	}
-	db, err := pgxpool.New(ctx, os.Getenv(childDBEnv))
+	defer closeChild()
+	ib, err := ch.pgInbox(sagaConsumer)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	store, err := pginbox.New(db)
-	if err != nil {
-		return err
-	}
-	ib, err := inbox.New(store, sagaConsumer)
-	if err != nil {
-		return err
-	}
-	conn, err := dialChild(ctx, log)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	name := os.Getenv(childNameEnv)
 	handle := worker.HandlerFunc(func(ctx context.Context, job *worker.Job) error {
 		var c sagaCommand
 		if err := job.Decode(&c); err != nil {
@@ -170,7 +140,7 @@ func sagaStepChild(ctx context.Context) error {
 			return worker.Permanent(errors.New("no inbox transaction in the handler's ctx"))
 		}
 		if _, err := tx.Exec(ctx, "INSERT INTO saga_effects (n, kind, place, payload, worker) VALUES ($1, $2, $3, $4, $5)",
-			c.N, kind, c.Place, payload, name); err != nil {
+			c.N, kind, c.Place, payload, ch.name); err != nil {
 			return err
 		}
 		if kind == "step" {
@@ -184,14 +154,5 @@ func sagaStepChild(ctx context.Context) error {
 		var c sagaCommand
 		return job.Decode(&c) == nil && c.DieAt
 	})
-	var queues []worker.Option
-	for _, q := range strings.Split(os.Getenv(childQueueEnv), ",") {
-		queues = append(queues, worker.WithQueue(q, worker.Concurrency(4), worker.Prefetch(8)))
-	}
-	p, err := worker.NewPool(conn, topo, report(ib.Middleware(handle)),
-		append([]worker.Option{worker.WithLogger(log), worker.WithHandlerTimeout(10 * time.Second), worker.WithShutdownTimeout(10 * time.Second)}, queues...)...)
-	if err != nil {
-		return err
-	}
-	return p.Run(ctx)
+	return ch.run(ctx, report(ib.Middleware(handle)), 10*time.Second)
 }
