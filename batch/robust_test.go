@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -132,19 +133,24 @@ func TestPoolsStoppedAndCutMidBatch(t *testing.T) {
 	}
 	var mu sync.Mutex
 	runs := map[string]int{}
-	// mux runs the work jobs after delay, counting their runs, and
-	// records the callbacks.
-	mux := func(delay time.Duration) *worker.Mux {
+	started := 0
+	// mux runs the work jobs once gate lets them (a job gate refuses
+	// goes back to its queue, not run), counting their runs, and records
+	// the callbacks.
+	mux := func(gate func(ctx context.Context) error) *worker.Mux {
 		m := worker.NewMux()
 		m.HandleFunc("work", func(ctx context.Context, job *worker.Job) error {
 			var fail bool
 			if err := job.Decode(&fail); err != nil {
 				return err
 			}
+			if err := gate(ctx); err != nil {
+				return err
+			}
 			mu.Lock()
 			runs[job.ID]++
+			started++
 			mu.Unlock()
-			time.Sleep(delay)
 			if fail {
 				return worker.Permanent(errors.New("failing on purpose"))
 			}
@@ -164,12 +170,40 @@ func TestPoolsStoppedAndCutMidBatch(t *testing.T) {
 	}
 	fin := newFinisher(t, f.db)
 	opts := []worker.Option{worker.WithFinisher(fin), worker.WithQueue(f.Queue, worker.Concurrency(8))}
-	stop := f.Run(mux(2*time.Millisecond), opts...)
+
+	// The first pool runs a third of the batch, then holds the jobs it
+	// takes until it is stopped: they go back to the queue.
+	var admitted atomic.Int32
+	first := func(ctx context.Context) error {
+		if admitted.Add(1) <= n/3 {
+			return nil
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	stop := f.Run(mux(first), append(opts, worker.WithShutdownTimeout(200*time.Millisecond))...)
 	testkit.WaitFor(t, time.Minute, "a third of the batch", func() bool { return ended() >= n/3 })
 	stop()
-	// A slow pool, cut off with jobs in flight, then a fast one.
+	if got := ended(); got != n/3 {
+		t.Fatalf("%d jobs counted after the first pool stopped, want %d", got, n/3)
+	}
+
+	// A second pool runs its jobs up to the point of counting them, then
+	// holds them until its connection is cut: they end on a dead
+	// connection, unacked, and are delivered again.
+	cutDone := make(chan struct{})
+	var held atomic.Int32
+	second := func(ctx context.Context) error {
+		held.Add(1)
+		select {
+		case <-cutDone:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	cut := brokertest.ConnName(t, "batch-test-cut")
-	pool, err := worker.NewPool(testkit.Dial(t, cut), f.Topo, mux(100*time.Millisecond), opts...)
+	pool, err := worker.NewPool(testkit.Dial(t, cut), f.Topo, mux(second), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,10 +216,11 @@ func TestPoolsStoppedAndCutMidBatch(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	testkit.WaitFor(t, time.Minute, "the slow pool at work", func() bool { return ended() >= n/3+20 })
+	testkit.WaitFor(t, time.Minute, "the second pool holding jobs", func() bool { return held.Load() >= 8 })
 	closed := brokertest.CloseConnections(t, cut)
-	t.Logf("%d connections cut after %d jobs counted", closed, ended())
-	f.Run(mux(2*time.Millisecond), opts...)
+	close(cutDone)
+	t.Logf("%d connections cut with %d jobs held and %d counted", closed, held.Load(), ended())
+	f.Run(mux(func(context.Context) error { return nil }), opts...)
 
 	testkit.WaitFor(t, time.Minute, "the callback", func() bool { return len(f.results()) > 0 })
 	time.Sleep(time.Second)
@@ -202,8 +237,8 @@ func TestPoolsStoppedAndCutMidBatch(t *testing.T) {
 	}
 	mu.Unlock()
 	t.Logf("%d jobs ran more than once", again)
-	if closed > 0 && again == 0 {
-		t.Error("no job ran again after the slow pool was cut off with jobs in flight")
+	if closed == 0 || again == 0 {
+		t.Errorf("%d connections cut and %d jobs ran again, want the jobs held when the connection was cut to run again", closed, again)
 	}
 }
 
