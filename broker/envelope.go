@@ -33,6 +33,7 @@ const (
 	HeaderOriginRoutingKey = "warren-origin-routing-key" // string
 	HeaderOriginQueue      = "warren-origin-queue"       // string
 	HeaderReplayCount      = "warren-replay-count"       // long
+	HeaderVersion          = "warren-version"            // long: the version of the job type's contract the payload follows (Job.Version); absent: unversioned
 	HeaderWorkerHost       = "warren-worker-host"        // string
 	HeaderDeadline         = "warren-deadline"           // long-long int, Unix milliseconds (RFC 3339 strings are read too): a request's caller waits no longer
 	HeaderReplyStatus      = "warren-reply-status"       // string: "ok" or "error", on replies
@@ -50,6 +51,8 @@ const (
 	// MaxAttempt is the largest attempt number a message may carry; a
 	// larger one is taken for a corrupt header.
 	MaxAttempt = 1_000_000
+	// MaxVersion is the largest contract version a job may carry.
+	MaxVersion = 1_000_000
 	// MaxReplayCount is the largest replay count a message may carry.
 	MaxReplayCount = 1_000_000
 	// MaxErrorHeader is the longest error text written to HeaderError, in
@@ -73,6 +76,10 @@ type Job struct {
 	// Type names the job; workers dispatch on it and the topology routes it.
 	// Required, at most 255 bytes.
 	Type string
+	// Version is the version of the job type's contract that Payload
+	// follows (package contract), sent in the warren-version header; 0
+	// sends none: the job is unversioned, which consumers read as version 1.
+	Version int
 	// Payload is encoded with MessagePack. Struct fields use their msgpack
 	// tag, else their json tag, else their name.
 	Payload any
@@ -103,7 +110,10 @@ type Envelope struct {
 	Type string
 	// ContentType is the content type as received. Publishing always
 	// writes ContentType (application/msgpack).
-	ContentType   string
+	ContentType string
+	// Version is the job type's contract version (Job.Version); 0 when the
+	// message carries none.
+	Version       int
 	AppID         string
 	CorrelationID string
 	ReplyTo       string
@@ -193,6 +203,9 @@ func newEnvelope(job Job, now time.Time) (*Envelope, error) {
 	case len(job.Type) > maxShortString:
 		problems = append(problems, fmt.Sprintf("Type is %d bytes; AMQP allows at most %d", len(job.Type), maxShortString))
 	}
+	if job.Version < 0 || job.Version > MaxVersion {
+		problems = append(problems, fmt.Sprintf("Version is %d; set 0 (unversioned) or a contract version from 1 to %d", job.Version, MaxVersion))
+	}
 	for _, f := range [...]struct{ name, value string }{
 		{"ID", job.ID},
 		{"CorrelationID", job.CorrelationID},
@@ -206,6 +219,7 @@ func newEnvelope(job Job, now time.Time) (*Envelope, error) {
 		ID:            job.ID,
 		Type:          job.Type,
 		ContentType:   ContentType,
+		Version:       job.Version,
 		CorrelationID: job.CorrelationID,
 		ReplyTo:       job.ReplyTo,
 		Timestamp:     now.UTC().Truncate(time.Second),
@@ -421,6 +435,9 @@ func (e *Envelope) message(wire bool) Message {
 	if e.ReplayCount > 0 {
 		n++
 	}
+	if e.Version > 0 {
+		n++
+	}
 	if e.Crashes > 0 {
 		n++
 	}
@@ -457,6 +474,9 @@ func (e *Envelope) message(wire bool) Message {
 	}
 	if e.ReplayCount > 0 {
 		h[HeaderReplayCount] = int64(e.ReplayCount)
+	}
+	if e.Version > 0 {
+		h[HeaderVersion] = int64(e.Version)
 	}
 	if e.Crashes > 0 {
 		h[HeaderCrashes] = int64(e.Crashes)

@@ -122,6 +122,8 @@ func readMessageInto(m *message, e *Envelope) error {
 			e.Attempt, err = headerInt(name, v, 1, MaxAttempt)
 		case HeaderReplayCount:
 			e.ReplayCount, err = headerInt(name, v, 0, MaxReplayCount)
+		case HeaderVersion:
+			e.Version, err = headerInt(name, v, 1, MaxVersion)
 		case HeaderCrashes:
 			e.Crashes, err = headerInt(name, v, 0, MaxAttempt)
 		case HeaderError:

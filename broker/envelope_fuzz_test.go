@@ -21,6 +21,7 @@ var fuzzHeaderNames = []string{
 	// 16 on: CloudEvents attributes, read when the id or type is missing.
 	"cloudEvents_specversion", "cloudEvents_id", "cloudEvents_type", "cloudEvents_time", "cloudEvents_source",
 	"cloudEvents:specversion", "cloudEvents:type", "cloudEvents_tenant",
+	HeaderVersion,
 }
 
 // fuzzHeaders interprets b as a list of headers: a name byte, a type byte,

@@ -102,6 +102,7 @@ func TestEnvelopeNewInvalid(t *testing.T) {
 	}{
 		{"no type", Job{}, []string{"Type is empty; set it to the job type"}},
 		{"long type", Job{Type: long}, []string{"Type is 256 bytes; AMQP allows at most 255"}},
+		{"negative version", Job{Type: "t", Version: -1}, []string{"Version is -1; set 0 (unversioned) or a contract version from 1 to 1000000"}},
 		{"long id", Job{Type: "t", ID: long}, []string{"ID is 256 bytes"}},
 		{"long correlation id", Job{Type: "t", CorrelationID: long}, []string{"CorrelationID is 256 bytes"}},
 		{"long reply-to", Job{Type: "t", ReplyTo: long}, []string{"ReplyTo is 256 bytes"}},
@@ -143,7 +144,7 @@ func TestEnvelopePublishing(t *testing.T) {
 		ID: "id", Type: "t", ContentType: "application/x-msgpack; charset=binary", AppID: "app",
 		CorrelationID: "c", ReplyTo: "r", Timestamp: time.Unix(1795514400, 0), Priority: 3, Expiration: "1000",
 		Headers: map[string]any{"tenant": "acme"},
-		Attempt: 4, ReplayCount: 2,
+		Attempt: 4, ReplayCount: 2, Version: 2,
 		Failure: &Failure{
 			Error: "boom", Class: "transient",
 			FirstFailedAt: time.Date(2026, 11, 24, 11, 0, 0, 123_456_789, time.FixedZone("CET", 3600)),
@@ -161,6 +162,7 @@ func TestEnvelopePublishing(t *testing.T) {
 			"tenant":               "acme",
 			HeaderAttempt:          int64(4),
 			HeaderReplayCount:      int64(2),
+			HeaderVersion:          int64(2),
 			HeaderError:            "boom",
 			HeaderErrorClass:       "transient",
 			HeaderFirstFailedAt:    "2026-11-24T10:00:00.123Z",
@@ -228,6 +230,7 @@ func TestEnvelopeFromDelivery(t *testing.T) {
 		Headers: amqp.Table{
 			HeaderAttempt:          int32(2),
 			HeaderReplayCount:      uint8(1),
+			HeaderVersion:          int16(3),
 			HeaderError:            []byte("boom"),
 			HeaderErrorClass:       "transient",
 			HeaderFirstFailedAt:    "2026-11-24T11:00:00.5+01:00",
@@ -253,7 +256,7 @@ func TestEnvelopeFromDelivery(t *testing.T) {
 			"x-death":       []any{Table{"count": int64(1)}},
 			"warren-future": "kept",
 		},
-		Attempt: 2, ReplayCount: 1,
+		Attempt: 2, ReplayCount: 1, Version: 3,
 		Failure: &Failure{
 			Error: "boom", Class: "transient",
 			FirstFailedAt: time.Date(2026, 11, 24, 10, 0, 0, 500_000_000, time.UTC),
@@ -379,6 +382,7 @@ func TestEnvelopeFromDeliveryRejects(t *testing.T) {
 		{"attempt NaN", delivery(amqp.Table{HeaderAttempt: math.NaN()}), ErrMalformedEnvelope, "NaN is not an integer"},
 		{"attempt huge double", delivery(amqp.Table{HeaderAttempt: 1e300}), ErrMalformedEnvelope, "is not an integer"},
 		{"attempt void", delivery(amqp.Table{HeaderAttempt: nil}), ErrMalformedEnvelope, "got void"},
+		{"version 0", delivery(amqp.Table{HeaderVersion: int64(0)}), ErrMalformedEnvelope, `header "warren-version": 0 is out of range [1, 1000000]`},
 		{"replay count negative", delivery(amqp.Table{HeaderReplayCount: int64(-1)}), ErrMalformedEnvelope, `header "warren-replay-count": -1 is out of range`},
 		{"error not a string", delivery(amqp.Table{HeaderError: int64(1)}), ErrMalformedEnvelope, `header "warren-error": want a string, got int64`},
 		{"origin queue table", delivery(amqp.Table{HeaderOriginQueue: amqp.Table{}}), ErrMalformedEnvelope, `header "warren-origin-queue": want a string, got amqp091.Table`},

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -18,6 +19,9 @@ type Job struct {
 	// can be delivered twice, e.g. after a worker crashed before its ack).
 	ID   string
 	Type string
+	// Version is the job type's contract version the payload follows
+	// (package contract), 0 when the job carries none (read it as 1).
+	Version int
 	// Queue is the queue the job was consumed from.
 	Queue string
 	// Attempt is 1 on the first delivery to a handler, 2 on the first
@@ -162,14 +166,22 @@ func HandleReply[T any](fn func(ctx context.Context, r Reply[T]) error) Handler 
 type Mux struct {
 	mu       sync.RWMutex
 	handlers map[string]Handler // as registered
+	versions map[typeVersion]Handler
 	mw       []Middleware
 	wrapped  map[string]Handler // handlers inside the middleware
-	unknown  Handler            // the refusal of unknown types, inside the middleware
+	wrappedV map[typeVersion]Handler
+	unknown  Handler // the refusal of unknown types, inside the middleware
+}
+
+// typeVersion keys a handler registered for one version of a job type.
+type typeVersion struct {
+	jobType string
+	version int
 }
 
 // NewMux returns an empty Mux.
 func NewMux() *Mux {
-	m := &Mux{handlers: make(map[string]Handler)}
+	m := &Mux{handlers: make(map[string]Handler), versions: make(map[typeVersion]Handler)}
 	m.wrapLocked()
 	return m
 }
@@ -187,7 +199,17 @@ func (m *Mux) wrapLocked() {
 	for t, h := range m.handlers {
 		m.wrapped[t] = wrap(h)
 	}
+	m.wrappedV = make(map[typeVersion]Handler, len(m.versions))
+	for tv, h := range m.versions {
+		m.wrappedV[tv] = wrap(h)
+	}
 	m.unknown = wrap(HandlerFunc(func(_ context.Context, job *Job) error {
+		m.mu.RLock()
+		versioned := m.hasVersions(job.Type)
+		m.mu.RUnlock()
+		if job.Version > 1 || versioned {
+			return fmt.Errorf("%w %q version %d (queue %q); register one (Mux.HandleVersion), then replay the job from the dead-letter queue", ErrUnknownType, job.Type, max(job.Version, 1), job.Queue)
+		}
 		return fmt.Errorf("%w %q (queue %q); register one, then replay the job from the dead-letter queue", ErrUnknownType, job.Type, job.Queue)
 	}))
 }
@@ -211,6 +233,42 @@ func (m *Mux) Handle(jobType string, h Handler) {
 	m.wrapLocked()
 }
 
+// HandleVersion registers h for the jobs of type jobType that carry
+// contract version version (Job.Version; an unversioned job is version
+// 1). A job goes to the handler of its type and version, else to the
+// handler its type has for every version (Handle), else it is refused with
+// ErrUnknownType. It panics like Handle, and when version is not positive.
+func (m *Mux) HandleVersion(jobType string, version int, h Handler) {
+	if jobType == "" {
+		panic("worker: Mux.HandleVersion: empty job type")
+	}
+	if version < 1 {
+		panic(fmt.Sprintf("worker: Mux.HandleVersion: version %d of %s; versions start at 1", version, jobType))
+	}
+	if h == nil {
+		panic(fmt.Sprintf("worker: Mux.HandleVersion: nil handler for %s version %d", jobType, version))
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	tv := typeVersion{jobType, version}
+	if _, dup := m.versions[tv]; dup {
+		panic(fmt.Sprintf("worker: Mux.HandleVersion: a handler for %s version %d is already registered", jobType, version))
+	}
+	m.versions[tv] = h
+	m.wrapLocked()
+}
+
+// hasVersions reports whether a handler is registered for some version of
+// jobType; m.mu is held (read or write).
+func (m *Mux) hasVersions(jobType string) bool {
+	for tv := range m.versions {
+		if tv.jobType == jobType {
+			return true
+		}
+	}
+	return false
+}
+
 // HandleFunc registers fn for jobs of type jobType.
 func (m *Mux) HandleFunc(jobType string, fn func(ctx context.Context, job *Job) error) {
 	m.Handle(jobType, HandlerFunc(fn))
@@ -229,12 +287,17 @@ func (m *Mux) Use(mw ...Middleware) {
 func (m *Mux) Types() []string {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	types := make([]string, 0, len(m.handlers))
+	types := make([]string, 0, len(m.handlers)+len(m.versions))
 	for t := range m.handlers {
 		types = append(types, t)
 	}
+	for tv := range m.versions {
+		if _, ok := m.handlers[tv.jobType]; !ok {
+			types = append(types, tv.jobType)
+		}
+	}
 	sort.Strings(types)
-	return types
+	return slices.Compact(types)
 }
 
 // HandleJob dispatches job to the handler of its type, through the
@@ -242,7 +305,14 @@ func (m *Mux) Types() []string {
 // ErrUnknownType.
 func (m *Mux) HandleJob(ctx context.Context, job *Job) error {
 	m.mu.RLock()
-	h, ok := m.wrapped[job.Type]
+	var h Handler
+	ok := false
+	if len(m.wrappedV) > 0 {
+		h, ok = m.wrappedV[typeVersion{job.Type, max(job.Version, 1)}]
+	}
+	if !ok {
+		h, ok = m.wrapped[job.Type]
+	}
 	if !ok {
 		h = m.unknown
 	}

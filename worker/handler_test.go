@@ -48,6 +48,13 @@ func TestMuxRefusesMistakes(t *testing.T) {
 			m.HandleFunc("a", noop)
 			m.HandleFunc("a", noop)
 		},
+		"version 0":             func(m *worker.Mux) { m.HandleVersion("a", 0, worker.HandlerFunc(noop)) },
+		"version of empty type": func(m *worker.Mux) { m.HandleVersion("", 1, worker.HandlerFunc(noop)) },
+		"nil version handler":   func(m *worker.Mux) { m.HandleVersion("a", 1, nil) },
+		"duplicate version": func(m *worker.Mux) {
+			m.HandleVersion("a", 2, worker.HandlerFunc(noop))
+			m.HandleVersion("a", 2, worker.HandlerFunc(noop))
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			defer func() {
@@ -57,6 +64,46 @@ func TestMuxRefusesMistakes(t *testing.T) {
 			}()
 			register(worker.NewMux())
 		})
+	}
+}
+
+func TestMuxVersions(t *testing.T) {
+	mux := worker.NewMux()
+	var got []string
+	record := func(name string) worker.HandlerFunc {
+		return func(ctx context.Context, job *worker.Job) error {
+			got = append(got, name)
+			return nil
+		}
+	}
+	mux.HandleVersion("trip.book", 1, record("book v1"))
+	mux.HandleVersion("trip.book", 2, record("book v2"))
+	mux.HandleVersion("trip.cancel", 2, record("cancel v2"))
+	mux.Handle("trip.cancel", record("cancel any"))
+	mux.Handle("trip.rate", record("rate any"))
+	for _, job := range []worker.Job{
+		{Type: "trip.book"},               // unversioned: version 1
+		{Type: "trip.book", Version: 1},   // v1
+		{Type: "trip.book", Version: 2},   // v2
+		{Type: "trip.cancel", Version: 2}, // its version's handler first
+		{Type: "trip.cancel", Version: 1}, // else the type's
+		{Type: "trip.cancel"},
+		{Type: "trip.rate", Version: 7},
+	} {
+		if err := mux.HandleJob(context.Background(), &job); err != nil {
+			t.Fatalf("%s v%d: %v", job.Type, job.Version, err)
+		}
+	}
+	want := "book v1,book v1,book v2,cancel v2,cancel any,cancel any,rate any"
+	if g := strings.Join(got, ","); g != want {
+		t.Errorf("dispatched to %s\nwant           %s", g, want)
+	}
+	err := mux.HandleJob(context.Background(), &worker.Job{Type: "trip.book", Version: 3, Queue: "trips"})
+	if !errors.Is(err, worker.ErrUnknownType) || !strings.Contains(err.Error(), `"trip.book" version 3 (queue "trips")`) || !strings.Contains(err.Error(), "HandleVersion") {
+		t.Errorf("a version without a handler: %v; want ErrUnknownType naming the version and HandleVersion", err)
+	}
+	if g := strings.Join(mux.Types(), ","); g != "trip.book,trip.cancel,trip.rate" {
+		t.Errorf("Types() = %s", g)
 	}
 }
 

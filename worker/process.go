@@ -96,6 +96,7 @@ func (p *Pool) initJob(job *Job, q *queueRun, d *broker.Delivery, f facts) Outco
 	*job = Job{
 		ID:            env.ID,
 		Type:          env.Type,
+		Version:       env.Version,
 		Queue:         q.queue.Name,
 		Attempt:       out.Attempt,
 		MaxAttempts:   f.policy.MaxAttempts,
