@@ -82,6 +82,14 @@ func decodeFile(d *decoder, root *yaml.Node) *fileSpec {
 				}
 			})
 		},
+		// Contracts (package contract) are read by the contract package;
+		// the topology checks only that the section has its keys.
+		"contracts": func(_, v *yaml.Node) {
+			d.object(v, "contracts", fields{
+				"include": func(_, _ *yaml.Node) {},
+				"types":   func(_, _ *yaml.Node) {},
+			})
+		},
 		"schedules": func(_, v *yaml.Node) {
 			f.broken.schedules = !d.names(v, "schedules", func(name string, k, v *yaml.Node) {
 				if d.counted(k) {
