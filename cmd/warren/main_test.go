@@ -127,6 +127,28 @@ func TestTopologyValidate(t *testing.T) {
 	}
 }
 
+// TestTopologyValidateContracts: validate also checks the contracts a
+// topology file declares and includes.
+func TestTopologyValidateContracts(t *testing.T) {
+	code, out, errOut := warren(t, "topology", "validate", "-f", "../../examples/taxi/topology.yaml")
+	if code != 0 || !strings.Contains(out, "contracts for 8 job types (8 versions)") {
+		t.Fatalf("validate of the taxi topology: exit %d\n%s%s", code, out, errOut)
+	}
+	dir := t.TempDir()
+	top := filepath.Join(dir, "topology.yaml")
+	src := "exchanges:\n  e: {type: fanout}\nqueues:\n  q: {}\nbindings:\n  - {exchange: e, queue: q}\nroutes:\n  a: {exchange: e}\ncontracts:\n  include: [c.yaml]\n"
+	if err := os.WriteFile(top, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "c.yaml"), []byte("types:\n  a:\n    versions:\n      1: {schema: {type: object, propertys: {}}}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = warren(t, "topology", "validate", "-f", top)
+	if code != 1 || !strings.Contains(out, `c.yaml:4:34: unknown schema keyword "propertys" in a v1`) {
+		t.Fatalf("validate with a bad contract: exit %d, want 1 and the problem in c.yaml:\n%s", code, out)
+	}
+}
+
 func TestApplyThenPublishPutsJobOnTheRightQueue(t *testing.T) {
 	path, n := writeTopology(t)
 

@@ -13,6 +13,7 @@ import (
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/cmd/warren/internal/table"
 	"github.com/warrenmq/warren/internal/mgmt"
+	"github.com/warrenmq/warren/contract"
 	"github.com/warrenmq/warren/topology"
 )
 
@@ -67,6 +68,21 @@ error (warnings alone exit 0).`,
 			if t != nil {
 				problems = append(problems, t.Warnings...)
 			}
+			// The contracts the file declares or includes are checked
+			// with it, once the topology itself loads.
+			var contracts *contract.Set
+			if err == nil {
+				contracts, err = contract.Load(path)
+				var cps contract.Problems
+				switch {
+				case errors.As(err, &cps):
+					problems = append(problems, cps...)
+				case err != nil:
+					return err
+				default:
+					problems = append(problems, contracts.Warnings...)
+				}
+			}
 			if g.json {
 				out := struct {
 					Version  int           `json:"version"`
@@ -82,7 +98,7 @@ error (warnings alone exit 0).`,
 					fmt.Fprintln(g.stdout, p.String())
 				}
 				if err == nil {
-					fmt.Fprintf(g.stdout, "%s is valid: %s\n", path, summary(t))
+					fmt.Fprintf(g.stdout, "%s is valid: %s%s\n", path, summary(t), contractSummary(contracts))
 				}
 			}
 			if err != nil {
@@ -96,6 +112,19 @@ error (warnings alone exit 0).`,
 	}
 	topologyFlag(cmd, &path)
 	return cmd
+}
+
+// contractSummary counts the job types and versions a topology's
+// contracts declare, for validate's last line; empty without contracts.
+func contractSummary(set *contract.Set) string {
+	if set == nil || len(set.Types) == 0 {
+		return ""
+	}
+	versions := 0
+	for _, t := range set.Types {
+		versions += len(t.Versions)
+	}
+	return fmt.Sprintf(", contracts for %d job types (%d versions)", len(set.Types), versions)
 }
 
 func errorCount(ps topology.Problems) int {
