@@ -12,8 +12,8 @@ import (
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/cmd/warren/internal/table"
-	"github.com/warrenmq/warren/internal/mgmt"
 	"github.com/warrenmq/warren/contract"
+	"github.com/warrenmq/warren/internal/mgmt"
 	"github.com/warrenmq/warren/topology"
 )
 
