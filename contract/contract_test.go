@@ -50,7 +50,7 @@ func TestLookupUnknown(t *testing.T) {
 		want    string
 	}{
 		{"nope", 1, `no contract for job type "nope"`},
-		{"trip.book", 3, `no contract for version 3 of "trip.book", which has versions [1 2]`},
+		{"trip.book", 4, `no contract for version 4 of "trip.book", which has versions [1 2 3]`},
 	} {
 		_, err := set.Lookup(tc.jobType, tc.version)
 		if !errors.Is(err, contract.ErrNoContract) || !strings.Contains(err.Error(), tc.want) {
@@ -97,6 +97,20 @@ types:
                   note: {type: [string, "null"]}
             photo: {type: string}
             fare: {type: number, exclusiveMinimum: 0}
+      3:
+        schema:
+          type: object
+          required: [rider, class]
+          properties:
+            rider: {type: string}
+            class: {type: string, enum: [economy, comfort], default: economy}
+            legs:
+              type: array
+              items:
+                type: object
+                required: [kind]
+                properties:
+                  kind: {enum: [car, walk], default: car}
 `
 
 func parse(t *testing.T, src string) *contract.Set {
@@ -111,7 +125,7 @@ func parse(t *testing.T, src string) *contract.Set {
 func TestParseModel(t *testing.T) {
 	set := parse(t, contractsFile)
 	typ := set.Types["trip.book"]
-	if typ.Description != "Book a trip." || typ.Latest().Number != 2 || !typ.Versions[1].Deprecated || typ.Versions[2].Deprecated {
+	if typ.Description != "Book a trip." || typ.Latest().Number != 3 || !typ.Versions[1].Deprecated || typ.Versions[2].Deprecated {
 		t.Errorf("type %+v", typ)
 	}
 	v1 := typ.Versions[1].Schema
@@ -143,6 +157,10 @@ func TestValidate(t *testing.T) {
 			"stops": []any{map[string]any{"at": time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC), "note": nil}},
 			"fare":  float32(12.5)}},
 		{2, map[string]any{"rider": "ada", "class": "economy", "stops": []any{map[string]any{"at": "2026-12-06T10:00:00Z"}}}},
+		// A required property with a default may be absent: the default
+		// is checked in its place.
+		{3, map[string]any{"rider": "ada"}},
+		{3, map[string]any{"rider": "ada", "legs": []any{map[string]any{}}}},
 	}
 	for _, tc := range ok {
 		if err := set.Validate("trip.book", tc.version, tc.payload); err != nil {
@@ -161,6 +179,7 @@ func TestValidate(t *testing.T) {
 		{2, map[string]any{"rider": "Ada", "class": "first", "tip": 1}, []string{"/rider: 'Ada' does not match pattern", "/class: value must be one of", "additional properties 'tip' not allowed"}},
 		{2, map[string]any{"rider": "ada", "class": "economy", "stops": []any{map[string]any{"at": "tomorrow"}}}, []string{"/stops/0/at: 'tomorrow' is not valid date-time"}},
 		{2, map[string]any{"rider": "ada", "class": "economy", "fare": 0}, []string{"/fare: exclusiveMinimum"}},
+		{3, map[string]any{"rider": "ada", "class": "first", "legs": []any{map[string]any{"kind": "bus"}}}, []string{"/class: value must be one of", "/legs/0/kind: value must be one of"}},
 	}
 	for _, tc := range bad {
 		err := set.Validate("trip.book", tc.version, tc.payload)

@@ -78,7 +78,9 @@ func compile(set *Set, p *problems) {
 // an interface value (maps, lists, strings, numbers, booleans, nil, []byte
 // and time.Time), against the contract of version version of jobType
 // (0 is version 1). Binary values are checked as base64 strings and times
-// as RFC 3339 strings. A payload that breaks the schema gives a
+// as RFC 3339 strings. An absent property with a default is checked as
+// its default: a consumer assumes it (docs/contracts.md#compatibility-rules),
+// so a property made required with a default accepts older payloads. A payload that breaks the schema gives a
 // *MismatchError, a type or version the set does not declare an error
 // wrapping ErrNoContract.
 //
@@ -93,7 +95,7 @@ func (s *Set) Validate(jobType string, version int, payload any) error {
 	if sch == nil {
 		return fmt.Errorf("%w for %s v%d: its schema did not compile", ErrNoContract, v.Type, v.Number)
 	}
-	err = sch.Validate(plain(payload))
+	err = sch.Validate(withDefaults(plain(payload), v.Schema))
 	if err == nil {
 		return nil
 	}
@@ -119,6 +121,38 @@ func leaves(e *jsonschema.ValidationError, fn func(*jsonschema.ValidationError))
 	for _, c := range e.Causes {
 		leaves(c, fn)
 	}
+}
+
+// withDefaults sets the defaults of the properties v lacks, in the objects
+// of v that s describes. v is plain's copy, so it may be changed.
+func withDefaults(v any, s *Schema) any {
+	if s == nil {
+		return v
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		for name, ps := range s.Properties {
+			el, ok := x[name]
+			switch {
+			case !ok && ps.HasDefault:
+				x[name] = ps.Default
+			case ok:
+				x[name] = withDefaults(el, ps)
+			}
+		}
+		if s.AdditionalProperties != nil {
+			for name, el := range x {
+				if _, listed := s.Properties[name]; !listed {
+					x[name] = withDefaults(el, s.AdditionalProperties)
+				}
+			}
+		}
+	case []any:
+		for i, el := range x {
+			x[i] = withDefaults(el, s.Items)
+		}
+	}
+	return v
 }
 
 // plain converts a decoded payload into the values the validator reads.
