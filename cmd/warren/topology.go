@@ -98,7 +98,11 @@ error (warnings alone exit 0).`,
 					fmt.Fprintln(g.stdout, p.String())
 				}
 				if err == nil {
-					fmt.Fprintf(g.stdout, "%s is valid: %s%s\n", path, summary(t), contractSummary(contracts))
+					line := summary(t)
+					if contracts != nil && len(contracts.Types) > 0 {
+						line += "; contracts: " + contractSummary(contracts)
+					}
+					fmt.Fprintf(g.stdout, "%s is valid: %s\n", path, line)
 				}
 			}
 			if err != nil {
@@ -112,19 +116,6 @@ error (warnings alone exit 0).`,
 	}
 	topologyFlag(cmd, &path)
 	return cmd
-}
-
-// contractSummary counts the job types and versions a topology's
-// contracts declare, for validate's last line; empty without contracts.
-func contractSummary(set *contract.Set) string {
-	if set == nil || len(set.Types) == 0 {
-		return ""
-	}
-	versions := 0
-	for _, t := range set.Types {
-		versions += len(t.Versions)
-	}
-	return fmt.Sprintf(", contracts for %d job types (%d versions)", len(set.Types), versions)
 }
 
 func errorCount(ps topology.Problems) int {
