@@ -323,6 +323,7 @@ the deprecated AMQP_URL and WARREN_AMQP_URL still work, with a warning),
 	root.AddCommand(newVersionCmd(g), newQueueCmd(g), newScheduleCmd(g), newOutboxCmd(g), newJobCmd(g), newContextCmd(g), newUICmd(g))
 	root.AddCommand(newInboxCmd(g), newUniqueCmd(g), newSagaCmd(g), newBatchCmd(g))
 	root.AddCommand(newContractCmd(g))
+	root.AddCommand(newGenerateCmd(g))
 	prepare(g, root)
 	g.addCompletions(root)
 	return root
