@@ -103,6 +103,19 @@ func Publish(ctx context.Context, tx pgx.Tx, router broker.Router, jobs []broker
 	if !ok {
 		return "", fmt.Errorf("%w: the callback's type %q has no route: %w", ErrInvalid, callback.Type, outbox.ErrNoRoute)
 	}
+	// The callback's metadata is checked now, not when the batch ends.
+	if _, err := broker.NewEnvelope(broker.Job{Type: callback.Type, Version: callback.Version, Headers: callback.Headers,
+		Priority: callback.Priority, CorrelationID: callback.CorrelationID, ReplyTo: callback.ReplyTo}); err != nil {
+		return "", fmt.Errorf("%w: the callback: %w", ErrInvalid, err)
+	}
+	var headers []byte
+	if len(callback.Headers) > 0 {
+		b, err := broker.Table(callback.Headers).MarshalJSON()
+		if err != nil {
+			return "", fmt.Errorf("%w: the callback's headers: %w", ErrInvalid, err)
+		}
+		headers = b
+	}
 	var payload []byte
 	if callback.Payload != nil {
 		b, err := broker.EncodePayload(callback.Payload)
@@ -119,8 +132,10 @@ func Publish(ctx context.Context, tx pgx.Tx, router broker.Router, jobs []broker
 	if corr == "" {
 		corr = broker.CorrelationIDFromContext(ctx)
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO warren_batch (id, total, callback_type, callback_exchange, callback_routing_key, callback_payload, correlation_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`, id, len(jobs), callback.Type, exchange, key, payload, nullable(corr)); err != nil {
+	if _, err := tx.Exec(ctx, `INSERT INTO warren_batch (id, total, callback_type, callback_exchange, callback_routing_key, callback_payload, correlation_id,
+			callback_version, callback_headers, callback_priority, callback_reply_to)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, id, len(jobs), callback.Type, exchange, key, payload, nullable(corr),
+		callback.Version, nullable(string(headers)), int16(callback.Priority), nullable(callback.ReplyTo)); err != nil {
 		return "", fmt.Errorf("batch: %w", tableErr(err))
 	}
 	opts := []outbox.PublishOption{outbox.Router(router), outbox.Marks(broker.BatchMember(id))}

@@ -41,6 +41,7 @@ type fixture struct {
 
 	mu        sync.Mutex
 	callbacks []batch.Result
+	cbJobs    []worker.Job // the callbacks' jobs, for their metadata
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -87,6 +88,7 @@ func (f *fixture) run(t *testing.T, finisher worker.Finisher, opts ...worker.Opt
 		}
 		f.mu.Lock()
 		f.callbacks = append(f.callbacks, r)
+		f.cbJobs = append(f.cbJobs, *job)
 		f.mu.Unlock()
 		return nil
 	})
@@ -136,7 +138,8 @@ func TestBatchCallback(t *testing.T) {
 	f := newFixture(t)
 	f.run(t, newFinisher(t, f.db))
 	failing := map[int]bool{2: true, 5: true, 9: true}
-	id, ids := f.publish(t, 10, func(i int) bool { return failing[i] }, broker.Job{Type: "done", Payload: "report-7"})
+	id, ids := f.publish(t, 10, func(i int) bool { return failing[i] }, broker.Job{Type: "done", Payload: "report-7",
+		Version: 2, Headers: map[string]any{"tenant": "acme", "n": int64(7)}, Priority: 3, CorrelationID: "corr-7"})
 	testkit.WaitFor(t, 30*time.Second, "the callback", func() bool { return len(f.results()) > 0 })
 	time.Sleep(300 * time.Millisecond)
 	got := f.results()
@@ -166,6 +169,13 @@ func TestBatchCallback(t *testing.T) {
 	var payload string
 	if err := r.DecodePayload(&payload); err != nil || payload != "report-7" {
 		t.Errorf("the callback's own payload: %q, %v", payload, err)
+	}
+	// The callback's job keeps the metadata Publish was given.
+	f.mu.Lock()
+	cb := f.cbJobs[0]
+	f.mu.Unlock()
+	if cb.ID != batch.CallbackID(id) || cb.Version != 2 || cb.CorrelationID != "corr-7" || cb.Headers["tenant"] != "acme" || cb.Headers["n"] != int64(7) {
+		t.Errorf("callback job %+v: want id %s, version 2, the correlation id and headers kept", cb, batch.CallbackID(id))
 	}
 	st, err := batch.Get(brokertest.Context(t, 10*time.Second), f.db, id)
 	if err != nil || st.Pending() != 0 || st.FinishedAt == nil || len(st.Failures) != 3 {
@@ -263,6 +273,8 @@ func TestPublishRefuses(t *testing.T) {
 		{"a job without a type", f.Topo, []broker.Job{{}}, broker.Job{Type: "done"}},
 		{"no router", nil, work, broker.Job{Type: "done"}},
 		{"too many jobs", f.Topo, make([]broker.Job, batch.MaxJobs+1), broker.Job{Type: "done"}},
+		{"a callback with a bad version", f.Topo, work, broker.Job{Type: "done", Version: -1}},
+		{"a callback with a reserved header", f.Topo, work, broker.Job{Type: "done", Headers: map[string]any{"x-death": 1}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := pgx.BeginFunc(ctx, f.db, func(tx pgx.Tx) error {

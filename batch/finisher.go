@@ -105,12 +105,16 @@ func (f *Finisher) FinishJob(ctx context.Context, job *worker.Job, end worker.En
 		var r Result
 		var cbType, exchange, key string
 		var payload []byte
-		var corr *string
+		var corr, replyTo, headers *string
+		var version int
+		var priority int16
 		err = tx.QueryRow(ctx, `UPDATE warren_batch SET succeeded = succeeded + $2, failed = failed + $3,
 				finished_at = CASE WHEN succeeded + failed + 1 >= total THEN clock_timestamp() END
 			WHERE id = $1 AND finished_at IS NULL
-			RETURNING total, succeeded, failed, callback_type, callback_exchange, callback_routing_key, callback_payload, correlation_id`,
-			id, succeeded, failed).Scan(&r.Total, &r.Succeeded, &r.Failed, &cbType, &exchange, &key, &payload, &corr)
+			RETURNING total, succeeded, failed, callback_type, callback_exchange, callback_routing_key, callback_payload, correlation_id,
+				callback_version, callback_headers::text, callback_priority, callback_reply_to`,
+			id, succeeded, failed).Scan(&r.Total, &r.Succeeded, &r.Failed, &cbType, &exchange, &key, &payload, &corr,
+			&version, &headers, &priority, &replyTo)
 		if errors.Is(err, pgx.ErrNoRows) {
 			// The batch finished without this job: not one of its own
 			// (published by hand with its header and a new id). Its
@@ -130,9 +134,19 @@ func (f *Finisher) FinishJob(ctx context.Context, job *worker.Job, end worker.En
 				return err
 			}
 		}
-		cb := broker.Job{ID: CallbackID(id), Type: cbType, Payload: r}
+		cb := broker.Job{ID: CallbackID(id), Type: cbType, Version: version, Priority: uint8(priority), Payload: r}
 		if corr != nil {
 			cb.CorrelationID = *corr
+		}
+		if replyTo != nil {
+			cb.ReplyTo = *replyTo
+		}
+		if headers != nil {
+			var t broker.Table
+			if err := t.UnmarshalJSON([]byte(*headers)); err != nil {
+				return fmt.Errorf("batch %s: the callback's headers: %w", id, err)
+			}
+			cb.Headers = t
 		}
 		if err := outbox.Publish(ctx, tx, cb, outbox.To(exchange, key)); err != nil {
 			return fmt.Errorf("batch %s: write the callback: %w", id, err)
