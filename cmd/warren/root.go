@@ -322,6 +322,7 @@ the deprecated AMQP_URL and WARREN_AMQP_URL still work, with a warning),
 	root.AddCommand(newTopologyCmd(g), hiddenAlias(newPublishCmd(g)), hiddenAlias(newCallCmd(g)), newDLQCmd(g), newBenchCmd(g), newStatsCmd(g))
 	root.AddCommand(newVersionCmd(g), newQueueCmd(g), newScheduleCmd(g), newOutboxCmd(g), newJobCmd(g), newContextCmd(g), newUICmd(g))
 	root.AddCommand(newInboxCmd(g), newUniqueCmd(g), newSagaCmd(g), newBatchCmd(g))
+	root.AddCommand(newAsyncAPICmd(g))
 	prepare(g, root)
 	g.addCompletions(root)
 	return root
