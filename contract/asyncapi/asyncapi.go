@@ -148,7 +148,9 @@ func parseServers(specs []string) ([]server, error) {
 		seen[name] = true
 		u, err := amqp.ParseURI(raw)
 		if err != nil {
-			return nil, fmt.Errorf("asyncapi: server %q: %w; write it as amqp://host:5672/vhost or amqps://host:5671/vhost", redact(raw), err)
+			// The parser's text may quote the URL, password and all.
+			return nil, fmt.Errorf("asyncapi: server %q: %s; write it as amqp://host:5672/vhost or amqps://host:5671/vhost",
+				redact(raw), redactIn(err.Error(), raw))
 		}
 		out = append(out, server{name: name, scheme: u.Scheme, host: u.Host + ":" + strconv.Itoa(u.Port), vhost: u.Vhost})
 	}
@@ -165,6 +167,16 @@ func redact(raw string) string {
 		rest = rest[at+1:]
 	}
 	return scheme + "://" + rest
+}
+
+// redactIn removes the user information of raw from msg.
+func redactIn(msg, raw string) string {
+	msg = strings.ReplaceAll(msg, raw, redact(raw))
+	_, rest, _ := strings.Cut(raw, "://")
+	if at := strings.LastIndex(rest, "@"); at > 0 {
+		msg = strings.ReplaceAll(msg, rest[:at], "…")
+	}
+	return msg
 }
 
 func validKey(s string) bool {
@@ -504,7 +516,15 @@ func (g *generator) typesReaching(queue string) []string {
 
 func (g *generator) queueChannelObject(q topology.Queue) mapping {
 	types := g.typesReaching(q.Name)
-	c := newMapping().set("address", q.Name).set("title", "Queue "+q.Name)
+	c := newMapping()
+	if strings.ContainsAny(q.Name, "{}") {
+		// Braces in an address are parameters: the binding names the
+		// queue.
+		c.set("address", nil)
+	} else {
+		c.set("address", q.Name)
+	}
+	c.set("title", "Queue "+q.Name)
 	c.set("description", fmt.Sprintf("The %s work queue %q, which workers consume.", q.Type, q.Name))
 	if len(types) > 0 {
 		c.set("messages", g.channelMessages(types))

@@ -260,6 +260,13 @@ func TestRichDocument(t *testing.T) {
 	}) {
 		t.Errorf("cancellations binding %v", got)
 	}
+	// Braces in an address would be parameters.
+	if got := at(t, doc, "channels", "tenantIdQueue", "address"); got != nil {
+		t.Errorf("address of tenant.{id}: %v", got)
+	}
+	if got := at(t, doc, "channels", "tenantIdQueue", "bindings", "amqp", "queue", "name"); got != "tenant.{id}" {
+		t.Errorf("queue name %v", got)
+	}
 	channels := at(t, doc, "channels").(map[string]any)
 	for name := range channels {
 		if strings.Contains(name, "Dlq") || strings.Contains(name, "Quarantine") || strings.Contains(name, "Delay") || strings.Contains(name, "warren") {
@@ -275,7 +282,7 @@ func TestRichDocument(t *testing.T) {
 		names = append(names, name)
 	}
 	want := []string{
-		"receiveReminderSendFromReminders", "receiveTripBookFromAudit", "receiveTripBookFromAudit2", "receiveTripBookFromBookings",
+		"receiveReminderSendFromReminders", "receiveReminderSendFromTenantId", "receiveTripBookFromAudit", "receiveTripBookFromAudit2", "receiveTripBookFromBookings",
 		"receiveTripCancelFromCancellations", "sendInvoiceRender", "sendReminderSend", "sendTripBook", "sendTripBook2", "sendTripCancel",
 	}
 	if strings.Join(slices.Sorted(slices.Values(names)), " ") != strings.Join(want, " ") {
@@ -387,6 +394,8 @@ func TestBadOptions(t *testing.T) {
 		{asyncapi.Options{Format: "xml"}, `unknown format "xml"; use "yaml" or "json"`},
 		{asyncapi.Options{Servers: []string{"http://user:secret@host/"}}, `server "http://host/"`},
 		{asyncapi.Options{Servers: []string{"a b=amqp://host/"}}, `server name "a b"`},
+		{asyncapi.Options{Servers: []string{"amqp://user:secret@host:bad/"}}, `server "amqp://host:bad/": parse "amqp://host:bad/": invalid port`},
+		{asyncapi.Options{Servers: []string{"amqp://user:secret@ho st/"}}, `server "amqp://ho st/"`},
 		{asyncapi.Options{Servers: []string{"amqp://a/", "rabbitmq=amqp://b/"}}, `two servers are named "rabbitmq"`},
 	} {
 		_, err := asyncapi.Generate(set, tc.opts)
