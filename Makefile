@@ -58,6 +58,12 @@ taxi: broker services build ## Run the taxi-booking example: each booking an orc
 	$(BIN) topology validate -f examples/taxi/topology.yaml
 	WARREN_URL=$${WARREN_URL:-$$AMQP_URL} $(GO) run ./examples/taxi
 
+.PHONY: asyncapi
+asyncapi: ## Regenerate docs/asyncapi/taxi.yaml (warren asyncapi of the taxi example) and check it with the official AsyncAPI parser
+	$(GO) test ./contract/asyncapi -count=1 -run TestTaxiDocument -update
+	@scripts/asyncapi-deps.sh
+	node scripts/asyncapi-validate.mjs --strict docs/asyncapi/taxi.yaml
+
 .PHONY: deps
 deps: ## Install the Debian packages the tests need (python3-amqp, python3-msgpack, chromium) unless they are there
 	@scripts/deps.sh

@@ -22,6 +22,8 @@ python_ok() { /usr/bin/python3 -c 'import amqp, msgpack' >/dev/null 2>&1; }
 # The browser tests run $CHROMIUM, else /usr/bin/chromium (internal/browsertest).
 chromium_ok() { [ -x "${CHROMIUM:-/usr/bin/chromium}" ]; }
 
+"$(dirname "$0")/asyncapi-deps.sh" "$@" # the AsyncAPI parser the tests of contract/asyncapi run (npm, into .cache/asyncapi)
+
 missing=()
 for p in "${packages[@]}"; do
   if [ "$p" = chromium ]; then

@@ -22,9 +22,11 @@ var snakeCase = regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
 var userData = []string{"payload", "result", "headers", "arguments", "args", "definition"}
 
 // foreignFormats are command lines whose --json output is another
-// program's format, checked by that program: RabbitMQ's definitions.
+// program's format, checked by that program: RabbitMQ's definitions, an
+// AsyncAPI document.
 func foreignFormat(args []string) bool {
-	return slices.Contains(args, "export") && slices.Contains(args, "topology") && !slices.Contains(args, "--out")
+	return slices.Contains(args, "export") && slices.Contains(args, "topology") && !slices.Contains(args, "--out") ||
+		slices.Contains(args, "asyncapi") && !slices.Contains(args, "-o")
 }
 
 // checkJSONStyle fails t unless out is one or more JSON documents each an

@@ -324,6 +324,7 @@ the deprecated AMQP_URL and WARREN_AMQP_URL still work, with a warning),
 	root.AddCommand(newInboxCmd(g), newUniqueCmd(g), newSagaCmd(g), newBatchCmd(g))
 	root.AddCommand(newContractCmd(g))
 	root.AddCommand(newGenerateCmd(g))
+	root.AddCommand(newAsyncAPICmd(g))
 	prepare(g, root)
 	g.addCompletions(root)
 	return root
