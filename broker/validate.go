@@ -105,5 +105,15 @@ func (c *payloadCheck) check(env *Envelope) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("%w: %w", ErrInvalidPayload, err)
+	return &payloadError{err}
 }
+
+// payloadError is a payload the validator refused: its text is the
+// validator's, with what to do.
+type payloadError struct{ err error }
+
+func (e *payloadError) Error() string {
+	return e.err.Error() + "; fix the payload, or publish it as the version whose contract it follows"
+}
+
+func (e *payloadError) Unwrap() []error { return []error{ErrInvalidPayload, e.err} }
