@@ -215,7 +215,9 @@ func (e *BatchError) Unwrap() []error {
 // not: republish those. Jobs without an ID get one; the slice is updated in
 // place so the caller can read the IDs. opts apply to every job, as to
 // Publish; a bad option fails the whole batch before anything is sent.
-// Scheduled jobs (At, In) are published one after the other.
+// Scheduled jobs (At, In) are published one after the other. A job whose
+// payload the publisher's validator refuses (WithValidator) fails alone,
+// with ErrInvalidPayload, and is not sent.
 func (p *Publisher) PublishBatch(ctx context.Context, jobs []Job, opts ...PublishOption) error {
 	o, err := applyPublishOptions(opts)
 	if err != nil {
