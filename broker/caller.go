@@ -27,6 +27,8 @@ type callerOptions struct {
 	timeout    time.Duration
 	// checkPeriod: WithConsumerCheck; 0 for no check (the default).
 	checkPeriod time.Duration
+	// validator checks requests' payloads (WithCallValidator).
+	validator PayloadValidator
 }
 
 // WithCallRouter routes requests by job type, as WithRouter does for a
@@ -127,7 +129,8 @@ type Caller struct {
 	discarded atomic.Uint64
 	wg        sync.WaitGroup // reply loops
 
-	check *consumerCheck // nil when WithConsumerCheck(0)
+	check   *consumerCheck // nil when WithConsumerCheck(0)
+	payload *payloadCheck  // nil without WithCallValidator
 }
 
 // NewCaller returns a Caller on conn. It opens its channel on first use.
@@ -144,6 +147,9 @@ func NewCaller(conn *Conn, opts ...CallerOption) (*Caller, error) {
 	}
 	if o.checkPeriod > 0 {
 		c.check = newConsumerCheck(conn, o.checkPeriod)
+	}
+	if o.validator != nil {
+		c.payload = &payloadCheck{v: o.validator, log: o.log}
 	}
 	return c, nil
 }
@@ -178,7 +184,9 @@ type callChannel struct {
 // wrapping ErrReplyTimeout (and
 // context.DeadlineExceeded) when no reply came in time; a *PublishError
 // (ErrUnroutable, ErrNoRoute, ErrClosed, …) when the request could not be
-// sent or its channel was lost while waiting.
+// sent or its channel was lost while waiting, or wrapping
+// ErrInvalidPayload, without publishing, when WithCallValidator refuses
+// its payload.
 //
 // The job is routed by its type (WithCallRouter) unless To or ToQueue
 // names the target; a request cannot be scheduled (At or In is an error
@@ -218,6 +226,9 @@ func (c *Caller) Call(ctx context.Context, job Job, opts ...PublishOption) (repl
 	env, err := newEnvelope(job, start)
 	if err != nil {
 		return nil, err
+	}
+	if err := c.payload.check(env); err != nil {
+		return nil, &PublishError{JobID: env.ID, JobType: env.Type, Err: err}
 	}
 	// A worker replies with the request's correlation id, else its id: a
 	// request needs none of its own (36 bytes less for the broker to

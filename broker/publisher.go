@@ -25,6 +25,8 @@ type publisherOptions struct {
 	window int
 	// ce marks every job as a CloudEvent (WithCloudEvents); nil without.
 	ce *cloudEventMark
+	// validator checks payloads before they are published (WithValidator).
+	validator PayloadValidator
 	// publisherOnly names the last option given that only a Publisher
 	// takes, for NewSender to refuse.
 	publisherOnly string
@@ -101,6 +103,7 @@ type Publisher struct {
 	s      *Sender // with the router: the pipe every job goes through
 	window int
 	ce     *cloudEventMark // WithCloudEvents; nil without
+	check  *payloadCheck   // WithValidator; nil without
 }
 
 // NewPublisher returns a Publisher on conn. It opens its channel on first
@@ -110,12 +113,16 @@ func NewPublisher(conn *Conn, opts ...PublisherOption) (*Publisher, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Publisher{s: newSender(conn, o), window: o.window, ce: o.ce}, nil
+	p := &Publisher{s: newSender(conn, o), window: o.window, ce: o.ce}
+	if o.validator != nil {
+		p.check = &payloadCheck{v: o.validator, log: o.log}
+	}
+	return p, nil
 }
 
 // PublishError says which job failed to publish and why. It wraps one of
-// ErrUnroutable, ErrNacked, ErrClosed, ErrNoExchange, ErrNoRoute, ErrInvalidJob
-// or the broker's *amqp.Error.
+// ErrUnroutable, ErrNacked, ErrClosed, ErrNoExchange, ErrNoRoute, ErrInvalidJob,
+// ErrInvalidPayload or the broker's *amqp.Error.
 type PublishError struct {
 	JobID      string
 	JobType    string
@@ -125,7 +132,7 @@ type PublishError struct {
 }
 
 func (e *PublishError) Error() string {
-	if errors.Is(e.Err, ErrNoRoute) || errors.Is(e.Err, ErrInvalidJob) {
+	if errors.Is(e.Err, ErrNoRoute) || errors.Is(e.Err, ErrInvalidJob) || errors.Is(e.Err, ErrInvalidPayload) {
 		return fmt.Sprintf("broker: publish job %s (type %q): %v", e.JobID, e.JobType, e.Err)
 	}
 	return fmt.Sprintf("broker: publish job %s (type %q) to exchange %q with key %q: %v", e.JobID, e.JobType, e.Exchange, e.RoutingKey, e.Err)
@@ -144,7 +151,9 @@ func (e *PublishError) Unwrap() error { return e.Err }
 // The job goes where its type's route says (WithRouter), unless To or
 // ToQueue names the target; At or In schedules it (see At). An invalid job
 // is an error wrapping ErrInvalidJob, a bad option one wrapping
-// ErrInvalidOption, and nothing is published.
+// ErrInvalidOption, a payload the publisher's validator refuses
+// (WithValidator) a *PublishError wrapping ErrInvalidPayload, and nothing
+// is published.
 //
 // The job's ID is generated (a UUIDv7) when empty. To know it, set it
 // first with NewJobID: every error names it too (*PublishError).
@@ -160,6 +169,9 @@ func (p *Publisher) Publish(ctx context.Context, job Job, opts ...PublishOption)
 	env, err := NewEnvelope(job)
 	if err != nil {
 		return err
+	}
+	if err := p.check.check(env); err != nil {
+		return &PublishError{JobID: env.ID, JobType: env.Type, Err: err}
 	}
 	o.mark(env)
 	if o.delayed {
@@ -203,7 +215,9 @@ func (e *BatchError) Unwrap() []error {
 // not: republish those. Jobs without an ID get one; the slice is updated in
 // place so the caller can read the IDs. opts apply to every job, as to
 // Publish; a bad option fails the whole batch before anything is sent.
-// Scheduled jobs (At, In) are published one after the other.
+// Scheduled jobs (At, In) are published one after the other. A job whose
+// payload the publisher's validator refuses (WithValidator) fails alone,
+// with ErrInvalidPayload, and is not sent.
 func (p *Publisher) PublishBatch(ctx context.Context, jobs []Job, opts ...PublishOption) error {
 	o, err := applyPublishOptions(opts)
 	if err != nil {
@@ -253,6 +267,10 @@ func (p *Publisher) PublishBatch(ctx context.Context, jobs []Job, opts ...Publis
 			continue
 		}
 		jobs[i].ID = env.ID
+		if err := p.check.check(env); err != nil {
+			failed = append(failed, BatchFailure{Index: i, JobID: env.ID, Err: &PublishError{JobID: env.ID, JobType: env.Type, Err: err}})
+			continue
+		}
 		o.mark(env)
 		if o.delayed {
 			if err := p.publishDelayed(ctx, env, o); err != nil {

@@ -1,7 +1,6 @@
 package contract
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -95,8 +94,17 @@ func (t *Type) Latest() *Version {
 }
 
 // ErrNoContract is returned (wrapped) by Lookup and Validate for a job type
-// or version the set does not declare.
-var ErrNoContract = errors.New("contract: no contract")
+// or version the set does not declare. Its NoContract method tells
+// broker.PayloadValidator and worker.PayloadValidator users, which do not
+// import this package, that the payload was not checked, not refused.
+var ErrNoContract error = noContractError{}
+
+type noContractError struct{}
+
+func (noContractError) Error() string { return "contract: no contract" }
+
+// NoContract reports that the error is ErrNoContract.
+func (noContractError) NoContract() bool { return true }
 
 // Lookup returns the contract of version version of jobType; version 0 (an
 // unversioned job) is version 1. The error wraps ErrNoContract and says

@@ -76,6 +76,10 @@ const (
 	// ClassDecode: the body is not MessagePack, is too deep or does not fit
 	// the handler's payload type. Dead-lettered at once.
 	ClassDecode = "decode"
+	// ClassSchema: the payload does not match the contract of the job's
+	// type and version (WithValidator), or cannot be converted to the
+	// version its handler takes (Upcast). Dead-lettered at once.
+	ClassSchema = "schema"
 	// ClassTooLarge: the body is over the pool's size limit. Dead-lettered
 	// at once, before any decoding.
 	ClassTooLarge = "too-large"

@@ -98,6 +98,36 @@ func Typed[T any](fn func(ctx context.Context, job *Job, payload T) error) Handl
 	})
 }
 
+// Upcast returns a handler for an older version of a job type, for a
+// handler written for a newer one: it decodes each job's payload into a
+// From, converts it with up, and passes the result to h, with the job as
+// it came (job.Version is still the version the job carries). Register it
+// next to the newer version's handler:
+//
+//	mux.HandleVersion("trip.book", 1, worker.Upcast(tripV1ToV2, bookTrip))
+//	mux.HandleVersion("trip.book", 2, worker.Typed(bookTrip))
+//
+// A payload that does not decode is an error wrapping broker.ErrBadBody
+// (class "decode"); an error from up is permanent, class "schema": the
+// job is dead-lettered at once, since converting it again would fail
+// again. Fix up (or the payload), then replay the job.
+func Upcast[From, To any](up func(From) (To, error), h func(ctx context.Context, job *Job, v To) error) Handler {
+	return HandlerFunc(func(ctx context.Context, job *Job) error {
+		var old From
+		if err := job.Decode(&old); err != nil {
+			return err
+		}
+		v, err := up(old)
+		if err != nil {
+			return &schemaError{
+				err:  fmt.Errorf("job %s: upcast of %s v%d: %w", job.ID, job.Type, max(job.Version, 1), err),
+				hint: "fix the conversion or the payload, then replay the job from the dead-letter queue",
+			}
+		}
+		return h(ctx, job, v)
+	})
+}
+
 // TypedResult returns a handler that decodes each job's payload into a T,
 // passes it to fn, and sends fn's result back to the job's caller when the
 // job is a request (it has a reply_to). An error from fn is handled as any

@@ -46,6 +46,7 @@ type options struct {
 	observers       []Observer
 	finishers       []Finisher
 	typeLimits      map[string]limit // TypeRateLimit, by job type
+	validator       PayloadValidator // WithValidator; nil for none
 	// now is the pool's clock, time.Now but in tests. A handler's
 	// deadline is read from it too: a test that runs handlers keeps its
 	// readings close to the real clock's (a watchdog's timer is real).

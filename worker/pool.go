@@ -51,6 +51,8 @@ type Pool struct {
 	typeLimits map[string]*bucket
 	limitMu    sync.Mutex
 
+	valid *validation // WithValidator; nil without
+
 	// queueGoneCheck, when set (by tests), replaces queueGone's question
 	// to the broker.
 	queueGoneCheck func() bool
@@ -236,6 +238,9 @@ func NewPool(conn *broker.Conn, topo *topology.Topology, h Handler, opts ...Opti
 		}
 	}
 	p := &Pool{conn: conn, topo: topo, handler: h, opts: o, gate: semaphore.NewWeighted(isolated)}
+	if o.validator != nil {
+		p.valid = &validation{v: o.validator, log: o.log}
+	}
 	if len(o.typeLimits) > 0 {
 		p.typeLimits = make(map[string]*bucket, len(o.typeLimits))
 		for jt, l := range o.typeLimits {

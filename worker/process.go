@@ -138,13 +138,19 @@ func maxBytes(l broker.Limits) int {
 	return l.MaxBytes
 }
 
-// call runs the handler, turning a panic into a *PanicError.
+// call runs the handler, after validating the job's payload
+// (WithValidator), turning a panic into a *PanicError.
 func (p *Pool) call(ctx context.Context, job *Job) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = &PanicError{Value: r, Stack: debug.Stack()}
 		}
 	}()
+	if p.valid != nil {
+		if err := p.valid.check(job); err != nil {
+			return err
+		}
+	}
 	return p.handler.HandleJob(ctx, job)
 }
 

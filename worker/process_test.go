@@ -3,10 +3,12 @@ package worker
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/contract"
 	"github.com/warrenmq/warren/topology"
 )
 
@@ -98,5 +100,138 @@ func TestProcessAllocs(t *testing.T) {
 	defer w.stop()
 	if n := testing.AllocsPerRun(100, func() { p.process(ctx, &w, q, d, nopAck{}, 0, 0) }); n > 1 {
 		t.Errorf("%v allocations per job, want 1", n)
+	}
+}
+
+// benchContracts declares invoice.render with a typical payload of ten
+// fields, each with a constraint.
+const benchContracts = `
+version: 1
+types:
+  invoice.render:
+    versions:
+      1:
+        schema:
+          type: object
+          required: [invoice, customer, currency, amount, lines, issued, paid, tags]
+          properties:
+            invoice: {type: string, format: uuid}
+            customer: {type: string, minLength: 1, maxLength: 64}
+            email: {type: string, format: email}
+            currency: {enum: [EUR, USD, GBP]}
+            amount: {type: integer, minimum: 1}
+            tax: {type: number, minimum: 0, maximum: 1}
+            lines: {type: integer, minimum: 1, maximum: 500}
+            issued: {type: string, format: date-time}
+            paid: {type: boolean}
+            tags: {type: array, items: {type: string}, maxItems: 8}
+`
+
+// benchInvoice is the payload benchContracts declares.
+type benchInvoice struct {
+	Invoice  string    `json:"invoice"`
+	Customer string    `json:"customer"`
+	Email    string    `json:"email"`
+	Currency string    `json:"currency"`
+	Amount   int64     `json:"amount"`
+	Tax      float64   `json:"tax"`
+	Lines    int       `json:"lines"`
+	Issued   time.Time `json:"issued"`
+	Paid     bool      `json:"paid"`
+	Tags     []string  `json:"tags"`
+}
+
+func benchInvoiceJob(tb testing.TB) (*contract.Set, *broker.Delivery) {
+	tb.Helper()
+	set, err := contract.Parse("contracts.yaml", []byte(benchContracts))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	env, err := broker.NewEnvelope(broker.Job{Type: "invoice.render", Version: 1, Payload: benchInvoice{
+		Invoice: "0193a1c2-7d4e-7f00-8a1b-2c3d4e5f6a7b", Customer: "ACME Corporation", Email: "billing@acme.example",
+		Currency: "EUR", Amount: 129900, Tax: 0.2, Lines: 12, Issued: time.Date(2026, 12, 6, 9, 30, 0, 0, time.UTC),
+		Paid: false, Tags: []string{"monthly", "priority"},
+	}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := set.Validate(env.Type, env.Version, decodeAny(tb, env)); err != nil {
+		tb.Fatalf("the benchmark's payload is invalid: %v", err)
+	}
+	return set, &broker.Delivery{Envelope: env, Queue: "jobs", Exchange: "jobs", RoutingKey: "job"}
+}
+
+func decodeAny(tb testing.TB, env *broker.Envelope) any {
+	var v any
+	if err := env.Decode(&v); err != nil {
+		tb.Fatal(err)
+	}
+	return v
+}
+
+// BenchmarkReceiptValidation is what WithValidator adds on receipt, for a
+// payload of ten fields: "decode" is the decode into an interface value
+// alone, "decode+validate" that and the validation (what WithValidator
+// does), "typed" the decode into the handler's struct (what Typed does,
+// with or without a validator).
+func BenchmarkReceiptValidation(b *testing.B) {
+	set, d := benchInvoiceJob(b)
+	env := d.Envelope
+	b.Run("decode", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var v any
+			if err := env.Decode(&v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("decode+validate", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var v any
+			if err := env.Decode(&v); err != nil {
+				b.Fatal(err)
+			}
+			if err := set.Validate(env.Type, env.Version, v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("typed", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var v benchInvoice
+			if err := env.Decode(&v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkProcessValidator is BenchmarkProcess with a typed handler of
+// the ten-field payload, without and with WithValidator.
+func BenchmarkProcessValidator(b *testing.B) {
+	typed := Typed(func(context.Context, *Job, benchInvoice) error { return nil })
+	for _, validate := range []bool{false, true} {
+		name := "no validator"
+		if validate {
+			name = "validator"
+		}
+		b.Run(name, func(b *testing.B) {
+			set, d := benchInvoiceJob(b)
+			p, q := benchPool(b, typed)
+			if validate {
+				p.valid = &validation{v: set, log: zerolog.Nop()}
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var w watchdog
+			defer w.stop()
+			b.ReportAllocs()
+			for b.Loop() {
+				p.process(ctx, &w, q, d, nopAck{}, 0, 0)
+			}
+		})
 	}
 }

@@ -242,6 +242,11 @@ func classify(err error, timedOut bool, panics PanicPolicy) (class string, final
 	switch {
 	case errors.As(err, &pe):
 		return ClassPanic, panics == DeadLetterPanics
+	case errors.As(err, new(*schemaError)):
+		// Before ErrPermanent, which it wraps. Only the pool's own
+		// validation and Upcast make one: a handler's publish that a
+		// validator refused is the handler's failure, not its job's.
+		return ClassSchema, true
 	case errors.Is(err, ErrPermanent):
 		return ClassPermanent, true
 	case errors.Is(err, ErrUnknownType):

@@ -7,7 +7,8 @@ const (
 	RoutingKey         = "routing_key"
 	JobID              = "job_id"
 	JobType            = "job_type"
-	Attempt            = "attempt" // a job's attempt, or a reconnection's
+	JobVersion         = "job_version" // a job's contract version
+	Attempt            = "attempt"     // a job's attempt, or a reconnection's
 	CorrelationID      = "correlation_id"
 	TraceID            = "trace_id"
 	ReplyTo            = "reply_to"
