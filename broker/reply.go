@@ -17,7 +17,8 @@ import (
 // reply-to pseudo-queue for a caller waiting in Call. The worker publishes
 // the reply through the default exchange with reply_to as the routing key:
 // a job of type "<request type>.reply", id "<request id>.reply",
-// correlation_id the request's correlation_id (else its id). A successful
+// correlation_id the request's correlation_id (else its id), and the
+// request's warren-version (a v2 request gets a v2 reply). A successful
 // reply has no header (the body is the handler's result: a reply is as
 // cheap as the request); a failed one has warren-reply-status "error", and
 // warren-error and warren-error-class say why (the body is nil).
@@ -79,6 +80,7 @@ func newReply(request *Envelope, result any, failure *Failure, now time.Time) (*
 	r := &Envelope{
 		ID:            fitShort(request.ID+ReplyTypeSuffix, request.ID),
 		Type:          fitShort(request.Type+ReplyTypeSuffix, request.Type),
+		Version:       request.Version, // a reply follows its request's version of the contract
 		ContentType:   ContentType,
 		CorrelationID: corr,
 		Timestamp:     now.UTC().Truncate(time.Second),

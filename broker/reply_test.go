@@ -130,3 +130,18 @@ func TestSenderReply(t *testing.T) {
 		}
 	})
 }
+
+// TestReplyKeepsVersion: a reply follows its request's version of the
+// contract, in the warren-version header of a reply to a reply queue.
+func TestReplyKeepsVersion(t *testing.T) {
+	request := &broker.Envelope{ID: "r1", Type: "trip.book", Version: 2, ReplyTo: "trip.replies"}
+	for _, failure := range []*broker.Failure{nil, {Error: "no driver", Class: "permanent"}} {
+		r, err := broker.NewReply(request, map[string]any{"ok": true}, failure)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Type != "trip.book.reply" || r.Version != 2 || r.Publishing().Headers[broker.HeaderVersion] != int64(2) {
+			t.Errorf("reply %s version %d, headers %v; want trip.book.reply version 2", r.Type, r.Version, r.Publishing().Headers)
+		}
+	}
+}

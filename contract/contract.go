@@ -6,7 +6,9 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 
+	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/topology"
 )
 
@@ -200,10 +202,14 @@ func parse(filename string, data []byte, withTopology bool) (*Set, error) {
 	return set, nil
 }
 
-// unrouted warns of contract types the topology sends nowhere.
+// unrouted warns of contract types the topology sends nowhere. Replies
+// (types ending in broker.ReplyTypeSuffix) need no route.
 func unrouted(set *Set, p *problems) {
 	for _, name := range set.Names() {
 		t := set.Types[name]
+		if strings.HasSuffix(name, broker.ReplyTypeSuffix) {
+			continue // a reply goes where its request's reply-to says
+		}
 		if _, ok := set.Topology.Routes[name]; !ok {
 			p.warn(t.Pos, "add a route for it under routes, or remove the contract",
 				"contract for job type %q, which no route sends anywhere", name)

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -233,5 +234,31 @@ func BenchmarkProcessValidator(b *testing.B) {
 				p.process(ctx, &w, q, d, nopAck{}, 0, 0)
 			}
 		})
+	}
+}
+
+// TestValidationSkipsErrorReplies: an error reply carries no payload (its
+// warren-error says why), so a validating pool passes it on unchecked,
+// while a result reply is checked like any job.
+func TestValidationSkipsErrorReplies(t *testing.T) {
+	set, err := contract.Parse("contracts.yaml", []byte("types:\n  a.reply:\n    versions:\n      1: {schema: {type: object, required: [ok]}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &validation{v: set, log: zerolog.Nop()}
+	request := &broker.Envelope{ID: "r1", Type: "a", ReplyTo: "replies"}
+	failed, err := broker.NewReply(request, nil, &broker.Failure{Error: "card declined", Class: ClassPermanent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.check(&Job{Type: failed.Type, Envelope: failed}); err != nil {
+		t.Errorf("an error reply was checked: %v", err)
+	}
+	wrong, err := broker.NewReply(request, map[string]any{"nope": 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.check(&Job{Type: wrong.Type, Envelope: wrong}); !errors.Is(err, broker.ErrInvalidPayload) {
+		t.Errorf("a result reply missing a required field: %v, want ErrInvalidPayload", err)
 	}
 }

@@ -20,7 +20,9 @@ type PayloadValidator = broker.PayloadValidator
 // interface value and validated against the job's type and version. A
 // payload v refuses dead-letters the job at once, class "schema", with
 // v's error (the fields at fault) in warren-error; a body that does not
-// decode, class "decode". A type or version v declares no contract for
+// decode, class "decode". An error reply (its warren-reply-status
+// "error") carries no payload and is not checked. A type or version v
+// declares no contract for
 // (contract.ErrNoContract) is handled unchecked, with a warning logged
 // once per type and version. Off by default; see docs/versioning.md for
 // what it costs.
@@ -44,6 +46,9 @@ type validation struct {
 // check validates job's payload. The error wraps broker.ErrInvalidPayload
 // (class schema) or broker.ErrBadBody (class decode).
 func (c *validation) check(job *Job) error {
+	if job.Envelope != nil && job.Envelope.RemoteErr() != nil {
+		return nil // an error reply: its body is empty, warren-error says why
+	}
 	var payload any
 	if err := job.Decode(&payload); err != nil {
 		return err

@@ -36,7 +36,7 @@ func TestAsyncAPIOutputFile(t *testing.T) {
 	out := filepath.Join(dir, "taxi.json")
 	code, stdout, errOut := asyncapiCLI(t, "-f", taxiTopologyFile, "-o", out, "--format", "json",
 		"--title", "Taxi", "--version", "2.1.0", "--server", "prod=amqps://ops:pw-not-written@rabbit.example:5671/taxi")
-	if code != 0 || !strings.Contains(stdout, "wrote the AsyncAPI 3.0.0 document of "+taxiTopologyFile+" (8 job type(s)) to "+out) {
+	if code != 0 || !strings.Contains(stdout, "wrote the AsyncAPI 3.0.0 document of "+taxiTopologyFile+" (9 job type(s)) to "+out) {
 		t.Fatalf("exit %d\n%s%s", code, stdout, errOut)
 	}
 	data, err := os.ReadFile(out)
@@ -70,7 +70,7 @@ func TestAsyncAPIOutputFile(t *testing.T) {
 		Output, Format string
 		JobTypes       int `json:"job_types"`
 	}
-	if err := json.Unmarshal([]byte(stdout), &sum); err != nil || sum.Format != "yaml" || sum.JobTypes != 8 || sum.Output != args[len(args)-1] {
+	if err := json.Unmarshal([]byte(stdout), &sum); err != nil || sum.Format != "yaml" || sum.JobTypes != 9 || sum.Output != args[len(args)-1] {
 		t.Errorf("summary %+v, %v", sum, err)
 	}
 }

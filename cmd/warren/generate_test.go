@@ -36,7 +36,7 @@ func TestGenerateGo(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, stdout, stderr = warren(t, "generate", "go", "-f", topo, "--package", "taxi", "-o", out)
-	if code != 0 || !strings.Contains(stdout, "wrote 8 job types (8 versions) to "+out) {
+	if code != 0 || !strings.Contains(stdout, "wrote 9 job types (9 versions) to "+out) {
 		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
 	}
 	src, err := os.ReadFile(out)
@@ -62,7 +62,7 @@ func TestGenerateGo(t *testing.T) {
 		Package         string
 		Types, Versions int
 	}
-	if err := json.Unmarshal([]byte(stdout), &res); code != 0 || err != nil || res.Output != out || res.Package != "taxi" || res.Types != 8 || res.Versions != 8 {
+	if err := json.Unmarshal([]byte(stdout), &res); code != 0 || err != nil || res.Output != out || res.Package != "taxi" || res.Types != 9 || res.Versions != 9 {
 		t.Errorf("--json: exit %d, %v, %+v\n%s", code, err, res, stdout)
 	}
 

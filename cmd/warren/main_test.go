@@ -131,7 +131,7 @@ func TestTopologyValidate(t *testing.T) {
 // topology file declares and includes.
 func TestTopologyValidateContracts(t *testing.T) {
 	code, out, errOut := warren(t, "topology", "validate", "-f", "../../examples/taxi/topology.yaml")
-	if code != 0 || !strings.Contains(out, "contracts: 8 job type(s), 8 version(s), from 2 file(s)") {
+	if code != 0 || !strings.Contains(out, "contracts: 9 job type(s), 9 version(s), from 2 file(s)") {
 		t.Fatalf("validate of the taxi topology: exit %d\n%s%s", code, out, errOut)
 	}
 	dir := t.TempDir()

@@ -47,6 +47,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/contract"
 	"github.com/warrenmq/warren/daemon"
 	"github.com/warrenmq/warren/inbox"
 	"github.com/warrenmq/warren/outbox"
@@ -105,6 +106,13 @@ func run(ctx context.Context, cfg config) error {
 	if err != nil {
 		return err
 	}
+	// The contracts the topology includes (contracts/taxi.yaml): every
+	// service checks the payloads it receives against them, and the trip
+	// service those it sends (docs/versioning.md#validation).
+	contracts, err := contract.Load(file)
+	if err != nil {
+		return err
+	}
 	// warren's own warnings and errors go to stderr; the story, to stdout.
 	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly}).
 		Level(zerolog.WarnLevel).With().Timestamp().Logger()
@@ -134,7 +142,7 @@ func run(ctx context.Context, cfg config) error {
 	// The consumers start first, but need not: the queues exist, and keep
 	// what is sent to them until their service consumes it.
 	poolCtx, stopPools := context.WithCancel(ctx)
-	svc := &services{urls: urls, topo: topo, log: log, stopPools: stopPools, fail: fail}
+	svc := &services{urls: urls, topo: topo, contracts: contracts, log: log, stopPools: stopPools, fail: fail}
 	defer svc.close() // last: after the trip service's caller and publisher
 	seen := newExpectations()
 	for _, s := range []struct {
@@ -183,7 +191,7 @@ func run(ctx context.Context, cfg config) error {
 	if err != nil {
 		return err
 	}
-	t, err := newTrip(conn, db, topo, coord, def, seen)
+	t, err := newTrip(conn, db, topo, contracts, coord, def, seen)
 	if err != nil {
 		return err
 	}
@@ -327,6 +335,7 @@ func apply(ctx context.Context, urls []string, topo *topology.Topology, log zero
 type services struct {
 	urls      []string
 	topo      *topology.Topology
+	contracts *contract.Set
 	log       zerolog.Logger
 	stopPools context.CancelFunc      // ends the ctx the pools run with
 	fail      context.CancelCauseFunc // ends the scenario when a pool fails
@@ -358,7 +367,7 @@ func (s *services) serve(ctx context.Context, name, queue string, h worker.Handl
 	// The pool publishes its replies, retries and dead letters on conn
 	// too. A production worker gives them a connection of its own
 	// (worker.WithSender), as the quickstart's worker does.
-	pool, err := worker.NewPool(conn, s.topo, h, worker.WithQueue(queue), worker.WithLogger(s.log))
+	pool, err := worker.NewPool(conn, s.topo, h, worker.WithQueue(queue), worker.WithLogger(s.log), worker.WithValidator(s.contracts))
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}

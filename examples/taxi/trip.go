@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/contract"
 	"github.com/warrenmq/warren/outbox"
 	"github.com/warrenmq/warren/saga"
 	"github.com/warrenmq/warren/topology"
@@ -239,12 +240,12 @@ type trip struct {
 // newTrip returns the trip service on conn, booking trips in db through
 // the sagas of coord. The caller and the publisher route by job type with
 // the topology's routes.
-func newTrip(conn *broker.Conn, db *pgxpool.Pool, topo *topology.Topology, coord *saga.Coordinator, def *saga.Definition[Booking], seen *expectations) (*trip, error) {
-	caller, err := broker.NewCaller(conn, broker.WithCallRouter(topo), broker.WithCallAppID("trip"))
+func newTrip(conn *broker.Conn, db *pgxpool.Pool, topo *topology.Topology, contracts *contract.Set, coord *saga.Coordinator, def *saga.Definition[Booking], seen *expectations) (*trip, error) {
+	caller, err := broker.NewCaller(conn, broker.WithCallRouter(topo), broker.WithCallAppID("trip"), broker.WithCallValidator(contracts))
 	if err != nil {
 		return nil, err
 	}
-	pub, err := broker.NewPublisher(conn, broker.WithRouter(topo), broker.WithAppID("trip"))
+	pub, err := broker.NewPublisher(conn, broker.WithRouter(topo), broker.WithAppID("trip"), broker.WithValidator(contracts))
 	if err != nil {
 		caller.Close(context.Background())
 		return nil, err
