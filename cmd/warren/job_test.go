@@ -11,6 +11,7 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/internal/brokertest"
 )
 
@@ -154,4 +155,44 @@ func TestPublishScheduled(t *testing.T) {
 	if code == 0 || !strings.Contains(errOut, "--queue Q") {
 		t.Errorf("--in with --exchange: exit %d, stderr %q", code, errOut)
 	}
+}
+
+// TestPublishVersionAndContract: --version sets the warren-version header,
+// and with -f a payload that breaks its contract is refused, unsent.
+func TestPublishVersionAndContract(t *testing.T) {
+	path, n := writeTopology(t)
+	contracts := "contracts:\n  types:\n    email.send:\n      versions:\n        1: {schema: {type: object}}\n" +
+		"        2: {schema: {type: object, required: [to], properties: {to: {type: string, format: email}}}}\n"
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(contracts); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if code, out, errOut := warren(t, "topology", "apply", "-f", path); code != 0 {
+		t.Fatalf("apply: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut := warren(t, "job", "publish", "-f", path, "--type", "email.send", "--version", "2", "--data", `{"to":"ada"}`)
+	if code != 1 || !strings.Contains(out+errOut, "/to: 'ada' is not valid email") {
+		t.Fatalf("a payload breaking its contract: exit %d, want 1 naming the field\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = warren(t, "job", "publish", "-f", path, "--type", "email.send", "--version", "2", "--data", `{"to":"ada@example.com"}`)
+	if code != 0 {
+		t.Fatalf("a valid payload: exit %d\n%s%s", code, out, errOut)
+	}
+	d := brokertest.Get(t, n.Queue, 5*time.Second)
+	if v := d.Headers[broker.HeaderVersion]; v != int64(2) {
+		t.Errorf("the job's %s header: %v (%T), want 2", broker.HeaderVersion, v, v)
+	}
+	// Nothing else was sent: the refused job is not in the queue.
+	if depth := brokertest.Depth(t, n.Queue); depth != 0 {
+		t.Errorf("%d more job(s) in the queue, want none: the refused one was sent", depth)
+	}
+	code, out, errOut = warren(t, "job", "publish", "-f", path, "--type", "email.send", "--version", "2", "--data", `{"to":"ada"}`, "--validate=false")
+	if code != 0 {
+		t.Fatalf("--validate=false: exit %d\n%s%s", code, out, errOut)
+	}
+	brokertest.Get(t, n.Queue, 5*time.Second)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/warrenmq/warren/broker"
+	"github.com/warrenmq/warren/contract"
 )
 
 func newPublishCmd(g *globals) *cobra.Command {
@@ -19,6 +20,8 @@ func newPublishCmd(g *globals) *cobra.Command {
 		priority                                             uint8
 		headers                                              []string
 		sched                                                scheduleFlags
+		version                                              int
+		validate                                             bool
 	)
 	cmd := &cobra.Command{
 		Use:   "publish --type TYPE [--data JSON] [-f FILE | --exchange E --key K | --queue Q]",
@@ -26,7 +29,9 @@ func newPublishCmd(g *globals) *cobra.Command {
 		Long: `Publish one job (or --count of them) and wait until the broker confirms each.
 The payload is given as JSON and sent as MessagePack. The job goes where the
 topology file's route for its type says (-f), or to --exchange with --key, or
-straight to --queue through the default exchange.
+straight to --queue through the default exchange. With -f, a payload that
+breaks the contract of its type and --version (docs/contracts.md) is
+refused before it is sent (--validate=false sends it anyway).
 
 Exits 0 only when every job was confirmed; a job no queue receives is an
 error (unroutable), not a silent success.`,
@@ -69,6 +74,17 @@ error (unroutable), not a silent success.`,
 			if router != nil {
 				popts = append(popts, broker.WithRouter(router))
 			}
+			if path != "" && validate {
+				// The contracts the topology file declares: a payload
+				// that breaks its type's is refused before it is sent.
+				set, err := contract.Load(path)
+				if err != nil {
+					return &exitError{code: 1, err: fmt.Errorf("the contracts of %s: %w", path, err)}
+				}
+				if len(set.Types) > 0 {
+					popts = append(popts, broker.WithValidator(set))
+				}
+			}
 			if appID != "" {
 				popts = append(popts, broker.WithAppID(appID))
 			}
@@ -85,7 +101,7 @@ error (unroutable), not a silent success.`,
 			defer pub.Close(context.WithoutCancel(ctx))
 			jobs := make([]broker.Job, count)
 			for i := range jobs {
-				jobs[i] = broker.Job{ID: id, Type: jobType, Payload: payload, Headers: hdrs, Priority: priority}
+				jobs[i] = broker.Job{ID: id, Type: jobType, Version: version, Payload: payload, Headers: hdrs, Priority: priority}
 			}
 			pubErr := pub.PublishBatch(ctx, jobs, target...)
 			return reportPublish(g, jobs, pubErr)
@@ -102,6 +118,8 @@ error (unroutable), not a silent success.`,
 	f.StringVar(&key, "key", "", "routing key, with --exchange")
 	f.StringVar(&queue, "queue", "", "publish straight to this queue through the default exchange")
 	f.Uint8Var(&priority, "priority", 0, "job priority (for queues with max_priority)")
+	f.IntVar(&version, "version", 0, "the version of the job type's contract the payload follows (the warren-version header; 0: none, read as 1)")
+	f.BoolVar(&validate, "validate", true, "with -f, check the payload against the contracts the topology file declares before publishing")
 	f.StringArrayVarP(&headers, "header", "H", nil, "header NAME=VALUE (repeatable; numbers and true/false are typed)")
 	f.StringVar(&appID, "app-id", "warren-cli", "app_id property: who published the job")
 	return cmd

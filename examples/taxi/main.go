@@ -108,7 +108,7 @@ func run(ctx context.Context, cfg config) error {
 	}
 	// The contracts the topology includes (contracts/taxi.yaml): every
 	// service checks the payloads it receives against them, and the trip
-	// service those it sends (docs/versioning.md#validation).
+	// service those it sends (docs/versioning.md#validation-and-class-schema).
 	contracts, err := contract.Load(file)
 	if err != nil {
 		return err
