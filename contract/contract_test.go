@@ -324,7 +324,7 @@ func TestLoadTopologyIncludes(t *testing.T) {
 	}
 }
 
-func FuzzParse(f *testing.F) {
+func FuzzParseContracts(f *testing.F) {
 	f.Add([]byte(contractsFile))
 	f.Add([]byte("types:\n  a: {versions: {1: {schema: {type: object, properties: {b: &x {type: array, items: *x}}}}}}"))
 	f.Add([]byte("types: {a: {versions: {1: {schema: {type: object, properties: {b: {enum: [1, 2.5, null, {c: [d]}]}}}}}}}"))
