@@ -211,8 +211,8 @@ func (c *Coordinator) save(ctx context.Context, tx pgx.Tx, in *instance) error {
 func (c *Coordinator) lock(ctx context.Context, tx pgx.Tx, id string) (*instance, error) {
 	in := &instance{id: id}
 	var status string
-	err := tx.QueryRow(ctx, `SELECT name, status, step, state FROM warren_saga WHERE id = $1 FOR UPDATE`, id).
-		Scan(&in.name, &status, &in.step, &in.state)
+	err := tx.QueryRow(ctx, `SELECT name, status, step, state, last_error FROM warren_saga WHERE id = $1 FOR UPDATE`, id).
+		Scan(&in.name, &status, &in.step, &in.state, &in.lastError)
 	if err != nil {
 		return nil, err
 	}
@@ -369,7 +369,11 @@ func (c *Coordinator) compensate(ctx context.Context, tx pgx.Tx, in *instance, s
 			continue
 		}
 		in.status = Compensating
-		job, err := in.def.command(ctx, in.state, i, true)
+		cctx := ctx
+		if in.lastError != nil {
+			cctx = context.WithValue(ctx, causeKey{}, *in.lastError)
+		}
+		job, err := in.def.command(cctx, in.state, i, true)
 		if err != nil {
 			in.step = i
 			c.fail(in, fmt.Sprintf("step %q: build the compensation: %v", in.def.stepName(i), err))

@@ -49,12 +49,24 @@ type Step[S any] struct {
 	// Optional.
 	OnReply func(ctx context.Context, state *S, r Reply) error
 	// Compensate builds the command that undoes the step once it has
-	// succeeded, sent when a later step fails or times out. Optional:
-	// a step without one is not undone.
+	// succeeded, sent when a later step fails or times out; Cause(ctx)
+	// says why. Optional: a step without one is not undone.
 	Compensate func(ctx context.Context, state *S) (broker.Job, error)
 	// Timeout bounds the wait for the reply to the step's command and to
 	// its compensation; 0: no bound.
 	Timeout time.Duration
+}
+
+// causeKey keys the cause of a compensation in the ctx Compensate gets.
+type causeKey struct{}
+
+// Cause returns why the saga is being undone, in the ctx a step's
+// Compensate function is given: the error of the step that failed, or
+// that it timed out, as `warren saga show` lists it (last_error). It is
+// "" in any other ctx.
+func Cause(ctx context.Context) string {
+	s, _ := ctx.Value(causeKey{}).(string)
+	return s
 }
 
 // Reply is the successful reply to a command.

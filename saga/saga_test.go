@@ -366,6 +366,56 @@ func TestFailureCompensates(t *testing.T) {
 	}
 }
 
+// Each compensation is built knowing why the saga is undone (Cause): the
+// first, sent on the failure, and the next, sent on the first's reply by
+// a coordinator that reads the saga back from its table.
+func TestCompensationSeesCause(t *testing.T) {
+	f := newFixture(t)
+	var mu sync.Mutex
+	causes := map[string]string{}
+	st := steps(0)
+	for i := range st {
+		compensate, name := st[i].Compensate, st[i].Name
+		st[i].Compensate = func(ctx context.Context, s *trip) (broker.Job, error) {
+			mu.Lock()
+			causes[name] = saga.Cause(ctx)
+			mu.Unlock()
+			return compensate(ctx, s)
+		}
+	}
+	def, err := saga.Define("trip", st...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.workers(t, func(typ, _ string) error {
+		if typ == "step.c" {
+			return worker.Permanent(errors.New("no seats left"))
+		}
+		return nil
+	})
+	c := f.coordinator(t, def)
+	ctx := brokertest.Context(t, 30*time.Second)
+	if err := saga.StartTx(ctx, c, def, "trip-1", trip{ID: "trip-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if in := f.waitEnded(t, "trip-1")["trip-1"]; in.Status != saga.Compensated {
+		t.Fatalf("status %s, want compensated", in.Status)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, step := range []string{"a", "b"} {
+		if !strings.Contains(causes[step], "no seats left") {
+			t.Errorf("step %s's compensation saw the cause %q, want step c's error", step, causes[step])
+		}
+	}
+	if _, ok := causes["c"]; ok {
+		t.Error("step c, which failed, was compensated")
+	}
+	if saga.Cause(ctx) != "" {
+		t.Error("Cause outside a compensation is not empty")
+	}
+}
+
 // A compensation that fails for good leaves the saga failed.
 func TestCompensationFailure(t *testing.T) {
 	f := newFixture(t)
