@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,7 +22,7 @@ type MismatchError struct {
 	Type    string
 	Version int
 	// Problems lists each way the payload breaks the schema, as the JSON
-	// Pointer of the value and what is wrong with it.
+	// Pointer of the value and what is wrong with it, sorted; at most 10.
 	Problems []string
 }
 
@@ -105,10 +106,15 @@ func (s *Set) Validate(jobType string, version int, payload any) error {
 	}
 	me := &MismatchError{Type: v.Type, Version: v.Number}
 	leaves(verr, func(e *jsonschema.ValidationError) {
-		if len(me.Problems) < maxMismatches {
-			me.Problems = append(me.Problems, "/"+strings.Join(e.InstanceLocation, "/")+": "+e.ErrorKind.LocalizedString(printer))
-		}
+		me.Problems = append(me.Problems, "/"+strings.Join(e.InstanceLocation, "/")+": "+e.ErrorKind.LocalizedString(printer))
 	})
+	// The validator's order follows map iteration; sorted, the same
+	// payload always gives the same error, and the first ones are kept.
+	slices.Sort(me.Problems)
+	me.Problems = slices.Compact(me.Problems)
+	if len(me.Problems) > maxMismatches {
+		me.Problems = me.Problems[:maxMismatches]
+	}
 	return me
 }
 
