@@ -8,8 +8,8 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/warrenmq/warren/broker"
-	"github.com/warrenmq/warren/contract"
 	"github.com/warrenmq/warren/internal/brokertest"
+	"github.com/warrenmq/warren/internal/contracttest"
 )
 
 // BenchmarkCall makes calls one after another through a Caller, answered
@@ -122,57 +122,13 @@ func BenchmarkPublishBatch(b *testing.B) {
 	}
 }
 
-// benchInvoice is a typical payload of ten fields, declared by
-// benchContracts.
-type benchInvoice struct {
-	Invoice  string    `json:"invoice"`
-	Customer string    `json:"customer"`
-	Email    string    `json:"email"`
-	Currency string    `json:"currency"`
-	Amount   int64     `json:"amount"`
-	Tax      float64   `json:"tax"`
-	Lines    int       `json:"lines"`
-	Issued   time.Time `json:"issued"`
-	Paid     bool      `json:"paid"`
-	Tags     []string  `json:"tags"`
-}
-
-const benchContracts = `
-version: 1
-types:
-  invoice.render:
-    versions:
-      1:
-        schema:
-          type: object
-          required: [invoice, customer, currency, amount, lines, issued, paid, tags]
-          properties:
-            invoice: {type: string, format: uuid}
-            customer: {type: string, minLength: 1, maxLength: 64}
-            email: {type: string, format: email}
-            currency: {enum: [EUR, USD, GBP]}
-            amount: {type: integer, minimum: 1}
-            tax: {type: number, minimum: 0, maximum: 1}
-            lines: {type: integer, minimum: 1, maximum: 500}
-            issued: {type: string, format: date-time}
-            paid: {type: boolean}
-            tags: {type: array, items: {type: string}, maxItems: 8}
-`
-
 // BenchmarkPublishValidator publishes jobs of a ten-field payload without
 // and with WithValidator: one at a time, each awaiting its confirm
 // ("publish"), and in batches of 512 ("batch", per batch), into a queue of
 // its own, purged as it goes.
 func BenchmarkPublishValidator(b *testing.B) {
-	set, err := contract.Parse("contracts.yaml", []byte(benchContracts))
-	if err != nil {
-		b.Fatal(err)
-	}
-	payload := benchInvoice{
-		Invoice: "0193a1c2-7d4e-7f00-8a1b-2c3d4e5f6a7b", Customer: "ACME Corporation", Email: "billing@acme.example",
-		Currency: "EUR", Amount: 129900, Tax: 0.2, Lines: 12, Issued: time.Date(2026, 12, 6, 9, 30, 0, 0, time.UTC),
-		Tags: []string{"monthly", "priority"},
-	}
+	set := contracttest.Parse(b, contracttest.Invoices)
+	payload := contracttest.NewInvoice()
 	for _, mode := range []string{"publish", "batch"} {
 		for _, validate := range []bool{false, true} {
 			name := mode + "/no-validator"

@@ -10,38 +10,12 @@ import (
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/contract"
 	"github.com/warrenmq/warren/internal/brokertest"
+	"github.com/warrenmq/warren/internal/contracttest"
 )
-
-// validationContracts declares two versions of trip.book.
-const validationContracts = `
-version: 1
-types:
-  trip.book:
-    versions:
-      1:
-        schema:
-          type: object
-          required: [rider]
-          properties:
-            rider: {type: string, minLength: 1}
-            seats: {type: integer, minimum: 1, maximum: 8}
-      2:
-        schema:
-          type: object
-          required: [rider, class]
-          properties:
-            rider: {type: string, minLength: 1}
-            seats: {type: integer, minimum: 1, maximum: 8}
-            class: {enum: [standard, comfort, van]}
-`
 
 func validationSet(t *testing.T) *contract.Set {
 	t.Helper()
-	set, err := contract.Parse("contracts.yaml", []byte(validationContracts))
-	if err != nil {
-		t.Fatalf("contract.Parse: %v", err)
-	}
-	return set
+	return contracttest.Parse(t, contracttest.Trips)
 }
 
 type tripV1 struct {

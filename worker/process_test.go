@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"testing"
-	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/warrenmq/warren/broker"
 	"github.com/warrenmq/warren/contract"
+	"github.com/warrenmq/warren/internal/contracttest"
 	"github.com/warrenmq/warren/topology"
 )
 
@@ -104,55 +104,10 @@ func TestProcessAllocs(t *testing.T) {
 	}
 }
 
-// benchContracts declares invoice.render with a typical payload of ten
-// fields, each with a constraint.
-const benchContracts = `
-version: 1
-types:
-  invoice.render:
-    versions:
-      1:
-        schema:
-          type: object
-          required: [invoice, customer, currency, amount, lines, issued, paid, tags]
-          properties:
-            invoice: {type: string, format: uuid}
-            customer: {type: string, minLength: 1, maxLength: 64}
-            email: {type: string, format: email}
-            currency: {enum: [EUR, USD, GBP]}
-            amount: {type: integer, minimum: 1}
-            tax: {type: number, minimum: 0, maximum: 1}
-            lines: {type: integer, minimum: 1, maximum: 500}
-            issued: {type: string, format: date-time}
-            paid: {type: boolean}
-            tags: {type: array, items: {type: string}, maxItems: 8}
-`
-
-// benchInvoice is the payload benchContracts declares.
-type benchInvoice struct {
-	Invoice  string    `json:"invoice"`
-	Customer string    `json:"customer"`
-	Email    string    `json:"email"`
-	Currency string    `json:"currency"`
-	Amount   int64     `json:"amount"`
-	Tax      float64   `json:"tax"`
-	Lines    int       `json:"lines"`
-	Issued   time.Time `json:"issued"`
-	Paid     bool      `json:"paid"`
-	Tags     []string  `json:"tags"`
-}
-
 func benchInvoiceJob(tb testing.TB) (*contract.Set, *broker.Delivery) {
 	tb.Helper()
-	set, err := contract.Parse("contracts.yaml", []byte(benchContracts))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	env, err := broker.NewEnvelope(broker.Job{Type: "invoice.render", Version: 1, Payload: benchInvoice{
-		Invoice: "0193a1c2-7d4e-7f00-8a1b-2c3d4e5f6a7b", Customer: "ACME Corporation", Email: "billing@acme.example",
-		Currency: "EUR", Amount: 129900, Tax: 0.2, Lines: 12, Issued: time.Date(2026, 12, 6, 9, 30, 0, 0, time.UTC),
-		Paid: false, Tags: []string{"monthly", "priority"},
-	}})
+	set := contracttest.Parse(tb, contracttest.Invoices)
+	env, err := broker.NewEnvelope(broker.Job{Type: contracttest.InvoiceType, Version: 1, Payload: contracttest.NewInvoice()})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -202,7 +157,7 @@ func BenchmarkReceiptValidation(b *testing.B) {
 	b.Run("typed", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			var v benchInvoice
+			var v contracttest.Invoice
 			if err := env.Decode(&v); err != nil {
 				b.Fatal(err)
 			}
@@ -213,7 +168,7 @@ func BenchmarkReceiptValidation(b *testing.B) {
 // BenchmarkProcessValidator is BenchmarkProcess with a typed handler of
 // the ten-field payload, without and with WithValidator.
 func BenchmarkProcessValidator(b *testing.B) {
-	typed := Typed(func(context.Context, *Job, benchInvoice) error { return nil })
+	typed := Typed(func(context.Context, *Job, contracttest.Invoice) error { return nil })
 	for _, validate := range []bool{false, true} {
 		name := "no validator"
 		if validate {

@@ -10,35 +10,11 @@ import (
 	"time"
 
 	"github.com/warrenmq/warren/broker"
-	"github.com/warrenmq/warren/contract"
 	"github.com/warrenmq/warren/internal/brokertest"
+	"github.com/warrenmq/warren/internal/contracttest"
 	"github.com/warrenmq/warren/internal/testkit"
 	"github.com/warrenmq/warren/worker"
 )
-
-// tripContracts declares two versions of trip.book; v2 adds the class of
-// car.
-const tripContracts = `
-version: 1
-types:
-  trip.book:
-    versions:
-      1:
-        schema:
-          type: object
-          required: [rider]
-          properties:
-            rider: {type: string, minLength: 1}
-            seats: {type: integer, minimum: 1, maximum: 8}
-      2:
-        schema:
-          type: object
-          required: [rider, class]
-          properties:
-            rider: {type: string, minLength: 1}
-            seats: {type: integer, minimum: 1, maximum: 8}
-            class: {enum: [standard, comfort, van]}
-`
 
 type tripV1 struct {
 	Rider string `json:"rider"`
@@ -66,10 +42,7 @@ type seen struct {
 
 func TestValidatorAndUpcast(t *testing.T) {
 	t.Parallel()
-	set, err := contract.Parse("contracts.yaml", []byte(tripContracts))
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := contracttest.Parse(t, contracttest.Trips)
 	f := newFixture(t, fixtureOpts{types: []string{"trip.book", "trip.other"}})
 
 	var mu sync.Mutex
