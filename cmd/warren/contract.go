@@ -234,31 +234,7 @@ is an error; warnings alone exit 0.`,
 			if set != nil {
 				problems = append(problems, set.Warnings...)
 			}
-			if g.json {
-				out := struct {
-					Version  int           `json:"version"`
-					File     string        `json:"file"`
-					Valid    bool          `json:"valid"`
-					Problems []problemJSON `json:"problems"`
-				}{1, file, err == nil, problemsJSON(problems)}
-				if e := writeJSON(g.stdout, out); e != nil {
-					return e
-				}
-			} else {
-				for _, p := range problems {
-					fmt.Fprintln(g.stdout, p.String())
-				}
-				if err == nil {
-					fmt.Fprintf(g.stdout, "%s is valid: %s\n", file, contractSummary(set))
-				}
-			}
-			if err != nil {
-				if g.json {
-					return &exitError{code: exitFailure}
-				}
-				return &exitError{code: exitFailure, err: fmt.Errorf("%s has %d error(s)", file, errorCount(problems))}
-			}
-			return nil
+			return reportValidation(g, file, problems, err, func() string { return contractSummary(set) })
 		},
 	}
 	topologyFlag(cmd, &path)

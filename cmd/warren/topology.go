@@ -83,39 +83,49 @@ error (warnings alone exit 0).`,
 					problems = append(problems, contracts.Warnings...)
 				}
 			}
-			if g.json {
-				out := struct {
-					Version  int           `json:"version"`
-					File     string        `json:"file"`
-					Valid    bool          `json:"valid"`
-					Problems []problemJSON `json:"problems"`
-				}{1, path, err == nil, problemsJSON(problems)}
-				if e := writeJSON(g.stdout, out); e != nil {
-					return e
+			return reportValidation(g, path, problems, err, func() string {
+				line := summary(t)
+				if contracts != nil && len(contracts.Types) > 0 {
+					line += "; contracts: " + contractSummary(contracts)
 				}
-			} else {
-				for _, p := range problems {
-					fmt.Fprintln(g.stdout, p.String())
-				}
-				if err == nil {
-					line := summary(t)
-					if contracts != nil && len(contracts.Types) > 0 {
-						line += "; contracts: " + contractSummary(contracts)
-					}
-					fmt.Fprintf(g.stdout, "%s is valid: %s\n", path, line)
-				}
-			}
-			if err != nil {
-				if g.json {
-					return &exitError{code: 1}
-				}
-				return &exitError{code: 1, err: fmt.Errorf("%s has %d error(s)", path, errorCount(problems))}
-			}
-			return nil
+				return line
+			})
 		},
 	}
 	topologyFlag(cmd, &path)
 	return cmd
+}
+
+// reportValidation prints what validate found in file: every problem, then
+// (when err is nil) that the file is valid and what summary says of it;
+// or, with --json, all of it as one object. err is the load's error: the
+// exit status is 1 when it is set.
+func reportValidation(g *globals, file string, problems topology.Problems, err error, summary func() string) error {
+	if g.json {
+		out := struct {
+			Version  int           `json:"version"`
+			File     string        `json:"file"`
+			Valid    bool          `json:"valid"`
+			Problems []problemJSON `json:"problems"`
+		}{1, file, err == nil, problemsJSON(problems)}
+		if e := writeJSON(g.stdout, out); e != nil {
+			return e
+		}
+	} else {
+		for _, p := range problems {
+			fmt.Fprintln(g.stdout, p.String())
+		}
+		if err == nil {
+			fmt.Fprintf(g.stdout, "%s is valid: %s\n", file, summary())
+		}
+	}
+	if err != nil {
+		if g.json {
+			return &exitError{code: exitFailure}
+		}
+		return &exitError{code: exitFailure, err: fmt.Errorf("%s has %d error(s)", file, errorCount(problems))}
+	}
+	return nil
 }
 
 func errorCount(ps topology.Problems) int {
