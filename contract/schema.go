@@ -229,32 +229,16 @@ func (d *decoder) schema(n *yaml.Node, where string, depth int) *Schema {
 			if !ok {
 				continue
 			}
-			switch key {
-			case "minimum":
-				s.Minimum = &f
-			case "maximum":
-				s.Maximum = &f
-			case "exclusiveMinimum":
-				s.ExclusiveMinimum = &f
-			case "exclusiveMaximum":
-				s.ExclusiveMaximum = &f
-			}
+			*map[string]**float64{"minimum": &s.Minimum, "maximum": &s.Maximum,
+				"exclusiveMinimum": &s.ExclusiveMinimum, "exclusiveMaximum": &s.ExclusiveMaximum}[key] = &f
 			s.raw[key] = d.value(v, depth+1)
 		case "minLength", "maxLength", "minItems", "maxItems":
 			c, ok := d.count(key+" in the schema of "+where, v)
 			if !ok {
 				continue
 			}
-			switch key {
-			case "minLength":
-				s.MinLength = &c
-			case "maxLength":
-				s.MaxLength = &c
-			case "minItems":
-				s.MinItems = &c
-			case "maxItems":
-				s.MaxItems = &c
-			}
+			*map[string]**int{"minLength": &s.MinLength, "maxLength": &s.MaxLength,
+				"minItems": &s.MinItems, "maxItems": &s.MaxItems}[key] = &c
 			s.raw[key] = int64(c)
 		case "$ref", "$defs", "definitions", "allOf", "anyOf", "oneOf", "not", "if", "then", "else",
 			"patternProperties", "prefixItems", "contains", "dependentRequired", "dependentSchemas",
