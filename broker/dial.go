@@ -156,9 +156,14 @@ func dialOne(ctx context.Context, rawURL string, o options) (*session, error) {
 	props := clientProperties(o.props)
 	props.SetClientConnectionName(name)
 	cfg := amqp.Config{
-		Heartbeat:  o.heartbeat,
-		Properties: props,
-		Locale:     "en_US",
+		Heartbeat: o.heartbeat,
+		// The heartbeater reads when frames were last written and read
+		// once a second, instead of being woken for each one: a wake-up
+		// of a goroutine, and often of a thread, per frame sent or read
+		// (WARREN-PATCH.md part 6).
+		QuietHeartbeats: true,
+		Properties:      props,
+		Locale:          "en_US",
 		Dial: func(network, addr string) (net.Conn, error) {
 			dial := o.dialer
 			if dial == nil {

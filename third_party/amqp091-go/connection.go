@@ -94,6 +94,17 @@ type Config struct {
 	// the server's interval.
 	Heartbeat time.Duration
 
+	// QuietHeartbeats keeps the heartbeater from being woken for every
+	// frame: the reader and writer only note when they last read and wrote
+	// a frame, and the heartbeater reads those times once a second, sends a
+	// heartbeat when nothing was written for Heartbeat/2 less a second, and
+	// sets the read deadline to three Heartbeat/2 intervals and a second
+	// after the last frame read (the default heartbeater: three intervals,
+	// set after each frame). By default (false), every frame written or
+	// read hands its time to the heartbeater's goroutine, which wakes it
+	// (warren patch, part 6).
+	QuietHeartbeats bool
+
 	// TLSClientConfig specifies the client configuration of the TLS connection
 	// when establishing a tls transport.
 	// If the URL uses an amqps scheme, then an empty tls.Config with the
@@ -197,6 +208,12 @@ type Connection struct {
 	writer    *writer
 	sends     chan time.Time     // timestamps of each frame sent
 	deadlines chan readDeadliner // heartbeater updates read deadlines
+
+	// With Config.QuietHeartbeats: when a frame was last written and read
+	// (Unix nanoseconds), read by the heartbeater instead of sends and
+	// deadlines.
+	quiet              bool
+	lastSent, lastRead atomic.Int64
 
 	allocator *allocator // id generator valid after openTune
 	channels  map[uint16]*Channel
@@ -432,6 +449,7 @@ func Open(conn io.ReadWriteCloser, config Config) (*Connection, error) {
 		channels:              make(map[uint16]*Channel),
 		topologyConfiguration: make(map[uint16]*TopologyConfiguration),
 		rpc:                   make(chan message),
+		quiet:                 config.QuietHeartbeats,
 		sends:                 make(chan time.Time),
 		errors:                make(chan *Error, 1),
 		close:                 make(chan struct{}),
@@ -763,10 +781,7 @@ func (c *Connection) send(f frame) error {
 		// Broadcast we sent a frame, reducing heartbeats, only
 		// if there is something that can receive - like a non-reentrant
 		// call or if the heartbeater isn't running
-		select {
-		case c.sends <- time.Now():
-		default:
-		}
+		c.noteSent()
 	}
 
 	return err
@@ -830,14 +845,25 @@ func (c *Connection) flush() (err error) {
 			// Broadcast we sent a frame, reducing heartbeats, only
 			// if there is something that can receive - like a non-reentrant
 			// call or if the heartbeater isn't running
-			select {
-			case c.sends <- time.Now():
-			default:
-			}
+			c.noteSent()
 		}
 	}
 
 	return
+}
+
+// noteSent tells the heartbeater a frame was written: with
+// QuietHeartbeats, by noting the time; else by handing it the time, if it
+// waits for it.
+func (c *Connection) noteSent() {
+	if c.quiet {
+		c.lastSent.Store(time.Now().UnixNano())
+		return
+	}
+	select {
+	case c.sends <- time.Now():
+	default:
+	}
 }
 
 func (c *Connection) shutdown(err *Error) {
@@ -1032,7 +1058,9 @@ func (c *Connection) reader(r io.Reader) {
 
 		c.demux(frame)
 
-		if haveDeadliner {
+		if c.quiet {
+			c.lastRead.Store(time.Now().UnixNano())
+		} else if haveDeadliner {
 			select {
 			case c.deadlines <- conn:
 			default:
@@ -1047,6 +1075,11 @@ func (c *Connection) reader(r io.Reader) {
 // jitter tolerance of 1s
 func (c *Connection) heartbeater(interval time.Duration, done chan struct{}) {
 	const maxServerHeartbeatsInFlight = 3
+
+	if c.quiet {
+		c.quietHeartbeater(interval, maxServerHeartbeatsInFlight*interval, done)
+		return
+	}
 
 	var sendTicks <-chan time.Time
 	if interval > 0 {
@@ -1090,6 +1123,57 @@ func (c *Connection) heartbeater(interval time.Duration, done chan struct{}) {
 				}
 			}
 
+		case <-done:
+			return
+		}
+	}
+}
+
+// quietHeartbeater is the heartbeater of Config.QuietHeartbeats: once a
+// second (or every interval, if shorter) it sends a heartbeat if nothing
+// was written for interval less a second, and sets the read deadline to
+// readTimeout plus one tick after the last frame read. A frame read moves
+// the deadline only at the next tick, so the tick of slack keeps a
+// connection whose frames come less than readTimeout apart open, as the
+// default heartbeater does (the server's heartbeats come every
+// 2*interval, readTimeout is 3*interval); a silent connection is given up
+// at most a tick later than the default heartbeater would.
+func (c *Connection) quietHeartbeater(interval, readTimeout time.Duration, done chan struct{}) {
+	if interval <= 0 {
+		<-done
+		return
+	}
+	tick := time.Second
+	if interval < tick {
+		tick = interval
+	}
+	ticker := time.NewTicker(tick)
+	defer ticker.Stop()
+	now := time.Now().UnixNano()
+	c.lastSent.CompareAndSwap(0, now)
+	c.lastRead.CompareAndSwap(0, now)
+	for {
+		select {
+		case at := <-ticker.C:
+			if at.Sub(time.Unix(0, c.lastSent.Load())) > interval-time.Second {
+				if err := c.send(&heartbeatFrame{}); err != nil {
+					// send heartbeats even after close/closeOk so we
+					// tick until the connection starts erroring
+					return
+				}
+			}
+			c.m.Lock() // recovery swaps the connection under it
+			conn, haveDeadliner := c.conn.(readDeadliner)
+			c.m.Unlock()
+			if haveDeadliner {
+				if err := conn.SetReadDeadline(time.Unix(0, c.lastRead.Load()).Add(readTimeout + tick)); err != nil {
+					var opErr *net.OpError
+					if !errors.As(err, &opErr) {
+						Logger.Printf("error setting read deadline in heartbeater: %+v", err)
+						return
+					}
+				}
+			}
 		case <-done:
 			return
 		}
