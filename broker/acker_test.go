@@ -88,8 +88,6 @@ func TestAckerSettlesEachTagOnce(t *testing.T) {
 							switch {
 							case nack[tag]:
 								err = a.nack(tag, true)
-							case tag%3 == 0: // a request's ack; the tag is the last received, or not
-								err = a.ackAlone(tag, tag+tag%2)
 							default:
 								err = a.ack(tag)
 							}
@@ -146,32 +144,38 @@ func TestAckerGroupsInOrderAcks(t *testing.T) {
 	}
 }
 
-// TestAckerAcksALoneRequestAtOnce: a request's ack goes out at once, with
-// the grouped acks before it, when nothing else of the channel is
-// outstanding, and is grouped like any other when something is.
-func TestAckerAcksALoneRequestAtOnce(t *testing.T) {
+// TestAckerGroupsALoneAck: an ack with nothing else outstanding (a
+// sequential caller's request) is not sent on its own at once: the timer
+// sends it within the delay, with any acks made meanwhile in the same
+// frame.
+func TestAckerGroupsALoneAck(t *testing.T) {
 	fb := newFakeBroker(10)
-	a := newAcker(fb, 32, time.Hour) // no timer flush
+	a := newAcker(fb, 32, 20*time.Millisecond)
 	defer a.markClosed()
-	for tag := uint64(1); tag <= 2; tag++ {
-		if err := a.ack(tag); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Tag 4 was received: 3 is not alone.
-	if err := a.ackAlone(3, 4); err != nil {
+	if err := a.ack(1); err != nil {
 		t.Fatal(err)
 	}
-	if fb.frames != 0 {
-		t.Fatalf("%d frames sent while tag 4 is outstanding, want the acks grouped", fb.frames)
-	}
-	if err := a.ackAlone(4, 4); err != nil {
+	if err := a.ack(2); err != nil {
 		t.Fatal(err)
 	}
 	fb.mu.Lock()
-	defer fb.mu.Unlock()
-	if fb.frames != 1 || fb.acked[1] != 1 || fb.acked[4] != 1 || len(fb.failures) != 0 {
-		t.Errorf("frames %d, acked %v, failures %v: want one multiple ack of 1-4", fb.frames, fb.acked, fb.failures)
+	frames := fb.frames
+	fb.mu.Unlock()
+	if frames != 0 {
+		t.Fatalf("%d frames sent at once for two lone acks, want them grouped on the timer", frames)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		fb.mu.Lock()
+		frames, acked, failures := fb.frames, fb.acked[1]+fb.acked[2], len(fb.failures)
+		fb.mu.Unlock()
+		if frames == 1 && acked == 2 && failures == 0 {
+			return
+		}
+		if frames > 1 || failures != 0 || time.Now().After(deadline) {
+			t.Fatalf("frames %d, acked %d of 2, failures %d: want one multiple ack of 1-2 from the timer", frames, acked, failures)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -261,13 +261,12 @@ func (c *Consumer) wrap(d *amqp.Delivery) *Delivery {
 			break
 		}
 	}
-	return newDelivery(d, c.queue, c.acks, &c.lastTag)
+	return newDelivery(d, c.queue, c.acks)
 }
 
 // newDelivery makes a Delivery of an amqp091-go delivery from queue,
-// settled through acks; received is the highest tag of the channel handed
-// out.
-func newDelivery(d *amqp.Delivery, queue string, acks *acker, received *atomic.Uint64) *Delivery {
+// settled through acks.
+func newDelivery(d *amqp.Delivery, queue string, acks *acker) *Delivery {
 	// The delivery and its envelope in one allocation: they live as long
 	// as each other.
 	both := new(struct {
@@ -279,7 +278,7 @@ func newDelivery(d *amqp.Delivery, queue string, acks *acker, received *atomic.U
 	out.Envelope, out.Err = &both.e, readMessageInto(&m, &both.e)
 	out.Queue, out.Exchange, out.RoutingKey = queue, d.Exchange, d.RoutingKey
 	out.Redelivered = d.Redelivered
-	out.tag, out.acks, out.received = d.DeliveryTag, acks, received
+	out.tag, out.acks = d.DeliveryTag, acks
 	if n, ok := d.Headers["x-delivery-count"]; ok {
 		out.DeliveryCount, _ = headerInt("x-delivery-count", n, 0, 1<<31-1)
 	}
@@ -420,27 +419,19 @@ type Delivery struct {
 	// of the message (quorum queues' x-delivery-count), 0 elsewhere.
 	DeliveryCount int
 
-	tag      uint64
-	acks     *acker
-	received *atomic.Uint64 // the consumer's highest tag received
-	settled  atomic.Bool
+	tag     uint64
+	acks    *acker
+	settled atomic.Bool
 }
 
 // Ack tells the broker the delivery is done with; the broker deletes it.
 // Acks are grouped (see WithAckBatch): the ack is on the wire within the
-// batch delay, and the consumer's Close sends what is still grouped.
-//
-// A request's ack (reply_to set) is sent at once when no other delivery
-// of the consumer is outstanding: request-reply is bound by latency, and a
-// broker that gets the ack a batch delay after the reply has gone idle
-// when the caller's next request comes, and takes longer to route it.
-// Under load, requests' acks are grouped like any other.
+// batch delay, and the consumer's Close sends what is still grouped. A
+// request's ack too: its reply is sent before it, so its caller never
+// waits for it.
 func (d *Delivery) Ack() error {
 	if !d.settled.CompareAndSwap(false, true) {
 		return ErrAlreadySettled
-	}
-	if d.Envelope != nil && d.Envelope.ReplyTo != "" {
-		return d.acks.ackAlone(d.tag, d.received.Load())
 	}
 	return d.acks.ack(d.tag)
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -24,10 +23,9 @@ type Getter struct {
 	conn  *Conn
 	queue string
 
-	mu       sync.Mutex
-	ch       *amqp.Channel
-	acks     *acker
-	received *atomic.Uint64
+	mu   sync.Mutex
+	ch   *amqp.Channel
+	acks *acker
 }
 
 // NewGetter returns a Getter of queue on conn.
@@ -48,7 +46,7 @@ func (g *Getter) Get(ctx context.Context) (*Delivery, bool, error) {
 		if err != nil {
 			return nil, false, err
 		}
-		g.ch, g.acks, g.received = ch, newAcker(ch, 1, 0), new(atomic.Uint64)
+		g.ch, g.acks = ch, newAcker(ch, 1, 0)
 	}
 	d, ok, err := g.ch.Get(g.queue, false)
 	if err != nil {
@@ -61,8 +59,7 @@ func (g *Getter) Get(ctx context.Context) (*Delivery, bool, error) {
 	if !ok {
 		return nil, false, nil
 	}
-	g.received.Store(d.DeliveryTag)
-	return newDelivery(&d, g.queue, g.acks, g.received), true, nil
+	return newDelivery(&d, g.queue, g.acks), true, nil
 }
 
 // Close closes the channel gracefully, waiting for the broker's answer
