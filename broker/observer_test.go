@@ -311,15 +311,15 @@ func TestCallAndReplyObservers(t *testing.T) {
 	replies.await(t, 4)
 	got := replies.take()
 	for i := range got {
-		// The direct reply-to address names the caller's channel.
-		if f := strings.Fields(got[i]); len(f) > 3 && strings.HasPrefix(f[3], "/"+broker.DirectReplyTo+".") {
-			f[3] = "/direct"
+		// The caller's reply queue is server-named.
+		if f := strings.Fields(got[i]); len(f) > 3 && strings.HasPrefix(f[3], "/"+broker.ServerNamedPrefix) {
+			f[3] = "/replies"
 			got[i] = strings.Join(f, " ")
 		}
 	}
 	wantReplies := []string{
-		`pub start reply /direct confirmed=false ping.reply from=""`, "pub done ok",
-		`pub start reply /direct confirmed=false fail.reply from=""`, "pub done ok",
+		`pub start reply /replies confirmed=false ping.reply from=""`, "pub done ok",
+		`pub start reply /replies confirmed=false fail.reply from=""`, "pub done ok",
 	}
 	if diff := cmp.Diff(wantReplies, got); diff != "" {
 		t.Errorf("observer of replies (-want +got):\n%s", diff)

@@ -7,8 +7,8 @@
 #
 # Sections (default: jobs rpc scaling):
 #   jobs      50,000 jobs, classic and quorum, ROUNDS rounds (default 5)
-#   rpc       20,000 calls with 1 and 16 callers, direct reply-to and
-#             (rpc-queue) warren's Caller with a reply queue of its own
+#   rpc       20,000 calls with 1 and 16 callers: warren's Caller with its
+#             reply queue (the default) and (rpc-direct) over direct reply-to
 #   scaling   1, 2 and 4 consumer processes on one queue; 1 KiB, 64 KiB and
 #             1 MiB payloads; 10 queues at once (SCALE_ROUNDS rounds, default 3)
 #   rabbitmq4 jobs and both rpc reply paths against a private RabbitMQ 4.3
@@ -46,7 +46,7 @@ jobs() {
 
 rpc() {
 	run rpc --mode rpc --callers 1,16 --rounds "$rounds"
-	run rpc-queue --mode rpc --callers 1,16 --rounds "$rounds" --reply-queue
+	run rpc-direct --mode rpc --callers 1,16 --rounds "$rounds" --direct-reply-to
 }
 
 scaling() {
@@ -65,7 +65,7 @@ rabbitmq4() {
 	eval "$exports"
 	WARREN_URL=$AMQP_URL run rmq43-jobs --queue-type both --rounds 3
 	WARREN_URL=$AMQP_URL run rmq43-rpc --mode rpc --callers 1,16 --rounds 3
-	WARREN_URL=$AMQP_URL run rmq43-rpc-queue --mode rpc --callers 1,16 --rounds 3 --reply-queue
+	WARREN_URL=$AMQP_URL run rmq43-rpc-direct --mode rpc --callers 1,16 --rounds 3 --direct-reply-to
 }
 
 sections=("$@")

@@ -123,12 +123,28 @@ func TestCallCorrelatesByIDOrOwnCorrelationID(t *testing.T) {
 	}
 }
 
-// TestCallsOverAReplyQueue: a Caller with its own reply queue sends it as
-// reply_to (a server-named queue); concurrent calls pair with their
+// TestCallsOverEachReplyPath: a Caller sends its reply queue (a
+// server-named queue, the default) or the direct reply-to
+// (WithCallDirectReplyTo) as reply_to; concurrent calls pair with their
 // replies, a remote failure surfaces with its class, and the worker sends
-// its replies without confirm or mandatory flag, as to direct reply-to.
-func TestCallsOverAReplyQueue(t *testing.T) {
+// its replies without confirm or mandatory flag on either path.
+func TestCallsOverEachReplyPath(t *testing.T) {
 	t.Parallel()
+	for name, c := range map[string]struct {
+		opts []broker.CallerOption
+		want func(string) bool
+	}{
+		"reply queue":     {nil, func(r string) bool { return strings.HasPrefix(r, broker.ServerNamedPrefix) }},
+		"direct reply-to": {[]broker.CallerOption{broker.WithCallDirectReplyTo()}, broker.IsDirectReplyTo},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testCallsOver(t, c.opts, c.want)
+		})
+	}
+}
+
+func testCallsOver(t *testing.T, opts []broker.CallerOption, want func(string) bool) {
 	f := newFixture(t, fixtureOpts{})
 	var mu sync.Mutex
 	replyTos := map[string]bool{}
@@ -140,7 +156,7 @@ func TestCallsOverAReplyQueue(t *testing.T) {
 		mu.Unlock()
 		return inner.HandleJob(ctx, job)
 	}), worker.WithQueue(f.queue, worker.Concurrency(16), worker.Prefetch(64)), worker.WithObserver(worker.OutcomeFunc(l.observe)))
-	c := f.caller(broker.WithCallReplyQueue())
+	c := f.caller(opts...)
 	ctx := brokertest.Context(t, 60*time.Second)
 
 	const n = 300
@@ -153,11 +169,11 @@ func TestCallsOverAReplyQueue(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	if len(replyTos) != 1 {
-		t.Fatalf("reply_to of the requests: %v, want one queue", replyTos)
+		t.Fatalf("reply_to of the requests: %v, want one address", replyTos)
 	}
 	for r := range replyTos {
-		if !strings.HasPrefix(r, broker.ServerNamedPrefix) || !broker.IsCallerReplyTo(r) {
-			t.Errorf("reply_to %q, want a server-named queue", r)
+		if !want(r) || !broker.IsCallerReplyTo(r) {
+			t.Errorf("reply_to %q, want the caller's reply path", r)
 		}
 	}
 	if d := c.Discarded(); d != 0 {
@@ -461,7 +477,7 @@ routes:
 // pool sends it all the same (the broker drops it) and goes on.
 func TestReplyToGoneCallerIsDropped(t *testing.T) {
 	t.Parallel()
-	for name, opts := range map[string][]broker.CallerOption{"direct reply-to": nil, "reply queue": {broker.WithCallReplyQueue()}} {
+	for name, opts := range map[string][]broker.CallerOption{"direct reply-to": {broker.WithCallDirectReplyTo()}, "reply queue": nil} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			testReplyToGoneCaller(t, opts)

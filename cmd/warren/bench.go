@@ -47,8 +47,8 @@ queue: a run adds their CPU time to its own and reports the peak RSS of the
 largest; a job lost or handled twice fails the run. Both apply to every
 implementation alike.
 
---mode rpc: make --calls request-reply calls over direct reply-to
-(--reply-queue: a reply queue of the Caller's own), each waiting for its
+--mode rpc: make --calls request-reply calls, the replies coming back in
+the Caller's own reply queue (--direct-reply-to: over direct reply-to), each waiting for its
 reply, from K concurrent callers on one connection, for each
 K of --callers (1: one call after another). A server on two more connections
 consumes a fresh queue (manual acks, --prefetch, --concurrency handlers),
@@ -102,7 +102,7 @@ if it is given, else after 2 minutes or 1ms per job or call, whichever is longer
 			var perRun []int // callers of each run of a round and queue type; 0: not rpc
 			switch cfg.Mode {
 			case bench.ModeJobs:
-				for _, name := range []string{"calls", "callers", "reply-queue", "durable-requests", "baseline-wire", "baseline-durable"} {
+				for _, name := range []string{"calls", "callers", "direct-reply-to", "durable-requests", "baseline-wire", "baseline-durable"} {
 					if flags.Changed(name) {
 						return fmt.Errorf("--%s applies to --mode %s only", name, bench.ModeRPC)
 					}
@@ -240,7 +240,7 @@ if it is given, else after 2 minutes or 1ms per job or call, whichever is longer
 	f.IntVar(&cfg.Queues, "queues", bench.DefaultQueues, "queues the jobs are spread over, round-robin, each consumed with --prefetch and --concurrency (--mode jobs)")
 	f.IntVar(&cfg.Workers, "workers", 0, "consumer processes, each consuming every queue; 0: consume in this process (--mode jobs)")
 	f.BoolVar(&baseline, "baseline", false, "also run the plain amqp091-go baselines and compare warren with each")
-	f.BoolVar(&cfg.ReplyQueue, "reply-queue", false, "warren's Caller receives its replies in an exclusive queue of its own instead of direct reply-to (--mode rpc)")
+	f.BoolVar(&cfg.DirectReplyTo, "direct-reply-to", false, "warren's Caller receives its replies through direct reply-to instead of an exclusive queue of its own (--mode rpc)")
 	f.BoolVar(&cfg.DurableRequests, "durable-requests", false, "warren's Caller sends persistent requests (--mode rpc)")
 	f.StringVar(&cfg.BaselineWire, "baseline-wire", "", "diagnostic: what the direct reply-to baseline's requests carry, each adding to the one before: minimal (a correlation id; the default), props (a job id, type, app id, timestamp), deadline (and the warren-deadline header) or warren (and mandatory: all of warren's request, to measure warren's code alone) (--mode rpc)")
 	f.BoolVar(&cfg.BaselineDurable, "baseline-durable", false, "diagnostic: the rpc baselines send persistent requests instead of transient ones, the like-for-like comparison with --durable-requests (--mode rpc)")

@@ -33,8 +33,12 @@ var rolePermissions = map[string]brokertest.Permissions{
 	// dead letters to warren.dead-letter, and replies through the default
 	// exchange (amq.default).
 	"worker": {Configure: `^$`, Write: `^(warren\.delay\..*|warren\.dead-letter|amq\.default)$`, Read: `^billing\.emails$`},
-	// Publishes requests; its replies come through direct reply-to.
-	"caller": {Configure: `^$`, Write: `^billing\.jobs$`, Read: `^$`},
+	// Publishes requests; its replies come in a reply queue of its own,
+	// which it declares and consumes (server-named: amq.gen-…).
+	"caller": {Configure: `^amq\.gen-.*$`, Write: `^billing\.jobs$`, Read: `^amq\.gen-.*$`},
+	// The same without a reply queue: its replies come through direct
+	// reply-to, which needs no permission.
+	"caller-direct": {Configure: `^$`, Write: `^billing\.jobs$`, Read: `^$`},
 	// The CLI: applies the topology, reads and replays dead letters; plus
 	// the management tag, for topology plan and stats.
 	"operator": {Configure: `^(billing\..*|warren\..*)$`, Write: `^(billing\..*|warren\..*|amq\.default)$`, Read: `^(billing\..*|warren\..*)$`},
@@ -136,7 +140,9 @@ func TestRolePermissions(t *testing.T) {
 	mux := worker.NewMux()
 	mux.HandleFunc("email.send", func(context.Context, *worker.Job) error { return errors.New("smtp: connection refused") })
 	mux.HandleFunc("email.welcome", func(context.Context, *worker.Job) error { return nil })
-	mux.Handle("email.lookup", worker.TypedResult(func(_ context.Context, _ *worker.Job, name string) (string, error) {
+	var replyTos sync.Map // caller role -> the reply_to of its request
+	mux.Handle("email.lookup", worker.TypedResult(func(_ context.Context, j *worker.Job, name string) (string, error) {
+		replyTos.Store(name, j.ReplyTo)
 		return "found " + name, nil
 	}))
 	var mu sync.Mutex
@@ -158,20 +164,30 @@ func TestRolePermissions(t *testing.T) {
 	ran := make(chan error, 1)
 	go func() { ran <- pool.Run(runCtx) }()
 
-	caller, err := broker.NewCaller(dial("caller"), broker.WithCallRouter(topo))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer caller.Close(ctx)
-	callCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	reply, err := caller.Call(callCtx, broker.Job{Type: "email.lookup", Payload: "ada"})
-	cancel()
-	if err != nil {
-		t.Fatalf("caller: Call: %v", err)
-	}
-	var answer string
-	if err := reply.Decode(&answer); err != nil || answer != "found ada" {
-		t.Fatalf("caller: reply %q (%v), want %q", answer, err, "found ada")
+	// Each caller gets its reply: the one allowed a reply queue in it, the
+	// other (refused the queue) through direct reply-to.
+	for role, want := range map[string]func(string) bool{
+		"caller":        func(r string) bool { return strings.HasPrefix(r, broker.ServerNamedPrefix) },
+		"caller-direct": broker.IsDirectReplyTo,
+	} {
+		caller, err := broker.NewCaller(dial(role), broker.WithCallRouter(topo))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer caller.Close(ctx)
+		callCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		reply, err := caller.Call(callCtx, broker.Job{Type: "email.lookup", Payload: role})
+		cancel()
+		if err != nil {
+			t.Fatalf("%s: Call: %v", role, err)
+		}
+		var answer string
+		if err := reply.Decode(&answer); err != nil || answer != "found "+role {
+			t.Fatalf("%s: reply %q (%v), want %q", role, answer, err, "found "+role)
+		}
+		if r, _ := replyTos.Load(role); !want(r.(string)) {
+			t.Errorf("%s: the request's reply_to was %q", role, r)
+		}
 	}
 
 	// Wait for the failing job's end and the delayed one's.

@@ -237,7 +237,7 @@ func TestRunsRPC(t *testing.T) {
 		{"warren/4", warren, Config{Callers: 4}},
 		{"queue/1", queue, Config{Callers: 1}},
 		{"queue/4", queue, Config{Callers: 4}},
-		{"warren/reply-queue", warren, Config{Callers: 4, ReplyQueue: true}},
+		{"warren/direct-reply-to", warren, Config{Callers: 4, DirectReplyTo: true}},
 		// The diagnostics: persistent requests, warren's own wire.
 		{"baseline/durable", baseline, Config{Callers: 4, BaselineDurable: true}},
 		{"queue/durable", queue, Config{Callers: 4, BaselineDurable: true}},
@@ -402,8 +402,8 @@ func TestConfigValidate(t *testing.T) {
 		{"part of warren's wire", Config{Mode: ModeRPC, BaselineWire: WireDeadline}, nil},
 		{"wire of jobs", Config{BaselineWire: WireWarren}, []string{`baseline wire "warren"`}},
 		{"unknown wire", Config{Mode: ModeRPC, BaselineWire: "amqp"}, []string{`baseline wire "amqp"`}},
-		{"reply queue", Config{Mode: ModeRPC, ReplyQueue: true}, nil},
-		{"reply queue of jobs", Config{ReplyQueue: true}, []string{"reply queue"}},
+		{"direct reply-to", Config{Mode: ModeRPC, DirectReplyTo: true}, nil},
+		{"direct reply-to of jobs", Config{DirectReplyTo: true}, []string{"direct reply-to"}},
 		{"durable", Config{Mode: ModeRPC, BaselineDurable: true, DurableRequests: true}, nil},
 		{"durable of jobs", Config{BaselineDurable: true, DurableRequests: true}, []string{"baseline durable", "durable requests"}},
 	}
@@ -744,8 +744,8 @@ func TestReportDiagnostics(t *testing.T) {
 }
 
 // TestRPCClientFollowsTheConfig: the baseline client's requests go where
-// and as the configuration says: reply_to its own exclusive queue with
-// ReplyQueue, and each wire adding to the one before.
+// and as the configuration says: reply_to its own exclusive queue when
+// asked for one, and each wire adding to the one before.
 func TestRPCClientFollowsTheConfig(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {

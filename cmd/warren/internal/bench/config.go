@@ -127,11 +127,11 @@ type Config struct {
 	// of transient: a diagnostic, the like-for-like comparison with a
 	// Caller sending durable requests. ModeRPC only.
 	BaselineDurable bool `json:"baseline_durable,omitempty"`
-	// ReplyQueue makes warren's Caller receive its replies in an exclusive
-	// queue of its own instead of through direct reply-to
-	// (broker.WithCallReplyQueue). The baselines are set by their
+	// DirectReplyTo makes warren's Caller receive its replies through
+	// direct reply-to instead of an exclusive queue of its own, its default
+	// (broker.WithCallDirectReplyTo). The baselines are set by their
 	// implementation. ModeRPC only.
-	ReplyQueue bool `json:"reply_queue,omitempty"`
+	DirectReplyTo bool `json:"direct_reply_to,omitempty"`
 	// DurableRequests asks warren's Caller for persistent requests.
 	// ModeRPC only.
 	DurableRequests bool `json:"durable_requests,omitempty"`
@@ -203,7 +203,7 @@ func (c Config) Validate() error {
 	}
 	check(c.Queues == 0 || c.Mode == ModeJobs, "queues %d: only with mode %q", c.Queues, ModeJobs)
 	check(c.Workers == 0 || c.Mode == ModeJobs, "workers %d: only with mode %q", c.Workers, ModeJobs)
-	check(!c.ReplyQueue || c.Mode == ModeRPC, "reply queue: only with mode %q", ModeRPC)
+	check(!c.DirectReplyTo || c.Mode == ModeRPC, "direct reply-to: only with mode %q", ModeRPC)
 	check(!c.BaselineDurable || c.Mode == ModeRPC, "baseline durable: only with mode %q", ModeRPC)
 	check(!c.DurableRequests || c.Mode == ModeRPC, "durable requests: only with mode %q", ModeRPC)
 	check(c.BaselineWire == "" || c.Mode == ModeRPC && slices.Contains(wires, c.BaselineWire),

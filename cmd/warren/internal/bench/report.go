@@ -108,12 +108,13 @@ type ReportConfig struct {
 	PublishWindow int      `json:"publish_window,omitempty"` // ModeJobs
 	// BaselineWire is what the direct reply-to baseline's requests
 	// carried, BaselineDurable whether the baselines' requests were
-	// persistent, ReplyQueue whether warren's Caller had a reply queue,
+	// persistent, DirectReplyTo whether warren's Caller used direct
+	// reply-to instead of its reply queue,
 	// DurableRequests whether it was asked for persistent requests
 	// (ModeRPC).
 	BaselineWire    string `json:"baseline_wire,omitempty"`
 	BaselineDurable bool   `json:"baseline_durable,omitempty"`
-	ReplyQueue      bool   `json:"reply_queue,omitempty"`
+	DirectReplyTo   bool   `json:"direct_reply_to,omitempty"`
 	DurableRequests bool   `json:"durable_requests,omitempty"`
 	GoVersion       string `json:"go_version"`
 	CPUs            int    `json:"cpus"`
@@ -248,7 +249,7 @@ func NewReport(cfg Config, queueTypes []string, rounds int, results []Result) *R
 		}
 	}
 	if cfg.Mode == ModeRPC {
-		r.Config.Calls, r.Config.Callers, r.Config.BaselineWire, r.Config.ReplyQueue = cfg.Calls, callers, cfg.BaselineWire, cfg.ReplyQueue
+		r.Config.Calls, r.Config.Callers, r.Config.BaselineWire, r.Config.DirectReplyTo = cfg.Calls, callers, cfg.BaselineWire, cfg.DirectReplyTo
 		r.Config.BaselineDurable, r.Config.DurableRequests = cfg.BaselineDurable, cfg.DurableRequests
 	} else {
 		r.Config.Jobs, r.Config.PublishWindow, r.Config.Queues, r.Config.Workers = cfg.Jobs, PublishWindow, cfg.Queues, cfg.Workers

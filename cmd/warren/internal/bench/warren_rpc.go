@@ -123,12 +123,12 @@ func warrenRPC(ctx context.Context, cfg Config, rec *CallRecorder) (err error) {
 }
 
 // callerOptions configures warren's Caller as the run's Config says:
-// replies in a queue of its own with ReplyQueue, persistent requests with
-// DurableRequests.
+// replies through direct reply-to with DirectReplyTo (else in its reply
+// queue, the default), persistent requests with DurableRequests.
 func callerOptions(cfg Config, r broker.Router) []broker.CallerOption {
 	opts := []broker.CallerOption{broker.WithCallRouter(r)}
-	if cfg.ReplyQueue {
-		opts = append(opts, broker.WithCallReplyQueue())
+	if cfg.DirectReplyTo {
+		opts = append(opts, broker.WithCallDirectReplyTo())
 	}
 	if cfg.DurableRequests {
 		opts = append(opts, broker.WithDurableRequests())
