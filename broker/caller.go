@@ -213,10 +213,11 @@ func (c *Caller) Call(ctx context.Context, job Job, opts ...PublishOption) (repl
 	var expired <-chan time.Time // the default timeout's, when ctx has no deadline
 	if !ok {
 		// A timer, not context.WithTimeout: the wait is the only thing
-		// to bound, and a timer is a third of the cost.
+		// to bound, and a timer is a third of the cost; a pooled one
+		// costs no allocation.
 		deadline = start.Add(c.opts.timeout)
-		t := time.NewTimer(c.opts.timeout)
-		defer t.Stop()
+		t := getTimer(c.opts.timeout)
+		defer putTimer(t)
 		expired = t.C
 	}
 	o, err := applyPublishOptions(opts)
@@ -318,6 +319,24 @@ func (c *Caller) Call(ctx context.Context, job Job, opts ...PublishOption) (repl
 		}
 		return nil, fmt.Errorf("broker: call of job %s (type %q) given up: %w", env.ID, env.Type, ctx.Err())
 	}
+}
+
+// timers holds the timers of calls whose ctx has no deadline. Since Go
+// 1.23 a timer's channel holds no stale tick after Stop or Reset, so a
+// stopped timer can serve another call.
+var timers sync.Pool
+
+func getTimer(d time.Duration) *time.Timer {
+	if t, ok := timers.Get().(*time.Timer); ok {
+		t.Reset(d)
+		return t
+	}
+	return time.NewTimer(d)
+}
+
+func putTimer(t *time.Timer) {
+	t.Stop()
+	timers.Put(t)
 }
 
 // resultChans holds the channels calls wait on, buffered 1 so the reply

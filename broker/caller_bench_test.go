@@ -22,8 +22,8 @@ func BenchmarkCall(b *testing.B) {
 		name string
 		opts []broker.CallerOption
 	}{
-		{"direct", nil},
-		{"reply-queue", []broker.CallerOption{broker.WithCallReplyQueue()}},
+		{"reply-queue", nil},
+		{"direct", []broker.CallerOption{broker.WithCallDirectReplyTo()}},
 		{"consumer-check", []broker.CallerOption{broker.WithConsumerCheck(time.Second)}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
