@@ -416,7 +416,7 @@ func (c *Caller) channelLocked() (*callChannel, error) {
 			return c.channelLocked()
 		case err != nil:
 			ch.Close()
-			return nil, fmt.Errorf("broker: declare the caller's reply queue: %w", err)
+			return nil, fmt.Errorf("broker: declare the caller's reply queue (if the broker limits queues, raise the limit or use WithCallDirectReplyTo): %w", err)
 		}
 		replyTo = q.Name
 	}

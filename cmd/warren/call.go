@@ -21,8 +21,9 @@ func newCallCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "call --type TYPE [--data JSON] [-f FILE | --exchange E --key K | --queue Q] [--timeout D]",
 		Short: "Send a request and print its reply",
-		Long: `Send a job as a request and wait for a worker's reply, over RabbitMQ's direct
-reply-to. The payload is given as JSON and sent as MessagePack; the result is
+		Long: `Send a job as a request and wait for a worker's reply, in a reply queue of
+its own (RabbitMQ names it amq.gen-...; over direct reply-to when the user may
+not declare it). The payload is given as JSON and sent as MessagePack; the result is
 printed as JSON. The request carries the deadline (--timeout), so no worker
 starts it after this command gave up. It is transient unless --durable is
 given: nobody waits for it once the deadline passed.
