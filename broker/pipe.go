@@ -104,6 +104,9 @@ func (p *pipe) checkFrame(msg *amqp.Publishing, id string) error {
 	return checkFrame(msg, int(p.conn.frameMax.Load()), id)
 }
 
+// settled reports whether f's outcome is in, so that wait returns at once.
+func (f *inflight) settled() bool { return len(f.pending.result) > 0 }
+
 // wait returns the outcome of a message sent on a confirm channel.
 func (f *inflight) wait(ctx context.Context) error {
 	select {

@@ -239,12 +239,15 @@ func (p *Publisher) PublishBatch(ctx context.Context, jobs []Job, opts ...Publis
 	}
 	window := make([]sent, 0, min(len(jobs), p.window))
 	// The jobs are written unflushed: they leave in writes of a full
-	// buffer, not one write each, and are flushed before every wait for a
-	// confirm (one cannot come for a job still in the buffer).
+	// buffer, not one write each. What is buffered is flushed before a
+	// wait that would block: not before every wait, which once the window
+	// slides would be a write per job. A confirm already in needs no
+	// flush; one still to come may be for a job in the buffer, and the
+	// broker should have every job written by then anyway.
 	var unflushed bool
 	var flushErr error
 	settle := func(s sent) {
-		if unflushed {
+		if unflushed && !s.f.settled() {
 			unflushed = false
 			flushErr = p.s.flush()
 		}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -487,5 +489,68 @@ func TestPublishBatchHoldsNoWrittenBodies(t *testing.T) {
 	}
 	if n := brokertest.Depth(t, queue); n != len(jobs) {
 		t.Fatalf("queue holds %d jobs, want %d", n, len(jobs))
+	}
+}
+
+// writeCounter counts the writes of the connections it dials once armed:
+// what write(2) is called for.
+type writeCounter struct {
+	armed  atomic.Bool
+	writes atomic.Int64
+}
+
+func (w *writeCounter) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := new(net.Dialer).DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &countedConn{Conn: c, w: w}, nil
+}
+
+type countedConn struct {
+	net.Conn
+	w *writeCounter
+}
+
+func (c *countedConn) Write(b []byte) (int, error) {
+	if c.w.armed.Load() {
+		c.w.writes.Add(1)
+	}
+	return c.Conn.Write(b)
+}
+
+// TestPublishBatchWritesInBulkWhileTheWindowSlides: once more jobs are
+// written than the window holds, each next job waits for the oldest's
+// confirm. A confirm already in needs no flush, so the jobs keep leaving
+// in writes of a full buffer, not one write each.
+func TestPublishBatchWritesInBulkWhileTheWindowSlides(t *testing.T) {
+	var wc writeCounter
+	conn := dial(t, broker.WithDialer(wc.dial))
+	queue := brokertest.Queue(t, "batch-writes", nil)
+	const window, jobs = 64, 4000
+	p := newPublisher(t, conn, broker.WithBatchWindow(window))
+	ctx := brokertest.Context(t, time.Minute)
+	// The channel and the queue's check come first, outside the count.
+	if err := p.Publish(ctx, broker.Job{Type: "warm"}, broker.ToQueue(queue)); err != nil {
+		t.Fatal(err)
+	}
+	batch := make([]broker.Job, jobs)
+	for i := range batch {
+		batch[i] = broker.Job{Type: "bulk", Payload: map[string]any{"n": i}}
+	}
+	wc.armed.Store(true)
+	err := p.PublishBatch(ctx, batch, broker.ToQueue(queue))
+	wc.armed.Store(false)
+	if err != nil {
+		t.Fatalf("PublishBatch: %v", err)
+	}
+	writes := wc.writes.Load()
+	t.Logf("%d jobs, window %d: %d writes", jobs, window, writes)
+	// A write per job once the window is full would be jobs-window writes.
+	if writes > jobs/4 {
+		t.Fatalf("%d jobs took %d writes: the batch flushes for each job while its window slides", jobs, writes)
+	}
+	if n := brokertest.Depth(t, queue); n != jobs+1 {
+		t.Fatalf("queue holds %d jobs, want %d", n, jobs+1)
 	}
 }
