@@ -135,7 +135,35 @@ func startWarrenConsumer(ctx context.Context, conn *broker.Conn, snd *broker.Sen
 		}
 		c.poolDone <- err
 	}()
+	if err := awaitReady(ctx, pool, c.poolDone); err != nil {
+		c.abort()
+		return nil, err
+	}
 	return c, nil
+}
+
+// awaitReady returns once pool consumes every queue, as the baseline's
+// Consume returns once the broker registered its consumer: jobs published
+// before then would wait in the queue, and the run would measure the
+// pool's start, not its work. It fails if the pool stops first (what Run
+// returned is put back in poolDone) or ctx ends.
+func awaitReady(ctx context.Context, pool *worker.Pool, poolDone chan error) error {
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := pool.Ready()
+		if err == nil {
+			return nil
+		}
+		select {
+		case runErr := <-poolDone:
+			poolDone <- runErr
+			return fmt.Errorf("the pool stopped before it consumed every queue: %w", cmp.Or(runErr, err))
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the pool to consume (%w): %w", err, ctx.Err())
+		case <-tick.C:
+		}
+	}
 }
 
 // stop stops the pool, which drains and acks what it handled.

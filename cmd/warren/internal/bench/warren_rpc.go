@@ -80,6 +80,9 @@ func warrenRPC(ctx context.Context, cfg Config, rec *CallRecorder) (err error) {
 			<-poolDone
 		}
 	}()
+	if err := awaitReady(ctx, pool, poolDone); err != nil {
+		return err
+	}
 
 	caller, err := broker.NewCaller(callConn, callerOptions(cfg, topo)...)
 	if err != nil {
