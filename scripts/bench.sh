@@ -12,7 +12,7 @@
 #   scaling   1, 2 and 4 consumer processes on one queue; 1 KiB, 64 KiB and
 #             1 MiB payloads; 10 queues at once (SCALE_ROUNDS rounds, default 3)
 #   rabbitmq4 jobs and both rpc reply paths against a private RabbitMQ 4.3
-#             node (scripts/rabbitmq4.sh test-node 4.3), 3 rounds
+#             node (scripts/rabbitmq4.sh test-node 4.3), ROUNDS rounds
 #
 # The broker and the machine should be otherwise idle: every run uses the
 # whole machine. WARREN_URL (or --url's default) picks the broker of every
@@ -63,9 +63,9 @@ rabbitmq4() {
 	local exports
 	exports=$(scripts/rabbitmq4.sh test-node 4.3)
 	eval "$exports"
-	WARREN_URL=$AMQP_URL run rmq43-jobs --queue-type both --rounds 3
-	WARREN_URL=$AMQP_URL run rmq43-rpc --mode rpc --callers 1,16 --rounds 3
-	WARREN_URL=$AMQP_URL run rmq43-rpc-direct --mode rpc --callers 1,16 --rounds 3 --direct-reply-to
+	WARREN_URL=$AMQP_URL run rmq43-jobs --queue-type both --rounds "$rounds"
+	WARREN_URL=$AMQP_URL run rmq43-rpc --mode rpc --callers 1,16 --rounds "$rounds"
+	WARREN_URL=$AMQP_URL run rmq43-rpc-direct --mode rpc --callers 1,16 --rounds "$rounds" --direct-reply-to
 }
 
 sections=("$@")
