@@ -63,7 +63,8 @@ handled; amqp091-go-batched acks the contiguous handled deliveries with
 multiple=true, a quarter of --prefetch at a time or whenever its handlers
 are idle. rpc: amqp091-go calls over direct reply-to, amqp091-go-queue
 with an exclusive reply queue of its own; both send transient requests
-(--baseline-durable: persistent, a diagnostic, as is --baseline-wire).
+(--baseline-durable: persistent, a diagnostic, as is --baseline-wire, which
+adds warren's message properties to the baselines' messages).
 
 The targets: jobs, warren reaches at least 1.00x the jobs/s of
 amqp091-go-batched with at most 1.05x its CPU per job, and a peak of at most
@@ -102,7 +103,7 @@ if it is given, else after 2 minutes or 1ms per job or call, whichever is longer
 			var perRun []int // callers of each run of a round and queue type; 0: not rpc
 			switch cfg.Mode {
 			case bench.ModeJobs:
-				for _, name := range []string{"calls", "callers", "direct-reply-to", "durable-requests", "baseline-wire", "baseline-durable"} {
+				for _, name := range []string{"calls", "callers", "direct-reply-to", "durable-requests", "baseline-durable"} {
 					if flags.Changed(name) {
 						return fmt.Errorf("--%s applies to --mode %s only", name, bench.ModeRPC)
 					}
@@ -242,7 +243,7 @@ if it is given, else after 2 minutes or 1ms per job or call, whichever is longer
 	f.BoolVar(&baseline, "baseline", false, "also run the plain amqp091-go baselines and compare warren with each")
 	f.BoolVar(&cfg.DirectReplyTo, "direct-reply-to", false, "warren's Caller receives its replies through direct reply-to instead of an exclusive queue of its own (--mode rpc)")
 	f.BoolVar(&cfg.DurableRequests, "durable-requests", false, "warren's Caller sends persistent requests (--mode rpc)")
-	f.StringVar(&cfg.BaselineWire, "baseline-wire", "", "diagnostic: what the direct reply-to baseline's requests carry, each adding to the one before: minimal (a correlation id; the default), props (a job id, type, app id, timestamp), deadline (and the warren-deadline header) or warren (and mandatory: all of warren's request, to measure warren's code alone) (--mode rpc)")
+	f.StringVar(&cfg.BaselineWire, "baseline-wire", "", "diagnostic: what the baselines' messages carry, each adding to the one before. --mode rpc, the direct reply-to baseline's requests: minimal (a correlation id; the default), props (a job id, type, app id, timestamp), deadline (and the warren-deadline header) or warren (and mandatory: all of warren's request, to measure warren's code alone). --mode jobs: minimal (the default) or props (warren's job properties: a job id, type, app id, timestamp)")
 	f.BoolVar(&cfg.BaselineDurable, "baseline-durable", false, "diagnostic: the rpc baselines send persistent requests instead of transient ones, the like-for-like comparison with --durable-requests (--mode rpc)")
 	f.IntVar(&rounds, "rounds", 1, "rounds to run; medians are reported when more than one")
 	f.BoolVar(&onlyBaseline, "only-baseline", false, "run the amqp091-go baselines alone")

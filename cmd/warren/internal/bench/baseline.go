@@ -110,7 +110,8 @@ func declareJobQueues(conn *amqp.Connection, exchange string, queues, keys []str
 
 // publishAMQP publishes the run's jobs to exchange on a channel of conn in
 // confirm mode, round-robin over the routing keys, with at most
-// PublishWindow awaiting their confirms. It calls rec.Start before the
+// PublishWindow awaiting their confirms; with cfg.BaselineWire WireProps
+// each carries warren's job properties too. It calls rec.Start before the
 // first publish and rec.Published once every job is confirmed.
 func publishAMQP(ctx context.Context, conn *amqp.Connection, cfg Config, exchange string, keys []string, rec *Recorder) error {
 	ch, err := conn.Channel()
@@ -182,6 +183,7 @@ func publishAMQP(ctx context.Context, conn *amqp.Connection, cfg Config, exchang
 	}()
 
 	data := rec.Filler()
+	props := cfg.BaselineWire == WireProps
 	rec.Start()
 	for seq := range cfg.Jobs {
 		select {
@@ -200,11 +202,22 @@ func publishAMQP(ctx context.Context, conn *amqp.Connection, cfg Config, exchang
 		if err != nil {
 			return fmt.Errorf("encode: %w", err)
 		}
-		err = ch.PublishWithContext(ctx, exchange, keys[seq%len(keys)], true, false, amqp.Publishing{
+		key := keys[seq%len(keys)]
+		msg := amqp.Publishing{
 			ContentType:  broker.ContentType,
 			DeliveryMode: amqp.Persistent,
 			Body:         body,
-		})
+		}
+		if props {
+			// What warren's Publisher sends with every job: its id, its
+			// type (a run's job type is its routing key), its app id
+			// (warren's default) and when it was published.
+			if msg.MessageId, err = broker.NewJobID(); err != nil {
+				return err
+			}
+			msg.Type, msg.AppId, msg.Timestamp = key, "warren", time.Now()
+		}
+		err = ch.PublishWithContext(ctx, exchange, key, true, false, msg)
 		if err != nil {
 			return fmt.Errorf("publish: %w", err)
 		}

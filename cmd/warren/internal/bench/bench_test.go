@@ -400,7 +400,8 @@ func TestConfigValidate(t *testing.T) {
 		{"too many jobs", Config{Jobs: MaxJobs + 1}, []string{"jobs"}},
 		{"warren's wire", Config{Mode: ModeRPC, BaselineWire: WireWarren}, nil},
 		{"part of warren's wire", Config{Mode: ModeRPC, BaselineWire: WireDeadline}, nil},
-		{"wire of jobs", Config{BaselineWire: WireWarren}, []string{`baseline wire "warren"`}},
+		{"request wire of jobs", Config{BaselineWire: WireWarren}, []string{`baseline wire "warren"`}},
+		{"job properties", Config{BaselineWire: WireProps}, nil},
 		{"unknown wire", Config{Mode: ModeRPC, BaselineWire: "amqp"}, []string{`baseline wire "amqp"`}},
 		{"direct reply-to", Config{Mode: ModeRPC, DirectReplyTo: true}, nil},
 		{"direct reply-to of jobs", Config{DirectReplyTo: true}, []string{"direct reply-to"}},
@@ -743,6 +744,35 @@ func TestReportDiagnostics(t *testing.T) {
 	}
 }
 
+// TestReportDiagnosticsOfJobs: jobs baselines carrying warren's job
+// properties make the verdicts a diagnostic too.
+func TestReportDiagnosticsOfJobs(t *testing.T) {
+	results := []Result{
+		{Impl: ImplBaselineBatched, Mode: ModeJobs, QueueType: Classic, Jobs: 10, JobsPerSec: 100, CPUSecondsPer10k: 1, PeakAnonBytes: 1 << 20, P99: time.Millisecond},
+		{Impl: ImplWarren, Mode: ModeJobs, QueueType: Classic, Jobs: 10, JobsPerSec: 100, CPUSecondsPer10k: 1, PeakAnonBytes: 1 << 20, P99: time.Millisecond},
+	}
+	for _, c := range []struct {
+		cfg      Config
+		want     string
+		jsonWire string
+	}{
+		{Config{BaselineWire: WireProps}, "(--baseline-wire props), so these ratios compare the code alone: a diagnostic", WireProps},
+		{Config{}, "targets: warren >= 1.00x the jobs/s of amqp091-go-batched", ""},
+	} {
+		rep := NewReport(c.cfg, []string{Classic}, 1, results)
+		var table bytes.Buffer
+		if err := rep.WriteTable(&table); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(table.String(), c.want) {
+			t.Errorf("table lacks %q:\n%s", c.want, table.String())
+		}
+		if rep.Config.BaselineWire != c.jsonWire {
+			t.Errorf("the report's baseline wire is %q, want %q", rep.Config.BaselineWire, c.jsonWire)
+		}
+	}
+}
+
 // TestRPCClientFollowsTheConfig: the baseline client's requests go where
 // and as the configuration says: reply_to its own exclusive queue when
 // asked for one, and each wire adding to the one before.
@@ -835,5 +865,55 @@ func TestAnonSampler(t *testing.T) {
 	debug.FreeOSMemory()
 	if peak := s.finish(); peak < size {
 		t.Errorf("peak anonymous RSS %d, want at least the %d bytes made resident", peak, size)
+	}
+}
+
+// TestJobsBaselineWire: the jobs baselines publish minimal jobs by
+// default, and with WireProps the properties warren's Publisher sends
+// with every job.
+func TestJobsBaselineWire(t *testing.T) {
+	for _, wire := range jobWires {
+		t.Run(wire, func(t *testing.T) {
+			const n = 3
+			conn := brokertest.Conn(t)
+			name := uniqueName("wire-"+wire, Classic)
+			queues, keys := queueNames(name, 1), routingKeys(1)
+			t.Cleanup(func() {
+				if err := deleteEntities(brokertest.URL(t), queues, []string{name}); err != nil {
+					t.Error(err)
+				}
+			})
+			if err := declareJobQueues(conn, name, queues, keys, Classic); err != nil {
+				t.Fatal(err)
+			}
+			cfg := Config{Jobs: n, BaselineWire: wire}
+			cfg.setDefaults()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := publishAMQP(ctx, conn, cfg, name, keys, newRecorder(cfg)); err != nil {
+				t.Fatal(err)
+			}
+			ch := brokertest.Channel(t)
+			ids := map[string]bool{}
+			for i := range n {
+				d, ok, err := ch.Get(queues[0], true)
+				if err != nil || !ok {
+					t.Fatalf("job %d: got %v, %v", i, ok, err)
+				}
+				if d.ContentType != broker.ContentType || d.DeliveryMode != amqp.Persistent {
+					t.Errorf("job %d: content type %q, delivery mode %d", i, d.ContentType, d.DeliveryMode)
+				}
+				got := [...]bool{d.MessageId != "", d.Type != "", d.AppId != "", !d.Timestamp.IsZero()}
+				if want := wire == WireProps; got != [...]bool{want, want, want, want} {
+					t.Fatalf("wire %s, job %d: message_id %q, type %q, app_id %q, timestamp %v", wire, i, d.MessageId, d.Type, d.AppId, d.Timestamp)
+				}
+				if wire == WireProps {
+					if ids[d.MessageId] || d.Type != keys[0] {
+						t.Errorf("job %d: message_id %q (repeated: %v), type %q, want %q", i, d.MessageId, ids[d.MessageId], d.Type, keys[0])
+					}
+					ids[d.MessageId] = true
+				}
+			}
+		})
 	}
 }

@@ -18,7 +18,9 @@ const (
 	ModeRPC = "rpc"
 )
 
-// What the rpc baseline's requests carry (Config.BaselineWire).
+// What the baselines' messages carry (Config.BaselineWire): the rpc
+// baseline's requests any of them, the jobs baselines' jobs WireMinimal or
+// WireProps.
 const (
 	// WireMinimal: a correlation id, reply_to, content type and delivery
 	// mode, as a hand-written client sends them.
@@ -37,6 +39,10 @@ const (
 // one part of warren's request contract costs is the difference between
 // two runs.
 var wires = []string{WireMinimal, WireProps, WireDeadline, WireWarren}
+
+// jobWires lists the wires of the jobs baselines: a job has no deadline
+// header, and every implementation publishes mandatory.
+var jobWires = []string{WireMinimal, WireProps}
 
 // Queue types a run can use.
 const (
@@ -118,10 +124,13 @@ type Config struct {
 	// adds their CPU time to its own and reports the peak RSS of the
 	// largest. ModeJobs only.
 	Workers int `json:"workers,omitempty"`
-	// BaselineWire is what the direct reply-to baseline's requests carry:
-	// WireMinimal (the default), WireProps, WireDeadline or WireWarren. A
-	// diagnostic: the targets are judged with the minimal wire. ModeRPC
-	// only.
+	// BaselineWire is what the baselines' messages carry besides their
+	// body. ModeRPC: what the direct reply-to baseline's requests carry,
+	// WireMinimal (the default), WireProps, WireDeadline or WireWarren.
+	// ModeJobs: WireMinimal (the default: content type and delivery mode)
+	// or WireProps (and the properties warren's Publisher sends with every
+	// job: its id as message_id, type, app_id and timestamp). A
+	// diagnostic: the targets are judged with the minimal wire.
 	BaselineWire string `json:"baseline_wire,omitempty"`
 	// BaselineDurable makes the rpc baselines' requests persistent instead
 	// of transient: a diagnostic, the like-for-like comparison with a
@@ -168,7 +177,7 @@ func (c *Config) setDefaults() {
 	if c.Queues == 0 && c.Mode == ModeJobs {
 		c.Queues = DefaultQueues
 	}
-	if c.BaselineWire == "" && c.Mode == ModeRPC {
+	if c.BaselineWire == "" {
 		c.BaselineWire = WireMinimal
 	}
 }
@@ -206,7 +215,11 @@ func (c Config) Validate() error {
 	check(!c.DirectReplyTo || c.Mode == ModeRPC, "direct reply-to: only with mode %q", ModeRPC)
 	check(!c.BaselineDurable || c.Mode == ModeRPC, "baseline durable: only with mode %q", ModeRPC)
 	check(!c.DurableRequests || c.Mode == ModeRPC, "durable requests: only with mode %q", ModeRPC)
-	check(c.BaselineWire == "" || c.Mode == ModeRPC && slices.Contains(wires, c.BaselineWire),
-		"baseline wire %q: want one of %s, with mode %q", c.BaselineWire, strings.Join(wires, ", "), ModeRPC)
+	switch c.Mode {
+	case ModeRPC:
+		check(slices.Contains(wires, c.BaselineWire), "baseline wire %q: want one of %s, with mode %q", c.BaselineWire, strings.Join(wires, ", "), ModeRPC)
+	case ModeJobs:
+		check(slices.Contains(jobWires, c.BaselineWire), "baseline wire %q: want one of %s, with mode %q", c.BaselineWire, strings.Join(jobWires, ", "), ModeJobs)
+	}
 	return errors.Join(errs...)
 }

@@ -107,7 +107,8 @@ type ReportConfig struct {
 	Rounds        int      `json:"rounds"`
 	PublishWindow int      `json:"publish_window,omitempty"` // ModeJobs
 	// BaselineWire is what the direct reply-to baseline's requests
-	// carried, BaselineDurable whether the baselines' requests were
+	// carried (ModeJobs: the baselines' jobs; left out when minimal),
+	// BaselineDurable whether the baselines' requests were
 	// persistent, DirectReplyTo whether warren's Caller used direct
 	// reply-to instead of its reply queue,
 	// DurableRequests whether it was asked for persistent requests
@@ -253,6 +254,9 @@ func NewReport(cfg Config, queueTypes []string, rounds int, results []Result) *R
 		r.Config.BaselineDurable, r.Config.DurableRequests = cfg.BaselineDurable, cfg.DurableRequests
 	} else {
 		r.Config.Jobs, r.Config.PublishWindow, r.Config.Queues, r.Config.Workers = cfg.Jobs, PublishWindow, cfg.Queues, cfg.Workers
+		if cfg.BaselineWire != WireMinimal {
+			r.Config.BaselineWire = cfg.BaselineWire
+		}
 		callers = []int{0}
 	}
 	medians := map[key]Result{}
@@ -486,6 +490,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 	case rpc:
 		_, err = fmt.Fprintf(w, "targets: warren >= %.2fx the better baseline's calls/s and <= %.2fx its p99, with each number of callers: %s\n",
 			TargetCallsPerSec, TargetP99, status)
+	case r.Config.BaselineWire != "" && r.Config.BaselineWire != WireMinimal:
+		_, err = fmt.Fprintf(w, "the baselines' jobs carried warren's job properties (--baseline-wire %s), so these ratios compare the code alone: "+
+			"a diagnostic (at >= %.2fx the jobs/s of %s, <= %.2fx its CPU per job, and a peak of allocated memory <= %s: %s); "+
+			"the targets are judged against the baselines' minimal jobs, the default\n",
+			r.Config.BaselineWire, TargetJobsPerSec, ImplBaselineBatched, TargetCPUPerJob, formatBytes(TargetPeakRSSBytes), status)
 	default:
 		_, err = fmt.Fprintf(w, "targets: warren >= %.2fx the jobs/s of %s, <= %.2fx its CPU per job, and a peak of allocated memory (anonymous RSS) <= %s: %s\n",
 			TargetJobsPerSec, ImplBaselineBatched, TargetCPUPerJob, formatBytes(TargetPeakRSSBytes), status)
