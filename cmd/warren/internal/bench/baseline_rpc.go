@@ -112,13 +112,9 @@ func runBaselineRPC(ctx context.Context, impl string, cfg Config, rec *CallRecor
 		}
 	}()
 
-	// The wire is a diagnostic of the direct reply-to baseline; the reply
-	// queue's sends the minimal one.
-	wire, replyQueue := cfg.BaselineWire, impl == ImplBaselineQueue
-	if replyQueue {
-		wire = WireMinimal
-	}
-	c, err := newRPCClient(clientConn, wire, replyQueue, cfg.BaselineDurable)
+	// The wire is a diagnostic of both baselines: with WireWarren each
+	// sends what warren's Caller sends over its reply path.
+	c, err := newRPCClient(clientConn, cfg.BaselineWire, impl == ImplBaselineQueue, cfg.BaselineDurable)
 	if err != nil {
 		return err
 	}

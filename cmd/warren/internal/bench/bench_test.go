@@ -247,6 +247,7 @@ func TestRunsRPC(t *testing.T) {
 		{"baseline/warren-wire", baseline, Config{Callers: 4, BaselineWire: WireWarren}},
 		{"baseline/props-wire", baseline, Config{Callers: 4, BaselineWire: WireProps}},
 		{"baseline/deadline-wire", baseline, Config{Callers: 4, BaselineWire: WireDeadline}},
+		{"queue/warren-wire", queue, Config{Callers: 4, BaselineWire: WireWarren}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

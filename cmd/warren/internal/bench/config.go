@@ -125,7 +125,7 @@ type Config struct {
 	// largest. ModeJobs only.
 	Workers int `json:"workers,omitempty"`
 	// BaselineWire is what the baselines' messages carry besides their
-	// body. ModeRPC: what the direct reply-to baseline's requests carry,
+	// body. ModeRPC: what both baselines' requests carry,
 	// WireMinimal (the default), WireProps, WireDeadline or WireWarren.
 	// ModeJobs: WireMinimal (the default: content type and delivery mode)
 	// or WireProps (and the properties warren's Publisher sends with every

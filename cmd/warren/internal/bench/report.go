@@ -106,7 +106,7 @@ type ReportConfig struct {
 	QueueTypes    []string `json:"queue_types"`
 	Rounds        int      `json:"rounds"`
 	PublishWindow int      `json:"publish_window,omitempty"` // ModeJobs
-	// BaselineWire is what the direct reply-to baseline's requests
+	// BaselineWire is what the baselines' requests
 	// carried (ModeJobs: the baselines' jobs; left out when minimal),
 	// BaselineDurable whether the baselines' requests were
 	// persistent, DirectReplyTo whether warren's Caller used direct
@@ -479,7 +479,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	case rpc && (r.Config.BaselineDurable || r.Config.BaselineWire != "" && r.Config.BaselineWire != WireMinimal):
 		var what []string
 		if r.Config.BaselineWire != "" && r.Config.BaselineWire != WireMinimal {
-			what = append(what, fmt.Sprintf("the direct reply-to baseline sent %s (--baseline-wire %s)", wireWhat(r.Config.BaselineWire), r.Config.BaselineWire))
+			what = append(what, fmt.Sprintf("the baselines sent %s (--baseline-wire %s)", wireWhat(r.Config.BaselineWire), r.Config.BaselineWire))
 		}
 		if r.Config.BaselineDurable {
 			what = append(what, "the baselines sent persistent requests (--baseline-durable)")
