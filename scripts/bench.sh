@@ -13,6 +13,9 @@
 #             1 MiB payloads; 10 queues at once (SCALE_ROUNDS rounds, default 3)
 #   rabbitmq4 jobs and both rpc reply paths against a private RabbitMQ 4.3
 #             node (scripts/rabbitmq4.sh test-node 4.3), ROUNDS rounds
+#   wire      a diagnostic: jobs and rpc with the baselines sending what
+#             warren sends (--baseline-wire), so the ratios compare the
+#             code alone (not among the defaults)
 #
 # The broker and the machine should be otherwise idle: every run uses the
 # whole machine. WARREN_URL (or --url's default) picks the broker of every
@@ -68,13 +71,18 @@ rabbitmq4() {
 	WARREN_URL=$AMQP_URL run rmq43-rpc-direct --mode rpc --callers 1,16 --rounds "$rounds" --direct-reply-to
 }
 
+wire() {
+	run jobs-props --queue-type both --rounds "$rounds" --baseline-wire props
+	run rpc-wire --mode rpc --callers 1,16 --rounds "$rounds" --baseline-wire warren
+}
+
 sections=("$@")
 [ ${#sections[@]} -gt 0 ] || sections=(jobs rpc scaling)
 for s in "${sections[@]}"; do
 	case $s in
-	jobs | rpc | scaling | rabbitmq4) "$s" ;;
+	jobs | rpc | scaling | rabbitmq4 | wire) "$s" ;;
 	*)
-		say "unknown section $s: want jobs, rpc, scaling or rabbitmq4"
+		say "unknown section $s: want jobs, rpc, scaling, rabbitmq4 or wire"
 		exit 2
 		;;
 	esac
