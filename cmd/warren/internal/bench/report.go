@@ -476,9 +476,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	var err error
 	switch {
-	case rpc && (r.Config.BaselineDurable || r.Config.BaselineWire != "" && r.Config.BaselineWire != WireMinimal):
+	case rpc && (r.Config.BaselineDurable || r.Config.wireAdded()):
 		var what []string
-		if r.Config.BaselineWire != "" && r.Config.BaselineWire != WireMinimal {
+		if r.Config.wireAdded() {
 			what = append(what, fmt.Sprintf("the baselines sent %s (--baseline-wire %s)", wireWhat(r.Config.BaselineWire), r.Config.BaselineWire))
 		}
 		if r.Config.BaselineDurable {
@@ -490,7 +490,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	case rpc:
 		_, err = fmt.Fprintf(w, "targets: warren >= %.2fx the better baseline's calls/s and <= %.2fx its p99, with each number of callers: %s\n",
 			TargetCallsPerSec, TargetP99, status)
-	case r.Config.BaselineWire != "" && r.Config.BaselineWire != WireMinimal:
+	case r.Config.wireAdded():
 		_, err = fmt.Fprintf(w, "the baselines' jobs carried warren's job properties (--baseline-wire %s), so these ratios compare the code alone: "+
 			"a diagnostic (at >= %.2fx the jobs/s of %s, <= %.2fx its CPU per job, and a peak of allocated memory <= %s: %s); "+
 			"the targets are judged against the baselines' minimal jobs, the default\n",
@@ -500,6 +500,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 			TargetJobsPerSec, ImplBaselineBatched, TargetCPUPerJob, formatBytes(TargetPeakRSSBytes), status)
 	}
 	return err
+}
+
+// wireAdded reports whether the baselines' messages carried more than the
+// minimal wire: the report is then a diagnostic.
+func (c ReportConfig) wireAdded() bool {
+	return c.BaselineWire != "" && c.BaselineWire != WireMinimal
 }
 
 // wireWhat says what a baseline wire other than WireMinimal adds.
